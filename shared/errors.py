@@ -1,0 +1,40 @@
+"""Domain errors every service raises, and their HTTP mapping."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class DomainError(Exception):
+    """Base: a request that cannot be carried out as asked. Nothing was written."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Invalid(DomainError):
+    status_code = 422
+    code = "invalid"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.message, **exc.details},
+                            status_code=exc.status_code)

@@ -1,0 +1,149 @@
+"""Envelope, event base class, the registry of event types and upcasting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, SerializeAsAny
+
+_REGISTRY: dict[str, type[Event]] = {}
+_UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class Event(BaseModel):
+    """Base of every event payload: frozen, past tense, unknown fields ignored.
+
+    Subclasses set `topic` (where the producing service publishes it) and may raise
+    `schema_version` when their shape changes, registering an upcaster for the old one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    topic: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            if cls.__name__ in _REGISTRY:
+                raise TypeError(f"event type {cls.__name__} is defined twice")
+            _REGISTRY[cls.__name__] = cls
+
+    @classmethod
+    def event_type(cls) -> str:
+        return cls.__name__
+
+
+class UnknownEvent(BaseModel):
+    """Payload of an event type this code does not know (a newer producer): kept as data."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+def event_types() -> dict[str, type[Event]]:
+    """Every registered event type by name."""
+    return dict(_REGISTRY)
+
+
+def register_upcaster(event_type: str, from_version: int):
+    """Register a function turning a payload of `from_version` into `from_version + 1`."""
+
+    def decorator(fn: Callable[[dict[str, Any]], dict[str, Any]]):
+        _UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return decorator
+
+
+def _upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    model = _REGISTRY[event_type]
+    while version < model.schema_version:
+        step = _UPCASTERS.get((event_type, version))
+        if step is None:
+            raise ValueError(f"no upcaster for {event_type} v{version}")
+        payload = step(payload)
+        version += 1
+    return payload
+
+
+class Envelope(BaseModel):
+    """The metadata every event carries, around its typed payload."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    event_type: str
+    schema_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    producer: str
+    clinic_id: UUID
+    patient_id: UUID
+    correlation_id: UUID
+    causation_id: UUID | None = None
+    payload: SerializeAsAny[BaseModel]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _typed_payload(cls, value: Any, info) -> BaseModel:
+        if isinstance(value, BaseModel):
+            return value
+        event_type = info.data.get("event_type")
+        version = info.data.get("schema_version")
+        if event_type is None or version is None:
+            raise ValueError("payload needs a valid event_type and schema_version")
+        if not isinstance(value, dict):
+            raise ValueError("payload must be an object")
+        model = _REGISTRY.get(event_type)
+        if model is None:
+            return UnknownEvent.model_validate(value)
+        if version > model.schema_version:
+            # a newer producer: fields we know are still there (additive changes only)
+            return model.model_validate(value)
+        return model.model_validate(_upcast(event_type, version, value))
+
+    @classmethod
+    def new(cls, payload: Event, *, producer: str, clinic_id: UUID, patient_id: UUID,
+            cause: Envelope | None = None, correlation_id: UUID | None = None) -> Envelope:
+        """Wrap `payload` in a new envelope; `cause` links it to the event that led to it."""
+        event_id = uuid4()
+        if cause is not None:
+            correlation_id = cause.correlation_id
+        return cls(
+            event_id=event_id,
+            event_type=payload.event_type(),
+            schema_version=payload.schema_version,
+            occurred_at=datetime.now(UTC),
+            producer=producer,
+            clinic_id=clinic_id,
+            patient_id=patient_id,
+            correlation_id=correlation_id or event_id,
+            causation_id=cause.event_id if cause else None,
+            payload=payload,
+        )
+
+    @property
+    def topic(self) -> str:
+        if isinstance(self.payload, Event):
+            return self.payload.topic
+        raise ValueError(f"unknown event type {self.event_type} has no topic")
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: the patient, so that each patient's events stay ordered."""
+        return str(self.patient_id).encode()
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_envelope(raw: bytes | str) -> Envelope:
+    """Parse and validate one event from the wire (raises `pydantic.ValidationError`)."""
+    return Envelope.model_validate_json(raw)

@@ -1,0 +1,134 @@
+"""What every service runs besides its own logic: the database pool and migrations, the
+topics, the outbox relay, the FastStream broker and background workers, and the health
+endpoints. A service's `bootstrap` builds one `ServiceRuntime` and hands it its parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.kafka import ensure_topics, make_broker, make_producer
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """Owns a service's connections and background tasks; opened by the app's lifespan."""
+
+    def __init__(self, settings: ServiceSettings, migrations_dir: Path):
+        self.settings = settings
+        self.migrations = discover_migrations(SHARED_MIGRATIONS, migrations_dir)
+        self.broker: KafkaBroker = make_broker(settings)
+        self.workers: list[tuple[str, Worker]] = []
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._producer = None
+
+    def add_worker(self, name: str, worker: Worker) -> None:
+        """Run `worker(runtime)` as a background task while the service runs."""
+        self.workers.append((name, worker))
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        assert self.pool is not None, "runtime not started"
+        return self.pool
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size)
+        applied = await apply_migrations(self.pool, self.migrations)
+        if applied:
+            log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
+        await ensure_topics(s.kafka_bootstrap_servers, s.topic_partitions)
+        self._producer = make_producer(s)
+        await self._producer.start()
+        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema,
+                                 batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
+                                 retention_hours=s.outbox_retention_hours)
+        self._spawn("outbox-relay", self.relay.run())
+        await self.broker.start()
+        for name, worker in self.workers:
+            self._spawn(name, worker(self))
+        log.info("%s: started", s.service_name)
+
+    def _spawn(self, name: str, coro) -> None:
+        task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")
+        task.add_done_callback(self._on_task_done)
+        self._tasks.append(task)
+
+    def _on_task_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI):
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        """Whether PostgreSQL and the broker answer."""
+        checks = {}
+        try:
+            async with self.db.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"unavailable: {type(exc).__name__}"
+        try:
+            client = self._producer.client  # type: ignore[union-attr]
+            ok = await asyncio.wait_for(client.fetch_all_metadata(), 3)
+            checks["kafka"] = "ok" if ok is not None else "unavailable"
+        except Exception as exc:
+            checks["kafka"] = f"unavailable: {type(exc).__name__}"
+        return checks
+
+
+def health_router(runtime: ServiceRuntime) -> APIRouter:
+    """`/health` (the process is alive) and `/ready` (its PostgreSQL and broker answer)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.settings.service_name}
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        checks = await runtime.readiness()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", **checks},
+                            status_code=200 if ok else 503)
+
+    return router

@@ -1,0 +1,78 @@
+"""Settings every service shares; each service subclasses with its own env prefix.
+
+A few infrastructure settings may also be given once for all services without the
+prefix (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ...); the prefixed name wins.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# field name -> unprefixed environment variable that every service reads
+SHARED_ENV = {
+    "database_url": "DATABASE_URL",
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "kafka_enable_idempotence": "KAFKA_ENABLE_IDEMPOTENCE",
+    "topic_partitions": "KAFKA_TOPIC_PARTITIONS",
+    "log_level": "LOG_LEVEL",
+}
+
+
+class _SharedEnvSource(PydanticBaseSettingsSource):
+    """Reads the unprefixed shared variables (lower priority than the prefixed ones)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = SHARED_ENV.get(field_name)
+        return (os.environ.get(name) if name else None), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {f: os.environ[e] for f, e in SHARED_ENV.items() if e in os.environ}
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings: where PostgreSQL and Kafka are, the HTTP port, tuning knobs."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="")
+
+    service_name: ClassVar[str] = "service"
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        description="PostgreSQL URL; the service keeps its tables in its own schema there.",
+    )
+    db_schema: str = Field("", description="Schema owned by this service (default: its name).")
+    db_pool_size: int = 10
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_enable_idempotence: bool = Field(
+        False, description="Idempotent producer: on for Apache Kafka, off for tansu."
+    )
+    topic_partitions: int = 6
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    consumer_max_records: int = 500
+    outbox_batch_size: int = 500
+    outbox_poll_seconds: float = 1.0
+    outbox_retention_hours: float = 24.0
+
+    @property
+    def schema(self) -> str:
+        return self.db_schema or self.service_name
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _SharedEnvSource(settings_cls), dotenv_settings,
+                file_secret_settings)
+
+    @classmethod
+    def env_names(cls) -> set[str]:
+        """Every environment variable this class reads (used by the compose contract test)."""
+        prefix = cls.model_config.get("env_prefix", "")
+        names = {f"{prefix}{name}".upper() for name in cls.model_fields}
+        return names | set(SHARED_ENV.values())
