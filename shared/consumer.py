@@ -67,7 +67,8 @@ class EventConsumer:
     """One logical consumer (a consumer group): `name` also keys its processed-events rows."""
 
     name: str
-    pool: asyncpg.Pool
+    get_pool: Callable[[], asyncpg.Pool]
+    """Returns the service's pool (it exists only once the service has started)."""
     handlers: dict[type[Event], Handler]
     retry_delay: float = 1.0
     stats: BatchResult = field(default_factory=BatchResult)
@@ -107,7 +108,7 @@ class EventConsumer:
                 ignored += 1
         result = BatchResult(ignored=ignored)
         try:
-            async with self.pool.acquire() as conn:
+            async with self.get_pool().acquire() as conn:
                 try:
                     async with conn.transaction():
                         await self._apply(conn, events, result)

@@ -63,4 +63,5 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         client_id=settings.service_name,
         enable_idempotence=settings.kafka_enable_idempotence,
         logger=logging.getLogger(f"{settings.service_name}.kafka"),
+        log_level=logging.DEBUG,  # per-batch "Received"/"Processed" lines only at DEBUG
     )

@@ -15,7 +15,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
+from shared.consumer import EventConsumer, Handler
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.events import Event
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -33,6 +35,7 @@ class ServiceRuntime:
         self.migrations = discover_migrations(SHARED_MIGRATIONS, migrations_dir)
         self.broker: KafkaBroker = make_broker(settings)
         self.workers: list[tuple[str, Worker]] = []
+        self.consumers: list[EventConsumer] = []
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task] = []
@@ -41,6 +44,13 @@ class ServiceRuntime:
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run `worker(runtime)` as a background task while the service runs."""
         self.workers.append((name, worker))
+
+    def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str) -> EventConsumer:
+        """Subscribe an idempotent consumer group `name` to `topics` with `handlers`."""
+        consumer = EventConsumer(name, lambda: self.db, handlers)
+        consumer.subscribe(self.broker, *topics, max_records=self.settings.consumer_max_records)
+        self.consumers.append(consumer)
+        return consumer
 
     @property
     def db(self) -> asyncpg.Pool:

@@ -1,0 +1,19 @@
+"""HTTP API of the notifier (staff reads; Twilio webhooks come with the Twilio work)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+
+from services.notifier.handlers import Q
+
+router = APIRouter(tags=["texts"])
+
+
+@router.get("/patients/{patient_id}/texts")
+async def patient_texts(patient_id: UUID, request: Request) -> list[dict[str, Any]]:
+    """Every text scheduled for a patient, with its state and, once sent, its body."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id)]

@@ -1,0 +1,52 @@
+"""Composition root of the notifier."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.notifier import handlers
+from services.notifier.api import router
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.schedule import QuietHours
+from services.notifier.senders import RecordingSender, SmsSender
+from services.notifier.settings import NotifierSettings
+from shared.errors import install_error_handlers
+from shared.events.booking import PatientRegistered, SessionBooked
+from shared.events.plans import PlanProgressed
+from shared.runtime import ServiceRuntime, health_router
+from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
+
+
+def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSender:
+    """Twilio when credentials are configured, else the local recording sender."""
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        raise NotImplementedError("Twilio sending is not wired yet; unset TWILIO credentials")
+    return RecordingSender(runtime.db)
+
+
+def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
+    """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
+    settings = settings or NotifierSettings()
+    runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
+    runtime.consume("notifier", {
+        PatientRegistered: handlers.on_patient_registered,
+        SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
+        PlanProgressed: handlers.on_plan_progressed,
+    }, BOOKING_EVENTS, PLANS_EVENTS)
+
+    async def dispatch(rt: ServiceRuntime) -> None:
+        await Dispatcher(rt.db, make_sender(settings, rt), schema=settings.schema,
+                         batch_size=settings.dispatch_batch_size,
+                         poll_seconds=settings.dispatch_poll_seconds).run()
+
+    runtime.add_worker("dispatcher", dispatch)
+    app = FastAPI(title="Notifier", version="0.1.0", lifespan=runtime.lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(health_router(runtime))
+    app.include_router(router)
+    return app

@@ -1,0 +1,123 @@
+"""The dispatcher: claims due texts with SKIP LOCKED, renders them from the current
+appointment (so a text never quotes a stale time), sends, and records the result together
+with its `SmsSent` event. Safe with several instances."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.notifier.handlers import Q
+from services.notifier.senders import OutgoingSms, SendError, SmsSender
+from services.notifier.templates import TextContext, render, segments
+from shared.events import Envelope
+from shared.events.notifier import SmsSent
+from shared.outbox import enqueue
+
+log = logging.getLogger(__name__)
+PRODUCER = "notifier"
+
+
+class Dispatcher:
+    def __init__(self, pool: asyncpg.Pool, sender: SmsSender, *, schema: str = "notifier",
+                 batch_size: int = 200,
+                 poll_seconds: float = 0.5, stale_claim_seconds: float = 300.0):
+        self.pool = pool
+        self.channel = f"{schema}_texts"
+        self.sender = sender
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.stale_claim_seconds = stale_claim_seconds
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; wakes when texts are scheduled or a short poll."""
+        while True:
+            try:
+                async with self.pool.acquire() as listen_conn:
+                    await listen_conn.add_listener(self.channel, lambda *_: self._wake.set())
+                    await self._release_stale()
+                    while True:
+                        self._wake.clear()
+                        n = await self.dispatch_once()
+                        if n < self.batch_size:
+                            try:
+                                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                            except TimeoutError:
+                                pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dispatcher restarting after %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _release_stale(self) -> None:
+        async with self.pool.acquire() as conn:
+            released = await conn.fetch(Q.release_stale_claims, self.stale_claim_seconds)
+        if released:
+            log.warning("released %d stale text claims", len(released))
+
+    async def dispatch_once(self) -> int:
+        """Claim and send one batch of due texts. Returns how many were claimed."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                ids = [r["id"] for r in await conn.fetch(Q.claim_due, self.batch_size)]
+            if not ids:
+                return 0
+            rows = await conn.fetch(Q.text_context, ids)
+        await asyncio.gather(*(self._send_one(row) for row in rows))
+        return len(ids)
+
+    async def _send_one(self, row: asyncpg.Record) -> None:
+        reason = self._why_not(row)
+        if reason:
+            status = "cancelled" if reason.startswith("appointment") else "skipped"
+            async with self.pool.acquire() as conn:
+                await conn.execute(Q.mark_not_sent, row["id"], status, reason)
+            return
+        first = not row["stop_notice_sent"]
+        body = render(row["kind"], TextContext(
+            language=row["language"], clinic_name=row["clinic_name"],
+            clinic_phone=row["clinic_phone"], site_name=row["site_name"],
+            site_address=row["site_address"], timezone=row["site_timezone"],
+            starts_at=row["starts_at"], fasting_rule=row["fasting_rule"]), first_text=first)
+        try:
+            sid = await self.sender.send(OutgoingSms(row["id"], row["phone_e164"], body))
+        except SendError as exc:
+            async with self.pool.acquire() as conn:
+                if exc.permanent:
+                    await conn.execute(Q.mark_not_sent, row["id"], "failed", exc.code)
+                else:
+                    await conn.execute("UPDATE texts SET status = 'pending', status_reason = $2"
+                                       " WHERE id = $1", row["id"], exc.code)
+            return
+        n_segments = segments(body)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q.mark_sent, row["id"], sid, body, n_segments)
+            if first:
+                await conn.execute(Q.mark_stop_notice_sent, row["patient_id"])
+            await enqueue(conn, [Envelope.new(
+                SmsSent(text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"],
+                        provider_sid=sid, segments=n_segments),
+                producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
+
+    @staticmethod
+    def _why_not(row: asyncpg.Record) -> str | None:
+        """Why a claimed text must not go out now, or None if it may."""
+        if row["phone_e164"] is None:
+            return "no contact details for the patient"
+        if not row["sms_consent"]:
+            return "patient has not consented to texts"
+        if row["opted_out"]:
+            return "patient opted out"
+        if row["booking_id"] is not None:
+            if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):
+                return f"appointment {row['appointment_status']}"
+            if row["booking_version"] != row["appointment_version"]:
+                return "appointment was moved"
+        if datetime.now(UTC) > row["valid_until"]:
+            return "too late to be useful"
+        return None

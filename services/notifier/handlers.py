@@ -1,0 +1,51 @@
+"""Notifier event handlers: keep contacts and appointments, schedule texts.
+
+Plain functions on the consumer's connection, inside its transaction: a redelivered event
+is skipped by the consumer before it gets here, so texts are scheduled exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from services.notifier.schedule import Appointment, QuietHours, plan_texts
+from shared.db import Queries
+from shared.events import Envelope
+from shared.events.booking import PatientRegistered, SessionBooked
+from shared.events.plans import PlanProgressed
+
+Q = Queries(Path(__file__).with_name("queries.sql"))
+
+
+async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None:
+    p: PatientRegistered = env.payload  # type: ignore[assignment]
+    await conn.execute(Q.upsert_contact, env.patient_id, env.clinic_id, p.phone_e164,
+                       p.language, p.sms_consent)
+
+
+async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
+                            quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
+    """Remember the appointment and schedule its texts (confirmation, prep, reminders)."""
+    b: SessionBooked = env.payload  # type: ignore[assignment]
+    stored = await conn.fetchval(
+        Q.upsert_appointment, b.booking_id, env.clinic_id, env.patient_id, b.version,
+        b.clinic_name, b.clinic_phone, b.site_name, b.site_address, b.site_phone, b.site_timezone,
+        b.session_type, b.is_dosing, b.fasting_rule, b.patient_language, b.starts_at, b.ends_at)
+    if stored is None:
+        return  # we already hold a newer version of this booking
+    planned = plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing),
+                         now or datetime.now(UTC), quiet)
+    await conn.execute(
+        Q.insert_texts, env.clinic_id, env.patient_id, b.booking_id, b.version,
+        [p.kind for p in planned], [p.due_at for p in planned], [p.valid_until for p in planned],
+        ["skipped" if p.skipped else "pending" for p in planned],
+        ["booked too late to be useful" if p.skipped else None for p in planned])
+
+
+async def on_plan_progressed(conn: asyncpg.Connection, env: Envelope) -> None:
+    p: PlanProgressed = env.payload  # type: ignore[assignment]
+    await conn.execute(Q.upsert_plan_progress, p.plan_id, env.patient_id, p.template,
+                       p.sessions_target, p.sessions_booked, p.sessions_completed)

@@ -1,0 +1,72 @@
+-- name: upsert_contact
+INSERT INTO contacts (patient_id, clinic_id, phone_e164, language, sms_consent)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (patient_id) DO UPDATE
+    SET phone_e164 = EXCLUDED.phone_e164, language = EXCLUDED.language,
+        sms_consent = EXCLUDED.sms_consent, updated_at = now();
+
+-- name: upsert_appointment
+INSERT INTO appointments (booking_id, clinic_id, patient_id, version, clinic_name, clinic_phone,
+                          site_name, site_address, site_phone, site_timezone, session_type,
+                          is_dosing, fasting_rule, language, starts_at, ends_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (booking_id) DO UPDATE
+    SET version = EXCLUDED.version, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+        updated_at = now()
+    WHERE appointments.version < EXCLUDED.version
+RETURNING booking_id;
+
+-- name: insert_texts
+INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
+                   status, status_reason)
+SELECT $1, $2, $3, $4, k, d, v, s, r
+FROM unnest($5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]) AS t(k, d, v, s, r);
+
+-- name: claim_due
+UPDATE texts SET status = 'sending', claimed_at = now(), attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()
+    ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: text_context
+SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version, t.valid_until,
+       c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
+       a.status AS appointment_status, a.version AS appointment_version,
+       a.clinic_name, a.clinic_phone, a.site_name, a.site_address, a.site_timezone,
+       a.starts_at, a.fasting_rule
+FROM texts t
+LEFT JOIN contacts c ON c.patient_id = t.patient_id
+LEFT JOIN appointments a ON a.booking_id = t.booking_id
+WHERE t.id = ANY($1::bigint[])
+ORDER BY t.due_at;
+
+-- name: mark_sent
+UPDATE texts SET status = 'sent', sent_at = now(), provider_sid = $2, body = $3, segments = $4
+WHERE id = $1 AND status = 'sending';
+
+-- name: mark_stop_notice_sent
+UPDATE contacts SET stop_notice_sent = true WHERE patient_id = $1;
+
+-- name: mark_not_sent
+UPDATE texts SET status = $2, status_reason = $3 WHERE id = $1 AND status = 'sending';
+
+-- name: release_stale_claims
+-- Texts claimed by a dispatcher that died before it called the provider go back to pending.
+UPDATE texts SET status = 'pending'
+WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
+  AND provider_sid IS NULL
+RETURNING id;
+
+-- name: upsert_plan_progress
+INSERT INTO plan_progress (plan_id, patient_id, template, sessions_target, sessions_booked,
+                           sessions_completed)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (plan_id) DO UPDATE
+    SET sessions_target = EXCLUDED.sessions_target, sessions_booked = EXCLUDED.sessions_booked,
+        sessions_completed = EXCLUDED.sessions_completed, updated_at = now();
+
+-- name: texts_of_patient
+SELECT id, booking_id, kind, status, status_reason, due_at, valid_until, sent_at, body,
+       segments, provider_sid
+FROM texts WHERE patient_id = $1 ORDER BY due_at, id;

@@ -1,0 +1,75 @@
+"""When each text about an appointment should go out: pure functions, no I/O.
+
+Due times are computed in the site's time zone (so DST is handled by `zoneinfo`) and
+returned in UTC. Every text has a validity window: one whose moment has passed is sent now
+if still useful, skipped if not; none is ever due inside quiet hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Appointment:
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    is_dosing: bool
+
+
+@dataclass(frozen=True)
+class PlannedText:
+    kind: str
+    due_at: datetime
+    valid_until: datetime
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Texts may go out from `end` to `start` o'clock, local time (default 08:00-21:00)."""
+
+    start: int = 21
+    end: int = 8
+
+    def allowed(self, local: datetime) -> bool:
+        return self.end <= local.hour < self.start
+
+    def clamp(self, due: datetime, tz: ZoneInfo, not_before: datetime) -> datetime:
+        """Move `due` out of quiet hours: to the latest allowed moment before it, or, when
+        that is earlier than `not_before`, to the earliest allowed moment after it."""
+        local = due.astimezone(tz)
+        if self.allowed(local):
+            return due
+        day = local.date() if local.hour >= self.start else local.date() - timedelta(days=1)
+        before = datetime.combine(day, time(self.start), tz) - timedelta(minutes=1)
+        if before.astimezone(UTC) >= not_before:
+            return before.astimezone(UTC)
+        after_day = day + timedelta(days=1)
+        return datetime.combine(after_day, time(self.end), tz).astimezone(UTC)
+
+
+def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours()) -> list[PlannedText]:
+    """The texts for a newly booked (or moved) appointment, with due times in UTC."""
+    tz = ZoneInfo(appt.timezone)
+    start = appt.starts_at
+    local_start = start.astimezone(tz)
+    wanted: list[tuple[str, datetime, datetime]] = [
+        ("confirmation", now, start - timedelta(hours=1)),
+        ("day_of", start - timedelta(hours=2), start - timedelta(minutes=30)),
+    ]
+    if appt.is_dosing:
+        evening_before = datetime.combine(local_start.date() - timedelta(days=1), time(18), tz)
+        wanted += [
+            ("prep", start - timedelta(hours=72), start - timedelta(hours=12)),
+            ("fasting_reminder", evening_before.astimezone(UTC), start - timedelta(hours=6)),
+        ]
+    planned = []
+    for kind, due, valid_until in wanted:
+        due = max(due, now)
+        due = quiet.clamp(due, tz, not_before=now)
+        planned.append(PlannedText(kind, due, valid_until, skipped=due > valid_until))
+    return sorted(planned, key=lambda p: p.due_at)

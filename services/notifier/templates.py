@@ -1,0 +1,122 @@
+"""Text templates in English, French and Spanish, and their rendering.
+
+Rules every template follows: no drug, procedure or diagnosis names (HIPAA minimum
+necessary: "your appointment", never the treatment); the clinic's name and phone number in
+every text; replies are digits (never CANCEL, which is a Twilio opt-out word).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, format_time
+
+LOCALES = {"en": "en_US", "fr": "fr_CA", "es": "es_US"}
+DATE_PATTERNS = {"en": "EEE MMM d", "fr": "EEE d MMM", "es": "EEE d 'de' MMM"}
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "confirmation": {
+        "en": "{clinic}: your appointment at {site} is on {date} at {time}. Reply 1 to confirm, 2 to reschedule. Questions: {phone}",
+        "fr": "{clinic}: votre rendez-vous à {site} est le {date} à {time}. Répondez 1 pour confirmer, 2 pour changer. Questions: {phone}",
+        "es": "{clinic}: su cita en {site} es el {date} a las {time}. Responda 1 para confirmar, 2 para cambiarla. Preguntas: {phone}",
+    },
+    "prep": {
+        "en": "{clinic}: your appointment is on {date} at {time}. {fasting} Arrive 30 min early. You cannot drive after it: arrange a ride home and reply 3 when it is set. {phone}",
+        "fr": "{clinic}: votre rendez-vous est le {date} à {time}. {fasting} Arrivez 30 min avant. Vous ne pourrez pas conduire après: prévoyez un retour et répondez 3. {phone}",
+        "es": "{clinic}: su cita es el {date} a las {time}. {fasting} Llegue 30 min antes. No debe conducir después: organice quien lo lleve y responda 3. {phone}",
+    },
+    "fasting_reminder": {
+        "en": "{clinic}: reminder for your appointment tomorrow at {time}. {fasting} Questions: {phone}",
+        "fr": "{clinic}: rappel pour votre rendez-vous demain à {time}. {fasting} Questions: {phone}",
+        "es": "{clinic}: recordatorio de su cita de mañana a las {time}. {fasting} Preguntas: {phone}",
+    },
+    "day_of": {
+        "en": "{clinic}: see you today at {time} at {site}, {address}. Questions: {phone}",
+        "fr": "{clinic}: nous vous attendons aujourd'hui à {time} à {site}, {address}. Questions: {phone}",
+        "es": "{clinic}: lo esperamos hoy a las {time} en {site}, {address}. Preguntas: {phone}",
+    },
+}
+
+FASTING: dict[str, dict[str, str]] = {
+    "solids_6h_clear_liquids_2h": {
+        "en": "No food for 6 h before; clear liquids until 2 h before.",
+        "fr": "Ne mangez rien 6 h avant; liquides clairs jusqu'à 2 h avant.",
+        "es": "No coma 6 h antes; solo bebidas claras hasta 2 h antes.",
+    },
+    "food_2h_liquids_30m": {
+        "en": "No food for 2 h and no drinks for 30 min before.",
+        "fr": "Ne mangez rien 2 h avant et ne buvez rien 30 min avant.",
+        "es": "No coma 2 h antes ni beba 30 min antes.",
+    },
+}
+
+STOP_NOTICE = {"en": " Reply STOP to opt out.", "fr": " STOP pour arrêter.", "es": " STOP para salir."}
+
+
+@dataclass(frozen=True)
+class TextContext:
+    language: str
+    clinic_name: str
+    clinic_phone: str
+    site_name: str
+    site_address: str
+    timezone: str
+    starts_at: datetime
+    fasting_rule: str | None
+
+
+# Characters outside GSM-7 replaced by their closest GSM-7 form (as Twilio's Smart Encoding
+# does), so that a French or Spanish text is not sent as UCS-2 with 70-character segments.
+_GSM_FOLD = str.maketrans({
+    "\u202f": " ", "\xa0": " ", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-",
+    "â": "a", "á": "a", "ê": "e", "ë": "e", "î": "i", "ï": "i", "í": "i", "ô": "o", "ó": "o",
+    "û": "u", "ú": "u", "ç": "c", "À": "A", "Â": "A", "Á": "A", "È": "E", "Ê": "E", "Í": "I",
+    "Ó": "O", "Ô": "O", "Ú": "U", "Û": "U",
+})
+
+
+def gsm_fold(text: str) -> str:
+    """`text` with common non-GSM-7 characters replaced by GSM-7 ones."""
+    return text.translate(_GSM_FOLD)
+
+
+def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
+    """The text of `kind` for `ctx`, in the patient's language (English if unknown)."""
+    lang = ctx.language if ctx.language in LOCALES else "en"
+    tz = ZoneInfo(ctx.timezone)
+    locale = LOCALES[lang]
+    fasting = FASTING.get(ctx.fasting_rule or "", {}).get(lang, "")
+    body = TEMPLATES[kind][lang].format(
+        clinic=ctx.clinic_name, phone=ctx.clinic_phone, site=ctx.site_name,
+        address=ctx.site_address,
+        date=format_datetime(ctx.starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale),
+        time=format_time(ctx.starts_at, "short", tzinfo=tz, locale=locale),
+        fasting=fasting,
+    ).replace("  ", " ").replace("..", ".")
+    if first_text:
+        body += STOP_NOTICE[lang]
+    return gsm_fold(body)
+
+
+# GSM 03.38 basic character set and the extension table (extension chars count twice)
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def segments(body: str) -> int:
+    """How many SMS segments `body` takes: GSM-7 (160, or 153 each when split) or UCS-2
+    (70, or 67 each when split)."""
+    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in body):
+        units = sum(2 if c in GSM7_EXTENSION else 1 for c in body)
+        single, multi = 160, 153
+    else:
+        units = sum(2 if ord(c) > 0xFFFF else 1 for c in body)
+        single, multi = 70, 67
+    if units <= single:
+        return 1
+    return -(-units // multi)

@@ -1,0 +1,14 @@
+"""Plans service settings (environment prefix `PLANS_`)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class PlansSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PLANS_", extra="ignore")
+    service_name = "plans"
+
+    http_port: int = 8002
+    auto_create_plans: bool = True
+    """Start a plan when a dosing session is booked for a patient with no open plan."""
