@@ -71,17 +71,20 @@ class EventConsumer:
     """Returns the service's pool (it exists only once the service has started)."""
     handlers: dict[type[Event], Handler]
     retry_delay: float = 1.0
+    topic_prefix: str = ""
+    """Prefix of the physical topic names (the outbox stores logical names)."""
     stats: BatchResult = field(default_factory=BatchResult)
 
     def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
                   batch_timeout_ms: int = 100):
-        """Register a FastStream batch subscriber for `topics` on `broker`."""
+        """Register a FastStream batch subscriber for the logical `topics` on `broker`."""
+        physical = [self.topic_prefix + t for t in topics]
 
         async def raw_records(msg: Any) -> Any:  # skip FastStream's per-message JSON decoding
             return msg.raw_message
 
         @broker.subscriber(
-            *topics, group_id=self.name, batch=True, max_records=max_records,
+            *physical, group_id=self.topic_prefix + self.name, batch=True, max_records=max_records,
             batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_records,
             title=f"{self.name}:{','.join(topics)}",
@@ -168,7 +171,8 @@ class EventConsumer:
             )
             if inserted is None:
                 continue  # dead-lettered on an earlier delivery
-            await enqueue_raw(conn, dlq(r.topic), r.key, r.value, {
+            logical = r.topic.removeprefix(self.topic_prefix)
+            await enqueue_raw(conn, dlq(logical), r.key, r.value, {
                 "dlq.error": d.error, "dlq.consumer": self.name, "dlq.source.topic": r.topic,
                 "dlq.source.partition": str(r.partition), "dlq.source.offset": str(r.offset),
             })

@@ -16,9 +16,10 @@ from shared.topics import ALL_TOPICS
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *,
+async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *, prefix: str = "",
                         replication: int = 1, timeout: float = 60.0) -> list[str]:
     """Create the topics that are missing (retrying while the broker comes up)."""
+    topics = [prefix + t for t in topics]
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)

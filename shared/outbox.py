@@ -56,11 +56,12 @@ class OutboxRelay:
     """
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, schema: str,
-                 batch_size: int = 500, poll_seconds: float = 1.0,
+                 topic_prefix: str = "", batch_size: int = 500, poll_seconds: float = 1.0,
                  retention_hours: float = 24.0, max_backoff: float = 5.0):
         self.pool = pool
         self.producer = producer
         self.schema = schema
+        self.topic_prefix = topic_prefix
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.retention_hours = retention_hours
@@ -137,7 +138,7 @@ class OutboxRelay:
                     headers = [(k, v.encode()) for k, v in json.loads(r["headers"]).items()] \
                         if r["headers"] else None
                     futures.append(await self.producer.send(
-                        r["topic"], value=r["value"], key=r["key"] or None, headers=headers))
+                        self.topic_prefix + r["topic"], value=r["value"], key=r["key"] or None, headers=headers))
                 await asyncio.gather(*futures)
             except BaseException as exc:
                 # keep the rows; record the failure on them outside this transaction

@@ -47,7 +47,8 @@ class ServiceRuntime:
 
     def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str) -> EventConsumer:
         """Subscribe an idempotent consumer group `name` to `topics` with `handlers`."""
-        consumer = EventConsumer(name, lambda: self.db, handlers)
+        consumer = EventConsumer(name, lambda: self.db, handlers,
+                                 topic_prefix=self.settings.topic_prefix)
         consumer.subscribe(self.broker, *topics, max_records=self.settings.consumer_max_records)
         self.consumers.append(consumer)
         return consumer
@@ -63,10 +64,10 @@ class ServiceRuntime:
         applied = await apply_migrations(self.pool, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
-        await ensure_topics(s.kafka_bootstrap_servers, s.topic_partitions)
+        await ensure_topics(s.kafka_bootstrap_servers, s.topic_partitions, prefix=s.topic_prefix)
         self._producer = make_producer(s)
         await self._producer.start()
-        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema,
+        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,
                                  batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
                                  retention_hours=s.outbox_retention_hours)
         self._spawn("outbox-relay", self.relay.run())

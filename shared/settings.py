@@ -19,6 +19,7 @@ SHARED_ENV = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_enable_idempotence": "KAFKA_ENABLE_IDEMPOTENCE",
     "topic_partitions": "KAFKA_TOPIC_PARTITIONS",
+    "topic_prefix": "KAFKA_TOPIC_PREFIX",
     "log_level": "LOG_LEVEL",
 }
 
@@ -52,6 +53,9 @@ class ServiceSettings(BaseSettings):
         False, description="Idempotent producer: on for Apache Kafka, off for tansu."
     )
     topic_partitions: int = 6
+    topic_prefix: str = Field(
+        "", description="Namespace for topic names, e.g. 'staging.' when environments share a cluster."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"

@@ -67,3 +67,21 @@ async def get_booking(booking_id: UUID, request: Request) -> dict[str, Any]:
     if row is None:
         raise NotFound("unknown booking")
     return _booking_view(row)
+
+
+@router.get("/clinics", tags=["clinics"])
+async def list_clinics(request: Request) -> list[dict[str, Any]]:
+    async with _pool(request).acquire() as conn:
+        return [dict(r) for r in await conn.fetch(handlers.Q.list_clinics)]
+
+
+@router.get("/clinics/{clinic_id}/sites", tags=["clinics"])
+async def list_sites(clinic_id: UUID, request: Request) -> list[dict[str, Any]]:
+    async with _pool(request).acquire() as conn:
+        return [dict(r) for r in await conn.fetch(handlers.Q.list_sites, clinic_id)]
+
+
+@router.get("/clinics/{clinic_id}/patients", tags=["patients"])
+async def list_patients(clinic_id: UUID, request: Request) -> list[dict[str, Any]]:
+    async with _pool(request).acquire() as conn:
+        return [dict(r) for r in await conn.fetch(handlers.Q.list_patients, clinic_id)]

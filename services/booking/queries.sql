@@ -35,3 +35,15 @@ RETURNING *;
 -- name: get_booking
 SELECT b.*, s.timezone AS site_timezone
 FROM bookings b JOIN sites s ON s.id = b.site_id WHERE b.id = $1;
+
+-- name: list_clinics
+SELECT id, name, phone, created_at FROM clinics ORDER BY created_at, id;
+
+-- name: list_sites
+SELECT id, clinic_id, name, address, phone, timezone, default_language
+FROM sites WHERE clinic_id = $1 ORDER BY name, id;
+
+-- name: list_patients
+SELECT id, clinic_id, given_name, family_name, phone_e164, language, sms_consent,
+       sms_consent_at, sms_consent_source
+FROM patients WHERE clinic_id = $1 ORDER BY family_name, given_name, id;

@@ -38,21 +38,27 @@ class Dispatcher:
         while True:
             try:
                 async with self.pool.acquire() as listen_conn:
-                    await listen_conn.add_listener(self.channel, lambda *_: self._wake.set())
-                    await self._release_stale()
-                    while True:
-                        self._wake.clear()
-                        n = await self.dispatch_once()
-                        if n < self.batch_size:
-                            try:
-                                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                            except TimeoutError:
-                                pass
+                    wake = lambda *_: self._wake.set()  # noqa: E731
+                    await listen_conn.add_listener(self.channel, wake)
+                    try:
+                        await self._release_stale()
+                        await self._loop()
+                    finally:
+                        await listen_conn.remove_listener(self.channel, wake)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("dispatcher restarting after %s", type(exc).__name__)
                 await asyncio.sleep(1.0)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            if await self.dispatch_once() < self.batch_size:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
 
     async def _release_stale(self) -> None:
         async with self.pool.acquire() as conn:
@@ -78,7 +84,8 @@ class Dispatcher:
             async with self.pool.acquire() as conn:
                 await conn.execute(Q.mark_not_sent, row["id"], status, reason)
             return
-        first = not row["stop_notice_sent"]
+        async with self.pool.acquire() as conn:
+            first = bool(await conn.fetchval(Q.claim_stop_notice, row["patient_id"]))
         body = render(row["kind"], TextContext(
             language=row["language"], clinic_name=row["clinic_name"],
             clinic_phone=row["clinic_phone"], site_name=row["site_name"],
@@ -88,6 +95,8 @@ class Dispatcher:
             sid = await self.sender.send(OutgoingSms(row["id"], row["phone_e164"], body))
         except SendError as exc:
             async with self.pool.acquire() as conn:
+                if first:
+                    await conn.execute(Q.release_stop_notice, row["patient_id"])
                 if exc.permanent:
                     await conn.execute(Q.mark_not_sent, row["id"], "failed", exc.code)
                 else:
@@ -97,8 +106,6 @@ class Dispatcher:
         n_segments = segments(body)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(Q.mark_sent, row["id"], sid, body, n_segments)
-            if first:
-                await conn.execute(Q.mark_stop_notice_sent, row["patient_id"])
             await enqueue(conn, [Envelope.new(
                 SmsSent(text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"],
                         provider_sid=sid, segments=n_segments),

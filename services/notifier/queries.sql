@@ -45,8 +45,13 @@ ORDER BY t.due_at;
 UPDATE texts SET status = 'sent', sent_at = now(), provider_sid = $2, body = $3, segments = $4
 WHERE id = $1 AND status = 'sending';
 
--- name: mark_stop_notice_sent
-UPDATE contacts SET stop_notice_sent = true WHERE patient_id = $1;
+-- name: claim_stop_notice
+-- True for exactly one text: the first one to this patient carries "reply STOP to opt out".
+UPDATE contacts SET stop_notice_sent = true WHERE patient_id = $1 AND NOT stop_notice_sent
+RETURNING true;
+
+-- name: release_stop_notice
+UPDATE contacts SET stop_notice_sent = false WHERE patient_id = $1;
 
 -- name: mark_not_sent
 UPDATE texts SET status = $2, status_reason = $3 WHERE id = $1 AND status = 'sending';

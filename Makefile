@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with only Python >= 3.11: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run demo test bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install ## start PostgreSQL, the broker and the three services with a demo network; Ctrl-C stops all
+	$(PY) -m devstack run
+
+demo: install ## book a session, follow it to the patient's texts, print them, stop, exit 0 if it worked
+	$(PY) -m devstack demo
+
+test: install ## the whole test suite (starts its own PostgreSQL and broker)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install ## the benchmarks in bench/, each printing figures and its ratio to a baseline
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

@@ -1,0 +1,83 @@
+"""`python -m devstack run|demo`: the commands behind `make run` and `make demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+import httpx
+
+from devstack.demo import book_demo_session, load_network, wait_for
+from devstack.stack import Stack
+from shared.logs import configure_logging
+
+
+def run() -> int:
+    """Start everything, load the demo network, keep running until Ctrl-C."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Stack() as stack:
+        network = load_network(stack.url("booking"))
+        logging.getLogger("devstack").info(
+            "ready: booking %s, plans %s, notifier %s; demo network %r with %d sites and %d "
+            "patients. Ctrl-C stops everything.", stack.url("booking"), stack.url("plans"),
+            stack.url("notifier"), network["clinic"]["name"], len(network["sites"]),
+            len(network["patients"]))
+        try:
+            while not stop.wait(0.5):
+                for mp in stack.processes:
+                    if mp.proc.poll() is not None:
+                        logging.getLogger("devstack").error("%s exited (%s); stopping",
+                                                            mp.name, mp.proc.returncode)
+                        return 1
+        except KeyboardInterrupt:
+            pass
+        logging.getLogger("devstack").info("stopping")
+    return 0
+
+
+def demo() -> int:
+    """Book one session and follow it through plans and notifier; exit 0 only if it all worked."""
+    log = logging.getLogger("devstack")
+    with Stack(quiet=True) as stack:
+        network = load_network(stack.url("booking"))
+        booking = book_demo_session(stack.url("booking"), network)
+        patient = booking["patient_id"]
+        print(f"booked {booking['session_type']} {booking['id']} at {booking['starts_at_local']}"
+              f" ({booking['site_timezone']})")
+        texts = wait_for(
+            lambda: httpx.get(f"{stack.url('notifier')}/patients/{patient}/texts").json(),
+            lambda ts: any(t["booking_id"] == booking["id"] and t["status"] == "sent" for t in ts))
+        plans = wait_for(
+            lambda: httpx.get(f"{stack.url('plans')}/patients/{patient}/plans").json(),
+            lambda ps: any(any(s["booking_id"] == booking["id"] for s in p["sessions"]) for p in ps))
+        for plan in plans:
+            print(f"plan {plan['template']}: {plan['sessions_booked']} booked, {plan['progress']}")
+        print("texts for this booking:")
+        for t in texts:
+            if t["booking_id"] == booking["id"]:
+                print(f"  [{t['status']:>7}] {t['kind']:<16} due {t['due_at']}"
+                      + (f"\n            {t['body']}" if t["body"] else ""))
+        log.info("demo passed: booking -> plans -> notifier -> SMS")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devstack")
+    parser.add_argument("command", choices=["run", "demo"])
+    args = parser.parse_args(argv)
+    configure_logging("devstack")
+    try:
+        return {"run": run, "demo": demo}[args.command]()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a failed demo says why and exits non-zero
+        logging.getLogger("devstack").error("%s failed: %s", args.command, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

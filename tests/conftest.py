@@ -1,0 +1,159 @@
+"""Test infrastructure: one PostgreSQL and one Kafka-protocol broker per run.
+
+With `TEST_DATABASE_URL` / `TEST_KAFKA_BOOTSTRAP_SERVERS` set, those are used; otherwise the
+embedded PostgreSQL and tansu are started once and stopped at the end. Each test gets its
+own schemas and its own topic namespace, so tests never see each other's data or events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.embedded import ManagedProcess, start_postgres, start_tansu
+
+
+@dataclass
+class Infra:
+    database_url: str
+    bootstrap_servers: str
+    postgres: ManagedProcess | None = None
+    broker: ManagedProcess | None = None
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infra:
+    db_url = os.environ.get("TEST_DATABASE_URL")
+    kafka = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
+    started: list[ManagedProcess] = []
+    tmp = tempfile.TemporaryDirectory(prefix="kcb-test-")
+    try:
+        pg = broker = None
+        if not db_url:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pg = start_postgres(Path(tmp.name) / "pg", fsync=False)
+            started.append(pg)
+            db_url = pg.url
+        if not kafka:
+            broker = start_tansu(log_file=Path(tmp.name) / "tansu.log")
+            started.append(broker)
+            kafka = broker.url
+        yield Infra(db_url, kafka, pg, broker)
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+        tmp.cleanup()
+
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A short name unique to this test: used for schemas and the topic prefix."""
+    return f"t{next(_counter)}{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to the test server (superuser, `public` schema)."""
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@dataclass
+class RunningService:
+    name: str
+    app: object
+    http: httpx.AsyncClient
+
+    @property
+    def runtime(self):
+        return self.app.state.runtime
+
+    @property
+    def schema(self) -> str:
+        return self.runtime.settings.schema
+
+
+@dataclass
+class Spine:
+    """The three services running in this process against real PostgreSQL and Kafka."""
+
+    services: dict[str, RunningService] = field(default_factory=dict)
+    topic_prefix: str = ""
+
+    def __getattr__(self, name: str) -> RunningService:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def service_settings(name: str, infra: Infra, namespace: str, **overrides):
+    from services.booking.settings import BookingSettings
+    from services.notifier.settings import NotifierSettings
+    from services.plans.settings import PlansSettings
+
+    cls = {"booking": BookingSettings, "plans": PlansSettings, "notifier": NotifierSettings}[name]
+    return cls(database_url=infra.database_url, kafka_bootstrap_servers=infra.bootstrap_servers,
+               db_schema=f"{namespace}_{name}", topic_prefix=f"{namespace}.",
+               outbox_poll_seconds=0.2, **overrides)
+
+
+async def start_service(name: str, settings) -> RunningService:
+    from services.booking.bootstrap import bootstrap as booking
+    from services.notifier.bootstrap import bootstrap as notifier
+    from services.plans.bootstrap import bootstrap as plans
+
+    app = {"booking": booking, "plans": plans, "notifier": notifier}[name](settings)
+    await app.state.runtime.start()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+    return RunningService(name, app, client)
+
+
+async def stop_service(svc: RunningService) -> None:
+    await svc.http.aclose()
+    await svc.runtime.stop()
+
+
+@pytest.fixture
+async def spine(infra: Infra, namespace: str) -> AsyncIterator[Spine]:
+    """booking, plans and notifier, started in this process, stopped afterwards."""
+    spine = Spine(topic_prefix=f"{namespace}.")
+    try:
+        started = await asyncio.gather(*(
+            start_service(n, service_settings(n, infra, namespace))
+            for n in ("booking", "plans", "notifier")))
+        spine.services = {s.name: s for s in started}
+        yield spine
+    finally:
+        for svc in spine.services.values():
+            await stop_service(svc)
+
+
+async def eventually(check, timeout: float = 20.0, interval: float = 0.1):
+    """Await `check()` until it returns a truthy value; return it, or fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

@@ -1,0 +1,88 @@
+"""The spine end to end: an HTTP booking travels booking -> Kafka -> plans + notifier -> SMS,
+and the booking, its plan progress and the patient's texts read back over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tests.conftest import eventually
+from tests.helpers import create_network
+
+
+async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db):
+    clinic, site, patient = await create_network(spine.booking.http)
+    starts = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=4)).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    resp = await spine.booking.http.post("/bookings", json={
+        "patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
+        "starts_at": starts.isoformat()})
+    assert resp.status_code == 201, resp.text
+    booking = resp.json()
+    assert booking["status"] == "booked"
+    assert booking["starts_at_local"] == starts.isoformat()
+    assert (await spine.booking.http.get(f"/bookings/{booking['id']}")).json()["id"] == booking["id"]
+
+    async def plan_with_booking():
+        plans = (await spine.plans.http.get(f"/patients/{patient['id']}/plans")).json()
+        return [p for p in plans if any(s["booking_id"] == booking["id"] for s in p["sessions"])]
+
+    [plan] = await eventually(plan_with_booking)
+    assert plan["template"] == "iv_induction"
+    assert plan["sessions_booked"] == 1 and plan["sessions_target"] == 6
+    assert plan["progress"] == "0 of 6 done"
+
+    async def sent_confirmation():
+        texts = (await spine.notifier.http.get(f"/patients/{patient['id']}/texts")).json()
+        return [t for t in texts if t["kind"] == "confirmation" and t["status"] == "sent"] and texts
+
+    texts = await eventually(sent_confirmation)
+    kinds = {t["kind"]: t for t in texts}
+    assert set(kinds) == {"confirmation", "prep", "fasting_reminder", "day_of"}
+    assert all(t["booking_id"] == booking["id"] for t in texts)
+    confirmation = kinds["confirmation"]["body"]
+    assert "Test Clinic" in confirmation and "+1 604 555 0100" in confirmation
+    assert "10:00 AM" in confirmation, "the time is the site's local time"
+    assert "STOP" in confirmation, "the first text says how to opt out"
+    day_of_due = datetime.fromisoformat(kinds["day_of"]["due_at"])
+    assert day_of_due == starts - timedelta(hours=2)
+
+    recorded = await db.fetch(
+        f'SELECT to_e164, body FROM "{spine.notifier.schema}".recorded_sms ORDER BY id')
+    assert recorded[0]["to_e164"] == "+16045550177"
+    assert recorded[0]["body"] == confirmation
+
+    # every event went through an outbox and reached Kafka
+    for svc in (spine.booking, spine.plans, spine.notifier):
+        unsent = await eventually(lambda: _all_sent(db, svc.schema))
+        assert unsent
+
+
+async def _all_sent(db, schema):
+    return await db.fetchval(f'SELECT count(*) = 0 FROM "{schema}".outbox WHERE sent_at IS NULL')
+
+
+async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine, db):
+    clinic, site, patient = await create_network(spine.booking.http)
+    past = (datetime.now(ZoneInfo("UTC")) - timedelta(hours=1)).isoformat()
+    cases = [
+        ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
+          "starts_at": past}, 422),
+        ({"patient_id": patient["id"], "site_id": clinic["id"], "session_type": "iv_infusion",
+          "starts_at": "2030-01-01T10:00:00-08:00"}, 404),
+        ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "reiki",
+          "starts_at": "2030-01-01T10:00:00-08:00"}, 422),
+        ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
+          "starts_at": "2030-01-01T10:00:00"}, 422),  # no offset: ambiguous
+    ]
+    for body, status in cases:
+        resp = await spine.booking.http.post("/bookings", json=body)
+        assert resp.status_code == status, (body, resp.text)
+    bad_phone = await spine.booking.http.post("/patients", json={
+        "clinic_id": clinic["id"], "given_name": "X", "family_name": "Y", "phone": "12345"})
+    assert bad_phone.status_code == 422 and bad_phone.json()["field"] == "phone"
+    assert "12345" not in bad_phone.text
+    schema = spine.booking.schema
+    assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings') == 0
+    assert await db.fetchval(
+        f"SELECT count(*) FROM \"{schema}\".outbox WHERE event_type = 'SessionBooked'") == 0
