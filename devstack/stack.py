@@ -66,6 +66,9 @@ class Stack:
         if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
             self.broker = start_tansu(log_file=self.data_dir / "tansu.log")
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.url
+            # a local single-broker set-up: join consumer groups quickly
+            self.env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
+            self.env.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
             log.info("embedded tansu broker on %s", self.broker.url)
 
     def service_env(self, name: str) -> dict[str, str]:

@@ -76,7 +76,7 @@ class EventConsumer:
     stats: BatchResult = field(default_factory=BatchResult)
 
     def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
-                  batch_timeout_ms: int = 100):
+                  batch_timeout_ms: int = 100, **consumer_options: Any):
         """Register a FastStream batch subscriber for the logical `topics` on `broker`."""
         physical = [self.topic_prefix + t for t in topics]
 
@@ -87,7 +87,7 @@ class EventConsumer:
             *physical, group_id=self.topic_prefix + self.name, batch=True, max_records=max_records,
             batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_records,
-            title=f"{self.name}:{','.join(topics)}",
+            title=f"{self.name}:{','.join(topics)}", **consumer_options,
         )
         async def consume(records: Any) -> None:
             await self.process(records)

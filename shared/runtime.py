@@ -49,7 +49,10 @@ class ServiceRuntime:
         """Subscribe an idempotent consumer group `name` to `topics` with `handlers`."""
         consumer = EventConsumer(name, lambda: self.db, handlers,
                                  topic_prefix=self.settings.topic_prefix)
-        consumer.subscribe(self.broker, *topics, max_records=self.settings.consumer_max_records)
+        s = self.settings
+        consumer.subscribe(self.broker, *topics, max_records=s.consumer_max_records,
+                           session_timeout_ms=s.kafka_session_timeout_ms,
+                           heartbeat_interval_ms=s.kafka_heartbeat_interval_ms)
         self.consumers.append(consumer)
         return consumer
 

@@ -20,6 +20,8 @@ SHARED_ENV = {
     "kafka_enable_idempotence": "KAFKA_ENABLE_IDEMPOTENCE",
     "topic_partitions": "KAFKA_TOPIC_PARTITIONS",
     "topic_prefix": "KAFKA_TOPIC_PREFIX",
+    "kafka_session_timeout_ms": "KAFKA_SESSION_TIMEOUT_MS",
+    "kafka_heartbeat_interval_ms": "KAFKA_HEARTBEAT_INTERVAL_MS",
     "log_level": "LOG_LEVEL",
 }
 
@@ -52,6 +54,10 @@ class ServiceSettings(BaseSettings):
     kafka_enable_idempotence: bool = Field(
         False, description="Idempotent producer: on for Apache Kafka, off for tansu."
     )
+    kafka_session_timeout_ms: int = Field(
+        10000, description="Consumer group session timeout; the broker's first assignment waits about half of it."
+    )
+    kafka_heartbeat_interval_ms: int = 3000
     topic_partitions: int = 6
     topic_prefix: str = Field(
         "", description="Namespace for topic names, e.g. 'staging.' when environments share a cluster."

@@ -113,7 +113,8 @@ def service_settings(name: str, infra: Infra, namespace: str, **overrides):
     cls = {"booking": BookingSettings, "plans": PlansSettings, "notifier": NotifierSettings}[name]
     return cls(database_url=infra.database_url, kafka_bootstrap_servers=infra.bootstrap_servers,
                db_schema=f"{namespace}_{name}", topic_prefix=f"{namespace}.",
-               outbox_poll_seconds=0.2, **overrides)
+               outbox_poll_seconds=0.2, kafka_session_timeout_ms=2000,
+               kafka_heartbeat_interval_ms=300, **overrides)
 
 
 async def start_service(name: str, settings) -> RunningService:

@@ -63,9 +63,13 @@ def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours(
     ]
     if appt.is_dosing:
         evening_before = datetime.combine(local_start.date() - timedelta(days=1), time(18), tz)
+        day_starts = datetime.combine(local_start.date(), time(0), tz)
         wanted += [
-            ("prep", start - timedelta(hours=72), start - timedelta(hours=12)),
-            ("fasting_reminder", evening_before.astimezone(UTC), start - timedelta(hours=6)),
+            # prep carries the ride question: still worth sending on the day
+            ("prep", start - timedelta(hours=72), start - timedelta(hours=2)),
+            # says "tomorrow": only ever on the day before
+            ("fasting_reminder", evening_before.astimezone(UTC),
+             min(day_starts.astimezone(UTC), start - timedelta(hours=6))),
         ]
     planned = []
     for kind, due, valid_until in wanted:

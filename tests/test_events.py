@@ -1,0 +1,89 @@
+"""The event contract: envelope, typed payloads, forward compatibility, upcasting."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pytest
+from pydantic import ValidationError
+
+from shared.consumer import _describe
+from shared.events import Envelope, UnknownEvent, event_types, parse_envelope, register_upcaster
+from shared.events.base import Event
+from shared.events.booking import SessionBooked
+from shared.topics import ALL_TOPICS, dlq
+from tests.helpers import session_booked
+
+
+def test_an_event_survives_the_wire_unchanged():
+    env = session_booked()
+    back = parse_envelope(env.to_bytes())
+    assert back == env
+    assert isinstance(back.payload, SessionBooked)
+    assert back.key == str(env.patient_id).encode()
+    assert back.topic == "booking.events"
+
+
+def test_events_are_frozen_and_named_in_the_past_tense():
+    env = session_booked()
+    with pytest.raises(ValidationError):
+        env.payload.is_dosing = False  # type: ignore[misc]
+    for name in event_types():
+        assert name.endswith(("ed", "Sent")), name
+
+
+def test_consumers_ignore_fields_they_do_not_know():
+    data = json.loads(session_booked().to_bytes())
+    data["new_envelope_field"] = 1
+    data["payload"]["new_payload_field"] = "x"
+    env = parse_envelope(json.dumps(data))
+    assert isinstance(env.payload, SessionBooked)
+
+
+def test_an_unknown_event_type_is_kept_as_data_not_rejected():
+    data = json.loads(session_booked().to_bytes())
+    data["event_type"] = "SomethingNewHappened"
+    env = parse_envelope(json.dumps(data))
+    assert isinstance(env.payload, UnknownEvent)
+
+
+def test_an_old_schema_version_is_upcast_on_parsing():
+    class WidgetCounted(Event):
+        topic: ClassVar[str] = "plans.events"
+        schema_version: ClassVar[int] = 2
+        count: int
+
+    @register_upcaster("WidgetCounted", 1)
+    def _v1_to_v2(payload):
+        return {"count": int(payload["n"])}
+
+    raw = json.loads(session_booked().to_bytes())
+    raw.update(event_type="WidgetCounted", schema_version=1, payload={"n": "7"})
+    env = parse_envelope(json.dumps(raw))
+    assert env.payload == WidgetCounted(count=7)
+
+
+def test_a_naive_timestamp_or_a_missing_id_is_rejected_without_echoing_values():
+    data = json.loads(session_booked().to_bytes())
+    data["occurred_at"] = "2026-01-01T10:00:00"
+    data["payload"]["site_name"] = None
+    with pytest.raises(ValidationError) as err:
+        parse_envelope(json.dumps(data))
+    text = _describe(err.value)
+    assert "occurred_at" in text and "payload.site_name" in text
+    assert "2026-01-01" not in text
+
+
+def test_every_topic_has_a_dead_letter_topic():
+    assert set(ALL_TOPICS) == {"booking.events", "plans.events", "notifier.events",
+                               "booking.events.dlq", "plans.events.dlq", "notifier.events.dlq"}
+    assert dlq("plans.events") == "plans.events.dlq"
+
+
+def test_a_caused_event_carries_the_correlation_of_its_cause():
+    cause = session_booked()
+    effect = Envelope.new(cause.payload, producer="plans", clinic_id=cause.clinic_id,
+                          patient_id=cause.patient_id, cause=cause)
+    assert effect.correlation_id == cause.correlation_id == cause.event_id
+    assert effect.causation_id == cause.event_id

@@ -1,0 +1,132 @@
+"""The transactional outbox and its relay, on real PostgreSQL and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.embedded import start_tansu
+from shared.events import parse_envelope
+from shared.kafka import ensure_topics
+from shared.outbox import OutboxRelay, enqueue
+from shared.topics import BOOKING_EVENTS
+from tests.conftest import eventually, service_settings, start_service, stop_service
+from tests.helpers import create_network, session_booked
+
+
+async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    got = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(got) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                got.extend(msgs)
+    finally:
+        await consumer.stop()
+    return got
+
+
+@pytest.fixture
+async def outbox_pool(infra, namespace):
+    pool = await create_pool(infra.database_url, f"{namespace}_o")
+    await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS))
+    yield pool
+    await pool.close()
+
+
+async def test_an_event_rolled_back_with_its_state_change_is_never_published(outbox_pool):
+    with pytest.raises(RuntimeError):
+        async with outbox_pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [session_booked()])
+            raise RuntimeError("the state change failed")
+    assert await outbox_pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_one_relay_publishes_while_another_stands_by_and_each_patients_order_holds(
+        infra, namespace, outbox_pool):
+    prefix = f"{namespace}."
+    await ensure_topics(infra.bootstrap_servers, 6, [BOOKING_EVENTS], prefix=prefix)
+    producers = [AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers) for _ in range(2)]
+    for p in producers:
+        await p.start()
+    relays = [OutboxRelay(outbox_pool, p, schema=f"{namespace}_o", topic_prefix=prefix,
+                          batch_size=50, poll_seconds=0.1) for p in producers]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    try:
+        await eventually(lambda: _true(any(r.is_leader for r in relays)))
+        await asyncio.sleep(0.3)
+        assert sum(r.is_leader for r in relays) == 1
+        patients = [session_booked().patient_id for _ in range(3)]
+        sent = []
+        for i in range(90):
+            env = session_booked(patient_id=patients[i % 3])
+            sent.append(env)
+            async with outbox_pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, [env])
+            if i == 45:  # the leader goes away mid-stream: the other takes over
+                leader = next(i for i, r in enumerate(relays) if r.is_leader)
+                tasks[leader].cancel()
+        await eventually(lambda: _unsent_is_zero(outbox_pool), timeout=30)
+        got = await read_all(infra.bootstrap_servers, prefix + BOOKING_EVENTS, len(sent))
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for p in producers:
+            await p.stop()
+    received = [parse_envelope(m.value) for m in got]
+    assert {e.event_id for e in received} == {e.event_id for e in sent}
+    for patient in patients:
+        order_sent = [e.event_id for e in sent if e.patient_id == patient]
+        order_got = [e.event_id for e in received if e.patient_id == patient]
+        deduped = list(dict.fromkeys(order_got))
+        assert deduped == order_sent
+
+
+async def _true(value):
+    return value
+
+
+async def _unsent_is_zero(pool):
+    return await pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL")
+
+
+async def test_the_outbox_holds_events_while_the_broker_is_paused_and_delivers_them_after(
+        infra, namespace, tmp_path: Path):
+    broker = start_tansu(log_file=tmp_path / "tansu.log")  # our own: this test pauses it
+    booking = None
+    try:
+        settings = service_settings("booking", infra, namespace)
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.url})
+        booking = await start_service("booking", settings)
+        _, site, patient = await create_network(booking.http)
+        await eventually(lambda: _unsent_is_zero(booking.runtime.db))
+
+        broker.pause()
+        resp = await booking.http.post("/bookings", json={
+            "patient_id": patient["id"], "site_id": site["id"], "session_type": "assessment",
+            "starts_at": "2031-03-04T10:00:00-08:00"})
+        assert resp.status_code == 201, "booking works while the broker is down"
+        await asyncio.sleep(3)
+        row = await booking.runtime.db.fetchrow(
+            "SELECT sent_at FROM outbox WHERE event_type = 'SessionBooked'")
+        assert row["sent_at"] is None, "the event waits in the outbox"
+
+        broker.resume()
+        await eventually(lambda: _unsent_is_zero(booking.runtime.db), timeout=60)
+        got = await read_all(broker.url, f"{namespace}.{BOOKING_EVENTS}", 3)
+        booked = [parse_envelope(m.value) for m in got if b"SessionBooked" in m.value]
+        assert booked and all(str(e.payload.booking_id) == resp.json()["id"] for e in booked)
+    finally:
+        broker.resume()
+        if booking is not None:
+            await stop_service(booking)
+        broker.stop()
