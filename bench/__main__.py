@@ -1,0 +1,21 @@
+"""`python -m bench` (make bench): run every benchmark; exit 1 if a target was missed."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import consumer_throughput
+
+BENCHMARKS = [consumer_throughput]
+
+
+def main() -> int:
+    ok = True
+    for bench in BENCHMARKS:
+        ok &= bench.run(sys.argv[1:])
+    print("\nall targets met" if ok else "\nsome targets were NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Shared set-up for benchmarks: embedded (or configured) PostgreSQL and broker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from shared.embedded import start_postgres, start_tansu
+
+
+@contextlib.contextmanager
+def infrastructure():
+    """Yield (database_url, bootstrap_servers); start embedded ones unless configured
+    through BENCH_DATABASE_URL / BENCH_KAFKA_BOOTSTRAP_SERVERS."""
+    started = []
+    with tempfile.TemporaryDirectory(prefix="kcb-bench-") as tmp:
+        try:
+            db = os.environ.get("BENCH_DATABASE_URL")
+            kafka = os.environ.get("BENCH_KAFKA_BOOTSTRAP_SERVERS")
+            if not db:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pg = start_postgres(Path(tmp) / "pg", fsync=False)
+                started.append(pg)
+                db = pg.url
+            if not kafka:
+                broker = start_tansu(log_file=Path(tmp) / "tansu.log")
+                started.append(broker)
+                kafka = broker.url
+            yield db, kafka
+        finally:
+            for p in reversed(started):
+                p.stop()
+
+
+def report(title: str, rows: list[tuple[str, float]], baseline: str, target: float | None = None,
+           unit: str = "events/s") -> bool:
+    """Print figures and each one's ratio to the baseline; return whether the target is met."""
+    base = dict(rows)[baseline]
+    print(f"\n== {title}")
+    ok = True
+    for name, value in rows:
+        ratio = value / base if base else float("nan")
+        mark = ""
+        if target is not None and name != baseline:
+            met = ratio >= target
+            ok &= met
+            mark = f"  (target >= {target:.2f}x: {'met' if met else 'NOT met'})"
+        print(f"   {name:<46} {value:>12,.0f} {unit}   {ratio:5.2f}x {baseline}{mark}")
+    return ok
