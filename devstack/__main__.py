@@ -18,7 +18,8 @@ from shared.logs import configure_logging
 def run() -> int:
     """Start everything, load the demo network, keep running until Ctrl-C."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C, even where SIGINT was ignored
+        signal.signal(sig, lambda *_: stop.set())
     with Stack() as stack:
         network = load_network(stack.url("booking"))
         logging.getLogger("devstack").info(

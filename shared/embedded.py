@@ -165,8 +165,10 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
         "-c", "full_page_writes=" + ("on" if fsync else "off"),
     ]
     log = open(log_file or data_dir / "server.log", "ab")
+    # own session: a Ctrl-C reaches only the launcher, which stops things in order
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            user=user, preexec_fn=_die_with_parent(signal.SIGINT))
+                            user=user, start_new_session=True,
+                            preexec_fn=_die_with_parent(signal.SIGINT))
     log.close()
     server = ManagedProcess("postgres", proc, stop_signal=signal.SIGINT,
                             url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
@@ -211,7 +213,8 @@ def start_tansu(*, port: int | None = None, log_file: Path | None = None,
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, preexec_fn=_die_with_parent(signal.SIGTERM))
+                            env=env, start_new_session=True,
+                            preexec_fn=_die_with_parent(signal.SIGTERM))
     if log_file:
         out.close()
     broker = ManagedProcess("tansu", proc, url=f"127.0.0.1:{port}", extra={"port": port})

@@ -9,6 +9,7 @@ keeps each key's events in order; rows stay until the broker acknowledged them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -119,8 +120,10 @@ class OutboxRelay:
                     pass
         finally:
             self.is_leader = False
-            await conn.remove_listener(channel, listener)
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+            # never let a dead connection replace a cancellation in flight
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, listener)
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def publish_batch(self) -> int:
         """Claim up to `batch_size` unsent rows, publish them, mark them sent. Returns count."""

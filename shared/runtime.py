@@ -89,17 +89,22 @@ class ServiceRuntime:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = set(self._tasks)
+        for _ in range(50):  # a task that swallowed its cancellation gets cancelled again
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+            if not pending:
+                break
+        if pending:
+            log.error("tasks still running at shutdown: %s", [t.get_name() for t in pending])
         self._tasks.clear()
+        # bounded: leaving the group or flushing must not hang on an unreachable broker
         with contextlib.suppress(Exception):
-            await self.broker.stop()
+            await asyncio.wait_for(self.broker.stop(), 10)
         if self._producer is not None:
             with contextlib.suppress(Exception):
-                await self._producer.stop()
+                await asyncio.wait_for(self._producer.stop(), 5)
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

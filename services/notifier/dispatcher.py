@@ -5,6 +5,7 @@ with its `SmsSent` event. Safe with several instances."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -44,7 +45,8 @@ class Dispatcher:
                         await self._release_stale()
                         await self._loop()
                     finally:
-                        await listen_conn.remove_listener(self.channel, wake)
+                        with contextlib.suppress(Exception):  # keep a cancellation in flight
+                            await listen_conn.remove_listener(self.channel, wake)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -74,8 +76,17 @@ class Dispatcher:
             if not ids:
                 return 0
             rows = await conn.fetch(Q.text_context, ids)
-        await asyncio.gather(*(self._send_one(row) for row in rows))
+        by_patient: dict = {}
+        for row in rows:  # already in due order
+            by_patient.setdefault(row["patient_id"], []).append(row)
+        # one patient's texts go out in order (the first carries the STOP notice);
+        # different patients' texts go out concurrently
+        await asyncio.gather(*(self._send_in_order(texts) for texts in by_patient.values()))
         return len(ids)
+
+    async def _send_in_order(self, rows: list[asyncpg.Record]) -> None:
+        for row in rows:
+            await self._send_one(row)
 
     async def _send_one(self, row: asyncpg.Record) -> None:
         reason = self._why_not(row)

@@ -39,7 +39,7 @@ FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
 WHERE t.id = ANY($1::bigint[])
-ORDER BY t.due_at;
+ORDER BY t.due_at, t.id;
 
 -- name: mark_sent
 UPDATE texts SET status = 'sent', sent_at = now(), provider_sid = $2, body = $3, segments = $4
