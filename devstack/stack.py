@@ -23,12 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"booking": 8001, "plans": 8002, "notifier": 8003}
 
 
+def _default_ports() -> dict[str, int]:
+    return {name: int(os.environ.get(f"{name.upper()}_HTTP_PORT", port))
+            for name, port in SERVICES.items()}
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("DEVSTACK_DATA_DIR", ROOT / ".data"))
+
+
 @dataclass
 class Stack:
     """The running system. Use as a context manager: everything started is stopped."""
 
-    data_dir: Path = ROOT / ".data"
-    ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+    data_dir: Path = field(default_factory=_default_data_dir)
+    ports: dict[str, int] = field(default_factory=_default_ports)
     fsync: bool = True
     env: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
