@@ -135,6 +135,20 @@ class ServiceRuntime:
         return checks
 
 
+def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> FastAPI:
+    """The FastAPI app of a service: its routers, `/health`, `/ready`, domain error mapping;
+    the runtime opens and closes with the app's lifespan."""
+    from shared.errors import install_error_handlers
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=runtime.lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(health_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
 def health_router(runtime: ServiceRuntime) -> APIRouter:
     """`/health` (the process is alive) and `/ready` (its PostgreSQL and broker answer)."""
     router = APIRouter(tags=["health"])

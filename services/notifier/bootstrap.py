@@ -13,10 +13,9 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
-from shared.errors import install_error_handlers
 from shared.events.booking import PatientRegistered, SessionBooked
 from shared.events.plans import PlanProgressed
-from shared.runtime import ServiceRuntime, health_router
+from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
 
@@ -44,9 +43,4 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
                          poll_seconds=settings.dispatch_poll_seconds).run()
 
     runtime.add_worker("dispatcher", dispatch)
-    app = FastAPI(title="Notifier", version="0.1.0", lifespan=runtime.lifespan)
-    app.state.runtime = runtime
-    install_error_handlers(app)
-    app.include_router(health_router(runtime))
-    app.include_router(router)
-    return app
+    return service_app(runtime, "Notifier", router)

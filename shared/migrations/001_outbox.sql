@@ -16,11 +16,13 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
 
--- Wake the relay once per inserting statement (not per row).
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level wake-up for workers: NOTIFY "<schema>_<argument>" once per statement.
+CREATE FUNCTION notify_workers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', '');
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '_' || TG_ARGV[0], '');
     RETURN NULL;
 END $$;
+
+-- Wake the relay once per inserting statement (not per row).
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_workers('outbox');

@@ -81,10 +81,5 @@ CREATE TABLE plan_progress (
 );
 
 -- Wake the dispatchers when texts are scheduled.
-CREATE FUNCTION texts_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_texts', '');
-    RETURN NULL;
-END $$;
 CREATE TRIGGER texts_notify AFTER INSERT ON texts
-    FOR EACH STATEMENT EXECUTE FUNCTION texts_notify();
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_workers('texts');
