@@ -10,7 +10,7 @@ import threading
 
 import httpx
 
-from devstack.demo import book_demo_session, load_network, wait_for
+from devstack.demo import book_demo_session, wait_for
 from devstack.stack import Stack
 from shared.logs import configure_logging
 
@@ -21,12 +21,13 @@ def run() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C, even where SIGINT was ignored
         signal.signal(sig, lambda *_: stop.set())
     with Stack() as stack:
-        network = load_network(stack.url("booking"))
+        network = stack.load_demo_network()
         logging.getLogger("devstack").info(
-            "ready: booking %s, plans %s, notifier %s; demo network %r with %d sites and %d "
-            "patients. Ctrl-C stops everything.", stack.url("booking"), stack.url("plans"),
-            stack.url("notifier"), network["clinic"]["name"], len(network["sites"]),
-            len(network["patients"]))
+            "ready: booking %s, plans %s, notifier %s (API docs at /docs); demo network %r with "
+            "%d sites and %d patients, API key in %s. Ctrl-C stops everything.",
+            stack.url("booking"), stack.url("plans"), stack.url("notifier"),
+            network["clinic"]["name"], len(network["sites"]), len(network["patients"]),
+            stack.data_dir / "demo-api-key")
         try:
             while not stop.wait(0.5):
                 for mp in stack.processes:
@@ -44,7 +45,7 @@ def demo() -> int:
     """Book one session and follow it through plans and notifier; exit 0 only if it all worked."""
     log = logging.getLogger("devstack")
     with Stack(quiet=True) as stack:
-        network = load_network(stack.url("booking"))
+        network = stack.load_demo_network()
         booking = book_demo_session(stack.url("booking"), network)
         patient = booking["patient_id"]
         print(f"booked {booking['session_type']} {booking['id']} at {booking['starts_at_local']}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
 NETWORK = {"name": "Cedar Grove Clinics", "phone": "+1 604 555 0100"}
+EVERY_DAY = [{"weekday": d, "opens": "08:00", "closes": "20:00"} for d in range(1, 8)]
 SITES = [
     {"name": "Vancouver", "address": "100 Main St, Vancouver BC", "phone": "+1 604 555 0101",
      "timezone": "America/Vancouver", "default_language": "en"},
@@ -20,41 +22,61 @@ SITES = [
      "timezone": "America/St_Thomas", "default_language": "en"},
 ]
 PATIENTS = [
-    {"given_name": "Alex", "family_name": "Demo", "phone": "604-555-0142", "language": "en"},
+    {"given_name": "Alex", "family_name": "Demo", "phone": "604-555-0142", "language": "en",
+     "ride_contact": {"name": "Sam Demo", "phone": "604-555-0150", "sms_consent": True}},
     {"given_name": "Camille", "family_name": "Demo", "phone": "514-555-0143", "language": "fr"},
     {"given_name": "Diego", "family_name": "Demo", "phone": "212-555-0144", "language": "es"},
 ]
 
 
-def load_network(booking: str) -> dict:
-    """Create the demo network unless it exists; return its clinic, sites and patients."""
+def _create(http: httpx.Client, admin_token: str) -> str:
+    created = http.post("/clinics", json=NETWORK, headers={"X-Admin-Token": admin_token})
+    key = created.raise_for_status().json()["api_key"]
+    auth = {"X-API-Key": key}
+    for i, site in enumerate(SITES):
+        s = http.post("/sites", json={**site, "hours": EVERY_DAY}, headers=auth).raise_for_status().json()
+        for room in ("Room 1", "Room 2"):
+            http.post("/rooms", json={"site_id": s["id"], "name": room}, headers=auth).raise_for_status()
+        http.post("/providers", headers=auth, json={
+            "name": f"Provider {i + 1}",
+            "hours": [{**h, "site_id": s["id"]} for h in EVERY_DAY]}).raise_for_status()
+    for patient in PATIENTS:
+        http.post("/patients", headers=auth, json={
+            "sms_consent": True, "sms_consent_source": "demo intake form", **patient}).raise_for_status()
+    return key
+
+
+def load_network(booking: str, admin_token: str, key_file: Path) -> dict:
+    """Create the demo network unless it exists (its API key kept in `key_file`); return its
+    key, clinic, sites and patients."""
     with httpx.Client(base_url=booking, timeout=10) as http:
-        clinic = next((c for c in http.get("/clinics").raise_for_status().json()
-                       if c["name"] == NETWORK["name"]), None)
-        if clinic is None:
-            clinic = http.post("/clinics", json=NETWORK).raise_for_status().json()
-            for site in SITES:
-                http.post("/sites", json={"clinic_id": clinic["id"], **site}).raise_for_status()
-            for patient in PATIENTS:
-                http.post("/patients", json={"clinic_id": clinic["id"], "sms_consent": True,
-                                             "sms_consent_source": "demo intake form",
-                                             **patient}).raise_for_status()
-        sites = http.get(f"/clinics/{clinic['id']}/sites").raise_for_status().json()
-        patients = http.get(f"/clinics/{clinic['id']}/patients").raise_for_status().json()
-    return {"clinic": clinic, "sites": {s["name"]: s for s in sites},
+        key = key_file.read_text().strip() if key_file.exists() else ""
+        if not key or http.get("/clinic", headers={"X-API-Key": key}).status_code != 200:
+            key = _create(http, admin_token)
+            key_file.write_text(key)
+        auth = {"X-API-Key": key}
+        clinic = http.get("/clinic", headers=auth).raise_for_status().json()
+        sites = http.get("/sites", headers=auth).raise_for_status().json()["items"]
+        patients = http.get("/patients", headers=auth).raise_for_status().json()["items"]
+    return {"api_key": key, "clinic": clinic, "sites": {s["name"]: s for s in sites},
             "patients": {p["given_name"]: p for p in patients}}
 
 
 def book_demo_session(booking: str, network: dict) -> dict:
-    """Book an IV session for the first demo patient in Vancouver, 3 days ahead at 10:00."""
+    """Book an IV session for the first demo patient in Vancouver, 3 days ahead, in the
+    first free slot from 10:00 local time."""
     site = network["sites"]["Vancouver"]
     patient = network["patients"]["Alex"]
     day = datetime.now(ZoneInfo(site["timezone"])).date() + timedelta(days=3)
-    starts = datetime(day.year, day.month, day.day, 10, 0, tzinfo=ZoneInfo(site["timezone"]))
-    with httpx.Client(base_url=booking, timeout=10) as http:
+    auth = {"X-API-Key": network["api_key"]}
+    with httpx.Client(base_url=booking, timeout=10, headers=auth) as http:
+        slots = http.get(f"/sites/{site['id']}/availability", params={
+            "session_type": "iv_infusion", "from": day.isoformat(), "to": day.isoformat()},
+        ).raise_for_status().json()["slots"]
+        start = next(s for s in slots if s["starts_at_local"][11:16] >= "10:00")
         return http.post("/bookings", json={
             "patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
-            "starts_at": starts.isoformat()}).raise_for_status().json()
+            "starts_at": start["starts_at_local"][:19]}).raise_for_status().json()
 
 
 def wait_for(fetch, done, timeout: float = 60.0, interval: float = 0.3):

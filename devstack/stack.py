@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -57,6 +58,8 @@ class Stack:
         self.stop()
 
     def start(self) -> None:
+        self.env.setdefault("BOOKING_ADMIN_TOKEN", os.environ.get("BOOKING_ADMIN_TOKEN")
+                            or secrets.token_urlsafe(24))
         self.start_infrastructure()
         for name in self.ports:
             self.start_service(name)
@@ -98,6 +101,15 @@ class Stack:
         mp = ManagedProcess(name, proc, url=f"http://127.0.0.1:{self.ports[name]}")
         self.processes.append(mp)
         return mp
+
+    @property
+    def admin_token(self) -> str:
+        return self.env["BOOKING_ADMIN_TOKEN"]
+
+    def load_demo_network(self) -> dict:
+        from devstack.demo import load_network
+
+        return load_network(self.url("booking"), self.admin_token, self.data_dir / "demo-api-key")
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -34,7 +36,17 @@ class Conflict(DomainError):
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Domain errors as JSON; validation errors as 422 with field paths and no echo of the
+    submitted values (they may be patient data)."""
+
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": exc.message, **exc.details},
-                            status_code=exc.status_code)
+        return JSONResponse(jsonable_encoder({"error": exc.code, "message": exc.message,
+                                              **exc.details}), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+                  for e in exc.errors()]
+        return JSONResponse({"error": "invalid", "message": "the request is not valid",
+                             "fields": fields}, status_code=422)

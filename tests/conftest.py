@@ -58,6 +58,7 @@ def infra() -> Infra:
 
 
 _counter = itertools.count(1)
+ADMIN_TOKEN = "test-operator-token"
 
 
 @pytest.fixture
@@ -111,6 +112,8 @@ def service_settings(name: str, infra: Infra, namespace: str, **overrides):
     from services.plans.settings import PlansSettings
 
     cls = {"booking": BookingSettings, "plans": PlansSettings, "notifier": NotifierSettings}[name]
+    if name == "booking":
+        overrides.setdefault("admin_token", ADMIN_TOKEN)
     return cls(database_url=infra.database_url, kafka_bootstrap_servers=infra.bootstrap_servers,
                db_schema=f"{namespace}_{name}", topic_prefix=f"{namespace}.",
                outbox_poll_seconds=0.2, kafka_session_timeout_ms=2000,

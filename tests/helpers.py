@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -9,17 +10,58 @@ from shared.events import Envelope
 from shared.events.booking import SessionBooked
 
 
-async def create_network(booking_http, *, language: str = "en", timezone: str = "America/Vancouver"):
-    """A clinic with one site and one consenting patient, over the booking API."""
-    clinic = (await booking_http.post("/clinics", json={"name": "Test Clinic",
-                                                         "phone": "+1 604 555 0100"})).json()
-    site = (await booking_http.post("/sites", json={
-        "clinic_id": clinic["id"], "name": "Main", "address": "1 Main St", "phone": "+1 604 555 0101",
-        "timezone": timezone})).json()
-    patient = (await booking_http.post("/patients", json={
-        "clinic_id": clinic["id"], "given_name": "Pat", "family_name": "Test",
-        "phone": "604-555-0177", "language": language, "sms_consent": True})).json()
-    return clinic, site, patient
+EVERY_DAY = [{"weekday": d, "opens": "07:00", "closes": "21:00"} for d in range(1, 8)]
+
+
+@dataclass
+class Network:
+    """A clinic network made over the booking API, with its admin key."""
+
+    clinic: dict
+    site: dict
+    patient: dict
+    key: str
+    rooms: list[dict] = field(default_factory=list)
+    providers: list[dict] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+
+async def create_network(booking_http, *, language: str = "en", timezone: str = "America/Vancouver",
+                         rooms: int = 1, providers: int = 1, hours=EVERY_DAY,
+                         name: str = "Test Clinic") -> Network:
+    """A clinic with one site (rooms, providers working its hours) and one consenting patient."""
+    from tests.conftest import ADMIN_TOKEN
+
+    clinic = (await booking_http.post("/clinics", json={"name": name, "phone": "+1 604 555 0100"},
+                                      headers={"X-Admin-Token": ADMIN_TOKEN})).json()
+    auth = {"X-API-Key": clinic["api_key"]}
+    site = await _ok(booking_http.post("/sites", headers=auth, json={
+        "name": "Main", "address": "1 Main St", "phone": "+1 604 555 0101", "timezone": timezone,
+        "hours": hours}))
+    net = Network(clinic, site, {}, clinic["api_key"])
+    for i in range(rooms):
+        net.rooms.append(await _ok(booking_http.post("/rooms", headers=auth, json={
+            "site_id": site["id"], "name": f"Room {i + 1}"})))
+    for i in range(providers):
+        net.providers.append(await _ok(booking_http.post("/providers", headers=auth, json={
+            "name": f"Provider {i + 1}", "hours": [{**h, "site_id": site["id"]} for h in hours]})))
+    net.patient = await add_patient(booking_http, net, language=language)
+    return net
+
+
+async def add_patient(booking_http, net: Network, **fields) -> dict:
+    body = {"given_name": "Pat", "family_name": "Test", "phone": "604-555-0177",
+            "sms_consent": True, **fields}
+    return await _ok(booking_http.post("/patients", headers=net.headers, json=body))
+
+
+async def _ok(response_coro) -> dict:
+    response = await response_coro
+    assert response.status_code in (200, 201), response.text
+    return response.json()
 
 
 def session_booked(*, patient_id: UUID | None = None, clinic_id: UUID | None = None,

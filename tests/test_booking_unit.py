@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.booking.commands import AddSite
-from services.booking.handlers import normalise_mobile
+from services.booking.network import normalise_mobile
 from shared.errors import Invalid
 
 
@@ -23,5 +23,5 @@ def test_a_number_outside_the_us_and_canada_or_invalid_is_refused(raw):
 
 def test_a_site_needs_a_real_iana_time_zone():
     with pytest.raises(ValueError):
-        AddSite(clinic_id="00000000-0000-0000-0000-000000000001", name="x", address="y",
+        AddSite(name="x", address="y",
                 phone="123", timezone="Pacific Standard Time")

@@ -107,11 +107,12 @@ async def test_the_outbox_holds_events_while_the_broker_is_paused_and_delivers_t
         settings = service_settings("booking", infra, namespace)
         settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.url})
         booking = await start_service("booking", settings)
-        _, site, patient = await create_network(booking.http)
+        net = await create_network(booking.http)
+        site, patient = net.site, net.patient
         await eventually(lambda: _unsent_is_zero(booking.runtime.db))
 
         broker.pause()
-        resp = await booking.http.post("/bookings", json={
+        resp = await booking.http.post("/bookings", headers=net.headers, json={
             "patient_id": patient["id"], "site_id": site["id"], "session_type": "assessment",
             "starts_at": "2031-03-04T10:00:00-08:00"})
         assert resp.status_code == 201, "booking works while the broker is down"

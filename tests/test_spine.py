@@ -11,17 +11,19 @@ from tests.helpers import create_network
 
 
 async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db):
-    clinic, site, patient = await create_network(spine.booking.http)
+    net = await create_network(spine.booking.http)
+    site, patient, auth = net.site, net.patient, net.headers
     starts = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=4)).replace(
         hour=10, minute=0, second=0, microsecond=0)
-    resp = await spine.booking.http.post("/bookings", json={
+    resp = await spine.booking.http.post("/bookings", headers=auth, json={
         "patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
         "starts_at": starts.isoformat()})
     assert resp.status_code == 201, resp.text
     booking = resp.json()
     assert booking["status"] == "booked"
     assert booking["starts_at_local"] == starts.isoformat()
-    assert (await spine.booking.http.get(f"/bookings/{booking['id']}")).json()["id"] == booking["id"]
+    fetched = await spine.booking.http.get(f"/bookings/{booking['id']}", headers=auth)
+    assert fetched.json()["id"] == booking["id"]
 
     async def plan_with_booking():
         plans = (await spine.plans.http.get(f"/patients/{patient['id']}/plans")).json()
@@ -63,7 +65,8 @@ async def _all_sent(db, schema):
 
 
 async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine, db):
-    clinic, site, patient = await create_network(spine.booking.http)
+    net = await create_network(spine.booking.http)
+    clinic, site, patient = net.clinic, net.site, net.patient
     past = (datetime.now(ZoneInfo("UTC")) - timedelta(hours=1)).isoformat()
     cases = [
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
@@ -73,13 +76,13 @@ async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine,
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "reiki",
           "starts_at": "2030-01-01T10:00:00-08:00"}, 422),
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
-          "starts_at": "2030-01-01T10:00:00"}, 422),  # no offset: ambiguous
+          "starts_at": "2030-03-10T02:30:00"}, 422),  # does not exist in Vancouver (DST)
     ]
     for body, status in cases:
-        resp = await spine.booking.http.post("/bookings", json=body)
+        resp = await spine.booking.http.post("/bookings", json=body, headers=net.headers)
         assert resp.status_code == status, (body, resp.text)
-    bad_phone = await spine.booking.http.post("/patients", json={
-        "clinic_id": clinic["id"], "given_name": "X", "family_name": "Y", "phone": "12345"})
+    bad_phone = await spine.booking.http.post("/patients", headers=net.headers, json={
+        "given_name": "X", "family_name": "Y", "phone": "12345"})
     assert bad_phone.status_code == 422 and bad_phone.json()["field"] == "phone"
     assert "12345" not in bad_phone.text
     schema = spine.booking.schema

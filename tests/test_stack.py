@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from devstack.demo import book_demo_session, load_network, wait_for
+from devstack.demo import book_demo_session, wait_for
 from devstack.stack import Stack
 from shared.embedded import free_port
 
@@ -23,8 +23,8 @@ def run_stack_demo(infra, namespace, tmp_path) -> tuple[list, list, list]:
     with stack:
         procs = [mp.proc for mp in stack.processes]
         assert stack.postgres is None and stack.broker is None, "configured infra is used"
-        network = load_network(stack.url("booking"))
-        assert load_network(stack.url("booking"))["clinic"]["id"] == network["clinic"]["id"], \
+        network = stack.load_demo_network()
+        assert stack.load_demo_network()["clinic"]["id"] == network["clinic"]["id"], \
             "loading the demo network twice creates it once"
         booking = book_demo_session(stack.url("booking"), network)
         texts = wait_for(

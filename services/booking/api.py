@@ -1,87 +1,317 @@
-"""HTTP API of the booking service (clinic staff)."""
+"""HTTP API of the booking service (clinic staff). Every route needs an API key of the
+clinic network; a key never sees another network's data (404). Every POST honours an
+`Idempotency-Key` header."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
-from services.booking import handlers
-from services.booking.commands import AddClinic, AddSite, BookSession, RegisterPatient
+from services.booking import availability, bookings, fhir, network, waitlist
+from services.booking.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require, require_operator
+from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
+                                       AddSite, BookSeries, BookSession, CancelSession,
+                                       IssueApiKey, JoinWaitlist, OverrideSessionType,
+                                       RegisterPatient, RescheduleSession, UpdateRide)
+from services.booking.db import Q
+from services.booking.idempotency import idempotent
 from shared.errors import NotFound
+from shared.pagination import MAX_LIMIT, decode_cursor, page
 
 router = APIRouter()
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
 
 
-def _pool(request: Request):
+def _db(request: Request):
     return request.app.state.runtime.db
 
 
-def _booking_view(row) -> dict[str, Any]:
-    tz = ZoneInfo(row["site_timezone"])
-    local = lambda t: t.astimezone(tz).isoformat()  # noqa: E731
-    return {
-        "id": row["id"], "clinic_id": row["clinic_id"], "site_id": row["site_id"],
-        "patient_id": row["patient_id"], "session_type": row["session_type"],
-        "status": row["status"], "version": row["version"],
-        "starts_at": row["starts_at"], "ends_at": row["ends_at"],
-        "starts_at_local": local(row["starts_at"]), "ends_at_local": local(row["ends_at"]),
-        "site_timezone": row["site_timezone"],
-    }
+def _regions(request: Request) -> tuple[str, ...]:
+    return tuple(request.app.state.runtime.settings.phone_regions.split(","))
 
 
-@router.post("/clinics", status_code=201, tags=["clinics"])
-async def add_clinic(cmd: AddClinic, request: Request) -> dict[str, Any]:
-    async with _pool(request).acquire() as conn, conn.transaction():
-        return dict(await handlers.add_clinic(conn, cmd))
+def _after(cursor: str | None) -> tuple[datetime, UUID]:
+    return decode_cursor(cursor, (datetime, UUID)) or FIRST
 
 
-@router.post("/sites", status_code=201, tags=["clinics"])
-async def add_site(cmd: AddSite, request: Request) -> dict[str, Any]:
-    async with _pool(request).acquire() as conn, conn.transaction():
-        return dict(await handlers.add_site(conn, cmd))
+def _created_page(rows, limit: int) -> dict[str, Any]:
+    return page([dict(r) for r in rows], limit, lambda r: (r["created_at"], r["id"]))
+
+
+# --- clinic network ----------------------------------------------------------------------
+
+
+@router.post("/clinics", status_code=201, tags=["network"], dependencies=[Depends(require_operator)])
+async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
+    """Create a clinic network (platform operator only); returns its first admin API key."""
+    async with _db(request).acquire() as conn, conn.transaction():
+        return JSONResponse(jsonable_encoder(await network.add_clinic(conn, cmd)), status_code=201)
+
+
+@router.get("/clinic", tags=["network"])
+async def own_clinic(request: Request, who: Principal = require(*READ)) -> dict[str, Any]:
+    return dict(await _db(request).fetchrow(Q.get_clinic, who.clinic_id))
+
+
+@router.post("/api-keys", status_code=201, tags=["network"])
+async def issue_api_key(cmd: IssueApiKey, request: Request, who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id, lambda c: network.issue_api_key(c, who, cmd))
+
+
+@router.post("/sites", status_code=201, tags=["network"])
+async def add_site(cmd: AddSite, request: Request, who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id, lambda c: network.add_site(c, who, cmd))
+
+
+@router.get("/sites", tags=["network"])
+async def list_sites(request: Request, who: Principal = require(*READ), limit: Limit = 50,
+                     cursor: str | None = None) -> dict[str, Any]:
+    rows = await _db(request).fetch(Q.list_sites, who.clinic_id, *_after(cursor), limit + 1)
+    return _created_page(rows, limit)
+
+
+@router.get("/sites/{site_id}", tags=["network"])
+async def get_site(site_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+    async with _db(request).acquire() as conn:
+        site = await network.get_site(conn, who.clinic_id, site_id)
+        hours = await conn.fetch(Q.site_hours, site_id)
+        rooms = await conn.fetch(Q.rooms_of_site, site_id)
+    return {**{k: site[k] for k in ("id", "clinic_id", "name", "address", "phone", "timezone",
+                                    "default_language", "created_at")},
+            "hours": [dict(h) for h in hours], "rooms": [dict(r) for r in rooms]}
+
+
+@router.post("/sites/{site_id}/closures", status_code=201, tags=["network"])
+async def add_closure(site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id, lambda c: network.add_closure(c, who, site_id, cmd))
+
+
+@router.post("/rooms", status_code=201, tags=["network"])
+async def add_room(cmd: AddRoom, request: Request, who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id, lambda c: network.add_room(c, who, cmd))
+
+
+@router.post("/providers", status_code=201, tags=["network"])
+async def add_provider(cmd: AddProvider, request: Request, who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id, lambda c: network.add_provider(c, who, cmd))
+
+
+@router.get("/providers", tags=["network"])
+async def list_providers(request: Request, who: Principal = require(*READ), limit: Limit = 50,
+                         cursor: str | None = None) -> dict[str, Any]:
+    rows = await _db(request).fetch(Q.list_providers, who.clinic_id, *_after(cursor), limit + 1)
+    return _created_page(rows, limit)
+
+
+@router.get("/session-types", tags=["network"])
+async def list_session_types(request: Request, who: Principal = require(*READ)) -> list[dict]:
+    return [dict(r) for r in await _db(request).fetch(Q.session_types, who.clinic_id)]
+
+
+@router.post("/session-types/{code}/override", tags=["network"])
+async def override_session_type(code: str, cmd: OverrideSessionType, request: Request,
+                                who: Principal = require(*ADMIN)):
+    return await idempotent(request, who.clinic_id,
+                            lambda c: network.override_session_type(c, who, code, cmd), 200)
+
+
+# --- patients ---------------------------------------------------------------------------
 
 
 @router.post("/patients", status_code=201, tags=["patients"])
-async def register_patient(cmd: RegisterPatient, request: Request) -> dict[str, Any]:
-    regions = tuple(request.app.state.runtime.settings.phone_regions.split(","))
-    async with _pool(request).acquire() as conn, conn.transaction():
-        return dict(await handlers.register_patient(conn, cmd, regions))
+async def register_patient(cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)):
+    async def handle(conn):
+        return dict(await network.register_patient(conn, who, cmd, _regions(request)))
+    return await idempotent(request, who.clinic_id, handle)
+
+
+@router.get("/patients", tags=["patients"])
+async def list_patients(request: Request, who: Principal = require(*READ), limit: Limit = 50,
+                        cursor: str | None = None) -> dict[str, Any]:
+    rows = await _db(request).fetch(Q.list_patients, who.clinic_id, *_after(cursor), limit + 1)
+    return _created_page(rows, limit)
+
+
+@router.get("/patients/{patient_id}", tags=["patients"])
+async def get_patient(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+    async with _db(request).acquire() as conn:
+        return dict(await network.get_patient(conn, who.clinic_id, patient_id))
+
+
+# --- bookings ---------------------------------------------------------------------------
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])
-async def book_session(cmd: BookSession, request: Request) -> dict[str, Any]:
-    async with _pool(request).acquire() as conn, conn.transaction():
-        booking = await handlers.book_session(conn, cmd)
-        row = await conn.fetchrow(handlers.Q.get_booking, booking["id"])
-    return _booking_view(row)
+async def book_session(cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)):
+    """Book one session. A conflict (room, provider or patient already booked, recovery
+    included) is a 409 naming what conflicts."""
+    async def handle(conn):
+        return bookings.view(await bookings.book_session(conn, who, cmd))
+    return await idempotent(request, who.clinic_id, handle)
+
+
+@router.post("/bookings/series", status_code=201, tags=["bookings"])
+async def book_series(cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)):
+    """Book a series (e.g. an induction of 6 sessions): all or nothing."""
+    async def handle(conn):
+        rows = await bookings.book_series(conn, who, cmd)
+        return {"series_id": rows[0]["series_id"], "bookings": [bookings.view(r) for r in rows]}
+    return await idempotent(request, who.clinic_id, handle)
+
+
+@router.get("/bookings", tags=["bookings"])
+async def list_bookings(
+        request: Request, who: Principal = require(*READ), patient_id: UUID | None = None,
+        site_id: UUID | None = None, starts_from: Annotated[datetime | None, Query(alias="from")] = None,
+        starts_before: Annotated[datetime | None, Query(alias="to")] = None,
+        status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
+        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    async with _db(request).acquire() as conn:
+        ids = await conn.fetch(Q.list_bookings, who.clinic_id, patient_id, site_id, starts_from,
+                               starts_before, status, *_after(cursor), limit + 1)
+        rows = [bookings.view(await bookings.load(conn, who.clinic_id, r["id"])) for r in ids]
+    return page(rows, limit, lambda r: (r["starts_at"], r["id"]))
+
+
+@router.get("/bookings/attention", tags=["bookings"])
+async def bookings_needing_staff(request: Request, who: Principal = require(*READ),
+                                 limit: Limit = 100) -> list[dict]:
+    """Upcoming bookings staff should act on: reschedule requested, or a dosing session
+    whose ride home is not confirmed."""
+    async with _db(request).acquire() as conn:
+        ids = await conn.fetch(Q.bookings_needing_staff, who.clinic_id, limit)
+        return [bookings.view(await bookings.load(conn, who.clinic_id, r["id"])) for r in ids]
 
 
 @router.get("/bookings/{booking_id}", tags=["bookings"])
-async def get_booking(booking_id: UUID, request: Request) -> dict[str, Any]:
-    async with _pool(request).acquire() as conn:
-        row = await conn.fetchrow(handlers.Q.get_booking, booking_id)
-    if row is None:
-        raise NotFound("unknown booking")
-    return _booking_view(row)
+async def get_booking(booking_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+    async with _db(request).acquire() as conn:
+        return bookings.view(await bookings.load(conn, who.clinic_id, booking_id))
 
 
-@router.get("/clinics", tags=["clinics"])
-async def list_clinics(request: Request) -> list[dict[str, Any]]:
-    async with _pool(request).acquire() as conn:
-        return [dict(r) for r in await conn.fetch(handlers.Q.list_clinics)]
+def _booking_action(action):
+    async def run(conn):
+        return bookings.view(await action(conn))
+    return run
 
 
-@router.get("/clinics/{clinic_id}/sites", tags=["clinics"])
-async def list_sites(clinic_id: UUID, request: Request) -> list[dict[str, Any]]:
-    async with _pool(request).acquire() as conn:
-        return [dict(r) for r in await conn.fetch(handlers.Q.list_sites, clinic_id)]
+@router.post("/bookings/{booking_id}/reschedule", tags=["bookings"])
+async def reschedule(booking_id: UUID, cmd: RescheduleSession, request: Request,
+                     who: Principal = require(*SCHEDULE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.reschedule(c, who, booking_id, cmd)), 200)
 
 
-@router.get("/clinics/{clinic_id}/patients", tags=["patients"])
-async def list_patients(clinic_id: UUID, request: Request) -> list[dict[str, Any]]:
-    async with _pool(request).acquire() as conn:
-        return [dict(r) for r in await conn.fetch(handlers.Q.list_patients, clinic_id)]
+@router.post("/bookings/{booking_id}/cancel", tags=["bookings"])
+async def cancel(booking_id: UUID, cmd: CancelSession, request: Request,
+                 who: Principal = require(*SCHEDULE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.cancel(c, who, who.clinic_id, booking_id, cmd)), 200)
+
+
+@router.post("/bookings/{booking_id}/check-in", tags=["bookings"])
+async def check_in(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.check_in(c, who, booking_id)), 200)
+
+
+@router.post("/bookings/{booking_id}/complete", tags=["bookings"])
+async def complete(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.complete(c, who, booking_id)), 200)
+
+
+@router.post("/bookings/{booking_id}/no-show", tags=["bookings"])
+async def no_show(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.no_show(c, who, booking_id)), 200)
+
+
+@router.post("/bookings/{booking_id}/ride", tags=["bookings"])
+async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)):
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.update_ride(c, who.clinic_id, booking_id, cmd)), 200)
+
+
+# --- availability and waitlist -----------------------------------------------------------
+
+
+@router.get("/sites/{site_id}/availability", tags=["availability"])
+async def site_availability(
+        site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
+        first_day: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
+        last_day: Annotated[date, Query(alias="to")] = None,  # type: ignore[assignment]
+        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> dict[str, Any]:
+    """Free slots for a session type at a site between two local dates (inclusive)."""
+    async with _db(request).acquire() as conn:
+        site = await network.get_site(conn, who.clinic_id, site_id)
+        stype = await network.session_type(conn, who.clinic_id, session_type)
+        today = datetime.now(ZoneInfo(site["timezone"])).date()
+        first = first_day or today
+        slots = await availability.free_slots(conn, site, stype, first, last_day or first,
+                                              step_minutes)
+    return {"site_id": site_id, "session_type": session_type, "timezone": site["timezone"],
+            "slots": [s.__dict__ for s in slots]}
+
+
+@router.post("/waitlist", status_code=201, tags=["waitlist"])
+async def join_waitlist(cmd: JoinWaitlist, request: Request, who: Principal = require(*SCHEDULE)):
+    async def handle(conn):
+        return dict(await waitlist.join(conn, who, cmd))
+    return await idempotent(request, who.clinic_id, handle)
+
+
+@router.get("/waitlist", tags=["waitlist"])
+async def list_waitlist(request: Request, who: Principal = require(*READ), site_id: UUID | None = None,
+                        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    rows = await _db(request).fetch(Q.list_waitlist, who.clinic_id, site_id, *_after(cursor), limit + 1)
+    return _created_page(rows, limit)
+
+
+@router.post("/waitlist/offers/{offer_id}/accept", status_code=201, tags=["waitlist"])
+async def accept_offer(offer_id: UUID, cmd: AcceptOffer, request: Request,
+                       who: Principal = require(*SCHEDULE)):
+    """The patient takes a freed slot; the first to accept gets it (409 for the others)."""
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: waitlist.accept(c, who.clinic_id, offer_id, cmd.patient_id)))
+
+
+# --- FHIR R4 ------------------------------------------------------------------------------
+
+FHIR_JSON = "application/fhir+json"
+
+
+@router.get("/fhir/Appointment/{booking_id}", tags=["fhir"])
+async def fhir_appointment(booking_id: UUID, request: Request, who: Principal = require(*READ)):
+    async with _db(request).acquire() as conn:
+        row = await bookings.load(conn, who.clinic_id, booking_id)
+    return JSONResponse(fhir.appointment(row), media_type=FHIR_JSON)
+
+
+@router.get("/fhir/Appointment", tags=["fhir"])
+async def fhir_search(request: Request, patient: str, who: Principal = require(*READ),
+                      date_: Annotated[list[str] | None, Query(alias="date")] = None):
+    """Search by `patient` (id or Patient/id) and `date` (FHIR prefixes eq/ge/gt/le/lt)."""
+    try:
+        patient_id = UUID(patient.removeprefix("Patient/"))
+    except ValueError:
+        raise NotFound("unknown patient", field="patient") from None
+    lower, upper = fhir.date_bounds(date_ or [])
+    rows = []
+    async with _db(request).acquire() as conn:
+        cursor = FIRST
+        while True:
+            ids = await conn.fetch(Q.list_bookings, who.clinic_id, patient_id, None, lower, upper,
+                                   None, *cursor, MAX_LIMIT)
+            rows += [await bookings.load(conn, who.clinic_id, r["id"]) for r in ids]
+            if len(ids) < MAX_LIMIT:
+                break
+            cursor = (rows[-1]["starts_at"], rows[-1]["id"])
+    return JSONResponse(fhir.bundle(rows, str(request.base_url).rstrip("/")), media_type=FHIR_JSON)

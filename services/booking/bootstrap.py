@@ -6,13 +6,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.booking import inbound
 from services.booking.api import router
 from services.booking.settings import BookingSettings
 from shared.runtime import ServiceRuntime, service_app
+from shared.topics import NOTIFIER_EVENTS
 
 
 def bootstrap(settings: BookingSettings | None = None) -> FastAPI:
-    """Build the booking app; connections open when its lifespan starts."""
+    """Build the booking app: its HTTP API and its consumer of the notifier's events."""
     settings = settings or BookingSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    runtime.consume("booking", inbound.HANDLERS, NOTIFIER_EVENTS)
     return service_app(runtime, "Booking service", router)

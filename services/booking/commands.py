@@ -1,18 +1,40 @@
-"""Commands the booking service carries out (imperative names), validated at the edge."""
+"""Commands the booking service carries out (imperative names), validated at the edge.
+
+Times (`starts_at`) are accepted with a UTC offset, or without one as the site's local
+wall-clock time."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from typing import Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Language = Literal["en", "fr", "es"]
+Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
 
 
 class _Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Hours(_Command):
+    """Local opening (or working) hours on one ISO weekday (1 = Monday ... 7 = Sunday)."""
+
+    weekday: int = Field(ge=1, le=7)
+    opens: time
+    closes: time
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.closes <= self.opens:
+            raise ValueError("closes must be after opens")
+        return self
+
+
+WEEKDAYS_8_TO_6 = [Hours(weekday=d, opens=time(8), closes=time(18)) for d in range(1, 6)]
 
 
 class AddClinic(_Command):
@@ -20,13 +42,18 @@ class AddClinic(_Command):
     phone: str = Field(min_length=3, max_length=40)
 
 
+class IssueApiKey(_Command):
+    role: Role
+    label: str = Field(min_length=1, max_length=100)
+
+
 class AddSite(_Command):
-    clinic_id: UUID
     name: str = Field(min_length=1, max_length=200)
     address: str = Field(min_length=1, max_length=500)
     phone: str = Field(min_length=3, max_length=40)
     timezone: str
     default_language: Language = "en"
+    hours: list[Hours] = Field(default_factory=lambda: list(WEEKDAYS_8_TO_6), max_length=50)
 
     @field_validator("timezone")
     @classmethod
@@ -38,18 +65,101 @@ class AddSite(_Command):
         return value
 
 
+class AddClosure(_Command):
+    first_day: date
+    last_day: date
+    reason: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        return self
+
+
+class AddRoom(_Command):
+    site_id: UUID
+    name: str = Field(min_length=1, max_length=100)
+
+
+class WorkingHours(Hours):
+    site_id: UUID
+
+
+class AddProvider(_Command):
+    name: str = Field(min_length=1, max_length=200)
+    hours: list[WorkingHours] = Field(min_length=1, max_length=100)
+
+
+class OverrideSessionType(_Command):
+    duration_minutes: int | None = Field(None, gt=0, le=24 * 60)
+    recovery_minutes: int | None = Field(None, ge=0, le=24 * 60)
+    fasting_rule: str | None = Field(None, max_length=100)
+
+
+class RideContactIn(_Command):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=3, max_length=40)
+    sms_consent: bool = False
+
+
 class RegisterPatient(_Command):
-    clinic_id: UUID
     given_name: str = Field(min_length=1, max_length=200)
     family_name: str = Field(min_length=1, max_length=200)
     phone: str = Field(min_length=3, max_length=40, description="Mobile number, US or Canada")
     language: Language = "en"
     sms_consent: bool = False
     sms_consent_source: str | None = Field(None, max_length=200)
+    ride_contact: RideContactIn | None = None
 
 
 class BookSession(_Command):
     patient_id: UUID
     site_id: UUID
     session_type: str
-    starts_at: AwareDatetime = Field(description="Start time with an explicit UTC offset")
+    starts_at: datetime = Field(description="With a UTC offset, or the site's local wall-clock time")
+    room_id: UUID | None = Field(None, description="Default: the first free room at the site")
+    provider_id: UUID | None = Field(None, description="Default: the first free provider")
+
+
+class BookSeries(_Command):
+    patient_id: UUID
+    site_id: UUID
+    session_type: str
+    starts_at: list[datetime] = Field(min_length=1, max_length=52)
+    room_id: UUID | None = None
+    provider_id: UUID | None = None
+
+
+class RescheduleSession(_Command):
+    starts_at: datetime
+    room_id: UUID | None = None
+    provider_id: UUID | None = None
+    expected_version: int | None = Field(None, description="Refuse (409) if the booking changed")
+
+
+class CancelSession(_Command):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class UpdateRide(_Command):
+    ride_status: Literal["unknown", "requested", "confirmed"]
+    driver_name: str | None = Field(None, max_length=200)
+
+
+class JoinWaitlist(_Command):
+    patient_id: UUID
+    site_id: UUID
+    session_type: str
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        return self
+
+
+class AcceptOffer(_Command):
+    patient_id: UUID

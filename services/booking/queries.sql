@@ -1,49 +1,261 @@
+-- Every query that reads tenant data takes the clinic id: a row of another network is
+-- simply not found.
+
 -- name: insert_clinic
 INSERT INTO clinics (id, name, phone) VALUES ($1, $2, $3)
 RETURNING id, name, phone, created_at;
 
+-- name: get_clinic
+SELECT id, name, phone, created_at FROM clinics WHERE id = $1;
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, clinic_id, role, label, created_at;
+
 -- name: insert_site
 INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, clinic_id, name, address, phone, timezone, default_language;
+RETURNING id, clinic_id, name, address, phone, timezone, default_language, created_at;
+
+-- name: insert_site_hours
+INSERT INTO site_hours (site_id, weekday, opens, closes)
+SELECT $1, unnest($2::smallint[]), unnest($3::time[]), unnest($4::time[]);
+
+-- name: get_site
+SELECT s.*, c.name AS clinic_name, c.phone AS clinic_phone
+FROM sites s JOIN clinics c ON c.id = s.clinic_id
+WHERE s.id = $1 AND s.clinic_id = $2;
+
+-- name: site_hours
+SELECT weekday, opens, closes FROM site_hours WHERE site_id = $1 ORDER BY weekday, opens;
+
+-- name: list_sites
+SELECT id, clinic_id, name, address, phone, timezone, default_language, created_at
+FROM sites WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id LIMIT $4;
+
+-- name: insert_closure
+INSERT INTO site_closures (id, site_id, first_day, last_day, reason) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, site_id, first_day, last_day, reason;
+
+-- name: closed_on
+SELECT EXISTS (SELECT 1 FROM site_closures WHERE site_id = $1 AND $2::date BETWEEN first_day AND last_day);
+
+-- name: closures_between
+SELECT first_day, last_day FROM site_closures
+WHERE site_id = $1 AND last_day >= $2::date AND first_day <= $3::date;
+
+-- name: insert_room
+INSERT INTO rooms (id, clinic_id, site_id, name) VALUES ($1, $2, $3, $4)
+RETURNING id, clinic_id, site_id, name, created_at;
+
+-- name: get_room
+SELECT * FROM rooms WHERE id = $1 AND clinic_id = $2;
+
+-- name: rooms_of_site
+SELECT id, site_id, name FROM rooms WHERE site_id = $1 ORDER BY name, id;
+
+-- name: insert_provider
+INSERT INTO providers (id, clinic_id, name) VALUES ($1, $2, $3)
+RETURNING id, clinic_id, name, created_at;
+
+-- name: insert_provider_hours
+INSERT INTO provider_hours (provider_id, site_id, weekday, starts, ends)
+SELECT $1, unnest($2::uuid[]), unnest($3::smallint[]), unnest($4::time[]), unnest($5::time[]);
+
+-- name: get_provider
+SELECT * FROM providers WHERE id = $1 AND clinic_id = $2;
+
+-- name: list_providers
+SELECT id, clinic_id, name, created_at FROM providers
+WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id LIMIT $4;
+
+-- name: provider_hours_at_site
+SELECT provider_id, weekday, starts, ends FROM provider_hours WHERE site_id = $1;
+
+-- name: sites_in_clinic
+SELECT count(*) FROM sites WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
 
 -- name: insert_patient
 INSERT INTO patients (id, clinic_id, given_name, family_name, phone_e164, language,
-                      sms_consent, sms_consent_at, sms_consent_source)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, clinic_id, given_name, family_name, phone_e164, language, sms_consent,
-          sms_consent_at, sms_consent_source;
-
--- name: clinic_exists
-SELECT EXISTS (SELECT 1 FROM clinics WHERE id = $1);
+                      sms_consent, sms_consent_at, sms_consent_source, ride_contact_name,
+                      ride_contact_phone, ride_contact_consent, ride_contact_consent_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING *;
 
 -- name: get_patient
-SELECT * FROM patients WHERE id = $1;
+SELECT * FROM patients WHERE id = $1 AND clinic_id = $2;
 
--- name: get_site_with_clinic
-SELECT s.*, c.name AS clinic_name, c.phone AS clinic_phone
-FROM sites s JOIN clinics c ON c.id = s.clinic_id WHERE s.id = $1;
+-- name: get_patient_for_update
+SELECT * FROM patients WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
 
--- name: get_session_type
-SELECT * FROM session_types WHERE code = $1;
+-- name: list_patients
+SELECT * FROM patients WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id LIMIT $4;
+
+-- name: set_sms_consent
+UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source = $4
+WHERE id = $1 AND clinic_id = $2
+RETURNING *;
+
+-- name: session_type
+SELECT st.code, st.is_dosing,
+       coalesce(o.duration_minutes, st.duration_minutes) AS duration_minutes,
+       coalesce(o.recovery_minutes, st.recovery_minutes) AS recovery_minutes,
+       coalesce(o.fasting_rule, st.fasting_rule) AS fasting_rule
+FROM session_types st
+LEFT JOIN session_type_overrides o ON o.code = st.code AND o.clinic_id = $1
+WHERE st.code = $2;
+
+-- name: session_types
+SELECT st.code, st.is_dosing,
+       coalesce(o.duration_minutes, st.duration_minutes) AS duration_minutes,
+       coalesce(o.recovery_minutes, st.recovery_minutes) AS recovery_minutes,
+       coalesce(o.fasting_rule, st.fasting_rule) AS fasting_rule
+FROM session_types st
+LEFT JOIN session_type_overrides o ON o.code = st.code AND o.clinic_id = $1
+ORDER BY st.code;
+
+-- name: upsert_session_type_override
+INSERT INTO session_type_overrides (clinic_id, code, duration_minutes, recovery_minutes, fasting_rule)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (clinic_id, code) DO UPDATE
+    SET duration_minutes = EXCLUDED.duration_minutes, recovery_minutes = EXCLUDED.recovery_minutes,
+        fasting_rule = EXCLUDED.fasting_rule;
+
+-- name: free_rooms
+SELECT r.id FROM rooms r
+WHERE r.site_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM bookings b WHERE b.room_id = r.id AND b.status IN ('booked', 'arrived')
+      AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($2, $3) AND b.id <> $4)
+ORDER BY r.name, r.id;
+
+-- name: free_providers
+SELECT DISTINCT p.id, p.name FROM providers p
+JOIN provider_hours h ON h.provider_id = p.id AND h.site_id = $1
+WHERE h.weekday = $4 AND h.starts <= $5::time AND $6::time <= h.ends
+  AND NOT EXISTS (
+    SELECT 1 FROM bookings b WHERE b.provider_id = p.id AND b.status IN ('booked', 'arrived')
+      AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($2, $3) AND b.id <> $7)
+ORDER BY p.name, p.id;
+
+-- name: provider_works
+SELECT EXISTS (
+    SELECT 1 FROM provider_hours WHERE provider_id = $1 AND site_id = $2 AND weekday = $3
+      AND starts <= $4::time AND $5::time <= ends);
+
+-- name: site_open
+SELECT EXISTS (
+    SELECT 1 FROM site_hours WHERE site_id = $1 AND weekday = $2
+      AND opens <= $3::time AND $4::time <= closes);
 
 -- name: insert_booking
-INSERT INTO bookings (id, clinic_id, site_id, patient_id, session_type, starts_at, ends_at)
+INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
+                      session_type, is_dosing, starts_at, ends_at, occupied_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING id;
+
+-- name: conflicting_booking
+SELECT id FROM bookings
+WHERE status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($2, $3)
+  AND CASE $1 WHEN 'room' THEN room_id = $4 WHEN 'provider' THEN provider_id = $4
+              ELSE patient_id = $4 END
+LIMIT 1;
+
+-- name: booking
+-- Everything about a booking that its views and events need.
+SELECT b.*, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
+       s.timezone AS site_timezone, c.name AS clinic_name, c.phone AS clinic_phone,
+       p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
+       p.ride_contact_consent, st.fasting_rule
+FROM bookings b
+JOIN sites s ON s.id = b.site_id
+JOIN clinics c ON c.id = b.clinic_id
+JOIN patients p ON p.id = b.patient_id
+LEFT JOIN LATERAL (
+    SELECT coalesce(o.fasting_rule, t.fasting_rule) AS fasting_rule
+    FROM session_types t LEFT JOIN session_type_overrides o
+      ON o.code = t.code AND o.clinic_id = b.clinic_id
+    WHERE t.code = b.session_type) st ON true
+WHERE b.id = $1 AND b.clinic_id = $2;
+
+-- name: lock_booking
+SELECT id, status, version FROM bookings WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
+
+-- name: move_booking
+UPDATE bookings SET starts_at = $2, ends_at = $3, occupied_until = $4, room_id = $5,
+                    provider_id = $6, version = version + 1, confirmed_at = NULL,
+                    reschedule_requested_at = NULL, updated_at = now()
+WHERE id = $1;
+
+-- name: set_status
+UPDATE bookings SET status = $2, version = version + 1, updated_at = now(),
+                    cancel_reason = coalesce($3, cancel_reason),
+                    cancelled_by = coalesce($4, cancelled_by)
+WHERE id = $1;
+
+-- name: set_ride
+UPDATE bookings SET ride_status = $2, ride_driver_name = $3, updated_at = now() WHERE id = $1;
+
+-- name: set_confirmed
+UPDATE bookings SET confirmed_at = now(), updated_at = now() WHERE id = $1 AND confirmed_at IS NULL;
+
+-- name: set_reschedule_requested
+UPDATE bookings SET reschedule_requested_at = now(), updated_at = now() WHERE id = $1;
+
+-- name: list_bookings
+SELECT id FROM bookings
+WHERE clinic_id = $1
+  AND ($2::uuid IS NULL OR patient_id = $2)
+  AND ($3::uuid IS NULL OR site_id = $3)
+  AND ($4::timestamptz IS NULL OR starts_at >= $4)
+  AND ($5::timestamptz IS NULL OR starts_at < $5)
+  AND ($6::text IS NULL OR status = $6)
+  AND (starts_at, id) > ($7, $8)
+ORDER BY starts_at, id LIMIT $9;
+
+-- name: bookings_needing_staff
+SELECT id FROM bookings
+WHERE clinic_id = $1 AND status = 'booked' AND starts_at > now()
+  AND (reschedule_requested_at IS NOT NULL OR (is_dosing AND ride_status <> 'confirmed'))
+ORDER BY starts_at, id LIMIT $2;
+
+-- name: busy_at_site
+-- Active bookings holding the site's rooms or providers who work there, in a time range.
+SELECT room_id, provider_id, starts_at, occupied_until FROM bookings
+WHERE status IN ('booked', 'arrived') AND starts_at < $3 AND occupied_until > $2
+  AND (site_id = $1 OR provider_id IN (SELECT provider_id FROM provider_hours WHERE site_id = $1));
+
+-- name: insert_waitlist_entry
+INSERT INTO waitlist_entries (id, clinic_id, patient_id, site_id, session_type, window_start, window_end)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *;
 
--- name: get_booking
-SELECT b.*, s.timezone AS site_timezone
-FROM bookings b JOIN sites s ON s.id = b.site_id WHERE b.id = $1;
+-- name: list_waitlist
+SELECT * FROM waitlist_entries
+WHERE clinic_id = $1 AND ($2::uuid IS NULL OR site_id = $2) AND status = 'waiting'
+  AND (created_at, id) > ($3, $4)
+ORDER BY created_at, id LIMIT $5;
 
--- name: list_clinics
-SELECT id, name, phone, created_at FROM clinics ORDER BY created_at, id;
+-- name: waiting_for_slot
+SELECT w.id, w.patient_id, p.language FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id
+WHERE w.site_id = $1 AND w.session_type = $2 AND w.status = 'waiting'
+  AND w.window_start <= $3 AND $3 < w.window_end AND w.patient_id <> $4
+ORDER BY w.created_at, w.id;
 
--- name: list_sites
-SELECT id, clinic_id, name, address, phone, timezone, default_language
-FROM sites WHERE clinic_id = $1 ORDER BY name, id;
+-- name: insert_offer
+INSERT INTO waitlist_offers (id, clinic_id, site_id, room_id, provider_id, session_type, starts_at,
+                             freed_by, candidates)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING *;
 
--- name: list_patients
-SELECT id, clinic_id, given_name, family_name, phone_e164, language, sms_consent,
-       sms_consent_at, sms_consent_source
-FROM patients WHERE clinic_id = $1 ORDER BY family_name, given_name, id;
+-- name: lock_offer
+SELECT * FROM waitlist_offers WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
+
+-- name: take_offer
+UPDATE waitlist_offers SET status = 'taken', taken_by = $2, booking_id = $3 WHERE id = $1;
+
+-- name: waitlist_booked
+UPDATE waitlist_entries SET status = 'booked'
+WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiting';

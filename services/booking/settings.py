@@ -12,3 +12,5 @@ class BookingSettings(ServiceSettings):
     http_port: int = 8001
     phone_regions: str = "US,CA"
     """Regions whose mobile numbers patients may give (E.164 is stored)."""
+    admin_token: str = ""
+    """Platform operator token for creating clinic networks (POST /clinics); empty disables it."""

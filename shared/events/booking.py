@@ -1,4 +1,9 @@
-"""Events published by the booking service on `booking.events`."""
+"""Events published by the booking service on `booking.events` (keyed by patient).
+
+Every event about a booking carries what consumers need to act on it without calling back
+into booking: the site's time zone and contact details, the session type and whether it is
+a dosing session, the times, the patient's language and, if they consented, the ride contact.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared.events.base import Event
 from shared.topics import BOOKING_EVENTS
@@ -18,6 +23,14 @@ class _BookingEvent(Event):
     topic: ClassVar[str] = BOOKING_EVENTS
 
 
+class RideContact(BaseModel):
+    """Who drives the patient home; only sent when that person consented to texts."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    name: str
+    phone_e164: str
+
+
 class PatientRegistered(_BookingEvent):
     """A patient was added to a clinic network, with how to reach them."""
 
@@ -26,10 +39,20 @@ class PatientRegistered(_BookingEvent):
     sms_consent: bool
     sms_consent_at: AwareDatetime | None = None
     sms_consent_source: str | None = None
+    ride_contact: RideContact | None = None
 
 
-class SessionBooked(_BookingEvent):
-    """A session was booked. Carries everything consumers need to act without calling back."""
+class PatientContactChanged(_BookingEvent):
+    """A patient's phone, language, SMS consent or ride contact changed."""
+
+    phone_e164: str
+    language: Language = "en"
+    sms_consent: bool
+    ride_contact: RideContact | None = None
+
+
+class _Appointment(_BookingEvent):
+    """The snapshot of a booking that consumers keep."""
 
     booking_id: UUID
     version: int = 1
@@ -41,6 +64,8 @@ class SessionBooked(_BookingEvent):
     site_address: str
     site_phone: str
     site_timezone: str
+    room_id: UUID | None = None
+    provider_id: UUID | None = None
     session_type: str
     is_dosing: bool
     fasting_rule: str | None = None
@@ -48,8 +73,77 @@ class SessionBooked(_BookingEvent):
     ends_at: AwareDatetime
     """End of the session including recovery/monitoring: the earliest pickup time."""
     patient_language: Language = "en"
+    ride_contact: RideContact | None = None
 
     def local_start(self) -> datetime:
         from zoneinfo import ZoneInfo
 
         return self.starts_at.astimezone(ZoneInfo(self.site_timezone))
+
+
+class SessionBooked(_Appointment):
+    """A session was booked."""
+
+
+class SessionRescheduled(_Appointment):
+    """A booked session moved (same booking id, higher version)."""
+
+    previous_starts_at: AwareDatetime
+    previous_ends_at: AwareDatetime
+
+
+class _BookingChanged(_BookingEvent):
+    booking_id: UUID
+    version: int
+    session_type: str
+    is_dosing: bool
+    site_id: UUID
+    starts_at: AwareDatetime
+
+
+class SessionCancelled(_BookingChanged):
+    """A booked session was cancelled; its texts must not go out."""
+
+    reason: str
+    cancelled_by: str
+
+
+class PatientCheckedIn(_BookingChanged):
+    """The patient arrived for their session (FHIR: arrived)."""
+
+
+class SessionCompleted(_BookingChanged):
+    """The session took place (FHIR: fulfilled)."""
+
+
+class PatientNoShow(_BookingChanged):
+    """The patient did not come (FHIR: noshow)."""
+
+
+class RideDetailsUpdated(_BookingEvent):
+    """The ride home after a dosing session was requested or confirmed."""
+
+    booking_id: UUID
+    version: int
+    ride_status: Literal["unknown", "requested", "confirmed"]
+    driver_name: str | None = None
+
+
+class WaitlistSlotOpened(_BookingEvent):
+    """A slot opened that this (waiting) patient may take; the first to accept gets it."""
+
+    offer_id: UUID
+    clinic_name: str
+    clinic_phone: str
+    site_id: UUID
+    site_name: str
+    site_timezone: str
+    session_type: str
+    starts_at: AwareDatetime
+    patient_language: Language = "en"
+
+
+class WaitlistSlotTaken(_BookingEvent):
+    """A slot offered to this patient went to someone else."""
+
+    offer_id: UUID

@@ -1,4 +1,4 @@
-"""Events published by the notifier on `notifier.events`."""
+"""Events published by the notifier on `notifier.events` (keyed by patient)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,36 @@ class SmsSent(_NotifierEvent):
     booking_id: UUID | None = None
     provider_sid: str
     segments: int
+
+
+class PatientConfirmed(_NotifierEvent):
+    """The patient replied that they will come (reply 1)."""
+
+    booking_id: UUID
+
+
+class RescheduleRequested(_NotifierEvent):
+    """The patient replied that they need another time (reply 2)."""
+
+    booking_id: UUID
+
+
+class RideConfirmed(_NotifierEvent):
+    """The patient replied that their ride home is arranged (reply 3, or a driver's name)."""
+
+    booking_id: UUID
+    driver_name: str | None = None
+
+
+class PatientOptedOut(_NotifierEvent):
+    """The patient texted STOP (or another opt-out word): no more texts."""
+
+
+class PatientOptedIn(_NotifierEvent):
+    """The patient texted START again."""
+
+
+class WaitlistOfferAccepted(_NotifierEvent):
+    """The patient accepted a waitlist slot offer by text."""
+
+    offer_id: UUID

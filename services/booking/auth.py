@@ -1,0 +1,73 @@
+"""API keys per clinic network, with roles. A key only ever sees its own network's data:
+another network's ids answer 404, exactly like ids that do not exist."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from uuid import UUID
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+ROLES = ("admin", "scheduler", "clinician", "ops", "read-only")
+READ = ROLES
+SCHEDULE = ("admin", "scheduler")
+CARE = ("admin", "scheduler", "clinician")
+ADMIN = ("admin",)
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="A clinic network's API key")
+_admin_token = APIKeyHeader(name="X-Admin-Token", auto_error=False,
+                            description="Platform operator token (creates clinic networks)")
+
+
+@dataclass(frozen=True)
+class Principal:
+    clinic_id: UUID
+    role: str
+    label: str
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for audit fields: the key's label and role, never a secret."""
+        return f"{self.label} ({self.role})"
+
+
+def new_key() -> tuple[str, str]:
+    """A new API key and the hash stored for it."""
+    key = "kcb_" + secrets.token_urlsafe(32)
+    return key, hash_key(key)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def require(*roles: str):
+    """A dependency admitting keys with one of `roles` (401 without a valid key, 403 if the
+    role may not do this)."""
+
+    async def dependency(request: Request, key: str | None = Security(_api_key)) -> Principal:
+        if not key:
+            raise HTTPException(401, "an X-API-Key header is required")
+        row = await request.app.state.runtime.db.fetchrow(
+            "SELECT clinic_id, role, label FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            hash_key(key))
+        if row is None:
+            raise HTTPException(401, "unknown or revoked API key")
+        if row["role"] not in roles:
+            raise HTTPException(403, f"the {row['role']} role may not do this")
+        return Principal(row["clinic_id"], row["role"], row["label"])
+
+    return Depends(dependency)
+
+
+async def require_operator(request: Request, token: str | None = Security(_admin_token)) -> None:
+    expected = request.app.state.runtime.settings.admin_token
+    if not expected:
+        raise HTTPException(403, "creating clinic networks is disabled (no BOOKING_ADMIN_TOKEN)")
+    if not token or not hmac.compare_digest(token, expected):
+        raise HTTPException(401, "a valid X-Admin-Token header is required")

@@ -1,0 +1,50 @@
+"""`Idempotency-Key` on every POST: the first response to a key is stored in the same
+transaction as the request's effect, and a replay returns it without doing anything again.
+A concurrent request with the same key waits for the first to finish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from shared.errors import Invalid
+
+Handler = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+async def idempotent(request: Request, clinic_id, handler: Handler, status_code: int = 201) -> JSONResponse:
+    """Run `handler(conn)` in a transaction, honouring the request's Idempotency-Key."""
+    key = request.headers.get("Idempotency-Key")
+    pool = request.app.state.runtime.db
+    async with pool.acquire() as conn, conn.transaction():
+        if key is None:
+            body = jsonable_encoder(await handler(conn))
+            return JSONResponse(body, status_code=status_code)
+        if len(key) > 200:
+            raise Invalid("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
+        digest = hashlib.sha256(
+            request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
+        mine = await conn.fetchval(
+            "INSERT INTO idempotency_keys (clinic_id, key, request_hash) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING true", clinic_id, key, digest)
+        if not mine:
+            stored = await conn.fetchrow(
+                "SELECT request_hash, status_code, response FROM idempotency_keys"
+                " WHERE clinic_id = $1 AND key = $2", clinic_id, key)
+            if stored["request_hash"] != digest:
+                raise Invalid("this Idempotency-Key was used for a different request",
+                              field="Idempotency-Key")
+            return JSONResponse(json.loads(stored["response"]), status_code=stored["status_code"],
+                                headers={"Idempotent-Replayed": "true"})
+        body = jsonable_encoder(await handler(conn))
+        await conn.execute(
+            "UPDATE idempotency_keys SET status_code = $3, response = $4"
+            " WHERE clinic_id = $1 AND key = $2", clinic_id, key, status_code, json.dumps(body))
+        return JSONResponse(body, status_code=status_code)

@@ -1,0 +1,42 @@
+"""Cursor (keyset) pagination for list endpoints: an opaque cursor holds the sort key of the
+last row returned, so pages stay stable while rows are added."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared.errors import Invalid
+
+MAX_LIMIT = 200
+
+
+def encode_cursor(values: tuple) -> str:
+    def plain(v: Any) -> Any:
+        return v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v
+
+    raw = json.dumps([plain(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
+    """The sort key in `cursor`, converted to `types`; `Invalid` if it was tampered with."""
+    if not cursor:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if len(raw) != len(types):
+            raise ValueError
+        return tuple(datetime.fromisoformat(v) if t is datetime else t(v) for v, t in zip(raw, types))
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise Invalid("invalid cursor", field="cursor") from None
+
+
+def page(rows: list, limit: int, key) -> dict[str, Any]:
+    """A page from `rows` fetched with LIMIT `limit + 1`; `key(row)` gives the sort key."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows, "next_cursor": encode_cursor(key(rows[-1])) if more and rows else None}
