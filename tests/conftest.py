@@ -151,6 +151,16 @@ async def spine(infra: Infra, namespace: str) -> AsyncIterator[Spine]:
             await stop_service(svc)
 
 
+@pytest.fixture
+async def booking(infra: Infra, namespace: str) -> AsyncIterator[RunningService]:
+    """The booking service alone, started in this process."""
+    svc = await start_service("booking", service_settings("booking", infra, namespace))
+    try:
+        yield svc
+    finally:
+        await stop_service(svc)
+
+
 async def eventually(check, timeout: float = 20.0, interval: float = 0.1):
     """Await `check()` until it returns a truthy value; return it, or fail after `timeout`."""
     deadline = asyncio.get_running_loop().time() + timeout

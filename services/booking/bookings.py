@@ -128,15 +128,13 @@ async def place(conn: asyncpg.Connection, clinic_id: UUID, site: asyncpg.Record,
 
 
 async def _conflict(conn: asyncpg.Connection, exc: asyncpg.ExclusionViolationError,
-                    where: Placement, patient_id: UUID, index: int | None = None) -> Conflict:
+                    where: Placement, patient_id: UUID) -> Conflict:
     resource = RESOURCE_OF_CONSTRAINT.get(exc.constraint_name or "", "booking")
     value = {"room": where.room_id, "provider": where.provider_id}.get(resource, patient_id)
     other = await conn.fetchval(Q.conflicting_booking, resource, where.starts_at,
                                 where.occupied_until, value)
-    details = {"resource": resource, "booking_id": other}
-    if index is not None:
-        details["session_index"] = index
-    return Conflict(f"the {resource} is already booked then", conflicts_with=details)
+    return Conflict(f"the {resource} is already booked then",
+                    conflicts_with={"resource": resource, "booking_id": other})
 
 
 def _check_contact(patient: asyncpg.Record, stype: asyncpg.Record) -> None:
@@ -146,7 +144,7 @@ def _check_contact(patient: asyncpg.Record, stype: asyncpg.Record) -> None:
 
 
 async def _insert(conn, clinic_id, site, stype, patient, starts_at, room_id, provider_id, now,
-                  series_id=None, index=None, field="starts_at") -> UUID:
+                  series_id=None, field="starts_at") -> UUID:
     """Insert one booking, retrying the choice of room/provider if a concurrent booking
     took the one picked; a real conflict becomes a 409 naming what conflicts."""
     for attempt in range(3):
@@ -163,7 +161,7 @@ async def _insert(conn, clinic_id, site, stype, patient, starts_at, room_id, pro
             picked = (resource == "room" and room_id is None) or \
                      (resource == "provider" and provider_id is None)
             if not picked or attempt == 2:
-                raise await _conflict(conn, exc, where, patient["id"], index) from None
+                raise await _conflict(conn, exc, where, patient["id"]) from None
     raise AssertionError("unreachable")
 
 
@@ -222,9 +220,14 @@ async def book_slots(conn, clinic_id, patient_id, site_id, code, starts, room_id
     rows = []
     for i, start in enumerate(starts):
         field = f"starts_at.{i}" if series else "starts_at"
-        starts_at = to_utc(start, site["timezone"], field)
-        booking_id = await _insert(conn, clinic_id, site, stype, patient, starts_at, room_id,
-                                   provider_id, now, series_id, i if series else None, field)
+        try:
+            starts_at = to_utc(start, site["timezone"], field)
+            booking_id = await _insert(conn, clinic_id, site, stype, patient, starts_at, room_id,
+                                       provider_id, now, series_id, field)
+        except Conflict as exc:
+            if series:  # say which session of the series could not be booked
+                exc.details.setdefault("conflicts_with", {})["session_index"] = i
+            raise
         row = await load(conn, clinic_id, booking_id)
         await emit(conn, row, SessionBooked(**appointment_fields(row)))
         rows.append(row)
