@@ -165,7 +165,7 @@ async def main(n: int) -> bool:
 def run(argv=None) -> bool:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)
     return asyncio.run(main(args.events))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable
 
 import uvicorn
@@ -10,9 +12,26 @@ from fastapi import FastAPI
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
+_BOOTSTRAP_ENV = "SERVE_BOOTSTRAP"
+
 
 def serve(bootstrap: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+    """Serve the app; with `http_workers` > 1, as that many processes (each builds its own
+    app from the environment: one outbox relay leads, consumers share the group)."""
     configure_logging(settings.service_name, settings.log_level)
-    app = bootstrap(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=5)
+    options = dict(host=settings.http_host, port=settings.http_port, log_config=None,
+                   access_log=False, timeout_graceful_shutdown=5)
+    if settings.http_workers > 1:
+        os.environ[_BOOTSTRAP_ENV] = f"{bootstrap.__module__}:{bootstrap.__name__}"
+        uvicorn.run("shared.serve:worker_app", factory=True, workers=settings.http_workers, **options)
+    else:
+        uvicorn.run(bootstrap(settings), **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (settings from the environment, like the parent's)."""
+    module, _, name = os.environ[_BOOTSTRAP_ENV].partition(":")
+    app = getattr(importlib.import_module(module), name)()
+    settings = app.state.runtime.settings
+    configure_logging(settings.service_name, settings.log_level)
+    return app

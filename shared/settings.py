@@ -64,6 +64,7 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_workers: int = Field(1, ge=1, le=32, description="HTTP worker processes")
     log_level: str = "INFO"
     consumer_max_records: int = 500
     outbox_batch_size: int = 500

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
 
 from services.booking import availability, bookings, fhir, network, waitlist
 from services.booking.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require, require_operator
@@ -27,6 +28,7 @@ from shared.pagination import MAX_LIMIT, decode_cursor, page
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
+_AVAILABILITY = TypeAdapter(dict[str, UUID | str | list[availability.Slot]])
 
 
 def _db(request: Request):
@@ -248,7 +250,7 @@ async def site_availability(
         site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
         first_day: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
         last_day: Annotated[date, Query(alias="to")] = None,  # type: ignore[assignment]
-        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> dict[str, Any]:
+        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> Response:
     """Free slots for a session type at a site between two local dates (inclusive)."""
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
@@ -257,8 +259,9 @@ async def site_availability(
         first = first_day or today
         slots = await availability.free_slots(conn, site, stype, first, last_day or first,
                                               step_minutes)
-    return {"site_id": site_id, "session_type": session_type, "timezone": site["timezone"],
-            "slots": [s.__dict__ for s in slots]}
+    body = {"site_id": site_id, "session_type": session_type, "timezone": site["timezone"],
+            "slots": slots}
+    return Response(_AVAILABILITY.dump_json(body), media_type="application/json")
 
 
 @router.post("/waitlist", status_code=201, tags=["waitlist"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -46,6 +47,26 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+KEY_CACHE_SECONDS = 10.0
+
+
+async def _lookup(request: Request, key_hash: str):
+    """The key's row, cached for a few seconds per process (a revoked key stops working
+    within KEY_CACHE_SECONDS)."""
+    cache: dict = request.app.state.__dict__.setdefault("api_key_cache", {})
+    now = time.monotonic()
+    hit = cache.get(key_hash)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    row = await request.app.state.runtime.db.fetchrow(
+        "SELECT clinic_id, role, label FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        key_hash)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key_hash] = (row, now + KEY_CACHE_SECONDS)
+    return row
+
+
 def require(*roles: str):
     """A dependency admitting keys with one of `roles` (401 without a valid key, 403 if the
     role may not do this)."""
@@ -53,9 +74,7 @@ def require(*roles: str):
     async def dependency(request: Request, key: str | None = Security(_api_key)) -> Principal:
         if not key:
             raise HTTPException(401, "an X-API-Key header is required")
-        row = await request.app.state.runtime.db.fetchrow(
-            "SELECT clinic_id, role, label FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            hash_key(key))
+        row = await _lookup(request, hash_key(key))
         if row is None:
             raise HTTPException(401, "unknown or revoked API key")
         if row["role"] not in roles:

@@ -1,10 +1,10 @@
 """Free-slot search: when a session type fits at a site, with a free room and a free
 provider, within opening and working hours. One query for the busy times of the whole range,
-then interval checks in memory, so a week answers in milliseconds."""
+then bitmask arithmetic in memory."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,27 +20,6 @@ from shared.errors import Invalid
 MAX_DAYS = 31
 
 
-class Busy:
-    """One resource's busy intervals (they never overlap: the exclusion constraints)."""
-
-    def __init__(self) -> None:
-        self.starts: list[datetime] = []
-        self.ends: list[datetime] = []
-
-    def add(self, start: datetime, end: datetime) -> None:
-        self.starts.append(start)
-        self.ends.append(end)
-
-    def sort(self) -> None:
-        pairs = sorted(zip(self.starts, self.ends))
-        self.starts = [s for s, _ in pairs]
-        self.ends = [e for _, e in pairs]
-
-    def free(self, start: datetime, end: datetime) -> bool:
-        i = bisect_left(self.starts, end)  # intervals starting before `end`
-        return i == 0 or self.ends[i - 1] <= start
-
-
 @dataclass(frozen=True)
 class Slot:
     starts_at: datetime
@@ -48,20 +27,50 @@ class Slot:
     occupied_until_local: str
     room_id: UUID
     provider_id: UUID
-    free_rooms: int
-    free_providers: int
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: datetime          # UTC
+    local_start: datetime    # site wall clock (naive)
+    local_end: datetime      # site wall clock (naive), recovery included
+    weekday: int
+
+
+def _candidates(first_day: date, last_day: date, hours, closed, tz: ZoneInfo, length: timedelta,
+                step: timedelta, now: datetime) -> list[_Candidate]:
+    """Every start time to consider, in time order: each step within opening hours, on open
+    days, in the future, that exists exactly once on the wall clock and ends the same day."""
+    out = []
+    day = first_day
+    while day <= last_day:
+        for opens, closes in ([] if day in closed else sorted(hours[day.isoweekday()])):
+            t = datetime.combine(day, opens)
+            while t + length <= datetime.combine(day, closes):
+                try:
+                    start = to_utc(t, str(tz))
+                except Invalid:  # skipped or repeated by a DST change
+                    start = None
+                if start is not None and start >= now:
+                    local_end = (start + length).astimezone(tz).replace(tzinfo=None)
+                    if local_end.date() == day and local_end.time() <= closes:
+                        out.append(_Candidate(start, t, local_end, day.isoweekday()))
+                t += step
+        day += timedelta(days=1)
+    return out
 
 
 async def free_slots(conn: asyncpg.Connection, site: asyncpg.Record, stype: asyncpg.Record,
                      first_day: date, last_day: date, step_minutes: int = 15,
                      now: datetime | None = None) -> list[Slot]:
+    """Free slots in time order. Each resource's busy times become a bitmask over the
+    candidate start times (bit i set: candidate i overlaps a booking), so the search costs
+    one pass over the bookings plus a few big-integer operations per room and provider."""
     if last_day < first_day or (last_day - first_day).days >= MAX_DAYS:
         raise Invalid(f"search at most {MAX_DAYS} days, from <= to", field="to")
     now = now or datetime.now(UTC)
     tz = ZoneInfo(site["timezone"])
     length = timedelta(minutes=stype["duration_minutes"] + stype["recovery_minutes"])
-    range_start = datetime.combine(first_day, time(0), tz).astimezone(UTC)
-    range_end = datetime.combine(last_day + timedelta(days=1), time(0), tz).astimezone(UTC)
 
     hours = defaultdict(list)
     for h in await conn.fetch(Q.site_hours, site["id"]):
@@ -72,48 +81,75 @@ async def free_slots(conn: asyncpg.Connection, site: asyncpg.Record, stype: asyn
         while d <= c["last_day"]:
             closed.add(d)
             d += timedelta(days=1)
-    rooms = [r["id"] for r in await conn.fetch(Q.rooms_of_site, site["id"])]
-    works = defaultdict(list)  # weekday -> [(provider, starts, ends)]
-    for w in await conn.fetch(Q.provider_hours_at_site, site["id"]):
-        works[w["weekday"]].append((w["provider_id"], w["starts"], w["ends"]))
-    busy: dict[UUID, Busy] = defaultdict(Busy)
-    for b in await conn.fetch(Q.busy_at_site, site["id"], range_start, range_end):
-        busy[b["room_id"]].add(b["starts_at"], b["occupied_until"])
-        busy[b["provider_id"]].add(b["starts_at"], b["occupied_until"])
-    for intervals in busy.values():
-        intervals.sort()
-    no_busy = Busy()
+    cands = _candidates(first_day, last_day, hours, closed, tz, length,
+                        timedelta(minutes=step_minutes), now)
+    if not cands:
+        return []
+    everything = (1 << len(cands)) - 1
 
-    slots: list[Slot] = []
-    day = first_day
-    while day <= last_day:
-        weekday = day.isoweekday()
-        for opens, closes in ([] if day in closed else sorted(hours[weekday])):
-            t = datetime.combine(day, opens)
-            while t + length <= datetime.combine(day, closes):
-                slot = _slot_at(t, tz, length, now, rooms, works[weekday], busy, no_busy)
-                if slot is not None:
-                    slots.append(slot)
-                t += timedelta(minutes=step_minutes)
-        day += timedelta(days=1)
+    def covering(weekday: int, begin: time, end: time) -> int:
+        mask = 0
+        for i, c in enumerate(cands):
+            if c.weekday == weekday and begin <= c.local_start.time() and c.local_end.time() <= end:
+                mask |= 1 << i
+        return mask
+
+    rooms = [r["id"] for r in await conn.fetch(Q.rooms_of_site, site["id"])]
+    can_work: dict[UUID, int] = defaultdict(int)
+    shapes: dict[tuple, int] = {}
+    for w in await conn.fetch(Q.provider_hours_at_site, site["id"]):
+        shape = (w["weekday"], w["starts"], w["ends"])
+        if shape not in shapes:
+            shapes[shape] = covering(*shape)
+        can_work[w["provider_id"]] |= shapes[shape]
+
+    busy: dict[UUID, int] = defaultdict(int)
+    span = length.total_seconds()
+    epochs = [c.start.timestamp() for c in cands]
+    for b in await conn.fetch(Q.busy_at_site, site["id"], cands[0].start, cands[-1].start + length):
+        lo = bisect_right(epochs, b["starts"] - span)  # first candidate ending after the start
+        hi = bisect_left(epochs, b["ends"])            # first candidate starting at/after the end
+        if hi > lo:
+            bits = ((1 << (hi - lo)) - 1) << lo
+            if b["room_id"] is not None:
+                busy[b["room_id"]] |= bits
+            busy[b["provider_id"]] |= bits
+
+    room_free = [(r, everything & ~busy[r]) for r in rooms]
+    provider_free = sorted(((p, mask & ~busy[p]) for p, mask in can_work.items()), key=lambda x: str(x[0]))
+    any_room = any_provider = 0
+    for _, mask in room_free:
+        any_room |= mask
+    for _, mask in provider_free:
+        any_provider |= mask
+    open_slots = any_room & any_provider
+
+    room_at = _first_owner(open_slots, room_free)
+    provider_at = _first_owner(open_slots, provider_free)
+    slots = []
+    for i in sorted(room_at):
+        c = cands[i]
+        slots.append(Slot(c.start, c.start.astimezone(tz).isoformat(),
+                          (c.start + length).astimezone(tz).isoformat(), room_at[i], provider_at[i]))
     return slots
 
 
-def _slot_at(t: datetime, tz, length, now, rooms, working, busy, no_busy) -> Slot | None:
-    try:
-        start = to_utc(t, str(tz))
-    except Invalid:  # a wall-clock time that does not exist or is ambiguous (DST)
-        return None
-    end = start + length
-    if start < now:
-        return None
-    local_end = end.astimezone(tz)
-    if local_end.date() != t.date():
-        return None
-    free_rooms = [r for r in rooms if busy.get(r, no_busy).free(start, end)]
-    free_providers = [p for p, s, e in dict.fromkeys(working)
-                      if s <= t.time() and local_end.time() <= e and busy.get(p, no_busy).free(start, end)]
-    if not free_rooms or not free_providers:
-        return None
-    return Slot(start, start.astimezone(tz).isoformat(), local_end.isoformat(), free_rooms[0],
-                free_providers[0], len(free_rooms), len(free_providers))
+def _bits(mask: int):
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def _first_owner(wanted: int, owners: list[tuple[UUID, int]]) -> dict[int, UUID]:
+    """For each bit of `wanted`, the first owner (in list order) whose mask has it."""
+    found: dict[int, UUID] = {}
+    for owner, mask in owners:
+        take = wanted & mask
+        if take:
+            for i in _bits(take):
+                found[i] = owner
+            wanted &= ~take
+        if not wanted:
+            break
+    return found

@@ -20,7 +20,7 @@ from services.booking.commands import (BookSeries, BookSession, CancelSession, R
                                        UpdateRide)
 from services.booking.db import PRODUCER, Q
 from services.booking.localtime import local_iso, to_utc
-from services.booking.network import get_patient, get_site, ride_contact_of, session_type
+from services.booking.network import get_site, ride_contact_of, session_type
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Envelope, Event
 from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsUpdated,
@@ -29,8 +29,6 @@ from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsU
 from shared.outbox import enqueue
 
 NO_BOOKING = UUID(int=0)
-RESOURCE_OF_CONSTRAINT = {"bookings_room_free": "room", "bookings_provider_free": "provider",
-                          "bookings_patient_free": "patient"}
 
 
 @dataclass(frozen=True)
@@ -81,87 +79,79 @@ def view(row: asyncpg.Record) -> dict:
 # --- placing a session -----------------------------------------------------------------
 
 
-async def place(conn: asyncpg.Connection, clinic_id: UUID, site: asyncpg.Record,
-                stype: asyncpg.Record, starts_at: datetime, *, room_id: UUID | None,
-                provider_id: UUID | None, now: datetime, moving: UUID = NO_BOOKING,
-                prefer_room: UUID | None = None, prefer_provider: UUID | None = None,
-                field: str = "starts_at") -> Placement:
-    """Check a start time against the site's rules and pick a free room and provider."""
+async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezone: str,
+                stype, starts_at: datetime, *, room_id: UUID | None, provider_id: UUID | None,
+                now: datetime, moving: UUID = NO_BOOKING, prefer_room: UUID | None = None,
+                prefer_provider: UUID | None = None, field: str = "starts_at") -> Placement:
+    """Check a start time against the site's rules and pick a free room and provider (one
+    round trip)."""
     if starts_at < now:
         raise Invalid("a session cannot be booked in the past", field=field)
     ends_at = starts_at + timedelta(minutes=stype["duration_minutes"])
     occupied = ends_at + timedelta(minutes=stype["recovery_minutes"])
-    tz = ZoneInfo(site["timezone"])
+    tz = ZoneInfo(timezone)
     local_start, local_end = starts_at.astimezone(tz), occupied.astimezone(tz)
     if local_end.date() != local_start.date():
         raise Invalid("the session (with recovery) must end the same day", field=field)
-    day, weekday = local_start.date(), local_start.isoweekday()
-    if await conn.fetchval(Q.closed_on, site["id"], day):
+    day = local_start.date()
+    fit = await conn.fetchrow(
+        Q.placement, site_id, clinic_id, day, local_start.isoweekday(), local_start.time(),
+        local_end.time(), starts_at, occupied, room_id, provider_id, moving, prefer_room,
+        prefer_provider)
+    if fit["closed"]:
         raise Invalid(f"the site is closed on {day}", field=field)
-    if not await conn.fetchval(Q.site_open, site["id"], weekday, local_start.time(), local_end.time()):
+    if not fit["open"]:
         raise Invalid("outside the site's opening hours (recovery included)", field=field)
-
-    if room_id is not None:
-        room = await conn.fetchrow(Q.get_room, room_id, clinic_id)
-        if room is None or room["site_id"] != site["id"]:
-            raise NotFound("unknown room at this site", field="room_id")
-    else:
-        free = [r["id"] for r in await conn.fetch(Q.free_rooms, site["id"], starts_at, occupied, moving)]
-        if not free:
-            raise Conflict("no room is free then", conflicts_with={"resource": "room"})
-        room_id = prefer_room if prefer_room in free else free[0]
-
-    if provider_id is not None:
-        if await conn.fetchrow(Q.get_provider, provider_id, clinic_id) is None:
-            raise NotFound("unknown provider", field="provider_id")
-        if not await conn.fetchval(Q.provider_works, provider_id, site["id"], weekday,
-                                   local_start.time(), local_end.time()):
-            raise Invalid("the provider does not work at this site then", field="provider_id")
-    else:
-        free = [r["id"] for r in await conn.fetch(
-            Q.free_providers, site["id"], starts_at, occupied, weekday, local_start.time(),
-            local_end.time(), moving)]
-        if not free:
-            raise Conflict("no provider is free then", conflicts_with={"resource": "provider"})
-        provider_id = prefer_provider if prefer_provider in free else free[0]
+    if not fit["room_known"]:
+        raise NotFound("unknown room at this site", field="room_id")
+    if not fit["provider_known"]:
+        raise NotFound("unknown provider", field="provider_id")
+    if not fit["provider_works"]:
+        raise Invalid("the provider does not work at this site then", field="provider_id")
+    room_id = room_id or fit["free_room"]
+    provider_id = provider_id or fit["free_provider"]
+    if room_id is None:
+        raise Conflict("no room is free then", conflicts_with={"resource": "room"})
+    if provider_id is None:
+        raise Conflict("no provider is free then", conflicts_with={"resource": "provider"})
     return Placement(starts_at, ends_at, occupied, room_id, provider_id)
 
 
-async def _conflict(conn: asyncpg.Connection, exc: asyncpg.ExclusionViolationError,
-                    where: Placement, patient_id: UUID) -> Conflict:
-    resource = RESOURCE_OF_CONSTRAINT.get(exc.constraint_name or "", "booking")
-    value = {"room": where.room_id, "provider": where.provider_id}.get(resource, patient_id)
-    other = await conn.fetchval(Q.conflicting_booking, resource, where.starts_at,
-                                where.occupied_until, value)
+async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID) -> Conflict:
+    """The 409 naming which of room, provider or patient is busy, and with which booking."""
+    row = await conn.fetchrow(Q.what_conflicts, where.starts_at, where.occupied_until,
+                              where.room_id, where.provider_id, patient_id)
+    resource, other = (row["resource"], row["id"]) if row else ("booking", None)
     return Conflict(f"the {resource} is already booked then",
                     conflicts_with={"resource": resource, "booking_id": other})
 
 
-def _check_contact(patient: asyncpg.Record, stype: asyncpg.Record) -> None:
-    if stype["is_dosing"] and not patient["sms_consent"] and not patient["ride_contact_phone"]:
+def _check_contact(ctx, stype) -> None:
+    if stype["is_dosing"] and not ctx["sms_consent"] and not ctx["ride_contact_phone"]:
         raise Invalid("a dosing session needs a way to arrange the ride home: SMS consent or a "
                       "ride contact", field="patient_id")
 
 
-async def _insert(conn, clinic_id, site, stype, patient, starts_at, room_id, provider_id, now,
-                  series_id=None, field="starts_at") -> UUID:
-    """Insert one booking, retrying the choice of room/provider if a concurrent booking
-    took the one picked; a real conflict becomes a 409 naming what conflicts."""
+async def _insert(conn, ctx, starts_at, room_id, provider_id, now, series_id=None,
+                  field="starts_at") -> asyncpg.Record:
+    """Insert one booking. If a concurrent booking took the room or provider picked for it,
+    pick again; a real conflict becomes a 409 naming what conflicts."""
     for attempt in range(3):
-        where = await place(conn, clinic_id, site, stype, starts_at, room_id=room_id,
-                            provider_id=provider_id, now=now, field=field)
-        try:
-            async with conn.transaction():  # savepoint: a conflict leaves the rest intact
-                return await conn.fetchval(
-                    Q.insert_booking, uuid4(), clinic_id, site["id"], where.room_id,
-                    where.provider_id, patient["id"], series_id, stype["code"], stype["is_dosing"],
-                    where.starts_at, where.ends_at, where.occupied_until)
-        except asyncpg.ExclusionViolationError as exc:
-            resource = RESOURCE_OF_CONSTRAINT.get(exc.constraint_name or "")
-            picked = (resource == "room" and room_id is None) or \
-                     (resource == "provider" and provider_id is None)
-            if not picked or attempt == 2:
-                raise await _conflict(conn, exc, where, patient["id"]) from None
+        where = await place(conn, ctx["clinic_id"], ctx["site_id"], ctx["site_timezone"], ctx,
+                            starts_at, room_id=room_id, provider_id=provider_id, now=now,
+                            field=field)
+        row = await conn.fetchrow(
+            Q.insert_booking_unless_taken, uuid4(), ctx["clinic_id"], ctx["site_id"],
+            where.room_id, where.provider_id, ctx["patient_id"], series_id, ctx["code"],
+            ctx["is_dosing"], where.starts_at, where.ends_at, where.occupied_until)
+        if row is not None:
+            return row
+        conflict = await _conflict(conn, where, ctx["patient_id"])
+        resource = conflict.details["conflicts_with"]["resource"]
+        picked = (resource == "room" and room_id is None) or \
+                 (resource == "provider" and provider_id is None)
+        if not picked or attempt == 2:
+            raise conflict
     raise AssertionError("unreachable")
 
 
@@ -193,7 +183,7 @@ async def emit(conn: asyncpg.Connection, row: asyncpg.Record, *payloads: Event) 
 
 
 async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
-                       now: datetime | None = None) -> asyncpg.Record:
+                       now: datetime | None = None) -> dict:
     """Book one session and queue `SessionBooked`."""
     [row] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
                              [cmd.starts_at], cmd.room_id, cmd.provider_id, now)
@@ -201,34 +191,37 @@ async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSessio
 
 
 async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
-                      now: datetime | None = None) -> list[asyncpg.Record]:
+                      now: datetime | None = None) -> list[dict]:
     """Book several sessions at once, all or nothing; each its own booking in one series."""
     return await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
                             cmd.starts_at, cmd.room_id, cmd.provider_id, now, series=True)
 
 
 async def book_slots(conn, clinic_id, patient_id, site_id, code, starts, room_id, provider_id, now,
-                     series: bool = False) -> list[asyncpg.Record]:
+                     series: bool = False) -> list[dict]:
     """Book `starts` for a patient (one booking each, in one series if `series`); the
     caller's transaction makes it all or nothing."""
     now = now or datetime.now(UTC)
-    patient = await get_patient(conn, clinic_id, patient_id, for_update=True)
-    site = await get_site(conn, clinic_id, site_id)
-    stype = await session_type(conn, clinic_id, code)
-    _check_contact(patient, stype)
+    ctx = await conn.fetchrow(Q.booking_context, clinic_id, site_id, patient_id, code)
+    if ctx is None:
+        raise NotFound("unknown patient", field="patient_id")
+    if ctx["site_id"] is None:
+        raise NotFound("unknown site", field="site_id")
+    if ctx["code"] is None:
+        raise Invalid(f"unknown session type {code!r}", field="session_type")
+    _check_contact(ctx, ctx)
     series_id = uuid4() if series else None
     rows = []
     for i, start in enumerate(starts):
         field = f"starts_at.{i}" if series else "starts_at"
         try:
-            starts_at = to_utc(start, site["timezone"], field)
-            booking_id = await _insert(conn, clinic_id, site, stype, patient, starts_at, room_id,
-                                       provider_id, now, series_id, field)
+            starts_at = to_utc(start, ctx["site_timezone"], field)
+            booking = await _insert(conn, ctx, starts_at, room_id, provider_id, now, series_id, field)
         except Conflict as exc:
             if series:  # say which session of the series could not be booked
                 exc.details.setdefault("conflicts_with", {})["session_index"] = i
             raise
-        row = await load(conn, clinic_id, booking_id)
+        row = {**dict(ctx), **dict(booking), "fasting_rule": ctx["fasting_rule"]}
         await emit(conn, row, SessionBooked(**appointment_fields(row)))
         rows.append(row)
     return rows
@@ -254,15 +247,16 @@ async def reschedule(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     site = await get_site(conn, who.clinic_id, before["site_id"])
     stype = await session_type(conn, who.clinic_id, before["session_type"])
     starts_at = to_utc(cmd.starts_at, site["timezone"])
-    where = await place(conn, who.clinic_id, site, stype, starts_at, room_id=cmd.room_id,
-                        provider_id=cmd.provider_id, now=now, moving=booking_id,
-                        prefer_room=before["room_id"], prefer_provider=before["provider_id"])
+    where = await place(conn, who.clinic_id, site["id"], site["timezone"], stype, starts_at,
+                        room_id=cmd.room_id, provider_id=cmd.provider_id, now=now,
+                        moving=booking_id, prefer_room=before["room_id"],
+                        prefer_provider=before["provider_id"])
     try:
-        async with conn.transaction():
+        async with conn.transaction():  # a savepoint, so the conflict can be looked up
             await conn.execute(Q.move_booking, booking_id, where.starts_at, where.ends_at,
                                where.occupied_until, where.room_id, where.provider_id)
-    except asyncpg.ExclusionViolationError as exc:
-        raise await _conflict(conn, exc, where, before["patient_id"]) from None
+    except asyncpg.ExclusionViolationError:
+        raise await _conflict(conn, where, before["patient_id"]) from None
     row = await load(conn, who.clinic_id, booking_id)
     await emit(conn, row, SessionRescheduled(
         **appointment_fields(row), previous_starts_at=before["starts_at"],

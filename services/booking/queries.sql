@@ -38,9 +38,6 @@ ORDER BY created_at, id LIMIT $4;
 INSERT INTO site_closures (id, site_id, first_day, last_day, reason) VALUES ($1, $2, $3, $4, $5)
 RETURNING id, site_id, first_day, last_day, reason;
 
--- name: closed_on
-SELECT EXISTS (SELECT 1 FROM site_closures WHERE site_id = $1 AND $2::date BETWEEN first_day AND last_day);
-
 -- name: closures_between
 SELECT first_day, last_day FROM site_closures
 WHERE site_id = $1 AND last_day >= $2::date AND first_day <= $3::date;
@@ -48,9 +45,6 @@ WHERE site_id = $1 AND last_day >= $2::date AND first_day <= $3::date;
 -- name: insert_room
 INSERT INTO rooms (id, clinic_id, site_id, name) VALUES ($1, $2, $3, $4)
 RETURNING id, clinic_id, site_id, name, created_at;
-
--- name: get_room
-SELECT * FROM rooms WHERE id = $1 AND clinic_id = $2;
 
 -- name: rooms_of_site
 SELECT id, site_id, name FROM rooms WHERE site_id = $1 ORDER BY name, id;
@@ -62,9 +56,6 @@ RETURNING id, clinic_id, name, created_at;
 -- name: insert_provider_hours
 INSERT INTO provider_hours (provider_id, site_id, weekday, starts, ends)
 SELECT $1, unnest($2::uuid[]), unnest($3::smallint[]), unnest($4::time[]), unnest($5::time[]);
-
--- name: get_provider
-SELECT * FROM providers WHERE id = $1 AND clinic_id = $2;
 
 -- name: list_providers
 SELECT id, clinic_id, name, created_at FROM providers
@@ -123,45 +114,6 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (clinic_id, code) DO UPDATE
     SET duration_minutes = EXCLUDED.duration_minutes, recovery_minutes = EXCLUDED.recovery_minutes,
         fasting_rule = EXCLUDED.fasting_rule;
-
--- name: free_rooms
-SELECT r.id FROM rooms r
-WHERE r.site_id = $1 AND NOT EXISTS (
-    SELECT 1 FROM bookings b WHERE b.room_id = r.id AND b.status IN ('booked', 'arrived')
-      AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($2, $3) AND b.id <> $4)
-ORDER BY r.name, r.id;
-
--- name: free_providers
-SELECT DISTINCT p.id, p.name FROM providers p
-JOIN provider_hours h ON h.provider_id = p.id AND h.site_id = $1
-WHERE h.weekday = $4 AND h.starts <= $5::time AND $6::time <= h.ends
-  AND NOT EXISTS (
-    SELECT 1 FROM bookings b WHERE b.provider_id = p.id AND b.status IN ('booked', 'arrived')
-      AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($2, $3) AND b.id <> $7)
-ORDER BY p.name, p.id;
-
--- name: provider_works
-SELECT EXISTS (
-    SELECT 1 FROM provider_hours WHERE provider_id = $1 AND site_id = $2 AND weekday = $3
-      AND starts <= $4::time AND $5::time <= ends);
-
--- name: site_open
-SELECT EXISTS (
-    SELECT 1 FROM site_hours WHERE site_id = $1 AND weekday = $2
-      AND opens <= $3::time AND $4::time <= closes);
-
--- name: insert_booking
-INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
-                      session_type, is_dosing, starts_at, ends_at, occupied_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING id;
-
--- name: conflicting_booking
-SELECT id FROM bookings
-WHERE status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($2, $3)
-  AND CASE $1 WHEN 'room' THEN room_id = $4 WHEN 'provider' THEN provider_id = $4
-              ELSE patient_id = $4 END
-LIMIT 1;
 
 -- name: booking
 -- Everything about a booking that its views and events need.
@@ -222,10 +174,17 @@ WHERE clinic_id = $1 AND status = 'booked' AND starts_at > now()
 ORDER BY starts_at, id LIMIT $2;
 
 -- name: busy_at_site
--- Active bookings holding the site's rooms or providers who work there, in a time range.
-SELECT room_id, provider_id, starts_at, occupied_until FROM bookings
-WHERE status IN ('booked', 'arrived') AND starts_at < $3 AND occupied_until > $2
-  AND (site_id = $1 OR provider_id IN (SELECT provider_id FROM provider_hours WHERE site_id = $1));
+-- Busy times at the site (each booking holds a room and a provider), plus those of the
+-- site's providers at other sites, as epoch seconds.
+SELECT room_id, provider_id, extract(epoch FROM starts_at)::float8 AS starts,
+       extract(epoch FROM occupied_until)::float8 AS ends
+FROM bookings
+WHERE site_id = $1 AND starts_at < $3 AND occupied_until > $2 AND status IN ('booked', 'arrived')
+UNION ALL
+SELECT NULL, provider_id, extract(epoch FROM starts_at)::float8, extract(epoch FROM occupied_until)::float8
+FROM bookings
+WHERE site_id <> $1 AND provider_id IN (SELECT provider_id FROM provider_hours WHERE site_id = $1)
+  AND status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($2, $3);
 
 -- name: insert_waitlist_entry
 INSERT INTO waitlist_entries (id, clinic_id, patient_id, site_id, session_type, window_start, window_end)
@@ -259,3 +218,75 @@ UPDATE waitlist_offers SET status = 'taken', taken_by = $2, booking_id = $3 WHER
 -- name: waitlist_booked
 UPDATE waitlist_entries SET status = 'booked'
 WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiting';
+
+-- name: booking_context
+-- One round trip for what booking a session needs to know (the patient row locked, so
+-- one patient's bookings are decided one at a time). NULL site/type columns: unknown.
+SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
+       p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
+       s.id AS site_id, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
+       s.timezone AS site_timezone, c.name AS clinic_name, c.phone AS clinic_phone,
+       st.code, st.is_dosing, st.duration_minutes, st.recovery_minutes, st.fasting_rule
+FROM patients p
+JOIN clinics c ON c.id = p.clinic_id
+LEFT JOIN sites s ON s.id = $2 AND s.clinic_id = p.clinic_id
+LEFT JOIN LATERAL (
+    SELECT t.code, t.is_dosing,
+           coalesce(o.duration_minutes, t.duration_minutes) AS duration_minutes,
+           coalesce(o.recovery_minutes, t.recovery_minutes) AS recovery_minutes,
+           coalesce(o.fasting_rule, t.fasting_rule) AS fasting_rule
+    FROM session_types t
+    LEFT JOIN session_type_overrides o ON o.code = t.code AND o.clinic_id = p.clinic_id
+    WHERE t.code = $4) st ON true
+WHERE p.id = $3 AND p.clinic_id = $1
+FOR UPDATE OF p;
+
+-- name: placement
+-- Whether a time fits a site's rules, and (when not given) the free room and provider.
+-- $1 site, $2 clinic, $3 local day, $4 weekday, $5 local start, $6 local end,
+-- $7/$8 UTC start/end, $9 room or NULL, $10 provider or NULL, $11 booking being moved,
+-- $12/$13 preferred room/provider.
+SELECT
+    EXISTS (SELECT 1 FROM site_closures
+            WHERE site_id = $1 AND $3::date BETWEEN first_day AND last_day) AS closed,
+    EXISTS (SELECT 1 FROM site_hours WHERE site_id = $1 AND weekday = $4
+            AND opens <= $5::time AND $6::time <= closes) AS open,
+    ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM rooms WHERE id = $9 AND clinic_id = $2
+                                 AND site_id = $1)) AS room_known,
+    ($10::uuid IS NULL OR EXISTS (SELECT 1 FROM providers WHERE id = $10 AND clinic_id = $2))
+        AS provider_known,
+    ($10::uuid IS NULL OR EXISTS (SELECT 1 FROM provider_hours WHERE provider_id = $10
+        AND site_id = $1 AND weekday = $4 AND starts <= $5::time AND $6::time <= ends))
+        AS provider_works,
+    CASE WHEN $9::uuid IS NULL THEN (
+        SELECT r.id FROM rooms r
+        WHERE r.site_id = $1 AND NOT EXISTS (
+            SELECT 1 FROM bookings b WHERE b.room_id = r.id AND b.status IN ('booked', 'arrived')
+              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($7, $8) AND b.id <> $11)
+        ORDER BY r.id = $12 DESC, r.name, r.id LIMIT 1) END AS free_room,
+    CASE WHEN $10::uuid IS NULL THEN (
+        SELECT h.provider_id FROM provider_hours h JOIN providers p ON p.id = h.provider_id
+        WHERE h.site_id = $1 AND h.weekday = $4 AND h.starts <= $5::time AND $6::time <= h.ends
+          AND NOT EXISTS (
+            SELECT 1 FROM bookings b WHERE b.provider_id = h.provider_id
+              AND b.status IN ('booked', 'arrived')
+              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($7, $8) AND b.id <> $11)
+        ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
+
+-- name: insert_booking_unless_taken
+-- No row back: an exclusion constraint (room, provider or patient busy) stopped it.
+INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
+                      session_type, is_dosing, starts_at, ends_at, occupied_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: what_conflicts
+-- Which of room, provider, patient is busy in a time range, and with which booking.
+SELECT CASE WHEN room_id = $3 THEN 'room' WHEN provider_id = $4 THEN 'provider' ELSE 'patient' END
+           AS resource, id
+FROM bookings
+WHERE status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($1, $2)
+  AND (room_id = $3 OR provider_id = $4 OR patient_id = $5)
+ORDER BY (room_id = $3) DESC, (provider_id = $4) DESC
+LIMIT 1;
