@@ -10,7 +10,7 @@ import threading
 
 import httpx
 
-from devstack.demo import book_demo_session, wait_for
+from devstack.demo import book_demo_session, listing, wait_for
 from devstack.stack import Stack
 from shared.logs import configure_logging
 
@@ -50,12 +50,13 @@ def demo() -> int:
         patient = booking["patient_id"]
         print(f"booked {booking['session_type']} {booking['id']} at {booking['starts_at_local']}"
               f" ({booking['site_timezone']})")
+        auth = {"X-API-Key": network["api_key"]}
         texts = wait_for(
-            lambda: httpx.get(f"{stack.url('notifier')}/patients/{patient}/texts").json(),
+            lambda: listing(f"{stack.url('notifier')}/patients/{patient}/texts", auth),
             lambda ts: any(t["booking_id"] == booking["id"] and t["status"] == "sent" for t in ts))
         plans = wait_for(
-            lambda: httpx.get(f"{stack.url('plans')}/patients/{patient}/plans").json(),
-            lambda ps: any(any(s["booking_id"] == booking["id"] for s in p["sessions"]) for p in ps))
+            lambda: listing(f"{stack.url('plans')}/patients/{patient}/plans", auth),
+            lambda ps: any(any(s["booking_id"] == booking["id"] for s in p["timeline"]) for p in ps))
         for plan in plans:
             print(f"plan {plan['template']}: {plan['sessions_booked']} booked, {plan['progress']}")
         print("texts for this booking:")

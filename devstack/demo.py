@@ -79,6 +79,12 @@ def book_demo_session(booking: str, network: dict) -> dict:
             "starts_at": start["starts_at_local"][:19]}).raise_for_status().json()
 
 
+def listing(url: str, headers: dict) -> list:
+    """A list endpoint's items; [] until the API key has reached that service."""
+    r = httpx.get(url, headers=headers, timeout=10)
+    return r.json() if r.status_code == 200 else []
+
+
 def wait_for(fetch, done, timeout: float = 60.0, interval: float = 0.3):
     """Poll `fetch()` until `done(result)` holds; return the result or raise TimeoutError."""
     deadline = time.monotonic() + timeout

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 
-from devstack.demo import book_demo_session, wait_for
+from devstack.demo import book_demo_session, listing, wait_for
 from devstack.stack import Stack
 from shared.embedded import free_port
 
@@ -27,11 +26,12 @@ def run_stack_demo(infra, namespace, tmp_path) -> tuple[list, list, list]:
         assert stack.load_demo_network()["clinic"]["id"] == network["clinic"]["id"], \
             "loading the demo network twice creates it once"
         booking = book_demo_session(stack.url("booking"), network)
+        auth = {"X-API-Key": network["api_key"]}
         texts = wait_for(
-            lambda: httpx.get(f"{stack.url('notifier')}/patients/{booking['patient_id']}/texts").json(),
+            lambda: listing(f"{stack.url('notifier')}/patients/{booking['patient_id']}/texts", auth),
             lambda ts: any(t["status"] == "sent" for t in ts))
         plans = wait_for(
-            lambda: httpx.get(f"{stack.url('plans')}/patients/{booking['patient_id']}/plans").json(),
+            lambda: listing(f"{stack.url('plans')}/patients/{booking['patient_id']}/plans", auth),
             lambda ps: bool(ps))
     return procs, texts, plans
 

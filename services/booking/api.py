@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 
 from services.booking import availability, bookings, fhir, network, waitlist
-from services.booking.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require, require_operator
+from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require, require_operator
 from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
@@ -65,6 +65,13 @@ async def own_clinic(request: Request, who: Principal = require(*READ)) -> dict[
 @router.post("/api-keys", status_code=201, tags=["network"])
 async def issue_api_key(cmd: IssueApiKey, request: Request, who: Principal = require(*ADMIN)):
     return await idempotent(request, who.clinic_id, lambda c: network.issue_api_key(c, who, cmd))
+
+
+@router.post("/api-keys/{key_id}/revoke", tags=["network"])
+async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require(*ADMIN)):
+    """Revoke a key; every service refuses it within seconds."""
+    request.app.state.__dict__.get("api_key_cache", {}).clear()
+    return await idempotent(request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200)
 
 
 @router.post("/sites", status_code=201, tags=["network"])

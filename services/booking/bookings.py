@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from services.booking.auth import Principal
+from shared.auth import Principal
 from services.booking.commands import (BookSeries, BookSession, CancelSession, RescheduleSession,
                                        UpdateRide)
 from services.booking.db import PRODUCER, Q

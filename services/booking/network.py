@@ -9,13 +9,13 @@ from uuid import UUID, uuid4
 import asyncpg
 import phonenumbers
 
-from services.booking.auth import Principal, new_key
+from shared.auth import Principal, new_key
 from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
                                        IssueApiKey, OverrideSessionType, RegisterPatient)
 from services.booking.db import PRODUCER, Q
 from shared.errors import Invalid, NotFound
 from shared.events import Envelope
-from shared.events.booking import PatientRegistered, RideContact
+from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered, RideContact
 from shared.outbox import enqueue
 
 
@@ -35,15 +35,30 @@ def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: s
 async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict:
     """A new clinic network and its first (admin) API key, shown only here."""
     clinic = await conn.fetchrow(Q.insert_clinic, uuid4(), cmd.name, cmd.phone)
-    key, key_hash = new_key()
-    await conn.execute(Q.insert_api_key, uuid4(), clinic["id"], key_hash, "admin", "initial admin key")
-    return {**dict(clinic), "api_key": key}
+    key = await _issue(conn, clinic["id"], "admin", "initial admin key")
+    return {**dict(clinic), "api_key": key["api_key"]}
 
 
 async def issue_api_key(conn: asyncpg.Connection, who: Principal, cmd: IssueApiKey) -> dict:
+    return await _issue(conn, who.clinic_id, cmd.role, cmd.label)
+
+
+async def _issue(conn: asyncpg.Connection, clinic_id: UUID, role: str, label: str) -> dict:
+    """A new key (shown once); its hash goes to the other services as `ApiKeyIssued`."""
     key, key_hash = new_key()
-    row = await conn.fetchrow(Q.insert_api_key, uuid4(), who.clinic_id, key_hash, cmd.role, cmd.label)
+    row = await conn.fetchrow(Q.insert_api_key, uuid4(), clinic_id, key_hash, role, label)
+    await enqueue(conn, [Envelope.new(
+        ApiKeyIssued(key_id=row["id"], key_hash=key_hash, role=role, label=label),
+        producer=PRODUCER, clinic_id=clinic_id, patient_id=None)])
     return {**dict(row), "api_key": key}
+
+
+async def revoke_api_key(conn: asyncpg.Connection, who: Principal, key_id: UUID) -> dict:
+    if await conn.fetchval(Q.revoke_api_key, key_id, who.clinic_id) is None:
+        raise NotFound("unknown or already revoked API key")
+    await enqueue(conn, [Envelope.new(ApiKeyRevoked(key_id=key_id), producer=PRODUCER,
+                                      clinic_id=who.clinic_id, patient_id=None)])
+    return {"id": key_id, "revoked": True}
 
 
 async def add_site(conn: asyncpg.Connection, who: Principal, cmd: AddSite) -> dict:

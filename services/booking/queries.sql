@@ -290,3 +290,7 @@ WHERE status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) &
   AND (room_id = $3 OR provider_id = $4 OR patient_id = $5)
 ORDER BY (room_id = $3) DESC, (provider_id = $4) DESC
 LIMIT 1;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL
+RETURNING id;

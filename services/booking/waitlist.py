@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.booking.auth import Principal
+from shared.auth import Principal
 from services.booking.bookings import book_slots
 
 from services.booking.commands import JoinWaitlist

@@ -1,4 +1,4 @@
-"""HTTP API of the notifier (staff reads; Twilio webhooks come with the Twilio work)."""
+"""HTTP API of the notifier (staff reads, with the clinic network's API keys)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 
 from services.notifier.handlers import Q
+from shared.auth import READ, Principal, require
 
 router = APIRouter(tags=["texts"])
 
 
 @router.get("/patients/{patient_id}/texts")
-async def patient_texts(patient_id: UUID, request: Request) -> list[dict[str, Any]]:
+async def patient_texts(patient_id: UUID, request: Request,
+                        who: Principal = require(*READ)) -> list[dict[str, Any]]:
     """Every text scheduled for a patient, with its state and, once sent, its body."""
     async with request.app.state.runtime.db.acquire() as conn:
-        return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id)]
+        return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id, who.clinic_id)]

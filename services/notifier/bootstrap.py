@@ -15,6 +15,7 @@ from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from shared.events.booking import PatientRegistered, SessionBooked
 from shared.events.plans import PlanProgressed
+from shared.auth import api_key_handlers
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
@@ -32,6 +33,7 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
     quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
     runtime.consume("notifier", {
+        **api_key_handlers(),
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         PlanProgressed: handlers.on_plan_progressed,

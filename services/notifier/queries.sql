@@ -74,4 +74,4 @@ ON CONFLICT (plan_id) DO UPDATE
 -- name: texts_of_patient
 SELECT id, booking_id, kind, status, status_reason, due_at, valid_until, sent_at, body,
        segments, provider_sid
-FROM texts WHERE patient_id = $1 ORDER BY due_at, id;
+FROM texts WHERE patient_id = $1 AND clinic_id = $2 ORDER BY due_at, id;

@@ -10,16 +10,26 @@ from fastapi import FastAPI
 from services.plans import handlers
 from services.plans.api import router
 from services.plans.settings import PlansSettings
-from shared.events.booking import SessionBooked
+from services.plans.timers import TimerWorker
+from shared.auth import api_key_handlers
+from shared.events.booking import PatientRegistered
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS
 
 
 def bootstrap(settings: PlansSettings | None = None) -> FastAPI:
-    """Build the plans app: its HTTP API and its consumer of booking events."""
+    """Build the plans app: HTTP API, consumer of booking events, timer worker."""
     settings = settings or PlansSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    on_booking = partial(handlers.on_booking_event, auto_create=settings.auto_create_plans)
     runtime.consume("plans", {
-        SessionBooked: partial(handlers.on_session_booked, auto_create=settings.auto_create_plans),
+        **api_key_handlers(),
+        PatientRegistered: handlers.on_patient_registered,
+        **{event: on_booking for event in handlers.STATUS_OF},
     }, BOOKING_EVENTS)
+
+    async def fire_timers(rt: ServiceRuntime) -> None:
+        await TimerWorker(rt.db, settings.schema, settings.timer_max_sleep_seconds).run()
+
+    runtime.add_worker("timers", fire_timers)
     return service_app(runtime, "Plans service", router)

@@ -1,40 +1,116 @@
+-- name: plan_of_booking
+SELECT p.* FROM plan_sessions s JOIN plans p ON p.id = s.plan_id
+WHERE s.booking_id = $1 FOR UPDATE OF p;
+
 -- name: open_plan_for
 SELECT * FROM plans
-WHERE patient_id = $1 AND modality = $2 AND phase NOT IN ('completed', 'discontinued')
+WHERE clinic_id = $1 AND patient_id = $2 AND modality = $3
+  AND phase NOT IN ('completed', 'discontinued')
 FOR UPDATE;
 
 -- name: any_open_plan_for
 SELECT * FROM plans
-WHERE patient_id = $1 AND phase NOT IN ('completed', 'discontinued')
+WHERE clinic_id = $1 AND patient_id = $2 AND phase NOT IN ('completed', 'discontinued')
 ORDER BY created_at DESC LIMIT 1 FOR UPDATE;
 
+-- name: auto_create
+SELECT coalesce((SELECT auto_create_plans FROM clinic_settings WHERE clinic_id = $1), $2);
+
 -- name: insert_plan
-INSERT INTO plans (id, clinic_id, patient_id, template, modality, sessions_target)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO plans (id, clinic_id, patient_id, template, template_version, definition, modality,
+                   sessions_target, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
 RETURNING *;
 
 -- name: upsert_session
-INSERT INTO plan_sessions (booking_id, plan_id, session_type, is_dosing, starts_at, version)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- Applied only if newer than what we have (booking bumps the version on every change):
+-- duplicates and stale, out-of-order events change nothing. Returns a row when applied.
+INSERT INTO plan_sessions (booking_id, plan_id, session_type, is_dosing, starts_at, status, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (booking_id) DO UPDATE
-    SET starts_at = EXCLUDED.starts_at, version = EXCLUDED.version, updated_at = now()
-    WHERE plan_sessions.version < EXCLUDED.version;
+    SET starts_at = EXCLUDED.starts_at, status = EXCLUDED.status, version = EXCLUDED.version,
+        updated_at = now()
+    WHERE plan_sessions.version < EXCLUDED.version
+RETURNING booking_id;
 
--- name: counts
-SELECT count(*) FILTER (WHERE is_dosing AND status IN ('booked', 'completed')) AS booked,
-       count(*) FILTER (WHERE is_dosing AND status = 'completed') AS completed,
-       min(starts_at) FILTER (WHERE status = 'booked' AND starts_at > now()) AS next_session_at
-FROM plan_sessions WHERE plan_id = $1;
+-- name: sessions_of_plan
+SELECT booking_id, session_type, is_dosing, starts_at, status, version
+FROM plan_sessions WHERE plan_id = $1 ORDER BY starts_at, booking_id;
 
--- name: touch_plan
-UPDATE plans SET updated_at = now() WHERE id = $1;
+-- name: save_progress
+UPDATE plans SET phase = $2, sessions_booked = $3, sessions_completed = $4,
+                 sessions_cancelled = $5, sessions_missed = $6, next_due_from = $7,
+                 next_due_by = $8, updated_at = now()
+WHERE id = $1;
+
+-- name: set_timer
+-- A timer whose due time is unchanged keeps its fired mark (it fires once per due time).
+INSERT INTO plan_timers (plan_id, kind, ref, due_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (plan_id, kind, ref) DO UPDATE
+    SET due_at = EXCLUDED.due_at,
+        fired_at = CASE WHEN plan_timers.due_at = EXCLUDED.due_at THEN plan_timers.fired_at END;
+
+-- name: drop_timer
+DELETE FROM plan_timers WHERE plan_id = $1 AND kind = $2 AND ref = $3 AND fired_at IS NULL;
+
+-- name: claim_due_timers
+SELECT * FROM plan_timers WHERE fired_at IS NULL AND due_at <= now()
+ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED;
+
+-- name: mark_fired
+UPDATE plan_timers SET fired_at = now() WHERE id = $1;
+
+-- name: next_timer_at
+SELECT min(due_at) FROM plan_timers WHERE fired_at IS NULL;
+
+-- name: lock_plan
+SELECT * FROM plans WHERE id = $1 FOR UPDATE;
+
+-- name: insert_rems_form
+INSERT INTO rems_forms (booking_id, plan_id, due_at) VALUES ($1, $2, $3)
+ON CONFLICT (booking_id) DO NOTHING
+RETURNING booking_id;
+
+-- name: rems_form
+SELECT * FROM rems_forms WHERE booking_id = $1;
+
+-- name: rems_forms_of_plan
+SELECT booking_id, due_at, filed_at, filed_by FROM rems_forms WHERE plan_id = $1 ORDER BY due_at;
+
+-- name: file_rems_form
+UPDATE rems_forms SET filed_at = now(), filed_by = $3
+WHERE booking_id = $1 AND plan_id = $2
+RETURNING booking_id, due_at, filed_at, filed_by;
 
 -- name: get_plan
-SELECT * FROM plans WHERE id = $1;
-
--- name: plan_sessions
-SELECT booking_id, session_type, is_dosing, starts_at, status, version
-FROM plan_sessions WHERE plan_id = $1 ORDER BY starts_at;
+SELECT * FROM plans WHERE id = $1 AND clinic_id = $2;
 
 -- name: plans_of_patient
-SELECT * FROM plans WHERE patient_id = $1 ORDER BY created_at;
+SELECT * FROM plans WHERE clinic_id = $1 AND patient_id = $2 ORDER BY created_at, id;
+
+-- name: upsert_patient
+INSERT INTO patients (id, clinic_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING;
+
+-- name: patient_known
+SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1 AND clinic_id = $2);
+
+-- name: set_auto_create
+INSERT INTO clinic_settings (clinic_id, auto_create_plans) VALUES ($1, $2)
+ON CONFLICT (clinic_id) DO UPDATE SET auto_create_plans = EXCLUDED.auto_create_plans
+RETURNING *;
+
+-- name: templates_for
+SELECT DISTINCT ON (code) code, version, clinic_id, definition FROM plan_templates
+WHERE clinic_id = $1 OR clinic_id IS NULL
+ORDER BY code, clinic_id IS NULL, version DESC;
+
+-- name: add_template_version
+INSERT INTO plan_templates (code, version, clinic_id, definition)
+SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plan_templates WHERE code = $1
+RETURNING code, version, clinic_id, definition;
+
+-- name: discontinue
+UPDATE plans SET phase = 'discontinued', updated_at = now()
+WHERE id = $1 AND clinic_id = $2 AND phase NOT IN ('completed', 'discontinued')
+RETURNING *;

@@ -11,4 +11,6 @@ class PlansSettings(ServiceSettings):
 
     http_port: int = 8002
     auto_create_plans: bool = True
-    """Start a plan when a dosing session is booked for a patient with no open plan."""
+    """Default for clinics without their own setting: start a plan when a dosing session is
+    booked for a patient with none open."""
+    timer_max_sleep_seconds: float = 5.0

@@ -80,7 +80,8 @@ class Envelope(BaseModel):
     occurred_at: AwareDatetime
     producer: str
     clinic_id: UUID
-    patient_id: UUID
+    patient_id: UUID | None = None
+    """The patient the event is about; None for network-level events (keyed by clinic)."""
     correlation_id: UUID
     causation_id: UUID | None = None
     payload: SerializeAsAny[BaseModel]
@@ -110,7 +111,7 @@ class Envelope(BaseModel):
         return model.model_validate(_upcast(event_type, version, value))
 
     @classmethod
-    def new(cls, payload: Event, *, producer: str, clinic_id: UUID, patient_id: UUID,
+    def new(cls, payload: Event, *, producer: str, clinic_id: UUID, patient_id: UUID | None,
             cause: Envelope | None = None, correlation_id: UUID | None = None) -> Envelope:
         """Wrap `payload` in a new envelope; `cause` links it to the event that led to it."""
         event_id = uuid4()
@@ -137,8 +138,9 @@ class Envelope(BaseModel):
 
     @property
     def key(self) -> bytes:
-        """The Kafka key: the patient, so that each patient's events stay ordered."""
-        return str(self.patient_id).encode()
+        """The Kafka key: the patient, so that each patient's events stay ordered (the clinic
+        for network-level events)."""
+        return str(self.patient_id or self.clinic_id).encode()
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -23,6 +23,21 @@ class _BookingEvent(Event):
     topic: ClassVar[str] = BOOKING_EVENTS
 
 
+class ApiKeyIssued(_BookingEvent):
+    """A clinic network's API key was issued (network-level: no patient). Only its hash."""
+
+    key_id: UUID
+    key_hash: str
+    role: str
+    label: str
+
+
+class ApiKeyRevoked(_BookingEvent):
+    """A clinic network's API key was revoked."""
+
+    key_id: UUID
+
+
 class RideContact(BaseModel):
     """Who drives the patient home; only sent when that person consented to texts."""
 

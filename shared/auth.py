@@ -1,5 +1,7 @@
-"""API keys per clinic network, with roles. A key only ever sees its own network's data:
-another network's ids answer 404, exactly like ids that do not exist."""
+"""API keys per clinic network, with roles, for every service's HTTP API. A key only ever
+sees its own network's data: another network's ids answer 404, exactly like ids that do not
+exist. Booking issues keys and publishes `ApiKeyIssued`/`ApiKeyRevoked` (hashes only); the
+other services keep a copy in their own `api_keys` table."""
 
 from __future__ import annotations
 
@@ -85,8 +87,28 @@ def require(*roles: str):
 
 
 async def require_operator(request: Request, token: str | None = Security(_admin_token)) -> None:
-    expected = request.app.state.runtime.settings.admin_token
+    expected = getattr(request.app.state.runtime.settings, "admin_token", "")
     if not expected:
         raise HTTPException(403, "creating clinic networks is disabled (no BOOKING_ADMIN_TOKEN)")
     if not token or not hmac.compare_digest(token, expected):
         raise HTTPException(401, "a valid X-Admin-Token header is required")
+
+
+async def on_api_key_issued(conn, env) -> None:
+    """Keep a copy of a key issued by booking (consumer handler for `ApiKeyIssued`)."""
+    p = env.payload
+    await conn.execute(
+        "INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (id) DO NOTHING", p.key_id, env.clinic_id, p.key_hash, p.role, p.label)
+
+
+async def on_api_key_revoked(conn, env) -> None:
+    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2",
+                       env.payload.key_id, env.clinic_id)
+
+
+def api_key_handlers() -> dict:
+    """Consumer handlers that keep a service's copy of the API keys current."""
+    from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
+
+    return {ApiKeyIssued: on_api_key_issued, ApiKeyRevoked: on_api_key_revoked}

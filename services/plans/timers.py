@@ -1,0 +1,106 @@
+"""Durable timers: rows in `plan_timers`, claimed with `FOR UPDATE SKIP LOCKED` and marked
+fired in the same transaction as the event they produce, so each fires once however many
+plan instances run, and none is lost to a restart. A timer checks, when it fires, that what
+it warns about is still true."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.plans.handlers import Q, _event, _sessions
+from services.plans.progress import evaluate
+from services.plans.templates import Template
+from shared.events import Envelope
+from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
+from shared.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+
+async def fire_due(pool: asyncpg.Pool, batch: int = 100) -> int:
+    """Fire the timers that are due. Returns how many were claimed."""
+    async with pool.acquire() as conn, conn.transaction():
+        timers = await conn.fetch(Q.claim_due_timers, batch)
+        out: list[Envelope] = []
+        for timer in timers:
+            event = await _fire(conn, timer)
+            if event is not None:
+                out.append(event)
+            await conn.execute(Q.mark_fired, timer["id"])
+        await enqueue(conn, out)
+    return len(timers)
+
+
+async def _fire(conn: asyncpg.Connection, timer: asyncpg.Record) -> Envelope | None:
+    plan = await conn.fetchrow(Q.lock_plan, timer["plan_id"])
+    if plan["phase"] not in ("induction", "maintenance") and timer["kind"] != "rems_overdue":
+        return None
+    if timer["kind"] == "rems_overdue":
+        form = await conn.fetchrow(Q.rems_form, UUID(timer["ref"]))
+        if form is None or form["filed_at"] is not None:
+            return None
+        return _event(plan, RemsMonitoringFormOverdue(plan_id=plan["id"], booking_id=form["booking_id"],
+                                                      due_at=form["due_at"]))
+    t = Template.model_validate_json(plan["definition"])
+    prog = evaluate(t, await _sessions(conn, plan["id"]), plan["created_at"], plan["phase"],
+                    datetime.now(UTC))
+    if timer["kind"] == "session_due":
+        if prog.booked or prog.next_due_from is None:
+            return None  # a session got booked meanwhile
+        return _event(plan, PlanSessionDue(plan_id=plan["id"], due_from=prog.next_due_from,
+                                           due_by=prog.next_due_by))
+    if prog.gap_due_at is None or prog.gap_due_at > datetime.now(UTC):
+        return None  # a session was completed meanwhile
+    allowed = (prog.gap_due_at - prog.last_completed_at).days if prog.last_completed_at else t.max_gap_days
+    return _event(plan, PlanAdherenceGap(plan_id=plan["id"], last_session_at=prog.last_completed_at,
+                                         allowed_days=allowed))
+
+
+class TimerWorker:
+    """Fires due timers; wakes when a timer is set and otherwise at the next due time."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, max_sleep: float = 5.0):
+        self.pool = pool
+        self.channel = f"{schema}_timers"
+        self.max_sleep = max_sleep
+        self._wake = asyncio.Event()
+        self.fired = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with self.pool.acquire() as listen:
+                    wake = lambda *_: self._wake.set()  # noqa: E731
+                    await listen.add_listener(self.channel, wake)
+                    try:
+                        await self._loop()
+                    finally:
+                        with contextlib.suppress(Exception):  # keep a cancellation in flight
+                            await listen.remove_listener(self.channel, wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("timer worker restarting after %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            claimed = await fire_due(self.pool)
+            self.fired += claimed
+            if claimed:
+                continue
+            next_at = await self.pool.fetchval(Q.next_timer_at)
+            sleep = self.max_sleep
+            if next_at is not None:
+                sleep = min(sleep, max(0.0, (next_at - datetime.now(UTC)).total_seconds()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), sleep)
+            except TimeoutError:
+                pass
