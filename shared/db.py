@@ -17,10 +17,11 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections use `schema` (created if missing) as their search path."""
     conn = await asyncpg.connect(url)
-    try:
+    try:  # IF NOT EXISTS still races between instances starting together: serialise
+        await conn.execute("SELECT pg_advisory_lock(hashtext('schema:' || $1::text))", schema)
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
-        await conn.close()
+        await conn.close()  # ends the session, and so its advisory lock
     return await asyncpg.create_pool(
         url, min_size=min_size, max_size=max_size,
         server_settings={"search_path": schema, "application_name": schema},
@@ -57,14 +58,14 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
     lock so that several instances starting together apply each once. Returns the applied."""
     applied: list[str] = []
     async with pool.acquire() as conn:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version text PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        schema = await conn.fetchval("SELECT current_schema()")
+        schema = await conn.fetchval("SELECT current_setting('search_path')")
         await conn.execute("SELECT pg_advisory_lock(hashtext($1 || '.migrations'))", schema)
         try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             for mig in migrations:
                 if mig.version in done:

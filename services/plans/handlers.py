@@ -51,6 +51,7 @@ async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
                                t.model_dump_json(), t.modality, t.target, started_at)
     if plan is None:
         raise Conflict(f"the patient already has an open plan for {t.modality}")
+    await conn.execute(Q.adopt_sessions, plan["id"], patient_id, clinic_id, started_at, t.modality)
     await enqueue(conn, [_event(plan, PlanStarted(plan_id=plan["id"], template=code,
                                                   template_version=version,
                                                   sessions_target=t.target), cause)])
@@ -78,13 +79,11 @@ async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_crea
     p = env.payload
     status = STATUS_OF[type(p)]
     plan = await _plan_for(conn, env, auto_create)
-    if plan is None:
-        return  # not part of any plan (e.g. an assessment before any plan): nothing to count
-    version = getattr(p, "version", 1)
-    applied = await conn.fetchval(Q.upsert_session, p.booking_id, plan["id"], p.session_type,
-                                  p.is_dosing, p.starts_at, status, version)
-    if applied is None:
-        return  # a duplicate, or older than what we already know
+    applied = await conn.fetchval(Q.upsert_session, p.booking_id, plan["id"] if plan else None,
+                                  p.session_type, p.is_dosing, p.starts_at, status, p.version,
+                                  env.clinic_id, env.patient_id)
+    if applied is None or plan is None:
+        return  # a duplicate or older than what we know; or no plan (yet) to count it in
     now = now or datetime.now(UTC)
     out = await refresh(conn, plan, now, cause=env, booking_id=p.booking_id)
     if status == "completed" and p.is_dosing:

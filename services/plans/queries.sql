@@ -26,13 +26,22 @@ RETURNING *;
 -- name: upsert_session
 -- Applied only if newer than what we have (booking bumps the version on every change):
 -- duplicates and stale, out-of-order events change nothing. Returns a row when applied.
-INSERT INTO plan_sessions (booking_id, plan_id, session_type, is_dosing, starts_at, status, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO plan_sessions (booking_id, plan_id, session_type, is_dosing, starts_at, status, version,
+                           clinic_id, patient_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (booking_id) DO UPDATE
     SET starts_at = EXCLUDED.starts_at, status = EXCLUDED.status, version = EXCLUDED.version,
-        updated_at = now()
+        plan_id = coalesce(plan_sessions.plan_id, EXCLUDED.plan_id), updated_at = now()
     WHERE plan_sessions.version < EXCLUDED.version
 RETURNING booking_id;
+
+-- name: adopt_sessions
+-- A new plan takes the patient's recent sessions that had no plan: preparation and
+-- integration sessions, and dosing sessions of its treatment.
+UPDATE plan_sessions SET plan_id = $1
+WHERE patient_id = $2 AND clinic_id = $3 AND plan_id IS NULL
+  AND starts_at > $4::timestamptz - interval '120 days'
+  AND (NOT is_dosing OR session_type = $5);
 
 -- name: sessions_of_plan
 SELECT booking_id, session_type, is_dosing, starts_at, status, version
@@ -55,8 +64,11 @@ ON CONFLICT (plan_id, kind, ref) DO UPDATE
 DELETE FROM plan_timers WHERE plan_id = $1 AND kind = $2 AND ref = $3 AND fired_at IS NULL;
 
 -- name: claim_due_timers
-SELECT * FROM plan_timers WHERE fired_at IS NULL AND due_at <= now()
-ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED;
+-- Locks each due timer together with its plan, skipping any a consumer is working on: the
+-- consumer locks plan then timers, so taking both at once (never waiting) cannot deadlock.
+SELECT t.* FROM plan_timers t JOIN plans p ON p.id = t.plan_id
+WHERE t.fired_at IS NULL AND t.due_at <= now()
+ORDER BY t.due_at LIMIT $1 FOR UPDATE OF t, p SKIP LOCKED;
 
 -- name: mark_fired
 UPDATE plan_timers SET fired_at = now() WHERE id = $1;

@@ -42,10 +42,14 @@ CREATE INDEX plans_patient ON plans (clinic_id, patient_id, created_at);
 CREATE UNIQUE INDEX plans_one_open ON plans (patient_id, modality)
     WHERE phase NOT IN ('completed', 'discontinued');
 
--- Every session of a plan, as the latest booking event says (version decides).
+-- Every session of a patient, as the latest booking event says (version decides), in its
+-- plan; sessions before any plan (e.g. KAP preparation) wait with no plan and are adopted
+-- when one starts.
 CREATE TABLE plan_sessions (
     booking_id   uuid PRIMARY KEY,
-    plan_id      uuid NOT NULL REFERENCES plans (id),
+    plan_id      uuid REFERENCES plans (id),
+    clinic_id    uuid NOT NULL,
+    patient_id   uuid NOT NULL,
     session_type text NOT NULL,
     is_dosing    boolean NOT NULL,
     starts_at    timestamptz NOT NULL,
@@ -55,6 +59,7 @@ CREATE TABLE plan_sessions (
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX plan_sessions_plan ON plan_sessions (plan_id, starts_at);
+CREATE INDEX plan_sessions_unplanned ON plan_sessions (patient_id, starts_at) WHERE plan_id IS NULL;
 
 -- REMS Patient Monitoring Forms: one per completed esketamine session, due within 7 days.
 CREATE TABLE rems_forms (
