@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import booking_throughput, consumer_throughput
+from bench import booking_throughput, consumer_throughput, plans_throughput
 
-BENCHMARKS = [consumer_throughput, booking_throughput]
+BENCHMARKS = [consumer_throughput, booking_throughput, plans_throughput]
 
 
 def main() -> int:
