@@ -13,7 +13,8 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
-from shared.events.booking import PatientRegistered, SessionBooked
+from shared.events.booking import (PatientContactChanged, PatientRegistered, SessionBooked,
+                                   SessionRescheduled)
 from shared.events.plans import PlanProgressed
 from shared.auth import api_key_handlers
 from shared.runtime import ServiceRuntime, service_app
@@ -36,6 +37,9 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         **api_key_handlers(),
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
+        SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
+        PatientContactChanged: handlers.on_contact_changed,
+        **{event: handlers.on_booking_over for event in handlers.STATUS_OF},
         PlanProgressed: handlers.on_plan_progressed,
     }, BOOKING_EVENTS, PLANS_EVENTS)
 

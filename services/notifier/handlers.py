@@ -14,10 +14,14 @@ import asyncpg
 from services.notifier.schedule import Appointment, QuietHours, plan_texts
 from shared.db import Queries
 from shared.events import Envelope
-from shared.events.booking import PatientRegistered, SessionBooked
+from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
+                                   PatientRegistered, SessionBooked, SessionCancelled,
+                                   SessionCompleted, SessionRescheduled)
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
+STATUS_OF = {SessionCancelled: "cancelled", PatientCheckedIn: "arrived",
+             SessionCompleted: "fulfilled", PatientNoShow: "noshow"}
 
 
 async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None:
@@ -43,6 +47,29 @@ async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
         [p.kind for p in planned], [p.due_at for p in planned], [p.valid_until for p in planned],
         ["skipped" if p.skipped else "pending" for p in planned],
         ["booked too late to be useful" if p.skipped else None for p in planned])
+
+
+async def on_session_rescheduled(conn: asyncpg.Connection, env: Envelope, *,
+                                 quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
+    """The appointment moved: its pending texts are cancelled and planned again for the new
+    time (a text never quotes a stale time)."""
+    b: SessionRescheduled = env.payload  # type: ignore[assignment]
+    await conn.execute(Q.cancel_pending_texts, b.booking_id, b.version, "appointment moved")
+    await on_session_booked(conn, env, quiet=quiet, now=now)
+
+
+async def on_booking_over(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Cancelled, checked in, completed or no-show: no more reminders for this booking."""
+    p = env.payload
+    status = STATUS_OF[type(p)]
+    if await conn.fetchval(Q.set_appointment_status, p.booking_id, status, p.version) is None:
+        return  # unknown booking, or we already know a newer state
+    await conn.execute(Q.cancel_pending_texts, p.booking_id, p.version + 1, f"appointment {status}")
+
+
+async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:
+    p: PatientContactChanged = env.payload  # type: ignore[assignment]
+    await conn.execute(Q.update_contact, env.patient_id, p.phone_e164, p.language, p.sms_consent)
 
 
 async def on_plan_progressed(conn: asyncpg.Connection, env: Envelope) -> None:

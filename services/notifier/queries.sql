@@ -75,3 +75,17 @@ ON CONFLICT (plan_id) DO UPDATE
 SELECT id, booking_id, kind, status, status_reason, due_at, valid_until, sent_at, body,
        segments, provider_sid
 FROM texts WHERE patient_id = $1 AND clinic_id = $2 ORDER BY due_at, id;
+
+-- name: set_appointment_status
+UPDATE appointments SET status = $2, version = $3, updated_at = now()
+WHERE booking_id = $1 AND version < $3
+RETURNING booking_id;
+
+-- name: cancel_pending_texts
+-- Texts of a booking that must not go out any more (cancelled, moved, over).
+UPDATE texts SET status = 'cancelled', status_reason = $3
+WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2;
+
+-- name: update_contact
+UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now()
+WHERE patient_id = $1;

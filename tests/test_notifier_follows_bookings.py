@@ -1,0 +1,96 @@
+"""The notifier follows each booking through the whole system: a moved appointment's texts
+quote the new time, a cancelled one gets no more texts, an opted-out patient none at all."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from aiokafka import AIOKafkaProducer
+
+from shared.events import Envelope
+from shared.events.notifier import PatientOptedOut
+
+from tests.conftest import eventually
+from tests.helpers import create_network
+from tests.test_spine import listing
+
+
+async def texts_of(spine, net, booking_id=None) -> list[dict]:
+    texts = await listing(spine.notifier.http, f"/patients/{net.patient['id']}/texts", net.headers)
+    return [t for t in texts if booking_id is None or t["booking_id"] == booking_id]
+
+
+async def test_a_moved_then_cancelled_booking_never_leaves_a_stale_text(spine, db):
+    net = await create_network(spine.booking.http)
+    tz = ZoneInfo("America/Vancouver")
+    first = (datetime.now(tz) + timedelta(days=6)).replace(hour=10, minute=0, second=0, microsecond=0)
+    booked = (await spine.booking.http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "iv_infusion",
+        "starts_at": first.isoformat()})).json()
+    bid = booked["id"]
+
+    async def confirmation_sent(version):
+        texts = await texts_of(spine, net, bid)
+        sent = [t for t in texts if t["kind"] == "confirmation" and t["status"] == "sent"]
+        return len(sent) >= version and texts
+
+    await eventually(lambda: confirmation_sent(1))
+    moved_to = first + timedelta(days=1, hours=3)
+    r = await spine.booking.http.post(f"/bookings/{bid}/reschedule", headers=net.headers,
+                                      json={"starts_at": moved_to.isoformat()})
+    assert r.status_code == 200
+    texts = await eventually(lambda: confirmation_sent(2))
+    pending = [t for t in texts if t["status"] == "pending"]
+    assert pending and all(datetime.fromisoformat(t["valid_until"]) > first for t in pending), \
+        "only texts for the new time are pending"
+    day_of = next(t for t in pending if t["kind"] == "day_of")
+    assert datetime.fromisoformat(day_of["due_at"]) == moved_to - timedelta(hours=2)
+    moved = [t for t in texts if t["status_reason"] == "appointment moved"]
+    assert {t["kind"] for t in moved} == {"prep", "fasting_reminder", "day_of"}
+    latest_confirmation = [t for t in texts if t["kind"] == "confirmation"][-1]["body"]
+    assert "1:00 PM" in latest_confirmation, "the new confirmation quotes the new time"
+
+    await spine.booking.http.post(f"/bookings/{bid}/cancel", headers=net.headers, json={"reason": "ill"})
+
+    async def nothing_pending():
+        texts = await texts_of(spine, net, bid)
+        return texts and not any(t["status"] == "pending" for t in texts) and texts
+
+    texts = await eventually(nothing_pending)
+    assert any(t["status_reason"] == "appointment cancelled" for t in texts)
+    bodies = [r["body"] for r in await db.fetch(
+        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms ORDER BY id')]
+    assert len(bodies) == 2 and "10:00 AM" in bodies[0] and "1:00 PM" in bodies[1]
+
+
+async def test_an_opted_out_patient_gets_no_texts(spine):
+    net = await create_network(spine.booking.http)
+    producer = AIOKafkaProducer(bootstrap_servers=spine.booking.runtime.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        env = Envelope.new(PatientOptedOut(), producer="notifier", clinic_id=net.clinic["id"],
+                           patient_id=net.patient["id"])
+        await producer.send_and_wait(spine.topic_prefix + "notifier.events", env.to_bytes(), key=env.key)
+    finally:
+        await producer.stop()
+
+    async def consent_off():
+        async with spine.notifier.runtime.db.acquire() as conn:
+            return await conn.fetchval("SELECT NOT sms_consent FROM contacts WHERE patient_id = $1",
+                                       UUID(net.patient["id"]))
+    await eventually(consent_off)
+    r = await spine.booking.http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
+        "starts_at": (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=3)).replace(
+            hour=11, minute=0, second=0, microsecond=0).isoformat()})
+    assert r.status_code == 201
+
+    async def confirmation_skipped():
+        texts = await texts_of(spine, net)
+        return [t for t in texts if t["kind"] == "confirmation" and t["status"] != "pending"]
+
+    [confirmation] = await eventually(confirmation_skipped)
+    assert confirmation["status"] == "skipped"
+    assert confirmation["status_reason"] == "patient has not consented to texts"
