@@ -63,9 +63,10 @@ async def _lookup(request: Request, key_hash: str):
     row = await request.app.state.runtime.db.fetchrow(
         "SELECT clinic_id, role, label FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         key_hash)
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[key_hash] = (row, now + KEY_CACHE_SECONDS)
+    if row is not None:  # unknown keys are not cached: a new key works at once
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key_hash] = (row, now + KEY_CACHE_SECONDS)
     return row
 
 

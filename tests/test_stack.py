@@ -15,6 +15,7 @@ def run_stack_demo(infra, namespace, tmp_path) -> tuple[list, list, list]:
         "DATABASE_URL": infra.database_url, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": f"{namespace}.", "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        "NOTIFIER_QUIET_HOURS_START": "24", "NOTIFIER_QUIET_HOURS_END": "0",
         **{f"{s.upper()}_DB_SCHEMA": f"{namespace}_{s}" for s in ("booking", "plans", "notifier")},
     }
     ports = {name: free_port() for name in ("booking", "plans", "notifier")}

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers
+from services.notifier import handlers, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
+from services.notifier.twilio_sender import TwilioSender
 from shared.events.booking import (PatientContactChanged, PatientRegistered, SessionBooked,
                                    SessionRescheduled)
 from shared.events.plans import PlanProgressed
@@ -24,7 +25,7 @@ from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSender:
     """Twilio when credentials are configured, else the local recording sender."""
     if settings.twilio_account_sid and settings.twilio_auth_token:
-        raise NotImplementedError("Twilio sending is not wired yet; unset TWILIO credentials")
+        return TwilioSender(settings)
     return RecordingSender(runtime.db)
 
 
@@ -44,9 +45,14 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     }, BOOKING_EVENTS, PLANS_EVENTS)
 
     async def dispatch(rt: ServiceRuntime) -> None:
-        await Dispatcher(rt.db, make_sender(settings, rt), schema=settings.schema,
-                         batch_size=settings.dispatch_batch_size,
-                         poll_seconds=settings.dispatch_poll_seconds).run()
+        sender = make_sender(settings, rt)
+        try:
+            await Dispatcher(rt.db, sender, schema=settings.schema,
+                             batch_size=settings.dispatch_batch_size,
+                             poll_seconds=settings.dispatch_poll_seconds).run()
+        finally:
+            if hasattr(sender, "close"):
+                await sender.close()
 
     runtime.add_worker("dispatcher", dispatch)
-    return service_app(runtime, "Notifier", router)
+    return service_app(runtime, "Notifier", router, webhooks.router)

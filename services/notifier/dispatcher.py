@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from datetime import UTC, datetime
 
 import asyncpg
@@ -15,7 +16,7 @@ from services.notifier.handlers import Q
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
 from shared.events import Envelope
-from shared.events.notifier import SmsSent
+from shared.events.notifier import SmsFailed, SmsSent
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,18 @@ class Dispatcher:
         try:
             sid = await self.sender.send(OutgoingSms(row["id"], row["phone_e164"], body))
         except SendError as exc:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire() as conn, conn.transaction():
                 if first:
                     await conn.execute(Q.release_stop_notice, row["patient_id"])
-                if exc.permanent:
+                if exc.permanent:  # the number is marked: staff see it, no more attempts
                     await conn.execute(Q.mark_not_sent, row["id"], "failed", exc.code)
-                else:
-                    await conn.execute("UPDATE texts SET status = 'pending', status_reason = $2"
-                                       " WHERE id = $1", row["id"], exc.code)
+                    await conn.execute(Q.mark_number_problem, row["patient_id"], str(exc))
+                    await enqueue(conn, [Envelope.new(
+                        SmsFailed(text_id=row["id"], error_code=exc.code, permanent=True),
+                        producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
+                else:  # exponential backoff with jitter
+                    delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
+                    await conn.execute(Q.retry_later, row["id"], exc.code, delay)
             return
         n_segments = segments(body)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -131,6 +136,8 @@ class Dispatcher:
             return "patient has not consented to texts"
         if row["opted_out"]:
             return "patient opted out"
+        if row["number_problem"]:
+            return f"number cannot be texted ({row['number_problem']})"
         if row["booking_id"] is not None:
             if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):
                 return f"appointment {row['appointment_status']}"

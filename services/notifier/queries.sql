@@ -31,7 +31,8 @@ RETURNING id;
 
 -- name: text_context
 SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version, t.valid_until,
-       c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
+       t.attempts,
+       c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
        a.status AS appointment_status, a.version AS appointment_version,
        a.clinic_name, a.clinic_phone, a.site_name, a.site_address, a.site_timezone,
        a.starts_at, a.fasting_rule
@@ -89,3 +90,40 @@ WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2;
 -- name: update_contact
 UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now()
 WHERE patient_id = $1;
+
+-- name: text_by_sid
+SELECT id, clinic_id, patient_id, booking_id, delivery_status FROM texts WHERE provider_sid = $1
+FOR UPDATE;
+
+-- name: update_delivery
+UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_updated_at = now()
+WHERE id = $1;
+
+-- name: mark_number_problem
+UPDATE contacts SET number_problem = $2, updated_at = now() WHERE patient_id = $1;
+
+-- name: contacts_by_phone
+SELECT patient_id, clinic_id, language FROM contacts WHERE phone_e164 = $1;
+
+-- name: next_appointment
+SELECT * FROM appointments
+WHERE patient_id = $1 AND status = 'booked' AND starts_at > now()
+ORDER BY starts_at LIMIT 1;
+
+-- name: last_sent_kind
+SELECT kind FROM texts WHERE patient_id = $1 AND status = 'sent' ORDER BY sent_at DESC LIMIT 1;
+
+-- name: insert_inbound
+INSERT INTO inbound_messages (message_sid, from_e164, body, patient_id, clinic_id, booking_id,
+                              interpretation)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (message_sid) DO NOTHING
+RETURNING id;
+
+-- name: set_opted_out
+UPDATE contacts SET opted_out = $2, updated_at = now() WHERE patient_id = $1;
+
+-- name: retry_later
+UPDATE texts SET status = 'pending', status_reason = $2,
+                 due_at = now() + make_interval(secs => $3)
+WHERE id = $1 AND status = 'sending';

@@ -1,5 +1,6 @@
 """Notifier settings (environment prefix `NOTIFIER_`)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,12 +11,21 @@ class NotifierSettings(ServiceSettings):
     service_name = "notifier"
 
     http_port: int = 8003
-    quiet_hours_start: int = 21
-    """Local hour from which no text goes out (TCPA: 21:00)."""
-    quiet_hours_end: int = 8
+    quiet_hours_start: int = Field(21, ge=1, le=24)
+    """Local hour from which no text goes out (TCPA: 21:00; 24 with end 0: no quiet hours)."""
+    quiet_hours_end: int = Field(8, ge=0, le=23)
     """Local hour from which texts may go out again (TCPA: 08:00)."""
     dispatch_batch_size: int = 200
     dispatch_poll_seconds: float = 0.5
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     """With no Twilio credentials, texts are recorded locally instead of sent."""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    """Where the Twilio API is (a Twilio-compatible server in tests)."""
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
+    """Send through a Messaging Service instead of one sender number."""
+    twilio_timeout_seconds: float = 10.0
+    public_base_url: str = ""
+    """How Twilio reaches this service (for status callbacks and checking signatures),
+    e.g. https://notifier.example.org; empty: no status callbacks are asked for."""

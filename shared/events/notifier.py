@@ -54,3 +54,19 @@ class WaitlistOfferAccepted(_NotifierEvent):
     """The patient accepted a waitlist slot offer by text."""
 
     offer_id: UUID
+
+
+class SmsDelivered(_NotifierEvent):
+    """The carrier confirmed delivery of a text."""
+
+    text_id: int
+    provider_sid: str
+
+
+class SmsFailed(_NotifierEvent):
+    """A text could not be delivered (Twilio's error code says why)."""
+
+    text_id: int
+    provider_sid: str | None = None
+    error_code: str
+    permanent: bool

@@ -1,0 +1,34 @@
+"""What a patient's text means. Digits, never words Twilio treats as opt-out (CANCEL is
+one): 1 confirm, 2 need another time, 3 (or the driver's name) ride arranged; STOP-family
+words opt out and START-family words opt back in, as Twilio does itself."""
+
+from __future__ import annotations
+
+import re
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
+START_WORDS = {"START", "UNSTOP", "YES"}
+HELP_WORDS = {"HELP", "INFO"}
+_NAME = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+){0,3}$")
+
+
+def interpret(body: str, expecting_ride: bool) -> tuple[str, str | None]:
+    """(meaning, driver name): meaning is one of confirm, reschedule, ride, opt_out,
+    opt_in, help, other."""
+    text = body.strip()
+    word = text.upper().strip(".! ")
+    if word in STOP_WORDS:
+        return "opt_out", None
+    if word in START_WORDS:
+        return "opt_in", None
+    if word in HELP_WORDS:
+        return "help", None
+    if word == "1":
+        return "confirm", None
+    if word == "2":
+        return "reschedule", None
+    if word == "3":
+        return "ride", None
+    if expecting_ride and _NAME.match(text) and len(text) <= 60:
+        return "ride", text
+    return "other", None

@@ -1,0 +1,62 @@
+"""Sending through Twilio with the official SDK (its asyncio HTTP client: the event loop is
+never blocked). Twilio's errors become `SendError`s the dispatcher understands: permanent
+ones (unsubscribed, invalid or non-mobile number, landline) are not retried."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from services.notifier.senders import OutgoingSms, SendError
+from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+PERMANENT = {21610: "unsubscribed", 21211: "invalid number", 21614: "not a mobile number",
+             30006: "landline or unreachable carrier", 21612: "cannot route to this number",
+             21408: "region not enabled"}
+RETRYABLE_HTTP = {429, 500, 502, 503, 504}
+
+
+class TwilioSender:
+    """`SmsSender` over Twilio's Messages API."""
+
+    def __init__(self, settings: NotifierSettings):
+        self.settings = settings
+        self.http = AsyncTwilioHttpClient(timeout=settings.twilio_timeout_seconds)
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                             http_client=self.http)
+        self.client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        self.status_callback = (f"{settings.public_base_url.rstrip('/')}/twilio/status"
+                                if settings.public_base_url else None)
+
+    async def send(self, sms: OutgoingSms) -> str:
+        params = {"to": sms.to, "body": sms.body}
+        if self.settings.twilio_messaging_service_sid:
+            params["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
+        else:
+            params["from_"] = self.settings.twilio_from_number
+        if self.status_callback:
+            params["status_callback"] = self.status_callback
+        try:
+            message = await self.client.messages.create_async(**params)
+        except TwilioRestException as exc:
+            code = exc.code or exc.status
+            permanent = exc.code in PERMANENT or (exc.status < 500 and exc.status != 429
+                                                  and exc.code != 20429)
+            log.warning("Twilio refused text %d: %s (%s)", sms.text_id, code,
+                        PERMANENT.get(exc.code, "retrying" if not permanent else "permanent"))
+            raise SendError(str(code), PERMANENT.get(exc.code, f"HTTP {exc.status}"),
+                            permanent=permanent) from None
+        except (asyncio.TimeoutError, OSError) as exc:
+            # the request may or may not have reached Twilio: see the dispatcher's notes
+            raise SendError("timeout", type(exc).__name__, permanent=False) from None
+        log.info("text %d handed to Twilio as %s", sms.text_id, message.sid)
+        return message.sid
+
+    async def close(self) -> None:
+        await self.http.close()

@@ -1,0 +1,155 @@
+"""Texts through the real twilio SDK, against a local Twilio-compatible server: sending,
+Twilio's errors, signed delivery receipts and patients' replies."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import uvicorn
+
+from services.notifier.bootstrap import bootstrap as notifier_app
+from shared.embedded import free_port
+from shared.events import parse_envelope
+from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
+from tests.fake_twilio import Fault, FakeTwilio
+from tests.helpers import create_network
+
+
+class TwilioStack:
+    def __init__(self, booking: RunningService, notifier, twilio: FakeTwilio, url: str):
+        self.booking, self.notifier, self.twilio, self.url = booking, notifier, twilio, url
+
+    @property
+    def db(self):
+        return self.notifier.state.runtime.db
+
+    async def events(self, *types) -> list:
+        rows = await self.db.fetch("SELECT value FROM outbox WHERE event_id IS NOT NULL ORDER BY id")
+        return [e for e in (parse_envelope(r["value"]) for r in rows) if e.event_type in types]
+
+    async def book(self, net, days: int = 5, session_type: str = "iv_infusion") -> dict:
+        start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=days)).replace(
+            hour=10, minute=0, second=0, microsecond=0)
+        r = await self.booking.http.post("/bookings", headers=net.headers, json={
+            "patient_id": net.patient["id"], "site_id": net.site["id"],
+            "session_type": session_type, "starts_at": start.isoformat()})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def texts(self, net) -> list[dict]:
+        async with httpx.AsyncClient() as http:
+            r = await http.get(f"{self.url}/patients/{net.patient['id']}/texts", headers=net.headers)
+        return r.json() if r.status_code == 200 else []
+
+
+@pytest.fixture
+async def stack(infra, namespace):
+    twilio = FakeTwilio()
+    await twilio.start()
+    port = free_port()
+    settings = service_settings(
+        "notifier", infra, namespace, twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token, twilio_api_base_url=twilio.url,
+        twilio_from_number="+15005550006", public_base_url=f"http://127.0.0.1:{port}",
+        dispatch_poll_seconds=0.2)
+    app = notifier_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    booking = await start_service("booking", service_settings("booking", infra, namespace))
+    try:
+        await eventually(lambda: _true(server.started), timeout=60)
+        yield TwilioStack(booking, app, twilio, f"http://127.0.0.1:{port}")
+    finally:
+        await stop_service(booking)
+        server.should_exit = True
+        await serving
+        await twilio.stop()
+
+
+async def _true(value):
+    return value
+
+
+async def sent_kinds(stack, net, n: int):
+    texts = await stack.texts(net)
+    sent = [t for t in texts if t["status"] == "sent"]
+    return len(sent) >= n and texts
+
+
+async def test_texts_go_through_the_twilio_sdk_and_delivery_receipts_come_back_signed(stack):
+    net = await create_network(stack.booking.http)
+    await stack.book(net, days=2)  # confirmation and prep are due at once
+    texts = await eventually(lambda: sent_kinds(stack, net, 2))
+    sent = stack.twilio.sent()
+    assert {r["To"] for r in sent} == {"+16045550177"}
+    assert all(r["From"] == "+15005550006" for r in sent)
+    assert all(r["StatusCallback"] == f"{stack.url}/twilio/status" for r in sent)
+    by_sid = {t["provider_sid"]: t for t in texts if t["provider_sid"]}
+    assert set(by_sid) == {r["sid"] for r in sent}
+    assert {r["Body"] for r in sent} == {t["body"] for t in by_sid.values()}
+
+    sid = sent[0]["sid"]
+    assert await stack.twilio.callback(sid, "sent") == 204
+    assert await stack.twilio.callback(sid, "delivered") == 204
+    assert await stack.twilio.callback(sid, "sent") == 204, "a late 'sent' arrives after 'delivered'"
+    assert await stack.twilio.callback(sid, "delivered") == 204, "and a repeat"
+    assert await stack.twilio.callback(sid, "failed", forged=True) == 403
+    row = await stack.db.fetchrow("SELECT delivery_status FROM texts WHERE provider_sid = $1", sid)
+    assert row["delivery_status"] == "delivered"
+    assert len(await stack.events("SmsDelivered")) == 1
+
+
+async def test_twilio_errors_are_retried_or_marked_permanent(stack):
+    stack.twilio.fail_next(Fault(429, 20429), Fault(500))
+    net = await create_network(stack.booking.http)
+    await stack.book(net, session_type="assessment")
+    texts = await eventually(lambda: sent_kinds(stack, net, 1), timeout=40)
+    assert [r.get("refused") for r in stack.twilio.requests[:2]] == [20429, 500]
+    confirmation = next(t for t in texts if t["kind"] == "confirmation")
+    assert confirmation["status"] == "sent"
+
+    other = await create_network(stack.booking.http, name="Other")
+    stack.twilio.fail_next(Fault(400, 21211))
+    await stack.book(other, session_type="assessment")
+
+    async def failed():
+        texts = await stack.texts(other)
+        return [t for t in texts if t["status"] == "failed"]
+
+    [failure] = await eventually(failed)
+    assert failure["status_reason"] == "21211"
+    problem = await stack.db.fetchval("SELECT number_problem FROM contacts WHERE patient_id = $1",
+                                      __import__("uuid").UUID(other.patient["id"]))
+    assert "invalid number" in problem
+    refused = [r for r in stack.twilio.requests if r.get("refused") == 21211]
+    assert len(refused) == 1, "a permanent error is not retried"
+    assert any(e.payload.permanent for e in await stack.events("SmsFailed"))
+
+
+async def test_patients_replies_become_events_and_strangers_are_not_matched(stack):
+    net = await create_network(stack.booking.http)
+    booking = await stack.book(net)
+    await eventually(lambda: sent_kinds(stack, net, 1))
+    inbound = f"{stack.url}/twilio/inbound"
+    assert await stack.twilio.inbound(inbound, "+16045550177", "1", sid="SMreply1") == 200
+    assert await stack.twilio.inbound(inbound, "+16045550177", "1", sid="SMreply1") == 200  # retry
+    assert await stack.twilio.inbound(inbound, "+16045550177", " 3 ") == 200
+    assert await stack.twilio.inbound(inbound, "+16045550199", "1") == 200  # a stranger
+    assert await stack.twilio.inbound(inbound, "+16045550177", "stop") == 200
+    assert await stack.twilio.inbound(inbound, "+16045550177", "STOP", forged=True) == 403
+    confirmed = await stack.events("PatientConfirmed")
+    assert [str(e.payload.booking_id) for e in confirmed] == [booking["id"]]
+    assert len(await stack.events("RideConfirmed")) == 1
+    assert len(await stack.events("PatientOptedOut")) == 1
+    rows = await stack.db.fetch("SELECT from_e164, patient_id, interpretation FROM inbound_messages ORDER BY id")
+    assert [r["interpretation"] for r in rows] == ["confirm", "ride", "unknown number", "opt_out"]
+    assert rows[2]["patient_id"] is None
+    assert await stack.db.fetchval("SELECT opted_out FROM contacts") is True
+    assert await stack.twilio.inbound(inbound, "+16045550177", "START") == 200
+    assert await stack.db.fetchval("SELECT opted_out FROM contacts") is False
+    assert len(await stack.events("PatientOptedIn")) == 1
