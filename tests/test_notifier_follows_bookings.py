@@ -48,7 +48,7 @@ async def test_a_moved_then_cancelled_booking_never_leaves_a_stale_text(spine, d
     day_of = next(t for t in pending if t["kind"] == "day_of")
     assert datetime.fromisoformat(day_of["due_at"]) == moved_to - timedelta(hours=2)
     moved = [t for t in texts if t["status_reason"] == "appointment moved"]
-    assert {t["kind"] for t in moved} == {"prep", "fasting_reminder", "day_of"}
+    assert {t["kind"] for t in moved} == {"prep", "ride_reminder", "fasting_reminder", "day_of"}
     latest_confirmation = [t for t in texts if t["kind"] == "confirmation"][-1]["body"]
     assert "1:00 PM" in latest_confirmation, "the new confirmation quotes the new time"
 
@@ -94,3 +94,35 @@ async def test_an_opted_out_patient_gets_no_texts(spine):
     [confirmation] = await eventually(confirmation_skipped)
     assert confirmation["status"] == "skipped"
     assert confirmation["status_reason"] == "patient has not consented to texts"
+
+
+async def test_the_ride_reminder_goes_only_to_patients_whose_ride_is_not_arranged(spine, db):
+    start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=5)).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    arranged = await create_network(spine.booking.http, name="A")
+    not_yet = await create_network(spine.booking.http, name="B")
+    bookings = {}
+    for net in (arranged, not_yet):
+        r = await spine.booking.http.post("/bookings", headers=net.headers, json={
+            "patient_id": net.patient["id"], "site_id": net.site["id"],
+            "session_type": "iv_infusion", "starts_at": start.isoformat()})
+        bookings[net.clinic["name"]] = r.json()
+    await spine.booking.http.post(f"/bookings/{bookings['A']['id']}/ride", headers=arranged.headers,
+                                  json={"ride_status": "confirmed", "driver_name": "Sam"})
+    schema = spine.notifier.schema
+
+    async def ride_known():
+        return await db.fetchval(f'SELECT ride_status FROM "{schema}".appointments WHERE booking_id = $1',
+                                 UUID(bookings["A"]["id"])) == "confirmed"
+    await eventually(ride_known)
+    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'ride_reminder'")
+
+    async def reminders():
+        rows = await db.fetch(f"SELECT patient_id, status, status_reason FROM \"{schema}\".texts"
+                              " WHERE kind = 'ride_reminder' AND status NOT IN ('pending', 'sending')")
+        return len(rows) == 2 and {str(r["patient_id"]): r for r in rows}
+
+    got = await eventually(reminders)
+    assert got[arranged.patient["id"]]["status"] == "skipped"
+    assert got[arranged.patient["id"]]["status_reason"] == "ride already arranged"
+    assert got[not_yet.patient["id"]]["status"] == "sent"

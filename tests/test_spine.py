@@ -40,7 +40,7 @@ async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db)
 
     texts = await eventually(sent_confirmation)
     kinds = {t["kind"]: t for t in texts}
-    assert set(kinds) == {"confirmation", "prep", "fasting_reminder", "day_of"}
+    assert set(kinds) == {"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of"}
     assert all(t["booking_id"] == booking["id"] for t in texts)
     confirmation = kinds["confirmation"]["body"]
     assert "Test Clinic" in confirmation and "+1 604 555 0100" in confirmation

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -124,11 +125,14 @@ async def test_twilio_errors_are_retried_or_marked_permanent(stack):
     [failure] = await eventually(failed)
     assert failure["status_reason"] == "21211"
     problem = await stack.db.fetchval("SELECT number_problem FROM contacts WHERE patient_id = $1",
-                                      __import__("uuid").UUID(other.patient["id"]))
+                                      UUID(other.patient["id"]))
     assert "invalid number" in problem
     refused = [r for r in stack.twilio.requests if r.get("refused") == 21211]
     assert len(refused) == 1, "a permanent error is not retried"
     assert any(e.payload.permanent for e in await stack.events("SmsFailed"))
+    async with httpx.AsyncClient() as http:
+        attention = (await http.get(f"{stack.url}/attention", headers=other.headers)).json()
+    assert [n["patient_id"] for n in attention["failing_numbers"]] == [other.patient["id"]]
 
 
 async def test_patients_replies_become_events_and_strangers_are_not_matched(stack):
@@ -153,3 +157,7 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
     assert await stack.twilio.inbound(inbound, "+16045550177", "START") == 200
     assert await stack.db.fetchval("SELECT opted_out FROM contacts") is False
     assert len(await stack.events("PatientOptedIn")) == 1
+    assert await stack.twilio.inbound(inbound, "+16045550177", "Can I bring my dog?") == 200
+    async with httpx.AsyncClient() as http:
+        attention = (await http.get(f"{stack.url}/attention", headers=net.headers)).json()
+    assert [r["body"] for r in attention["replies"]] == ["Can I bring my dog?"]

@@ -19,3 +19,14 @@ async def patient_texts(patient_id: UUID, request: Request,
     """Every text scheduled for a patient, with its state and, once sent, its body."""
     async with request.app.state.runtime.db.acquire() as conn:
         return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id, who.clinic_id)]
+
+
+@router.get("/attention")
+async def needs_staff(request: Request, who: Principal = require(*READ),
+                      limit: int = 100) -> dict[str, Any]:
+    """What staff should look at: numbers Twilio refused for good, and patients' texts
+    that were not a reply we act on (questions, HELP, replies with no upcoming appointment)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        numbers = await conn.fetch(Q.failing_numbers, who.clinic_id, limit)
+        replies = await conn.fetch(Q.replies_for_staff, who.clinic_id, limit)
+    return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies]}

@@ -14,8 +14,8 @@ from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from services.notifier.twilio_sender import TwilioSender
-from shared.events.booking import (PatientContactChanged, PatientRegistered, SessionBooked,
-                                   SessionRescheduled)
+from shared.events.booking import (PatientContactChanged, PatientRegistered,
+                                   RideDetailsUpdated, SessionBooked, SessionRescheduled)
 from shared.events.plans import PlanProgressed
 from shared.auth import api_key_handlers
 from shared.runtime import ServiceRuntime, service_app
@@ -40,6 +40,7 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
         PatientContactChanged: handlers.on_contact_changed,
+        RideDetailsUpdated: handlers.on_ride_updated,
         **{event: handlers.on_booking_over for event in handlers.STATUS_OF},
         PlanProgressed: handlers.on_plan_progressed,
     }, BOOKING_EVENTS, PLANS_EVENTS)

@@ -143,6 +143,8 @@ class Dispatcher:
                 return f"appointment {row['appointment_status']}"
             if row["booking_version"] != row["appointment_version"]:
                 return "appointment was moved"
+            if row["kind"] == "ride_reminder" and row["ride_status"] == "confirmed":
+                return "ride already arranged"
         if datetime.now(UTC) > row["valid_until"]:
             return "too late to be useful"
         return None

@@ -16,7 +16,7 @@ from shared.db import Queries
 from shared.events import Envelope
 from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
                                    PatientRegistered, SessionBooked, SessionCancelled,
-                                   SessionCompleted, SessionRescheduled)
+                                   RideDetailsUpdated, SessionCompleted, SessionRescheduled)
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
@@ -70,6 +70,12 @@ async def on_booking_over(conn: asyncpg.Connection, env: Envelope) -> None:
 async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:
     p: PatientContactChanged = env.payload  # type: ignore[assignment]
     await conn.execute(Q.update_contact, env.patient_id, p.phone_e164, p.language, p.sms_consent)
+
+
+async def on_ride_updated(conn: asyncpg.Connection, env: Envelope) -> None:
+    p: RideDetailsUpdated = env.payload  # type: ignore[assignment]
+    await conn.execute("UPDATE appointments SET ride_status = $2, updated_at = now()"
+                       " WHERE booking_id = $1", p.booking_id, p.ride_status)
 
 
 async def on_plan_progressed(conn: asyncpg.Connection, env: Envelope) -> None:

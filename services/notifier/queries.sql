@@ -35,7 +35,7 @@ SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
        c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
        a.status AS appointment_status, a.version AS appointment_version,
        a.clinic_name, a.clinic_phone, a.site_name, a.site_address, a.site_timezone,
-       a.starts_at, a.fasting_rule
+       a.starts_at, a.fasting_rule, a.ride_status
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
@@ -127,3 +127,12 @@ UPDATE contacts SET opted_out = $2, updated_at = now() WHERE patient_id = $1;
 UPDATE texts SET status = 'pending', status_reason = $2,
                  due_at = now() + make_interval(secs => $3)
 WHERE id = $1 AND status = 'sending';
+
+-- name: failing_numbers
+SELECT patient_id, number_problem, updated_at FROM contacts
+WHERE clinic_id = $1 AND number_problem IS NOT NULL ORDER BY updated_at DESC LIMIT $2;
+
+-- name: replies_for_staff
+SELECT id, patient_id, booking_id, body, interpretation, received_at FROM inbound_messages
+WHERE clinic_id = $1 AND interpretation NOT IN ('confirm', 'reschedule', 'ride', 'opt_out', 'opt_in')
+ORDER BY received_at DESC LIMIT $2;

@@ -9,6 +9,8 @@ import re
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"}
 START_WORDS = {"START", "UNSTOP", "YES"}
 HELP_WORDS = {"HELP", "INFO"}
+NOT_NAMES = {"THANKS", "THANK YOU", "THX", "OK", "OKAY", "SURE", "NO", "NOPE", "HI", "HELLO",
+             "MERCI", "GRACIAS", "OUI", "SI", "NON", "DONE", "GOT IT"}
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-.][^\W\d_]+){0,3}$")
 
 
@@ -29,6 +31,6 @@ def interpret(body: str, expecting_ride: bool) -> tuple[str, str | None]:
         return "reschedule", None
     if word == "3":
         return "ride", None
-    if expecting_ride and _NAME.match(text) and len(text) <= 60:
+    if expecting_ride and _NAME.match(text) and len(text) <= 60 and word not in NOT_NAMES:
         return "ride", text
     return "other", None

@@ -67,6 +67,8 @@ def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours(
         wanted += [
             # prep carries the ride question: still worth sending on the day
             ("prep", start - timedelta(hours=72), start - timedelta(hours=2)),
+            # only goes out if the ride is still not arranged by then
+            ("ride_reminder", start - timedelta(hours=48), start - timedelta(hours=12)),
             # says "tomorrow": only ever on the day before
             ("fasting_reminder", evening_before.astimezone(UTC),
              min(day_starts.astimezone(UTC), start - timedelta(hours=6))),

@@ -27,6 +27,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "fr": "{clinic}: votre rendez-vous est le {date} à {time}. {fasting} Arrivez 30 min avant. Vous ne pourrez pas conduire après: prévoyez un retour et répondez 3. {phone}",
         "es": "{clinic}: su cita es el {date} a las {time}. {fasting} Llegue 30 min antes. No debe conducir después: organice quien lo lleve y responda 3. {phone}",
     },
+    "ride_reminder": {
+        "en": "{clinic}: for your appointment on {date} at {time} someone must drive you home. Reply 3 when your ride is arranged, or call {phone}.",
+        "fr": "{clinic}: pour votre rendez-vous du {date} à {time}, quelqu'un doit vous raccompagner. Répondez 3 quand c'est prévu, ou appelez le {phone}.",
+        "es": "{clinic}: para su cita del {date} a las {time} alguien debe llevarlo a casa. Responda 3 cuando lo tenga, o llame al {phone}.",
+    },
     "fasting_reminder": {
         "en": "{clinic}: reminder for your appointment tomorrow at {time}. {fasting} Questions: {phone}",
         "fr": "{clinic}: rappel pour votre rendez-vous demain à {time}. {fasting} Questions: {phone}",
