@@ -24,11 +24,22 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """Hold the next request until `release`: `accepted` says whether Twilio has taken the
+    message (recorded it) before holding, or not yet."""
+
+    accepted: bool
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class FakeTwilio:
     account_sid: str = "AC" + "0" * 32
     auth_token: str = "test-auth-token"
     requests: list[dict] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -54,6 +65,18 @@ class FakeTwilio:
         if request.headers.get("Authorization") != expected:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = dict(await request.post())
+        if self.holds:
+            hold = self.holds.pop(0)
+            sid = None
+            if hold.accepted:
+                sid = f"SM{next(self._ids):032d}"
+                self.requests.append({**form, "sid": sid})
+            hold.reached.set()
+            await hold.release.wait()
+            if sid is None and (request.transport is None or request.transport.is_closing()):
+                return web.Response(status=499)  # the sender went away: nothing was taken
+            if sid is not None:
+                return web.json_response({"sid": sid, "status": "queued"}, status=201)
         if self.faults:
             fault = self.faults.pop(0)
             if fault.delay:

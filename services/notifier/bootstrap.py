@@ -50,7 +50,8 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         try:
             await Dispatcher(rt.db, sender, schema=settings.schema,
                              batch_size=settings.dispatch_batch_size,
-                             poll_seconds=settings.dispatch_poll_seconds).run()
+                             poll_seconds=settings.dispatch_poll_seconds,
+                             stale_claim_seconds=settings.stale_claim_seconds).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()

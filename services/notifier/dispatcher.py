@@ -1,6 +1,17 @@
 """The dispatcher: claims due texts with SKIP LOCKED, renders them from the current
 appointment (so a text never quotes a stale time), sends, and records the result together
-with its `SmsSent` event. Safe with several instances."""
+with its `SmsSent` event. Safe with several instances.
+
+Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'`, committed; (2)
+handed to the provider; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in one
+transaction. A crash before (2) leaves a claim with no SID: after `stale_claim_seconds` it
+is released and sent, once. A crash between Twilio accepting the request in (2) and the
+commit of (3), a window of one HTTP response and one local transaction, cannot be told
+apart from the first case: Twilio's Messages API has no idempotency key, so the text is sent
+again when the claim is released. That window is the only way to a duplicate; Kafka
+redelivery never sends one (texts are scheduled once per event, in the consumer's
+transaction), and neither does a crash anywhere else.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +66,13 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_release = loop.time()
         while True:
             self._wake.clear()
+            if loop.time() - last_release > min(60.0, self.stale_claim_seconds):
+                await self._release_stale()  # claims of a dispatcher that died meanwhile
+                last_release = loop.time()
             if await self.dispatch_once() < self.batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)

@@ -17,6 +17,9 @@ class NotifierSettings(ServiceSettings):
     """Local hour from which texts may go out again (TCPA: 08:00)."""
     dispatch_batch_size: int = 200
     dispatch_poll_seconds: float = 0.5
+    stale_claim_seconds: float = Field(300.0, gt=0)
+    """A text claimed this long ago without a provider id was never handed over (its
+    dispatcher died): it is released and sent."""
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     """With no Twilio credentials, texts are recorded locally instead of sent."""
