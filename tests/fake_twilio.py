@@ -65,6 +65,7 @@ class FakeTwilio:
         if request.headers.get("Authorization") != expected:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = dict(await request.post())
+        form["received_at"] = asyncio.get_running_loop().time()
         if self.holds:
             hold = self.holds.pop(0)
             sid = None

@@ -161,3 +161,30 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
     async with httpx.AsyncClient() as http:
         attention = (await http.get(f"{stack.url}/attention", headers=net.headers)).json()
     assert [r["body"] for r in attention["replies"]] == ["Can I bring my dog?"]
+
+
+async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
+    from services.notifier.senders import OutgoingSms
+    from services.notifier.settings import NotifierSettings
+    from services.notifier.twilio_sender import TwilioSender
+
+    twilio = FakeTwilio()
+    await twilio.start()
+    sender = TwilioSender(NotifierSettings(
+        twilio_account_sid=twilio.account_sid, twilio_auth_token=twilio.auth_token,
+        twilio_api_base_url=twilio.url, twilio_from_number="+15005550006",
+        twilio_segments_per_second=10))
+    try:
+        await asyncio.gather(*(sender.send(OutgoingSms(i, "+16045550177", "short text"))
+                               for i in range(12)))
+        await sender.send(OutgoingSms(99, "+16045550177", "x" * 200))  # two segments
+        await sender.send(OutgoingSms(100, "+16045550177", "after the long one"))
+    finally:
+        await sender.close()
+        await twilio.stop()
+    times = [r["received_at"] for r in twilio.sent()]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) == 14
+    assert times[11] - times[0] >= 11 * 0.1 * 0.95, "no faster than 10 segments per second"
+    assert min(gaps[:12]) >= 0.05, "spaced out, not in bursts"
+    assert times[13] - times[12] >= 0.2 * 0.8, "a two-segment text counts twice"

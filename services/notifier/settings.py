@@ -29,6 +29,9 @@ class NotifierSettings(ServiceSettings):
     twilio_messaging_service_sid: str = ""
     """Send through a Messaging Service instead of one sender number."""
     twilio_timeout_seconds: float = 10.0
+    twilio_segments_per_second: float = Field(1.0, gt=0, le=1000)
+    """The sender's throughput (US long code ~1, toll-free 3, short code 100+): sending
+    is paced to it, counting message segments."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""

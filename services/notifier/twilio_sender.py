@@ -13,6 +13,7 @@ from twilio.rest import Client
 
 from services.notifier.senders import OutgoingSms, SendError
 from services.notifier.settings import NotifierSettings
+from services.notifier.templates import segments
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,31 @@ PERMANENT = {21610: "unsubscribed", 21211: "invalid number", 21614: "not a mobil
 RETRYABLE_HTTP = {429, 500, 502, 503, 504}
 
 
+class Pacer:
+    """Spaces out sends so that a sender never exceeds its segments per second (Twilio
+    queues, then fails, what comes faster)."""
+
+    def __init__(self, per_second: float):
+        self.interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self, segments: int = 1) -> None:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            start = max(now, self._next)
+            self._next = start + self.interval * segments
+            if start > now:
+                await asyncio.sleep(start - now)
+
+
 class TwilioSender:
-    """`SmsSender` over Twilio's Messages API."""
+    """`SmsSender` over Twilio's Messages API, paced per sender."""
 
     def __init__(self, settings: NotifierSettings):
         self.settings = settings
+        self.pacer = Pacer(settings.twilio_segments_per_second)
         self.http = AsyncTwilioHttpClient(timeout=settings.twilio_timeout_seconds)
         self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
                              http_client=self.http)
@@ -42,6 +63,7 @@ class TwilioSender:
             params["from_"] = self.settings.twilio_from_number
         if self.status_callback:
             params["status_callback"] = self.status_callback
+        await self.pacer.wait(segments(sms.body))
         try:
             message = await self.client.messages.create_async(**params)
         except TwilioRestException as exc:
