@@ -81,9 +81,10 @@ async def schedule_text(db, schema: str) -> int:
     await db.execute(f"INSERT INTO {schema}.contacts (patient_id, clinic_id, phone_e164, sms_consent)"
                      " VALUES ($1, $2, '+16045550177', true)", patient, clinic)
     await db.execute(
-        f"INSERT INTO {schema}.appointments (booking_id, clinic_id, patient_id, version, clinic_name,"
-        " clinic_phone, site_name, site_address, site_phone, site_timezone, session_type, is_dosing,"
-        " starts_at, ends_at) VALUES ($1, $2, $3, 1, 'C', '+1 604 555 0100', 'S', 'A', '1',"
+        f"INSERT INTO {schema}.appointments (booking_id, clinic_id, patient_id, version,"
+        " schedule_version, clinic_name, clinic_phone, site_name, site_address, site_phone,"
+        " site_timezone, session_type, is_dosing, starts_at, ends_at)"
+        " VALUES ($1, $2, $3, 1, 1, 'C', '+1 604 555 0100', 'S', 'A', '1',"
         " 'America/Vancouver', 'assessment', false, $4, $5)",
         booking, clinic, patient, start, start + timedelta(hours=1))
     return await db.fetchval(

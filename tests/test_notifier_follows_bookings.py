@@ -126,3 +126,38 @@ async def test_the_ride_reminder_goes_only_to_patients_whose_ride_is_not_arrange
     assert got[arranged.patient["id"]]["status"] == "skipped"
     assert got[arranged.patient["id"]]["status_reason"] == "ride already arranged"
     assert got[not_yet.patient["id"]]["status"] == "sent"
+
+
+async def test_the_driver_gets_the_pickup_time_even_after_the_patient_checked_in(spine, db):
+    net = await create_network(spine.booking.http)
+    patient = (await spine.booking.http.post("/patients", headers=net.headers, json={
+        "given_name": "Ann", "family_name": "Lee", "phone": "604-555-0161", "sms_consent": True,
+        "ride_contact": {"name": "Sam Lee", "phone": "604-555-0162", "sms_consent": True}})).json()
+    start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=4)).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    booking = (await spine.booking.http.post("/bookings", headers=net.headers, json={
+        "patient_id": patient["id"], "site_id": net.site["id"], "session_type": "iv_infusion",
+        "starts_at": start.isoformat()})).json()
+    schema = spine.notifier.schema
+
+    async def pickup():
+        return await db.fetchrow(f"SELECT * FROM \"{schema}\".texts WHERE kind = 'pickup'")
+    planned = await eventually(pickup)
+    assert planned["due_at"] == start + timedelta(minutes=90 - 30)  # 30 min before recovery ends
+    await spine.booking.http.post(f"/bookings/{booking['id']}/check-in", headers=net.headers)
+
+    async def checked_in():
+        return await db.fetchval(f"SELECT status = 'arrived' FROM \"{schema}\".appointments")
+    await eventually(checked_in)
+    assert (await pickup())["status"] == "pending", "the pickup text survives the check-in"
+    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'pickup'")
+
+    async def sent():
+        row = await pickup()
+        return row["status"] == "sent" and row
+    await eventually(sent)
+    [recorded] = await db.fetch(f"SELECT r.to_e164, r.body FROM \"{schema}\".recorded_sms r"
+                                f" JOIN \"{schema}\".texts t ON t.id = r.text_id WHERE t.kind = 'pickup'")
+    assert recorded["to_e164"] == "+16045550162", "to the driver, not the patient"
+    assert "11:30 AM" in recorded["body"] and "Ann" not in recorded["body"]
+    assert "STOP" in recorded["body"]

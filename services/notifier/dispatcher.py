@@ -112,22 +112,29 @@ class Dispatcher:
             async with self.pool.acquire() as conn:
                 await conn.execute(Q.mark_not_sent, row["id"], status, reason)
             return
-        async with self.pool.acquire() as conn:
-            first = bool(await conn.fetchval(Q.claim_stop_notice, row["patient_id"]))
+        to_driver = row["kind"] == "pickup"
+        if to_driver:  # the ride contact: the STOP notice always, never the patient's number
+            first, to = True, row["ride_contact_phone"]
+        else:
+            async with self.pool.acquire() as conn:
+                first = bool(await conn.fetchval(Q.claim_stop_notice, row["patient_id"]))
+            to = row["phone_e164"]
         body = render(row["kind"], TextContext(
             language=row["language"], clinic_name=row["clinic_name"],
             clinic_phone=row["clinic_phone"], site_name=row["site_name"],
             site_address=row["site_address"], timezone=row["site_timezone"],
-            starts_at=row["starts_at"], fasting_rule=row["fasting_rule"]), first_text=first)
+            starts_at=row["starts_at"], fasting_rule=row["fasting_rule"],
+            ends_at=row["ends_at"]), first_text=first)
         try:
-            sid = await self.sender.send(OutgoingSms(row["id"], row["phone_e164"], body))
+            sid = await self.sender.send(OutgoingSms(row["id"], to, body))
         except SendError as exc:
             async with self.pool.acquire() as conn, conn.transaction():
-                if first:
+                if first and not to_driver:
                     await conn.execute(Q.release_stop_notice, row["patient_id"])
                 if exc.permanent:  # the number is marked: staff see it, no more attempts
                     await conn.execute(Q.mark_not_sent, row["id"], "failed", exc.code)
-                    await conn.execute(Q.mark_number_problem, row["patient_id"], str(exc))
+                    if not to_driver:
+                        await conn.execute(Q.mark_number_problem, row["patient_id"], str(exc))
                     await enqueue(conn, [Envelope.new(
                         SmsFailed(text_id=row["id"], error_code=exc.code, permanent=True),
                         producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
@@ -146,13 +153,16 @@ class Dispatcher:
     @staticmethod
     def _why_not(row: asyncpg.Record) -> str | None:
         """Why a claimed text must not go out now, or None if it may."""
-        if row["phone_e164"] is None:
+        if row["kind"] == "pickup":  # to the ride contact, who agreed to texts
+            if not row["ride_contact_phone"]:
+                return "no ride contact who agreed to texts"
+        elif row["phone_e164"] is None:
             return "no contact details for the patient"
-        if not row["sms_consent"]:
+        elif not row["sms_consent"]:
             return "patient has not consented to texts"
-        if row["opted_out"]:
+        elif row["opted_out"]:
             return "patient opted out"
-        if row["number_problem"]:
+        elif row["number_problem"]:
             return f"number cannot be texted ({row['number_problem']})"
         if row["booking_id"] is not None:
             if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):

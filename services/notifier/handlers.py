@@ -37,10 +37,13 @@ async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
     stored = await conn.fetchval(
         Q.upsert_appointment, b.booking_id, env.clinic_id, env.patient_id, b.version,
         b.clinic_name, b.clinic_phone, b.site_name, b.site_address, b.site_phone, b.site_timezone,
-        b.session_type, b.is_dosing, b.fasting_rule, b.patient_language, b.starts_at, b.ends_at)
+        b.session_type, b.is_dosing, b.fasting_rule, b.patient_language, b.starts_at, b.ends_at,
+        b.ride_contact.name if b.ride_contact else None,
+        b.ride_contact.phone_e164 if b.ride_contact else None)
     if stored is None:
         return  # we already hold a newer version of this booking
-    planned = plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing),
+    planned = plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
+                                     has_ride_contact=b.ride_contact is not None),
                          now or datetime.now(UTC), quiet)
     await conn.execute(
         Q.insert_texts, env.clinic_id, env.patient_id, b.booking_id, b.version,
@@ -54,7 +57,7 @@ async def on_session_rescheduled(conn: asyncpg.Connection, env: Envelope, *,
     """The appointment moved: its pending texts are cancelled and planned again for the new
     time (a text never quotes a stale time)."""
     b: SessionRescheduled = env.payload  # type: ignore[assignment]
-    await conn.execute(Q.cancel_pending_texts, b.booking_id, b.version, "appointment moved")
+    await conn.execute(Q.cancel_pending_texts, b.booking_id, b.version, "appointment moved", [])
     await on_session_booked(conn, env, quiet=quiet, now=now)
 
 
@@ -64,7 +67,8 @@ async def on_booking_over(conn: asyncpg.Connection, env: Envelope) -> None:
     status = STATUS_OF[type(p)]
     if await conn.fetchval(Q.set_appointment_status, p.booking_id, status, p.version) is None:
         return  # unknown booking, or we already know a newer state
-    await conn.execute(Q.cancel_pending_texts, p.booking_id, p.version + 1, f"appointment {status}")
+    keep = ["pickup"] if status == "arrived" else []  # checked in: the driver still needs to know
+    await conn.execute(Q.cancel_pending_texts, p.booking_id, p.version + 1, f"appointment {status}", keep)
 
 
 async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:

@@ -8,11 +8,14 @@ ON CONFLICT (patient_id) DO UPDATE
 -- name: upsert_appointment
 INSERT INTO appointments (booking_id, clinic_id, patient_id, version, clinic_name, clinic_phone,
                           site_name, site_address, site_phone, site_timezone, session_type,
-                          is_dosing, fasting_rule, language, starts_at, ends_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                          is_dosing, fasting_rule, language, starts_at, ends_at, ride_contact_name,
+                          ride_contact_phone, schedule_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4)
 ON CONFLICT (booking_id) DO UPDATE
-    SET version = EXCLUDED.version, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
-        updated_at = now()
+    SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
+        starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+        ride_contact_name = EXCLUDED.ride_contact_name,
+        ride_contact_phone = EXCLUDED.ride_contact_phone, updated_at = now()
     WHERE appointments.version < EXCLUDED.version
 RETURNING booking_id;
 
@@ -33,9 +36,9 @@ RETURNING id;
 SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version, t.valid_until,
        t.attempts,
        c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
-       a.status AS appointment_status, a.version AS appointment_version,
+       a.status AS appointment_status, a.schedule_version AS appointment_version,
        a.clinic_name, a.clinic_phone, a.site_name, a.site_address, a.site_timezone,
-       a.starts_at, a.fasting_rule, a.ride_status
+       a.starts_at, a.ends_at, a.fasting_rule, a.ride_status, a.ride_contact_phone
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
@@ -83,9 +86,11 @@ WHERE booking_id = $1 AND version < $3
 RETURNING booking_id;
 
 -- name: cancel_pending_texts
--- Texts of a booking that must not go out any more (cancelled, moved, over).
+-- Texts of a booking that must not go out any more (cancelled, moved, over), but for the
+-- kinds in $4 (e.g. the driver's pickup text once the patient checked in).
 UPDATE texts SET status = 'cancelled', status_reason = $3
-WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2;
+WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2
+  AND NOT (kind = ANY($4::text[]));
 
 -- name: update_contact
 UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now()

@@ -18,6 +18,7 @@ class Appointment:
     ends_at: datetime
     timezone: str
     is_dosing: bool
+    has_ride_contact: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours(
             ("fasting_reminder", evening_before.astimezone(UTC),
              min(day_starts.astimezone(UTC), start - timedelta(hours=6))),
         ]
+        if appt.has_ride_contact:  # tell the driver when to come, near the end of recovery
+            wanted.append(("pickup", appt.ends_at - timedelta(minutes=30),
+                           appt.ends_at + timedelta(minutes=30)))
     planned = []
     for kind, due, valid_until in wanted:
         due = max(due, now)

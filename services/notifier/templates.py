@@ -32,6 +32,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "fr": "{clinic}: pour votre rendez-vous du {date} à {time}, quelqu'un doit vous raccompagner. Répondez 3 quand c'est prévu, ou appelez le {phone}.",
         "es": "{clinic}: para su cita del {date} a las {time} alguien debe llevarlo a casa. Responda 3 cuando lo tenga, o llame al {phone}.",
     },
+    "pickup": {
+        "en": "{clinic}: your passenger will be ready to go home at {end_time} at {site}, {address}. They must not drive today. Questions: {phone}",
+        "fr": "{clinic}: votre passager pourra rentrer à {end_time} à {site}, {address}. Il ne doit pas conduire aujourd'hui. Questions: {phone}",
+        "es": "{clinic}: su pasajero estará listo para volver a casa a las {end_time} en {site}, {address}. No debe conducir hoy. Preguntas: {phone}",
+    },
     "fasting_reminder": {
         "en": "{clinic}: reminder for your appointment tomorrow at {time}. {fasting} Questions: {phone}",
         "fr": "{clinic}: rappel pour votre rendez-vous demain à {time}. {fasting} Questions: {phone}",
@@ -70,6 +75,7 @@ class TextContext:
     timezone: str
     starts_at: datetime
     fasting_rule: str | None
+    ends_at: datetime | None = None
 
 
 # Characters outside GSM-7 replaced by their closest GSM-7 form (as Twilio's Smart Encoding
@@ -98,6 +104,7 @@ def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
         address=ctx.site_address,
         date=format_datetime(ctx.starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale),
         time=format_time(ctx.starts_at, "short", tzinfo=tz, locale=locale),
+        end_time=format_time(ctx.ends_at or ctx.starts_at, "short", tzinfo=tz, locale=locale),
         fasting=fasting,
     ).replace("  ", " ").replace("..", ".")
     if first_text:
