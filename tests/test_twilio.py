@@ -188,3 +188,32 @@ async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
     assert times[11] - times[0] >= 11 * 0.1 * 0.95, "no faster than 10 segments per second"
     assert min(gaps[:12]) >= 0.05, "spaced out, not in bursts"
     assert times[13] - times[12] >= 0.2 * 0.8, "a two-segment text counts twice"
+
+
+async def test_a_waiting_patient_takes_a_freed_slot_by_replying_4(stack):
+    from tests.helpers import add_patient
+
+    net = await create_network(stack.booking.http)
+    waiting = await add_patient(stack.booking.http, net, given_name="Wait", phone="604-555-0188")
+    slot = await stack.book(net, days=6)
+    start = datetime.fromisoformat(slot["starts_at"])
+    r = await stack.booking.http.post("/waitlist", headers=net.headers, json={
+        "patient_id": waiting["id"], "site_id": net.site["id"], "session_type": "iv_infusion",
+        "window_start": (start - timedelta(days=2)).isoformat(),
+        "window_end": (start + timedelta(days=2)).isoformat()})
+    assert r.status_code == 201
+    await stack.booking.http.post(f"/bookings/{slot['id']}/cancel", headers=net.headers,
+                                  json={"reason": "patient moved away"})
+
+    async def offer_sent():
+        return [m for m in stack.twilio.sent() if m["To"] == "+16045550188" and "Reply 4" in m["Body"]]
+    [offer] = await eventually(offer_sent)
+    assert "Test Clinic" in offer["Body"] and "10:00 AM" in offer["Body"]
+    assert await stack.twilio.inbound(f"{stack.url}/twilio/inbound", "+16045550188", "4") == 200
+
+    async def booked_for_waiting_patient():
+        items = (await stack.booking.http.get("/bookings", headers=net.headers, params={
+            "patient_id": waiting["id"]})).json()["items"]
+        return [b for b in items if b["status"] == "booked"]
+    [taken] = await eventually(booked_for_waiting_patient)
+    assert taken["starts_at"] == slot["starts_at"]

@@ -186,7 +186,7 @@ async def list_bookings(
         ids = await conn.fetch(Q.list_bookings, who.clinic_id, patient_id, site_id, starts_from,
                                starts_before, status, *_after(cursor), limit + 1)
         rows = [bookings.view(await bookings.load(conn, who.clinic_id, r["id"])) for r in ids]
-    return page(rows, limit, lambda r: (r["starts_at"], r["id"]))
+    return page(rows, limit, lambda r: (datetime.fromisoformat(r["starts_at"]), r["id"]))
 
 
 @router.get("/bookings/attention", tags=["bookings"])

@@ -52,8 +52,13 @@ async def load(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID) -> a
     return row
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def view(row: asyncpg.Record) -> dict:
-    """A booking as the API shows it: UTC and site-local times side by side."""
+    """A booking as the API shows it: UTC and site-local times side by side (ISO 8601
+    strings, the same whichever route returns them)."""
     tz = row["site_timezone"]
     return {
         "id": row["id"], "clinic_id": row["clinic_id"], "site_id": row["site_id"],
@@ -61,18 +66,18 @@ def view(row: asyncpg.Record) -> dict:
         "patient_id": row["patient_id"], "series_id": row["series_id"],
         "session_type": row["session_type"], "is_dosing": row["is_dosing"],
         "status": row["status"], "version": row["version"],
-        "starts_at": row["starts_at"], "ends_at": row["ends_at"],
-        "occupied_until": row["occupied_until"],
+        "starts_at": _iso(row["starts_at"]), "ends_at": _iso(row["ends_at"]),
+        "occupied_until": _iso(row["occupied_until"]),
         "starts_at_local": local_iso(row["starts_at"], tz),
         "ends_at_local": local_iso(row["ends_at"], tz),
         "occupied_until_local": local_iso(row["occupied_until"], tz),
         "site_timezone": tz,
         "confirmed_by_patient": row["confirmed_at"] is not None,
-        "confirmed_at": row["confirmed_at"],
+        "confirmed_at": _iso(row["confirmed_at"]),
         "ride": {"status": row["ride_status"], "driver_name": row["ride_driver_name"]},
-        "reschedule_requested_at": row["reschedule_requested_at"],
+        "reschedule_requested_at": _iso(row["reschedule_requested_at"]),
         "cancel_reason": row["cancel_reason"], "cancelled_by": row["cancelled_by"],
-        "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
     }
 
 

@@ -15,7 +15,8 @@ from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from services.notifier.twilio_sender import TwilioSender
 from shared.events.booking import (PatientContactChanged, PatientRegistered,
-                                   RideDetailsUpdated, SessionBooked, SessionRescheduled)
+                                   RideDetailsUpdated, SessionBooked, SessionRescheduled,
+                                   WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import PlanProgressed
 from shared.auth import api_key_handlers
 from shared.runtime import ServiceRuntime, service_app
@@ -41,6 +42,8 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
         PatientContactChanged: handlers.on_contact_changed,
         RideDetailsUpdated: handlers.on_ride_updated,
+        WaitlistSlotOpened: handlers.on_slot_opened,
+        WaitlistSlotTaken: handlers.on_slot_taken,
         **{event: handlers.on_booking_over for event in handlers.STATUS_OF},
         PlanProgressed: handlers.on_plan_progressed,
     }, BOOKING_EVENTS, PLANS_EVENTS)

@@ -171,6 +171,8 @@ class Dispatcher:
                 return "appointment was moved"
             if row["kind"] == "ride_reminder" and row["ride_status"] == "confirmed":
                 return "ride already arranged"
+        if row["kind"] == "waitlist_offer" and row["offer_status"] != "open":
+            return "slot already taken"
         if datetime.now(UTC) > row["valid_until"]:
             return "too late to be useful"
         return None

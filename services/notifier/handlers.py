@@ -6,7 +6,7 @@ is skipped by the consumer before it gets here, so texts are scheduled exactly o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +16,8 @@ from shared.db import Queries
 from shared.events import Envelope
 from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
                                    PatientRegistered, SessionBooked, SessionCancelled,
-                                   RideDetailsUpdated, SessionCompleted, SessionRescheduled)
+                                   RideDetailsUpdated, SessionCompleted, SessionRescheduled,
+                                   WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
@@ -74,6 +75,24 @@ async def on_booking_over(conn: asyncpg.Connection, env: Envelope) -> None:
 async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:
     p: PatientContactChanged = env.payload  # type: ignore[assignment]
     await conn.execute(Q.update_contact, env.patient_id, p.phone_e164, p.language, p.sms_consent)
+
+
+async def on_slot_opened(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Offer a freed slot to a waiting patient (the first to reply 4 gets it)."""
+    p: WaitlistSlotOpened = env.payload  # type: ignore[assignment]
+    if await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id, p.clinic_name,
+                           p.clinic_phone, p.site_name, p.site_timezone, p.starts_at,
+                           p.patient_language):
+        await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
+                           "waitlist_offer", p.starts_at - timedelta(hours=2))
+
+
+async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Someone else took the slot: the offer is withdrawn, and the patient told if offered."""
+    p: WaitlistSlotTaken = env.payload  # type: ignore[assignment]
+    if await conn.fetchval(Q.offer_taken, p.offer_id, env.patient_id):
+        await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
+                           "waitlist_taken", datetime.now(UTC) + timedelta(days=1))
 
 
 async def on_ride_updated(conn: asyncpg.Connection, env: Envelope) -> None:

@@ -34,14 +34,19 @@ RETURNING id;
 
 -- name: text_context
 SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version, t.valid_until,
-       t.attempts,
+       t.attempts, t.offer_id, o.status AS offer_status,
        c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
        a.status AS appointment_status, a.schedule_version AS appointment_version,
-       a.clinic_name, a.clinic_phone, a.site_name, a.site_address, a.site_timezone,
-       a.starts_at, a.ends_at, a.fasting_rule, a.ride_status, a.ride_contact_phone
+       coalesce(a.clinic_name, o.clinic_name) AS clinic_name,
+       coalesce(a.clinic_phone, o.clinic_phone) AS clinic_phone,
+       coalesce(a.site_name, o.site_name) AS site_name, a.site_address,
+       coalesce(a.site_timezone, o.site_timezone) AS site_timezone,
+       coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule, a.ride_status,
+       a.ride_contact_phone
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
+LEFT JOIN waitlist_offers o ON o.offer_id = t.offer_id AND o.patient_id = t.patient_id
 WHERE t.id = ANY($1::bigint[])
 ORDER BY t.due_at, t.id;
 
@@ -139,5 +144,35 @@ WHERE clinic_id = $1 AND number_problem IS NOT NULL ORDER BY updated_at DESC LIM
 
 -- name: replies_for_staff
 SELECT id, patient_id, booking_id, body, interpretation, received_at FROM inbound_messages
-WHERE clinic_id = $1 AND interpretation NOT IN ('confirm', 'reschedule', 'ride', 'opt_out', 'opt_in')
+WHERE clinic_id = $1
+  AND interpretation NOT IN ('confirm', 'reschedule', 'ride', 'take_slot', 'opt_out', 'opt_in')
 ORDER BY received_at DESC LIMIT $2;
+
+-- name: insert_offer
+INSERT INTO waitlist_offers (offer_id, patient_id, clinic_id, clinic_name, clinic_phone,
+                             site_name, site_timezone, starts_at, language)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
+RETURNING offer_id;
+
+-- name: offer_text
+INSERT INTO texts (clinic_id, patient_id, offer_id, kind, due_at, valid_until)
+VALUES ($1, $2, $3, $4, now(), $5);
+
+-- name: offer_taken
+-- The slot went to someone else: returns whether this patient had been told of it.
+WITH o AS (UPDATE waitlist_offers SET status = 'taken'
+           WHERE offer_id = $1 AND patient_id = $2 AND status = 'open' RETURNING offer_id),
+     c AS (UPDATE texts SET status = 'cancelled', status_reason = 'slot taken'
+           WHERE offer_id = $1 AND patient_id = $2 AND status = 'pending' RETURNING id)
+SELECT EXISTS (SELECT 1 FROM o) AND EXISTS (
+    SELECT 1 FROM texts WHERE offer_id = $1 AND patient_id = $2 AND kind = 'waitlist_offer'
+      AND status = 'sent');
+
+-- name: open_offer_for
+SELECT offer_id FROM waitlist_offers
+WHERE patient_id = $1 AND status = 'open' AND starts_at > now()
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: offer_accepted
+UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_id = $2;

@@ -37,6 +37,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "fr": "{clinic}: votre passager pourra rentrer à {end_time} à {site}, {address}. Il ne doit pas conduire aujourd'hui. Questions: {phone}",
         "es": "{clinic}: su pasajero estará listo para volver a casa a las {end_time} en {site}, {address}. No debe conducir hoy. Preguntas: {phone}",
     },
+    "waitlist_offer": {
+        "en": "{clinic}: a spot opened at {site} on {date} at {time}. Reply 4 to take it; the first reply gets it. Questions: {phone}",
+        "fr": "{clinic}: une place s'est libérée à {site} le {date} à {time}. Répondez 4 pour la prendre; la première réponse l'obtient. Questions: {phone}",
+        "es": "{clinic}: se abrió un lugar en {site} el {date} a las {time}. Responda 4 para tomarlo; la primera respuesta lo obtiene. Preguntas: {phone}",
+    },
+    "waitlist_taken": {
+        "en": "{clinic}: the spot on {date} at {time} has been taken. You stay on the waitlist. Questions: {phone}",
+        "fr": "{clinic}: la place du {date} à {time} a été prise. Vous restez sur la liste d'attente. Questions: {phone}",
+        "es": "{clinic}: el lugar del {date} a las {time} ya fue tomado. Sigue en la lista de espera. Preguntas: {phone}",
+    },
     "fasting_reminder": {
         "en": "{clinic}: reminder for your appointment tomorrow at {time}. {fasting} Questions: {phone}",
         "fr": "{clinic}: rappel pour votre rendez-vous demain à {time}. {fasting} Questions: {phone}",

@@ -17,7 +17,8 @@ from services.notifier.replies import interpret
 from services.notifier.twilio_sender import PERMANENT
 from shared.events import Envelope
 from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
-                                    RescheduleRequested, RideConfirmed, SmsDelivered, SmsFailed)
+                                    RescheduleRequested, RideConfirmed, SmsDelivered, SmsFailed,
+                                    WaitlistOfferAccepted)
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,13 @@ async def handle_reply(conn: asyncpg.Connection, sid: str, sender: str, body: st
         payload = RescheduleRequested(booking_id=booking)
     elif booking is not None and meaning == "ride":
         payload = RideConfirmed(booking_id=booking, driver_name=driver)
+    elif meaning == "take_slot":
+        offer = await conn.fetchval(Q.open_offer_for, patient)
+        if offer is not None:
+            await conn.execute(Q.offer_accepted, offer, patient)
+            payload = WaitlistOfferAccepted(offer_id=offer)
+        else:
+            meaning = "take_slot (no open offer)"
     elif meaning in ("confirm", "reschedule", "ride"):
         meaning = f"{meaning} (no upcoming appointment)"
     inserted = await conn.fetchval(Q.insert_inbound, sid, sender, body, patient, clinic, booking, meaning)
