@@ -3,8 +3,8 @@ quote the new time, a cancelled one gets no more texts, an opted-out patient non
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from uuid import UUID
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaProducer
@@ -161,3 +161,45 @@ async def test_the_driver_gets_the_pickup_time_even_after_the_patient_checked_in
     assert recorded["to_e164"] == "+16045550162", "to the driver, not the patient"
     assert "11:30 AM" in recorded["body"] and "Ann" not in recorded["body"]
     assert "STOP" in recorded["body"]
+
+
+async def test_a_no_show_and_a_due_session_get_a_follow_up_text_but_rems_forms_stay_with_staff(spine, db):
+    from shared.events.plans import PlanSessionDue, RemsMonitoringFormOverdue
+
+    net = await create_network(spine.booking.http)
+    start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=3)).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    booking = (await spine.booking.http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
+        "starts_at": start.isoformat()})).json()
+    await eventually(lambda: texts_of(spine, net, booking["id"]))
+    await spine.booking.runtime.db.execute(  # time passes: the session started an hour ago
+        "UPDATE bookings SET starts_at = now() - interval '1 hour', ends_at = now(),"
+        " occupied_until = now() WHERE id = $1", UUID(booking["id"]))
+    r = await spine.booking.http.post(f"/bookings/{booking['id']}/no-show", headers=net.headers)
+    assert r.status_code == 200
+
+    producer = AIOKafkaProducer(bootstrap_servers=spine.booking.runtime.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for payload in (PlanSessionDue(plan_id=uuid4(), due_from=datetime.now(UTC),
+                                       due_by=datetime.now(UTC) + timedelta(days=3)),
+                        RemsMonitoringFormOverdue(plan_id=uuid4(), booking_id=uuid4(),
+                                                  due_at=datetime.now(UTC))):
+            env = Envelope.new(payload, producer="plans", clinic_id=net.clinic["id"],
+                               patient_id=net.patient["id"])
+            await producer.send_and_wait(spine.topic_prefix + "plans.events", env.to_bytes(), key=env.key)
+    finally:
+        await producer.stop()
+
+    async def follow_ups_sent():
+        texts = await texts_of(spine, net)
+        done = {t["kind"]: t for t in texts if t["kind"] in ("missed", "session_due")
+                and t["status"] not in ("pending", "sending")}
+        return len(done) == 2 and done
+
+    done = await eventually(follow_ups_sent)
+    assert done["missed"]["status"] == "sent" and "missed you" in done["missed"]["body"]
+    assert done["session_due"]["status"] == "sent" and "next appointment" in done["session_due"]["body"]
+    kinds = {t["kind"] for t in await texts_of(spine, net)}
+    assert not any("rems" in k or "form" in k for k in kinds), "REMS forms are staff business"

@@ -14,10 +14,10 @@ from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from services.notifier.twilio_sender import TwilioSender
-from shared.events.booking import (PatientContactChanged, PatientRegistered,
+from shared.events.booking import (PatientContactChanged, PatientNoShow, PatientRegistered,
                                    RideDetailsUpdated, SessionBooked, SessionRescheduled,
                                    WaitlistSlotOpened, WaitlistSlotTaken)
-from shared.events.plans import PlanProgressed
+from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
@@ -45,6 +45,10 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         WaitlistSlotOpened: handlers.on_slot_opened,
         WaitlistSlotTaken: handlers.on_slot_taken,
         **{event: handlers.on_booking_over for event in handlers.STATUS_OF},
+        PatientNoShow: partial(handlers.on_no_show, quiet=quiet),
+        PlanSessionDue: partial(handlers.on_session_due, quiet=quiet),
+        IntegrationSessionMissing: partial(handlers.on_integration_missing, quiet=quiet),
+        # RemsMonitoringFormOverdue is for staff, never texted to the patient
         PlanProgressed: handlers.on_plan_progressed,
     }, BOOKING_EVENTS, PLANS_EVENTS)
 

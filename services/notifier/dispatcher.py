@@ -164,7 +164,7 @@ class Dispatcher:
             return "patient opted out"
         elif row["number_problem"]:
             return f"number cannot be texted ({row['number_problem']})"
-        if row["booking_id"] is not None:
+        if row["booking_id"] is not None and row["kind"] != "missed":
             if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):
                 return f"appointment {row['appointment_status']}"
             if row["booking_version"] != row["appointment_version"]:

@@ -7,6 +7,7 @@ is skipped by the consumer before it gets here, so texts are scheduled exactly o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import asyncpg
@@ -93,6 +94,37 @@ async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
     if await conn.fetchval(Q.offer_taken, p.offer_id, env.patient_id):
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
                            "waitlist_taken", datetime.now(UTC) + timedelta(days=1))
+
+
+async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid_for: timedelta,
+                    quiet: QuietHours = QuietHours(), booking_id=None, version=None) -> None:
+    """A text about the patient's course (not a reminder of a booking): now, or when quiet
+    hours end at the patient's site."""
+    appt = await conn.fetchrow(Q.latest_appointment, env.patient_id)
+    if appt is None:
+        return  # we know nothing to name the clinic by: staff follow up
+    now = datetime.now(UTC)
+    due = quiet.clamp(now, ZoneInfo(appt["site_timezone"]), not_before=now)
+    if due < now:
+        due = now
+    await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,
+                       due, due + valid_for)
+
+
+async def on_no_show(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:
+    await on_booking_over(conn, env)
+    p: PatientNoShow = env.payload  # type: ignore[assignment]
+    await follow_up(conn, env, "missed", valid_for=timedelta(days=2), quiet=quiet,
+                    booking_id=p.booking_id, version=p.version)
+
+
+async def on_session_due(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:
+    await follow_up(conn, env, "session_due", valid_for=timedelta(days=3), quiet=quiet)
+
+
+async def on_integration_missing(conn: asyncpg.Connection, env: Envelope, *,
+                                 quiet: QuietHours = QuietHours()) -> None:
+    await follow_up(conn, env, "follow_up_due", valid_for=timedelta(days=1), quiet=quiet)
 
 
 async def on_ride_updated(conn: asyncpg.Connection, env: Envelope) -> None:

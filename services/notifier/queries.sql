@@ -37,16 +37,19 @@ SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
        t.attempts, t.offer_id, o.status AS offer_status,
        c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
        a.status AS appointment_status, a.schedule_version AS appointment_version,
-       coalesce(a.clinic_name, o.clinic_name) AS clinic_name,
-       coalesce(a.clinic_phone, o.clinic_phone) AS clinic_phone,
-       coalesce(a.site_name, o.site_name) AS site_name, a.site_address,
-       coalesce(a.site_timezone, o.site_timezone) AS site_timezone,
+       coalesce(a.clinic_name, o.clinic_name, la.clinic_name) AS clinic_name,
+       coalesce(a.clinic_phone, o.clinic_phone, la.clinic_phone) AS clinic_phone,
+       coalesce(a.site_name, o.site_name, la.site_name) AS site_name, a.site_address,
+       coalesce(a.site_timezone, o.site_timezone, la.site_timezone) AS site_timezone,
        coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule, a.ride_status,
        a.ride_contact_phone
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
 LEFT JOIN waitlist_offers o ON o.offer_id = t.offer_id AND o.patient_id = t.patient_id
+LEFT JOIN LATERAL (  -- texts about no booking (plan follow-ups) name the patient's clinic
+    SELECT clinic_name, clinic_phone, site_name, site_timezone FROM appointments
+    WHERE patient_id = t.patient_id ORDER BY starts_at DESC LIMIT 1) la ON true
 WHERE t.id = ANY($1::bigint[])
 ORDER BY t.due_at, t.id;
 
@@ -176,3 +179,10 @@ ORDER BY created_at DESC LIMIT 1;
 
 -- name: offer_accepted
 UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_id = $2;
+
+-- name: latest_appointment
+SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1;
+
+-- name: follow_up_text
+INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7);

@@ -47,6 +47,21 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "fr": "{clinic}: la place du {date} à {time} a été prise. Vous restez sur la liste d'attente. Questions: {phone}",
         "es": "{clinic}: el lugar del {date} a las {time} ya fue tomado. Sigue en la lista de espera. Preguntas: {phone}",
     },
+    "missed": {
+        "en": "{clinic}: we missed you at your appointment on {date}. Please call {phone} to book a new time.",
+        "fr": "{clinic}: nous ne vous avons pas vu à votre rendez-vous du {date}. Appelez le {phone} pour en fixer un autre.",
+        "es": "{clinic}: no lo vimos en su cita del {date}. Llame al {phone} para reservar otra.",
+    },
+    "session_due": {
+        "en": "{clinic}: it is time to book your next appointment. Please call {phone}.",
+        "fr": "{clinic}: il est temps de prendre votre prochain rendez-vous. Appelez le {phone}.",
+        "es": "{clinic}: es momento de reservar su próxima cita. Llame al {phone}.",
+    },
+    "follow_up_due": {
+        "en": "{clinic}: please book your follow-up appointment within the next 2 days. Call {phone}.",
+        "fr": "{clinic}: veuillez prendre votre rendez-vous de suivi dans les 2 prochains jours. Appelez le {phone}.",
+        "es": "{clinic}: reserve su cita de seguimiento en los próximos 2 días. Llame al {phone}.",
+    },
     "fasting_reminder": {
         "en": "{clinic}: reminder for your appointment tomorrow at {time}. {fasting} Questions: {phone}",
         "fr": "{clinic}: rappel pour votre rendez-vous demain à {time}. {fasting} Questions: {phone}",
