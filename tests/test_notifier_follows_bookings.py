@@ -17,6 +17,9 @@ from tests.helpers import create_network
 from tests.test_spine import listing
 
 
+ANY_HOUR = {"quiet_hours_start": 24, "quiet_hours_end": 0}  # tests run at any hour
+
+
 async def texts_of(spine, net, booking_id=None) -> list[dict]:
     texts = await listing(spine.notifier.http, f"/patients/{net.patient['id']}/texts", net.headers)
     return [t for t in texts if booking_id is None or t["booking_id"] == booking_id]
@@ -167,6 +170,12 @@ async def test_a_no_show_and_a_due_session_get_a_follow_up_text_but_rems_forms_s
     from shared.events.plans import PlanSessionDue, RemsMonitoringFormOverdue
 
     net = await create_network(spine.booking.http)
+
+    async def roomy_caps():  # everything happens today here: let the caps allow it
+        r = await spine.notifier.http.post("/policy", headers=net.headers, json={
+            "daily_cap": 5, "weekly_cap": 10, **ANY_HOUR})
+        return r.status_code == 200
+    await eventually(roomy_caps)
     start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=3)).replace(
         hour=10, minute=0, second=0, microsecond=0)
     booking = (await spine.booking.http.post("/bookings", headers=net.headers, json={
@@ -203,3 +212,52 @@ async def test_a_no_show_and_a_due_session_get_a_follow_up_text_but_rems_forms_s
     assert done["session_due"]["status"] == "sent" and "next appointment" in done["session_due"]["body"]
     kinds = {t["kind"] for t in await texts_of(spine, net)}
     assert not any("rems" in k or "form" in k for k in kinds), "REMS forms are staff business"
+
+
+async def publish_plan_event(spine, net, payload) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=spine.booking.runtime.settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        env = Envelope.new(payload, producer="plans", clinic_id=net.clinic["id"],
+                           patient_id=net.patient["id"])
+        await producer.send_and_wait(spine.topic_prefix + "plans.events", env.to_bytes(), key=env.key)
+    finally:
+        await producer.stop()
+
+
+async def test_the_daily_cap_holds_back_non_critical_texts_and_a_clinic_can_turn_kinds_off(spine):
+    from shared.events.plans import IntegrationSessionMissing, PlanSessionDue
+
+    net = await create_network(spine.booking.http)
+    start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=3)).replace(
+        hour=10, minute=0, second=0, microsecond=0)
+    await spine.booking.http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
+        "starts_at": start.isoformat()})
+
+    async def confirmation_sent():
+        return [t for t in await texts_of(spine, net) if t["kind"] == "confirmation" and t["status"] == "sent"]
+    await eventually(confirmation_sent)
+    await publish_plan_event(spine, net, PlanSessionDue(
+        plan_id=uuid4(), due_from=datetime.now(UTC), due_by=datetime.now(UTC) + timedelta(days=3)))
+
+    async def due_done():
+        return [t for t in await texts_of(spine, net)
+                if t["kind"] == "session_due" and t["status"] not in ("pending", "sending")]
+    [due] = await eventually(due_done)
+    assert due["status"] == "skipped" and due["status_reason"].startswith("cap reached (1 today")
+
+    r = await spine.notifier.http.post("/policy", headers=net.headers, json={
+        "daily_cap": 5, "disabled_kinds": ["follow_up_due"], **ANY_HOUR})
+    assert r.status_code == 200 and r.json()["disabled_kinds"] == ["follow_up_due"]
+    bad = await spine.notifier.http.post("/policy", headers=net.headers, json={"disabled_kinds": ["spam"]})
+    assert bad.status_code == 422
+    await publish_plan_event(spine, net, IntegrationSessionMissing(
+        plan_id=uuid4(), booking_id=uuid4(), within_days=2))
+    await publish_plan_event(spine, net, PlanSessionDue(
+        plan_id=uuid4(), due_from=datetime.now(UTC), due_by=datetime.now(UTC) + timedelta(days=4)))
+
+    async def second_due_sent():
+        return [t for t in await texts_of(spine, net) if t["kind"] == "session_due" and t["status"] == "sent"]
+    await eventually(second_due_sent)
+    assert not [t for t in await texts_of(spine, net) if t["kind"] == "follow_up_due"], "turned off"

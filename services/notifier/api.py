@@ -8,7 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 
 from services.notifier.handlers import Q
-from shared.auth import READ, Principal, require
+from services.notifier.policy import PolicyIn
+from shared.auth import ADMIN, READ, Principal, require
 
 router = APIRouter(tags=["texts"])
 
@@ -19,6 +20,22 @@ async def patient_texts(patient_id: UUID, request: Request,
     """Every text scheduled for a patient, with its state and, once sent, its body."""
     async with request.app.state.runtime.db.acquire() as conn:
         return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id, who.clinic_id)]
+
+
+@router.get("/policy", tags=["policy"])
+async def get_policy(request: Request, who: Principal = require(*READ)) -> dict[str, Any]:
+    """This clinic network's texting policy (quiet hours, caps, kinds of text turned off)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        row = await conn.fetchrow(Q.policy, who.clinic_id)
+    return dict(row) if row else {**PolicyIn().model_dump(), "clinic_id": who.clinic_id}
+
+
+@router.post("/policy", tags=["policy"])
+async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)) -> dict[str, Any]:
+    async with request.app.state.runtime.db.acquire() as conn:
+        return dict(await conn.fetchrow(
+            Q.upsert_policy, who.clinic_id, cmd.quiet_hours_start, cmd.quiet_hours_end,
+            cmd.daily_cap, cmd.weekly_cap, cmd.critical_past_caps, cmd.disabled_kinds))
 
 
 @router.get("/attention")

@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.notifier.handlers import Q
+from services.notifier.handlers import Q, load_policy
+from services.notifier.policy import CRITICAL, cap_windows
+from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
 from shared.events import Envelope
@@ -106,7 +108,7 @@ class Dispatcher:
             await self._send_one(row)
 
     async def _send_one(self, row: asyncpg.Record) -> None:
-        reason = self._why_not(row)
+        reason = self._why_not(row) or await self._over_cap(row)
         if reason:
             status = "cancelled" if reason.startswith("appointment") else "skipped"
             async with self.pool.acquire() as conn:
@@ -149,6 +151,20 @@ class Dispatcher:
                 SmsSent(text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"],
                         provider_sid=sid, segments=n_segments),
                 producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
+
+    async def _over_cap(self, row: asyncpg.Record) -> str | None:
+        """The clinic's daily/weekly caps (appointment-critical texts may pass them)."""
+        if row["kind"] == "pickup" or row["site_timezone"] is None:
+            return None
+        async with self.pool.acquire() as conn:
+            policy = await load_policy(conn, row["clinic_id"], QuietHours())
+            if row["kind"] in CRITICAL and policy.critical_past_caps:
+                return None
+            day, week = cap_windows(datetime.now(UTC), row["site_timezone"])
+            sent = await conn.fetchrow(Q.sent_since, row["patient_id"], day, week)
+        if policy.capped(row["kind"], sent["today"], sent["week"]):
+            return f"cap reached ({sent['today']} today, {sent['week']} in 7 days)"
+        return None
 
     @staticmethod
     def _why_not(row: asyncpg.Record) -> str | None:

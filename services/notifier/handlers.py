@@ -22,6 +22,14 @@ from shared.events.booking import (PatientCheckedIn, PatientContactChanged, Pati
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
+
+
+async def load_policy(conn, clinic_id, default_quiet):
+    from services.notifier.policy import load
+
+    return await load(conn, clinic_id, default_quiet)
+
+
 STATUS_OF = {SessionCancelled: "cancelled", PatientCheckedIn: "arrived",
              SessionCompleted: "fulfilled", PatientNoShow: "noshow"}
 
@@ -44,9 +52,13 @@ async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
         b.ride_contact.phone_e164 if b.ride_contact else None)
     if stored is None:
         return  # we already hold a newer version of this booking
-    planned = plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
-                                     has_ride_contact=b.ride_contact is not None),
-                         now or datetime.now(UTC), quiet)
+    policy = await load_policy(conn, env.clinic_id, quiet)
+    planned = [p for p in plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
+                                                 has_ride_contact=b.ride_contact is not None),
+                                     now or datetime.now(UTC), policy.quiet)
+               if policy.allows(p.kind)]
+    if not planned:
+        return
     await conn.execute(
         Q.insert_texts, env.clinic_id, env.patient_id, b.booking_id, b.version,
         [p.kind for p in planned], [p.due_at for p in planned], [p.valid_until for p in planned],
@@ -83,7 +95,8 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope) -> None:
     p: WaitlistSlotOpened = env.payload  # type: ignore[assignment]
     if await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id, p.clinic_name,
                            p.clinic_phone, p.site_name, p.site_timezone, p.starts_at,
-                           p.patient_language):
+                           p.patient_language) and \
+            (await load_policy(conn, env.clinic_id, QuietHours())).allows("waitlist_offer"):
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
                            "waitlist_offer", p.starts_at - timedelta(hours=2))
 
@@ -101,10 +114,11 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
     """A text about the patient's course (not a reminder of a booking): now, or when quiet
     hours end at the patient's site."""
     appt = await conn.fetchrow(Q.latest_appointment, env.patient_id)
-    if appt is None:
-        return  # we know nothing to name the clinic by: staff follow up
+    policy = await load_policy(conn, env.clinic_id, quiet)
+    if appt is None or not policy.allows(kind):
+        return  # nothing to name the clinic by, or the clinic does not send these: staff do
     now = datetime.now(UTC)
-    due = quiet.clamp(now, ZoneInfo(appt["site_timezone"]), not_before=now)
+    due = policy.quiet.clamp(now, ZoneInfo(appt["site_timezone"]), not_before=now)
     if due < now:
         due = now
     await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,

@@ -186,3 +186,22 @@ SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1
 -- name: follow_up_text
 INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until)
 VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: policy
+SELECT * FROM clinic_policies WHERE clinic_id = $1;
+
+-- name: upsert_policy
+INSERT INTO clinic_policies (clinic_id, quiet_hours_start, quiet_hours_end, daily_cap, weekly_cap,
+                             critical_past_caps, disabled_kinds)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (clinic_id) DO UPDATE
+    SET quiet_hours_start = EXCLUDED.quiet_hours_start, quiet_hours_end = EXCLUDED.quiet_hours_end,
+        daily_cap = EXCLUDED.daily_cap, weekly_cap = EXCLUDED.weekly_cap,
+        critical_past_caps = EXCLUDED.critical_past_caps, disabled_kinds = EXCLUDED.disabled_kinds,
+        updated_at = now()
+RETURNING *;
+
+-- name: sent_since
+-- Texts sent to a patient since each moment (for the daily and weekly caps).
+SELECT count(*) FILTER (WHERE sent_at >= $2) AS today, count(*) FILTER (WHERE sent_at >= $3) AS week
+FROM texts WHERE patient_id = $1 AND status = 'sent' AND sent_at >= least($2, $3);
