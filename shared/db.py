@@ -3,6 +3,7 @@ schema, numbered SQL migrations, and named queries loaded once from `.sql` files
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +35,14 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's file was edited: write a new migration instead."""
+
 
 def discover_migrations(*folders: Path) -> list[Migration]:
     """Numbered migrations from the shared folder and a service's own, in order.
@@ -63,18 +72,23 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, name text NOT NULL,"
+                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            done = {r["version"]: r["checksum"] for r in
+                    await conn.fetch("SELECT version, checksum FROM schema_migrations")}
             for mig in migrations:
                 if mig.version in done:
+                    if done[mig.version] != mig.checksum:
+                        raise MigrationChanged(
+                            f"migration {mig.name} was changed after it was applied to schema "
+                            f"{schema}; add a new migration instead (or start from an empty database)")
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        mig.version, mig.name,
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                        mig.version, mig.name, mig.checksum,
                     )
                 applied.append(mig.name)
         finally:

@@ -36,6 +36,18 @@ async def test_migrations_apply_cleanly_to_an_empty_database_twice(infra, namesp
         await pool.close()
 
 
+async def test_a_migration_edited_after_it_was_applied_is_refused_with_a_clear_error(infra, namespace):
+    from shared.db import Migration, MigrationChanged
+
+    pool = await create_pool(infra.database_url, f"{namespace}_m")
+    try:
+        await apply_migrations(pool, [Migration("001", "001_t", "CREATE TABLE t (a int)")])
+        with pytest.raises(MigrationChanged, match="001_t was changed"):
+            await apply_migrations(pool, [Migration("001", "001_t", "CREATE TABLE t (a bigint)")])
+    finally:
+        await pool.close()
+
+
 def test_migration_files_are_numbered_and_services_never_reuse_shared_numbers():
     shared = discover_migrations(SHARED_MIGRATIONS)
     assert all(m.version < "100" for m in shared)
