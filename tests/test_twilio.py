@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
+from twilio.request_validator import RequestValidator
 
 from services.notifier.bootstrap import bootstrap as notifier_app
 from shared.embedded import free_port
@@ -158,9 +159,16 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
     assert await stack.db.fetchval("SELECT opted_out FROM contacts") is False
     assert len(await stack.events("PatientOptedIn")) == 1
     assert await stack.twilio.inbound(inbound, "+16045550177", "Can I bring my dog?") == 200
+    params = {"MessageSid": "SMhelp", "From": "+16045550177", "Body": "HELP",
+              "AccountSid": stack.twilio.account_sid}
+    signature = RequestValidator(
+        stack.twilio.auth_token).compute_signature(inbound, params)
+    async with httpx.AsyncClient() as http:
+        help_reply = await http.post(inbound, data=params, headers={"X-Twilio-Signature": signature})
+    assert "<Message>Test Clinic: for help call +1 604 555 0100." in help_reply.text
     async with httpx.AsyncClient() as http:
         attention = (await http.get(f"{stack.url}/attention", headers=net.headers)).json()
-    assert [r["body"] for r in attention["replies"]] == ["Can I bring my dog?"]
+    assert [r["body"] for r in attention["replies"]] == ["HELP", "Can I bring my dog?"]
 
 
 async def test_sending_is_paced_to_the_senders_rate(infra, namespace):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Request
@@ -77,7 +78,15 @@ async def inbound_message(request: Request) -> Response:
     form = await _verified_form(request)
     sid, sender, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        await handle_reply(conn, sid, sender, body)
+        meaning = await handle_reply(conn, sid, sender, body)
+        if meaning == "help":  # who we are and how to reach a person
+            contacts = await conn.fetch(Q.contacts_by_phone, sender)
+            appt = await conn.fetchrow(Q.latest_appointment, contacts[0]["patient_id"])
+            if appt is not None:
+                text = escape(f"{appt['clinic_name']}: for help call {appt['clinic_phone']}."
+                              " Reply STOP to opt out.")
+                return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{text}'
+                                "</Message></Response>", media_type="text/xml")
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
