@@ -1,7 +1,7 @@
 """Booking events through the plans consumer (FastStream batch subscriber, processed-events
-rows, plan recomputation, outbox) against a raw aiokafka consumer doing the same PostgreSQL
-write (the same handler, one transaction per batch, commit after it), on the same broker
-and data.
+rows, plan recomputation once per plan and batch, outbox) against a raw aiokafka consumer
+doing the same PostgreSQL write (the same batch handler, one transaction per batch, commit
+after it), on the same broker and data.
 
 Usage: python -m bench.plans_throughput [--events N]
 """
@@ -36,8 +36,9 @@ async def produce(bootstrap: str, n: int) -> None:
     await producer.start()
     try:
         futures, count = [], 0
+        clinics = [uuid.uuid4() for _ in range(5)]  # a few networks with many patients each
         while count < n:
-            pat = Patient()
+            pat = Patient(clinic_id=clinics[count % len(clinics)])
             for i in range(3):
                 for env in pat.attend("iv_infusion", days_ago(20 - 3 * i)):
                     futures.append(await producer.send(TOPIC, env.to_bytes(), key=env.key))
@@ -63,8 +64,7 @@ async def raw(bootstrap: str, n: int, pool) -> float:
             for records in (await consumer.getmany(timeout_ms=100, max_records=500)).values():
                 first = first or time.perf_counter()
                 async with pool.acquire() as conn, conn.transaction():
-                    for r in records:
-                        await handlers.on_booking_event(conn, parse_envelope(r.value))
+                    await handlers.on_booking_events(conn, [parse_envelope(r.value) for r in records])
                 await consumer.commit()
                 done += len(records)
     finally:
@@ -76,8 +76,8 @@ async def project(bootstrap: str, n: int, pool) -> float:
     broker = KafkaBroker(bootstrap, log_level=10)
     state = {"done": 0, "first": None}
     finished = asyncio.Event()
-    consumer = EventConsumer(f"plans-{uuid.uuid4()}", lambda: pool,
-                             {e: handlers.on_booking_event for e in handlers.STATUS_OF})
+    consumer = EventConsumer(f"plans-{uuid.uuid4()}", lambda: pool, {},
+                             batch_handlers={e: handlers.on_booking_events for e in handlers.STATUS_OF})
     original = consumer.process
 
     async def counted(records):

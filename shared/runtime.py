@@ -45,10 +45,13 @@ class ServiceRuntime:
         """Run `worker(runtime)` as a background task while the service runs."""
         self.workers.append((name, worker))
 
-    def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str) -> EventConsumer:
-        """Subscribe an idempotent consumer group `name` to `topics` with `handlers`."""
+    def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str,
+                batch_handlers: dict | None = None) -> EventConsumer:
+        """Subscribe an idempotent consumer group `name` to `topics` with `handlers` (and
+        `batch_handlers`, which take all of a batch's events of their types at once)."""
         consumer = EventConsumer(name, lambda: self.db, handlers,
-                                 topic_prefix=self.settings.topic_prefix)
+                                 topic_prefix=self.settings.topic_prefix,
+                                 batch_handlers=batch_handlers or {})
         s = self.settings
         consumer.subscribe(self.broker, *topics, max_records=s.consumer_max_records,
                            session_timeout_ms=s.kafka_session_timeout_ms,

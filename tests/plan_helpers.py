@@ -21,6 +21,7 @@ class Patient:
     """One patient's booking history, as a stream of booking events."""
 
     clinic_id: UUID = field(default_factory=uuid4)
+    """A clinic network of its own unless given."""
     patient_id: UUID = field(default_factory=uuid4)
     site_id: UUID = field(default_factory=uuid4)
     versions: dict = field(default_factory=dict)

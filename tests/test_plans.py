@@ -132,6 +132,20 @@ async def test_kap_needs_an_integration_session_within_two_days_of_each_dosing(p
     assert len(await plan_events(plans, "PlanCompleted")) == 1
 
 
+async def test_preparation_sessions_in_the_same_batch_as_the_first_dosing_join_the_new_plan(plans):
+    pat = Patient()
+    batch = []
+    for i in range(3):
+        batch += pat.attend("preparation", days_ago(20 - i), dosing=False)
+    _, first_dosing = pat.book("oral_lozenge_kap", days_ago(-2))
+    async with plans.runtime.db.acquire() as conn, conn.transaction():
+        await handlers.on_booking_events(conn, batch + [first_dosing])
+    plan = await the_plan(plans, pat)
+    sessions = await plans.runtime.db.fetch("SELECT session_type FROM plan_sessions WHERE plan_id = $1",
+                                            plan["id"])
+    assert sorted(s["session_type"] for s in sessions) == ["oral_lozenge_kap"] + ["preparation"] * 3
+
+
 async def test_replayed_duplicated_and_reordered_streams_give_the_same_state(plans):
     now = datetime.now(UTC).replace(microsecond=0)
 
@@ -165,8 +179,15 @@ async def test_replayed_duplicated_and_reordered_streams_give_the_same_state(pla
                                       "sessions_cancelled", "sessions_missed")},
                 [(s["status"], s["starts_at"]) for s in sessions])
 
-    a, b = await state(ordered), await state(messy)
-    assert a == b
+    # and the whole messy stream handed over as one batch, as the consumer does
+    batched = Patient()
+    stream_c = history(batched)
+    shuffled_c = [stream_c[1]] + list(reversed(stream_c[2:])) + stream_c[2:]
+    async with plans.runtime.db.acquire() as conn, conn.transaction():
+        await handlers.on_booking_events(conn, shuffled_c + shuffled_c + stream_c[1:])
+
+    a, b, c = await state(ordered), await state(messy), await state(batched)
+    assert a == b == c
     assert a[0] == {"phase": "induction", "sessions_booked": 1, "sessions_completed": 1,
                     "sessions_cancelled": 1, "sessions_missed": 1}
 

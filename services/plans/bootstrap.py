@@ -21,12 +21,11 @@ def bootstrap(settings: PlansSettings | None = None) -> FastAPI:
     """Build the plans app: HTTP API, consumer of booking events, timer worker."""
     settings = settings or PlansSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
-    on_booking = partial(handlers.on_booking_event, auto_create=settings.auto_create_plans)
+    on_booking = partial(handlers.on_booking_events, auto_create=settings.auto_create_plans)
     runtime.consume("plans", {
         **api_key_handlers(),
         PatientRegistered: handlers.on_patient_registered,
-        **{event: on_booking for event in handlers.STATUS_OF},
-    }, BOOKING_EVENTS)
+    }, BOOKING_EVENTS, batch_handlers={event: on_booking for event in handlers.STATUS_OF})
 
     async def fire_timers(rt: ServiceRuntime) -> None:
         await TimerWorker(rt.db, settings.schema, settings.timer_max_sleep_seconds).run()

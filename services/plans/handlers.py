@@ -32,6 +32,7 @@ Q = Queries(Path(__file__).with_name("queries.sql"))
 STATUS_OF = {SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
              PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
 ACTIVE = ("assessment", "induction", "maintenance")
+ADOPT_DAYS = 120  # as in the adopt_sessions query
 
 
 def _event(plan: asyncpg.Record, payload: Event, cause: Envelope | None = None) -> Envelope:
@@ -44,63 +45,150 @@ async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None
 
 
 async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, code: str,
-                     started_at: datetime, cause: Envelope | None = None) -> asyncpg.Record:
-    """Start a plan from the newest version of a template (409 if one is already open)."""
-    version, t = await latest(conn, code, clinic_id)
+                     started_at: datetime, cause: Envelope | None = None, *,
+                     templates: dict | None = None, out: list | None = None,
+                     adopt: bool = True) -> asyncpg.Record:
+    """Start a plan from the newest version of a template (409 if one is already open).
+    `templates` caches template lookups and `out` collects the events, for batches; `adopt`
+    False when the caller knows the patient has no sessions waiting for a plan."""
+    if templates is not None and (code, clinic_id) in templates:
+        version, t = templates[(code, clinic_id)]
+    else:
+        version, t = await latest(conn, code, clinic_id)
+        if templates is not None:
+            templates[(code, clinic_id)] = (version, t)
     plan = await conn.fetchrow(Q.insert_plan, uuid4(), clinic_id, patient_id, code, version,
                                t.model_dump_json(), t.modality, t.target, started_at)
     if plan is None:
         raise Conflict(f"the patient already has an open plan for {t.modality}")
-    await conn.execute(Q.adopt_sessions, plan["id"], patient_id, clinic_id, started_at, t.modality)
-    await enqueue(conn, [_event(plan, PlanStarted(plan_id=plan["id"], template=code,
-                                                  template_version=version,
-                                                  sessions_target=t.target), cause)])
+    if adopt:
+        await conn.execute(Q.adopt_sessions, plan["id"], patient_id, clinic_id, started_at, t.modality)
+    started = _event(plan, PlanStarted(plan_id=plan["id"], template=code, template_version=version,
+                                       sessions_target=t.target), cause)
+    if out is not None:
+        out.append(started)
+    else:
+        await enqueue(conn, [started])
     return plan
-
-
-async def _plan_for(conn: asyncpg.Connection, env: Envelope, auto_create: bool) -> asyncpg.Record | None:
-    p = env.payload
-    plan = await conn.fetchrow(Q.plan_of_booking, p.booking_id)
-    if plan is not None:
-        return plan
-    if p.is_dosing:
-        plan = await conn.fetchrow(Q.open_plan_for, env.clinic_id, env.patient_id, p.session_type)
-        code = DEFAULT_FOR_MODALITY.get(p.session_type)
-        if plan is None and code and STATUS_OF[type(p)] != "cancelled" and \
-                await conn.fetchval(Q.auto_create, env.clinic_id, auto_create):
-            plan = await start_plan(conn, env.clinic_id, env.patient_id, code, env.occurred_at, env)
-        return plan
-    return await conn.fetchrow(Q.any_open_plan_for, env.clinic_id, env.patient_id)
 
 
 async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_create: bool = True,
                            now: datetime | None = None) -> None:
     """Apply one booking event to the patient's plan (idempotent, order-tolerant)."""
-    p = env.payload
-    status = STATUS_OF[type(p)]
-    plan = await _plan_for(conn, env, auto_create)
-    applied = await conn.fetchval(Q.upsert_session, p.booking_id, plan["id"] if plan else None,
-                                  p.session_type, p.is_dosing, p.starts_at, status, p.version,
-                                  env.clinic_id, env.patient_id)
-    if applied is None or plan is None:
-        return  # a duplicate or older than what we know; or no plan (yet) to count it in
+    await on_booking_events(conn, [env], auto_create=auto_create, now=now)
+
+
+async def on_booking_events(conn: asyncpg.Connection, envs: list[Envelope], *,
+                            auto_create: bool = True, now: datetime | None = None) -> None:
+    """Apply a batch of booking events (in order) with a few statements for the whole
+    batch; the result is the same as applying them one by one."""
+    latest: dict[UUID, Envelope] = {}  # only the newest event of each booking matters
+    for env in envs:
+        seen = latest.get(env.payload.booking_id)
+        if seen is None or env.payload.version > seen.payload.version:
+            latest[env.payload.booking_id] = env
+    events = list(latest.values())
+    out: list[Envelope] = []
+    plans = await _plans_for(conn, events, auto_create, out)
+    applied = {r["booking_id"] for r in await conn.fetch(
+        Q.upsert_sessions, [e.payload.booking_id for e in events],
+        [plans[e.payload.booking_id]["id"] if plans.get(e.payload.booking_id) else None
+         for e in events],
+        [e.payload.session_type for e in events], [e.payload.is_dosing for e in events],
+        [e.payload.starts_at for e in events], [STATUS_OF[type(e.payload)] for e in events],
+        [e.payload.version for e in events], [e.clinic_id for e in events],
+        [e.patient_id for e in events])}
+    changed = [e for e in events if e.payload.booking_id in applied and plans.get(e.payload.booking_id)]
+    if not changed:  # duplicates or older than what we know; or no plan (yet) to count them in
+        await enqueue(conn, out)
+        return
     now = now or datetime.now(UTC)
-    out = await refresh(conn, plan, now, cause=env, booking_id=p.booking_id)
-    if status == "completed" and p.is_dosing:
-        out += await _after_dosing(conn, plan, env, now)
+    touched: dict[UUID, tuple[asyncpg.Record, Envelope]] = {}
+    for env in changed:  # each plan once, with the last event that moved it
+        plan = plans[env.payload.booking_id]
+        touched[plan["id"]] = (plan, env)
+    out += await refresh_many(conn, list(touched.values()), now)
+    for env in changed:
+        if STATUS_OF[type(env.payload)] == "completed" and env.payload.is_dosing:
+            out += await _after_dosing(conn, plans[env.payload.booking_id], env, now)
     await enqueue(conn, out)
 
 
+async def _plans_for(conn: asyncpg.Connection, events: list[Envelope], auto_create: bool,
+                     out: list[Envelope]) -> dict[UUID, asyncpg.Record | None]:
+    """The plan each booking counts in: the one it is already in, else the patient's open
+    plan for that treatment (started now if the clinic wants that), else none."""
+    plans: dict[UUID, asyncpg.Record | None] = {
+        r["booking_id"]: r for r in await conn.fetch(Q.plans_of_bookings, [e.payload.booking_id for e in events])}
+    new = [e for e in events if e.payload.booking_id not in plans]
+    open_plans: dict[UUID, list] = {}
+    for row in await conn.fetch(Q.open_plans_of, list({e.patient_id for e in new})):
+        open_plans.setdefault(row["patient_id"], []).append(row)
+    creates: dict[UUID, bool] = {}
+    templates: dict = {}
+    started: dict[UUID, asyncpg.Record] = {}
+    waiting = {r["patient_id"] for r in await conn.fetch(
+        Q.patients_with_unplanned_sessions, list({e.patient_id for e in new}))} if new else set()
+    for env in new:
+        p = env.payload
+        mine = [c for c in open_plans.get(env.patient_id, []) if c["clinic_id"] == env.clinic_id]
+        if not p.is_dosing:
+            plans[p.booking_id] = mine[-1] if mine else None
+            continue
+        plan = next((c for c in mine if c["modality"] == p.session_type), None)
+        code = DEFAULT_FOR_MODALITY.get(p.session_type)
+        if plan is None and code and STATUS_OF[type(p)] != "cancelled":
+            if env.clinic_id not in creates:
+                creates[env.clinic_id] = await conn.fetchval(Q.auto_create, env.clinic_id, auto_create)
+            if creates[env.clinic_id]:
+                plan = await start_plan(conn, env.clinic_id, env.patient_id, code, env.occurred_at,
+                                        env, templates=templates, out=out,
+                                        adopt=env.patient_id in waiting)
+                open_plans.setdefault(env.patient_id, []).append(plan)
+                started[env.patient_id] = plan
+        plans[p.booking_id] = plan
+    for env in new:  # earlier events of this batch that a plan started later would adopt
+        plan, p = started.get(env.patient_id), env.payload
+        if plan is not None and plans[p.booking_id] is None and \
+                (not p.is_dosing or p.session_type == plan["modality"]) and \
+                p.starts_at > plan["created_at"] - timedelta(days=ADOPT_DAYS):
+            plans[p.booking_id] = plan
+    return plans
+
+
 async def refresh(conn: asyncpg.Connection, plan: asyncpg.Record, now: datetime,
-                  cause: Envelope | None = None, booking_id: UUID | None = None) -> list[Envelope]:
-    """Recompute a plan from its sessions; save it, set its timers, return its events."""
-    t = Template.model_validate_json(plan["definition"])
-    sessions = await _sessions(conn, plan["id"])
-    prog = evaluate(t, sessions, plan["created_at"], plan["phase"], now)
-    await conn.execute(Q.save_progress, plan["id"], prog.phase, prog.booked, prog.completed,
-                       prog.cancelled, prog.missed, prog.next_due_from, prog.next_due_by)
-    await _set_timers(conn, plan["id"], prog)
+                  cause: Envelope | None = None) -> list[Envelope]:
+    """Recompute one plan from its sessions; save it, set its timers, return its events."""
+    return await refresh_many(conn, [(plan, cause)], now)
+
+
+async def refresh_many(conn: asyncpg.Connection, items: list[tuple[asyncpg.Record, Envelope | None]],
+                       now: datetime) -> list[Envelope]:
+    """Recompute plans from their sessions (one query for all), save them and their timers
+    (one pipelined statement each), and return the events for what changed."""
+    sessions: dict[UUID, list[Session]] = {}
+    for r in await conn.fetch(Q.sessions_of_plans, [plan["id"] for plan, _ in items]):
+        sessions.setdefault(r["plan_id"], []).append(
+            Session(r["booking_id"], r["session_type"], r["is_dosing"], r["starts_at"], r["status"]))
+    saves, sets, drops, out = [], [], [], []
+    for plan, cause in items:
+        t = Template.model_validate_json(plan["definition"])
+        prog = evaluate(t, sessions.get(plan["id"], []), plan["created_at"], plan["phase"], now)
+        saves.append((plan["id"], prog.phase, prog.booked, prog.completed, prog.cancelled,
+                      prog.missed, prog.next_due_from, prog.next_due_by))
+        _timer_changes(plan["id"], prog, sets, drops)
+        out += _changes(plan, prog, cause)
+    await conn.executemany(Q.save_progress, saves)
+    if sets:
+        await conn.executemany(Q.set_timer, sets)
+    if drops:
+        await conn.executemany(Q.drop_timer, drops)
+    return out
+
+
+def _changes(plan: asyncpg.Record, prog: Progress, cause: Envelope | None) -> list[Envelope]:
     out: list[Envelope] = []
+    booking_id = cause.payload.booking_id if cause is not None else None
     before = (plan["sessions_booked"], plan["sessions_completed"], plan["sessions_cancelled"],
               plan["sessions_missed"])
     if prog.counts() != before or (plan["next_due_from"], plan["next_due_by"]) != \
@@ -121,21 +209,21 @@ async def refresh(conn: asyncpg.Connection, plan: asyncpg.Record, now: datetime,
     return out
 
 
+def _timer_changes(plan_id: UUID, prog: Progress, sets: list, drops: list) -> None:
+    active = prog.phase in ("induction", "maintenance")
+    if active and prog.next_due_from is not None and prog.booked == 0:
+        sets.append((plan_id, "session_due", "", prog.next_due_from))
+    else:
+        drops.append((plan_id, "session_due", ""))
+    if active and prog.gap_due_at is not None:
+        sets.append((plan_id, "adherence_gap", "", prog.gap_due_at))
+    else:
+        drops.append((plan_id, "adherence_gap", ""))
+
+
 async def _sessions(conn: asyncpg.Connection, plan_id: UUID) -> list[Session]:
     return [Session(r["booking_id"], r["session_type"], r["is_dosing"], r["starts_at"], r["status"])
             for r in await conn.fetch(Q.sessions_of_plan, plan_id)]
-
-
-async def _set_timers(conn: asyncpg.Connection, plan_id: UUID, prog: Progress) -> None:
-    active = prog.phase in ("induction", "maintenance")
-    if active and prog.next_due_from is not None and prog.booked == 0:
-        await conn.execute(Q.set_timer, plan_id, "session_due", "", prog.next_due_from)
-    else:
-        await conn.execute(Q.drop_timer, plan_id, "session_due", "")
-    if active and prog.gap_due_at is not None:
-        await conn.execute(Q.set_timer, plan_id, "adherence_gap", "", prog.gap_due_at)
-    else:
-        await conn.execute(Q.drop_timer, plan_id, "adherence_gap", "")
 
 
 async def _after_dosing(conn: asyncpg.Connection, plan: asyncpg.Record, env: Envelope,

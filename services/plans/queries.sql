@@ -126,3 +126,34 @@ RETURNING code, version, clinic_id, definition;
 UPDATE plans SET phase = 'discontinued', updated_at = now()
 WHERE id = $1 AND clinic_id = $2 AND phase NOT IN ('completed', 'discontinued')
 RETURNING *;
+
+-- name: plans_of_bookings
+SELECT s.booking_id, p.* FROM plan_sessions s JOIN plans p ON p.id = s.plan_id
+WHERE s.booking_id = ANY($1::uuid[])
+FOR UPDATE OF p;
+
+-- name: open_plans_of
+SELECT * FROM plans
+WHERE patient_id = ANY($1::uuid[]) AND phase NOT IN ('completed', 'discontinued')
+ORDER BY created_at
+FOR UPDATE;
+
+-- name: upsert_sessions
+-- Each row applied only if newer than what we have (see upsert_session).
+INSERT INTO plan_sessions (booking_id, plan_id, session_type, is_dosing, starts_at, status, version,
+                           clinic_id, patient_id)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::boolean[], $5::timestamptz[],
+                     $6::text[], $7::integer[], $8::uuid[], $9::uuid[])
+ON CONFLICT (booking_id) DO UPDATE
+    SET starts_at = EXCLUDED.starts_at, status = EXCLUDED.status, version = EXCLUDED.version,
+        plan_id = coalesce(plan_sessions.plan_id, EXCLUDED.plan_id), updated_at = now()
+    WHERE plan_sessions.version < EXCLUDED.version
+RETURNING booking_id;
+
+-- name: sessions_of_plans
+SELECT plan_id, booking_id, session_type, is_dosing, starts_at, status, version
+FROM plan_sessions WHERE plan_id = ANY($1::uuid[]) ORDER BY starts_at, booking_id;
+
+-- name: patients_with_unplanned_sessions
+SELECT DISTINCT patient_id FROM plan_sessions
+WHERE plan_id IS NULL AND patient_id = ANY($1::uuid[]);
