@@ -132,6 +132,18 @@ async def test_kap_needs_an_integration_session_within_two_days_of_each_dosing(p
     assert len(await plan_events(plans, "PlanCompleted")) == 1
 
 
+async def test_a_whole_induction_in_one_batch_announces_every_phase_in_order(plans):
+    pat = Patient()
+    stream = []
+    for i in range(6):
+        stream += pat.attend("iv_infusion", days_ago(20 - 3 * i))
+    async with plans.runtime.db.acquire() as conn, conn.transaction():
+        await handlers.on_booking_events(conn, stream)
+    phases = [(e.payload.previous_phase, e.payload.phase) for e in await plan_events(plans, "PlanPhaseChanged")]
+    assert phases == [("assessment", "induction"), ("induction", "maintenance")]
+    assert (await the_plan(plans, pat))["sessions_completed"] == 6
+
+
 async def test_preparation_sessions_in_the_same_batch_as_the_first_dosing_join_the_new_plan(plans):
     pat = Patient()
     batch = []

@@ -201,8 +201,13 @@ def _changes(plan: asyncpg.Record, prog: Progress, cause: Envelope | None) -> li
             next_session_at=prog.next_session_at, next_due_from=prog.next_due_from,
             next_due_by=prog.next_due_by), cause))
     if prog.phase != plan["phase"]:
-        out.append(_event(plan, PlanPhaseChanged(plan_id=plan["id"], previous_phase=plan["phase"],
-                                                 phase=prog.phase), cause))
+        # a batch may carry a plan through several phases at once: announce each step
+        steps = [plan["phase"], prog.phase]
+        if plan["phase"] == "assessment" and prog.phase in ("maintenance", "completed"):
+            steps.insert(1, "induction")
+        for before_phase, after_phase in zip(steps, steps[1:]):
+            out.append(_event(plan, PlanPhaseChanged(plan_id=plan["id"], previous_phase=before_phase,
+                                                     phase=after_phase), cause))
         if prog.phase == "completed":
             out.append(_event(plan, PlanCompleted(plan_id=plan["id"], template=plan["template"],
                                                   sessions_completed=prog.completed), cause))
