@@ -74,8 +74,11 @@ class FakeTwilio:
                 self.requests.append({**form, "sid": sid})
             hold.reached.set()
             await hold.release.wait()
-            if sid is None and (request.transport is None or request.transport.is_closing()):
-                return web.Response(status=499)  # the sender went away: nothing was taken
+            if sid is None:
+                for _ in range(50):  # give the server a moment to notice a dead sender
+                    if request.transport is None or request.transport.is_closing():
+                        return web.Response(status=499)  # the sender went away: nothing taken
+                    await asyncio.sleep(0.1)
             if sid is not None:
                 return web.json_response({"sid": sid, "status": "queued"}, status=201)
         if self.faults:
