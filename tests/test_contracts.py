@@ -82,3 +82,10 @@ def test_services_never_import_each_other():
             text = path.read_text()
             for other in set(SERVICES) - {service}:
                 assert f"services.{other}" not in text, f"{path} imports services.{other}"
+
+
+def test_the_event_catalogue_in_docs_is_current():
+    from shared.events.catalogue import render
+
+    assert (ROOT / "docs" / "events.md").read_text() == render(), \
+        "run: python -m shared.events.catalogue > docs/events.md"
