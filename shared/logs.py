@@ -13,5 +13,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore"):
+    # third-party request logs at INFO could carry numbers or bodies: warnings only
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore", "twilio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
