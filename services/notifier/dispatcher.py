@@ -16,7 +16,6 @@ transaction), and neither does a crash anywhere else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from services.notifier.templates import TextContext, render, segments
 from shared.events import Envelope
 from shared.events.notifier import SmsFailed, SmsSent
 from shared.outbox import enqueue
+from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
@@ -46,40 +46,18 @@ class Dispatcher:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.stale_claim_seconds = stale_claim_seconds
-        self._wake = asyncio.Event()
+        self._last_release = float("-inf")
 
     async def run(self) -> None:
-        """Dispatch until cancelled; wakes when texts are scheduled or a short poll."""
-        while True:
-            try:
-                async with self.pool.acquire() as listen_conn:
-                    wake = lambda *_: self._wake.set()  # noqa: E731
-                    await listen_conn.add_listener(self.channel, wake)
-                    try:
-                        await self._release_stale()
-                        await self._loop()
-                    finally:
-                        with contextlib.suppress(Exception):  # keep a cancellation in flight
-                            await listen_conn.remove_listener(self.channel, wake)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dispatcher restarting after %s", type(exc).__name__)
-                await asyncio.sleep(1.0)
+        """Dispatch until cancelled; wakes when texts are scheduled, or after a short poll."""
+        await listen_loop(self.pool, self.channel, self._step, "dispatcher")
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_release = loop.time()
-        while True:
-            self._wake.clear()
-            if loop.time() - last_release > min(60.0, self.stale_claim_seconds):
-                await self._release_stale()  # claims of a dispatcher that died meanwhile
-                last_release = loop.time()
-            if await self.dispatch_once() < self.batch_size:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
+    async def _step(self) -> float:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_release > min(60.0, self.stale_claim_seconds):
+            await self._release_stale()  # claims of a dispatcher that died
+            self._last_release = now
+        return 0.0 if await self.dispatch_once() == self.batch_size else self.poll_seconds
 
     async def _release_stale(self) -> None:
         async with self.pool.acquire() as conn:

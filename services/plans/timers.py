@@ -5,8 +5,6 @@ it warns about is still true."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from uuid import UUID
@@ -19,6 +17,7 @@ from services.plans.templates import Template
 from shared.events import Envelope
 from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
 from shared.outbox import enqueue
+from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 
@@ -69,38 +68,18 @@ class TimerWorker:
         self.pool = pool
         self.channel = f"{schema}_timers"
         self.max_sleep = max_sleep
-        self._wake = asyncio.Event()
         self.fired = 0
 
     async def run(self) -> None:
-        while True:
-            try:
-                async with self.pool.acquire() as listen:
-                    wake = lambda *_: self._wake.set()  # noqa: E731
-                    await listen.add_listener(self.channel, wake)
-                    try:
-                        await self._loop()
-                    finally:
-                        with contextlib.suppress(Exception):  # keep a cancellation in flight
-                            await listen.remove_listener(self.channel, wake)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("timer worker restarting after %s", type(exc).__name__)
-                await asyncio.sleep(1.0)
+        await listen_loop(self.pool, self.channel, self._step, "timer worker")
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            claimed = await fire_due(self.pool)
-            self.fired += claimed
-            if claimed:
-                continue
-            next_at = await self.pool.fetchval(Q.next_timer_at)
-            sleep = self.max_sleep
-            if next_at is not None:
-                sleep = min(sleep, max(0.0, (next_at - datetime.now(UTC)).total_seconds()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), sleep)
-            except TimeoutError:
-                pass
+    async def _step(self) -> float:
+        claimed = await fire_due(self.pool)
+        self.fired += claimed
+        if claimed:
+            return 0.0
+        next_at = await self.pool.fetchval(Q.next_timer_at)
+        if next_at is None:
+            return self.max_sleep
+        # not before 0.2 s: a due timer may be held by another instance or a consumer
+        return min(self.max_sleep, max(0.2, (next_at - datetime.now(UTC)).total_seconds()))

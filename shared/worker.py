@@ -1,0 +1,42 @@
+"""The loop of a background worker that waits on PostgreSQL notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Awaitable[float]],
+                      name: str) -> None:
+    """Run `step()` until cancelled. It returns how long it may sleep (0: run again at once);
+    a NOTIFY on `channel` wakes it early; a lost connection restarts the loop."""
+    wake = asyncio.Event()
+
+    def on_notify(*_) -> None:
+        wake.set()
+
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                await conn.add_listener(channel, on_notify)
+                try:
+                    while True:
+                        wake.clear()
+                        sleep = await step()
+                        if sleep > 0:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(wake.wait(), sleep)
+                finally:
+                    with contextlib.suppress(Exception):  # keep a cancellation in flight
+                        await conn.remove_listener(channel, on_notify)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s restarting after %s", name, type(exc).__name__)
+            await asyncio.sleep(1.0)
