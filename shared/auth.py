@@ -70,6 +70,11 @@ async def _lookup(request: Request, key_hash: str):
     return row
 
 
+def forget_cached_keys(app) -> None:
+    """Drop this process's cached keys (after a revocation)."""
+    app.state.__dict__.get("api_key_cache", {}).clear()
+
+
 def require(*roles: str):
     """A dependency admitting keys with one of `roles` (401 without a valid key, 403 if the
     role may not do this)."""

@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 
 from services.booking import availability, bookings, fhir, network, waitlist
-from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require, require_operator
+from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
+                         require_operator)
 from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
@@ -70,7 +71,7 @@ async def issue_api_key(cmd: IssueApiKey, request: Request, who: Principal = req
 @router.post("/api-keys/{key_id}/revoke", tags=["network"])
 async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require(*ADMIN)):
     """Revoke a key; every service refuses it within seconds."""
-    request.app.state.__dict__.get("api_key_cache", {}).clear()
+    forget_cached_keys(request.app)
     return await idempotent(request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200)
 
 

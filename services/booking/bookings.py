@@ -283,32 +283,33 @@ async def cancel(conn: asyncpg.Connection, who: Principal | str, clinic_id: UUID
     return row
 
 
-async def check_in(conn: asyncpg.Connection, who: Principal, booking_id: UUID) -> asyncpg.Record:
-    await _lock(conn, who.clinic_id, booking_id, ("booked",), "checked in")
-    await conn.execute(Q.set_status, booking_id, "arrived", None, None)
-    row = await load(conn, who.clinic_id, booking_id)
-    await emit(conn, row, PatientCheckedIn(**change_fields(row)))
+async def _change_status(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID,
+                         allowed: tuple[str, ...], action: str, status: str, event) -> asyncpg.Record:
+    """Move a booking from one of `allowed` to `status` and queue `event`."""
+    await _lock(conn, clinic_id, booking_id, allowed, action)
+    await conn.execute(Q.set_status, booking_id, status, None, None)
+    row = await load(conn, clinic_id, booking_id)
+    await emit(conn, row, event(**change_fields(row)))
     return row
+
+
+async def check_in(conn: asyncpg.Connection, who: Principal, booking_id: UUID) -> asyncpg.Record:
+    return await _change_status(conn, who.clinic_id, booking_id, ("booked",), "checked in",
+                                "arrived", PatientCheckedIn)
 
 
 async def complete(conn: asyncpg.Connection, who: Principal, booking_id: UUID) -> asyncpg.Record:
-    await _lock(conn, who.clinic_id, booking_id, ("arrived",), "completed (check the patient in first)")
-    await conn.execute(Q.set_status, booking_id, "fulfilled", None, None)
-    row = await load(conn, who.clinic_id, booking_id)
-    await emit(conn, row, SessionCompleted(**change_fields(row)))
-    return row
+    return await _change_status(conn, who.clinic_id, booking_id, ("arrived",),
+                                "completed (check the patient in first)", "fulfilled", SessionCompleted)
 
 
 async def no_show(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
                   now: datetime | None = None) -> asyncpg.Record:
-    await _lock(conn, who.clinic_id, booking_id, ("booked",), "marked as a no-show")
     row = await load(conn, who.clinic_id, booking_id)
-    if row["starts_at"] > (now or datetime.now(UTC)):
+    if row["status"] == "booked" and row["starts_at"] > (now or datetime.now(UTC)):
         raise Conflict("the session has not started yet")
-    await conn.execute(Q.set_status, booking_id, "noshow", None, None)
-    row = await load(conn, who.clinic_id, booking_id)
-    await emit(conn, row, PatientNoShow(**change_fields(row)))
-    return row
+    return await _change_status(conn, who.clinic_id, booking_id, ("booked",),
+                                "marked as a no-show", "noshow", PatientNoShow)
 
 
 async def update_ride(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID,

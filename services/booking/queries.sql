@@ -91,22 +91,12 @@ WHERE id = $1 AND clinic_id = $2
 RETURNING *;
 
 -- name: session_type
-SELECT st.code, st.is_dosing,
-       coalesce(o.duration_minutes, st.duration_minutes) AS duration_minutes,
-       coalesce(o.recovery_minutes, st.recovery_minutes) AS recovery_minutes,
-       coalesce(o.fasting_rule, st.fasting_rule) AS fasting_rule
-FROM session_types st
-LEFT JOIN session_type_overrides o ON o.code = st.code AND o.clinic_id = $1
-WHERE st.code = $2;
+SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
+FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;
 
 -- name: session_types
-SELECT st.code, st.is_dosing,
-       coalesce(o.duration_minutes, st.duration_minutes) AS duration_minutes,
-       coalesce(o.recovery_minutes, st.recovery_minutes) AS recovery_minutes,
-       coalesce(o.fasting_rule, st.fasting_rule) AS fasting_rule
-FROM session_types st
-LEFT JOIN session_type_overrides o ON o.code = st.code AND o.clinic_id = $1
-ORDER BY st.code;
+SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
+FROM clinic_session_types WHERE clinic_id = $1 ORDER BY code;
 
 -- name: upsert_session_type_override
 INSERT INTO session_type_overrides (clinic_id, code, duration_minutes, recovery_minutes, fasting_rule)
@@ -125,11 +115,7 @@ FROM bookings b
 JOIN sites s ON s.id = b.site_id
 JOIN clinics c ON c.id = b.clinic_id
 JOIN patients p ON p.id = b.patient_id
-LEFT JOIN LATERAL (
-    SELECT coalesce(o.fasting_rule, t.fasting_rule) AS fasting_rule
-    FROM session_types t LEFT JOIN session_type_overrides o
-      ON o.code = t.code AND o.clinic_id = b.clinic_id
-    WHERE t.code = b.session_type) st ON true
+JOIN clinic_session_types st ON st.clinic_id = b.clinic_id AND st.code = b.session_type
 WHERE b.id = $1 AND b.clinic_id = $2;
 
 -- name: lock_booking
@@ -230,14 +216,7 @@ SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_co
 FROM patients p
 JOIN clinics c ON c.id = p.clinic_id
 LEFT JOIN sites s ON s.id = $2 AND s.clinic_id = p.clinic_id
-LEFT JOIN LATERAL (
-    SELECT t.code, t.is_dosing,
-           coalesce(o.duration_minutes, t.duration_minutes) AS duration_minutes,
-           coalesce(o.recovery_minutes, t.recovery_minutes) AS recovery_minutes,
-           coalesce(o.fasting_rule, t.fasting_rule) AS fasting_rule
-    FROM session_types t
-    LEFT JOIN session_type_overrides o ON o.code = t.code AND o.clinic_id = p.clinic_id
-    WHERE t.code = $4) st ON true
+LEFT JOIN clinic_session_types st ON st.clinic_id = p.clinic_id AND st.code = $4
 WHERE p.id = $3 AND p.clinic_id = $1
 FOR UPDATE OF p;
 
