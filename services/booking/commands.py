@@ -52,6 +52,8 @@ class AddSite(_Command):
     address: str = Field(min_length=1, max_length=500)
     phone: str = Field(min_length=3, max_length=40)
     timezone: str
+    region: str | None = Field(None, pattern=r"^(US|CA)-[A-Z]{2}$",
+                               description="State or province, ISO 3166-2 (e.g. US-FL, CA-QC)")
     default_language: Language = "en"
     hours: list[Hours] = Field(default_factory=lambda: list(WEEKDAYS_8_TO_6), max_length=50)
 

@@ -63,7 +63,7 @@ async def revoke_api_key(conn: asyncpg.Connection, who: Principal, key_id: UUID)
 
 async def add_site(conn: asyncpg.Connection, who: Principal, cmd: AddSite) -> dict:
     site = await conn.fetchrow(Q.insert_site, uuid4(), who.clinic_id, cmd.name, cmd.address,
-                               cmd.phone, cmd.timezone, cmd.default_language)
+                               cmd.phone, cmd.timezone, cmd.default_language, cmd.region)
     await conn.execute(Q.insert_site_hours, site["id"], [h.weekday for h in cmd.hours],
                        [h.opens for h in cmd.hours], [h.closes for h in cmd.hours])
     return {**dict(site), "hours": [h.model_dump() for h in cmd.hours]}

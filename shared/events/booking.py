@@ -79,6 +79,8 @@ class _Appointment(_BookingEvent):
     site_address: str
     site_phone: str
     site_timezone: str
+    site_region: str | None = None
+    """The site's state or province (ISO 3166-2, e.g. US-FL); None if not known."""
     room_id: UUID | None = None
     provider_id: UUID | None = None
     session_type: str
@@ -153,6 +155,7 @@ class WaitlistSlotOpened(_BookingEvent):
     site_id: UUID
     site_name: str
     site_timezone: str
+    site_region: str | None = None
     session_type: str
     starts_at: AwareDatetime
     patient_language: Language = "en"
