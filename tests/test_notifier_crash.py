@@ -18,7 +18,7 @@ import pytest
 from devstack.stack import ROOT
 from shared.embedded import free_port
 from tests.conftest import eventually
-from tests.fake_twilio import FakeTwilio, Hold
+from devstack.fake_twilio import FakeTwilio, Hold
 
 
 class NotifierProcess:

@@ -17,7 +17,7 @@ from services.notifier.bootstrap import bootstrap as notifier_app
 from shared.embedded import free_port
 from shared.events import parse_envelope
 from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
-from tests.fake_twilio import Fault, FakeTwilio
+from devstack.fake_twilio import Fault, FakeTwilio
 from tests.helpers import create_network
 
 
