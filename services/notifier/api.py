@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 
 from services.notifier.handlers import Q
+from services.notifier import policy
 from services.notifier.policy import PolicyIn
 from shared.auth import ADMIN, READ, Principal, require
 
@@ -26,16 +27,16 @@ async def patient_texts(patient_id: UUID, request: Request,
 async def get_policy(request: Request, who: Principal = require(*READ)) -> dict[str, Any]:
     """This clinic network's texting policy (quiet hours, caps, kinds of text turned off)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        row = await conn.fetchrow(Q.policy, who.clinic_id)
-    return dict(row) if row else {**PolicyIn().model_dump(), "clinic_id": who.clinic_id}
+        return await policy.show(conn, who.clinic_id)
 
 
 @router.post("/policy", tags=["policy"])
 async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)) -> dict[str, Any]:
+    """Replace the texting policy. Quiet hours apply by site, else by the site's state or
+    province (`regions`, e.g. {"US-FL": {"quiet_hours_start": 20, "quiet_hours_end": 8}}),
+    else network-wide; texts already planned are moved when they would go out in them."""
     async with request.app.state.runtime.db.acquire() as conn:
-        return dict(await conn.fetchrow(
-            Q.upsert_policy, who.clinic_id, cmd.quiet_hours_start, cmd.quiet_hours_end,
-            cmd.daily_cap, cmd.weekly_cap, cmd.critical_past_caps, cmd.disabled_kinds))
+        return await policy.save(conn, who.clinic_id, cmd)
 
 
 @router.get("/attention")

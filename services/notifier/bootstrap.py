@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers, webhooks
+from services.notifier import handlers, ops, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.schedule import QuietHours
@@ -30,6 +30,16 @@ def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSende
     return RecordingSender(runtime.db)
 
 
+def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
+    """The configured batch size, but no more texts than a paced sender hands over in a
+    quarter of the stale-claim time: a claimed text still waiting for its turn must never
+    look like the claim of a dead dispatcher."""
+    if not isinstance(sender, TwilioSender):
+        return settings.dispatch_batch_size
+    paced = int(settings.twilio_segments_per_second * settings.stale_claim_seconds / 4)
+    return max(1, min(settings.dispatch_batch_size, paced))
+
+
 def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
     settings = settings or NotifierSettings()
@@ -42,7 +52,7 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
         PatientContactChanged: handlers.on_contact_changed,
         RideDetailsUpdated: handlers.on_ride_updated,
-        WaitlistSlotOpened: handlers.on_slot_opened,
+        WaitlistSlotOpened: partial(handlers.on_slot_opened, quiet=quiet),
         WaitlistSlotTaken: handlers.on_slot_taken,
         **{event: handlers.on_booking_over for event in handlers.STATUS_OF},
         PatientNoShow: partial(handlers.on_no_show, quiet=quiet),
@@ -56,12 +66,13 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         sender = make_sender(settings, rt)
         try:
             await Dispatcher(rt.db, sender, schema=settings.schema,
-                             batch_size=settings.dispatch_batch_size,
+                             batch_size=dispatch_batch_size(settings, sender),
                              poll_seconds=settings.dispatch_poll_seconds,
-                             stale_claim_seconds=settings.stale_claim_seconds).run()
+                             stale_claim_seconds=settings.stale_claim_seconds, quiet=quiet).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()
 
     runtime.add_worker("dispatcher", dispatch)
-    return service_app(runtime, "Notifier", router, webhooks.router)
+    runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
+    return service_app(runtime, "Notifier", router, webhooks.router, ops.router)

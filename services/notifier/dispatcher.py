@@ -11,6 +11,16 @@ apart from the first case: Twilio's Messages API has no idempotency key, so the 
 again when the claim is released. That window is the only way to a duplicate; Kafka
 redelivery never sends one (texts are scheduled once per event, in the consumer's
 transaction), and neither does a crash anywhere else.
+
+A batch, set-based: one statement claims it (1); one query reads everything needed to decide
+on and render its texts (contacts, appointments, the clinic's policy with quiet hours
+resolved for each site, texts already sent today and this week); one statement settles the
+texts that must not go out now (cancelled, skipped, or held until quiet hours end) and hands
+out the "reply STOP" notices. Then each patient's texts are sent in order, different
+patients' concurrently (the sender paces them), and each result is recorded (3) as soon as
+the provider answers: a send's result is committed with those that arrived while the
+previous commit was under way (group commit), so (3) is never more than about two local
+transactions behind the provider's answer.
 """
 
 from __future__ import annotations
@@ -18,12 +28,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from services.notifier.handlers import Q, load_policy
-from services.notifier.policy import CRITICAL, cap_windows
+from services.notifier.handlers import Q
+from services.notifier.policy import CRITICAL, Policy, policy_from
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
@@ -38,14 +51,16 @@ PRODUCER = "notifier"
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: SmsSender, *, schema: str = "notifier",
-                 batch_size: int = 200,
-                 poll_seconds: float = 0.5, stale_claim_seconds: float = 300.0):
+                 batch_size: int = 200, poll_seconds: float = 0.5,
+                 stale_claim_seconds: float = 300.0, quiet: QuietHours = QuietHours()):
+        """`quiet`: the quiet hours of clinics that set none (the service's setting)."""
         self.pool = pool
         self.channel = f"{schema}_texts"
         self.sender = sender
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.stale_claim_seconds = stale_claim_seconds
+        self.quiet = quiet
         self._last_release = float("-inf")
 
     async def run(self) -> None:
@@ -66,107 +81,227 @@ class Dispatcher:
             log.warning("released %d stale text claims", len(released))
 
     async def dispatch_once(self) -> int:
-        """Claim and send one batch of due texts. Returns how many were claimed."""
+        """Claim one batch of due texts and send it. Returns how many were claimed."""
         async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                ids = [r["id"] for r in await conn.fetch(Q.claim_due, self.batch_size)]
+            ids = [r["id"] for r in await conn.fetch(Q.claim_due, self.batch_size)]
             if not ids:
                 return 0
-            rows = await conn.fetch(Q.text_context, ids)
-        by_patient: dict = {}
-        for row in rows:  # already in due order
-            by_patient.setdefault(row["patient_id"], []).append(row)
+            rows = await conn.fetch(Q.dispatch_context, ids)
+            now = datetime.now(UTC)
+            settled = _Outcomes()
+            by_patient: dict[UUID, list[_Claimed]] = {}
+            for row in rows:  # already in due order
+                text = _Claimed(row, policy_from(row, self.quiet))
+                verdict = text.not_now(now)
+                if verdict:
+                    settled.settle(text, *verdict)
+                else:
+                    by_patient.setdefault(row["patient_id"], []).append(text)
+            to_patients = [p for p, texts in by_patient.items()
+                           if any(not t.to_driver for t in texts)]
+            first_texts = set(await conn.fetchval(Q.settle_claimed, *settled.settle_args(),
+                                                  to_patients))
+        results = _Results(self.pool)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
-        await asyncio.gather(*(self._send_in_order(texts) for texts in by_patient.values()))
+        await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, results)
+                               for patient, texts in by_patient.items()))
         return len(ids)
 
-    async def _send_in_order(self, rows: list[asyncpg.Record]) -> None:
-        for row in rows:
-            await self._send_one(row)
+    async def _send_in_order(self, texts: list[_Claimed], notice: bool, results: _Results) -> None:
+        """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
+        sent_now, problem = 0, None
+        for text in texts:
+            row = text.row
+            reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
+                      else text.over_cap(sent_now))
+            if reason:
+                await results.record(_Outcomes().settle(text, "skipped", reason))
+                continue
+            first = text.to_driver or notice  # the ride contact always hears how to stop
+            body = render(row["kind"], text.context(), first_text=first)
+            to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
+            try:
+                sid = await self.sender.send(OutgoingSms(row["id"], to, body))
+            except SendError as exc:
+                await results.record(_Outcomes().failed(text, exc))
+                if exc.permanent:
+                    problem = problem or str(exc)
+                continue
+            if not text.to_driver:
+                notice = False
+            sent_now += 1
+            await results.record(_Outcomes().sent(text, sid, body))
+        if notice:  # claimed for a first text that did not go out: the next one carries it
+            await results.record(_Outcomes(releases=[texts[0].row["patient_id"]]))
 
-    async def _send_one(self, row: asyncpg.Record) -> None:
-        reason = self._why_not(row) or await self._over_cap(row)
+
+@dataclass
+class _Claimed:
+    """A claimed text with its context row and its clinic's policy."""
+
+    row: asyncpg.Record
+    policy: Policy
+
+    @property
+    def to_driver(self) -> bool:
+        return self.row["kind"] == "pickup"
+
+    def not_now(self, now: datetime) -> tuple[str, str, datetime | None] | None:
+        """Why a claimed text must not go out now, as (status, reason, new due time), or
+        None if it may."""
+        row = self.row
+        reason = _why_not(row, now)
         if reason:
-            status = "cancelled" if reason.startswith("appointment") else "skipped"
-            async with self.pool.acquire() as conn:
-                await conn.execute(Q.mark_not_sent, row["id"], status, reason)
-            return
-        to_driver = row["kind"] == "pickup"
-        if to_driver:  # the ride contact: the STOP notice always, never the patient's number
-            first, to = True, row["ride_contact_phone"]
-        else:
-            async with self.pool.acquire() as conn:
-                first = bool(await conn.fetchval(Q.claim_stop_notice, row["patient_id"]))
-            to = row["phone_e164"]
-        body = render(row["kind"], TextContext(
+            return ("cancelled" if reason.startswith("appointment") else "skipped"), reason, None
+        if row["site_timezone"] is not None:
+            tz = ZoneInfo(row["site_timezone"])
+            if not self.policy.quiet.allowed(now.astimezone(tz)):
+                due = self.policy.quiet.earliest(now, tz)
+                if due > row["valid_until"]:
+                    return "skipped", "quiet hours until it is too late to be useful", None
+                return "pending", "held until quiet hours end", due
+        return None
+
+    def over_cap(self, sent_now: int) -> str | None:
+        """The clinic's daily/weekly caps (appointment-critical texts may pass them);
+        `sent_now`: texts sent to the patient in this batch so far."""
+        row = self.row
+        if self.to_driver or row["site_timezone"] is None:
+            return None
+        if row["kind"] in CRITICAL and self.policy.critical_past_caps:
+            return None
+        today, week = row["sent_today"] + sent_now, row["sent_week"] + sent_now
+        if self.policy.capped(row["kind"], today, week):
+            return f"cap reached ({today} today, {week} in 7 days)"
+        return None
+
+    def context(self) -> TextContext:
+        row = self.row
+        return TextContext(
             language=row["language"], clinic_name=row["clinic_name"],
             clinic_phone=row["clinic_phone"], site_name=row["site_name"],
             site_address=row["site_address"], timezone=row["site_timezone"],
-            starts_at=row["starts_at"], fasting_rule=row["fasting_rule"],
-            ends_at=row["ends_at"]), first_text=first)
-        try:
-            sid = await self.sender.send(OutgoingSms(row["id"], to, body))
-        except SendError as exc:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if first and not to_driver:
-                    await conn.execute(Q.release_stop_notice, row["patient_id"])
-                if exc.permanent:  # the number is marked: staff see it, no more attempts
-                    await conn.execute(Q.mark_not_sent, row["id"], "failed", exc.code)
-                    if not to_driver:
-                        await conn.execute(Q.mark_number_problem, row["patient_id"], str(exc))
-                    await enqueue(conn, [Envelope.new(
-                        SmsFailed(text_id=row["id"], error_code=exc.code, permanent=True),
-                        producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
-                else:  # exponential backoff with jitter
-                    delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
-                    await conn.execute(Q.retry_later, row["id"], exc.code, delay)
-            return
-        n_segments = segments(body)
+            starts_at=row["starts_at"], fasting_rule=row["fasting_rule"], ends_at=row["ends_at"])
+
+    def envelope(self, payload) -> Envelope:
+        return Envelope.new(payload, producer=PRODUCER, clinic_id=self.row["clinic_id"],
+                            patient_id=self.row["patient_id"])
+
+
+def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
+    """Why a claimed text must not go out at all, or None if it may."""
+    if row["kind"] == "pickup":  # to the ride contact, who agreed to texts
+        if not row["ride_contact_phone"]:
+            return "no ride contact who agreed to texts"
+    elif row["phone_e164"] is None:
+        return "no contact details for the patient"
+    elif not row["sms_consent"]:
+        return "patient has not consented to texts"
+    elif row["opted_out"]:
+        return "patient opted out"
+    elif row["number_problem"]:
+        return f"number cannot be texted ({row['number_problem']})"
+    if row["booking_id"] is not None and row["kind"] != "missed":
+        if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):
+            return f"appointment {row['appointment_status']}"
+        if row["booking_version"] != row["appointment_version"]:
+            return "appointment was moved"
+        if row["kind"] == "ride_reminder" and row["ride_status"] == "confirmed":
+            return "ride already arranged"
+    if row["kind"] == "waitlist_offer" and row["offer_status"] != "open":
+        return "slot already taken"
+    if now > row["valid_until"]:
+        return "too late to be useful"
+    return None
+
+
+@dataclass
+class _Outcomes:
+    """What happened to some claimed texts, as the rows and events to write."""
+
+    sent_rows: list[tuple] = field(default_factory=list)
+    settled: list[tuple] = field(default_factory=list)
+    events: list[Envelope] = field(default_factory=list)
+    problems: list[tuple[UUID, str]] = field(default_factory=list)
+    releases: list[UUID] = field(default_factory=list)
+
+    def sent(self, text: _Claimed, sid: str, body: str) -> _Outcomes:
+        row, n_segments = text.row, segments(body)
+        self.sent_rows.append((row["id"], sid, body, n_segments))
+        self.events.append(text.envelope(SmsSent(
+            text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
+            segments=n_segments)))
+        return self
+
+    def settle(self, text: _Claimed, status: str, reason: str,
+               due: datetime | None = None) -> _Outcomes:
+        self.settled.append((text.row["id"], status, reason, due))
+        return self
+
+    def failed(self, text: _Claimed, exc: SendError) -> _Outcomes:
+        row = text.row
+        if not exc.permanent:  # exponential backoff with jitter
+            delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
+            return self.settle(text, "pending", exc.code,
+                               datetime.now(UTC) + timedelta(seconds=delay))
+        # the number is marked: staff see it, no more attempts
+        if not text.to_driver:
+            self.problems.append((row["patient_id"], str(exc)))
+        self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
+                                                   permanent=True)))
+        return self.settle(text, "failed", exc.code)
+
+    def settle_args(self) -> list[list]:
+        """The settled texts as the columns `settle_claimed` takes."""
+        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 4
+
+    def extend(self, other: _Outcomes) -> None:
+        for name in ("sent_rows", "settled", "events", "problems", "releases"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+class _Results:
+    """Records outcomes as they come, in one transaction each time: an outcome waits at
+    most for the write under way, then goes with every outcome that arrived meanwhile."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+        self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
+        self._lock = asyncio.Lock()
+
+    async def record(self, outcomes: _Outcomes) -> None:
+        """Return once `outcomes` are committed (raises if the write failed)."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcomes, done))
+        async with self._lock:
+            if self._waiting:  # else another caller wrote ours with theirs
+                group, self._waiting = self._waiting, []
+                try:
+                    await self._write(group)
+                except Exception as exc:
+                    for _, future in group:
+                        future.set_exception(exc)
+                else:
+                    for _, future in group:
+                        future.set_result(None)
+                finally:
+                    for _, future in group:
+                        if not future.done():
+                            future.cancel()
+        await done
+
+    async def _write(self, group: list[tuple[_Outcomes, asyncio.Future]]) -> None:
+        todo = _Outcomes()
+        for outcomes, _ in group:
+            todo.extend(outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q.mark_sent, row["id"], sid, body, n_segments)
-            await enqueue(conn, [Envelope.new(
-                SmsSent(text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"],
-                        provider_sid=sid, segments=n_segments),
-                producer=PRODUCER, clinic_id=row["clinic_id"], patient_id=row["patient_id"])])
-
-    async def _over_cap(self, row: asyncpg.Record) -> str | None:
-        """The clinic's daily/weekly caps (appointment-critical texts may pass them)."""
-        if row["kind"] == "pickup" or row["site_timezone"] is None:
-            return None
-        async with self.pool.acquire() as conn:
-            policy = await load_policy(conn, row["clinic_id"], QuietHours())
-            if row["kind"] in CRITICAL and policy.critical_past_caps:
-                return None
-            day, week = cap_windows(datetime.now(UTC), row["site_timezone"])
-            sent = await conn.fetchrow(Q.sent_since, row["patient_id"], day, week)
-        if policy.capped(row["kind"], sent["today"], sent["week"]):
-            return f"cap reached ({sent['today']} today, {sent['week']} in 7 days)"
-        return None
-
-    @staticmethod
-    def _why_not(row: asyncpg.Record) -> str | None:
-        """Why a claimed text must not go out now, or None if it may."""
-        if row["kind"] == "pickup":  # to the ride contact, who agreed to texts
-            if not row["ride_contact_phone"]:
-                return "no ride contact who agreed to texts"
-        elif row["phone_e164"] is None:
-            return "no contact details for the patient"
-        elif not row["sms_consent"]:
-            return "patient has not consented to texts"
-        elif row["opted_out"]:
-            return "patient opted out"
-        elif row["number_problem"]:
-            return f"number cannot be texted ({row['number_problem']})"
-        if row["booking_id"] is not None and row["kind"] != "missed":
-            if row["appointment_status"] in ("cancelled", "noshow", "fulfilled"):
-                return f"appointment {row['appointment_status']}"
-            if row["booking_version"] != row["appointment_version"]:
-                return "appointment was moved"
-            if row["kind"] == "ride_reminder" and row["ride_status"] == "confirmed":
-                return "ride already arranged"
-        if row["kind"] == "waitlist_offer" and row["offer_status"] != "open":
-            return "slot already taken"
-        if datetime.now(UTC) > row["valid_until"]:
-            return "too late to be useful"
-        return None
+            if todo.sent_rows:
+                await conn.execute(Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])
+            if todo.settled:
+                await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
+            for patient_id, problem in todo.problems:
+                await conn.execute(Q.mark_number_problem, patient_id, problem)
+            if todo.releases:
+                await conn.execute(Q.release_stop_notices, todo.releases)
+            await enqueue(conn, todo.events)

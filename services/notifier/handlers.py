@@ -24,10 +24,10 @@ from shared.events.plans import PlanProgressed
 Q = Queries(Path(__file__).with_name("queries.sql"))
 
 
-async def load_policy(conn, clinic_id, default_quiet):
+async def load_policy(conn, clinic_id, default_quiet, *, site_id=None, region=None):
     from services.notifier.policy import load
 
-    return await load(conn, clinic_id, default_quiet)
+    return await load(conn, clinic_id, default_quiet, site_id=site_id, region=region)
 
 
 STATUS_OF = {SessionCancelled: "cancelled", PatientCheckedIn: "arrived",
@@ -49,10 +49,10 @@ async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
         b.clinic_name, b.clinic_phone, b.site_name, b.site_address, b.site_phone, b.site_timezone,
         b.session_type, b.is_dosing, b.fasting_rule, b.patient_language, b.starts_at, b.ends_at,
         b.ride_contact.name if b.ride_contact else None,
-        b.ride_contact.phone_e164 if b.ride_contact else None)
+        b.ride_contact.phone_e164 if b.ride_contact else None, b.site_id, b.site_region)
     if stored is None:
         return  # we already hold a newer version of this booking
-    policy = await load_policy(conn, env.clinic_id, quiet)
+    policy = await load_policy(conn, env.clinic_id, quiet, site_id=b.site_id, region=b.site_region)
     planned = [p for p in plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
                                                  has_ride_contact=b.ride_contact is not None),
                                      now or datetime.now(UTC), policy.quiet)
@@ -90,23 +90,29 @@ async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:
     await conn.execute(Q.update_contact, env.patient_id, p.phone_e164, p.language, p.sms_consent)
 
 
-async def on_slot_opened(conn: asyncpg.Connection, env: Envelope) -> None:
-    """Offer a freed slot to a waiting patient (the first to reply 4 gets it)."""
+async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
+                         quiet: QuietHours = QuietHours()) -> None:
+    """Offer a freed slot to a waiting patient (the first to reply 4 gets it): now, or when
+    quiet hours end at the site."""
     p: WaitlistSlotOpened = env.payload  # type: ignore[assignment]
-    if await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id, p.clinic_name,
-                           p.clinic_phone, p.site_name, p.site_timezone, p.starts_at,
-                           p.patient_language) and \
-            (await load_policy(conn, env.clinic_id, QuietHours())).allows("waitlist_offer"):
+    if not await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id,
+                               p.clinic_name, p.clinic_phone, p.site_name, p.site_timezone,
+                               p.starts_at, p.patient_language, p.site_id, p.site_region):
+        return
+    policy = await load_policy(conn, env.clinic_id, quiet, site_id=p.site_id, region=p.site_region)
+    if policy.allows("waitlist_offer"):
+        due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(p.site_timezone))
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
-                           "waitlist_offer", p.starts_at - timedelta(hours=2))
+                           "waitlist_offer", due, p.starts_at - timedelta(hours=2))
 
 
 async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
     """Someone else took the slot: the offer is withdrawn, and the patient told if offered."""
     p: WaitlistSlotTaken = env.payload  # type: ignore[assignment]
     if await conn.fetchval(Q.offer_taken, p.offer_id, env.patient_id):
+        now = datetime.now(UTC)  # quiet hours: the dispatcher holds it until they end
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
-                           "waitlist_taken", datetime.now(UTC) + timedelta(days=1))
+                           "waitlist_taken", now, now + timedelta(days=1))
 
 
 async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid_for: timedelta,
@@ -114,13 +120,13 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
     """A text about the patient's course (not a reminder of a booking): now, or when quiet
     hours end at the patient's site."""
     appt = await conn.fetchrow(Q.latest_appointment, env.patient_id)
-    policy = await load_policy(conn, env.clinic_id, quiet)
-    if appt is None or not policy.allows(kind):
-        return  # nothing to name the clinic by, or the clinic does not send these: staff do
-    now = datetime.now(UTC)
-    due = policy.quiet.clamp(now, ZoneInfo(appt["site_timezone"]), not_before=now)
-    if due < now:
-        due = now
+    if appt is None:
+        return  # nothing to name the clinic by: staff do
+    policy = await load_policy(conn, env.clinic_id, quiet, site_id=appt["site_id"],
+                               region=appt["site_region"])
+    if not policy.allows(kind):
+        return  # the clinic does not send these
+    due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(appt["site_timezone"]))
     await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,
                        due, due + valid_for)
 

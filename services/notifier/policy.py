@@ -1,17 +1,20 @@
 """A clinic network's texting policy, as data (`clinic_policies`), with these defaults:
 TCPA quiet hours 21:00-08:00 at the site; the FCC healthcare exemption's caps of 1 text a
 day and 3 a week, which appointment-critical texts may pass (a clinic can say no); every
-kind of text on."""
+kind of text on.
+
+Quiet hours may also be set for the sites of a state or province (some states are stricter:
+Florida stops at 20:00) and for one site (`quiet_hours_overrides`): the hours that apply to
+a text are the site's, else its region's, else the network's, else the service's default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from typing import Annotated, Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.notifier.schedule import QuietHours
 
@@ -37,6 +40,15 @@ class Policy:
         return today >= self.daily_cap or week >= self.weekly_cap
 
 
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quiet_hours_start: int = Field(ge=1, le=24, description="Local hour texts stop")
+    quiet_hours_end: int = Field(ge=0, le=23, description="Local hour texts may start")
+
+
+Region = Annotated[str, StringConstraints(pattern=r"^(US|CA)-[A-Z]{2}$")]
+
+
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quiet_hours_start: int = Field(21, ge=1, le=24, description="Local hour texts stop (Florida: 20)")
@@ -45,6 +57,11 @@ class PolicyIn(BaseModel):
     weekly_cap: int = Field(3, gt=0, le=50)
     critical_past_caps: bool = True
     disabled_kinds: list[str] = Field(default_factory=list)
+    regions: dict[Region, QuietHoursIn] = Field(
+        default_factory=dict, description="Quiet hours for the sites of a state or province "
+                                          "(ISO 3166-2, e.g. US-FL), instead of the network's")
+    sites: dict[UUID, QuietHoursIn] = Field(
+        default_factory=dict, description="Quiet hours for one site, instead of its region's")
 
     @model_validator(mode="after")
     def _known_kinds(self):
@@ -54,18 +71,57 @@ class PolicyIn(BaseModel):
         return self
 
 
-async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHours) -> Policy:
+def policy_from(row: Any, default_quiet: QuietHours) -> Policy:
+    """The policy from a row holding the network's `clinic_policies` columns (NULL when it
+    has none) and the quiet hours resolved for one site (`quiet_start`, `quiet_end`; NULL:
+    the service's default)."""
+    quiet = default_quiet if row["quiet_start"] is None else QuietHours(row["quiet_start"],
+                                                                         row["quiet_end"])
+    if row["daily_cap"] is None:
+        return Policy(quiet=quiet)
+    return Policy(quiet, row["daily_cap"], row["weekly_cap"], row["critical_past_caps"],
+                  frozenset(row["disabled_kinds"]))
+
+
+async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHours, *,
+               site_id: UUID | None = None, region: str | None = None) -> Policy:
+    """The clinic's policy for texts about a site (quiet hours: site > region > network)."""
+    from services.notifier.handlers import Q
+
+    return policy_from(await conn.fetchrow(Q.policy_for_site, clinic_id, site_id, region),
+                       default_quiet)
+
+
+async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
+    """The policy as the API shows it: the network's, with its regions' and sites' hours."""
     from services.notifier.handlers import Q
 
     row = await conn.fetchrow(Q.policy, clinic_id)
-    if row is None:
-        return Policy(quiet=default_quiet)
-    return Policy(QuietHours(row["quiet_hours_start"], row["quiet_hours_end"]), row["daily_cap"],
-                  row["weekly_cap"], row["critical_past_caps"], frozenset(row["disabled_kinds"]))
+    shown = dict(row) if row else {**PolicyIn().model_dump(), "clinic_id": clinic_id}
+    shown["regions"], shown["sites"] = {}, {}
+    for o in await conn.fetch(Q.quiet_hours_overrides, clinic_id):
+        hours = {"quiet_hours_start": o["quiet_hours_start"], "quiet_hours_end": o["quiet_hours_end"]}
+        if o["region"] is not None:
+            shown["regions"][o["region"]] = hours
+        else:
+            shown["sites"][str(o["site_id"])] = hours
+    return shown
 
 
-def cap_windows(now: datetime, timezone: str) -> tuple[datetime, datetime]:
-    """The starts of the patient's local day and of the last 7 days."""
-    local = now.astimezone(ZoneInfo(timezone))
-    day = datetime.combine(local.date(), time(0), ZoneInfo(timezone))
-    return day, day - timedelta(days=6)
+async def save(conn: asyncpg.Connection, clinic_id: UUID, cmd: PolicyIn) -> dict[str, Any]:
+    """Replace the clinic's policy (its region and site hours included) with `cmd`."""
+    from services.notifier.handlers import Q
+
+    async with conn.transaction():
+        await conn.execute(Q.upsert_policy, clinic_id, cmd.quiet_hours_start, cmd.quiet_hours_end,
+                           cmd.daily_cap, cmd.weekly_cap, cmd.critical_past_caps,
+                           cmd.disabled_kinds)
+        scoped = [(region, None, h) for region, h in cmd.regions.items()] + \
+                 [(None, site, h) for site, h in cmd.sites.items()]
+        await conn.execute(Q.delete_quiet_hours_overrides, clinic_id)
+        await conn.execute(Q.insert_quiet_hours_overrides, clinic_id,
+                           [r for r, _, _ in scoped], [s for _, s, _ in scoped],
+                           [h.quiet_hours_start for *_, h in scoped],
+                           [h.quiet_hours_end for *_, h in scoped])
+        return await show(conn, clinic_id)
+

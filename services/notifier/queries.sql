@@ -9,8 +9,8 @@ ON CONFLICT (patient_id) DO UPDATE
 INSERT INTO appointments (booking_id, clinic_id, patient_id, version, clinic_name, clinic_phone,
                           site_name, site_address, site_phone, site_timezone, session_type,
                           is_dosing, fasting_rule, language, starts_at, ends_at, ride_contact_name,
-                          ride_contact_phone, schedule_version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4)
+                          ride_contact_phone, schedule_version, site_id, site_region)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4, $19, $20)
 ON CONFLICT (booking_id) DO UPDATE
     SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
         starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
@@ -26,44 +26,86 @@ SELECT $1, $2, $3, $4, k, d, v, s, r
 FROM unnest($5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]) AS t(k, d, v, s, r);
 
 -- name: claim_due
+-- One statement, so committed as soon as it returns (step 1 of the dispatcher's design).
 UPDATE texts SET status = 'sending', claimed_at = now(), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
--- name: text_context
-SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version, t.valid_until,
-       t.attempts, t.offer_id, o.status AS offer_status,
-       c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent, c.number_problem,
-       a.status AS appointment_status, a.schedule_version AS appointment_version,
-       coalesce(a.clinic_name, o.clinic_name, la.clinic_name) AS clinic_name,
-       coalesce(a.clinic_phone, o.clinic_phone, la.clinic_phone) AS clinic_phone,
-       coalesce(a.site_name, o.site_name, la.site_name) AS site_name, a.site_address,
-       coalesce(a.site_timezone, o.site_timezone, la.site_timezone) AS site_timezone,
-       coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule, a.ride_status,
-       a.ride_contact_phone
-FROM texts t
-LEFT JOIN contacts c ON c.patient_id = t.patient_id
-LEFT JOIN appointments a ON a.booking_id = t.booking_id
-LEFT JOIN waitlist_offers o ON o.offer_id = t.offer_id AND o.patient_id = t.patient_id
-LEFT JOIN LATERAL (  -- texts about no booking (plan follow-ups) name the patient's clinic
-    SELECT clinic_name, clinic_phone, site_name, site_timezone FROM appointments
-    WHERE patient_id = t.patient_id ORDER BY starts_at DESC LIMIT 1) la ON true
-WHERE t.id = ANY($1::bigint[])
+-- name: dispatch_context
+-- Everything the dispatcher needs about a batch of claimed texts, in due order: contact,
+-- appointment (or slot offer, or for texts about no booking the patient's latest
+-- appointment), the clinic's policy with quiet hours resolved site > region > network
+-- (NULL: the service's default), and how many texts the patient was sent since the start
+-- of their local day and of the last 7 days (the caps).
+WITH t AS (
+    SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
+           t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
+           c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
+           c.number_problem, a.status AS appointment_status,
+           a.schedule_version AS appointment_version,
+           coalesce(a.clinic_name, o.clinic_name, la.clinic_name) AS clinic_name,
+           coalesce(a.clinic_phone, o.clinic_phone, la.clinic_phone) AS clinic_phone,
+           coalesce(a.site_name, o.site_name, la.site_name) AS site_name, a.site_address,
+           coalesce(a.site_timezone, o.site_timezone, la.site_timezone) AS site_timezone,
+           coalesce(a.site_id, o.site_id, la.site_id) AS site_id,
+           coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
+           coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
+           a.ride_status, a.ride_contact_phone
+    FROM texts t
+    LEFT JOIN contacts c ON c.patient_id = t.patient_id
+    LEFT JOIN appointments a ON a.booking_id = t.booking_id
+    LEFT JOIN waitlist_offers o ON o.offer_id = t.offer_id AND o.patient_id = t.patient_id
+    LEFT JOIN LATERAL (
+        SELECT clinic_name, clinic_phone, site_name, site_timezone, site_id, site_region
+        FROM appointments WHERE patient_id = t.patient_id AND t.booking_id IS NULL
+        ORDER BY starts_at DESC LIMIT 1) la ON true
+    WHERE t.id = ANY($1::bigint[])
+)
+SELECT t.*, p.daily_cap, p.weekly_cap, p.critical_past_caps, p.disabled_kinds,
+       coalesce(qs.quiet_hours_start, qr.quiet_hours_start, p.quiet_hours_start) AS quiet_start,
+       coalesce(qs.quiet_hours_end, qr.quiet_hours_end, p.quiet_hours_end) AS quiet_end,
+       coalesce(sent.today, 0) AS sent_today, coalesce(sent.week, 0) AS sent_week
+FROM t
+LEFT JOIN clinic_policies p ON p.clinic_id = t.clinic_id
+LEFT JOIN quiet_hours_overrides qs ON qs.clinic_id = t.clinic_id AND qs.site_id = t.site_id
+LEFT JOIN quiet_hours_overrides qr ON qr.clinic_id = t.clinic_id AND qr.region = t.site_region
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE s.sent_at >= day.start) AS today, count(*) AS week
+    FROM (SELECT date_trunc('day', now() AT TIME ZONE t.site_timezone) AS local) midnight,
+         LATERAL (SELECT midnight.local AT TIME ZONE t.site_timezone AS start) day,
+         texts s
+    WHERE t.kind <> 'pickup' AND s.patient_id = t.patient_id AND s.status = 'sent'
+      AND s.sent_at >= (midnight.local - interval '6 days') AT TIME ZONE t.site_timezone
+) sent ON t.site_timezone IS NOT NULL
 ORDER BY t.due_at, t.id;
 
+-- name: settle_claimed
+-- Before sending a batch, in one statement: claimed texts that will not go out now get
+-- their status ($1-$4: id, status, reason, new due time or NULL), and the patients in $5
+-- are given their "reply STOP" notice, once ever: returns those whose first text this is.
+WITH settled AS (
+    UPDATE texts t SET status = u.status, status_reason = u.reason,
+                       due_at = coalesce(u.due_at, t.due_at)
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, status, reason, due_at)
+    WHERE t.id = u.id AND t.status = 'sending'
+), notice AS (
+    UPDATE contacts SET stop_notice_sent = true
+    WHERE patient_id = ANY($5::uuid[]) AND NOT stop_notice_sent
+    RETURNING patient_id
+)
+SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
+
 -- name: mark_sent
-UPDATE texts SET status = 'sent', sent_at = now(), provider_sid = $2, body = $3, segments = $4
-WHERE id = $1 AND status = 'sending';
+UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid, body = u.body,
+                   segments = u.segments
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[]) AS u(id, sid, body, segments)
+WHERE t.id = u.id AND t.status = 'sending';
 
--- name: claim_stop_notice
--- True for exactly one text: the first one to this patient carries "reply STOP to opt out".
-UPDATE contacts SET stop_notice_sent = true WHERE patient_id = $1 AND NOT stop_notice_sent
-RETURNING true;
-
--- name: release_stop_notice
-UPDATE contacts SET stop_notice_sent = false WHERE patient_id = $1;
+-- name: release_stop_notices
+-- Patients whose first text did not go out after all: the next one carries the notice.
+UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 
 -- name: mark_not_sent
 UPDATE texts SET status = $2, status_reason = $3 WHERE id = $1 AND status = 'sending';
@@ -153,14 +195,14 @@ ORDER BY received_at DESC LIMIT $2;
 
 -- name: insert_offer
 INSERT INTO waitlist_offers (offer_id, patient_id, clinic_id, clinic_name, clinic_phone,
-                             site_name, site_timezone, starts_at, language)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                             site_name, site_timezone, starts_at, language, site_id, site_region)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 RETURNING offer_id;
 
 -- name: offer_text
 INSERT INTO texts (clinic_id, patient_id, offer_id, kind, due_at, valid_until)
-VALUES ($1, $2, $3, $4, now(), $5);
+VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: offer_taken
 -- The slot went to someone else: returns whether this patient had been told of it.
@@ -190,6 +232,29 @@ VALUES ($1, $2, $3, $4, $5, $6, $7);
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;
 
+-- name: policy_for_site
+-- The network's policy (NULL columns when it has none) with quiet hours resolved for a site
+-- ($2, or NULL) in a region ($3, or NULL): site > region > network.
+SELECT p.daily_cap, p.weekly_cap, p.critical_past_caps, p.disabled_kinds,
+       coalesce(qs.quiet_hours_start, qr.quiet_hours_start, p.quiet_hours_start) AS quiet_start,
+       coalesce(qs.quiet_hours_end, qr.quiet_hours_end, p.quiet_hours_end) AS quiet_end
+FROM (SELECT $1::uuid AS clinic_id) c
+LEFT JOIN clinic_policies p ON p.clinic_id = c.clinic_id
+LEFT JOIN quiet_hours_overrides qs ON qs.clinic_id = c.clinic_id AND qs.site_id = $2::uuid
+LEFT JOIN quiet_hours_overrides qr ON qr.clinic_id = c.clinic_id AND qr.region = $3::text;
+
+-- name: quiet_hours_overrides
+SELECT region, site_id, quiet_hours_start, quiet_hours_end FROM quiet_hours_overrides
+WHERE clinic_id = $1 ORDER BY region, site_id;
+
+-- name: delete_quiet_hours_overrides
+DELETE FROM quiet_hours_overrides WHERE clinic_id = $1;
+
+-- name: insert_quiet_hours_overrides
+INSERT INTO quiet_hours_overrides (clinic_id, region, site_id, quiet_hours_start, quiet_hours_end)
+SELECT $1, r, s, qs, qe FROM unnest($2::text[], $3::uuid[], $4::smallint[], $5::smallint[])
+    AS u(r, s, qs, qe);
+
 -- name: upsert_policy
 INSERT INTO clinic_policies (clinic_id, quiet_hours_start, quiet_hours_end, daily_cap, weekly_cap,
                              critical_past_caps, disabled_kinds)
@@ -200,8 +265,3 @@ ON CONFLICT (clinic_id) DO UPDATE
         critical_past_caps = EXCLUDED.critical_past_caps, disabled_kinds = EXCLUDED.disabled_kinds,
         updated_at = now()
 RETURNING *;
-
--- name: sent_since
--- Texts sent to a patient since each moment (for the daily and weekly caps).
-SELECT count(*) FILTER (WHERE sent_at >= $2) AS today, count(*) FILTER (WHERE sent_at >= $3) AS week
-FROM texts WHERE patient_id = $1 AND status = 'sent' AND sent_at >= least($2, $3);

@@ -52,6 +52,10 @@ class QuietHours:
         after_day = day + timedelta(days=1)
         return datetime.combine(after_day, time(self.end), tz).astimezone(UTC)
 
+    def earliest(self, now: datetime, tz: ZoneInfo) -> datetime:
+        """`now` if texts may go out now, else when quiet hours end."""
+        return self.clamp(now, tz, not_before=now)
+
 
 def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours()) -> list[PlannedText]:
     """The texts for a newly booked (or moved) appointment, with due times in UTC."""
