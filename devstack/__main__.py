@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack")
     parser.add_argument("command", choices=["run", "demo"])
     args = parser.parse_args(argv)
-    configure_logging("devstack")
+    configure_logging("devstack", fmt="text")
     try:
         return {"run": run, "demo": demo}[args.command]()
     except KeyboardInterrupt:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from shared.asyncapi import batch_annotation
 from shared.events import Envelope, Event, parse_envelope
+from shared.logs import log_context
+from shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED
 from shared.outbox import enqueue_raw
 from shared.topics import dlq
 
@@ -55,12 +60,19 @@ class BatchResult:
     duplicates: int = 0
     ignored: int = 0
     dead_lettered: int = 0
+    by_type: Counter = field(default_factory=Counter)
+    """(event type, outcome) -> count, for the metrics."""
+
+    def count(self, outcome: str, event_type: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        self.by_type[(event_type, outcome)] += 1
 
 
 @dataclass
 class _DeadLetter:
     record: ConsumerRecord
     error: str
+    event_type: str = "unparsable"
 
 
 @dataclass
@@ -78,31 +90,41 @@ class EventConsumer:
     """Handlers that take all of a batch's new events of their types at once, in order (for
     throughput); they must give the same result as taking them one by one."""
     stats: BatchResult = field(default_factory=BatchResult)
+    topics: list[str] = field(default_factory=list)
+    """The physical topics it subscribed to."""
+
+    @property
+    def group_id(self) -> str:
+        return self.topic_prefix + self.name
 
     def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
                   batch_timeout_ms: int = 100, **consumer_options: Any):
         """Register a FastStream batch subscriber for the logical `topics` on `broker`."""
         physical = [self.topic_prefix + t for t in topics]
+        self.topics += physical
 
         async def raw_records(msg: Any) -> Any:  # skip FastStream's per-message JSON decoding
             return msg.raw_message
 
-        @broker.subscriber(
-            *physical, group_id=self.topic_prefix + self.name, batch=True, max_records=max_records,
-            batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_records,
-            title=f"{self.name}:{','.join(topics)}", **consumer_options,
-        )
         async def consume(records: Any) -> None:
             await self.process(records)
 
+        # the AsyncAPI document shows the envelopes of the events handled (never validated here)
+        consume.__annotations__["records"] = batch_annotation([*self.handlers, *self.batch_handlers])
+        broker.subscriber(
+            *physical, group_id=self.group_id, batch=True, max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR, decoder=raw_records,
+            title=self.name, **consumer_options,
+        )(consume)
         return consume
 
     async def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Process one batch exactly once in effect; raises only on transient failures."""
+        started = time.perf_counter()
         events: list[tuple[ConsumerRecord, Envelope]] = []
         dead: list[_DeadLetter] = []
-        ignored = 0
+        ignored: Counter = Counter()
         for record in records:
             try:
                 env = parse_envelope(record.value or b"")
@@ -112,8 +134,8 @@ class EventConsumer:
             if type(env.payload) in self.handlers or type(env.payload) in self.batch_handlers:
                 events.append((record, env))
             else:
-                ignored += 1
-        result = BatchResult(ignored=ignored)
+                ignored[env.event_type] += 1
+        result = _with_ignored(ignored)
         try:
             async with self.get_pool().acquire() as conn:
                 try:
@@ -123,7 +145,7 @@ class EventConsumer:
                 except TRANSIENT:
                     raise
                 except Exception:
-                    result = BatchResult(ignored=ignored)
+                    result = _with_ignored(ignored)
                     async with conn.transaction():
                         await self._apply_one_by_one(conn, events, dead, result)
                         await self._dead_letter(conn, dead, result)
@@ -134,6 +156,9 @@ class EventConsumer:
             raise
         for name in ("handled", "duplicates", "ignored", "dead_lettered"):
             setattr(self.stats, name, getattr(self.stats, name) + getattr(result, name))
+        for (event_type, outcome), n in result.by_type.items():
+            EVENTS_CONSUMED.labels(self.name, event_type, outcome).inc(n)
+        BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
 
     async def _apply(self, conn: asyncpg.Connection, events, result: BatchResult) -> None:
@@ -153,10 +178,11 @@ class EventConsumer:
                 if batch is not None:
                     grouped.setdefault(batch, []).append(env)
                 else:
-                    await self.handlers[type(env.payload)](conn, env)
-                result.handled += 1
+                    with log_context(event_id=env.event_id, correlation_id=env.correlation_id):
+                        await self.handlers[type(env.payload)](conn, env)
+                result.count("handled", env.event_type)
             else:
-                result.duplicates += 1
+                result.count("duplicates", env.event_type)
         for batch, envs in grouped.items():
             await batch(conn, envs)
 
@@ -169,7 +195,7 @@ class EventConsumer:
                 raise
             except Exception as exc:
                 log.exception("%s: handler failed for %s %s", self.name, env.event_type, env.event_id)
-                dead.append(_DeadLetter(record, f"handler failed: {_describe(exc)}"))
+                dead.append(_DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type))
 
     async def _dead_letter(self, conn: asyncpg.Connection, dead: list[_DeadLetter], result) -> None:
         for d in dead:
@@ -189,7 +215,13 @@ class EventConsumer:
             })
             log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, r.topic, r.partition,
                         r.offset, d.error.split(":")[0])
-            result.dead_lettered += 1
+            result.count("dead_lettered", d.event_type)
+
+
+def _with_ignored(ignored: Counter) -> BatchResult:
+    result = BatchResult(ignored=sum(ignored.values()))
+    result.by_type.update({(t, "ignored"): n for t, n in ignored.items()})
+    return result
 
 
 def _describe(exc: Exception) -> str:

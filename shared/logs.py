@@ -1,15 +1,60 @@
-"""Logging set-up shared by the services: one line per record, no patient data at INFO."""
+"""Logging set-up shared by the services: one JSON object per line (or plain text for people),
+carrying the service, the correlation id and the event id of the work in hand. No patient
+data at INFO: messages name ids, counts and error codes, never names, numbers or bodies."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import sys
+from collections.abc import Iterator
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` (e.g. correlation_id, event_id) to every record logged inside the block."""
+    token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict[str, str]:
+    """The fields `log_context` set for the work in hand."""
+    return _context.get()
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Route every log record to stderr, as JSON lines (`fmt="json"`) or text."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        f"%(asctime)s {service:<8} %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(_ContextFilter(service))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(
+            "{asctime}{levelname}{service}{name}{message}", style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    else:
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s {service:<8} %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,12 +13,14 @@ import contextlib
 import json
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
+from shared.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class OutboxRelay:
         """Claim up to `batch_size` unsent rows, publish them, mark them sent. Returns count."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL"
+                "SELECT id, topic, key, value, headers, event_type FROM outbox WHERE sent_at IS NULL"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch_size,
             )
@@ -153,6 +155,8 @@ class OutboxRelay:
                 [r["id"] for r in rows],
             )
         self.published += len(rows)
+        for (topic, event_type), n in Counter((r["topic"], r["event_type"] or "raw") for r in rows).items():
+            EVENTS_PUBLISHED.labels(topic, event_type).inc(n)
         return len(rows)
 
     async def _record_failure(self, ids: list[int], error: str) -> None:

@@ -1,5 +1,5 @@
 """What every service runs besides its own logic: the database pool and migrations, the
-topics, the outbox relay, the FastStream broker and background workers, and the health
+topics, the outbox relay, the FastStream broker and background workers, the health and ops
 endpoints. A service's `bootstrap` builds one `ServiceRuntime` and hands it its parts."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
+from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
+from shared.ops_status import LagReader, Probe
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import Event
 from shared.kafka import ensure_topics, make_broker, make_producer
@@ -36,6 +38,9 @@ class ServiceRuntime:
         self.broker: KafkaBroker = make_broker(settings)
         self.workers: list[tuple[str, Worker]] = []
         self.consumers: list[EventConsumer] = []
+        self.probes: list[Probe] = []
+        self.lag_reader = LagReader(settings.kafka_bootstrap_servers)
+        declare_publishers(self.broker, settings.service_name, [], settings.topic_prefix)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task] = []
@@ -44,6 +49,10 @@ class ServiceRuntime:
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run `worker(runtime)` as a background task while the service runs."""
         self.workers.append((name, worker))
+
+    def add_probe(self, probe: Probe) -> None:
+        """Add the service's own figures to its ops status and metrics."""
+        self.probes.append(probe)
 
     def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str,
                 batch_handlers: dict | None = None) -> EventConsumer:
@@ -57,6 +66,7 @@ class ServiceRuntime:
                            session_timeout_ms=s.kafka_session_timeout_ms,
                            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms)
         self.consumers.append(consumer)
+        declare_publishers(self.broker, s.service_name, list(topics), s.topic_prefix, own=False)
         return consumer
 
     @property
@@ -102,6 +112,7 @@ class ServiceRuntime:
         if pending:
             log.error("tasks still running at shutdown: %s", [t.get_name() for t in pending])
         self._tasks.clear()
+        await self.lag_reader.close()
         # bounded: leaving the group or flushing must not hang on an unreachable broker
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.broker.stop(), 10)
@@ -142,11 +153,15 @@ def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> Fas
     """The FastAPI app of a service: its routers, `/health`, `/ready`, domain error mapping;
     the runtime opens and closes with the app's lifespan."""
     from shared.errors import install_error_handlers
+    from shared.http_metrics import RequestContext
+    from shared.ops_api import ops_router
 
     app = FastAPI(title=title, version="0.1.0", lifespan=runtime.lifespan)
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(RequestContext)
     app.include_router(health_router(runtime))
+    app.include_router(ops_router())
     for router in routers:
         app.include_router(router)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 
 import uvicorn
@@ -18,12 +20,19 @@ _BOOTSTRAP_ENV = "SERVE_BOOTSTRAP"
 def serve(bootstrap: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
     """Serve the app; with `http_workers` > 1, as that many processes (each builds its own
     app from the environment: one outbox relay leads, consumers share the group)."""
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
     options = dict(host=settings.http_host, port=settings.http_port, log_config=None,
                    access_log=False, timeout_graceful_shutdown=5)
     if settings.http_workers > 1:
         os.environ[_BOOTSTRAP_ENV] = f"{bootstrap.__module__}:{bootstrap.__name__}"
-        uvicorn.run("shared.serve:worker_app", factory=True, workers=settings.http_workers, **options)
+        # the workers' counters add up in /metrics (prometheus_client's multiprocess mode)
+        metrics_dir = tempfile.mkdtemp(prefix=f"kcb-{settings.service_name}-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run("shared.serve:worker_app", factory=True, workers=settings.http_workers,
+                        **options)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         uvicorn.run(bootstrap(settings), **options)
 
@@ -33,5 +42,5 @@ def worker_app() -> FastAPI:
     module, _, name = os.environ[_BOOTSTRAP_ENV].partition(":")
     app = getattr(importlib.import_module(module), name)()
     settings = app.state.runtime.settings
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
     return app

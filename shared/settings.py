@@ -7,7 +7,7 @@ prefix (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ...); the prefixed name wins.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
@@ -23,6 +23,9 @@ SHARED_ENV = {
     "kafka_session_timeout_ms": "KAFKA_SESSION_TIMEOUT_MS",
     "kafka_heartbeat_interval_ms": "KAFKA_HEARTBEAT_INTERVAL_MS",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "ops_token": "OPS_TOKEN",
+    "ops_peers": "OPS_PEERS",
 }
 
 
@@ -66,6 +69,18 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     http_workers: int = Field(1, ge=1, le=32, description="HTTP worker processes")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line (for log shippers); text: for people."
+    )
+    ops_token: str = Field(
+        "", description="Token for the /ops endpoints and the ops CLI (header X-Ops-Token); empty: /ops disabled."
+    )
+    ops_peers: str = Field(
+        "booking=http://127.0.0.1:8001,plans=http://127.0.0.1:8002,notifier=http://127.0.0.1:8003",
+        description="name=url of every service, for the ops overview and dashboard.",
+    )
+    ops_max_lag: int = Field(1000, description="Consumer lag (events) above which a service is unhealthy.")
+    ops_max_outbox_age_seconds: float = Field(60.0, description="Oldest unsent outbox row age above which a service is unhealthy.")
     consumer_max_records: int = 500
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0

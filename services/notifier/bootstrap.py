@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers, webhooks
+from services.notifier import handlers, ops, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.schedule import QuietHours
@@ -74,4 +74,5 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
                 await sender.close()
 
     runtime.add_worker("dispatcher", dispatch)
-    return service_app(runtime, "Notifier", router, webhooks.router)
+    runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
+    return service_app(runtime, "Notifier", router, webhooks.router, ops.router)

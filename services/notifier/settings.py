@@ -20,6 +20,8 @@ class NotifierSettings(ServiceSettings):
     stale_claim_seconds: float = Field(300.0, gt=0)
     """A text claimed this long ago without a provider id was never handed over (its
     dispatcher died): it is released and sent."""
+    ops_late_text_seconds: float = Field(120.0, gt=0)
+    """A text due longer ago than this and still not sent counts as late (ops status, alerts)."""
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     """With no Twilio credentials, texts are recorded locally instead of sent."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.plans import handlers
+from services.plans import handlers, ops
 from services.plans.api import router
 from services.plans.settings import PlansSettings
 from services.plans.timers import TimerWorker
@@ -31,4 +31,5 @@ def bootstrap(settings: PlansSettings | None = None) -> FastAPI:
         await TimerWorker(rt.db, settings.schema, settings.timer_max_sleep_seconds).run()
 
     runtime.add_worker("timers", fire_timers)
+    runtime.add_probe(ops.timer_probe(settings.ops_overdue_timer_seconds))
     return service_app(runtime, "Plans service", router)

@@ -14,3 +14,5 @@ class PlansSettings(ServiceSettings):
     """Default for clinics without their own setting: start a plan when a dosing session is
     booked for a patient with none open."""
     timer_max_sleep_seconds: float = 5.0
+    ops_overdue_timer_seconds: float = 120.0
+    """A timer this long past its time and not fired counts as overdue (ops status, alerts)."""

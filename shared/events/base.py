@@ -117,6 +117,8 @@ class Envelope(BaseModel):
         event_id = uuid4()
         if cause is not None:
             correlation_id = cause.correlation_id
+        elif correlation_id is None:  # the HTTP request or event being handled, if any
+            correlation_id = _current_correlation_id()
         return cls(
             event_id=event_id,
             event_type=payload.event_type(),
@@ -144,6 +146,15 @@ class Envelope(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def _current_correlation_id() -> UUID | None:
+    from shared.logs import current_context
+
+    try:
+        return UUID(current_context()["correlation_id"])
+    except (KeyError, ValueError):
+        return None
 
 
 def parse_envelope(raw: bytes | str) -> Envelope:

@@ -1,0 +1,1 @@
+"""The ops command line (`kcb-ops` or `python -m opsctl`): status, dead letters, texts, outbox."""

@@ -1,0 +1,243 @@
+"""`kcb-ops`: what an on-call person runs. It talks to the services' `/ops` endpoints only
+(never to their databases), with the ops token from `--token`, `OPS_TOKEN` or the file
+`make run` writes (`.data/ops-token`). Every command exits non-zero when something is
+unhealthy or fails, so `kcb-ops status` can back an alert."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from shared.ops_overview import gather_overview, parse_peers
+from shared.settings import ServiceSettings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+dlq_app = typer.Typer(help="Dead letters: list, show, replay, discard.", no_args_is_help=True)
+texts_app = typer.Typer(help="The notifier's text queue.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(texts_app, name="texts")
+console = Console()
+TOKEN_FILE = Path(os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data")) / "ops-token"
+DEFAULT_PEERS = ServiceSettings.model_fields["ops_peers"].default
+
+
+class Ops:
+    """The services' ops endpoints, by service name."""
+
+    def __init__(self, peers: str, token: str):
+        self.peers = parse_peers(peers)
+        self.token = token
+        self.http = httpx.Client(timeout=15.0, headers={"X-Ops-Token": token})
+
+    def url(self, service: str) -> str:
+        if service not in self.peers:
+            raise typer.BadParameter(f"unknown service {service!r} (one of {', '.join(self.peers)})")
+        return self.peers[service]
+
+    def call(self, method: str, service: str, path: str, **kwargs) -> Any:
+        try:
+            response = self.http.request(method, self.url(service) + path, **kwargs)
+        except httpx.HTTPError as exc:
+            _fail(f"{service} unreachable ({type(exc).__name__})")
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("message") or response.json().get("detail")
+            except ValueError:
+                detail = response.text[:200]
+            _fail(f"{service}: {response.status_code} {detail}")
+        return response.json()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _token() -> str:
+    if os.environ.get("OPS_TOKEN"):
+        return os.environ["OPS_TOKEN"]
+    if TOKEN_FILE.exists():
+        return TOKEN_FILE.read_text().strip()
+    return ""
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    peers: Annotated[str, typer.Option(envvar="OPS_PEERS", help="name=url of every service")] = DEFAULT_PEERS,
+    token: Annotated[str, typer.Option(help="ops token (default: OPS_TOKEN or .data/ops-token)")] = "",
+) -> None:
+    ctx.obj = Ops(peers, token or _token())
+
+
+def _services(ops: Ops, service: str | None) -> list[str]:
+    return [service] if service else list(ops.peers)
+
+
+def _ref(ref: str) -> tuple[str, int]:
+    service, sep, letter = ref.partition(":")
+    if not sep or not letter.isdigit():
+        raise typer.BadParameter(f"expected SERVICE:ID (as `dlq list` prints), got {ref!r}")
+    return service, int(letter)
+
+
+@app.command()
+def status(ctx: typer.Context,
+           as_json: Annotated[bool, typer.Option("--json", help="print the JSON")] = False) -> None:
+    """Lag, outbox backlog, dead letters, late texts, failing numbers of every service.
+    Exits 1 when anything is unhealthy."""
+    ops: Ops = ctx.obj
+    overview = asyncio.run(gather_overview(ops.peers, ops.token))
+    if as_json:
+        print(json.dumps(overview, indent=2, default=str))
+    else:
+        console.print(overview_table(overview))
+        for problem in overview["problems"]:
+            console.print(f"[red]problem:[/] {problem}")
+        if overview["healthy"]:
+            console.print("[green]all healthy[/]")
+    raise typer.Exit(0 if overview["healthy"] else 1)
+
+
+def overview_table(overview: dict[str, Any]) -> Table:
+    """One row per service: the figures the dashboard shows too."""
+    table = Table(title="ketamine clinic backbone")
+    for column in ("service", "healthy", "postgres", "kafka", "lag", "outbox", "oldest (s)",
+                   "dead letters", "texts late", "failing numbers", "timers overdue"):
+        table.add_column(column, justify="left" if column == "service" else "right")
+    for name, s in overview["services"].items():
+        ready, outbox = s.get("ready", {}), s.get("outbox", {})
+        texts, timers = s.get("texts", {}), s.get("timers", {})
+        table.add_row(
+            name, "[green]yes[/]" if s.get("healthy") else "[red]no[/]",
+            str(ready.get("postgres", "?")), str(ready.get("kafka", "?")),
+            _num(s.get("lag", {}).get("total")), _num(outbox.get("backlog")),
+            _num(outbox.get("oldest_age_seconds"), "{:.0f}"),
+            _num(s.get("dead_letters", {}).get("pending")), _num(texts.get("late")),
+            _num(texts.get("failing_numbers")), _num(timers.get("overdue")))
+    return table
+
+
+def _num(value: Any, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+@dlq_app.command("list")
+def dlq_list(ctx: typer.Context, service: Annotated[str | None, typer.Option()] = None,
+             state: Annotated[str, typer.Option("--status", help="pending, replayed, discarded, all")] = "pending",
+             ) -> None:
+    """Dead letters of every service (or one), pending ones by default."""
+    ops: Ops = ctx.obj
+    table = Table("ref", "consumer", "topic", "event", "error", "at", "status")
+    for name in _services(ops, service):
+        after = 0
+        while True:
+            page = ops.call("GET", name, "/ops/dlq", params={"status": state, "after": after})
+            for d in page["items"]:
+                table.add_row(f"{name}:{d['id']}", d["consumer"], f"{d['topic']}[{d['partition']}]@{d['offset']}",
+                              d["event_type"] or "?", d["error"][:80], d["created_at"][:19], d["status"])
+            if page["next_after"] is None:
+                break
+            after = page["next_after"]
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(ctx: typer.Context, ref: str) -> None:
+    """One dead letter (SERVICE:ID): source, error, the event with patient data redacted, actions."""
+    service, letter = _ref(ref)
+    console.print_json(json.dumps(ctx.obj.call("GET", service, f"/ops/dlq/{letter}"), default=str))
+
+
+@dlq_app.command("replay")
+def dlq_replay(ctx: typer.Context, ref: Annotated[str | None, typer.Argument()] = None,
+               all_: Annotated[bool, typer.Option("--all", help="every pending letter")] = False,
+               service: Annotated[str | None, typer.Option(help="with --all: only this service")] = None,
+               actor: Annotated[str, typer.Option(help="who replays (recorded)")] = getpass.getuser()) -> None:
+    """Put dead letters back on their source topics once the cause is fixed: one (SERVICE:ID)
+    or all pending ones (--all), with a progress bar."""
+    ops: Ops = ctx.obj
+    if ref and not all_:
+        name, letter = _ref(ref)
+        ops.call("POST", name, f"/ops/dlq/{letter}/replay", json={"actor": actor})
+        console.print(f"replayed {ref}")
+        return
+    if not all_:
+        raise typer.BadParameter("give SERVICE:ID or --all")
+    pending = [(name, d["id"]) for name in _services(ops, service)
+               for d in _all_pending(ops, name)]
+    with Progress(console=console) as progress:
+        task = progress.add_task("replaying", total=len(pending))
+        for name, letter in pending:
+            ops.call("POST", name, f"/ops/dlq/{letter}/replay", json={"actor": actor})
+            progress.advance(task)
+    console.print(f"replayed {len(pending)} dead letters")
+
+
+def _all_pending(ops: Ops, service: str) -> list[dict]:
+    letters, after = [], 0
+    while True:
+        page = ops.call("GET", service, "/ops/dlq", params={"after": after, "limit": 1000})
+        letters += page["items"]
+        if page["next_after"] is None:
+            return letters
+        after = page["next_after"]
+
+
+@dlq_app.command("discard")
+def dlq_discard(ctx: typer.Context, ref: str,
+                reason: Annotated[str, typer.Option(help="why it is given up (recorded)")],
+                actor: Annotated[str, typer.Option(help="who discards (recorded)")] = getpass.getuser()) -> None:
+    """Give up on a dead letter (SERVICE:ID), saying why."""
+    service, letter = _ref(ref)
+    ctx.obj.call("POST", service, f"/ops/dlq/{letter}/discard", json={"actor": actor, "reason": reason})
+    console.print(f"discarded {ref}")
+
+
+def _texts(ctx: typer.Context, state: str) -> None:
+    page = ctx.obj.call("GET", "notifier", "/ops/texts", params={"state": state})
+    table = Table("id", "kind", "due at", "status", "attempts", "reason", "booking")
+    for t in page["items"]:
+        table.add_row(str(t["id"]), t["kind"], t["due_at"][:19], t["status"], str(t["attempts"]),
+                      t["status_reason"] or "", str(t["booking_id"] or ""))
+    console.print(table)
+    if state == "late" and page["items"]:
+        raise typer.Exit(1)
+
+
+@texts_app.command("pending")
+def texts_pending(ctx: typer.Context) -> None:
+    """Texts waiting to go out, soonest first."""
+    _texts(ctx, "pending")
+
+
+@texts_app.command("late")
+def texts_late(ctx: typer.Context) -> None:
+    """Texts past their time and not sent (exits 1 if there are any)."""
+    _texts(ctx, "late")
+
+
+@app.command()
+def outbox(ctx: typer.Context) -> None:
+    """Events waiting in each service's outbox, by topic, with the last publishing error."""
+    ops: Ops = ctx.obj
+    table = Table("service", "topic", "waiting", "oldest (s)", "attempts", "last error")
+    for name in ops.peers:
+        for t in ops.call("GET", name, "/ops/outbox")["topics"]:
+            table.add_row(name, t["topic"], str(t["backlog"]), f"{t['oldest_age_seconds']:.0f}",
+                          str(t["attempts"]), (t["last_error"] or "")[:60])
+    console.print(table)
+
+
+def main() -> None:
+    app()

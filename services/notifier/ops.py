@@ -1,0 +1,61 @@
+"""The notifier's part of the ops picture: texts pending, due and late, what became of the
+texts sent lately (by Twilio error code), numbers that cannot be texted; and `/ops/texts`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+
+from shared.db import Queries
+from shared.ops_api import require_ops
+from shared.ops_status import Probe, StatusReport
+
+Q = Queries(Path(__file__).with_name("ops.sql"))
+OUTCOME_HOURS = 24
+
+
+def text_probe(late_after: float) -> Probe:
+    """The probe adding the text queue and outcomes to the notifier's status and metrics;
+    a text due more than `late_after` seconds ago and not sent is late."""
+
+    async def probe(conn: asyncpg.Connection, report: StatusReport) -> None:
+        await _texts(conn, report, late_after)
+
+    return probe
+
+
+async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: float) -> None:
+    queue = dict(await conn.fetchrow(Q.text_queue, late_after))
+    outcomes = [dict(r) for r in await conn.fetch(Q.text_outcomes, OUTCOME_HOURS)]
+    failing = await conn.fetchval(Q.failing_number_count)
+    report.sections["texts"] = {**queue, "late_after_seconds": late_after,
+                                "outcomes_last_24h": outcomes, "failing_numbers": failing}
+    g = report.gauge("kcb_texts", "Texts in the queue: pending, due (time has come), late "
+                     "(due and not sent), stuck (claimed long ago).", "state")
+    for state in ("pending", "due", "late", "stuck"):
+        g.add(queue[state], state)
+    g = report.gauge("kcb_texts_last_24h", "Texts of the last 24 h by outcome and Twilio error code.",
+                     "outcome", "error_code")
+    for row in outcomes:
+        g.add(row["texts"], row["outcome"], row["error_code"])
+    report.gauge("kcb_failing_numbers", "Patients whose number Twilio refused for good.").add(failing)
+    if queue["late"]:
+        report.problems.append(f"texts: {queue['late']} late (due over {late_after:.0f}s ago)")
+    if queue["stuck"]:
+        report.problems.append(f"texts: {queue['stuck']} claimed but not sent")
+
+
+router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
+
+
+@router.get("/texts")
+async def texts(request: Request, state: Literal["pending", "late"] = "pending",
+                limit: int = Query(100, ge=1, le=1000)) -> dict:
+    """Texts waiting to go out, or overdue ones, oldest due first (no patient data)."""
+    rt = request.app.state.runtime
+    async with rt.db.acquire() as conn:
+        rows = await conn.fetch(Q.texts_in_state, state, rt.settings.ops_late_text_seconds, limit)
+    return {"state": state, "items": [dict(r) for r in rows]}

@@ -1,0 +1,35 @@
+-- Named queries of the notifier's ops figures (services/notifier/ops.py).
+
+-- name: text_queue
+-- pending: waiting for their time; due: their time has come; late: due longer than $1 seconds
+-- ago and still not sent; stuck: claimed for sending longer than $1 seconds ago.
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND due_at <= now()) AS due,
+       count(*) FILTER (WHERE status IN ('pending', 'sending')
+                        AND due_at < now() - make_interval(secs => $1)) AS late,
+       count(*) FILTER (WHERE status = 'sending'
+                        AND claimed_at < now() - make_interval(secs => $1)) AS stuck
+FROM texts WHERE status IN ('pending', 'sending');
+
+-- name: text_outcomes
+-- What became of the texts of the last $1 hours: sent, delivered or failed, by error code.
+SELECT CASE WHEN status = 'failed' THEN 'failed'
+            WHEN delivery_status IN ('undelivered', 'failed') THEN 'undelivered'
+            WHEN delivery_status = 'delivered' THEN 'delivered'
+            ELSE 'sent' END AS outcome,
+       coalesce(delivery_error_code, CASE WHEN status = 'failed' THEN status_reason END, '') AS error_code,
+       count(*) AS texts
+FROM texts
+WHERE status IN ('sent', 'failed') AND coalesce(sent_at, claimed_at) > now() - make_interval(hours => $1)
+GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- name: failing_number_count
+SELECT count(*) FROM contacts WHERE number_problem IS NOT NULL;
+
+-- name: texts_in_state
+-- Texts waiting (`pending`) or overdue (`late`), without patient data.
+SELECT id, clinic_id, booking_id, kind, status, due_at, valid_until, attempts, status_reason
+FROM texts
+WHERE status IN ('pending', 'sending')
+  AND ($1 = 'pending' OR due_at < now() - make_interval(secs => $2))
+ORDER BY due_at LIMIT $3;

@@ -1,0 +1,138 @@
+"""The ops endpoints every service serves: `/metrics` for Prometheus, and under `/ops` (with
+the `X-Ops-Token` header) its status, its dead letters, its outbox, the overview of all
+services and the dashboard page. No patient data ever leaves through here."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+
+from shared import dead_letters, metrics, ops_status
+from shared.asyncapi import document as asyncapi_document
+from shared.dead_letters import Q
+from shared.ops_overview import gather_overview, parse_peers
+
+_ops_token = APIKeyHeader(name="X-Ops-Token", auto_error=False, description="Ops token (OPS_TOKEN)")
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+
+
+async def require_ops(request: Request, token: str | None = Security(_ops_token)) -> None:
+    """Admit requests carrying the configured ops token."""
+    expected = request.app.state.runtime.settings.ops_token
+    if not expected:
+        raise HTTPException(403, "the ops endpoints are disabled (no OPS_TOKEN configured)")
+    if not token or not hmac.compare_digest(token, expected):
+        raise HTTPException(401, "a valid X-Ops-Token header is required")
+
+
+class Action(BaseModel):
+    actor: str = Field(min_length=1, max_length=200, description="Who does it (recorded).")
+
+
+class Discard(Action):
+    reason: str = Field(min_length=1, max_length=1000, description="Why it is given up.")
+
+
+class ReplayAll(Action):
+    consumer: str | None = Field(None, description="Only this consumer's letters.")
+
+
+def ops_router() -> APIRouter:
+    router = APIRouter(tags=["ops"])
+    guarded = APIRouter(prefix="/ops", dependencies=[Depends(require_ops)])
+
+    def runtime(request: Request):
+        return request.app.state.runtime
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        report = await ops_status.collect(runtime(request))
+        return Response(metrics.render(report.gauges), media_type="text/plain; version=0.0.4")
+
+    @router.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi(request: Request) -> dict:
+        """The AsyncAPI document of this service's topics and events."""
+        rt = runtime(request)
+        return asyncapi_document(rt.broker, rt.settings.service_name, request.app.version)
+
+    @router.get("/ops/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(DASHBOARD.read_text())
+
+    @guarded.get("/status")
+    async def status(request: Request) -> dict:
+        """This service's readiness, outbox, dead letters, lag and own figures, with problems."""
+        return (await ops_status.collect(runtime(request))).as_dict()
+
+    @guarded.get("/overview")
+    async def overview(request: Request) -> dict:
+        """Every service's status (from `OPS_PEERS`), as the dashboard shows it."""
+        s = runtime(request).settings
+        return await gather_overview(parse_peers(s.ops_peers), s.ops_token)
+
+    @guarded.get("/outbox")
+    async def outbox(request: Request) -> dict:
+        """Unpublished outbox rows by topic, with the last publishing error."""
+        async with runtime(request).db.acquire() as conn:
+            return {"service": runtime(request).settings.service_name,
+                    "topics": [dict(r) for r in await conn.fetch(Q.outbox_by_topic)]}
+
+    @guarded.get("/dlq")
+    async def list_dlq(request: Request,
+                       status: Literal["pending", "replayed", "discarded", "all"] = "pending",
+                       after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict:
+        """Dead letters (pending by default) in id order; page with `after` = the last id."""
+        async with runtime(request).db.acquire() as conn:
+            items = await dead_letters.list_letters(
+                conn, status=None if status == "all" else status, after=after, limit=limit)
+        return {"service": runtime(request).settings.service_name, "items": items,
+                "next_after": items[-1]["id"] if len(items) == limit else None}
+
+    @guarded.get("/dlq/{letter_id}")
+    async def show_dlq(request: Request, letter_id: int) -> dict:
+        """One dead letter with its event (patient data redacted) and the actions taken."""
+        async with runtime(request).db.acquire() as conn:
+            return await dead_letters.show_letter(conn, letter_id)
+
+    @guarded.post("/dlq/{letter_id}/replay")
+    async def replay(request: Request, letter_id: int, body: Action) -> dict:
+        """Put the letter's message back on its source topic (once the cause is fixed)."""
+        rt = runtime(request)
+        async with rt.db.acquire() as conn:
+            await dead_letters.replay_letter(conn, letter_id, actor=body.actor,
+                                             topic_prefix=rt.settings.topic_prefix)
+        rt.relay.wake()
+        return {"id": letter_id, "status": "replayed"}
+
+    @guarded.post("/dlq/replay")
+    async def replay_all(request: Request, body: ReplayAll) -> dict:
+        """Replay every pending letter (of one consumer, if given)."""
+        rt = runtime(request)
+        replayed = 0
+        async with rt.db.acquire() as conn:
+            after = 0
+            while batch := await dead_letters.list_letters(conn, after=after, limit=500):
+                for letter in batch:
+                    if body.consumer in (None, letter["consumer"]):
+                        await dead_letters.replay_letter(conn, letter["id"], actor=body.actor,
+                                                         topic_prefix=rt.settings.topic_prefix)
+                        replayed += 1
+                after = batch[-1]["id"]
+        rt.relay.wake()
+        return {"replayed": replayed}
+
+    @guarded.post("/dlq/{letter_id}/discard")
+    async def discard(request: Request, letter_id: int, body: Discard) -> dict:
+        """Give up on the letter, with the reason."""
+        async with runtime(request).db.acquire() as conn:
+            await dead_letters.discard_letter(conn, letter_id, actor=body.actor, reason=body.reason)
+        return {"id": letter_id, "status": "discarded"}
+
+    router.include_router(guarded)
+    return router

@@ -1,0 +1,213 @@
+"""Ops endpoints on a real broker and PostgreSQL: metrics that move when events flow, dead
+letters listed, shown without patient data, replayed after the fix or discarded, with every
+action recorded; the ops token guarding it all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.events import Envelope
+from shared.events.booking import PatientRegistered, RideContact
+from shared.runtime import ServiceRuntime, service_app
+from shared.settings import ServiceSettings
+from shared.topics import BOOKING_EVENTS
+from tests.conftest import eventually
+
+OPS_TOKEN = "test-ops-token"
+OPS = {"X-Ops-Token": OPS_TOKEN}
+
+
+class OpsTestSettings(ServiceSettings):
+    service_name = "opstest"
+
+
+class Service:
+    """A small service on the shared runtime whose handler is broken until it is fixed."""
+
+    def __init__(self, infra, namespace: str, **settings):
+        self.prefix = f"{namespace}."
+        self.settings = OpsTestSettings(
+            database_url=infra.database_url, kafka_bootstrap_servers=infra.bootstrap_servers,
+            db_schema=f"{namespace}_ops", topic_prefix=self.prefix, outbox_poll_seconds=0.2,
+            kafka_session_timeout_ms=2000, kafka_heartbeat_interval_ms=300,
+            **{"ops_token": OPS_TOKEN, **settings})
+        self.runtime = ServiceRuntime(self.settings, Path(__file__).with_name("no_migrations"))
+        self.runtime.consume("opstest", {PatientRegistered: self.handle}, BOOKING_EVENTS)
+        self.app = service_app(self.runtime, "ops test")
+        self.broken = True
+        self.handled: list = []
+
+    async def handle(self, conn, env: Envelope) -> None:
+        if self.broken:
+            raise RuntimeError("bug in the handler")
+        self.handled.append(env.event_id)
+
+    async def __aenter__(self) -> Service:
+        await self.runtime.start()
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://ops")
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.producer.stop()
+        await self.http.aclose()
+        await self.runtime.stop()
+
+    async def publish(self, value: bytes) -> None:
+        await self.producer.send_and_wait(self.prefix + BOOKING_EVENTS, value=value, key=b"k")
+
+    async def status(self) -> dict:
+        response = await self.http.get("/ops/status", headers=OPS)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def metric(self, name: str, **labels) -> float:
+        text = (await self.http.get("/metrics")).text
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
+        total, found = 0.0, False
+        for line in text.splitlines():
+            m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+            if m and all(w in (m.group(1) or "") for w in wanted):
+                total, found = total + float(m.group(2)), True
+        return total if found else float("nan")
+
+
+def registered() -> Envelope:
+    return Envelope.new(PatientRegistered(
+        phone_e164="+16045550199", sms_consent=True,
+        ride_contact=RideContact(name="Jordan Driver", phone_e164="+16045550142")),
+        producer="booking", clinic_id=uuid4(), patient_id=uuid4())
+
+
+@pytest.fixture
+async def service(infra, namespace):
+    async with Service(infra, namespace) as svc:
+        yield svc
+
+
+async def pending_letters(service: Service) -> int:
+    return (await service.status())["dead_letters"]["pending"]
+
+
+async def test_a_failed_event_shows_in_the_dlq_replays_after_the_fix_and_the_count_returns_to_zero(service):
+    event = registered()
+    await service.publish(event.to_bytes())
+    await eventually(lambda: _equals(pending_letters(service), 1))
+    assert await service.metric("kcb_dead_letters_pending", consumer="opstest") == 1
+    status = await service.status()
+    assert not status["healthy"] and "dead letters: 1 pending" in status["problems"]
+
+    [letter] = (await service.http.get("/ops/dlq", headers=OPS)).json()["items"]
+    assert letter["event_type"] == "PatientRegistered" and letter["event_id"] == str(event.event_id)
+    assert letter["error"].startswith("handler failed: RuntimeError")
+    shown = (await service.http.get(f"/ops/dlq/{letter['id']}", headers=OPS)).json()
+    assert shown["event"]["patient_id"] == str(event.patient_id)
+    assert shown["event"]["payload"]["sms_consent"] is True
+    for secret in ("6045550199", "Jordan", "6045550142"):
+        assert secret not in str(shown), "patient data must be redacted"
+
+    service.broken = False  # the fix is deployed
+    replay = await service.http.post(f"/ops/dlq/{letter['id']}/replay", json={"actor": "on-call Sam"},
+                                     headers=OPS)
+    assert replay.status_code == 200, replay.text
+    await eventually(lambda: _true(event.event_id in service.handled))
+    assert await pending_letters(service) == 0
+    assert await service.metric("kcb_dead_letters_pending", consumer="opstest") != 1
+    again = await service.http.post(f"/ops/dlq/{letter['id']}/replay", json={"actor": "on-call Sam"},
+                                    headers=OPS)
+    assert again.status_code == 409
+    shown = (await service.http.get(f"/ops/dlq/{letter['id']}", headers=OPS)).json()
+    assert shown["status"] == "replayed" and shown["resolved_by"] == "on-call Sam"
+    assert [(a["action"], a["actor"]) for a in shown["actions"]] == [("replayed", "on-call Sam")]
+
+
+async def test_a_message_that_is_not_an_event_can_be_discarded_with_a_reason(service):
+    await service.publish(b"\x00 not an event")
+    await eventually(lambda: _equals(pending_letters(service), 1))
+    [letter] = (await service.http.get("/ops/dlq", headers=OPS)).json()["items"]
+    assert letter["error"].startswith("invalid event") and letter["event_type"] is None
+    url = f"/ops/dlq/{letter['id']}/discard"
+    assert (await service.http.post(url, json={"actor": "Sam"}, headers=OPS)).status_code == 422
+    done = await service.http.post(url, json={"actor": "Sam", "reason": "garbage from a test tool"},
+                                   headers=OPS)
+    assert done.status_code == 200
+    assert await pending_letters(service) == 0
+    listed = (await service.http.get("/ops/dlq?status=discarded", headers=OPS)).json()["items"]
+    assert [d["id"] for d in listed] == [letter["id"]]
+    shown = (await service.http.get(f"/ops/dlq/{letter['id']}", headers=OPS)).json()
+    assert shown["actions"][0]["reason"] == "garbage from a test tool"
+
+
+async def test_replaying_all_pending_letters_replays_each_once(service):
+    events = [registered() for _ in range(3)]
+    for e in events:
+        await service.publish(e.to_bytes())
+    await eventually(lambda: _equals(pending_letters(service), 3))
+    service.broken = False
+    answer = await service.http.post("/ops/dlq/replay", json={"actor": "Sam"}, headers=OPS)
+    assert answer.json() == {"replayed": 3}
+    await eventually(lambda: _true(sorted(service.handled) == sorted(e.event_id for e in events)))
+    assert await pending_letters(service) == 0
+
+
+async def test_metrics_move_when_events_flow(service):
+    service.broken = False
+    before = await service.metric("kcb_events_consumed_total", consumer="opstest",
+                                  event_type="PatientRegistered", outcome="handled")
+    event = registered()
+    await service.publish(event.to_bytes())
+    await service.publish(event.to_bytes())  # redelivered: counted as a duplicate, not handled
+    await eventually(lambda: _true(event.event_id in service.handled))
+
+    async def counted() -> bool:
+        handled = await service.metric("kcb_events_consumed_total", consumer="opstest",
+                                       event_type="PatientRegistered", outcome="handled")
+        duplicates = await service.metric("kcb_events_consumed_total", consumer="opstest",
+                                          event_type="PatientRegistered", outcome="duplicates")
+        return handled == (0 if before != before else before) + 1 and duplicates >= 1
+
+    await eventually(counted)
+    assert await service.metric("kcb_consumer_batch_seconds_count", consumer="opstest") >= 1
+    group = f"{service.prefix}opstest"
+    lag = await eventually(lambda: _lag_zero(service, group))
+    assert lag == "zero"
+    assert await service.metric("kcb_outbox_backlog") == 0
+    assert await service.metric("kcb_http_requests_total", route="/ops/status", status="200") >= 1
+
+
+async def test_the_ops_endpoints_need_the_ops_token(service, infra, namespace):
+    assert (await service.http.get("/ops/status")).status_code == 401
+    assert (await service.http.get("/ops/status", headers={"X-Ops-Token": "wrong"})).status_code == 401
+    assert (await service.http.get("/metrics")).status_code == 200  # scraped without a token
+    async with Service(infra, namespace + "x", ops_token="") as disabled:
+        assert (await disabled.http.get("/ops/dlq", headers=OPS)).status_code == 403
+
+
+async def test_each_response_carries_a_correlation_id(service):
+    given = str(uuid4())
+    response = await service.http.get("/health", headers={"X-Correlation-ID": given})
+    assert response.headers["x-correlation-id"] == given
+    fresh = await service.http.get("/health", headers={"X-Correlation-ID": "not-a-uuid"})
+    assert fresh.headers["x-correlation-id"] != "not-a-uuid"
+
+
+async def _lag_zero(service: Service, group: str):
+    rows = (await service.status())["lag"]["partitions"]
+    mine = [r for r in rows if r["group"] == group]
+    return "zero" if mine and sum(r["lag"] for r in mine) == 0 and \
+        sum(r["end"] for r in mine) >= 2 else None
+
+
+async def _equals(coro, expected) -> bool:
+    return (await coro) == expected
+
+
+async def _true(value: bool) -> bool:
+    return value
