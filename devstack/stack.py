@@ -60,7 +60,11 @@ class Stack:
     def start(self) -> None:
         self.env.setdefault("BOOKING_ADMIN_TOKEN", os.environ.get("BOOKING_ADMIN_TOKEN")
                             or secrets.token_urlsafe(24))
+        self.env.setdefault("OPS_TOKEN", os.environ.get("OPS_TOKEN") or secrets.token_urlsafe(24))
+        self.env.setdefault("OPS_PEERS", ",".join(f"{n}={self.url(n)}" for n in self.ports))
+        self.env.setdefault("LOG_FORMAT", os.environ.get("LOG_FORMAT", "text"))  # for people
         self.start_infrastructure()
+        (self.data_dir / "ops-token").write_text(self.env["OPS_TOKEN"])  # for kcb-ops
         for name in self.ports:
             self.start_service(name)
         self.wait_ready()
