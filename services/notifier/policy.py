@@ -41,16 +41,24 @@ class Policy:
 
 
 class QuietHoursIn(BaseModel):
+    """Texts may go out from `quiet_hours_end` to `quiet_hours_start` o'clock, local time."""
+
     model_config = ConfigDict(extra="forbid")
     quiet_hours_start: int = Field(ge=1, le=24, description="Local hour texts stop")
     quiet_hours_end: int = Field(ge=0, le=23, description="Local hour texts may start")
+
+    @model_validator(mode="after")
+    def _some_hours_left(self):
+        if self.quiet_hours_end >= self.quiet_hours_start:
+            raise ValueError("quiet_hours_end (when texts may start) must come before "
+                             "quiet_hours_start (when they stop), e.g. 8 and 21")
+        return self
 
 
 Region = Annotated[str, StringConstraints(pattern=r"^(US|CA)-[A-Z]{2}$")]
 
 
-class PolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PolicyIn(QuietHoursIn):
     quiet_hours_start: int = Field(21, ge=1, le=24, description="Local hour texts stop (Florida: 20)")
     quiet_hours_end: int = Field(8, ge=0, le=23, description="Local hour texts may start")
     daily_cap: int = Field(1, gt=0, le=20)

@@ -8,7 +8,7 @@ if still useful, skipped if not; none is ever due inside quiet hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -46,15 +46,19 @@ class QuietHours:
         if self.allowed(local):
             return due
         day = local.date() if local.hour >= self.start else local.date() - timedelta(days=1)
-        before = datetime.combine(day, time(self.start), tz) - timedelta(minutes=1)
+        before = _at(day, self.start, tz) - timedelta(minutes=1)
         if before.astimezone(UTC) >= not_before:
             return before.astimezone(UTC)
-        after_day = day + timedelta(days=1)
-        return datetime.combine(after_day, time(self.end), tz).astimezone(UTC)
+        return _at(day + timedelta(days=1), self.end, tz).astimezone(UTC)
 
     def earliest(self, now: datetime, tz: ZoneInfo) -> datetime:
         """`now` if texts may go out now, else when quiet hours end."""
         return self.clamp(now, tz, not_before=now)
+
+
+def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
+    """`hour` o'clock on `day` in `tz` (24 is the next day's midnight)."""
+    return datetime.combine(day + timedelta(days=hour // 24), time(hour % 24), tz)
 
 
 def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours()) -> list[PlannedText]:
