@@ -8,6 +8,7 @@ every text; replies are digits (never CANCEL, which is a Twilio opt-out word).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -113,28 +114,40 @@ _GSM_FOLD = str.maketrans({
 })
 
 
+_FOLDED = frozenset(map(chr, _GSM_FOLD))
+
+
 def gsm_fold(text: str) -> str:
     """`text` with common non-GSM-7 characters replaced by GSM-7 ones."""
-    return text.translate(_GSM_FOLD)
+    return text if _FOLDED.isdisjoint(text) else text.translate(_GSM_FOLD)
+
+
+_fold_constant = lru_cache(maxsize=None)(gsm_fold)  # templates: folded once
 
 
 def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
     """The text of `kind` for `ctx`, in the patient's language (English if unknown)."""
     lang = ctx.language if ctx.language in LOCALES else "en"
-    tz = ZoneInfo(ctx.timezone)
-    locale = LOCALES[lang]
-    fasting = FASTING.get(ctx.fasting_rule or "", {}).get(lang, "")
-    body = TEMPLATES[kind][lang].format(
+    fasting = _fold_constant(FASTING.get(ctx.fasting_rule or "", {}).get(lang, ""))
+    date, start_time, end_time = _local_times(ctx.starts_at, ctx.ends_at, ctx.timezone, lang)
+    body = _fold_constant(TEMPLATES[kind][lang]).format(
         clinic=ctx.clinic_name, phone=ctx.clinic_phone, site=ctx.site_name,
-        address=ctx.site_address,
-        date=format_datetime(ctx.starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale),
-        time=format_time(ctx.starts_at, "short", tzinfo=tz, locale=locale),
-        end_time=format_time(ctx.ends_at or ctx.starts_at, "short", tzinfo=tz, locale=locale),
+        address=ctx.site_address, date=date, time=start_time, end_time=end_time,
         fasting=fasting,
     ).replace("  ", " ").replace("..", ".")
     if first_text:
-        body += STOP_NOTICE[lang]
+        body += _fold_constant(STOP_NOTICE[lang])
     return gsm_fold(body)
+
+
+@lru_cache(maxsize=4096)  # appointments share start times: a batch formats each once
+def _local_times(starts_at: datetime, ends_at: datetime | None, timezone: str,
+                 lang: str) -> tuple[str, str, str]:
+    """The date, start time and end time as the patient reads them, at the site."""
+    tz, locale = ZoneInfo(timezone), LOCALES[lang]
+    return (gsm_fold(format_datetime(starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale)),
+            gsm_fold(format_time(starts_at, "short", tzinfo=tz, locale=locale)),
+            gsm_fold(format_time(ends_at or starts_at, "short", tzinfo=tz, locale=locale)))
 
 
 # GSM 03.38 basic character set and the extension table (extension chars count twice)
@@ -143,13 +156,15 @@ GSM7_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = set("^{}\\[~]|€\f")
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 
 def segments(body: str) -> int:
     """How many SMS segments `body` takes: GSM-7 (160, or 153 each when split) or UCS-2
     (70, or 67 each when split)."""
-    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in body):
-        units = sum(2 if c in GSM7_EXTENSION else 1 for c in body)
+    chars = set(body)
+    if chars <= GSM7:
+        units = len(body) + sum(body.count(c) for c in chars & GSM7_EXTENSION)
         single, multi = 160, 153
     else:
         units = sum(2 if ord(c) > 0xFFFF else 1 for c in body)
