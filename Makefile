@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run demo test bench clean
+.PHONY: install browser run demo test bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -15,13 +16,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+browser: ## Debian's chromium + chromedriver, for the dashboard's end-to-end test (once)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 run: install ## start PostgreSQL, the broker and the three services with a demo network; Ctrl-C stops all
 	$(PY) -m devstack run
 
 demo: install ## book a session, follow it to the patient's texts, print them, stop, exit 0 if it worked
 	$(PY) -m devstack demo
 
-test: install ## the whole test suite (starts its own PostgreSQL and broker)
+test: install browser ## the whole test suite (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install ## the benchmarks in bench/, each printing figures and its ratio to a baseline

@@ -27,11 +27,15 @@ async def test_migrations_apply_cleanly_to_an_empty_database_twice(infra, namesp
         tables = {r["tablename"] for r in await pool.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         assert {"outbox", "processed_events", "dead_letters", "schema_migrations"} <= tables
-        # every named query of the service is valid SQL against the migrated schema
-        queries = Queries(ROOT / "services" / service / "queries.sql")
+        # every named query of the service (and the shared ops queries) is valid SQL against
+        # the migrated schema
+        files = [ROOT / "services" / service / "queries.sql", ROOT / "shared" / "ops.sql",
+                 *(ROOT / "services" / service).glob("ops.sql")]
         async with pool.acquire() as conn:
-            for name in queries.names():
-                await conn.prepare(getattr(queries, name))
+            for path in files:
+                queries = Queries(path)
+                for name in queries.names():
+                    await conn.prepare(getattr(queries, name))
     finally:
         await pool.close()
 
@@ -89,3 +93,11 @@ def test_the_event_catalogue_in_docs_is_current():
 
     assert (ROOT / "docs" / "events.md").read_text() == render(), \
         "run: python -m shared.events.catalogue > docs/events.md"
+
+
+def test_the_asyncapi_documents_in_docs_are_current(tmp_path):
+    from shared.asyncapi import DOCS, export
+
+    for path in export(tmp_path):
+        assert path.read_text() == (DOCS / path.name).read_text(), \
+            "run: python -m shared.asyncapi (it rewrites docs/asyncapi/)"

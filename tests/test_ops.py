@@ -211,3 +211,22 @@ async def _equals(coro, expected) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
+    import promql_parser
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+    exported = set()
+    for svc in spine.services.values():
+        text = (await svc.http.get("/metrics")).text
+        exported |= {m.group(1) for m in re.finditer(r"^# TYPE (\w+) ", text, re.M)}
+    rules = yaml.safe_load((root / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert {"ConsumerLagHigh", "DeadLettersPending", "OutboxStale", "TextsLate"} <= {r["alert"] for r in rules}
+    for rule in rules:
+        promql_parser.parse(rule["expr"])  # raises on invalid PromQL
+        for name in re.findall(r"\bkcb_\w+", rule["expr"]):
+            assert name in exported, f"{rule['alert']} uses {name}, which no service exports"
+    config = yaml.safe_load((root / "prometheus.yml").read_text())
+    assert {j["job_name"] for j in config["scrape_configs"]} == {"booking", "plans", "notifier"}
