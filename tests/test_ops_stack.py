@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
@@ -106,6 +107,7 @@ async def publish_poison(bootstrap: str, prefix: str) -> None:
 
 def run_ops_scenario(infra, namespace, tmp_path) -> None:
     env = {"DATABASE_URL": infra.database_url, "KAFKA_TOPIC_PREFIX": f"{namespace}.",
+           "BOOKING_HTTP_WORKERS": "2",  # metrics add up across worker processes
            **{f"{s.upper()}_DB_SCHEMA": f"{namespace}_{s}" for s in ("booking", "plans", "notifier")}}
     ports = {name: free_port() for name in ("booking", "plans", "notifier")}
     # a broker of its own, so that pausing it disturbs no other test
@@ -114,6 +116,10 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
             or status(stack)
         assert code == 0, overview["problems"]
         assert set(overview["services"]) == {"booking", "plans", "notifier"}
+        metrics = httpx.get(f"{stack.url('booking')}/metrics").text
+        served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith('kcb_http_requests_total{') and 'route="/ops/status"' in line)
+        assert served >= 1, "the workers' request counters are exported"
 
         # a message no consumer can read: plans and notifier dead-letter it, status fails
         asyncio.run(publish_poison(stack.broker.url, f"{namespace}."))
