@@ -34,5 +34,11 @@ test: install browser ## the whole test suite (starts its own PostgreSQL and bro
 bench: install ## the benchmarks in bench/, each printing figures and its ratio to a baseline
 	$(PY) -m bench
 
+load: install ## the whole stack as processes under a realistic load (SIZE bookings, default 10000), then the checks
+	$(PY) -m bench.load --size $(or $(SIZE),10000) $(LOAD_ARGS)
+
+proof: install ## the same load with kill -9, a paused broker, a PostgreSQL restart and Twilio errors; exit 1 on any violation
+	$(PY) -m bench.load --size $(or $(SIZE),10000) --faults $(LOAD_ARGS)
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -1,6 +1,9 @@
 """Start and stop the whole system as separate processes: PostgreSQL and the broker (the
-embedded ones unless configured), then the three services. Used by `make run`, `make demo`,
-the end-to-end test and the benchmarks."""
+embedded ones unless configured), optionally a Twilio-compatible server, then the three
+services (each possibly as several instances on their own ports, sharing the database and
+the consumer groups). Used by `make run`, `make demo`, the end-to-end test, the benchmarks
+and the load driver, which also uses the fault helpers: `kill`, `restart`, `pause_broker`,
+`resume_broker` and `restart_postgres`."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded import ManagedProcess, _die_with_parent, start_postgres, start_tansu
+from shared.embedded import (ManagedProcess, _die_with_parent, free_port, start_postgres,
+                             start_tansu, wait_for_port)
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +46,14 @@ class Stack:
     fsync: bool = True
     env: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    instances: dict[str, int] = field(default_factory=dict)
+    """How many processes each service runs (default 1); extra ones get free ports."""
+    twilio: bool = False
+    """Start the Twilio-compatible server (devstack.fake_twilio) and point the notifier at it."""
     processes: list[ManagedProcess] = field(default_factory=list)
     postgres: ManagedProcess | None = None
     broker: ManagedProcess | None = None
+    twilio_server: ManagedProcess | None = None
 
     def __enter__(self) -> Stack:
         try:
@@ -65,8 +74,13 @@ class Stack:
         self.env.setdefault("LOG_FORMAT", os.environ.get("LOG_FORMAT", "text"))  # for people
         self.start_infrastructure()
         (self.data_dir / "ops-token").write_text(self.env["OPS_TOKEN"])  # for kcb-ops
-        for name in self.ports:
-            self.start_service(name)
+        ports = {(name, i): self.ports[name] if i == 0 else free_port()
+                 for name in self.ports for i in range(self.instances.get(name, 1))}
+        if self.twilio:
+            self.start_twilio([f"http://127.0.0.1:{port}" for (name, _), port in ports.items()
+                               if name == "notifier"])
+        for (name, i), port in ports.items():
+            self.start_service(name, instance=i, port=port)
         self.wait_ready()
 
     def start_infrastructure(self) -> None:
@@ -87,24 +101,91 @@ class Stack:
             self.env.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
             log.info("embedded tansu broker on %s", self.broker.url)
 
-    def service_env(self, name: str) -> dict[str, str]:
+    def start_twilio(self, notifier_urls: list[str]) -> ManagedProcess:
+        """Start the Twilio-compatible server as a process; the notifier sends through it, and
+        it posts signed receipts to the notifier instances in turn (`notifier_urls`)."""
+        port = free_port()
+        sid, token = "AC" + "0" * 32, secrets.token_hex(16)
+        args = [sys.executable, "-m", "devstack.fake_twilio", "--port", str(port),
+                "--account-sid", sid, "--auth-token", token]
+        for url in notifier_urls:
+            args += ["--webhook-base", url]
+        out = open(self.data_dir / "fake-twilio.log", "ab")
+        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM))
+        out.close()
+        self.twilio_server = ManagedProcess("fake-twilio", proc, url=f"http://127.0.0.1:{port}",
+                                            extra={"port": port, "account_sid": sid,
+                                                   "auth_token": token})
+        wait_for_port("127.0.0.1", port, 30, proc)
+        self.env.update({
+            "NOTIFIER_TWILIO_ACCOUNT_SID": sid, "NOTIFIER_TWILIO_AUTH_TOKEN": token,
+            "NOTIFIER_TWILIO_API_BASE_URL": self.twilio_server.url,
+            "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006",
+            "NOTIFIER_PUBLIC_BASE_URL": notifier_urls[0] if notifier_urls else self.url("notifier")})
+        return self.twilio_server
+
+    def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = name.upper()
-        return {**os.environ, **self.env, f"{prefix}_HTTP_PORT": str(self.ports[name]),
+        return {**os.environ, **self.env, f"{prefix}_HTTP_PORT": str(port or self.ports[name]),
                 "PYTHONUNBUFFERED": "1"}
 
-    def start_service(self, name: str) -> ManagedProcess:
+    def start_service(self, name: str, instance: int = 0, port: int | None = None) -> ManagedProcess:
+        """Start one process of service `name` (instance 0 on `ports[name]`)."""
+        port = port or self.ports[name]
+        label = name if instance == 0 else f"{name}-{instance + 1}"
         out = subprocess.DEVNULL if self.quiet else None
         if self.quiet:
-            out = open(self.data_dir / f"{name}.log", "ab")
+            out = open(self.data_dir / f"{label}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.service_env(name),
+            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.service_env(name, port),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM))
         if self.quiet:
             out.close()
-        mp = ManagedProcess(name, proc, url=f"http://127.0.0.1:{self.ports[name]}")
+        mp = ManagedProcess(label, proc, url=f"http://127.0.0.1:{port}",
+                            extra={"service": name, "instance": instance, "port": port})
         self.processes.append(mp)
         return mp
+
+    def service_processes(self, name: str) -> list[ManagedProcess]:
+        return [mp for mp in self.processes if mp.extra.get("service") == name]
+
+    def kill(self, mp: ManagedProcess) -> None:
+        """`kill -9` one service process (it stays in `processes` until restarted)."""
+        if mp.proc.poll() is None:
+            mp.proc.kill()
+        mp.proc.wait()
+
+    def restart(self, mp: ManagedProcess, wait: bool = True) -> ManagedProcess:
+        """Start `mp`'s service instance again on the same port (after `kill` or a crash)."""
+        if mp.proc.poll() is None:
+            mp.stop()
+        self.processes.remove(mp)
+        new = self.start_service(mp.extra["service"], mp.extra["instance"], mp.extra["port"])
+        if wait:
+            self.wait_ready([new])
+        return new
+
+    def pause_broker(self) -> None:
+        """SIGSTOP the embedded broker (tansu keeps topics in memory: never restart it)."""
+        assert self.broker is not None, "only the embedded broker can be paused"
+        self.broker.pause()
+
+    def resume_broker(self) -> None:
+        assert self.broker is not None
+        self.broker.resume()
+
+    def restart_postgres(self) -> None:
+        """Stop the embedded PostgreSQL (fast shutdown) and start it on the same data
+        directory and port; the services reconnect on their own."""
+        assert self.postgres is not None, "only the embedded PostgreSQL can be restarted"
+        port = self.postgres.extra["port"]
+        self.postgres.stop()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.postgres = start_postgres(self.data_dir / "postgres", port=port, fsync=self.fsync)
 
     @property
     def admin_token(self) -> str:
@@ -118,9 +199,9 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, processes: list[ManagedProcess] | None = None, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
-        for mp in self.processes:
+        for mp in self.processes if processes is None else processes:
             while True:
                 if mp.proc.poll() is not None:
                     raise RuntimeError(f"{mp.name} exited with {mp.proc.returncode} while starting")
@@ -141,7 +222,7 @@ class Stack:
         for mp in reversed(self.processes):
             mp.stop(timeout=15)
         self.processes.clear()
-        for infra in (self.broker, self.postgres):
+        for infra in (self.twilio_server, self.broker, self.postgres):
             if infra is not None:
                 infra.stop()
-        self.broker = self.postgres = None
+        self.twilio_server = self.broker = self.postgres = None
