@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--twilio-faults", type=float, default=60.0, help="seconds Twilio misbehaves")
     p.add_argument("--instances", type=int, default=2, help="processes per service")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--lead", type=float, default=180.0, help="seconds until the first day-of reminders")
+    p.add_argument("--lead", type=float, default=300.0, help="seconds until the first day-of reminders")
     p.add_argument("--spread", type=float, default=600.0, help="seconds over which they fall due")
     p.add_argument("--settle-timeout", type=float, default=900.0)
     p.add_argument("--seed", type=int, default=7)

@@ -37,7 +37,7 @@ class Options:
     size: int = 10_000
     sites: int = 20
     concurrency: int = 32
-    lead: float = 180.0
+    lead: float = 300.0
     """Seconds from the start of the bookings to the first day-of reminder falling due."""
     spread: float = 600.0
     """Seconds over which the first round's day-of reminders fall due."""

@@ -1,0 +1,138 @@
+"""The proof's checks (bench/load/checks.py) catch what they promise: a lost text, a
+duplicate outside the crash window, a text in quiet hours, one quoting a stale time, one to
+a cancelled booking, and a plan whose counts disagree with the bookings. Fixed times: these
+tests do not depend on the hour they run at."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow,
+                               check)
+from services.notifier.schedule import QuietHours
+from services.notifier.templates import TextContext, render
+
+KNOWN = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York (EDT)
+STARTS = KNOWN + timedelta(hours=2, minutes=10)
+TZ = "America/New_York"
+PHONE = "+12125551000"
+
+
+def event(version=1, status="booked", starts=STARTS, known=KNOWN) -> BookingEvent:
+    return BookingEvent("b1", version, status, "c1", "p1", TZ, known, known, starts_at=starts,
+                        ends_at=starts + timedelta(hours=1))
+
+
+def body(kind: str, starts=STARTS) -> str:
+    return render(kind, TextContext("en", "Clinic", "+1 212 555 0100", "Site", "1 Main St", TZ,
+                                    starts, None, starts + timedelta(hours=1)))
+
+
+def healthy() -> Facts:
+    """One assessment booked at 11:00 for 13:10: its confirmation went at once, its day-of
+    reminder at 11:10; both accepted once."""
+    f = Facts(events={"b1": [event()]}, quiet={"c1": QuietHours(21, 8)}, phones={"p1": PHONE},
+              settled_at=KNOWN + timedelta(hours=1))
+    f.texts = [TextRow(1, "p1", "b1", 1, "confirmation", "sent", "SM1", body("confirmation")),
+               TextRow(2, "p1", "b1", 1, "day_of", "sent", "SM2", body("day_of"))]
+    f.sends = [Send("SM1", PHONE, body("confirmation"), KNOWN + timedelta(seconds=1)),
+               Send("SM2", PHONE, body("day_of"), KNOWN + timedelta(minutes=10, seconds=1))]
+    f.bookings = {"b1": Booking("b1", "p1", "assessment", "booked", 1)}
+    f.plan_sessions = {"b1": PlanSession("b1", None, "booked", 1)}
+    return f
+
+
+def test_a_run_where_every_text_went_once_passes():
+    report = check(healthy())
+    assert report.ok, dict(report.violations)
+    assert report.counts["texts expected"] == 2 and report.counts["expected texts sent"] == 2
+
+
+def test_a_text_that_never_reached_twilio_is_lost():
+    f = healthy()
+    f.sends = f.sends[:1]
+    report = check(f)
+    assert [v.split(":")[0] for v in report.violations["lost"]] == ["day_of for booking b1 v1"]
+
+
+def test_a_text_never_planned_is_lost_too():
+    f = healthy()
+    f.texts, f.sends = f.texts[:1], f.sends[:1]
+    assert "never planned" in check(f).violations["lost"][0]
+
+
+def test_a_second_send_of_a_text_is_a_duplicate():
+    f = healthy()
+    f.sends.append(Send("SM9", PHONE, body("day_of"), KNOWN + timedelta(minutes=12)))
+    assert len(check(f).violations["duplicates"]) == 1
+
+
+def test_a_duplicate_inside_the_documented_crash_window_is_counted_not_failed():
+    f = healthy()
+    orphan = Send("SM9", PHONE, body("day_of"), KNOWN + timedelta(minutes=10))
+    f.sends.insert(1, orphan)
+    f.crashes = [orphan.at + timedelta(seconds=1)]  # a notifier died before storing SM9
+    report = check(f)
+    assert report.ok, dict(report.violations)
+    assert report.counts["duplicates in the crash window"] == 1
+
+
+def test_the_same_text_planned_twice_and_sent_twice_is_a_duplicate():
+    f = healthy()
+    f.texts.append(TextRow(3, "p1", "b1", 1, "day_of", "sent", "SM3", body("day_of")))
+    f.sends.append(Send("SM3", PHONE, body("day_of"), KNOWN + timedelta(minutes=11)))
+    assert check(f).violations["duplicates"]
+
+
+def test_a_text_accepted_in_the_patients_quiet_hours_fails():
+    f = healthy()
+    late = datetime(2026, 3, 11, 2, 30, tzinfo=UTC)  # 22:30 in New York
+    f.sends[1] = Send("SM2", PHONE, body("day_of"), late)
+    assert "22:30 in America/New_York" in check(f).violations["quiet hours"][0]
+
+
+def test_a_text_quoting_the_time_before_a_reschedule_is_stale():
+    f = healthy()
+    moved = STARTS + timedelta(minutes=5)
+    f.events["b1"].append(event(version=2, starts=moved, known=KNOWN + timedelta(minutes=2)))
+    f.texts[1] = TextRow(2, "p1", "b1", 1, "day_of", "sent", "SM2", body("day_of"))  # old time
+    report = check(f)
+    assert report.violations["stale time"], dict(report.violations)
+
+
+def test_a_text_sent_after_the_notifier_knew_of_the_cancellation_fails():
+    f = healthy()
+    f.events["b1"].append(event(version=2, status="cancelled", known=KNOWN + timedelta(minutes=1)))
+    report = check(f)
+    assert [v.split(" ")[1] for v in report.violations["cancelled booking"]] == ["2"]
+    assert not report.violations["lost"], "a cancelled booking's texts are not expected"
+
+
+def test_a_plan_whose_counts_differ_from_the_bookings_fails():
+    f = healthy()
+    f.bookings["b2"] = Booking("b2", "p1", "iv_infusion", "fulfilled", 3)
+    f.bookings["b3"] = Booking("b3", "p1", "iv_infusion", "cancelled", 2)
+    f.plan_sessions.update({"b2": PlanSession("b2", "plan1", "completed", 3),
+                            "b3": PlanSession("b3", "plan1", "cancelled", 2)})
+    f.plans = [Plan("plan1", "iv_infusion", booked=0, completed=1, cancelled=1, missed=0)]
+    assert check(f).ok
+    f.plans = [Plan("plan1", "iv_infusion", booked=1, completed=1, cancelled=0, missed=0)]
+    assert "plan plan1 counts" in check(f).violations["plans"][0]
+
+
+def test_a_booking_plans_never_heard_of_fails():
+    f = healthy()
+    f.plan_sessions.clear()
+    assert check(f).violations["plans"] == ["booking b1 never reached plans"]
+
+
+def test_unpublished_outbox_rows_unconsumed_events_and_unexplained_dead_letters_fail():
+    f = healthy()
+    f.poison = {b"poison"}
+    f.dead_letters = [("plans", b"poison", "invalid event"), ("notifier", b"{}", "handler failed")]
+    f.outbox_unsent = {"booking": 2}
+    f.unconsumed = {"plans": 1}
+    report = check(f)
+    assert report.counts["dead letters (the driver's poison messages)"] == 1
+    assert len(report.violations["dead letters"]) == 1
+    assert report.violations["outbox"] and report.violations["consumed"]
