@@ -12,6 +12,7 @@ from fhir.resources.R4B.careplan import CarePlan
 
 from services.plans import handlers
 from services.plans.timers import fire_due
+from shared.consumer import BatchResult
 from shared.db import create_pool
 from shared.events import parse_envelope
 from tests.conftest import eventually, service_settings, start_service, stop_service
@@ -34,7 +35,7 @@ async def apply(plans, *envelopes) -> None:
     async with plans.runtime.db.acquire() as conn:
         for env in envelopes:
             async with conn.transaction():
-                await consumer._apply(conn, [(None, env)], type("R", (), {"handled": 0, "duplicates": 0})())
+                await consumer._apply(conn, [(None, env)], BatchResult())
 
 
 async def plan_events(plans, *types) -> list:
