@@ -45,8 +45,7 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
     quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
-    runtime.consume("notifier", {
-        **api_key_handlers(),
+    each = {
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
@@ -60,7 +59,11 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         IntegrationSessionMissing: partial(handlers.on_integration_missing, quiet=quiet),
         # RemsMonitoringFormOverdue is for staff, never texted to the patient
         PlanProgressed: handlers.on_plan_progressed,
-    }, BOOKING_EVENTS, PLANS_EVENTS)
+    }
+    # bookings are scheduled a batch at a time
+    in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
+    runtime.consume("notifier", api_key_handlers(), BOOKING_EVENTS, PLANS_EVENTS,
+                    batch_handlers={event: in_order for event in each})
 
     async def dispatch(rt: ServiceRuntime) -> None:
         sender = make_sender(settings, rt)

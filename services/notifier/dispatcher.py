@@ -47,6 +47,8 @@ from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
+POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
+"""What the policy of a text in `dispatch_context` depends on."""
 
 
 class Dispatcher:
@@ -90,8 +92,12 @@ class Dispatcher:
             now = datetime.now(UTC)
             settled = _Outcomes()
             by_patient: dict[UUID, list[_Claimed]] = {}
+            policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
             for row in rows:  # already in due order
-                text = _Claimed(row, policy_from(row, self.quiet))
+                key = tuple(row[c] for c in POLICY_COLUMNS)
+                if key not in policies:
+                    policies[key] = policy_from(row, self.quiet)
+                text = _Claimed(row, policies[key])
                 verdict = text.not_now(now)
                 if verdict:
                     settled.settle(text, *verdict)
@@ -262,34 +268,35 @@ class _Outcomes:
 
 
 class _Results:
-    """Records outcomes as they come, in one transaction each time: an outcome waits at
-    most for the write under way, then goes with every outcome that arrived meanwhile."""
+    """Records outcomes as they come, in one transaction at a time: an outcome waits at most
+    for the write under way, then goes with every outcome that arrived meanwhile."""
 
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
         self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
-        self._lock = asyncio.Lock()
+        self._writer: asyncio.Task | None = None
 
     async def record(self, outcomes: _Outcomes) -> None:
         """Return once `outcomes` are committed (raises if the write failed)."""
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((outcomes, done))
-        async with self._lock:
-            if self._waiting:  # else another caller wrote ours with theirs
-                group, self._waiting = self._waiting, []
-                try:
-                    await self._write(group)
-                except Exception as exc:
-                    for _, future in group:
-                        future.set_exception(exc)
-                else:
-                    for _, future in group:
-                        future.set_result(None)
-                finally:
-                    for _, future in group:
-                        if not future.done():
-                            future.cancel()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
         await done
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                await self._write(group)
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
 
     async def _write(self, group: list[tuple[_Outcomes, asyncio.Future]]) -> None:
         todo = _Outcomes()

@@ -14,7 +14,8 @@ import asyncpg
 
 from services.notifier.schedule import Appointment, QuietHours, plan_texts
 from shared.db import Queries
-from shared.events import Envelope
+from shared.consumer import BatchHandler, Handler
+from shared.events import Envelope, Event
 from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
                                    PatientRegistered, SessionBooked, SessionCancelled,
                                    RideDetailsUpdated, SessionCompleted, SessionRescheduled,
@@ -43,27 +44,69 @@ async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None
 async def on_session_booked(conn: asyncpg.Connection, env: Envelope, *,
                             quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
     """Remember the appointment and schedule its texts (confirmation, prep, reminders)."""
-    b: SessionBooked = env.payload  # type: ignore[assignment]
-    stored = await conn.fetchval(
-        Q.upsert_appointment, b.booking_id, env.clinic_id, env.patient_id, b.version,
-        b.clinic_name, b.clinic_phone, b.site_name, b.site_address, b.site_phone, b.site_timezone,
-        b.session_type, b.is_dosing, b.fasting_rule, b.patient_language, b.starts_at, b.ends_at,
-        b.ride_contact.name if b.ride_contact else None,
-        b.ride_contact.phone_e164 if b.ride_contact else None, b.site_id, b.site_region)
-    if stored is None:
-        return  # we already hold a newer version of this booking
-    policy = await load_policy(conn, env.clinic_id, quiet, site_id=b.site_id, region=b.site_region)
-    planned = [p for p in plan_texts(Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
-                                                 has_ride_contact=b.ride_contact is not None),
-                                     now or datetime.now(UTC), policy.quiet)
-               if policy.allows(p.kind)]
-    if not planned:
-        return
-    await conn.execute(
-        Q.insert_texts, env.clinic_id, env.patient_id, b.booking_id, b.version,
-        [p.kind for p in planned], [p.due_at for p in planned], [p.valid_until for p in planned],
-        ["skipped" if p.skipped else "pending" for p in planned],
-        ["booked too late to be useful" if p.skipped else None for p in planned])
+    await on_sessions_booked(conn, [env], quiet=quiet, now=now)
+
+
+async def on_sessions_booked(conn: asyncpg.Connection, envs: list[Envelope], *,
+                             quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
+    """`on_session_booked` for several bookings (each once) with three statements: the
+    appointments stored, the clinics' policies read, the texts inserted."""
+    from services.notifier.policy import load_many
+
+    booked: list[tuple[Envelope, SessionBooked]] = [(env, env.payload) for env in envs]  # type: ignore[misc]
+    columns = [[b.booking_id for _, b in booked], [e.clinic_id for e, _ in booked],
+               [e.patient_id for e, _ in booked], [b.version for _, b in booked]] + [
+        [getattr(b, name) for _, b in booked] for name in APPOINTMENT_FIELDS] + [
+        [b.ride_contact.name if b.ride_contact else None for _, b in booked],
+        [b.ride_contact.phone_e164 if b.ride_contact else None for _, b in booked]]
+    stored = set(await conn.fetchval(Q.upsert_appointments, *columns))
+    # those not stored: we already hold a newer version of that booking
+    booked = [(env, b) for env, b in booked if b.booking_id in stored]
+    policies = await load_many(conn, {(e.clinic_id, b.site_id, b.site_region) for e, b in booked},
+                               quiet)
+    now = now or datetime.now(UTC)
+    rows = []
+    for env, b in booked:
+        policy = policies[(env.clinic_id, b.site_id, b.site_region)]
+        appointment = Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
+                                  has_ride_contact=b.ride_contact is not None)
+        rows += [(env.clinic_id, env.patient_id, b.booking_id, b.version, p.kind, p.due_at,
+                  p.valid_until, "skipped" if p.skipped else "pending",
+                  "booked too late to be useful" if p.skipped else None)
+                 for p in plan_texts(appointment, now, policy.quiet) if policy.allows(p.kind)]
+    if rows:
+        await conn.execute(Q.insert_texts, *[list(column) for column in zip(*rows)])
+
+
+APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address", "site_phone",
+                      "site_timezone", "session_type", "is_dosing", "fasting_rule",
+                      "patient_language", "starts_at", "ends_at", "site_id", "site_region")
+"""The columns of `upsert_appointments` after booking, clinic, patient and version."""
+
+
+def in_order(handlers: dict[type[Event], Handler], sessions_booked: BatchHandler) -> BatchHandler:
+    """One batch handler for events of `handlers`' types that gives the same result as
+    taking them one by one: runs of SessionBooked events (of different bookings) go to
+    `sessions_booked` together, every other event to its own handler, in the order they came."""
+
+    async def handle(conn: asyncpg.Connection, envs: list[Envelope]) -> None:
+        run: dict = {}  # booking id -> its SessionBooked event
+        for env in envs:
+            booked = type(env.payload) is SessionBooked
+            if booked and env.payload.booking_id not in run:
+                run[env.payload.booking_id] = env
+                continue
+            if run:
+                await sessions_booked(conn, list(run.values()))
+                run = {}
+            if booked:
+                run[env.payload.booking_id] = env
+            else:
+                await handlers[type(env.payload)](conn, env)
+        if run:
+            await sessions_booked(conn, list(run.values()))
+
+    return handle
 
 
 async def on_session_rescheduled(conn: asyncpg.Connection, env: Envelope, *,

@@ -94,10 +94,20 @@ def policy_from(row: Any, default_quiet: QuietHours) -> Policy:
 async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHours, *,
                site_id: UUID | None = None, region: str | None = None) -> Policy:
     """The clinic's policy for texts about a site (quiet hours: site > region > network)."""
+    key = (clinic_id, site_id, region)
+    return (await load_many(conn, {key}, default_quiet))[key]
+
+
+async def load_many(conn: asyncpg.Connection, keys: set[tuple[UUID, UUID | None, str | None]],
+                    default_quiet: QuietHours) -> dict[tuple, Policy]:
+    """`load` for several (clinic, site, region) at once, by key."""
     from services.notifier.handlers import Q
 
-    return policy_from(await conn.fetchrow(Q.policy_for_site, clinic_id, site_id, region),
-                       default_quiet)
+    if not keys:
+        return {}
+    clinics, sites, regions = (list(c) for c in zip(*keys))
+    rows = await conn.fetch(Q.policies_for_sites, clinics, sites, regions)
+    return {(r["clinic_id"], r["site_id"], r["region"]): policy_from(r, default_quiet) for r in rows}
 
 
 async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:

@@ -5,25 +5,36 @@ ON CONFLICT (patient_id) DO UPDATE
     SET phone_e164 = EXCLUDED.phone_e164, language = EXCLUDED.language,
         sms_consent = EXCLUDED.sms_consent, updated_at = now();
 
--- name: upsert_appointment
-INSERT INTO appointments (booking_id, clinic_id, patient_id, version, clinic_name, clinic_phone,
-                          site_name, site_address, site_phone, site_timezone, session_type,
-                          is_dosing, fasting_rule, language, starts_at, ends_at, ride_contact_name,
-                          ride_contact_phone, schedule_version, site_id, site_region)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4, $19, $20)
-ON CONFLICT (booking_id) DO UPDATE
-    SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
-        starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
-        ride_contact_name = EXCLUDED.ride_contact_name,
-        ride_contact_phone = EXCLUDED.ride_contact_phone, updated_at = now()
-    WHERE appointments.version < EXCLUDED.version
-RETURNING booking_id;
+-- name: upsert_appointments
+-- Appointments from booking events (one row per booking): returns the bookings stored, i.e.
+-- all but those we already hold a newer version of.
+WITH stored AS (
+    INSERT INTO appointments (booking_id, clinic_id, patient_id, version, schedule_version,
+                              clinic_name, clinic_phone, site_name, site_address, site_phone,
+                              site_timezone, session_type, is_dosing, fasting_rule, language,
+                              starts_at, ends_at, site_id, site_region, ride_contact_name,
+                              ride_contact_phone)
+    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[],
+                $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[], $17::uuid[],
+                $18::text[], $19::text[], $20::text[])
+        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp)
+    ON CONFLICT (booking_id) DO UPDATE
+        SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
+            starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+            ride_contact_name = EXCLUDED.ride_contact_name,
+            ride_contact_phone = EXCLUDED.ride_contact_phone, updated_at = now()
+        WHERE appointments.version < EXCLUDED.version
+    RETURNING booking_id
+)
+SELECT coalesce(array_agg(booking_id), '{}') FROM stored;
 
 -- name: insert_texts
 INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
                    status, status_reason)
-SELECT $1, $2, $3, $4, k, d, v, s, r
-FROM unnest($5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]) AS t(k, d, v, s, r);
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[],
+                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]);
 
 -- name: claim_due
 -- One statement, so committed as soon as it returns (step 1 of the dispatcher's design).
@@ -232,16 +243,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7);
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;
 
--- name: policy_for_site
--- The network's policy (NULL columns when it has none) with quiet hours resolved for a site
--- ($2, or NULL) in a region ($3, or NULL): site > region > network.
-SELECT p.daily_cap, p.weekly_cap, p.critical_past_caps, p.disabled_kinds,
+-- name: policies_for_sites
+-- Each network's policy (NULL columns when it has none) with quiet hours resolved for a site
+-- (or NULL) in a region (or NULL): site > region > network. $1-$3: clinic, site, region.
+SELECT k.clinic_id, k.site_id, k.region, p.daily_cap, p.weekly_cap, p.critical_past_caps,
+       p.disabled_kinds,
        coalesce(qs.quiet_hours_start, qr.quiet_hours_start, p.quiet_hours_start) AS quiet_start,
        coalesce(qs.quiet_hours_end, qr.quiet_hours_end, p.quiet_hours_end) AS quiet_end
-FROM (SELECT $1::uuid AS clinic_id) c
-LEFT JOIN clinic_policies p ON p.clinic_id = c.clinic_id
-LEFT JOIN quiet_hours_overrides qs ON qs.clinic_id = c.clinic_id AND qs.site_id = $2::uuid
-LEFT JOIN quiet_hours_overrides qr ON qr.clinic_id = c.clinic_id AND qr.region = $3::text;
+FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(clinic_id, site_id, region)
+LEFT JOIN clinic_policies p ON p.clinic_id = k.clinic_id
+LEFT JOIN quiet_hours_overrides qs ON qs.clinic_id = k.clinic_id AND qs.site_id = k.site_id
+LEFT JOIN quiet_hours_overrides qr ON qr.clinic_id = k.clinic_id AND qr.region = k.region;
 
 -- name: quiet_hours_overrides
 SELECT region, site_id, quiet_hours_start, quiet_hours_end FROM quiet_hours_overrides
