@@ -30,8 +30,13 @@ from services.notifier.templates import LOCALES, STOP_NOTICE, gsm_fold
 CRASH_WINDOW = timedelta(seconds=5)
 """How long after Twilio accepted a text a crash may still lose its SID (one HTTP response
 and one local commit, on a loaded 2-core machine)."""
-IN_FLIGHT = timedelta(seconds=15)
-"""How long a text rendered just before a change may still reach Twilio (client timeout 10 s)."""
+IN_FLIGHT = timedelta(seconds=5)
+"""How long after the notifier learned of a change a text checked just before it may still
+reach Twilio (the check, the render and one HTTP request)."""
+LATE_MARGIN = timedelta(minutes=5)
+"""A text whose validity window is shorter than this may be dropped as too late under
+faults (the broker paused 30 s, a dispatcher's claims released after a minute): it is not
+counted as expected."""
 TIME_KINDS = {"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of"}
 OVER = {"cancelled", "fulfilled", "noshow"}
 
@@ -65,6 +70,7 @@ class TextRow:
     status: str
     sid: str | None
     body: str | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,7 @@ def expected_texts(f: Facts) -> set[tuple[str, int, str]]:
         appt = Appointment(last.starts_at, last.ends_at, last.timezone, last.is_dosing,
                            has_ride_contact=last.has_ride_contact)
         for p in plan_texts(appt, last.known_at, quiet):
-            if not p.skipped and p.due_at <= f.settled_at:
+            if not p.skipped and p.due_at <= f.settled_at and p.valid_until - p.due_at >= LATE_MARGIN:
                 expected.add((booking_id, last.version, p.kind))
     return expected
 
@@ -289,15 +295,15 @@ def check_never_wrong(f: Facts, sends: dict[int, list[tuple[Send, bool]]], r: Re
                     not (t.kind == "pickup" and before.status == "arrived"):
                 r.fail("cancelled booking", f"text {t.id} ({t.kind}) sent with booking "
                        f"{t.booking_id} {before.status} since {before.known_at:%H:%M:%S}")
-            if t.kind in TIME_KINDS:
-                recent = [e for e in events if e.status == "booked" and e.known_at is not None
-                          and s.at - IN_FLIGHT <= e.known_at <= s.at]
-                current = [e for e in events if e.status == "booked" and e.known_at is not None
-                           and e.known_at <= s.at]
-                fine = recent + current[-1:]
+            if t.kind in TIME_KINDS:  # the time in force at some moment of the last IN_FLIGHT
+                known = [e for e in events if e.status == "booked" and e.known_at is not None]
+                fine = [e for e in known if s.at - IN_FLIGHT <= e.known_at <= s.at]
+                fine += [e for e in known if e.known_at < s.at - IN_FLIGHT][-1:]
                 if fine and not any(x in s.body for e in fine for x in _time_strings(e.starts_at, e.timezone)):
-                    r.fail("stale time", f"text {t.id} ({t.kind}) for booking {t.booking_id} does not "
-                           f"quote its time then ({current[-1].starts_at:%H:%M} UTC): {s.body!r}")
+                    then = max((e for e in known if e.known_at <= s.at), key=lambda e: e.version)
+                    r.fail("stale time", f"text {t.id} ({t.kind}, v{t.version}) for booking {t.booking_id}"
+                           f" does not quote its time then ({then.starts_at:%H:%M} UTC, v{then.version} "
+                           f"known since {then.known_at:%H:%M:%S}; sent {s.at:%H:%M:%S}): {s.body!r}")
             if t.kind in TIME_KINDS and now.status == "booked" and now.version != t.version \
                     and before is not None and before.version != t.version:
                 r.counts["texts of a superseded version sent (time still right)"] += 1
