@@ -136,3 +136,15 @@ def test_unpublished_outbox_rows_unconsumed_events_and_unexplained_dead_letters_
     assert report.counts["dead letters (the driver's poison messages)"] == 1
     assert len(report.violations["dead letters"]) == 1
     assert report.violations["outbox"] and report.violations["consumed"]
+
+
+def test_a_text_whose_window_closed_within_minutes_is_not_counted_as_lost():
+    f = healthy()
+    soon = KNOWN + timedelta(hours=1, minutes=1)  # the confirmation is useful for 1 minute only
+    f.events["b1"] = [event(starts=soon)]
+    f.texts = [TextRow(1, "p1", "b1", 1, "confirmation", "skipped", None),
+               TextRow(2, "p1", "b1", 1, "day_of", "sent", "SM2", body("day_of", soon))]
+    f.sends = [Send("SM2", PHONE, body("day_of", soon), KNOWN + timedelta(seconds=1))]
+    report = check(f)
+    assert report.ok, dict(report.violations)
+    assert report.counts["texts expected"] == 1
