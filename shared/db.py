@@ -24,9 +24,16 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     finally:
         await conn.close()  # ends the session, and so its advisory lock
     return await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size,
+        url, min_size=min_size, max_size=max_size, reset=_no_reset_query,
         server_settings={"search_path": schema, "application_name": schema},
     )
+
+
+async def _no_reset_query(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (one round trip per request). asyncpg still rolls
+    back an open transaction and drops listeners; our code keeps no other session state on a
+    pooled connection: the workers that LISTEN or take advisory locks undo them themselves
+    (and a lost connection ends both)."""
 
 
 @dataclass(frozen=True)
