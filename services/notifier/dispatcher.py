@@ -47,6 +47,7 @@ from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
+CRITICAL_KINDS = sorted(CRITICAL)
 POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
 """What the policy of a text in `dispatch_context` depends on."""
 
@@ -74,7 +75,11 @@ class Dispatcher:
         if now - self._last_release > min(60.0, self.stale_claim_seconds):
             await self._release_stale()  # claims of a dispatcher that died
             self._last_release = now
-        return 0.0 if await self.dispatch_once() == self.batch_size else self.poll_seconds
+        if await self.dispatch_once() == self.batch_size:
+            return 0.0  # more are waiting
+        async with self.pool.acquire() as conn:  # sleep until the next one falls due
+            wait = await conn.fetchval(Q.next_due_in)
+        return self.poll_seconds if wait is None else min(self.poll_seconds, max(wait, 0.005))
 
     async def _release_stale(self) -> None:
         async with self.pool.acquire() as conn:
@@ -88,7 +93,7 @@ class Dispatcher:
             ids = [r["id"] for r in await conn.fetch(Q.claim_due, self.batch_size)]
             if not ids:
                 return 0
-            rows = await conn.fetch(Q.dispatch_context, ids)
+            rows = await conn.fetch(Q.dispatch_context, ids, CRITICAL_KINDS)
             now = datetime.now(UTC)
             settled = _Outcomes()
             by_patient: dict[UUID, list[_Claimed]] = {}

@@ -44,12 +44,17 @@ WHERE id IN (
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
+-- name: next_due_in
+-- Seconds until the next pending text falls due (NULL: none is pending).
+SELECT extract(epoch FROM min(due_at) - now())::float8 FROM texts WHERE status = 'pending';
+
 -- name: dispatch_context
 -- Everything the dispatcher needs about a batch of claimed texts, in due order: contact,
 -- appointment (or slot offer, or for texts about no booking the patient's latest
 -- appointment), the clinic's policy with quiet hours resolved site > region > network
 -- (NULL: the service's default), and how many texts the patient was sent since the start
--- of their local day and of the last 7 days (the caps).
+-- of their local day and of the last 7 days (the caps; counted only for texts they apply
+-- to: not to the driver's, nor to the kinds in $2 when critical texts may pass them).
 WITH t AS (
     SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
            t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
@@ -64,10 +69,11 @@ WITH t AS (
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
            coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
            a.ride_status, a.ride_contact_phone
-    FROM texts t
-    LEFT JOIN contacts c ON c.patient_id = t.patient_id
-    LEFT JOIN appointments a ON a.booking_id = t.booking_id
-    LEFT JOIN waitlist_offers o ON o.offer_id = t.offer_id AND o.patient_id = t.patient_id
+    FROM texts t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
+    LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
+    LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
+    LEFT JOIN LATERAL (SELECT * FROM waitlist_offers
+                       WHERE offer_id = t.offer_id AND patient_id = t.patient_id LIMIT 1) o ON true
     LEFT JOIN LATERAL (
         SELECT clinic_name, clinic_phone, site_name, site_timezone, site_id, site_region
         FROM appointments WHERE patient_id = t.patient_id AND t.booking_id IS NULL
@@ -87,7 +93,9 @@ LEFT JOIN LATERAL (
     FROM (SELECT date_trunc('day', now() AT TIME ZONE t.site_timezone) AS local) midnight,
          LATERAL (SELECT midnight.local AT TIME ZONE t.site_timezone AS start) day,
          texts s
-    WHERE t.kind <> 'pickup' AND s.patient_id = t.patient_id AND s.status = 'sent'
+    WHERE t.kind <> 'pickup'
+      AND NOT (t.kind = ANY($2::text[]) AND coalesce(p.critical_past_caps, true))
+      AND s.patient_id = t.patient_id AND s.status = 'sent'
       AND s.sent_at >= (midnight.local - interval '6 days') AT TIME ZONE t.site_timezone
 ) sent ON t.site_timezone IS NOT NULL
 ORDER BY t.due_at, t.id;
@@ -96,11 +104,14 @@ ORDER BY t.due_at, t.id;
 -- Before sending a batch, in one statement: claimed texts that will not go out now get
 -- their status ($1-$4: id, status, reason, new due time or NULL), and the patients in $5
 -- are given their "reply STOP" notice, once ever: returns those whose first text this is.
-WITH settled AS (
+-- (The MATERIALIZED rows drive a lookup by id, whatever the plan cached for the statement.)
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
+        AS u(id, status, reason, due_at)
+), settled AS (
     UPDATE texts t SET status = u.status, status_reason = u.reason,
                        due_at = coalesce(u.due_at, t.due_at)
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, status, reason, due_at)
-    WHERE t.id = u.id AND t.status = 'sending'
+    FROM u WHERE t.id = u.id AND t.status = 'sending'
 ), notice AS (
     UPDATE contacts SET stop_notice_sent = true
     WHERE patient_id = ANY($5::uuid[]) AND NOT stop_notice_sent
@@ -109,10 +120,13 @@ WITH settled AS (
 SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
 
 -- name: mark_sent
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[])
+        AS u(id, sid, body, segments)
+)
 UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid, body = u.body,
                    segments = u.segments
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[]) AS u(id, sid, body, segments)
-WHERE t.id = u.id AND t.status = 'sending';
+FROM u WHERE t.id = u.id AND t.status = 'sending';
 
 -- name: release_stop_notices
 -- Patients whose first text did not go out after all: the next one carries the notice.

@@ -158,7 +158,7 @@ GSM7_BASIC = set(
 )
 GSM7_EXTENSION = set("^{}\\[~]|€\f")
 GSM7 = GSM7_BASIC | GSM7_EXTENSION
-_ASCII_EXTENSION = "".join(sorted(c for c in GSM7_EXTENSION if c.isascii()))
+_EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
 _ASCII_NOT_GSM7 = re.compile(
     "[" + re.escape("".join(c for c in map(chr, range(128)) if c not in GSM7)) + "]")
 
@@ -166,11 +166,8 @@ _ASCII_NOT_GSM7 = re.compile(
 def segments(body: str) -> int:
     """How many SMS segments `body` takes: GSM-7 (160, or 153 each when split) or UCS-2
     (70, or 67 each when split)."""
-    if body.isascii() and not _ASCII_NOT_GSM7.search(body):  # the common case, quickly
-        units = len(body) + sum(body.count(c) for c in _ASCII_EXTENSION)
-        single, multi = 160, 153
-    elif set(body) <= GSM7:
-        units = len(body) + sum(body.count(c) for c in GSM7_EXTENSION)
+    if (body.isascii() and not _ASCII_NOT_GSM7.search(body)) or set(body) <= GSM7:
+        units = len(body) + len(_EXTENSION.findall(body))
         single, multi = 160, 153
     else:
         units = sum(2 if ord(c) > 0xFFFF else 1 for c in body)
