@@ -7,7 +7,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -29,34 +30,71 @@ class Slot:
     provider_id: UUID
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     start: datetime          # UTC
     local_start: datetime    # site wall clock (naive)
     local_end: datetime      # site wall clock (naive), recovery included
     weekday: int
+    start_offset: tzinfo     # the site's UTC offset at the start, and at the end
+    end_offset: tzinfo
+
+
+def _fixed_offset(day: date, tz: ZoneInfo) -> timezone | None:
+    """The site's UTC offset on `day` if it stays the same all day (no DST change), else None."""
+    first = datetime.combine(day, time(0), tz).utcoffset()
+    last = datetime.combine(day, time(23, 59, 59), tz).utcoffset()
+    return timezone(first) if first == last else None
 
 
 def _candidates(first_day: date, last_day: date, hours, closed, tz: ZoneInfo, length: timedelta,
                 step: timedelta, now: datetime) -> list[_Candidate]:
     """Every start time to consider, in time order: each step within opening hours, on open
-    days, in the future, that exists exactly once on the wall clock and ends the same day."""
-    out = []
+    days, in the future, that exists exactly once on the wall clock and ends the same day.
+    Days without a DST change (nearly all) need no time-zone lookup per candidate."""
+    out: list[_Candidate] = []
     day = first_day
     while day <= last_day:
+        fixed = _fixed_offset(day, tz)
         for opens, closes in ([] if day in closed else sorted(hours[day.isoweekday()])):
-            t = datetime.combine(day, opens)
-            while t + length <= datetime.combine(day, closes):
-                try:
-                    start = to_utc(t, str(tz))
-                except Invalid:  # skipped or repeated by a DST change
-                    start = None
-                if start is not None and start >= now:
-                    local_end = (start + length).astimezone(tz).replace(tzinfo=None)
-                    if local_end.date() == day and local_end.time() <= closes:
-                        out.append(_Candidate(start, t, local_end, day.isoweekday()))
-                t += step
+            t, close = datetime.combine(day, opens), datetime.combine(day, closes)
+            if fixed is not None:
+                out += _plain_day(t, close, fixed, length, step, now)
+            else:
+                out += _changing_day(t, close, tz, length, step, now)
         day += timedelta(days=1)
+    return out
+
+
+def _plain_day(t: datetime, close: datetime, offset: timezone, length: timedelta,
+               step: timedelta, now: datetime) -> list[_Candidate]:
+    """Start times from wall-clock `t` to `close` on a day with one UTC `offset` throughout."""
+    out = []
+    start, weekday = (t - offset.utcoffset(None)).replace(tzinfo=UTC), t.isoweekday()
+    while t + length <= close:
+        if start >= now:
+            out.append(_Candidate(start, t, t + length, weekday, offset, offset))
+        t += step
+        start += step
+    return out
+
+
+def _changing_day(t: datetime, close: datetime, tz: ZoneInfo, length: timedelta,
+                  step: timedelta, now: datetime) -> list[_Candidate]:
+    """The same on a day when the clocks change: times that do not exist or exist twice are
+    left out; a session may span the change."""
+    out = []
+    while t + length <= close:
+        try:
+            start = to_utc(t, str(tz))
+        except Invalid:  # skipped or repeated by a DST change
+            start = None
+        if start is not None and start >= now:
+            end = (start + length).astimezone(tz)
+            if end.replace(tzinfo=None) <= close:
+                out.append(_Candidate(start, t, end.replace(tzinfo=None), t.isoweekday(),
+                                      timezone(start.astimezone(tz).utcoffset()),
+                                      timezone(end.utcoffset())))
+        t += step
     return out
 
 
@@ -87,10 +125,14 @@ async def free_slots(conn: asyncpg.Connection, site: asyncpg.Record, stype: asyn
         return []
     everything = (1 << len(cands)) - 1
 
+    by_weekday: dict[int, list[tuple[int, time, time]]] = defaultdict(list)
+    for i, c in enumerate(cands):
+        by_weekday[c.weekday].append((i, c.local_start.time(), c.local_end.time()))
+
     def covering(weekday: int, begin: time, end: time) -> int:
         mask = 0
-        for i, c in enumerate(cands):
-            if c.weekday == weekday and begin <= c.local_start.time() and c.local_end.time() <= end:
+        for i, starts, ends in by_weekday[weekday]:
+            if begin <= starts and ends <= end:
                 mask |= 1 << i
         return mask
 
@@ -129,8 +171,9 @@ async def free_slots(conn: asyncpg.Connection, site: asyncpg.Record, stype: asyn
     slots = []
     for i in sorted(room_at):
         c = cands[i]
-        slots.append(Slot(c.start, c.start.astimezone(tz).isoformat(),
-                          (c.start + length).astimezone(tz).isoformat(), room_at[i], provider_at[i]))
+        slots.append(Slot(c.start, c.local_start.replace(tzinfo=c.start_offset).isoformat(),
+                          c.local_end.replace(tzinfo=c.end_offset).isoformat(),
+                          room_at[i], provider_at[i]))
     return slots
 
 
