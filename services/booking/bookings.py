@@ -138,19 +138,28 @@ def _check_contact(ctx, stype) -> None:
 
 
 async def _insert(conn, ctx, starts_at, room_id, provider_id, now, series_id=None,
-                  field="starts_at") -> asyncpg.Record:
-    """Insert one booking. If a concurrent booking took the room or provider picked for it,
-    pick again; a real conflict becomes a 409 naming what conflicts."""
+                  field="starts_at") -> dict:
+    """Insert one booking and its `SessionBooked` event in one statement. If a concurrent
+    booking took the room or provider picked for it, pick again; a real conflict becomes a
+    409 naming what conflicts."""
     for attempt in range(3):
         where = await place(conn, ctx["clinic_id"], ctx["site_id"], ctx["site_timezone"], ctx,
                             starts_at, room_id=room_id, provider_id=provider_id, now=now,
                             field=field)
-        row = await conn.fetchrow(
-            Q.insert_booking_unless_taken, uuid4(), ctx["clinic_id"], ctx["site_id"],
+        # the event is made from the row as it will be (a new booking's version is 1)
+        row = {**dict(ctx), "id": uuid4(), "version": 1, "series_id": series_id,
+               "room_id": where.room_id, "provider_id": where.provider_id,
+               "session_type": ctx["code"], "starts_at": where.starts_at,
+               "ends_at": where.ends_at, "occupied_until": where.occupied_until}
+        event = Envelope.new(SessionBooked(**appointment_fields(row)), producer=PRODUCER,
+                             clinic_id=ctx["clinic_id"], patient_id=ctx["patient_id"])
+        booking = await conn.fetchrow(
+            Q.insert_booking_with_event, row["id"], ctx["clinic_id"], ctx["site_id"],
             where.room_id, where.provider_id, ctx["patient_id"], series_id, ctx["code"],
-            ctx["is_dosing"], where.starts_at, where.ends_at, where.occupied_until)
-        if row is not None:
-            return row
+            ctx["is_dosing"], where.starts_at, where.ends_at, where.occupied_until,
+            event.topic, event.key, event.to_bytes(), event.event_id, event.event_type)
+        if booking is not None:
+            return {**row, **dict(booking)}
         conflict = await _conflict(conn, where, ctx["patient_id"])
         resource = conflict.details["conflicts_with"]["resource"]
         picked = (resource == "room" and room_id is None) or \
@@ -226,9 +235,7 @@ async def book_slots(conn, clinic_id, patient_id, site_id, code, starts, room_id
             if series:  # say which session of the series could not be booked
                 exc.details.setdefault("conflicts_with", {})["session_index"] = i
             raise
-        row = {**dict(ctx), **dict(booking), "fasting_rule": ctx["fasting_rule"]}
-        await emit(conn, row, SessionBooked(**appointment_fields(row)))
-        rows.append(row)
+        rows.append(booking)
     return rows
 
 

@@ -252,13 +252,20 @@ SELECT
               AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($7, $8) AND b.id <> $11)
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
 
--- name: insert_booking_unless_taken
--- No row back: an exclusion constraint (room, provider or patient busy) stopped it.
-INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
-                      session_type, is_dosing, starts_at, ends_at, occupied_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT DO NOTHING
-RETURNING *;
+-- name: insert_booking_with_event
+-- The booking and its SessionBooked event (into the outbox) in one round trip. No row back:
+-- an exclusion constraint (room, provider or patient busy) stopped it, and no event either.
+WITH booked AS (
+    INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
+                          session_type, is_dosing, starts_at, ends_at, occupied_until)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), announced AS (
+    INSERT INTO outbox (topic, key, value, event_id, event_type)
+    SELECT $13, $14, $15, $16, $17 FROM booked
+)
+SELECT * FROM booked;
 
 -- name: what_conflicts
 -- Which of room, provider, patient is busy in a time range, and with which booking.
