@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import booking_throughput, consumer_throughput, plans_throughput
+from bench import (booking_throughput, consumer_throughput, notifier_apscheduler,
+                   notifier_dispatch, notifier_pacing, notifier_schedule, plans_throughput)
 
-BENCHMARKS = [consumer_throughput, booking_throughput, plans_throughput]
+BENCHMARKS = [consumer_throughput, booking_throughput, plans_throughput, notifier_schedule,
+              notifier_dispatch, notifier_apscheduler, notifier_pacing]
 
 
 def main() -> int:

@@ -51,3 +51,34 @@ def report(title: str, rows: list[tuple[str, float]], baseline: str, target: flo
             mark = f"  (target >= {target:.2f}x: {'met' if met else 'NOT met'})"
         print(f"   {name:<46} {value:>12,.0f} {unit}   {ratio:5.2f}x {baseline}{mark}")
     return ok
+
+
+async def consume_all(bootstrap: str, topic: str, consumer, n: int, **options) -> float:
+    """Run `consumer` (an `EventConsumer`) as a FastStream subscriber of `topic` until it has
+    processed `n` records; return the seconds from its first batch to its last."""
+    import asyncio
+    import time
+
+    from faststream.kafka import KafkaBroker
+
+    broker = KafkaBroker(bootstrap, log_level=10)
+    state = {"done": 0, "first": None}
+    finished = asyncio.Event()
+    original = consumer.process
+
+    async def counted(records):
+        state["first"] = state["first"] or time.perf_counter()
+        result = await original(records)
+        state["done"] += len(records)
+        if state["done"] >= n:
+            finished.set()
+        return result
+
+    consumer.process = counted
+    consumer.subscribe(broker, topic, **options)
+    await broker.start()
+    try:
+        await finished.wait()
+    finally:
+        await broker.stop()
+    return time.perf_counter() - state["first"]
