@@ -9,6 +9,7 @@ from all its sessions and announce what changed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -16,7 +17,8 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.plans.progress import Progress, Session, evaluate, integration_booked_after
-from services.plans.templates import DEFAULT_FOR_MODALITY, Template, latest
+from services.plans.templates import DEFAULT_FOR_MODALITY, latest_many
+from services.plans.templates import parse as parse_template
 from shared.db import Queries
 from shared.errors import Conflict, NotFound
 from shared.events import Envelope, Event
@@ -44,32 +46,55 @@ async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None
     await conn.execute(Q.upsert_patient, env.patient_id, env.clinic_id)
 
 
+@dataclass(frozen=True)
+class NewPlan:
+    """A plan to start: for whom, from which template, when, and the event that led to it."""
+
+    clinic_id: UUID
+    patient_id: UUID
+    code: str
+    started_at: datetime
+    cause: Envelope | None = None
+
+
 async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, code: str,
-                     started_at: datetime, cause: Envelope | None = None, *,
-                     templates: dict | None = None, out: list | None = None,
-                     adopt: bool = True) -> asyncpg.Record:
-    """Start a plan from the newest version of a template (409 if one is already open).
-    `templates` caches template lookups and `out` collects the events, for batches; `adopt`
-    False when the caller knows the patient has no sessions waiting for a plan."""
-    if templates is not None and (code, clinic_id) in templates:
-        version, t = templates[(code, clinic_id)]
-    else:
-        version, t = await latest(conn, code, clinic_id)
-        if templates is not None:
-            templates[(code, clinic_id)] = (version, t)
-    plan = await conn.fetchrow(Q.insert_plan, uuid4(), clinic_id, patient_id, code, version,
-                               t.model_dump_json(), t.modality, t.target, started_at)
-    if plan is None:
-        raise Conflict(f"the patient already has an open plan for {t.modality}")
-    if adopt:
-        await conn.execute(Q.adopt_sessions, plan["id"], patient_id, clinic_id, started_at, t.modality)
-    started = _event(plan, PlanStarted(plan_id=plan["id"], template=code, template_version=version,
-                                       sessions_target=t.target), cause)
-    if out is not None:
-        out.append(started)
-    else:
-        await enqueue(conn, [started])
+                     started_at: datetime, cause: Envelope | None = None) -> asyncpg.Record:
+    """Start a plan from the newest version of a template (409 if one is already open)."""
+    out: list[Envelope] = []
+    [plan] = await start_plans(conn, [NewPlan(clinic_id, patient_id, code, started_at, cause)],
+                               templates={}, out=out, adopting={patient_id})
+    await enqueue(conn, out)
     return plan
+
+
+async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, templates: dict,
+                      out: list[Envelope], adopting: set[UUID]) -> list[asyncpg.Record]:
+    """Start plans (one statement for all), in `wanted` order; 409 if one is already open.
+    `templates` caches template lookups, `out` collects the `PlanStarted` events, and plans
+    of `adopting` patients take their sessions that are waiting for a plan."""
+    missing = list({(w.code, w.clinic_id) for w in wanted} - set(templates))
+    if missing:
+        templates.update(await latest_many(conn, missing))
+    chosen = [templates[(w.code, w.clinic_id)] for w in wanted]
+    ids = [uuid4() for _ in wanted]
+    rows = {r["id"]: r for r in await conn.fetch(
+        Q.insert_plans, ids, [w.clinic_id for w in wanted], [w.patient_id for w in wanted],
+        [w.code for w in wanted], [v for v, _ in chosen], [t.model_dump_json() for _, t in chosen],
+        [t.modality for _, t in chosen], [t.target for _, t in chosen],
+        [w.started_at for w in wanted])}
+    plans = []
+    for plan_id, w, (version, t) in zip(ids, wanted, chosen):
+        plan = rows.get(plan_id)
+        if plan is None:
+            raise Conflict(f"the patient already has an open plan for {t.modality}")
+        if w.patient_id in adopting:
+            await conn.execute(Q.adopt_sessions, plan_id, w.patient_id, w.clinic_id,
+                               w.started_at, t.modality)
+        out.append(_event(plan, PlanStarted(plan_id=plan_id, template=w.code,
+                                            template_version=version, sessions_target=t.target),
+                          w.cause))
+        plans.append(plan)
+    return plans
 
 
 async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_create: bool = True,
@@ -124,11 +149,11 @@ async def _plans_for(conn: asyncpg.Connection, events: list[Envelope], auto_crea
     open_plans: dict[UUID, list] = {}
     for row in await conn.fetch(Q.open_plans_of, list({e.patient_id for e in new})):
         open_plans.setdefault(row["patient_id"], []).append(row)
-    creates: dict[UUID, bool] = {}
-    templates: dict = {}
-    started: dict[UUID, asyncpg.Record] = {}
+    creates = {r["clinic_id"]: r["auto_create"] for r in await conn.fetch(
+        Q.auto_create_of, list({e.clinic_id for e in new}), auto_create)} if new else {}
     waiting = {r["patient_id"] for r in await conn.fetch(
         Q.patients_with_unplanned_sessions, list({e.patient_id for e in new}))} if new else set()
+    to_start: dict[tuple[UUID, str], NewPlan] = {}  # one new plan per patient and treatment
     for env in new:
         p = env.payload
         mine = [c for c in open_plans.get(env.patient_id, []) if c["clinic_id"] == env.clinic_id]
@@ -137,20 +162,20 @@ async def _plans_for(conn: asyncpg.Connection, events: list[Envelope], auto_crea
             continue
         plan = next((c for c in mine if c["modality"] == p.session_type), None)
         code = DEFAULT_FOR_MODALITY.get(p.session_type)
-        if plan is None and code and STATUS_OF[type(p)] != "cancelled":
-            if env.clinic_id not in creates:
-                creates[env.clinic_id] = await conn.fetchval(Q.auto_create, env.clinic_id, auto_create)
-            if creates[env.clinic_id]:
-                plan = await start_plan(conn, env.clinic_id, env.patient_id, code, env.occurred_at,
-                                        env, templates=templates, out=out,
-                                        adopt=env.patient_id in waiting)
-                open_plans.setdefault(env.patient_id, []).append(plan)
-                started[env.patient_id] = plan
         plans[p.booking_id] = plan
-    for env in new:  # earlier events of this batch that a plan started later would adopt
+        if plan is None and code and STATUS_OF[type(p)] != "cancelled" and creates[env.clinic_id]:
+            to_start.setdefault((env.patient_id, p.session_type),
+                                NewPlan(env.clinic_id, env.patient_id, code, env.occurred_at, env))
+    started: dict[UUID, asyncpg.Record] = {}
+    if to_start:
+        for plan in await start_plans(conn, list(to_start.values()), templates={}, out=out,
+                                      adopting=waiting):
+            started[plan["patient_id"]] = plan
+    for env in new:  # the new plans take this batch's bookings that had none
         plan, p = started.get(env.patient_id), env.payload
-        if plan is not None and plans[p.booking_id] is None and \
-                (not p.is_dosing or p.session_type == plan["modality"]) and \
+        if plan is None or plans[p.booking_id] is not None:
+            continue
+        if p.is_dosing and p.session_type == plan["modality"] or not p.is_dosing and \
                 p.starts_at > plan["created_at"] - timedelta(days=ADOPT_DAYS):
             plans[p.booking_id] = plan
     return plans
@@ -165,25 +190,30 @@ async def refresh(conn: asyncpg.Connection, plan: asyncpg.Record, now: datetime,
 async def refresh_many(conn: asyncpg.Connection, items: list[tuple[asyncpg.Record, Envelope | None]],
                        now: datetime) -> list[Envelope]:
     """Recompute plans from their sessions (one query for all), save them and their timers
-    (one pipelined statement each), and return the events for what changed."""
+    (one statement each for all), and return the events for what changed."""
     sessions: dict[UUID, list[Session]] = {}
     for r in await conn.fetch(Q.sessions_of_plans, [plan["id"] for plan, _ in items]):
         sessions.setdefault(r["plan_id"], []).append(
             Session(r["booking_id"], r["session_type"], r["is_dosing"], r["starts_at"], r["status"]))
     saves, sets, drops, out = [], [], [], []
     for plan, cause in items:
-        t = Template.model_validate_json(plan["definition"])
+        t = parse_template(plan["definition"])
         prog = evaluate(t, sessions.get(plan["id"], []), plan["created_at"], plan["phase"], now)
         saves.append((plan["id"], prog.phase, prog.booked, prog.completed, prog.cancelled,
                       prog.missed, prog.next_due_from, prog.next_due_by))
         _timer_changes(plan["id"], prog, sets, drops)
         out += _changes(plan, prog, cause)
-    await conn.executemany(Q.save_progress, saves)
+    await conn.execute(Q.save_progress_many, *_columns(saves, 8))
     if sets:
-        await conn.executemany(Q.set_timer, sets)
+        await conn.execute(Q.set_timers, *_columns(sets, 4))
     if drops:
-        await conn.executemany(Q.drop_timer, drops)
+        await conn.execute(Q.drop_timers, *_columns(drops, 3))
     return out
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows as columns, for statements that take one array per column."""
+    return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
 def _changes(plan: asyncpg.Record, prog: Progress, cause: Envelope | None) -> list[Envelope]:
@@ -234,7 +264,7 @@ async def _sessions(conn: asyncpg.Connection, plan_id: UUID) -> list[Session]:
 async def _after_dosing(conn: asyncpg.Connection, plan: asyncpg.Record, env: Envelope,
                         now: datetime) -> list[Envelope]:
     """Integration and REMS follow-ups of a completed dosing session."""
-    t = Template.model_validate_json(plan["definition"])
+    t = parse_template(plan["definition"])
     p = env.payload
     out = []
     if t.integration_within_days:

@@ -13,13 +13,17 @@ SELECT * FROM plans
 WHERE clinic_id = $1 AND patient_id = $2 AND phase NOT IN ('completed', 'discontinued')
 ORDER BY created_at DESC LIMIT 1 FOR UPDATE;
 
--- name: auto_create
-SELECT coalesce((SELECT auto_create_plans FROM clinic_settings WHERE clinic_id = $1), $2);
+-- name: auto_create_of
+-- Whether each clinic starts plans on its own ($2: the default for clinics with no setting).
+SELECT c.clinic_id, coalesce(s.auto_create_plans, $2) AS auto_create
+FROM unnest($1::uuid[]) AS c (clinic_id) LEFT JOIN clinic_settings s USING (clinic_id);
 
--- name: insert_plan
+-- name: insert_plans
+-- New plans; one that would be a second open plan for the same treatment is not inserted.
 INSERT INTO plans (id, clinic_id, patient_id, template, template_version, definition, modality,
                    sessions_target, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::integer[],
+                     $6::jsonb[], $7::text[], $8::integer[], $9::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING *;
 
@@ -47,11 +51,28 @@ WHERE patient_id = $2 AND clinic_id = $3 AND plan_id IS NULL
 SELECT booking_id, session_type, is_dosing, starts_at, status, version
 FROM plan_sessions WHERE plan_id = $1 ORDER BY starts_at, booking_id;
 
--- name: save_progress
-UPDATE plans SET phase = $2, sessions_booked = $3, sessions_completed = $4,
-                 sessions_cancelled = $5, sessions_missed = $6, next_due_from = $7,
-                 next_due_by = $8, updated_at = now()
-WHERE id = $1;
+-- name: save_progress_many
+-- A plan's recomputed state, for many plans in one statement (one array per column).
+UPDATE plans p SET phase = v.phase, sessions_booked = v.booked, sessions_completed = v.completed,
+                   sessions_cancelled = v.cancelled, sessions_missed = v.missed,
+                   next_due_from = v.due_from, next_due_by = v.due_by, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::integer[],
+            $7::timestamptz[], $8::timestamptz[])
+     AS v (id, phase, booked, completed, cancelled, missed, due_from, due_by)
+WHERE p.id = v.id;
+
+-- name: set_timers
+-- set_timer for many (plan, kind, ref) keys at once; each key at most once.
+INSERT INTO plan_timers (plan_id, kind, ref, due_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+ON CONFLICT (plan_id, kind, ref) DO UPDATE
+    SET due_at = EXCLUDED.due_at,
+        fired_at = CASE WHEN plan_timers.due_at = EXCLUDED.due_at THEN plan_timers.fired_at END;
+
+-- name: drop_timers
+DELETE FROM plan_timers t
+USING unnest($1::uuid[], $2::text[], $3::text[]) AS d (plan_id, kind, ref)
+WHERE t.plan_id = d.plan_id AND t.kind = d.kind AND t.ref = d.ref AND t.fired_at IS NULL;
 
 -- name: set_timer
 -- A timer whose due time is unchanged keeps its fired mark (it fires once per due time).

@@ -3,6 +3,7 @@ validated by `Template` here."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID
 
 import asyncpg
@@ -51,12 +52,24 @@ class Template(BaseModel):
         return sum(s.sessions for s in self.stages)
 
 
-async def latest(conn: asyncpg.Connection, code: str, clinic_id: UUID) -> tuple[int, Template]:
-    """The newest version of a template for a clinic (its own override first)."""
-    row = await conn.fetchrow(
-        "SELECT version, definition FROM plan_templates WHERE code = $1"
-        " AND (clinic_id = $2 OR clinic_id IS NULL)"
-        " ORDER BY clinic_id IS NULL, version DESC LIMIT 1", code, clinic_id)
-    if row is None:
-        raise NotFound(f"unknown plan template {code!r}", field="template")
-    return row["version"], Template.model_validate_json(row["definition"])
+async def latest_many(conn: asyncpg.Connection,
+                      wanted: list[tuple[str, UUID]]) -> dict[tuple[str, UUID], tuple[int, Template]]:
+    """The newest version of each template for each clinic (the clinic's own version first),
+    for several (code, clinic) pairs in one query; 404 if one is unknown."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (w.code, w.clinic_id) w.code, w.clinic_id, t.version, t.definition"
+        " FROM unnest($1::text[], $2::uuid[]) AS w (code, clinic_id)"
+        " JOIN plan_templates t ON t.code = w.code AND (t.clinic_id = w.clinic_id OR t.clinic_id IS NULL)"
+        " ORDER BY w.code, w.clinic_id, t.clinic_id IS NULL, t.version DESC",
+        [c for c, _ in wanted], [k for _, k in wanted])
+    found = {(r["code"], r["clinic_id"]): (r["version"], parse(r["definition"])) for r in rows}
+    for code, clinic_id in wanted:
+        if (code, clinic_id) not in found:
+            raise NotFound(f"unknown plan template {code!r}", field="template")
+    return found
+
+
+@lru_cache(maxsize=256)
+def parse(definition: str) -> Template:
+    """A template from its stored JSON (plans keep their own copy; parsed once per process)."""
+    return Template.model_validate_json(definition)

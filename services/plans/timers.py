@@ -13,7 +13,7 @@ import asyncpg
 
 from services.plans.handlers import Q, _event, _sessions
 from services.plans.progress import evaluate
-from services.plans.templates import Template
+from services.plans.templates import parse as parse_template
 from shared.events import Envelope
 from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
 from shared.outbox import enqueue
@@ -46,7 +46,7 @@ async def _fire(conn: asyncpg.Connection, timer: asyncpg.Record) -> Envelope | N
             return None
         return _event(plan, RemsMonitoringFormOverdue(plan_id=plan["id"], booking_id=form["booking_id"],
                                                       due_at=form["due_at"]))
-    t = Template.model_validate_json(plan["definition"])
+    t = parse_template(plan["definition"])
     prog = evaluate(t, await _sessions(conn, plan["id"]), plan["created_at"], plan["phase"],
                     datetime.now(UTC))
     if timer["kind"] == "session_due":
