@@ -148,3 +148,14 @@ def test_a_text_whose_window_closed_within_minutes_is_not_counted_as_lost():
     report = check(f)
     assert report.ok, dict(report.violations)
     assert report.counts["texts expected"] == 1
+
+
+def test_a_send_the_notifier_never_recorded_is_explained_only_by_a_crash_just_after_it():
+    f = healthy()
+    lost_record = Send("SM7", PHONE, "a text whose row was later cancelled", KNOWN + timedelta(minutes=3))
+    f.sends.append(lost_record)
+    assert check(f).violations["unexplained sends"]
+    f.crashes = [lost_record.at + timedelta(seconds=2)]
+    report = check(f)
+    assert report.ok, dict(report.violations)
+    assert report.counts["sent in the crash window, then recorded as not sent"] == 1

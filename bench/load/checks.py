@@ -191,6 +191,8 @@ def match_sends(f: Facts, r: Report) -> dict[int, list[tuple[Send, bool]]]:
         candidates = by_content.get((s.to, _strip_notice(s.body)), [])
         if len(candidates) >= 1:
             out[candidates[0].id].append((s, False))
+        elif _crash_window(f, s):  # its text was later cancelled or dropped, so has no body
+            r.counts["sent in the crash window, then recorded as not sent"] += 1
         else:
             r.fail("unexplained sends", f"Twilio accepted {s.sid} to a number/body no text has")
     return out
