@@ -115,7 +115,7 @@ async def notifier_run(db: str, n: int) -> tuple[float, float, list[float]]:
         async with pool.acquire() as conn:
             scheduled = await conn.fetchval("SELECT count(*) FROM texts")
             await conn.execute("TRUNCATE texts")
-        count = await seed_due(pool, n, ("day_of",), first_due_in=2.0)
+        count = await seed_due(pool, n, ("day_of",), first_due_in=10.0)
         task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=500,
                                               quiet=ANY_HOUR).run())
         try:

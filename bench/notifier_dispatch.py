@@ -83,9 +83,10 @@ async def stream_lateness(db: str, schema: str, pending: int, stream: int,
         async with pool.acquire() as conn:
             plan = await conn.fetch("EXPLAIN " + Q.claim_due.replace("$1", str(BATCH)))
             first_id = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM texts")
-        used = [r[0].strip() for r in plan if "Index" in r[0]]
-        print(f"   claim plan with {pending:,} pending: {used[0] if used else 'NO INDEX'}")
-        await seed_due(pool, stream, ("day_of",), first_due_in=2.0, every=1 / per_second)
+        if pending:
+            used = [r[0].strip() for r in plan if "Index" in r[0]]
+            print(f"   claim plan with {pending:,} pending: {used[0] if used else 'NO INDEX'}")
+        await seed_due(pool, stream, ("day_of",), first_due_in=10.0, every=1 / per_second)
         task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=BATCH,
                                               quiet=ANY_HOUR).run())
         try:
