@@ -164,7 +164,7 @@ async def book_session(cmd: BookSession, request: Request, who: Principal = requ
     included) is a 409 naming what conflicts."""
     async def handle(conn):
         return bookings.view(await bookings.book_session(conn, who, cmd))
-    return await idempotent(request, who.clinic_id, handle)
+    return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 
 @router.post("/bookings/series", status_code=201, tags=["bookings"])

@@ -198,7 +198,9 @@ async def emit(conn: asyncpg.Connection, row: asyncpg.Record, *payloads: Event) 
 
 async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
                        now: datetime | None = None) -> dict:
-    """Book one session and queue `SessionBooked`."""
+    """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
+    booking and its event (the API relies on that to run it without a transaction; the
+    exclusion constraints decide conflicts either way)."""
     [row] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
                              [cmd.starts_at], cmd.room_id, cmd.provider_id, now)
     return row

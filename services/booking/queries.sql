@@ -206,8 +206,8 @@ UPDATE waitlist_entries SET status = 'booked'
 WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiting';
 
 -- name: booking_context
--- One round trip for what booking a session needs to know (the patient row locked, so
--- one patient's bookings are decided one at a time). NULL site/type columns: unknown.
+-- One round trip for what booking a session needs to know (in a transaction, the patient row
+-- is locked, so one patient's series are decided one at a time). NULL site/type columns: unknown.
 SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
        p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
        s.id AS site_id, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
