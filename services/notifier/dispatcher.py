@@ -67,7 +67,8 @@ class Dispatcher:
         self._last_release = float("-inf")
 
     async def run(self) -> None:
-        """Dispatch until cancelled; wakes when texts are scheduled, or after a short poll."""
+        """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
+        due, or after a short poll."""
         await listen_loop(self.pool, self.channel, self._step, "dispatcher")
 
     async def _step(self) -> float:
@@ -94,20 +95,7 @@ class Dispatcher:
             if not ids:
                 return 0
             rows = await conn.fetch(Q.dispatch_context, ids, CRITICAL_KINDS)
-            now = datetime.now(UTC)
-            settled = _Outcomes()
-            by_patient: dict[UUID, list[_Claimed]] = {}
-            policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
-            for row in rows:  # already in due order
-                key = tuple(row[c] for c in POLICY_COLUMNS)
-                if key not in policies:
-                    policies[key] = policy_from(row, self.quiet)
-                text = _Claimed(row, policies[key])
-                verdict = text.not_now(now)
-                if verdict:
-                    settled.settle(text, *verdict)
-                else:
-                    by_patient.setdefault(row["patient_id"], []).append(text)
+            settled, by_patient = self._sort(rows, datetime.now(UTC))
             to_patients = [p for p, texts in by_patient.items()
                            if any(not t.to_driver for t in texts)]
             first_texts = set(await conn.fetchval(Q.settle_claimed, *settled.settle_args(),
@@ -118,6 +106,25 @@ class Dispatcher:
         await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, results)
                                for patient, texts in by_patient.items()))
         return len(ids)
+
+    def _sort(self, rows: list[asyncpg.Record],
+              now: datetime) -> tuple[_Outcomes, dict[UUID, list[_Claimed]]]:
+        """The claimed texts that must not go out now (settled), and the others by patient,
+        in due order."""
+        settled = _Outcomes()
+        by_patient: dict[UUID, list[_Claimed]] = {}
+        policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
+        for row in rows:  # already in due order
+            key = tuple(row[c] for c in POLICY_COLUMNS)
+            if key not in policies:
+                policies[key] = policy_from(row, self.quiet)
+            text = _Claimed(row, policies[key])
+            verdict = text.not_now(now)
+            if verdict:
+                settled.settle(text, *verdict)
+            else:
+                by_patient.setdefault(row["patient_id"], []).append(text)
+        return settled, by_patient
 
     async def _send_in_order(self, texts: list[_Claimed], notice: bool, results: _Results) -> None:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
