@@ -159,3 +159,12 @@ def test_a_send_the_notifier_never_recorded_is_explained_only_by_a_crash_just_af
     report = check(f)
     assert report.ok, dict(report.violations)
     assert report.counts["sent in the crash window, then recorded as not sent"] == 1
+
+
+def test_a_missed_session_text_is_expected_unless_the_daily_cap_may_hold_it_back():
+    f = healthy()
+    f.events["b1"].append(event(version=2, status="noshow", known=KNOWN + timedelta(minutes=20)))
+    f.daily_cap = {"c1": 5}
+    assert check(f).violations["lost"] == ["missed for booking b1 v2: never planned"]
+    f.daily_cap = {"c1": 3}  # two texts today already: a third may be capped
+    assert check(f).ok

@@ -118,6 +118,7 @@ class Facts:
     texts: list[TextRow] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
     quiet: dict[str, QuietHours] = field(default_factory=dict)  # by clinic id
+    daily_cap: dict[str, int] = field(default_factory=dict)  # by clinic id (default 1)
     phones: dict[str, str] = field(default_factory=dict)  # patient id -> E.164
     patient_tz: dict[str, str] = field(default_factory=dict)  # patient id -> site zone
     patient_clinic: dict[str, str] = field(default_factory=dict)
@@ -204,6 +205,9 @@ def match_sends(f: Facts, r: Report) -> dict[int, list[tuple[Send, bool]]]:
 def expected_texts(f: Facts) -> set[tuple[str, int, str]]:
     """(booking, version, kind) of every text that must have been sent by `settled_at`."""
     expected = set()
+    sends_to: dict[str, list[datetime]] = defaultdict(list)
+    for s in f.sends:
+        sends_to[s.to].append(s.at)
     for booking_id, events in f.events.items():
         last = events[-1]
         schedule = [e for e in events if e.status == "booked"]
@@ -212,6 +216,11 @@ def expected_texts(f: Facts) -> set[tuple[str, int, str]]:
         quiet = f.quiet.get(last.clinic_id, QuietHours())
         if last.status == "noshow" and last.known_at is not None:
             due = quiet.clamp(last.known_at, ZoneInfo(last.timezone), not_before=last.known_at)
+            local = f.settled_at.astimezone(ZoneInfo(last.timezone))
+            day = local.replace(hour=0, minute=0, second=0, microsecond=0)  # the patient's day
+            today = sum(1 for at in sends_to[f.phones.get(last.patient_id, "")] if at >= day)
+            if today >= f.daily_cap.get(last.clinic_id, 1) - 1:
+                continue  # a follow-up may be held back by the daily cap: the policy working
             if max(due, last.known_at) <= f.settled_at:
                 expected.add((booking_id, last.version, "missed"))
             continue

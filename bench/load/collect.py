@@ -78,9 +78,10 @@ async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashe
         f.receipts_missing = len((acknowledged & stored) - delivered)
         for r in await conn.fetch("SELECT patient_id::text, phone_e164 FROM notifier.contacts"):
             f.phones[r["patient_id"]] = r["phone_e164"]
-        for r in await conn.fetch("SELECT clinic_id::text, quiet_hours_start, quiet_hours_end"
+        for r in await conn.fetch("SELECT clinic_id::text, quiet_hours_start, quiet_hours_end, daily_cap"
                                   " FROM notifier.clinic_policies"):
             f.quiet[r["clinic_id"]] = QuietHours(r["quiet_hours_start"], r["quiet_hours_end"])
+            f.daily_cap[r["clinic_id"]] = r["daily_cap"]
         for r in await conn.fetch("SELECT patient_id::text, min(received_at) AS at FROM notifier.inbound_messages"
                                   " WHERE interpretation = 'opt_out' GROUP BY patient_id"):
             f.opted_out_at[r["patient_id"]] = r["at"]
