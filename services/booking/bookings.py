@@ -177,7 +177,8 @@ def appointment_fields(row: asyncpg.Record) -> dict:
         booking_id=row["id"], version=row["version"], series_id=row["series_id"],
         clinic_name=row["clinic_name"], clinic_phone=row["clinic_phone"], site_id=row["site_id"],
         site_name=row["site_name"], site_address=row["site_address"], site_phone=row["site_phone"],
-        site_timezone=row["site_timezone"], site_region=row["site_region"], room_id=row["room_id"], provider_id=row["provider_id"],
+        site_timezone=row["site_timezone"], site_region=row["site_region"], room_id=row["room_id"],
+        provider_id=row["provider_id"],
         session_type=row["session_type"], is_dosing=row["is_dosing"],
         fasting_rule=row["fasting_rule"], starts_at=row["starts_at"], ends_at=row["occupied_until"],
         patient_language=row["patient_language"], ride_contact=ride_contact_of(row))

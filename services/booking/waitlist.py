@@ -44,7 +44,8 @@ async def offer_freed_slot(conn: asyncpg.Connection, freed: asyncpg.Record) -> a
         WaitlistSlotOpened(offer_id=offer["id"], clinic_name=freed["clinic_name"],
                            clinic_phone=freed["clinic_phone"], site_id=freed["site_id"],
                            site_name=freed["site_name"], site_timezone=freed["site_timezone"],
-                           site_region=freed["site_region"],                           session_type=freed["session_type"], starts_at=freed["starts_at"],
+                           site_region=freed["site_region"], session_type=freed["session_type"],
+                           starts_at=freed["starts_at"],
                            patient_language=w["language"]),
         producer=PRODUCER, clinic_id=freed["clinic_id"], patient_id=w["patient_id"])
         for w in waiting])
