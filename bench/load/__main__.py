@@ -13,12 +13,9 @@ import argparse
 import asyncio
 import logging
 import shutil
-import statistics
 import sys
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
