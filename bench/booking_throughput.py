@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -81,6 +80,15 @@ def start_time(client: int, n: int) -> datetime:
     return datetime.combine(first, dtime(2 * (n % 10)), ZoneInfo(TZ))
 
 
+def booking_body(net: dict, client: int, n: int, offset_days: int) -> dict:
+    """The POST /bookings body of client `client`'s n-th session (its own room, provider and
+    patient, so clients never conflict)."""
+    return {"patient_id": net["patients"][client], "site_id": net["site"]["id"],
+            "room_id": net["rooms"][client], "provider_id": net["providers"][client],
+            "session_type": "assessment",
+            "starts_at": (start_time(client, n) + timedelta(days=offset_days)).isoformat()}
+
+
 async def http_bookings(url: str, net: dict, clients: int, per_client: int,
                         offset_days: int = 0) -> tuple[float, list[float]]:
     """`clients` concurrent clients, each booking `per_client` sessions one after another.
@@ -91,10 +99,7 @@ async def http_bookings(url: str, net: dict, clients: int, per_client: int,
                                      headers={"X-API-Key": net["clinic"]["api_key"]}) as http:
         async def client(i: int) -> None:
             for n in range(per_client):
-                body = {"patient_id": net["patients"][i], "site_id": net["site"]["id"],
-                        "room_id": net["rooms"][i], "provider_id": net["providers"][i],
-                        "session_type": "assessment",
-                        "starts_at": (start_time(i, n) + timedelta(days=offset_days)).isoformat()}
+                body = booking_body(net, i, n, offset_days)
                 t = time.perf_counter()
                 async with http.post("/bookings", json=body) as r:
                     text = await r.text()
@@ -117,10 +122,7 @@ async def paced_bookings(url: str, net: dict, clients: int, rate: float, total: 
                                      headers={"X-API-Key": net["clinic"]["api_key"]}) as http:
         async def one(k: int) -> None:
             i, n = k % clients, k // clients
-            body = {"patient_id": net["patients"][i], "site_id": net["site"]["id"],
-                    "room_id": net["rooms"][i], "provider_id": net["providers"][i],
-                    "session_type": "assessment",
-                    "starts_at": (start_time(i, n) + timedelta(days=offset_days)).isoformat()}
+            body = booking_body(net, i, n, offset_days)
             t = time.perf_counter()
             async with http.post("/bookings", json=body) as r:
                 text = await r.text()

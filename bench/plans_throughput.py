@@ -16,9 +16,8 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 
-from bench.common import infrastructure, report
+from bench.common import consume_all, infrastructure, report
 from services.plans import handlers
 from shared.consumer import EventConsumer
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
@@ -74,29 +73,9 @@ async def raw(bootstrap: str, n: int, pool) -> float:
 
 
 async def project(bootstrap: str, n: int, pool) -> float:
-    broker = KafkaBroker(bootstrap, log_level=10)
-    state = {"done": 0, "first": None}
-    finished = asyncio.Event()
     consumer = EventConsumer(f"plans-{uuid.uuid4()}", lambda: pool, {},
                              batch_handlers={e: handlers.on_booking_events for e in handlers.STATUS_OF})
-    original = consumer.process
-
-    async def counted(records):
-        state["first"] = state["first"] or time.perf_counter()
-        result = await original(records)
-        state["done"] += len(records)
-        if state["done"] >= n:
-            finished.set()
-        return result
-
-    consumer.process = counted  # type: ignore[method-assign]
-    consumer.subscribe(broker, TOPIC, **FAST)
-    await broker.start()
-    try:
-        await finished.wait()
-    finally:
-        await broker.stop()
-    return state["done"] / (time.perf_counter() - state["first"])
+    return n / await consume_all(bootstrap, TOPIC, consumer, n, **FAST)
 
 
 async def main(n: int, rounds: int) -> bool:
