@@ -149,6 +149,11 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
             done = kcb_ops(stack, "dlq", "discard", ref, "--reason", "test poison", "--actor", "pytest")
             assert done.returncode == 0, done.stdout + done.stderr
         assert wait_until(lambda: status(stack)[0] == 0), status(stack)[1]["problems"]
+        for command in (("outbox",), ("texts", "pending"), ("texts", "late")):
+            done = kcb_ops(stack, *command)
+            assert done.returncode == 0, (command, done.stdout + done.stderr)
+        assert "waiting" in kcb_ops(stack, "outbox").stdout  # the table, with each service's backlog
+        assert kcb_ops(stack, "dlq", "show", "plans:999999").returncode == 2  # unknown: 404
 
         # the broker paused: the CLI says so with a non-zero exit
         stack.broker.proc.send_signal(signal.SIGSTOP)
