@@ -9,7 +9,7 @@ import asyncpg
 
 from services.notifier import handlers
 from services.notifier.schedule import QuietHours
-from services.notifier.senders import OutgoingSms
+from services.notifier.senders import OutgoingSms, SmsSender
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 
 MIGRATIONS = Path(handlers.__file__).with_name("migrations")
@@ -86,7 +86,7 @@ async def seed_future(pool: asyncpg.Pool, n: int) -> None:
         await conn.execute("ANALYZE texts")
 
 
-class ZeroLatencySender:
+class ZeroLatencySender(SmsSender):
     """An `SmsSender` that takes every text at once."""
 
     async def send(self, sms: OutgoingSms) -> str:

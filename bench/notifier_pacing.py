@@ -30,8 +30,12 @@ async def send_all(twilio: FakeTwilio, number: str, rate: float, seconds: float)
         twilio_segments_per_second=rate))
     try:
         bodies = [LONG if i % 3 == 2 else SHORT for i in range(int(rate * seconds * 3 / 4))]
-        await asyncio.gather(*(sender.send(OutgoingSms(i, "+16045550177", body))
-                               for i, body in enumerate(bodies)))
+
+        async def send(text_id: int, body: str) -> None:
+            await sender.turn(segments(body))  # as the dispatcher does
+            await sender.send(OutgoingSms(text_id, "+16045550177", body))
+
+        await asyncio.gather(*(send(i, body) for i, body in enumerate(bodies)))
     finally:
         await sender.close()
 

@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 
-import httpx
 
 from devstack.demo import book_demo_session, listing, wait_for
 from devstack.stack import Stack

@@ -4,7 +4,7 @@ events, waitlist, FHIR, and the patients' replies arriving from the notifier ove
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer

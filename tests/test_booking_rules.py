@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.helpers import EVERY_DAY, add_patient, create_network
+from tests.helpers import add_patient, create_network
 
 ALL_DAY = [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(1, 8)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition

@@ -174,6 +174,7 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
 async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
     from services.notifier.senders import OutgoingSms
     from services.notifier.settings import NotifierSettings
+    from services.notifier.templates import segments
     from services.notifier.twilio_sender import TwilioSender
 
     twilio = FakeTwilio()
@@ -183,10 +184,13 @@ async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
         twilio_api_base_url=twilio.url, twilio_from_number="+15005550006",
         twilio_segments_per_second=10))
     try:
-        await asyncio.gather(*(sender.send(OutgoingSms(i, "+16045550177", "short text"))
-                               for i in range(12)))
-        await sender.send(OutgoingSms(99, "+16045550177", "x" * 200))  # two segments
-        await sender.send(OutgoingSms(100, "+16045550177", "after the long one"))
+        async def send(text_id: int, body: str) -> None:
+            await sender.turn(segments(body))
+            await sender.send(OutgoingSms(text_id, "+16045550177", body))
+
+        await asyncio.gather(*(send(i, "short text") for i in range(12)))
+        await send(99, "x" * 200)  # two segments
+        await send(100, "after the long one")
     finally:
         await sender.close()
         await twilio.stop()

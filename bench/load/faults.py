@@ -74,9 +74,11 @@ class FaultInjector(threading.Thread):
         self.stack.kill(mp)
         self.log.kills += 1
         self.log.note(f"kill -9 {mp.name} (pid {mp.pid})", crash=mp.extra["service"] == "notifier")
+        new = mp
         for attempt in range(5):
             try:
-                new = self.stack.restart(mp if attempt == 0 else new)
+                new = self.stack.restart(new, wait=False)
+                self.stack.wait_ready([new])
                 self.log.note(f"restarted {new.name} (pid {new.pid})")
                 return
             except (RuntimeError, TimeoutError) as exc:

@@ -1,16 +1,23 @@
 """The dispatcher: claims due texts with SKIP LOCKED, renders them from the current
-appointment (so a text never quotes a stale time), sends, and records the result together
-with its `SmsSent` event. Safe with several instances.
+appointment, checks each one still stands just before it goes (so a text never quotes a
+stale time), sends, and records the result together with its `SmsSent` event. Safe with
+several instances.
 
-Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'`, committed; (2)
-handed to the provider; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in one
-transaction. A crash before (2) leaves a claim with no SID: after `stale_claim_seconds` it
-is released and sent, once. A crash between Twilio accepting the request in (2) and the
-commit of (3), a window of one HTTP response and one local transaction, cannot be told
-apart from the first case: Twilio's Messages API has no idempotency key, so the text is sent
-again when the claim is released. That window is the only way to a duplicate; Kafka
-redelivery never sends one (texts are scheduled once per event, in the consumer's
-transaction), and neither does a crash anywhere else.
+Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'` with the claim's
+time as its token, committed; (2) just before the provider call, when the sender's pacing
+gives it its turn, the claim is taken again in one statement only if it is still this
+dispatcher's and the text still stands (appointment not moved or over, patient not opted
+out): the fresh claim cannot be released as a dead dispatcher's during the call; then the
+text is handed to the provider; (3) its SID recorded with `status = 'sent'` and `SmsSent`,
+in one transaction, only if the claim is still this dispatcher's. A crash before (2) leaves
+a claim with no SID: after `stale_claim_seconds` it is released and sent, once. A crash
+between Twilio accepting the request in (2) and the commit of (3), a window of one HTTP
+response and one local transaction, cannot be told apart from the first case: Twilio's
+Messages API has no idempotency key, so the text is sent again when the claim is released
+(or, if its appointment was cancelled meanwhile, recorded as cancelled though it went out).
+That window is the only way to a duplicate; Kafka redelivery never sends one (texts are
+scheduled once per event, in the consumer's transaction), a slow dispatcher never races
+another one for the same text (the claim tokens), and no other crash does.
 
 A batch, set-based: one statement claims it (1); one query reads everything needed to decide
 on and render its texts (contacts, appointments, the clinic's policy with quiet hours
@@ -18,9 +25,9 @@ resolved for each site, texts already sent today and this week); one statement s
 texts that must not go out now (cancelled, skipped, or held until quiet hours end) and hands
 out the "reply STOP" notices. Then each patient's texts are sent in order, different
 patients' concurrently (the sender paces them), and each result is recorded (3) as soon as
-the provider answers: a send's result is committed with those that arrived while the
-previous commit was under way (group commit), so (3) is never more than about two local
-transactions behind the provider's answer.
+the provider answers. The checks of (2) and the records of (3) are grouped: each waits at
+most for the statement under way, then goes with all that arrived meanwhile, so (3) is never
+more than about two local transactions behind the provider's answer.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -37,6 +45,7 @@ import asyncpg
 
 from services.notifier.handlers import Q
 from services.notifier.policy import CRITICAL, Policy, policy_from
+from services.notifier.receipts import apply_early_receipts
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
@@ -48,6 +57,8 @@ from shared.worker import listen_loop
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
 CRITICAL_KINDS = sorted(CRITICAL)
+RECEIPTS_EVERY = 2.0
+"""Seconds between two looks for delivery receipts that came before their SID was stored."""
 POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
 """What the policy of a text in `dispatch_context` depends on."""
 
@@ -64,7 +75,7 @@ class Dispatcher:
         self.poll_seconds = poll_seconds
         self.stale_claim_seconds = stale_claim_seconds
         self.quiet = quiet
-        self._last_release = float("-inf")
+        self._last_release = self._last_receipts = float("-inf")
 
     async def run(self) -> None:
         """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
@@ -76,6 +87,9 @@ class Dispatcher:
         if now - self._last_release > min(60.0, self.stale_claim_seconds):
             await self._release_stale()  # claims of a dispatcher that died
             self._last_release = now
+        if now - self._last_receipts > RECEIPTS_EVERY:
+            await apply_early_receipts(self.pool)  # receipts that came before their SID
+            self._last_receipts = now
         if await self.dispatch_once() == self.batch_size:
             return 0.0  # more are waiting
         async with self.pool.acquire() as conn:  # sleep until the next one falls due
@@ -91,23 +105,25 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Claim one batch of due texts and send it. Returns how many were claimed."""
         async with self.pool.acquire() as conn:
-            ids = [r["id"] for r in await conn.fetch(Q.claim_due, self.batch_size)]
-            if not ids:
+            claims = {r["id"]: r["claimed_at"] for r in await conn.fetch(Q.claim_due,
+                                                                         self.batch_size)}
+            if not claims:
                 return 0
-            rows = await conn.fetch(Q.dispatch_context, ids, CRITICAL_KINDS)
-            settled, by_patient = self._sort(rows, datetime.now(UTC))
+            rows = await conn.fetch(Q.dispatch_context, list(claims), CRITICAL_KINDS)
+            settled, by_patient = self._sort(rows, claims, datetime.now(UTC))
             to_patients = [p for p, texts in by_patient.items()
                            if any(not t.to_driver for t in texts)]
             first_texts = set(await conn.fetchval(Q.settle_claimed, *settled.settle_args(),
                                                   to_patients))
         results = _Results(self.pool)
+        gate = _Coalesced(self._retake)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
-        await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, results)
+        await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, gate, results)
                                for patient, texts in by_patient.items()))
-        return len(ids)
+        return len(claims)
 
-    def _sort(self, rows: list[asyncpg.Record],
+    def _sort(self, rows: list[asyncpg.Record], claims: dict[int, datetime],
               now: datetime) -> tuple[_Outcomes, dict[UUID, list[_Claimed]]]:
         """The claimed texts that must not go out now (settled), and the others by patient,
         in due order."""
@@ -118,7 +134,7 @@ class Dispatcher:
             key = tuple(row[c] for c in POLICY_COLUMNS)
             if key not in policies:
                 policies[key] = policy_from(row, self.quiet)
-            text = _Claimed(row, policies[key])
+            text = _Claimed(row, policies[key], claims[row["id"]])
             verdict = text.not_now(now)
             if verdict:
                 settled.settle(text, *verdict)
@@ -126,7 +142,8 @@ class Dispatcher:
                 by_patient.setdefault(row["patient_id"], []).append(text)
         return settled, by_patient
 
-    async def _send_in_order(self, texts: list[_Claimed], notice: bool, results: _Results) -> None:
+    async def _send_in_order(self, texts: list[_Claimed], notice: bool, gate: _Coalesced,
+                             results: _Results) -> None:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
         sent_now, problem = 0, None
         for text in texts:
@@ -138,6 +155,16 @@ class Dispatcher:
                 continue
             first = text.to_driver or notice  # the ride contact always hears how to stop
             body = render(row["kind"], text.context(), first_text=first)
+            n_segments = segments(body)
+            await self.sender.turn(n_segments)
+            verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
+            if verdict is None and not await gate(text):
+                verdict = await self._why_dropped(text)
+                if verdict is None:
+                    continue  # the claim is another dispatcher's now
+            if verdict:
+                await results.record(_Outcomes().settle(text, *verdict))
+                continue
             to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
             try:
                 sid = await self.sender.send(OutgoingSms(row["id"], to, body))
@@ -149,9 +176,27 @@ class Dispatcher:
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.record(_Outcomes().sent(text, sid, body))
+            await results.record(_Outcomes().sent(text, sid, body, n_segments))
         if notice:  # claimed for a first text that did not go out: the next one carries it
             await results.record(_Outcomes(releases=[texts[0].row["patient_id"]]))
+
+    async def _retake(self, texts: list[_Claimed]) -> list[bool]:
+        """Step (2) for texts about to go: which may (their claims are then fresh)."""
+        async with self.pool.acquire() as conn:
+            taken = {r["id"]: r["claimed_at"] for r in await conn.fetch(
+                Q.retake_claims, [t.row["id"] for t in texts], [t.claim for t in texts])}
+        for text in texts:
+            text.claim = taken.get(text.row["id"], text.claim)
+        return [text.row["id"] in taken for text in texts]
+
+    async def _why_dropped(self, text: _Claimed) -> tuple[str, str, datetime | None] | None:
+        """Why a text that may not go any more must not (read again), or None if its claim
+        is no longer this dispatcher's."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q.dispatch_context, [text.row["id"]], CRITICAL_KINDS)
+        if row is None:
+            return None
+        return _Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
 
 
 @dataclass
@@ -160,6 +205,8 @@ class _Claimed:
 
     row: asyncpg.Record
     policy: Policy
+    claim: datetime
+    """The token of the dispatcher's claim (the time it was last taken)."""
 
     @property
     def to_driver(self) -> bool:
@@ -239,22 +286,23 @@ class _Outcomes:
     """What happened to some claimed texts, as the rows and events to write."""
 
     sent_rows: list[tuple] = field(default_factory=list)
+    sent_events: dict[int, Envelope] = field(default_factory=dict)
     settled: list[tuple] = field(default_factory=list)
     events: list[Envelope] = field(default_factory=list)
     problems: list[tuple[UUID, str]] = field(default_factory=list)
     releases: list[UUID] = field(default_factory=list)
 
-    def sent(self, text: _Claimed, sid: str, body: str) -> _Outcomes:
-        row, n_segments = text.row, segments(body)
-        self.sent_rows.append((row["id"], sid, body, n_segments))
-        self.events.append(text.envelope(SmsSent(
+    def sent(self, text: _Claimed, sid: str, body: str, n_segments: int) -> _Outcomes:
+        row = text.row
+        self.sent_rows.append((row["id"], text.claim, sid, body, n_segments))
+        self.sent_events[row["id"]] = text.envelope(SmsSent(
             text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
-            segments=n_segments)))
+            segments=n_segments))
         return self
 
     def settle(self, text: _Claimed, status: str, reason: str,
                due: datetime | None = None) -> _Outcomes:
-        self.settled.append((text.row["id"], status, reason, due))
+        self.settled.append((text.row["id"], text.claim, status, reason, due))
         return self
 
     def failed(self, text: _Claimed, exc: SendError) -> _Outcomes:
@@ -272,55 +320,74 @@ class _Outcomes:
 
     def settle_args(self) -> list[list]:
         """The settled texts as the columns `settle_claimed` takes."""
-        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 4
+        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
 
     def extend(self, other: _Outcomes) -> None:
         for name in ("sent_rows", "settled", "events", "problems", "releases"):
             getattr(self, name).extend(getattr(other, name))
+        self.sent_events.update(other.sent_events)
 
 
-class _Results:
-    """Records outcomes as they come, in one transaction at a time: an outcome waits at most
-    for the write under way, then goes with every outcome that arrived meanwhile."""
+class _Coalesced:
+    """Calls `work` on items given concurrently, in groups: an item waits at most for the
+    call under way, then goes with every item that arrived meanwhile. `work` returns one
+    result per item, in order."""
 
-    def __init__(self, pool: asyncpg.Pool):
-        self.pool = pool
-        self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
+    def __init__(self, work: Callable[[list], Awaitable[list]]):
+        self.work = work
+        self._waiting: list[tuple[object, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
 
-    async def record(self, outcomes: _Outcomes) -> None:
-        """Return once `outcomes` are committed (raises if the write failed)."""
+    async def __call__(self, item):
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((outcomes, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
-        await done
+        self._waiting.append((item, done))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work_waiting())
+        return await done
 
-    async def _write_waiting(self) -> None:
+    async def _work_waiting(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting, []
             try:
-                await self._write(group)
+                results = await self.work([item for item, _ in group])
             except Exception as exc:
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for _, future in group:
+                for (_, future), result in zip(group, results):
                     if not future.done():
-                        future.set_result(None)
+                        future.set_result(result)
 
-    async def _write(self, group: list[tuple[_Outcomes, asyncio.Future]]) -> None:
+
+class _Results:
+    """Records outcomes as they come, in one transaction at a time (grouped)."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+        self._write = _Coalesced(self._write_group)
+
+    async def record(self, outcomes: _Outcomes) -> None:
+        """Return once `outcomes` are committed (raises if the write failed)."""
+        await self._write(outcomes)
+
+    async def _write_group(self, group: list[_Outcomes]) -> list[None]:
         todo = _Outcomes()
-        for outcomes, _ in group:
+        for outcomes in group:
             todo.extend(outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
+            events = todo.events
             if todo.sent_rows:
-                await conn.execute(Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])
+                stored = {r["id"] for r in await conn.fetch(
+                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])}
+                events = [e for i, e in todo.sent_events.items() if i in stored] + events
+                for text_id in todo.sent_events.keys() - stored:
+                    log.warning("text %d went out but its claim was no longer ours", text_id)
             if todo.settled:
                 await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
             for patient_id, problem in todo.problems:
                 await conn.execute(Q.mark_number_problem, patient_id, problem)
             if todo.releases:
                 await conn.execute(Q.release_stop_notices, todo.releases)
-            await enqueue(conn, todo.events)
+            await enqueue(conn, events)
+        return [None] * len(group)

@@ -38,11 +38,39 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text
 
 -- name: claim_due
 -- One statement, so committed as soon as it returns (step 1 of the dispatcher's design).
+-- The claim's time is its token: every later write about the text checks it is still theirs.
 UPDATE texts SET status = 'sending', claimed_at = now(), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id;
+RETURNING id, claimed_at;
+
+-- name: retake_claims
+-- Just before texts go to the provider (step 2), claims ($1 id, $2 claim) are taken again,
+-- in one statement, if they are still the dispatcher's and their text still stands: its
+-- appointment neither moved nor over, the patient not opted out, the slot still open. A
+-- claim taken again is fresh, so it is never released as a dead dispatcher's while the
+-- provider call is under way. Returns the texts that may go, with their new claim.
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, claim)
+)
+UPDATE texts t SET claimed_at = clock_timestamp()
+FROM u
+WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
+  AND NOT EXISTS (
+      SELECT 1 FROM appointments a
+      WHERE a.booking_id = t.booking_id AND t.kind <> 'missed'
+        AND (a.schedule_version <> t.booking_version
+             OR a.status IN ('cancelled', 'noshow', 'fulfilled')
+             OR (t.kind = 'ride_reminder' AND a.ride_status = 'confirmed')))
+  AND NOT EXISTS (
+      SELECT 1 FROM contacts c
+      WHERE c.patient_id = t.patient_id AND t.kind <> 'pickup'
+        AND (c.opted_out OR c.number_problem IS NOT NULL OR NOT c.sms_consent))
+  AND NOT EXISTS (
+      SELECT 1 FROM waitlist_offers o
+      WHERE o.offer_id = t.offer_id AND o.patient_id = t.patient_id AND o.status <> 'open')
+RETURNING t.id, t.claimed_at;
 
 -- name: next_due_in
 -- Seconds until the next pending text falls due (NULL: none is pending).
@@ -101,39 +129,40 @@ LEFT JOIN LATERAL (
 ORDER BY t.due_at, t.id;
 
 -- name: settle_claimed
--- Before sending a batch, in one statement: claimed texts that will not go out now get
--- their status ($1-$4: id, status, reason, new due time or NULL), and the patients in $5
--- are given their "reply STOP" notice, once ever: returns those whose first text this is.
+-- In one statement: claimed texts that will not go out now get their status ($1-$5: id,
+-- claim, status, reason, new due time or NULL; a claim no longer the dispatcher's is left
+-- alone), and the patients in $6 are given their "reply STOP" notice, once ever: returns
+-- those whose first text this is.
 -- (The MATERIALIZED rows drive a lookup by id, whatever the plan cached for the statement.)
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
-        AS u(id, status, reason, due_at)
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
+                         $5::timestamptz[]) AS u(id, claim, status, reason, due_at)
 ), settled AS (
     UPDATE texts t SET status = u.status, status_reason = u.reason,
                        due_at = coalesce(u.due_at, t.due_at)
-    FROM u WHERE t.id = u.id AND t.status = 'sending'
+    FROM u WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
 ), notice AS (
     UPDATE contacts SET stop_notice_sent = true
-    WHERE patient_id = ANY($5::uuid[]) AND NOT stop_notice_sent
+    WHERE patient_id = ANY($6::uuid[]) AND NOT stop_notice_sent
     RETURNING patient_id
 )
 SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
 
 -- name: mark_sent
+-- Step 3: the provider took the texts ($1-$5: id, claim, SID, body, segments). Returns
+-- the texts recorded (those whose claim was still the dispatcher's).
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[])
-        AS u(id, sid, body, segments)
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
+                         $5::integer[]) AS u(id, claim, sid, body, segments)
 )
 UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid, body = u.body,
                    segments = u.segments
-FROM u WHERE t.id = u.id AND t.status = 'sending';
+FROM u WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
+RETURNING t.id;
 
 -- name: release_stop_notices
 -- Patients whose first text did not go out after all: the next one carries the notice.
 UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
-
--- name: mark_not_sent
-UPDATE texts SET status = $2, status_reason = $3 WHERE id = $1 AND status = 'sending';
 
 -- name: release_stale_claims
 -- Texts claimed by a dispatcher that died before it called the provider go back to pending.
@@ -174,6 +203,22 @@ WHERE patient_id = $1;
 -- name: text_by_sid
 SELECT id, clinic_id, patient_id, booking_id, delivery_status FROM texts WHERE provider_sid = $1
 FOR UPDATE;
+
+-- name: keep_early_receipt
+-- A receipt for a SID not stored yet (Twilio can call back before the dispatcher has
+-- recorded what it sent): kept until the SID is.
+INSERT INTO early_receipts (provider_sid, status, error_code) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING;
+
+-- name: take_early_receipts
+-- The kept receipts whose SID is now stored, removed as they are taken, oldest first.
+DELETE FROM early_receipts e USING texts t
+WHERE t.provider_sid = e.provider_sid
+RETURNING e.provider_sid, e.status, e.error_code, e.received_at;
+
+-- name: drop_old_early_receipts
+-- Kept receipts whose SID never came (a message sent in the dispatcher's crash window).
+DELETE FROM early_receipts WHERE received_at < now() - interval '7 days';
 
 -- name: update_delivery
 UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_updated_at = now()

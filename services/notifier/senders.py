@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 import asyncpg
 
@@ -27,12 +26,19 @@ class SendError(Exception):
         self.permanent = permanent
 
 
-class SmsSender(Protocol):
+class SmsSender:
+    """What the dispatcher sends through: it waits for its `turn`, checks the text still
+    stands, then calls `send`. Subclasses implement `send`, and `turn` if they are paced."""
+
+    async def turn(self, segments: int) -> None:
+        """Wait until the sender may take `segments` more segments (at once by default)."""
+
     async def send(self, sms: OutgoingSms) -> str:
         """Send `sms`; return the provider's message id. Raises `SendError`."""
+        raise NotImplementedError
 
 
-class RecordingSender:
+class RecordingSender(SmsSender):
     """Used when no Twilio credentials are configured: records each text in the
     `recorded_sms` table (one row per text, so a retry never records twice) and logs a
     line without the number or the body."""

@@ -11,9 +11,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from services.notifier.senders import OutgoingSms, SendError
+from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.settings import NotifierSettings
-from services.notifier.templates import segments
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,8 @@ class Pacer:
                 await asyncio.sleep(start - now)
 
 
-class TwilioSender:
-    """`SmsSender` over Twilio's Messages API, paced per sender."""
+class TwilioSender(SmsSender):
+    """`SmsSender` over Twilio's Messages API, paced per sender (`turn`)."""
 
     def __init__(self, settings: NotifierSettings):
         self.settings = settings
@@ -55,6 +54,9 @@ class TwilioSender:
         self.status_callback = (f"{settings.public_base_url.rstrip('/')}/twilio/status"
                                 if settings.public_base_url else None)
 
+    async def turn(self, segments: int) -> None:
+        await self.pacer.wait(segments)
+
     async def send(self, sms: OutgoingSms) -> str:
         params = {"to": sms.to, "body": sms.body}
         if self.settings.twilio_messaging_service_sid:
@@ -63,7 +65,6 @@ class TwilioSender:
             params["from_"] = self.settings.twilio_from_number
         if self.status_callback:
             params["status_callback"] = self.status_callback
-        await self.pacer.wait(segments(sms.body))
         try:
             message = await self.client.messages.create_async(**params)
         except TwilioRestException as exc:

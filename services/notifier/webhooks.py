@@ -14,18 +14,21 @@ from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 
 from services.notifier.handlers import Q
+from services.notifier.receipts import apply_receipt
 from services.notifier.replies import interpret
-from services.notifier.twilio_sender import PERMANENT
 from shared.events import Envelope
-from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
-                                    RescheduleRequested, RideConfirmed, SmsDelivered, SmsFailed,
-                                    WaitlistOfferAccepted)
+from shared.events.notifier import (
+    PatientConfirmed,
+    PatientOptedIn,
+    PatientOptedOut,
+    RescheduleRequested,
+    RideConfirmed,
+    WaitlistOfferAccepted,
+)
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
-RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "delivered": 3,
-        "undelivered": 3, "failed": 3, "canceled": 3, "read": 4}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 PRODUCER = "notifier"
 
@@ -46,29 +49,12 @@ async def _verified_form(request: Request) -> dict[str, str]:
 
 @router.post("/status")
 async def status_callback(request: Request) -> Response:
-    """A delivery receipt: queued -> sending -> sent -> delivered | undelivered | failed."""
+    """A delivery receipt (see `receipts`): recorded once, never going back."""
     form = await _verified_form(request)
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
-    error = form.get("ErrorCode") or None
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        text = await conn.fetchrow(Q.text_by_sid, sid)
-        if text is None:
-            log.warning("status callback for an unknown message")
-            return Response(status_code=204)
-        if RANK.get(status, -1) <= RANK.get(text["delivery_status"] or "", -1):
-            return Response(status_code=204)  # a repeat, or older than what we know
-        await conn.execute(Q.update_delivery, text["id"], status, error)
-        out = []
-        if status in ("delivered", "read"):
-            out.append(SmsDelivered(text_id=text["id"], provider_sid=sid))
-        elif status in ("undelivered", "failed"):
-            permanent = error is not None and error.isdigit() and int(error) in PERMANENT
-            if permanent:
-                await conn.execute(Q.mark_number_problem, text["patient_id"], PERMANENT[int(error)])
-            out.append(SmsFailed(text_id=text["id"], provider_sid=sid, error_code=error or "unknown",
-                                 permanent=permanent))
-        await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text["clinic_id"],
-                                          patient_id=text["patient_id"]) for p in out])
+        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None):
+            log.info("kept a receipt for a message whose SID is not stored yet")
     return Response(status_code=204)
 
 

@@ -22,7 +22,7 @@ from services.plans.templates import parse as parse_template
 from shared.db import Queries
 from shared.errors import Conflict, NotFound
 from shared.events import Envelope, Event
-from shared.events.booking import (PatientCheckedIn, PatientNoShow, PatientRegistered,
+from shared.events.booking import (PatientCheckedIn, PatientNoShow,
                                    SessionBooked, SessionCancelled, SessionCompleted,
                                    SessionRescheduled)
 from shared.events.plans import (IntegrationSessionMissing, PlanCompleted, PlanPhaseChanged,

@@ -1,0 +1,59 @@
+"""Delivery receipts: queued -> sending -> sent -> delivered | undelivered | failed.
+
+Applied once each and out-of-order safe (a status never goes back). A receipt for a SID not
+stored yet is kept (`early_receipts`) and applied when it is: Twilio may call back before
+the dispatcher has committed what it sent."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from services.notifier.handlers import Q
+from services.notifier.twilio_sender import PERMANENT
+from shared.events import Envelope
+from shared.events.notifier import SmsDelivered, SmsFailed
+from shared.outbox import enqueue
+
+log = logging.getLogger(__name__)
+PRODUCER = "notifier"
+RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "delivered": 3,
+        "undelivered": 3, "failed": 3, "canceled": 3, "read": 4}
+
+
+async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str,
+                        error: str | None) -> bool:
+    """Record one receipt in the caller's transaction, with its event (`SmsDelivered`,
+    `SmsFailed`). Returns False if no text has this SID yet (the receipt is then kept)."""
+    text = await conn.fetchrow(Q.text_by_sid, sid)
+    if text is None:
+        await conn.execute(Q.keep_early_receipt, sid, status, error)
+        return False
+    if RANK.get(status, -1) <= RANK.get(text["delivery_status"] or "", -1):
+        return True  # a repeat, or older than what we know
+    await conn.execute(Q.update_delivery, text["id"], status, error)
+    out = []
+    if status in ("delivered", "read"):
+        out.append(SmsDelivered(text_id=text["id"], provider_sid=sid))
+    elif status in ("undelivered", "failed"):
+        permanent = error is not None and error.isdigit() and int(error) in PERMANENT
+        if permanent:
+            await conn.execute(Q.mark_number_problem, text["patient_id"], PERMANENT[int(error)])
+        out.append(SmsFailed(text_id=text["id"], provider_sid=sid, error_code=error or "unknown",
+                             permanent=permanent))
+    await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text["clinic_id"],
+                                      patient_id=text["patient_id"]) for p in out])
+    return True
+
+
+async def apply_early_receipts(pool: asyncpg.Pool) -> int:
+    """Apply the kept receipts whose SID is now stored; returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        kept = await conn.fetch(Q.take_early_receipts)
+        await conn.execute(Q.drop_old_early_receipts)
+        for r in sorted(kept, key=lambda r: (r["received_at"], RANK.get(r["status"], -1))):
+            await apply_receipt(conn, r["provider_sid"], r["status"], r["error_code"])
+    if kept:
+        log.info("applied %d delivery receipts that came before their SID was stored", len(kept))
+    return len(kept)

@@ -1,0 +1,147 @@
+"""The dispatcher checks that each text still stands just before it goes, taking its claim
+again: a reschedule while a text waits for its turn cancels the text instead of sending the
+old time; a slow dispatcher whose claim was released never sends a text another one sent; a
+delivery receipt that comes before its SID is stored is kept and applied (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from services.notifier import handlers
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.handlers import Q
+from services.notifier.receipts import apply_receipt
+from services.notifier.schedule import QuietHours
+from services.notifier.senders import OutgoingSms, SmsSender
+from shared.events import Envelope
+from shared.events.booking import PatientRegistered
+from tests.conftest import eventually
+from tests.helpers import session_booked
+from tests.test_notifier_batches import moved, notifier_schema
+
+ANY_HOUR = QuietHours(start=24, end=0)
+
+
+class InstantSender(SmsSender):
+    """Takes every text at once; remembers what it took."""
+
+    def __init__(self, prefix: str = "SM"):
+        self.prefix = prefix
+        self.sent: list[OutgoingSms] = []
+
+    async def send(self, sms: OutgoingSms) -> str:
+        self.sent.append(sms)
+        return f"{self.prefix}{sms.text_id:032d}"
+
+
+class HeldSender(InstantSender):
+    """Holds every text at its turn (as pacing would) until `go` is set."""
+
+    def __init__(self, prefix: str = "SH"):
+        super().__init__(prefix)
+        self.waiting, self.go = asyncio.Event(), asyncio.Event()
+
+    async def turn(self, segments: int) -> None:
+        self.waiting.set()
+        await self.go.wait()
+
+
+@pytest.fixture
+async def pool(infra, namespace):
+    pool = await notifier_schema(infra.database_url, f"{namespace}_notifier")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def book(pool) -> Envelope:
+    """A patient who agreed to texts and their session in 5 days: its confirmation is due."""
+    patient, clinic = uuid4(), uuid4()
+    registered = Envelope.new(PatientRegistered(phone_e164="+16045550199", sms_consent=True),
+                              producer="booking", clinic_id=clinic, patient_id=patient)
+    booked = session_booked(patient_id=patient, clinic_id=clinic, starts_in=timedelta(days=5))
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_patient_registered(conn, registered)
+        await handlers.on_session_booked(conn, booked, quiet=ANY_HOUR)
+    return booked
+
+
+async def confirmations(pool) -> list[dict]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, booking_version, status, status_reason, provider_sid"
+                                " FROM texts WHERE kind = 'confirmation' ORDER BY id")
+    return [dict(r) for r in rows]
+
+
+async def sms_sent_events(pool) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM outbox WHERE event_type = 'SmsSent'")
+
+
+async def test_a_text_waiting_for_its_turn_when_the_session_moves_is_cancelled_not_sent(pool):
+    booked = await book(pool)
+    held = HeldSender()
+    first = asyncio.create_task(Dispatcher(pool, held, quiet=ANY_HOUR).dispatch_once())
+    await asyncio.wait_for(held.waiting.wait(), 10)  # claimed, rendered with the old time
+
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_session_rescheduled(conn, moved(booked, days=1), quiet=ANY_HOUR)
+    held.go.set()
+    assert await first == 1
+    assert held.sent == [], "the old time never reaches the provider"
+
+    instant = InstantSender()
+    assert await Dispatcher(pool, instant, quiet=ANY_HOUR).dispatch_once() == 1
+    old, new = await confirmations(pool)
+    assert (old["status"], old["status_reason"]) == ("cancelled", "appointment was moved")
+    assert (new["booking_version"], new["status"]) == (2, "sent")
+    assert [sms.text_id for sms in instant.sent] == [new["id"]]
+    assert await sms_sent_events(pool) == 1
+
+
+async def test_a_slow_dispatcher_whose_claim_was_released_does_not_send_the_text_again(pool):
+    await book(pool)
+    held = HeldSender()
+    slow = asyncio.create_task(Dispatcher(pool, held, quiet=ANY_HOUR).dispatch_once())
+    await asyncio.wait_for(held.waiting.wait(), 10)
+    async with pool.acquire() as conn:  # the slow one looks dead: its claim is released
+        assert len(await conn.fetch(Q.release_stale_claims, 0.0)) == 1
+
+    other = InstantSender()
+    assert await Dispatcher(pool, other, quiet=ANY_HOUR).dispatch_once() == 1
+    held.go.set()
+    await slow
+
+    [text] = await confirmations(pool)
+    assert held.sent == [] and len(other.sent) == 1, "sent once, by the other dispatcher"
+    assert (text["status"], text["provider_sid"]) == ("sent", f"SM{text['id']:032d}")
+    assert await sms_sent_events(pool) == 1
+
+
+async def test_a_delivery_receipt_that_comes_before_its_sid_is_stored_is_applied_later(pool):
+    await book(pool)
+    [text] = await confirmations(pool)
+    sid = f"SM{text['id']:032d}"  # what the sender below will be given
+    async with pool.acquire() as conn, conn.transaction():
+        assert await apply_receipt(conn, sid, "delivered", None) is False  # kept, not lost
+
+    dispatcher = asyncio.create_task(Dispatcher(pool, InstantSender(), quiet=ANY_HOUR,
+                                                poll_seconds=0.1).run())
+    try:
+        async def delivered():
+            async with pool.acquire() as conn:
+                return await conn.fetchval("SELECT delivery_status FROM texts WHERE id = $1",
+                                           text["id"]) == "delivered"
+        await eventually(delivered)
+    finally:
+        dispatcher.cancel()
+        await asyncio.gather(dispatcher, return_exceptions=True)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM early_receipts") == 0
+        assert await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'SmsDelivered'") == 1
