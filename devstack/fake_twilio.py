@@ -130,6 +130,8 @@ class FakeTwilio:
                         return web.Response(status=499)  # the sender went away: nothing taken
                     await asyncio.sleep(0.1)
             if sid is not None:
+                if self.auto_callbacks and form.get("StatusCallback"):
+                    self._spawn(self._deliver_receipts(sid, form))
                 return web.json_response({"sid": sid, "status": "queued"}, status=201)
         fault = self._next_fault()
         if fault is not None:

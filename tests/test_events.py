@@ -54,7 +54,18 @@ def test_an_unknown_event_type_is_kept_as_data_not_rejected():
     assert isinstance(env.payload, UnknownEvent)
 
 
-def test_an_old_schema_version_is_upcast_on_parsing():
+@pytest.fixture
+def registry_restored():
+    """The event registry as it was: a test's own event types do not leak into the docs."""
+    from shared.events import base
+
+    types, upcasters = dict(base._REGISTRY), dict(base._UPCASTERS)
+    yield
+    base._REGISTRY.clear(), base._REGISTRY.update(types)
+    base._UPCASTERS.clear(), base._UPCASTERS.update(upcasters)
+
+
+def test_an_old_schema_version_is_upcast_on_parsing(registry_restored):
     class WidgetCounted(Event):
         topic: ClassVar[str] = "plans.events"
         schema_version: ClassVar[int] = 2

@@ -90,8 +90,9 @@ async def test_texts_go_through_the_twilio_sdk_and_delivery_receipts_come_back_s
     sent = stack.twilio.sent()
     assert {r["To"] for r in sent} == {"+16045550177"}
     assert all(r["From"] == "+15005550006" for r in sent)
-    assert all(r["StatusCallback"] == f"{stack.url}/twilio/status" for r in sent)
     by_sid = {t["provider_sid"]: t for t in texts if t["provider_sid"]}
+    assert {r["StatusCallback"] for r in sent} == {  # each names its text
+        f"{stack.url}/twilio/status?text={t['id']}" for t in by_sid.values()}
     assert set(by_sid) == {r["sid"] for r in sent}
     assert {r["Body"] for r in sent} == {t["body"] for t in by_sid.values()}
 

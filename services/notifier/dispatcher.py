@@ -7,17 +7,20 @@ Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'` with 
 time as its token, committed; (2) just before the provider call, when the sender's pacing
 gives it its turn, the claim is taken again in one statement only if it is still this
 dispatcher's and the text still stands (appointment not moved or over, patient not opted
-out): the fresh claim cannot be released as a dead dispatcher's during the call; then the
-text is handed to the provider; (3) its SID recorded with `status = 'sent'` and `SmsSent`,
-in one transaction, only if the claim is still this dispatcher's. A crash before (2) leaves
-a claim with no SID: after `stale_claim_seconds` it is released and sent, once. A crash
+out), and the body about to go is stored: the fresh claim cannot be released as a dead
+dispatcher's during the call; then the text is handed to the provider, with a status
+callback URL naming the text; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in
+one transaction, only if the claim is still this dispatcher's. A crash before (2) leaves a
+claim with no SID: after `stale_claim_seconds` it is released and sent, once. A crash
 between Twilio accepting the request in (2) and the commit of (3), a window of one HTTP
-response and one local transaction, cannot be told apart from the first case: Twilio's
-Messages API has no idempotency key, so the text is sent again when the claim is released
-(or, if its appointment was cancelled meanwhile, recorded as cancelled though it went out).
-That window is the only way to a duplicate; Kafka redelivery never sends one (texts are
-scheduled once per event, in the consumer's transaction), a slow dispatcher never races
-another one for the same text (the claim tokens), and no other crash does.
+response and one local transaction, is closed by Twilio's first status callback: it names
+the text, so the text is recorded as sent with its SID (`receipts`) and never sent again.
+What remains is the narrow window's narrow case: a crash there with no callback reaching
+the notifier before the claim is released (no status callback URL configured, or every
+callback lost for `stale_claim_seconds`): Twilio's Messages API has no idempotency key, so
+the text is sent again. Kafka redelivery never sends a duplicate (texts are scheduled once
+per event, in the consumer's transaction), a slow dispatcher never races another one for
+the same text (the claim tokens), and no other crash does.
 
 A batch, set-based: one statement claims it (1); one query reads everything needed to decide
 on and render its texts (contacts, appointments, the clinic's policy with quiet hours
@@ -158,7 +161,7 @@ class Dispatcher:
             n_segments = segments(body)
             await self.sender.turn(n_segments)
             verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
-            if verdict is None and not await gate(text):
+            if verdict is None and not await gate((text, body, n_segments)):
                 verdict = await self._why_dropped(text)
                 if verdict is None:
                     continue  # the claim is another dispatcher's now
@@ -176,15 +179,18 @@ class Dispatcher:
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.record(_Outcomes().sent(text, sid, body, n_segments))
+            await results.record(_Outcomes().sent(text, sid, n_segments))
         if notice:  # claimed for a first text that did not go out: the next one carries it
             await results.record(_Outcomes(releases=[texts[0].row["patient_id"]]))
 
-    async def _retake(self, texts: list[_Claimed]) -> list[bool]:
-        """Step (2) for texts about to go: which may (their claims are then fresh)."""
+    async def _retake(self, items: list[tuple[_Claimed, str, int]]) -> list[bool]:
+        """Step (2) for texts about to go, with their body and segments: which may go
+        (their claims are then fresh)."""
+        texts = [text for text, _, _ in items]
         async with self.pool.acquire() as conn:
             taken = {r["id"]: r["claimed_at"] for r in await conn.fetch(
-                Q.retake_claims, [t.row["id"] for t in texts], [t.claim for t in texts])}
+                Q.retake_claims, [t.row["id"] for t in texts], [t.claim for t in texts],
+                [body for _, body, _ in items], [n for _, _, n in items])}
         for text in texts:
             text.claim = taken.get(text.row["id"], text.claim)
         return [text.row["id"] in taken for text in texts]
@@ -292,9 +298,9 @@ class _Outcomes:
     problems: list[tuple[UUID, str]] = field(default_factory=list)
     releases: list[UUID] = field(default_factory=list)
 
-    def sent(self, text: _Claimed, sid: str, body: str, n_segments: int) -> _Outcomes:
+    def sent(self, text: _Claimed, sid: str, n_segments: int) -> _Outcomes:
         row = text.row
-        self.sent_rows.append((row["id"], text.claim, sid, body, n_segments))
+        self.sent_rows.append((row["id"], text.claim, sid))
         self.sent_events[row["id"]] = text.envelope(SmsSent(
             text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
             segments=n_segments))
@@ -381,8 +387,8 @@ class _Results:
                 stored = {r["id"] for r in await conn.fetch(
                     Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])}
                 events = [e for i, e in todo.sent_events.items() if i in stored] + events
-                for text_id in todo.sent_events.keys() - stored:
-                    log.warning("text %d went out but its claim was no longer ours", text_id)
+                if len(stored) < len(todo.sent_rows):
+                    await _explain_unrecorded(conn, todo.sent_rows, stored)
             if todo.settled:
                 await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
             for patient_id, problem in todo.problems:
@@ -391,3 +397,17 @@ class _Results:
                 await conn.execute(Q.release_stop_notices, todo.releases)
             await enqueue(conn, events)
         return [None] * len(group)
+
+
+async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
+                              stored: set[int]) -> None:
+    """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
+    same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""
+    ours = {text_id: sid for text_id, _, sid in sent_rows if text_id not in stored}
+    for r in await conn.fetch("SELECT id, provider_sid FROM texts WHERE id = ANY($1::bigint[])",
+                              list(ours)):
+        if r["provider_sid"] == ours[r["id"]]:
+            log.info("text %d was recorded from its receipt first", r["id"])
+        else:
+            log.error("text %d went out twice: its claim was no longer this dispatcher's",
+                      r["id"])

@@ -50,11 +50,14 @@ RETURNING id, claimed_at;
 -- in one statement, if they are still the dispatcher's and their text still stands: its
 -- appointment neither moved nor over, the patient not opted out, the slot still open. A
 -- claim taken again is fresh, so it is never released as a dead dispatcher's while the
--- provider call is under way. Returns the texts that may go, with their new claim.
+-- provider call is under way. The body about to go ($3, with its $4 segments) is stored with
+-- it: if the dispatcher dies before it records the SID, Twilio's receipt still can.
+-- Returns the texts that may go, with their new claim.
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, claim)
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
+        AS u(id, claim, body, segments)
 )
-UPDATE texts t SET claimed_at = clock_timestamp()
+UPDATE texts t SET claimed_at = clock_timestamp(), body = u.body, segments = u.segments
 FROM u
 WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
   AND NOT EXISTS (
@@ -149,14 +152,12 @@ WITH u AS MATERIALIZED (
 SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
 
 -- name: mark_sent
--- Step 3: the provider took the texts ($1-$5: id, claim, SID, body, segments). Returns
--- the texts recorded (those whose claim was still the dispatcher's).
+-- Step 3: the provider took the texts ($1-$3: id, claim, SID). Returns the texts recorded
+-- (not those recorded meanwhile from their receipt, nor claims lost to another dispatcher).
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
-                         $5::integer[]) AS u(id, claim, sid, body, segments)
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, claim, sid)
 )
-UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid, body = u.body,
-                   segments = u.segments
+UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid
 FROM u WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
 RETURNING t.id;
 
@@ -209,6 +210,16 @@ FOR UPDATE;
 -- recorded what it sent): kept until the SID is.
 INSERT INTO early_receipts (provider_sid, status, error_code) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING;
+
+-- name: sent_per_receipt
+-- Twilio's receipt names a text (its callback URL carries the text's id) whose SID is not
+-- stored: Twilio took it, but the dispatcher died before recording it (or has not committed
+-- yet). Recorded as sent, whatever was decided about it since (it went out), so that it is
+-- never sent again. Only texts that reached step (2) have a body.
+UPDATE texts SET status = 'sent', provider_sid = $2, sent_at = now(),
+                 status_reason = 'recorded from its delivery receipt'
+WHERE id = $1 AND provider_sid IS NULL AND body IS NOT NULL
+RETURNING id, clinic_id, patient_id, booking_id, kind, segments;
 
 -- name: take_early_receipts
 -- The kept receipts whose SID is now stored, removed as they are taken, oldest first.

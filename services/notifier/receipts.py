@@ -1,8 +1,10 @@
 """Delivery receipts: queued -> sending -> sent -> delivered | undelivered | failed.
 
-Applied once each and out-of-order safe (a status never goes back). A receipt for a SID not
-stored yet is kept (`early_receipts`) and applied when it is: Twilio may call back before
-the dispatcher has committed what it sent."""
+Applied once each and out-of-order safe (a status never goes back). Each text's callback URL
+carries its id, so a receipt for a SID not stored yet records the text as sent: Twilio took
+it, and the dispatcher died before recording it (or has not committed yet). That is how the
+dispatcher's crash window closes (see `dispatcher`). A receipt naming no text we know is kept
+(`early_receipts`) and applied when its SID is stored."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import asyncpg
 from services.notifier.handlers import Q
 from services.notifier.twilio_sender import PERMANENT
 from shared.events import Envelope
-from shared.events.notifier import SmsDelivered, SmsFailed
+from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -22,11 +24,22 @@ RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "de
         "undelivered": 3, "failed": 3, "canceled": 3, "read": 4}
 
 
-async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str,
-                        error: str | None) -> bool:
+async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: str | None,
+                        text_id: int | None = None) -> bool:
     """Record one receipt in the caller's transaction, with its event (`SmsDelivered`,
-    `SmsFailed`). Returns False if no text has this SID yet (the receipt is then kept)."""
+    `SmsFailed`). `text_id`: the text the callback URL names. A text whose SID was not stored
+    yet is recorded as sent (with `SmsSent`). Returns False if no text is known for the
+    receipt (it is then kept for later)."""
     text = await conn.fetchrow(Q.text_by_sid, sid)
+    if text is None and text_id is not None:
+        sent = await conn.fetchrow(Q.sent_per_receipt, text_id, sid)
+        if sent is not None:
+            log.info("text %d recorded as sent from its receipt", text_id)
+            await enqueue(conn, [Envelope.new(
+                SmsSent(text_id=sent["id"], kind=sent["kind"], booking_id=sent["booking_id"],
+                        provider_sid=sid, segments=sent["segments"]),
+                producer=PRODUCER, clinic_id=sent["clinic_id"], patient_id=sent["patient_id"])])
+            text = await conn.fetchrow(Q.text_by_sid, sid)
     if text is None:
         await conn.execute(Q.keep_early_receipt, sid, status, error)
         return False

@@ -52,8 +52,10 @@ async def status_callback(request: Request) -> Response:
     """A delivery receipt (see `receipts`): recorded once, never going back."""
     form = await _verified_form(request)
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
+    text = request.query_params.get("text", "")  # the text it is about (our callback URL)
+    text_id = int(text) if text.isdigit() else None
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None):
+        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id):
             log.info("kept a receipt for a message whose SID is not stored yet")
     return Response(status_code=204)
 

@@ -119,7 +119,8 @@ class Envelope(BaseModel):
             correlation_id = cause.correlation_id
         elif correlation_id is None:  # the HTTP request or event being handled, if any
             correlation_id = _current_correlation_id()
-        return cls(
+        # every field is typed and the payload validated: constructed without validating again
+        return cls.model_construct(
             event_id=event_id,
             event_type=payload.event_type(),
             schema_version=payload.schema_version,
