@@ -13,9 +13,11 @@ log = logging.getLogger(__name__)
 
 
 async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Awaitable[float]],
-                      name: str) -> None:
+                      name: str,
+                      on_connect: Callable[[asyncpg.Connection], None] | None = None) -> None:
     """Run `step()` until cancelled. It returns how long it may sleep (0: run again at once);
-    a NOTIFY on `channel` wakes it early; a lost connection restarts the loop."""
+    a NOTIFY on `channel` wakes it early; a lost connection restarts the loop.
+    `on_connect(conn)` is told of each listening connection as the loop takes it."""
     wake = asyncio.Event()
 
     def on_notify(*_) -> None:
@@ -25,6 +27,8 @@ async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Await
         try:
             async with pool.acquire() as conn:
                 await conn.add_listener(channel, on_notify)
+                if on_connect is not None:
+                    on_connect(conn)
                 try:
                     while True:
                         wake.clear()

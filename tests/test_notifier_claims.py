@@ -9,6 +9,7 @@ import asyncio
 from datetime import timedelta
 from uuid import uuid4
 
+import asyncpg
 import pytest
 
 from services.notifier import handlers
@@ -110,7 +111,7 @@ async def test_a_slow_dispatcher_whose_claim_was_released_does_not_send_the_text
     slow = asyncio.create_task(Dispatcher(pool, held, quiet=ANY_HOUR).dispatch_once())
     await asyncio.wait_for(held.waiting.wait(), 10)
     async with pool.acquire() as conn:  # the slow one looks dead: its claim is released
-        assert len(await conn.fetch(Q.release_stale_claims, 0.0)) == 1
+        assert len(await conn.fetch(Q.release_stale_claims, 0.0, 0.0)) == 1
 
     other = InstantSender()
     assert await Dispatcher(pool, other, quiet=ANY_HOUR).dispatch_once() == 1
@@ -145,3 +146,26 @@ async def test_a_delivery_receipt_that_comes_before_its_sid_is_stored_is_applied
         assert await conn.fetchval("SELECT count(*) FROM early_receipts") == 0
         assert await conn.fetchval(
             "SELECT count(*) FROM outbox WHERE event_type = 'SmsDelivered'") == 1
+
+
+async def test_the_claims_of_a_dispatcher_that_died_before_calling_the_provider_go_back_at_once(
+        pool, infra):
+    await book(pool)
+    await book(pool)
+    alive = await asyncpg.connect(infra.database_url)
+    dead = await asyncpg.connect(infra.database_url)
+    try:
+        async with pool.acquire() as conn:
+            [mine] = await conn.fetch(Q.claim_due, 1, alive.get_server_pid())
+            [theirs] = await conn.fetch(Q.claim_due, 1, dead.get_server_pid())
+        await dead.close()  # as a kill -9 closes the dispatcher's connections
+
+        async def released():
+            async with pool.acquire() as conn:
+                return await conn.fetch(Q.release_stale_claims, 300.0, 300.0)
+        assert [r["id"] for r in await eventually(released)] == [theirs["id"]]
+        async with pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM texts WHERE id = $1", mine["id"])
+        assert status == "sending", "a live dispatcher's claim stays its own"
+    finally:
+        await alive.close()

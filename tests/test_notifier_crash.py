@@ -32,6 +32,7 @@ class NotifierProcess:
                     "NOTIFIER_TWILIO_AUTH_TOKEN": twilio.auth_token,
                     "NOTIFIER_TWILIO_API_BASE_URL": twilio.url,
                     "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006", "NOTIFIER_STALE_CLAIM_SECONDS": "1",
+                    "NOTIFIER_CALLBACK_GRACE_SECONDS": "1",
                     "NOTIFIER_QUIET_HOURS_START": "24", "NOTIFIER_QUIET_HOURS_END": "0",
                     "NOTIFIER_DISPATCH_POLL_SECONDS": "0.2", "KAFKA_SESSION_TIMEOUT_MS": "2000",
                     "KAFKA_HEARTBEAT_INTERVAL_MS": "300", "LOG_LEVEL": "WARNING"}
@@ -115,7 +116,7 @@ async def test_a_text_twilio_took_just_before_a_kill_is_recorded_from_its_receip
     notifier, twilio, schema = crashable
     twilio.auto_callbacks = True  # signed receipts to the callback URL, retried until answered
     notifier.env.update(NOTIFIER_PUBLIC_BASE_URL=f"http://127.0.0.1:{notifier.port}",
-                        NOTIFIER_STALE_CLAIM_SECONDS="60")
+                        NOTIFIER_STALE_CLAIM_SECONDS="60", NOTIFIER_CALLBACK_GRACE_SECONDS="60")
     text_id = await kill_mid_call(notifier, twilio, db, schema, accepted=True)
     await notifier.start()
 

@@ -82,7 +82,9 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
             await Dispatcher(rt.db, sender, schema=settings.schema,
                              batch_size=dispatch_batch_size(settings, sender),
                              poll_seconds=settings.dispatch_poll_seconds,
-                             stale_claim_seconds=settings.stale_claim_seconds, quiet=quiet).run()
+                             stale_claim_seconds=settings.stale_claim_seconds,
+                             callback_grace_seconds=settings.callback_grace_seconds,
+                             quiet=quiet).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()

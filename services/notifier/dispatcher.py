@@ -10,15 +10,19 @@ dispatcher's and the text still stands (appointment not moved or over, patient n
 out), and the body about to go is stored: the fresh claim cannot be released as a dead
 dispatcher's during the call; then the text is handed to the provider, with a status
 callback URL naming the text; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in
-one transaction, only if the claim is still this dispatcher's. A crash before (2) leaves a
-claim with no SID: after `stale_claim_seconds` it is released and sent, once. A crash
+one transaction, only if the claim is still this dispatcher's. Claims carry the backend
+pid of the dispatcher's listening connection: when the dispatcher dies, PostgreSQL drops
+the connection and the other instances (or its successor) release its claims. A crash
+before (2) leaves a claim with no SID: it is released at once and sent, once. A crash
 between Twilio accepting the request in (2) and the commit of (3), a window of one HTTP
 response and one local transaction, is closed by Twilio's first status callback: it names
 the text, so the text is recorded as sent with its SID (`receipts`) and never sent again.
+Such a claim (handed to the provider) is released only after `callback_grace_seconds`.
 What remains is the narrow window's narrow case: a crash there with no callback reaching
 the notifier before the claim is released (no status callback URL configured, or every
-callback lost for `stale_claim_seconds`): Twilio's Messages API has no idempotency key, so
-the text is sent again. Kafka redelivery never sends a duplicate (texts are scheduled once
+callback lost for the grace time): Twilio's Messages API has no idempotency key, so the
+text is sent again. A claim older than `stale_claim_seconds` is released whatever (a stuck
+dispatcher; its claim token then keeps it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once
 per event, in the consumer's transaction), a slow dispatcher never races another one for
 the same text (the claim tokens), and no other crash does.
 
@@ -60,6 +64,8 @@ from shared.worker import listen_loop
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
 CRITICAL_KINDS = sorted(CRITICAL)
+RELEASE_EVERY = 5.0
+"""Seconds between two looks for claims of dispatchers that died (or are stuck)."""
 RECEIPTS_EVERY = 2.0
 """Seconds between two looks for delivery receipts that came before their SID was stored."""
 POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
@@ -69,7 +75,8 @@ POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: SmsSender, *, schema: str = "notifier",
                  batch_size: int = 200, poll_seconds: float = 0.5,
-                 stale_claim_seconds: float = 300.0, quiet: QuietHours = QuietHours()):
+                 stale_claim_seconds: float = 300.0, callback_grace_seconds: float = 60.0,
+                 quiet: QuietHours = QuietHours()):
         """`quiet`: the quiet hours of clinics that set none (the service's setting)."""
         self.pool = pool
         self.channel = f"{schema}_texts"
@@ -77,17 +84,21 @@ class Dispatcher:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.stale_claim_seconds = stale_claim_seconds
+        self.callback_grace_seconds = callback_grace_seconds
+        self.owner: int | None = None
+        """The backend pid of the listening connection: it marks this dispatcher's claims."""
         self.quiet = quiet
         self._last_release = self._last_receipts = float("-inf")
 
     async def run(self) -> None:
         """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
         due, or after a short poll."""
-        await listen_loop(self.pool, self.channel, self._step, "dispatcher")
+        await listen_loop(self.pool, self.channel, self._step, "dispatcher",
+                          on_connect=lambda conn: setattr(self, "owner", conn.get_server_pid()))
 
     async def _step(self) -> float:
         now = asyncio.get_running_loop().time()
-        if now - self._last_release > min(60.0, self.stale_claim_seconds):
+        if now - self._last_release > RELEASE_EVERY:
             await self._release_stale()  # claims of a dispatcher that died
             self._last_release = now
         if now - self._last_receipts > RECEIPTS_EVERY:
@@ -101,15 +112,16 @@ class Dispatcher:
 
     async def _release_stale(self) -> None:
         async with self.pool.acquire() as conn:
-            released = await conn.fetch(Q.release_stale_claims, self.stale_claim_seconds)
+            released = await conn.fetch(Q.release_stale_claims, self.stale_claim_seconds,
+                                        self.callback_grace_seconds)
         if released:
             log.warning("released %d stale text claims", len(released))
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due texts and send it. Returns how many were claimed."""
         async with self.pool.acquire() as conn:
-            claims = {r["id"]: r["claimed_at"] for r in await conn.fetch(Q.claim_due,
-                                                                         self.batch_size)}
+            claims = {r["id"]: r["claimed_at"] for r in await conn.fetch(
+                Q.claim_due, self.batch_size, self.owner)}
             if not claims:
                 return 0
             rows = await conn.fetch(Q.dispatch_context, list(claims), CRITICAL_KINDS)

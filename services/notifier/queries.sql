@@ -39,7 +39,9 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text
 -- name: claim_due
 -- One statement, so committed as soon as it returns (step 1 of the dispatcher's design).
 -- The claim's time is its token: every later write about the text checks it is still theirs.
-UPDATE texts SET status = 'sending', claimed_at = now(), attempts = attempts + 1
+-- $2: the dispatcher's backend pid (see release_stale_claims).
+UPDATE texts SET status = 'sending', claimed_at = now(), claimed_by = $2, handed_at = NULL,
+                 attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -57,7 +59,8 @@ WITH u AS MATERIALIZED (
     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
         AS u(id, claim, body, segments)
 )
-UPDATE texts t SET claimed_at = clock_timestamp(), body = u.body, segments = u.segments
+UPDATE texts t SET claimed_at = clock_timestamp(), handed_at = clock_timestamp(),
+                   body = u.body, segments = u.segments
 FROM u
 WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
   AND NOT EXISTS (
@@ -166,10 +169,17 @@ RETURNING t.id;
 UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 
 -- name: release_stale_claims
--- Texts claimed by a dispatcher that died before it called the provider go back to pending.
-UPDATE texts SET status = 'pending'
-WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
-  AND provider_sid IS NULL
+-- Claims whose text has no provider id go back to pending when their dispatcher is gone
+-- (its backend pid, `claimed_by`, no longer in pg_stat_activity): at once if the text was
+-- never handed to the provider call; after $2 seconds if it was (Twilio's status callback,
+-- which names the text, may still come and record it as sent). Any claim older than $1
+-- seconds goes back too (a stuck dispatcher; the claim tokens keep it from sending).
+UPDATE texts t SET status = 'pending'
+WHERE t.status = 'sending' AND t.provider_sid IS NULL
+  AND (t.claimed_at < now() - make_interval(secs => $1)
+       OR (t.claimed_by IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = t.claimed_by)
+           AND (t.handed_at IS NULL OR t.handed_at < now() - make_interval(secs => $2))))
 RETURNING id;
 
 -- name: upsert_plan_progress

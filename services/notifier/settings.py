@@ -18,8 +18,11 @@ class NotifierSettings(ServiceSettings):
     dispatch_batch_size: int = 200
     dispatch_poll_seconds: float = 0.5
     stale_claim_seconds: float = Field(300.0, gt=0)
-    """A text claimed this long ago without a provider id was never handed over (its
-    dispatcher died): it is released and sent."""
+    """A text claimed this long ago without a provider id is released and sent (its
+    dispatcher is stuck). A dead dispatcher's claims are released at once."""
+    callback_grace_seconds: float = Field(60.0, ge=0)
+    """A dead dispatcher's text that was handed to Twilio waits this long for Twilio's status
+    callback (which records it as sent) before it is released and sent again."""
     ops_late_text_seconds: float = Field(120.0, gt=0)
     """A text due longer ago than this and still not sent counts as late (ops status, alerts)."""
     twilio_account_sid: str = ""
