@@ -169,3 +169,41 @@ async def test_the_claims_of_a_dispatcher_that_died_before_calling_the_provider_
         assert status == "sending", "a live dispatcher's claim stays its own"
     finally:
         await alive.close()
+
+
+class StallingSender(InstantSender):
+    """Stalls on the first text it is given (a Twilio request hanging until its timeout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stalled, self.release = asyncio.Event(), asyncio.Event()
+
+    async def send(self, sms: OutgoingSms) -> str:
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await self.release.wait()
+        return await super().send(sms)
+
+
+async def test_a_hanging_provider_call_does_not_hold_up_texts_claimed_after_it(pool):
+    await book(pool)
+    sender = StallingSender()
+    dispatcher = asyncio.create_task(Dispatcher(pool, sender, quiet=ANY_HOUR,
+                                                poll_seconds=0.1).run())
+    try:
+        await asyncio.wait_for(sender.stalled.wait(), 10)
+        await book(pool)  # another patient's confirmation, due while the first call hangs
+
+        async def statuses():
+            return sorted(t["status"] for t in await confirmations(pool))
+        assert await eventually(lambda: _equal(statuses(), ["sending", "sent"]))
+        sender.release.set()
+        assert await eventually(lambda: _equal(statuses(), ["sent", "sent"]))
+    finally:
+        sender.release.set()
+        dispatcher.cancel()
+        await asyncio.gather(dispatcher, return_exceptions=True)
+
+
+async def _equal(awaitable, expected) -> bool:
+    return await awaitable == expected

@@ -70,7 +70,7 @@ class TextRow:
     status: str
     sid: str | None
     body: str | None = None
-    claimed_at: datetime | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)

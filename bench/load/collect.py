@@ -67,9 +67,9 @@ async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashe
         for evs in f.events.values():
             evs.sort(key=lambda e: e.version)
         for r in await conn.fetch("SELECT id, patient_id::text, booking_id::text, booking_version, kind,"
-                                  " status, provider_sid, body, claimed_at FROM notifier.texts"):
+                                  " status, provider_sid, body, due_at FROM notifier.texts"):
             f.texts.append(TextRow(r["id"], r["patient_id"], r["booking_id"], r["booking_version"],
-                                   r["kind"], r["status"], r["provider_sid"], r["body"], r["claimed_at"]))
+                                   r["kind"], r["status"], r["provider_sid"], r["body"], r["due_at"]))
         delivered = {r["provider_sid"] for r in await conn.fetch(
             "SELECT provider_sid FROM notifier.texts WHERE delivery_status = 'delivered'")}
         stored = {t.sid for t in f.texts if t.sid}

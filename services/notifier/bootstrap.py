@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.notifier import handlers, ops, webhooks
 from services.notifier.api import router
-from services.notifier.dispatcher import Dispatcher
+from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
@@ -42,12 +42,13 @@ def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSende
 
 
 def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
-    """The configured batch size, but no more texts than a paced sender hands over in a
-    quarter of the stale-claim time: a claimed text still waiting for its turn must never
-    look like the claim of a dead dispatcher."""
+    """The configured batch size, but no more texts in all the batches in flight than a paced
+    sender hands over in a quarter of the stale-claim time: a claimed text still waiting for
+    its turn should never look like the claim of a stuck dispatcher."""
     if not isinstance(sender, TwilioSender):
         return settings.dispatch_batch_size
-    paced = int(settings.twilio_segments_per_second * settings.stale_claim_seconds / 4)
+    paced = int(settings.twilio_segments_per_second * settings.stale_claim_seconds / 4
+                / MAX_BATCHES)
     return max(1, min(settings.dispatch_batch_size, paced))
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -64,6 +64,9 @@ from shared.worker import listen_loop
 log = logging.getLogger(__name__)
 PRODUCER = "notifier"
 CRITICAL_KINDS = sorted(CRITICAL)
+MAX_BATCHES = 4
+"""Batches a running dispatcher sends at once: a slow provider call (a timeout) holds up its
+own batch, not the dispatcher."""
 RELEASE_EVERY = 5.0
 """Seconds between two looks for claims of dispatchers that died (or are stuck)."""
 RECEIPTS_EVERY = 2.0
@@ -89,12 +92,19 @@ class Dispatcher:
         """The backend pid of the listening connection: it marks this dispatcher's claims."""
         self.quiet = quiet
         self._last_release = self._last_receipts = float("-inf")
+        self._sending: set[asyncio.Task] = set()
 
     async def run(self) -> None:
         """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
-        due, or after a short poll."""
-        await listen_loop(self.pool, self.channel, self._step, "dispatcher",
-                          on_connect=lambda conn: setattr(self, "owner", conn.get_server_pid()))
+        due, or after a short poll. Up to `MAX_BATCHES` batches are sent at once."""
+        try:
+            await listen_loop(self.pool, self.channel, self._step, "dispatcher",
+                              on_connect=lambda conn: setattr(self, "owner",
+                                                              conn.get_server_pid()))
+        finally:
+            for task in self._sending:
+                task.cancel()
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _step(self) -> float:
         now = asyncio.get_running_loop().time()
@@ -104,11 +114,25 @@ class Dispatcher:
         if now - self._last_receipts > RECEIPTS_EVERY:
             await apply_early_receipts(self.pool)  # receipts that came before their SID
             self._last_receipts = now
-        if await self.dispatch_once() == self.batch_size:
+        if len(self._sending) >= MAX_BATCHES:
+            await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
+            return 0.0
+        claimed, send = await self._claim()
+        if send is not None:
+            task = asyncio.create_task(send)
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+        if claimed == self.batch_size:
             return 0.0  # more are waiting
         async with self.pool.acquire() as conn:  # sleep until the next one falls due
             wait = await conn.fetchval(Q.next_due_in)
         return self.poll_seconds if wait is None else min(self.poll_seconds, max(wait, 0.005))
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # its claims go back when they are found stale; nothing was recorded twice
+            log.warning("a batch of texts stopped: %s", type(task.exception()).__name__)
 
     async def _release_stale(self) -> None:
         async with self.pool.acquire() as conn:
@@ -119,24 +143,34 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due texts and send it. Returns how many were claimed."""
+        claimed, send = await self._claim()
+        if send is not None:
+            await send
+        return claimed
+
+    async def _claim(self) -> tuple[int, Coroutine | None]:
+        """Claim a batch of due texts, settle those that must not go out now; return how
+        many were claimed and the coroutine that sends the others (None if none)."""
         async with self.pool.acquire() as conn:
             claims = {r["id"]: r["claimed_at"] for r in await conn.fetch(
                 Q.claim_due, self.batch_size, self.owner)}
             if not claims:
-                return 0
+                return 0, None
             rows = await conn.fetch(Q.dispatch_context, list(claims), CRITICAL_KINDS)
             settled, by_patient = self._sort(rows, claims, datetime.now(UTC))
             to_patients = [p for p, texts in by_patient.items()
                            if any(not t.to_driver for t in texts)]
             first_texts = set(await conn.fetchval(Q.settle_claimed, *settled.settle_args(),
                                                   to_patients))
+        return len(claims), self._send(by_patient, first_texts)
+
+    async def _send(self, by_patient: dict[UUID, list[_Claimed]], first_texts: set[UUID]) -> None:
         results = _Results(self.pool)
         gate = _Coalesced(self._retake)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
         await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, gate, results)
                                for patient, texts in by_patient.items()))
-        return len(claims)
 
     def _sort(self, rows: list[asyncpg.Record], claims: dict[int, datetime],
               now: datetime) -> tuple[_Outcomes, dict[UUID, list[_Claimed]]]:

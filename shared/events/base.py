@@ -119,7 +119,13 @@ class Envelope(BaseModel):
             correlation_id = cause.correlation_id
         elif correlation_id is None:  # the HTTP request or event being handled, if any
             correlation_id = _current_correlation_id()
-        # every field is typed and the payload validated: constructed without validating again
+        # the payload is validated and every other field typed here (ids given as text are
+        # made UUIDs): constructed without validating again
+        clinic_id = clinic_id if isinstance(clinic_id, UUID) else UUID(str(clinic_id))
+        if patient_id is not None and not isinstance(patient_id, UUID):
+            patient_id = UUID(str(patient_id))
+        if correlation_id is not None and not isinstance(correlation_id, UUID):
+            correlation_id = UUID(str(correlation_id))
         return cls.model_construct(
             event_id=event_id,
             event_type=payload.event_type(),
