@@ -53,13 +53,15 @@ FROM generate_series(1, $1) AS i
 """
 
 
-async def notifier_pool(db: str, schema: str, max_size: int = 10) -> asyncpg.Pool:
-    """A pool on a fresh notifier schema (migrations applied)."""
-    admin = await asyncpg.connect(db)
-    try:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await admin.close()
+async def notifier_pool(db: str, schema: str, max_size: int = 10,
+                        fresh: bool = True) -> asyncpg.Pool:
+    """A pool on a notifier schema (emptied first if `fresh`; migrations applied)."""
+    if fresh:
+        admin = await asyncpg.connect(db)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
     pool = await create_pool(db, schema, max_size=max_size)
     await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS, MIGRATIONS))
     return pool
