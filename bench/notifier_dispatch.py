@@ -28,6 +28,8 @@ BATCH = 500
 CLAIM = ("UPDATE texts SET status = 'sending', claimed_at = now() WHERE id IN ("
          " SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()"
          " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id")
+UNSENT = "SELECT EXISTS (SELECT 1 FROM texts WHERE status IN ('pending', 'sending'))"
+"""Whether any text is still to send (by the partial indexes of pending and claimed texts)."""
 DONE = "UPDATE texts SET status = 'sent', sent_at = now() WHERE id = ANY($1::bigint[])"
 
 
@@ -54,8 +56,7 @@ def _dispatcher_process(db: str, schema: str, n: int, ready, go) -> None:
                                                   quiet=ANY_HOUR, poll_seconds=0.05).run())
             try:
                 async with pool.acquire() as conn:
-                    while await conn.fetchval(
-                            "SELECT count(*) FROM texts WHERE status = 'sent'") < n:
+                    while await conn.fetchval(UNSENT):
                         await asyncio.sleep(0.25)
             finally:
                 task.cancel()

@@ -50,19 +50,20 @@ RETURNING id, claimed_at;
 -- name: retake_claims
 -- Just before texts go to the provider (step 2), claims ($1 id, $2 claim) are taken again,
 -- in one statement, if they are still the dispatcher's and their text still stands: its
--- appointment neither moved nor over, the patient not opted out, the slot still open. A
--- claim taken again is fresh, so it is never released as a dead dispatcher's while the
--- provider call is under way. The body about to go ($3, with its $4 segments) is stored with
--- it: if the dispatcher dies before it records the SID, Twilio's receipt still can.
--- Returns the texts that may go, with their new claim.
+-- appointment neither moved nor over, the patient not opted out, the slot still open. The
+-- text is marked as handed over (`handed_at`: its claim is not released as stale while the
+-- provider call is under way) with the body about to go ($3, with its $4 segments): if the
+-- dispatcher dies before it records the SID, Twilio's receipt still can. Only columns no
+-- index holds change, so the row is updated in place (HOT). Returns the texts that may go.
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
+    SELECT *, 'sending' AS status
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
         AS u(id, claim, body, segments)
 )
-UPDATE texts t SET claimed_at = clock_timestamp(), handed_at = clock_timestamp(),
-                   body = u.body, segments = u.segments
+UPDATE texts t SET handed_at = clock_timestamp(), body = u.body, segments = u.segments
 FROM u
-WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
+WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
+  AND t.claimed_at = u.claim
   AND NOT EXISTS (
       SELECT 1 FROM appointments a
       WHERE a.booking_id = t.booking_id AND t.kind <> 'missed'
@@ -139,14 +140,19 @@ ORDER BY t.due_at, t.id;
 -- claim, status, reason, new due time or NULL; a claim no longer the dispatcher's is left
 -- alone), and the patients in $6 are given their "reply STOP" notice, once ever: returns
 -- those whose first text this is.
--- (The MATERIALIZED rows drive a lookup by id, whatever the plan cached for the statement.)
+-- How these updates of claimed texts are planned: the ids are looked up by primary key
+-- (`id = ANY`), and the status they expect comes from the MATERIALIZED rows, a join
+-- clause: a literal `status = 'sending'` would be estimated from statistics that see
+-- almost no claimed texts (one row), and PostgreSQL would scan the table for "that row".
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
-                         $5::timestamptz[]) AS u(id, claim, status, reason, due_at)
+    SELECT *, 'sending' AS claimed
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[])
+        AS u(id, claim, status, reason, due_at)
 ), settled AS (
     UPDATE texts t SET status = u.status, status_reason = u.reason,
                        due_at = coalesce(u.due_at, t.due_at)
-    FROM u WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
+    FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.claimed
+                 AND t.claimed_at = u.claim
 ), notice AS (
     UPDATE contacts SET stop_notice_sent = true
     WHERE patient_id = ANY($6::uuid[]) AND NOT stop_notice_sent
@@ -158,10 +164,12 @@ SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
 -- Step 3: the provider took the texts ($1-$3: id, claim, SID). Returns the texts recorded
 -- (not those recorded meanwhile from their receipt, nor claims lost to another dispatcher).
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, claim, sid)
+    SELECT *, 'sending' AS status
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, claim, sid)
 )
 UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid
-FROM u WHERE t.id = u.id AND t.status = 'sending' AND t.claimed_at = u.claim
+FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
+            AND t.claimed_at = u.claim
 RETURNING t.id;
 
 -- name: release_stop_notices
@@ -176,7 +184,7 @@ UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 -- seconds goes back too (a stuck dispatcher; the claim tokens keep it from sending).
 UPDATE texts t SET status = 'pending'
 WHERE t.status = 'sending' AND t.provider_sid IS NULL
-  AND (t.claimed_at < now() - make_interval(secs => $1)
+  AND (coalesce(t.handed_at, t.claimed_at) < now() - make_interval(secs => $1)
        OR (t.claimed_by IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = t.claimed_by)
            AND (t.handed_at IS NULL OR t.handed_at < now() - make_interval(secs => $2))))
