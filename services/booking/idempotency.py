@@ -12,15 +12,27 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from shared.errors import Invalid
 
 Handler = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
+def _json(body: Any) -> str:
+    """`body` as JSON, as FastAPI would encode it: the C encoder does the work, FastAPI's
+    encoder only the values it does not know (UUIDs, datetimes: a fraction of the cost)."""
+    return json.dumps(body, default=jsonable_encoder, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
+
+
+def _response(content: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(content, status_code=status_code, headers=headers,
+                    media_type="application/json")
+
+
 async def idempotent(request: Request, clinic_id, handler: Handler, status_code: int = 201, *,
-                     one_write: bool = False) -> JSONResponse:
+                     one_write: bool = False) -> Response:
     """Run `handler(conn)` in a transaction, honouring the request's Idempotency-Key.
     `one_write`: the handler changes the database with a single statement (atomic by itself),
     so a request without a key runs without a transaction (two round trips fewer)."""
@@ -28,11 +40,10 @@ async def idempotent(request: Request, clinic_id, handler: Handler, status_code:
     pool = request.app.state.runtime.db
     if key is None and one_write:
         async with pool.acquire() as conn:
-            return JSONResponse(jsonable_encoder(await handler(conn)), status_code=status_code)
+            return _response(_json(await handler(conn)), status_code)
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
-            body = jsonable_encoder(await handler(conn))
-            return JSONResponse(body, status_code=status_code)
+            return _response(_json(await handler(conn)), status_code)
         if len(key) > 200:
             raise Invalid("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
         digest = hashlib.sha256(
@@ -47,10 +58,10 @@ async def idempotent(request: Request, clinic_id, handler: Handler, status_code:
             if stored["request_hash"] != digest:
                 raise Invalid("this Idempotency-Key was used for a different request",
                               field="Idempotency-Key")
-            return JSONResponse(json.loads(stored["response"]), status_code=stored["status_code"],
-                                headers={"Idempotent-Replayed": "true"})
-        body = jsonable_encoder(await handler(conn))
+            return _response(stored["response"], stored["status_code"],
+                             {"Idempotent-Replayed": "true"})
+        body = _json(await handler(conn))
         await conn.execute(
             "UPDATE idempotency_keys SET status_code = $3, response = $4"
-            " WHERE clinic_id = $1 AND key = $2", clinic_id, key, status_code, json.dumps(body))
-        return JSONResponse(body, status_code=status_code)
+            " WHERE clinic_id = $1 AND key = $2", clinic_id, key, status_code, body)
+        return _response(body, status_code)
