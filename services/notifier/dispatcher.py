@@ -41,24 +41,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.notifier.handlers import Q
+from services.notifier.outcomes import Coalesced, Outcomes, Results
 from services.notifier.policy import CRITICAL, Policy, policy_from
 from services.notifier.receipts import apply_early_receipts
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
 from shared.events import Envelope
-from shared.events.notifier import SmsFailed, SmsSent
-from shared.outbox import enqueue
 from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
@@ -164,26 +162,26 @@ class Dispatcher:
                                                   to_patients))
         return len(claims), self._send(by_patient, first_texts)
 
-    async def _send(self, by_patient: dict[UUID, list[_Claimed]], first_texts: set[UUID]) -> None:
-        results = _Results(self.pool)
-        gate = _Coalesced(self._retake)
+    async def _send(self, by_patient: dict[UUID, list[Claimed]], first_texts: set[UUID]) -> None:
+        results = Results(self.pool)
+        gate = Coalesced(self._retake)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
         await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, gate, results)
                                for patient, texts in by_patient.items()))
 
     def _sort(self, rows: list[asyncpg.Record], claims: dict[int, datetime],
-              now: datetime) -> tuple[_Outcomes, dict[UUID, list[_Claimed]]]:
+              now: datetime) -> tuple[Outcomes, dict[UUID, list[Claimed]]]:
         """The claimed texts that must not go out now (settled), and the others by patient,
         in due order."""
-        settled = _Outcomes()
-        by_patient: dict[UUID, list[_Claimed]] = {}
+        settled = Outcomes()
+        by_patient: dict[UUID, list[Claimed]] = {}
         policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
         for row in rows:  # already in due order
             key = tuple(row[c] for c in POLICY_COLUMNS)
             if key not in policies:
                 policies[key] = policy_from(row, self.quiet)
-            text = _Claimed(row, policies[key], claims[row["id"]])
+            text = Claimed(row, policies[key], claims[row["id"]])
             verdict = text.not_now(now)
             if verdict:
                 settled.settle(text, *verdict)
@@ -191,8 +189,8 @@ class Dispatcher:
                 by_patient.setdefault(row["patient_id"], []).append(text)
         return settled, by_patient
 
-    async def _send_in_order(self, texts: list[_Claimed], notice: bool, gate: _Coalesced,
-                             results: _Results) -> None:
+    async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
+                             results: Results) -> None:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
         sent_now, problem = 0, None
         for text in texts:
@@ -200,7 +198,7 @@ class Dispatcher:
             reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
                       else text.over_cap(sent_now))
             if reason:
-                await results.record(_Outcomes().settle(text, "skipped", reason))
+                await results.record(Outcomes().settle(text, "skipped", reason))
                 continue
             first = text.to_driver or notice  # the ride contact always hears how to stop
             body = render(row["kind"], text.context(), first_text=first)
@@ -212,24 +210,24 @@ class Dispatcher:
                 if verdict is None:
                     continue  # the claim is another dispatcher's now
             if verdict:
-                await results.record(_Outcomes().settle(text, *verdict))
+                await results.record(Outcomes().settle(text, *verdict))
                 continue
             to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
             try:
                 sid = await self.sender.send(OutgoingSms(row["id"], to, body))
             except SendError as exc:
-                await results.record(_Outcomes().failed(text, exc))
+                await results.record(Outcomes().failed(text, exc))
                 if exc.permanent:
                     problem = problem or str(exc)
                 continue
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.record(_Outcomes().sent(text, sid, n_segments))
+            await results.record(Outcomes().sent(text, sid, n_segments))
         if notice:  # claimed for a first text that did not go out: the next one carries it
-            await results.record(_Outcomes(releases=[texts[0].row["patient_id"]]))
+            await results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
-    async def _retake(self, items: list[tuple[_Claimed, str, int]]) -> list[bool]:
+    async def _retake(self, items: list[tuple[Claimed, str, int]]) -> list[bool]:
         """Step (2) for texts about to go, with their body and segments: which may go
         (their claims are then fresh)."""
         texts = [text for text, _, _ in items]
@@ -241,18 +239,18 @@ class Dispatcher:
             text.claim = taken.get(text.row["id"], text.claim)
         return [text.row["id"] in taken for text in texts]
 
-    async def _why_dropped(self, text: _Claimed) -> tuple[str, str, datetime | None] | None:
+    async def _why_dropped(self, text: Claimed) -> tuple[str, str, datetime | None] | None:
         """Why a text that may not go any more must not (read again), or None if its claim
         is no longer this dispatcher's."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q.dispatch_context, [text.row["id"]], CRITICAL_KINDS)
         if row is None:
             return None
-        return _Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
+        return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
 
 
 @dataclass
-class _Claimed:
+class Claimed:
     """A claimed text with its context row and its clinic's policy."""
 
     row: asyncpg.Record
@@ -331,129 +329,3 @@ def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
     if now > row["valid_until"]:
         return "too late to be useful"
     return None
-
-
-@dataclass
-class _Outcomes:
-    """What happened to some claimed texts, as the rows and events to write."""
-
-    sent_rows: list[tuple] = field(default_factory=list)
-    sent_events: dict[int, Envelope] = field(default_factory=dict)
-    settled: list[tuple] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-    problems: list[tuple[UUID, str]] = field(default_factory=list)
-    releases: list[UUID] = field(default_factory=list)
-
-    def sent(self, text: _Claimed, sid: str, n_segments: int) -> _Outcomes:
-        row = text.row
-        self.sent_rows.append((row["id"], text.claim, sid))
-        self.sent_events[row["id"]] = text.envelope(SmsSent(
-            text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
-            segments=n_segments))
-        return self
-
-    def settle(self, text: _Claimed, status: str, reason: str,
-               due: datetime | None = None) -> _Outcomes:
-        self.settled.append((text.row["id"], text.claim, status, reason, due))
-        return self
-
-    def failed(self, text: _Claimed, exc: SendError) -> _Outcomes:
-        row = text.row
-        if not exc.permanent:  # exponential backoff with jitter
-            delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
-            return self.settle(text, "pending", exc.code,
-                               datetime.now(UTC) + timedelta(seconds=delay))
-        # the number is marked: staff see it, no more attempts
-        if not text.to_driver:
-            self.problems.append((row["patient_id"], str(exc)))
-        self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
-                                                   permanent=True)))
-        return self.settle(text, "failed", exc.code)
-
-    def settle_args(self) -> list[list]:
-        """The settled texts as the columns `settle_claimed` takes."""
-        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
-
-    def extend(self, other: _Outcomes) -> None:
-        for name in ("sent_rows", "settled", "events", "problems", "releases"):
-            getattr(self, name).extend(getattr(other, name))
-        self.sent_events.update(other.sent_events)
-
-
-class _Coalesced:
-    """Calls `work` on items given concurrently, in groups: an item waits at most for the
-    call under way, then goes with every item that arrived meanwhile. `work` returns one
-    result per item, in order."""
-
-    def __init__(self, work: Callable[[list], Awaitable[list]]):
-        self.work = work
-        self._waiting: list[tuple[object, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
-
-    async def __call__(self, item):
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, done))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work_waiting())
-        return await done
-
-    async def _work_waiting(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                results = await self.work([item for item, _ in group])
-            except Exception as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), result in zip(group, results):
-                    if not future.done():
-                        future.set_result(result)
-
-
-class _Results:
-    """Records outcomes as they come, in one transaction at a time (grouped)."""
-
-    def __init__(self, pool: asyncpg.Pool):
-        self.pool = pool
-        self._write = _Coalesced(self._write_group)
-
-    async def record(self, outcomes: _Outcomes) -> None:
-        """Return once `outcomes` are committed (raises if the write failed)."""
-        await self._write(outcomes)
-
-    async def _write_group(self, group: list[_Outcomes]) -> list[None]:
-        todo = _Outcomes()
-        for outcomes in group:
-            todo.extend(outcomes)
-        async with self.pool.acquire() as conn, conn.transaction():
-            events = todo.events
-            if todo.sent_rows:
-                stored = {r["id"] for r in await conn.fetch(
-                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])}
-                events = [e for i, e in todo.sent_events.items() if i in stored] + events
-                if len(stored) < len(todo.sent_rows):
-                    await _explain_unrecorded(conn, todo.sent_rows, stored)
-            if todo.settled:
-                await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
-            for patient_id, problem in todo.problems:
-                await conn.execute(Q.mark_number_problem, patient_id, problem)
-            if todo.releases:
-                await conn.execute(Q.release_stop_notices, todo.releases)
-            await enqueue(conn, events)
-        return [None] * len(group)
-
-
-async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
-                              stored: set[int]) -> None:
-    """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
-    same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""
-    ours = {text_id: sid for text_id, _, sid in sent_rows if text_id not in stored}
-    for r in await conn.fetch("SELECT id, provider_sid FROM texts WHERE id = ANY($1::bigint[])",
-                              list(ours)):
-        if r["provider_sid"] == ours[r["id"]]:
-            log.info("text %d was recorded from its receipt first", r["id"])
-        else:
-            log.error("text %d went out twice: its claim was no longer this dispatcher's",
-                      r["id"])

@@ -1,0 +1,153 @@
+"""What the dispatcher writes about the texts it handled: outcomes (sent, settled, failed)
+gathered as they come and committed in groups, each text only while its claim is still the
+dispatcher's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import asyncpg
+
+from services.notifier.handlers import Q
+from services.notifier.senders import SendError
+from shared.events import Envelope
+from shared.events.notifier import SmsFailed, SmsSent
+from shared.outbox import enqueue
+
+if TYPE_CHECKING:
+    from services.notifier.dispatcher import Claimed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcomes:
+    """What happened to some claimed texts, as the rows and events to write."""
+
+    sent_rows: list[tuple] = field(default_factory=list)
+    sent_events: dict[int, Envelope] = field(default_factory=dict)
+    settled: list[tuple] = field(default_factory=list)
+    events: list[Envelope] = field(default_factory=list)
+    problems: list[tuple[UUID, str]] = field(default_factory=list)
+    releases: list[UUID] = field(default_factory=list)
+
+    def sent(self, text: Claimed, sid: str, n_segments: int) -> Outcomes:
+        row = text.row
+        self.sent_rows.append((row["id"], text.claim, sid))
+        self.sent_events[row["id"]] = text.envelope(SmsSent(
+            text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
+            segments=n_segments))
+        return self
+
+    def settle(self, text: Claimed, status: str, reason: str,
+               due: datetime | None = None) -> Outcomes:
+        self.settled.append((text.row["id"], text.claim, status, reason, due))
+        return self
+
+    def failed(self, text: Claimed, exc: SendError) -> Outcomes:
+        row = text.row
+        if not exc.permanent:  # exponential backoff with jitter
+            delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
+            return self.settle(text, "pending", exc.code,
+                               datetime.now(UTC) + timedelta(seconds=delay))
+        # the number is marked: staff see it, no more attempts
+        if not text.to_driver:
+            self.problems.append((row["patient_id"], str(exc)))
+        self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
+                                                   permanent=True)))
+        return self.settle(text, "failed", exc.code)
+
+    def settle_args(self) -> list[list]:
+        """The settled texts as the columns `settle_claimed` takes."""
+        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
+
+    def extend(self, other: Outcomes) -> None:
+        for name in ("sent_rows", "settled", "events", "problems", "releases"):
+            getattr(self, name).extend(getattr(other, name))
+        self.sent_events.update(other.sent_events)
+
+
+class Coalesced:
+    """Calls `work` on items given concurrently, in groups: an item waits at most for the
+    call under way, then goes with every item that arrived meanwhile. `work` returns one
+    result per item, in order."""
+
+    def __init__(self, work: Callable[[list], Awaitable[list]]):
+        self.work = work
+        self._waiting: list[tuple[object, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+
+    async def __call__(self, item):
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work_waiting())
+        return await done
+
+    async def _work_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                results = await self.work([item for item, _ in group])
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, future), result in zip(group, results):
+                    if not future.done():
+                        future.set_result(result)
+
+
+class Results:
+    """Records outcomes as they come, in one transaction at a time (grouped)."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+        self._write = Coalesced(self._write_group)
+
+    async def record(self, outcomes: Outcomes) -> None:
+        """Return once `outcomes` are committed (raises if the write failed)."""
+        await self._write(outcomes)
+
+    async def _write_group(self, group: list[Outcomes]) -> list[None]:
+        todo = Outcomes()
+        for outcomes in group:
+            todo.extend(outcomes)
+        async with self.pool.acquire() as conn, conn.transaction():
+            events = todo.events
+            if todo.sent_rows:
+                stored = {r["id"] for r in await conn.fetch(
+                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])}
+                events = [e for i, e in todo.sent_events.items() if i in stored] + events
+                if len(stored) < len(todo.sent_rows):
+                    await _explain_unrecorded(conn, todo.sent_rows, stored)
+            if todo.settled:
+                await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
+            for patient_id, problem in todo.problems:
+                await conn.execute(Q.mark_number_problem, patient_id, problem)
+            if todo.releases:
+                await conn.execute(Q.release_stop_notices, todo.releases)
+            await enqueue(conn, events)
+        return [None] * len(group)
+
+
+async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
+                              stored: set[int]) -> None:
+    """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
+    same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""
+    ours = {text_id: sid for text_id, _, sid in sent_rows if text_id not in stored}
+    for r in await conn.fetch("SELECT id, provider_sid FROM texts WHERE id = ANY($1::bigint[])",
+                              list(ours)):
+        if r["provider_sid"] == ours[r["id"]]:
+            log.info("text %d was recorded from its receipt first", r["id"])
+        else:
+            log.error("text %d went out twice: its claim was no longer this dispatcher's",
+                      r["id"])
