@@ -182,11 +182,12 @@ UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 -- never handed to the provider call; after $2 seconds if it was (Twilio's status callback,
 -- which names the text, may still come and record it as sent). Any claim older than $1
 -- seconds goes back too (a stuck dispatcher; the claim tokens keep it from sending).
+WITH live AS MATERIALIZED (SELECT pid FROM pg_stat_activity)  -- read once
 UPDATE texts t SET status = 'pending'
 WHERE t.status = 'sending' AND t.provider_sid IS NULL
   AND (coalesce(t.handed_at, t.claimed_at) < now() - make_interval(secs => $1)
        OR (t.claimed_by IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = t.claimed_by)
+           AND NOT EXISTS (SELECT 1 FROM live WHERE live.pid = t.claimed_by)
            AND (t.handed_at IS NULL OR t.handed_at < now() - make_interval(secs => $2))))
 RETURNING id;
 
