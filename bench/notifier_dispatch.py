@@ -44,9 +44,9 @@ async def bare_claim_loop(pool, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def _dispatcher_process(db: str, schema: str, n: int, ready, go) -> None:
-    """One notifier instance's dispatcher (its own process, as deployed), running until all
-    `n` texts are sent."""
+def _dispatcher_process(db: str, schema: str, ready, go) -> None:
+    """One notifier instance's dispatcher (its own process, as deployed), running until no
+    text is left to send."""
     async def main() -> None:
         pool = await notifier_pool(db, schema, fresh=False)
         try:
@@ -72,7 +72,7 @@ async def dispatcher_loop(db: str, schema: str, n: int, processes: int = 2) -> f
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
     ready = [ctx.Event() for _ in range(processes)]
-    procs = [ctx.Process(target=_dispatcher_process, args=(db, schema, n, r, go)) for r in ready]
+    procs = [ctx.Process(target=_dispatcher_process, args=(db, schema, r, go)) for r in ready]
     for proc in procs:
         proc.start()
     try:

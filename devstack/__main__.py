@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 
-
 from devstack.demo import book_demo_session, listing, wait_for
 from devstack.stack import Stack
 from shared.logs import configure_logging

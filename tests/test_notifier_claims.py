@@ -1,5 +1,5 @@
-"""The dispatcher checks that each text still stands just before it goes, taking its claim
-again: a reschedule while a text waits for its turn cancels the text instead of sending the
+"""The dispatcher checks that each text still stands, and that its claim is still its own,
+just before it goes: a reschedule while a text waits for its turn cancels the text instead of sending the
 old time; a slow dispatcher whose claim was released never sends a text another one sent; a
 delivery receipt that comes before its SID is stored is kept and applied (real PostgreSQL)."""
 

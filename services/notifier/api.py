@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 
-from services.notifier import policy
 from services.notifier.handlers import Q
+from services.notifier import policy
 from services.notifier.policy import PolicyIn
 from shared.auth import ADMIN, READ, Principal, require
 

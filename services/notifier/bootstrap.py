@@ -14,22 +14,11 @@ from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from services.notifier.twilio_sender import TwilioSender
+from shared.events.booking import (PatientContactChanged, PatientNoShow, PatientRegistered,
+                                   RideDetailsUpdated, SessionBooked, SessionRescheduled,
+                                   WaitlistSlotOpened, WaitlistSlotTaken)
+from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
-from shared.events.booking import (
-    PatientContactChanged,
-    PatientNoShow,
-    PatientRegistered,
-    RideDetailsUpdated,
-    SessionBooked,
-    SessionRescheduled,
-    WaitlistSlotOpened,
-    WaitlistSlotTaken,
-)
-from shared.events.plans import (
-    IntegrationSessionMissing,
-    PlanProgressed,
-    PlanSessionDue,
-)
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 

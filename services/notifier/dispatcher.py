@@ -5,26 +5,26 @@ several instances.
 
 Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'` with the claim's
 time as its token, committed; (2) just before the provider call, when the sender's pacing
-gives it its turn, the claim is taken again in one statement only if it is still this
-dispatcher's and the text still stands (appointment not moved or over, patient not opted
-out), and the body about to go is stored: the fresh claim cannot be released as a dead
-dispatcher's during the call; then the text is handed to the provider, with a status
-callback URL naming the text; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in
-one transaction, only if the claim is still this dispatcher's. Claims carry the backend
-pid of the dispatcher's listening connection: when the dispatcher dies, PostgreSQL drops
-the connection and the other instances (or its successor) release its claims. A crash
-before (2) leaves a claim with no SID: it is released at once and sent, once. A crash
-between Twilio accepting the request in (2) and the commit of (3), a window of one HTTP
-response and one local transaction, is closed by Twilio's first status callback: it names
-the text, so the text is recorded as sent with its SID (`receipts`) and never sent again.
-Such a claim (handed to the provider) is released only after `callback_grace_seconds`.
-What remains is the narrow window's narrow case: a crash there with no callback reaching
-the notifier before the claim is released (no status callback URL configured, or every
-callback lost for the grace time): Twilio's Messages API has no idempotency key, so the
-text is sent again. A claim older than `stale_claim_seconds` is released whatever (a stuck
-dispatcher; its claim token then keeps it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once
-per event, in the consumer's transaction), a slow dispatcher never races another one for
-the same text (the claim tokens), and no other crash does.
+gives it its turn, it is marked as handed over, in one statement, only if the claim is still
+this dispatcher's and the text still stands (appointment not moved or over, patient not
+opted out), storing the body about to go: a handed-over claim is not released as stale
+during the call; then the text is handed to the provider, with a status callback URL naming
+the text; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in one transaction,
+only if the claim is still this dispatcher's. Claims carry the backend pid of the
+dispatcher's listening connection: when the dispatcher dies, PostgreSQL drops the connection
+and the other instances (or its successor) release its claims. A crash before (2) leaves a
+claim with no SID: it is released at once and sent, once. A crash between Twilio accepting
+the request in (2) and the commit of (3), a window of one HTTP response and one local
+transaction, is closed by Twilio's first status callback: it names the text, so the text is
+recorded as sent with its SID (`receipts`) and never sent again. Such a claim (handed over)
+is released only after `callback_grace_seconds`. What remains is the narrow window's narrow
+case: a crash there with no callback reaching the notifier before the claim is released (no
+status callback URL configured, or every callback lost for the grace time): Twilio's
+Messages API has no idempotency key, so the text is sent again. A claim older than
+`stale_claim_seconds` is released whatever (a stuck dispatcher; its claim token then keeps
+it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once per
+event, in the consumer's transaction), a slow dispatcher never races another one for the
+same text (the claim tokens), and no other crash does.
 
 A batch, set-based: one statement claims it (1); one query reads everything needed to decide
 on and render its texts (contacts, appointments, the clinic's policy with quiet hours
@@ -164,7 +164,7 @@ class Dispatcher:
 
     async def _send(self, by_patient: dict[UUID, list[Claimed]], first_texts: set[UUID]) -> None:
         results = Results(self.pool)
-        gate = Coalesced(self._retake)
+        gate = Coalesced(self._hand_over)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
         await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, gate, results)
@@ -227,17 +227,14 @@ class Dispatcher:
         if notice:  # claimed for a first text that did not go out: the next one carries it
             await results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
-    async def _retake(self, items: list[tuple[Claimed, str, int]]) -> list[bool]:
-        """Step (2) for texts about to go, with their body and segments: which may go
-        (their claims are then fresh)."""
+    async def _hand_over(self, items: list[tuple[Claimed, str, int]]) -> list[bool]:
+        """Step (2) for texts about to go, with their body and segments: which may go."""
         texts = [text for text, _, _ in items]
         async with self.pool.acquire() as conn:
-            taken = {r["id"]: r["claimed_at"] for r in await conn.fetch(
-                Q.retake_claims, [t.row["id"] for t in texts], [t.claim for t in texts],
+            handed = {r["id"] for r in await conn.fetch(
+                Q.hand_over, [t.row["id"] for t in texts], [t.claim for t in texts],
                 [body for _, body, _ in items], [n for _, _, n in items])}
-        for text in texts:
-            text.claim = taken.get(text.row["id"], text.claim)
-        return [text.row["id"] in taken for text in texts]
+        return [text.row["id"] in handed for text in texts]
 
     async def _why_dropped(self, text: Claimed) -> tuple[str, str, datetime | None] | None:
         """Why a text that may not go any more must not (read again), or None if its claim
@@ -256,7 +253,7 @@ class Claimed:
     row: asyncpg.Record
     policy: Policy
     claim: datetime
-    """The token of the dispatcher's claim (the time it was last taken)."""
+    """The token of the dispatcher's claim (the time it was claimed)."""
 
     @property
     def to_driver(self) -> bool:

@@ -7,28 +7,19 @@ is skipped by the consumer before it gets here, so texts are scheduled exactly o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
+from pathlib import Path
 
 import asyncpg
 
 from services.notifier.schedule import Appointment, QuietHours, plan_texts
-from shared.consumer import BatchHandler, Handler
 from shared.db import Queries
+from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
-from shared.events.booking import (
-    PatientCheckedIn,
-    PatientContactChanged,
-    PatientNoShow,
-    PatientRegistered,
-    RideDetailsUpdated,
-    SessionBooked,
-    SessionCancelled,
-    SessionCompleted,
-    SessionRescheduled,
-    WaitlistSlotOpened,
-    WaitlistSlotTaken,
-)
+from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
+                                   PatientRegistered, SessionBooked, SessionCancelled,
+                                   RideDetailsUpdated, SessionCompleted, SessionRescheduled,
+                                   WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))

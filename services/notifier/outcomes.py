@@ -144,8 +144,7 @@ async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
     """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
     same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""
     ours = {text_id: sid for text_id, _, sid in sent_rows if text_id not in stored}
-    for r in await conn.fetch("SELECT id, provider_sid FROM texts WHERE id = ANY($1::bigint[])",
-                              list(ours)):
+    for r in await conn.fetch(Q.sids_of_texts, list(ours)):
         if r["provider_sid"] == ours[r["id"]]:
             log.info("text %d was recorded from its receipt first", r["id"])
         else:

@@ -47,14 +47,15 @@ WHERE id IN (
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id, claimed_at;
 
--- name: retake_claims
--- Just before texts go to the provider (step 2), claims ($1 id, $2 claim) are taken again,
--- in one statement, if they are still the dispatcher's and their text still stands: its
--- appointment neither moved nor over, the patient not opted out, the slot still open. The
--- text is marked as handed over (`handed_at`: its claim is not released as stale while the
--- provider call is under way) with the body about to go ($3, with its $4 segments): if the
--- dispatcher dies before it records the SID, Twilio's receipt still can. Only columns no
--- index holds change, so the row is updated in place (HOT). Returns the texts that may go.
+-- name: hand_over
+-- Just before texts go to the provider (step 2), in one statement: each text ($1 id, $2
+-- claim) is marked as handed over only if its claim is still the dispatcher's and the text
+-- still stands: its appointment neither moved nor over, the patient not opted out, the slot
+-- still open. `handed_at` keeps the claim from being released as stale while the provider
+-- call is under way, and the body about to go ($3, with its $4 segments) is stored with
+-- it: if the dispatcher dies before it records the SID, Twilio's receipt still can. Only
+-- columns no index holds change, so the row is updated in place (HOT). Returns the texts
+-- that may go.
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status
     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
@@ -77,7 +78,7 @@ WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
   AND NOT EXISTS (
       SELECT 1 FROM waitlist_offers o
       WHERE o.offer_id = t.offer_id AND o.patient_id = t.patient_id AND o.status <> 'open')
-RETURNING t.id, t.claimed_at;
+RETURNING t.id;
 
 -- name: next_due_in
 -- Seconds until the next pending text falls due (NULL: none is pending).
@@ -239,6 +240,9 @@ UPDATE texts SET status = 'sent', provider_sid = $2, sent_at = now(),
                  status_reason = 'recorded from its delivery receipt'
 WHERE id = $1 AND provider_sid IS NULL AND body IS NOT NULL
 RETURNING id, clinic_id, patient_id, booking_id, kind, segments;
+
+-- name: sids_of_texts
+SELECT id, provider_sid FROM texts WHERE id = ANY($1::bigint[]);
 
 -- name: take_early_receipts
 -- The kept receipts whose SID is now stored, removed as they are taken, oldest first.
