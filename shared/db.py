@@ -103,14 +103,21 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
 
 
 class Queries:
-    """Named SQL loaded once from a `.sql` file with `-- name: query_name` headers."""
+    """Named SQL loaded once from a `.sql` file with `-- name: query_name` headers.
+
+    A block headed `-- fragment: name` is not a query: a line `-- include: name` in a query
+    is replaced by it (for a part that two queries share)."""
 
     def __init__(self, path: Path | str):
         text = Path(path).read_text()
         self._sql: dict[str, str] = {}
-        for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
-            name, _, body = block.partition("\n")
-            self._sql[name.strip()] = body.strip()
+        fragments: dict[str, str] = {}
+        for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
+                                           text, flags=re.M | re.S):
+            (self._sql if kind == "name" else fragments)[name] = body.strip()
+        for name, sql in self._sql.items():
+            self._sql[name] = re.sub(r"^-- include: (\S+)$", lambda m: fragments[m.group(1)],
+                                     sql, flags=re.M)
 
     def __getattr__(self, name: str) -> str:
         try:

@@ -1,40 +1,40 @@
 """The dispatcher: claims due texts with SKIP LOCKED, renders them from the current
-appointment, checks each one still stands just before it goes (so a text never quotes a
-stale time), sends, and records the result together with its `SmsSent` event. Safe with
-several instances.
+appointment, checks that each one still stands when it goes (so a text never quotes a stale
+time), sends, and records the result together with its `SmsSent` event. Safe with several
+instances.
 
-Exactly once, and its one gap. A text is (1) claimed: `status = 'sending'` with the claim's
-time as its token, committed; (2) just before the provider call, when the sender's pacing
-gives it its turn, it is marked as handed over, in one statement, only if the claim is still
-this dispatcher's and the text still stands (appointment not moved or over, patient not
-opted out), storing the body about to go: a handed-over claim is not released as stale
-during the call; then the text is handed to the provider, with a status callback URL naming
-the text; (3) its SID recorded with `status = 'sent'` and `SmsSent`, in one transaction,
-only if the claim is still this dispatcher's. Claims carry the backend pid of the
-dispatcher's listening connection: when the dispatcher dies, PostgreSQL drops the connection
-and the other instances (or its successor) release its claims. A crash before (2) leaves a
-claim with no SID: it is released at once and sent, once. A crash between Twilio accepting
-the request in (2) and the commit of (3), a window of one HTTP response and one local
-transaction, is closed by Twilio's first status callback: it names the text, so the text is
-recorded as sent with its SID (`receipts`) and never sent again. Such a claim (handed over)
-is released only after `callback_grace_seconds`. What remains is the narrow window's narrow
-case: a crash there with no callback reaching the notifier before the claim is released (no
-status callback URL configured, or every callback lost for the grace time): Twilio's
-Messages API has no idempotency key, so the text is sent again. A claim older than
-`stale_claim_seconds` is released whatever (a stuck dispatcher; its claim token then keeps
-it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once per
-event, in the consumer's transaction), a slow dispatcher never races another one for the
-same text (the claim tokens), and no other crash does.
+Exactly once, and its one gap. A text is (1) claimed, in one transaction: picked with
+`FOR UPDATE SKIP LOCKED` together with everything it depends on (contact, appointment,
+policy), checked (not cancelled, moved or over, not in quiet hours, not too late), rendered,
+and stored as `status = 'sending'` with its body, marked as handed over (it may reach the
+provider within milliseconds) and with the claim's time as its token; (2) if the sender's
+pacing made it wait for its turn, checked again in one statement just before the provider
+call (claim still this dispatcher's, appointment not moved or over, patient not opted out),
+which refreshes its handed-over time; then handed to the provider, with a status callback
+URL naming the text; (3) its SID recorded with `status = 'sent'` and its `SmsSent` event,
+in one statement, only if the claim is still this dispatcher's. Claims carry the backend
+pid of the dispatcher's listening connection: when the dispatcher dies, PostgreSQL drops the
+connection, and once `callback_grace_seconds` have passed the other instances (or its
+successor) release its claims that have no SID, and they are sent, once. A crash between
+Twilio accepting a request and the commit of (3), a window of one HTTP response and one
+local statement, is closed by Twilio's first status callback: it names the text, so the text
+is recorded as sent with its SID (`receipts`) and never sent again, if it comes within the
+grace time. What remains is the narrow window's narrow case: a crash there with no callback
+reaching the notifier before the claim is released (no status callback URL configured, or
+every callback lost for the grace time): Twilio's Messages API has no idempotency key, so
+the text is sent again. A claim older than `stale_claim_seconds` is released whatever (a
+stuck dispatcher; its claim token then keeps it from sending). Kafka redelivery never sends
+a duplicate (texts are scheduled once per event, in the consumer's transaction), a slow
+dispatcher never races another one for the same text (the claim tokens), and no other crash
+does.
 
-A batch, set-based: one statement claims it (1); one query reads everything needed to decide
-on and render its texts (contacts, appointments, the clinic's policy with quiet hours
-resolved for each site, texts already sent today and this week); one statement settles the
-texts that must not go out now (cancelled, skipped, or held until quiet hours end) and hands
-out the "reply STOP" notices. Then each patient's texts are sent in order, different
-patients' concurrently (the sender paces them), and each result is recorded (3) as soon as
-the provider answers. The checks of (2) and the records of (3) are grouped: each waits at
-most for the statement under way, then goes with all that arrived meanwhile, so (3) is never
-more than about two local transactions behind the provider's answer.
+A batch is set-based: one query picks it with its context, one statement claims it (and
+settles the texts that must not go out now: cancelled, skipped, or held until quiet hours
+end; and hands out the "reply STOP" notices). Then each patient's texts are sent in order,
+different patients' concurrently (the sender paces them), and each result is recorded (3)
+as soon as the provider answers. The checks of (2) and the records of (3) are grouped: each
+waits at most for the statement under way, then goes with all that arrived meanwhile, so
+(3) is never more than about two local statements behind the provider's answer.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from services.notifier.handlers import Q
+from services.notifier.handlers import PRODUCER, Q
 from services.notifier.outcomes import Coalesced, Outcomes, Results
 from services.notifier.policy import CRITICAL, Policy, policy_from
 from services.notifier.receipts import apply_early_receipts
@@ -60,13 +60,15 @@ from shared.events import Envelope
 from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
-PRODUCER = "notifier"
 CRITICAL_KINDS = sorted(CRITICAL)
 MAX_BATCHES = 4
 """Batches a running dispatcher sends at once: a slow provider call (a timeout) holds up its
 own batch, not the dispatcher."""
 RELEASE_EVERY = 5.0
 """Seconds between two looks for claims of dispatchers that died (or are stuck)."""
+RECHECK_AFTER = 1.0
+"""Seconds after which a text whose turn came without waiting is checked again anyway (an
+event loop held up); a text that waited for its turn always is."""
 RECEIPTS_EVERY = 2.0
 """Seconds between two looks for delivery receipts that came before their SID was stored."""
 POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
@@ -147,74 +149,93 @@ class Dispatcher:
         return claimed
 
     async def _claim(self) -> tuple[int, Coroutine | None]:
-        """Claim a batch of due texts, settle those that must not go out now; return how
-        many were claimed and the coroutine that sends the others (None if none)."""
-        async with self.pool.acquire() as conn:
-            claims = {r["id"]: r["claimed_at"] for r in await conn.fetch(
-                Q.claim_due, self.batch_size, self.owner)}
-            if not claims:
+        """Claim a batch of due texts, rendered, and settle those that must not go out now,
+        in one transaction; return how many were picked and the coroutine that sends the
+        claimed ones (None if none)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, self.batch_size)
+            if not rows:
                 return 0, None
-            rows = await conn.fetch(Q.dispatch_context, list(claims), CRITICAL_KINDS)
-            settled, by_patient = self._sort(rows, claims, datetime.now(UTC))
-            to_patients = [p for p, texts in by_patient.items()
-                           if any(not t.to_driver for t in texts)]
-            first_texts = set(await conn.fetchval(Q.settle_claimed, *settled.settle_args(),
-                                                  to_patients))
-        return len(claims), self._send(by_patient, first_texts)
+            columns, by_patient, notices = self._decide(rows, datetime.now(UTC))
+            claim = await conn.fetchval(Q.claim_picked, *columns, self.owner, notices)
+        checked = asyncio.get_running_loop().time()
+        for texts in by_patient.values():
+            for text in texts:
+                text.claim, text.checked = claim, checked
+        return len(rows), (self._send(by_patient, set(notices)) if by_patient else None)
 
-    async def _send(self, by_patient: dict[UUID, list[Claimed]], first_texts: set[UUID]) -> None:
+    async def _send(self, by_patient: dict[UUID, list[Claimed]], noticed: set[UUID]) -> None:
         results = Results(self.pool)
         gate = Coalesced(self._hand_over)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
-        await asyncio.gather(*(self._send_in_order(texts, patient in first_texts, gate, results)
+        await asyncio.gather(*(self._send_in_order(texts, patient in noticed, gate, results)
                                for patient, texts in by_patient.items()))
 
-    def _sort(self, rows: list[asyncpg.Record], claims: dict[int, datetime],
-              now: datetime) -> tuple[Outcomes, dict[UUID, list[Claimed]]]:
-        """The claimed texts that must not go out now (settled), and the others by patient,
-        in due order."""
-        settled = Outcomes()
+    def _decide(self, rows: list[asyncpg.Record], now: datetime
+                ) -> tuple[list[list], dict[UUID, list[Claimed]], list[UUID]]:
+        """What becomes of each picked text: the columns `claim_picked` takes, the claimed
+        texts by patient, in due order, and the patients whose first text goes with the
+        "reply STOP" notice."""
+        ids, statuses, reasons, dues, bodies, n_segments = [], [], [], [], [], []
         by_patient: dict[UUID, list[Claimed]] = {}
+        notices: list[UUID] = []
         policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
         for row in rows:  # already in due order
             key = tuple(row[c] for c in POLICY_COLUMNS)
             if key not in policies:
                 policies[key] = policy_from(row, self.quiet)
-            text = Claimed(row, policies[key], claims[row["id"]])
+            text = Claimed(row, policies[key])
             verdict = text.not_now(now)
+            body = n = None
             if verdict:
-                settled.settle(text, *verdict)
+                status, reason, due = verdict
             else:
-                by_patient.setdefault(row["patient_id"], []).append(text)
-        return settled, by_patient
+                status, reason, due = "sending", None, None
+                patient = row["patient_id"]
+                texts = by_patient.setdefault(patient, [])
+                # the first text to a patient who never had one says how to stop; the
+                # ride contact's always does
+                first = text.to_driver or (not texts and not row["stop_notice_sent"])
+                if first and not text.to_driver:
+                    notices.append(patient)
+                body = text.body = render(row["kind"], text.context(), first_text=first)
+                n = text.segments = segments(body)
+                texts.append(text)
+            ids.append(row["id"])
+            statuses.append(status)
+            reasons.append(reason)
+            dues.append(due)
+            bodies.append(body)
+            n_segments.append(n)
+        return [ids, statuses, reasons, dues, bodies, n_segments], by_patient, notices
 
     async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
                              results: Results) -> None:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
+        loop = asyncio.get_running_loop()
         sent_now, problem = 0, None
-        for text in texts:
+        for i, text in enumerate(texts):
             row = text.row
             reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
                       else text.over_cap(sent_now))
             if reason:
                 await results.record(Outcomes().settle(text, "skipped", reason))
                 continue
-            first = text.to_driver or notice  # the ride contact always hears how to stop
-            body = render(row["kind"], text.context(), first_text=first)
-            n_segments = segments(body)
-            await self.sender.turn(n_segments)
-            verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
-            if verdict is None and not await gate((text, body, n_segments)):
-                verdict = await self._why_dropped(text)
-                if verdict is None:
-                    continue  # the claim is another dispatcher's now
-            if verdict:
-                await results.record(Outcomes().settle(text, *verdict))
-                continue
+            waited = await self.sender.turn(text.segments)
+            if waited or loop.time() - text.checked > RECHECK_AFTER:
+                # checked at the claim, but that was a while ago: check again
+                verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
+                if verdict is None and not await gate(text):
+                    verdict = await self._why_dropped(text)
+                    if verdict is None:
+                        continue  # the claim is another dispatcher's now
+                if verdict:
+                    await results.record(Outcomes().settle(text, *verdict))
+                    continue
             to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
             try:
-                sid = await self.sender.send(OutgoingSms(row["id"], to, body))
+                sid = await self.sender.send(OutgoingSms(row["id"], to, text.body))
             except SendError as exc:
                 await results.record(Outcomes().failed(text, exc))
                 if exc.permanent:
@@ -223,24 +244,22 @@ class Dispatcher:
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.record(Outcomes().sent(text, sid, n_segments))
-        if notice:  # claimed for a first text that did not go out: the next one carries it
+            await results.record(Outcomes().sent(text, sid))
+        if notice:  # the "reply STOP" text did not go out: the next one carries the notice
             await results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
-    async def _hand_over(self, items: list[tuple[Claimed, str, int]]) -> list[bool]:
-        """Step (2) for texts about to go, with their body and segments: which may go."""
-        texts = [text for text, _, _ in items]
+    async def _hand_over(self, texts: list[Claimed]) -> list[bool]:
+        """Step (2) again for texts whose turn came late: which may still go."""
         async with self.pool.acquire() as conn:
             handed = {r["id"] for r in await conn.fetch(
-                Q.hand_over, [t.row["id"] for t in texts], [t.claim for t in texts],
-                [body for _, body, _ in items], [n for _, _, n in items])}
+                Q.hand_over, [t.row["id"] for t in texts], [t.claim for t in texts])}
         return [text.row["id"] in handed for text in texts]
 
     async def _why_dropped(self, text: Claimed) -> tuple[str, str, datetime | None] | None:
         """Why a text that may not go any more must not (read again), or None if its claim
         is no longer this dispatcher's."""
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(Q.dispatch_context, [text.row["id"]], CRITICAL_KINDS)
+            row = await conn.fetchrow(Q.texts_in_context, CRITICAL_KINDS, [text.row["id"]])
         if row is None:
             return None
         return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
@@ -252,8 +271,12 @@ class Claimed:
 
     row: asyncpg.Record
     policy: Policy
-    claim: datetime
+    claim: datetime | None = None
     """The token of the dispatcher's claim (the time it was claimed)."""
+    checked: float = 0.0
+    """When (event loop time) the claim checked that the text stands."""
+    body: str = ""
+    segments: int = 1
 
     @property
     def to_driver(self) -> bool:

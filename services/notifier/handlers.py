@@ -23,6 +23,8 @@ from shared.events.booking import (PatientCheckedIn, PatientContactChanged, Pati
 from shared.events.plans import PlanProgressed
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
+PRODUCER = "notifier"
+"""The `producer` of the notifier's events."""
 
 
 async def load_policy(conn, clinic_id, default_quiet, *, site_id=None, region=None):

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.notifier.handlers import Q
+from services.notifier.handlers import PRODUCER, Q
 from services.notifier.senders import SendError
 from shared.events import Envelope
 from shared.events.notifier import SmsFailed, SmsSent
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from services.notifier.dispatcher import Claimed
 
 log = logging.getLogger(__name__)
+SMS_SENT = (SmsSent.topic, SmsSent.event_type(), SmsSent.schema_version, PRODUCER)
+"""What `mark_sent` needs to write `SmsSent` events (the rest of their shape is its SQL)."""
 
 
 @dataclass
@@ -32,18 +34,14 @@ class Outcomes:
     """What happened to some claimed texts, as the rows and events to write."""
 
     sent_rows: list[tuple] = field(default_factory=list)
-    sent_events: dict[int, Envelope] = field(default_factory=dict)
+    """(id, claim, SID) of texts the provider took; `mark_sent` writes their `SmsSent`."""
     settled: list[tuple] = field(default_factory=list)
     events: list[Envelope] = field(default_factory=list)
     problems: list[tuple[UUID, str]] = field(default_factory=list)
     releases: list[UUID] = field(default_factory=list)
 
-    def sent(self, text: Claimed, sid: str, n_segments: int) -> Outcomes:
-        row = text.row
-        self.sent_rows.append((row["id"], text.claim, sid))
-        self.sent_events[row["id"]] = text.envelope(SmsSent(
-            text_id=row["id"], kind=row["kind"], booking_id=row["booking_id"], provider_sid=sid,
-            segments=n_segments))
+    def sent(self, text: Claimed, sid: str) -> Outcomes:
+        self.sent_rows.append((text.row["id"], text.claim, sid))
         return self
 
     def settle(self, text: Claimed, status: str, reason: str,
@@ -71,7 +69,6 @@ class Outcomes:
     def extend(self, other: Outcomes) -> None:
         for name in ("sent_rows", "settled", "events", "problems", "releases"):
             getattr(self, name).extend(getattr(other, name))
-        self.sent_events.update(other.sent_events)
 
 
 class Coalesced:
@@ -122,20 +119,18 @@ class Results:
         for outcomes in group:
             todo.extend(outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
-            events = todo.events
             if todo.sent_rows:
                 stored = {r["id"] for r in await conn.fetch(
-                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)])}
-                events = [e for i, e in todo.sent_events.items() if i in stored] + events
+                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)], *SMS_SENT)}
                 if len(stored) < len(todo.sent_rows):
                     await _explain_unrecorded(conn, todo.sent_rows, stored)
             if todo.settled:
-                await conn.execute(Q.settle_claimed, *todo.settle_args(), [])
+                await conn.execute(Q.settle_claimed, *todo.settle_args())
             for patient_id, problem in todo.problems:
                 await conn.execute(Q.mark_number_problem, patient_id, problem)
             if todo.releases:
                 await conn.execute(Q.release_stop_notices, todo.releases)
-            await enqueue(conn, events)
+            await enqueue(conn, todo.events)
         return [None] * len(group)
 
 

@@ -36,32 +36,50 @@ INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[],
                      $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]);
 
--- name: claim_due
--- One statement, so committed as soon as it returns (step 1 of the dispatcher's design).
--- The claim's time is its token: every later write about the text checks it is still theirs.
--- $2: the dispatcher's backend pid (see release_stale_claims).
-UPDATE texts SET status = 'sending', claimed_at = now(), claimed_by = $2, handed_at = NULL,
-                 attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM texts WHERE status = 'pending' AND due_at <= now()
-    ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, claimed_at;
+-- name: pick_due
+-- Step 1 of the dispatcher's design, first half: a batch of due texts with their context
+-- (see text_context), locked until the dispatcher's transaction ends; other dispatchers pass
+-- them by (SKIP LOCKED). $1: critical kinds (see text_context); $2: batch size.
+WITH picked AS (
+    SELECT * FROM texts WHERE status = 'pending' AND due_at <= now()
+    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+),
+-- include: text_context
+
+-- name: claim_picked
+-- Step 1, second half, in the transaction of pick_due: each picked text ($1) is claimed
+-- ($2 = 'sending', with the body about to go, $5, and its $6 segments) or settled ($2 its
+-- new status, $3 why, $4 a new due time or NULL). A claim is marked handed over at once
+-- (the text may reach the provider within milliseconds), carries the dispatcher's backend
+-- pid ($7, see release_stale_claims) and its time, returned, which is the claim's token:
+-- every later write about the text checks it is still theirs. The patients in $8 are given
+-- their "reply STOP" notice with the first text claimed for them.
+WITH u AS MATERIALIZED (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::integer[]) AS u(id, status, reason, due_at, body, segments)
+), claimed AS (
+    UPDATE texts t SET status = u.status, status_reason = u.reason,
+                       due_at = coalesce(u.due_at, t.due_at), body = u.body,
+                       segments = u.segments, claimed_at = now(), claimed_by = $7,
+                       handed_at = now(), attempts = t.attempts + 1
+    FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id
+), notice AS (
+    UPDATE contacts SET stop_notice_sent = true
+    WHERE patient_id = ANY($8::uuid[]) AND NOT stop_notice_sent
+)
+SELECT now();
 
 -- name: hand_over
--- Just before texts go to the provider (step 2), in one statement: each text ($1 id, $2
--- claim) is marked as handed over only if its claim is still the dispatcher's and the text
--- still stands: its appointment neither moved nor over, the patient not opted out, the slot
--- still open. `handed_at` keeps the claim from being released as stale while the provider
--- call is under way, and the body about to go ($3, with its $4 segments) is stored with
--- it: if the dispatcher dies before it records the SID, Twilio's receipt still can. Only
--- columns no index holds change, so the row is updated in place (HOT). Returns the texts
--- that may go.
+-- Step 2, for texts whose turn came late (the sender's pacing made them wait): in one
+-- statement, each text ($1 id, $2 claim) is handed over again only if its claim is still
+-- the dispatcher's and the text still stands: its appointment neither moved nor over, the
+-- patient not opted out, the slot still open. `handed_at` keeps the claim from being
+-- released as stale while the provider call is under way. Only a column no index holds
+-- changes, so the row is updated in place (HOT). Returns the texts that may go.
 WITH u AS MATERIALIZED (
-    SELECT *, 'sending' AS status
-    FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::integer[])
-        AS u(id, claim, body, segments)
+    SELECT *, 'sending' AS status FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, claim)
 )
-UPDATE texts t SET handed_at = clock_timestamp(), body = u.body, segments = u.segments
+UPDATE texts t SET handed_at = clock_timestamp()
 FROM u
 WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
   AND t.claimed_at = u.claim
@@ -84,14 +102,14 @@ RETURNING t.id;
 -- Seconds until the next pending text falls due (NULL: none is pending).
 SELECT extract(epoch FROM min(due_at) - now())::float8 FROM texts WHERE status = 'pending';
 
--- name: dispatch_context
--- Everything the dispatcher needs about a batch of claimed texts, in due order: contact,
--- appointment (or slot offer, or for texts about no booking the patient's latest
--- appointment), the clinic's policy with quiet hours resolved site > region > network
--- (NULL: the service's default), and how many texts the patient was sent since the start
--- of their local day and of the last 7 days (the caps; counted only for texts they apply
--- to: not to the driver's, nor to the kinds in $2 when critical texts may pass them).
-WITH t AS (
+-- fragment: text_context
+-- Everything the dispatcher needs about the texts of the query's `picked` rows, in due
+-- order: contact, appointment (or slot offer, or for texts about no booking the patient's
+-- latest appointment), the clinic's policy with quiet hours resolved site > region >
+-- network (NULL: the service's default), and how many texts the patient was sent since the
+-- start of their local day and of the last 7 days (the caps; counted only for texts they
+-- apply to: not to the driver's, nor to the kinds in $1 when critical texts may pass them).
+t AS (
     SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
            t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
            c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
@@ -105,7 +123,7 @@ WITH t AS (
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
            coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
            a.ride_status, a.ride_contact_phone
-    FROM texts t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
+    FROM picked t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
     LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
     LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
     LEFT JOIN LATERAL (SELECT * FROM waitlist_offers
@@ -114,7 +132,6 @@ WITH t AS (
         SELECT clinic_name, clinic_phone, site_name, site_timezone, site_id, site_region
         FROM appointments WHERE patient_id = t.patient_id AND t.booking_id IS NULL
         ORDER BY starts_at DESC LIMIT 1) la ON true
-    WHERE t.id = ANY($1::bigint[])
 )
 SELECT t.*, p.daily_cap, p.weekly_cap, p.critical_past_caps, p.disabled_kinds,
        coalesce(qs.quiet_hours_start, qr.quiet_hours_start, p.quiet_hours_start) AS quiet_start,
@@ -130,17 +147,20 @@ LEFT JOIN LATERAL (
          LATERAL (SELECT midnight.local AT TIME ZONE t.site_timezone AS start) day,
          texts s
     WHERE t.kind <> 'pickup'
-      AND NOT (t.kind = ANY($2::text[]) AND coalesce(p.critical_past_caps, true))
+      AND NOT (t.kind = ANY($1::text[]) AND coalesce(p.critical_past_caps, true))
       AND s.patient_id = t.patient_id AND s.status = 'sent'
       AND s.sent_at >= (midnight.local - interval '6 days') AT TIME ZONE t.site_timezone
 ) sent ON t.site_timezone IS NOT NULL
 ORDER BY t.due_at, t.id;
 
+-- name: texts_in_context
+-- The texts $2 with their context (see text_context; $1: critical kinds).
+WITH picked AS (SELECT * FROM texts WHERE id = ANY($2::bigint[])),
+-- include: text_context
+
 -- name: settle_claimed
--- In one statement: claimed texts that will not go out now get their status ($1-$5: id,
--- claim, status, reason, new due time or NULL; a claim no longer the dispatcher's is left
--- alone), and the patients in $6 are given their "reply STOP" notice, once ever: returns
--- those whose first text this is.
+-- Claimed texts that did not go out after all get their status ($1-$5: id, claim, status,
+-- reason, new due time or NULL); a claim no longer the dispatcher's is left alone.
 -- How these updates of claimed texts are planned: the ids are looked up by primary key
 -- (`id = ANY`), and the status they expect comes from the MATERIALIZED rows, a join
 -- clause: a literal `status = 'sending'` would be estimated from statistics that see
@@ -149,29 +169,40 @@ WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS claimed
     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[])
         AS u(id, claim, status, reason, due_at)
-), settled AS (
-    UPDATE texts t SET status = u.status, status_reason = u.reason,
-                       due_at = coalesce(u.due_at, t.due_at)
-    FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.claimed
-                 AND t.claimed_at = u.claim
-), notice AS (
-    UPDATE contacts SET stop_notice_sent = true
-    WHERE patient_id = ANY($6::uuid[]) AND NOT stop_notice_sent
-    RETURNING patient_id
 )
-SELECT coalesce(array_agg(patient_id), '{}') FROM notice;
+UPDATE texts t SET status = u.status, status_reason = u.reason,
+                   due_at = coalesce(u.due_at, t.due_at)
+FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.claimed
+             AND t.claimed_at = u.claim;
 
 -- name: mark_sent
--- Step 3: the provider took the texts ($1-$3: id, claim, SID). Returns the texts recorded
--- (not those recorded meanwhile from their receipt, nor claims lost to another dispatcher).
+-- Step 3: the provider took the texts ($1-$3: id, claim, SID): each is recorded as sent
+-- with its `SmsSent` event, written to the outbox here (topic $4, event type $5, schema
+-- version $6, producer $7: see `SmsSent`; tests/test_notifier_events.py checks that these
+-- rows read as the events the Python model makes). Returns the texts recorded (not those
+-- recorded meanwhile from their receipt, nor claims lost to another dispatcher).
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status
     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, claim, sid)
+), sent AS (
+    UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid
+    FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
+                 AND t.claimed_at = u.claim
+    RETURNING t.id, t.clinic_id, t.patient_id, t.booking_id, t.kind, t.segments, u.sid,
+              gen_random_uuid() AS event_id
+), events AS (
+    INSERT INTO outbox (topic, key, value, event_id, event_type)
+    SELECT $4, convert_to(patient_id::text, 'UTF8'), convert_to(json_build_object(
+               'event_id', event_id, 'event_type', $5::text, 'schema_version', $6::integer,
+               'occurred_at', now(), 'producer', $7::text, 'clinic_id', clinic_id,
+               'patient_id', patient_id, 'correlation_id', event_id, 'causation_id', NULL,
+               'payload', json_build_object('text_id', id, 'kind', kind,
+                                             'booking_id', booking_id, 'provider_sid', sid,
+                                             'segments', segments))::text, 'UTF8'),
+           event_id, $5
+    FROM sent ORDER BY id
 )
-UPDATE texts t SET status = 'sent', sent_at = now(), provider_sid = u.sid
-FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
-            AND t.claimed_at = u.claim
-RETURNING t.id;
+SELECT id FROM sent;
 
 -- name: release_stop_notices
 -- Patients whose first text did not go out after all: the next one carries the notice.
@@ -235,10 +266,10 @@ ON CONFLICT DO NOTHING;
 -- Twilio's receipt names a text (its callback URL carries the text's id) whose SID is not
 -- stored: Twilio took it, but the dispatcher died before recording it (or has not committed
 -- yet). Recorded as sent, whatever was decided about it since (it went out), so that it is
--- never sent again. Only texts that reached step (2) have a body.
+-- never sent again. Only texts that were handed over (claimed) have a body and may have gone.
 UPDATE texts SET status = 'sent', provider_sid = $2, sent_at = now(),
                  status_reason = 'recorded from its delivery receipt'
-WHERE id = $1 AND provider_sid IS NULL AND body IS NOT NULL
+WHERE id = $1 AND provider_sid IS NULL AND handed_at IS NOT NULL
 RETURNING id, clinic_id, patient_id, booking_id, kind, segments;
 
 -- name: sids_of_texts

@@ -12,14 +12,13 @@ import logging
 
 import asyncpg
 
-from services.notifier.handlers import Q
+from services.notifier.handlers import PRODUCER, Q
 from services.notifier.twilio_sender import PERMANENT
 from shared.events import Envelope
 from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
-PRODUCER = "notifier"
 RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "delivered": 3,
         "undelivered": 3, "failed": 3, "canceled": 3, "read": 4}
 

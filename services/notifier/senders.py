@@ -30,8 +30,10 @@ class SmsSender:
     """What the dispatcher sends through: it waits for its `turn`, checks the text still
     stands, then calls `send`. Subclasses implement `send`, and `turn` if they are paced."""
 
-    async def turn(self, segments: int) -> None:
-        """Wait until the sender may take `segments` more segments (at once by default)."""
+    async def turn(self, segments: int) -> bool:
+        """Wait until the sender may take `segments` more segments (at once by default);
+        return whether it had to wait (the text is then checked again before it goes)."""
+        return False
 
     async def send(self, sms: OutgoingSms) -> str:
         """Send `sms`; return the provider's message id. Raises `SendError`."""

@@ -31,7 +31,9 @@ class Pacer:
         self._next = 0.0
         self._lock = asyncio.Lock()
 
-    async def wait(self, segments: int = 1) -> None:
+    async def wait(self, segments: int = 1) -> bool:
+        """Wait for the turn of `segments` more segments; return whether it had to."""
+        queued = self._lock.locked()  # behind another text's wait
         async with self._lock:
             loop = asyncio.get_running_loop()
             now = loop.time()
@@ -39,6 +41,8 @@ class Pacer:
             self._next = start + self.interval * segments
             if start > now:
                 await asyncio.sleep(start - now)
+                return True
+            return queued
 
 
 class TwilioSender(SmsSender):
@@ -54,8 +58,8 @@ class TwilioSender(SmsSender):
         self.status_callback = (f"{settings.public_base_url.rstrip('/')}/twilio/status"
                                 if settings.public_base_url else None)
 
-    async def turn(self, segments: int) -> None:
-        await self.pacer.wait(segments)
+    async def turn(self, segments: int) -> bool:
+        return await self.pacer.wait(segments)
 
     async def send(self, sms: OutgoingSms) -> str:
         params = {"to": sms.to, "body": sms.body}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 
-from services.notifier.handlers import Q
+from services.notifier.handlers import PRODUCER, Q
 from services.notifier.receipts import apply_receipt
 from services.notifier.replies import interpret
 from shared.events import Envelope
@@ -30,7 +30,6 @@ from shared.outbox import enqueue
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-PRODUCER = "notifier"
 
 
 async def _verified_form(request: Request) -> dict[str, str]:
