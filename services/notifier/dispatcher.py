@@ -71,8 +71,6 @@ RECHECK_AFTER = 1.0
 event loop held up); a text that waited for its turn always is."""
 RECEIPTS_EVERY = 2.0
 """Seconds between two looks for delivery receipts that came before their SID was stored."""
-POLICY_COLUMNS = ("clinic_id", "quiet_start", "quiet_end")
-"""What the policy of a text in `dispatch_context` depends on."""
 
 
 class Dispatcher:
@@ -182,10 +180,11 @@ class Dispatcher:
         notices: list[UUID] = []
         policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
         for row in rows:  # already in due order
-            key = tuple(row[c] for c in POLICY_COLUMNS)
-            if key not in policies:
-                policies[key] = policy_from(row, self.quiet)
-            text = Claimed(row, policies[key])
+            key = (row["clinic_id"], row["quiet_start"], row["quiet_end"])
+            policy = policies.get(key)
+            if policy is None:
+                policy = policies[key] = policy_from(row, self.quiet)
+            text = Claimed(row, policy)
             verdict = text.not_now(now)
             body = n = None
             if verdict:
@@ -215,7 +214,7 @@ class Dispatcher:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
         loop = asyncio.get_running_loop()
         sent_now, problem = 0, None
-        for i, text in enumerate(texts):
+        for text in texts:
             row = text.row
             reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
                       else text.over_cap(sent_now))
@@ -244,7 +243,7 @@ class Dispatcher:
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.record(Outcomes().sent(text, sid))
+            await results.sent(text, sid)
         if notice:  # the "reply STOP" text did not go out: the next one carries the notice
             await results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
@@ -265,7 +264,7 @@ class Dispatcher:
         return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
 
 
-@dataclass
+@dataclass(slots=True)
 class Claimed:
     """A claimed text with its context row and its clinic's policy."""
 
@@ -277,10 +276,11 @@ class Claimed:
     """When (event loop time) the claim checked that the text stands."""
     body: str = ""
     segments: int = 1
+    to_driver: bool = False
+    """Whether the text goes to the ride contact (the pickup text), not the patient."""
 
-    @property
-    def to_driver(self) -> bool:
-        return self.row["kind"] == "pickup"
+    def __post_init__(self):
+        self.to_driver = self.row["kind"] == "pickup"
 
     def not_now(self, now: datetime) -> tuple[str, str, datetime | None] | None:
         """Why a claimed text must not go out now, as (status, reason, new due time), or

@@ -114,24 +114,41 @@ class Results:
         """Return once `outcomes` are committed (raises if the write failed)."""
         await self._write(outcomes)
 
-    async def _write_group(self, group: list[Outcomes]) -> list[None]:
+    async def sent(self, text: Claimed, sid: str) -> None:
+        """`record(Outcomes().sent(text, sid))`, the common case, made cheap."""
+        await self._write((text.row["id"], text.claim, sid))
+
+    async def _write_group(self, group: list[Outcomes | tuple]) -> list[None]:
         todo = Outcomes()
         for outcomes in group:
-            todo.extend(outcomes)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if todo.sent_rows:
-                stored = {r["id"] for r in await conn.fetch(
-                    Q.mark_sent, *[list(c) for c in zip(*todo.sent_rows)], *SMS_SENT)}
-                if len(stored) < len(todo.sent_rows):
-                    await _explain_unrecorded(conn, todo.sent_rows, stored)
-            if todo.settled:
-                await conn.execute(Q.settle_claimed, *todo.settle_args())
-            for patient_id, problem in todo.problems:
-                await conn.execute(Q.mark_number_problem, patient_id, problem)
-            if todo.releases:
-                await conn.execute(Q.release_stop_notices, todo.releases)
-            await enqueue(conn, todo.events)
+            if type(outcomes) is tuple:
+                todo.sent_rows.append(outcomes)
+            else:
+                todo.extend(outcomes)
+        async with self.pool.acquire() as conn:
+            if not (todo.settled or todo.problems or todo.releases or todo.events):
+                await _mark_sent(conn, todo.sent_rows)  # one statement: no transaction needed
+                return [None] * len(group)
+            async with conn.transaction():
+                await _mark_sent(conn, todo.sent_rows)
+                if todo.settled:
+                    await conn.execute(Q.settle_claimed, *todo.settle_args())
+                for patient_id, problem in todo.problems:
+                    await conn.execute(Q.mark_number_problem, patient_id, problem)
+                if todo.releases:
+                    await conn.execute(Q.release_stop_notices, todo.releases)
+                await enqueue(conn, todo.events)
         return [None] * len(group)
+
+
+async def _mark_sent(conn: asyncpg.Connection, sent_rows: list[tuple]) -> None:
+    """Record texts the provider took, with their `SmsSent` events (one statement)."""
+    if not sent_rows:
+        return
+    stored = {r["id"] for r in await conn.fetch(
+        Q.mark_sent, *[list(c) for c in zip(*sent_rows)], *SMS_SENT)}
+    if len(stored) < len(sent_rows):
+        await _explain_unrecorded(conn, sent_rows, stored)
 
 
 async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
