@@ -167,8 +167,11 @@ class Dispatcher:
         gate = Coalesced(self._hand_over)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
-        await asyncio.gather(*(self._send_in_order(texts, patient in noticed, gate, results)
-                               for patient, texts in by_patient.items()))
+        try:
+            await asyncio.gather(*(self._send_in_order(texts, patient in noticed, gate, results)
+                                   for patient, texts in by_patient.items()))
+        finally:
+            await results.flush()
 
     def _decide(self, rows: list[asyncpg.Record], now: datetime
                 ) -> tuple[list[list], dict[UUID, list[Claimed]], list[UUID]]:
@@ -219,7 +222,7 @@ class Dispatcher:
             reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
                       else text.over_cap(sent_now))
             if reason:
-                await results.record(Outcomes().settle(text, "skipped", reason))
+                results.record(Outcomes().settle(text, "skipped", reason))
                 continue
             waited = await self.sender.turn(text.segments)
             if waited or loop.time() - text.checked > RECHECK_AFTER:
@@ -230,22 +233,23 @@ class Dispatcher:
                     if verdict is None:
                         continue  # the claim is another dispatcher's now
                 if verdict:
-                    await results.record(Outcomes().settle(text, *verdict))
+                    results.record(Outcomes().settle(text, *verdict))
                     continue
+            results.check()  # a write failed: send nothing more
             to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
             try:
                 sid = await self.sender.send(OutgoingSms(row["id"], to, text.body))
             except SendError as exc:
-                await results.record(Outcomes().failed(text, exc))
+                results.record(Outcomes().failed(text, exc))
                 if exc.permanent:
                     problem = problem or str(exc)
                 continue
             if not text.to_driver:
                 notice = False
             sent_now += 1
-            await results.sent(text, sid)
+            results.sent(text, sid)
         if notice:  # the "reply STOP" text did not go out: the next one carries the notice
-            await results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
+            results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
     async def _hand_over(self, texts: list[Claimed]) -> list[bool]:
         """Step (2) again for texts whose turn came late: which may still go."""

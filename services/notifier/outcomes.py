@@ -66,6 +66,10 @@ class Outcomes:
         """The settled texts as the columns `settle_claimed` takes."""
         return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
 
+    def pending(self) -> bool:
+        return bool(self.sent_rows or self.settled or self.events or self.problems
+                    or self.releases)
+
     def extend(self, other: Outcomes) -> None:
         for name in ("sent_rows", "settled", "events", "problems", "releases"):
             getattr(self, name).extend(getattr(other, name))
@@ -104,31 +108,55 @@ class Coalesced:
 
 
 class Results:
-    """Records outcomes as they come, in one transaction at a time (grouped)."""
+    """Records a batch's outcomes as they come, one statement (or transaction) at a time:
+    each write takes everything that arrived while the one before was under way. Recording
+    does not wait for the write; `check` raises once a write has failed (the batch then
+    sends nothing more), `flush` waits for everything recorded to be written."""
 
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
-        self._write = Coalesced(self._write_group)
+        self._todo = Outcomes()
+        self._writer: asyncio.Task | None = None
+        self._error: Exception | None = None
 
-    async def record(self, outcomes: Outcomes) -> None:
-        """Return once `outcomes` are committed (raises if the write failed)."""
-        await self._write(outcomes)
+    def record(self, outcomes: Outcomes) -> None:
+        self._todo.extend(outcomes)
+        self._wake()
 
-    async def sent(self, text: Claimed, sid: str) -> None:
+    def sent(self, text: Claimed, sid: str) -> None:
         """`record(Outcomes().sent(text, sid))`, the common case, made cheap."""
-        await self._write((text.row["id"], text.claim, sid))
+        self._todo.sent_rows.append((text.row["id"], text.claim, sid))
+        self._wake()
 
-    async def _write_group(self, group: list[Outcomes | tuple]) -> list[None]:
-        todo = Outcomes()
-        for outcomes in group:
-            if type(outcomes) is tuple:
-                todo.sent_rows.append(outcomes)
-            else:
-                todo.extend(outcomes)
+    def check(self) -> None:
+        """Raise if a write failed: what went out since may not be recorded."""
+        if self._error is not None:
+            raise self._error
+
+    async def flush(self) -> None:
+        """Wait until everything recorded is written (raises if a write failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        self.check()
+
+    def _wake(self) -> None:
+        if self._error is None and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_all())
+
+    async def _write_all(self) -> None:
+        while self._todo.pending():
+            todo, self._todo = self._todo, Outcomes()
+            try:
+                await self._write(todo)
+            except Exception as exc:
+                self._error = exc
+                return
+
+    async def _write(self, todo: Outcomes) -> None:
         async with self.pool.acquire() as conn:
             if not (todo.settled or todo.problems or todo.releases or todo.events):
                 await _mark_sent(conn, todo.sent_rows)  # one statement: no transaction needed
-                return [None] * len(group)
+                return
             async with conn.transaction():
                 await _mark_sent(conn, todo.sent_rows)
                 if todo.settled:
@@ -138,7 +166,6 @@ class Results:
                 if todo.releases:
                     await conn.execute(Q.release_stop_notices, todo.releases)
                 await enqueue(conn, todo.events)
-        return [None] * len(group)
 
 
 async def _mark_sent(conn: asyncpg.Connection, sent_rows: list[tuple]) -> None:
