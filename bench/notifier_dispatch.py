@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import time
 
@@ -50,6 +51,7 @@ def _dispatcher_process(db: str, schema: str, ready, go) -> None:
     async def main() -> None:
         pool = await notifier_pool(db, schema, fresh=False)
         try:
+            gc.freeze()  # as the service does once started (`ServiceRuntime.lifespan`)
             ready.set()
             await asyncio.to_thread(go.wait)
             task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=BATCH,
