@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from services.notifier import handlers
-from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
+from services.notifier.dispatcher import CRITICAL_KINDS, MAX_BATCHES, Dispatcher
 from services.notifier.handlers import Q
 from services.notifier.receipts import apply_receipt
 from services.notifier.schedule import QuietHours
@@ -183,33 +183,41 @@ async def test_the_claims_of_a_dispatcher_that_died_go_back_once_no_receipt_can_
 
 
 class StallingSender(InstantSender):
-    """Stalls on the first text it is given (a Twilio request hanging until its timeout)."""
+    """Stalls on the first `stalls` texts it is given (Twilio requests hanging until their
+    timeout)."""
 
-    def __init__(self):
+    def __init__(self, stalls: int = 1):
         super().__init__()
+        self.stalls = stalls
         self.stalled, self.release = asyncio.Event(), asyncio.Event()
 
     async def send(self, sms: OutgoingSms) -> str:
-        if not self.stalled.is_set():
-            self.stalled.set()
+        if self.stalls:
+            self.stalls -= 1
+            if not self.stalls:
+                self.stalled.set()
             await self.release.wait()
         return await super().send(sms)
 
 
-async def test_a_hanging_provider_call_does_not_hold_up_texts_claimed_after_it(pool):
-    await book(pool)
-    sender = StallingSender()
+@pytest.mark.parametrize("hanging", [1, MAX_BATCHES + 1])
+async def test_hanging_provider_calls_do_not_hold_up_texts_claimed_after_them(pool, hanging):
+    sender = StallingSender(stalls=hanging)
     dispatcher = asyncio.create_task(Dispatcher(pool, sender, quiet=ANY_HOUR,
                                                 poll_seconds=0.1).run())
-    try:
-        await asyncio.wait_for(sender.stalled.wait(), 10)
-        await book(pool)  # another patient's confirmation, due while the first call hangs
 
-        async def statuses():
-            return sorted(t["status"] for t in await confirmations(pool))
-        assert await eventually(lambda: _equal(statuses(), ["sending", "sent"]))
+    async def statuses():
+        return sorted(t["status"] for t in await confirmations(pool))
+    try:
+        for i in range(hanging):  # one confirmation after another: a batch each, each hangs
+            await book(pool)
+            await eventually(lambda: _equal(statuses(), ["sending"] * (i + 1)))
+        await asyncio.wait_for(sender.stalled.wait(), 10)
+        await book(pool)  # another patient's confirmation, due while those calls hang
+
+        assert await eventually(lambda: _equal(statuses(), ["sending"] * hanging + ["sent"]))
         sender.release.set()
-        assert await eventually(lambda: _equal(statuses(), ["sent", "sent"]))
+        assert await eventually(lambda: _equal(statuses(), ["sent"] * (hanging + 1)))
     finally:
         sender.release.set()
         dispatcher.cancel()

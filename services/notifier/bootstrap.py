@@ -31,7 +31,7 @@ def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSende
 
 
 def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
-    """The configured batch size, but no more texts in all the batches in flight than a paced
+    """The configured batch size, but no more texts in all the batches being handed over than a paced
     sender hands over in a quarter of the stale-claim time: a claimed text still waiting for
     its turn should never look like the claim of a stuck dispatcher."""
     if not isinstance(sender, TwilioSender):

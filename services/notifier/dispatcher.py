@@ -61,9 +61,10 @@ from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 CRITICAL_KINDS = sorted(CRITICAL)
-MAX_BATCHES = 4
-"""Batches a running dispatcher sends at once: a slow provider call (a timeout) holds up its
-own batch, not the dispatcher."""
+MAX_BATCHES = 2
+"""Batches a running dispatcher has texts of still to hand to the sender (pacing may hold
+them) before it claims another. A batch whose texts have all been handed over no longer
+counts: a slow provider call (one hanging until its timeout) holds up nothing else."""
 RELEASE_EVERY = 5.0
 """Seconds between two looks for claims of dispatchers that died (or are stuck)."""
 RECHECK_AFTER = 1.0
@@ -90,11 +91,12 @@ class Dispatcher:
         """The backend pid of the listening connection: it marks this dispatcher's claims."""
         self.quiet = quiet
         self._last_release = self._last_receipts = float("-inf")
-        self._sending: set[asyncio.Task] = set()
+        self._sending: dict[asyncio.Task, Handing] = {}
+        self._progress = asyncio.Event()  # a batch handed over its last text, or ended
 
     async def run(self) -> None:
         """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
-        due, or after a short poll. Up to `MAX_BATCHES` batches are sent at once."""
+        due, or after a short poll. Up to `MAX_BATCHES` batches are handed over at once."""
         try:
             await listen_loop(self.pool, self.channel, self._step, "dispatcher",
                               on_connect=lambda conn: setattr(self, "owner",
@@ -112,13 +114,15 @@ class Dispatcher:
         if now - self._last_receipts > RECEIPTS_EVERY:
             await apply_early_receipts(self.pool)  # receipts that came before their SID
             self._last_receipts = now
-        if len(self._sending) >= MAX_BATCHES:
-            await asyncio.wait(self._sending, return_when=asyncio.FIRST_COMPLETED)
+        if sum(1 for handing in self._sending.values() if handing.left) >= MAX_BATCHES:
+            self._progress.clear()
+            await self._progress.wait()
             return 0.0
-        claimed, send = await self._claim()
+        handing = Handing(self._progress)
+        claimed, send = await self._claim(handing)
         if send is not None:
             task = asyncio.create_task(send)
-            self._sending.add(task)
+            self._sending[task] = handing
             task.add_done_callback(self._sent)
         if claimed == self.batch_size:
             return 0.0  # more are waiting
@@ -127,7 +131,8 @@ class Dispatcher:
         return self.poll_seconds if wait is None else min(self.poll_seconds, max(wait, 0.005))
 
     def _sent(self, task: asyncio.Task) -> None:
-        self._sending.discard(task)
+        del self._sending[task]
+        self._progress.set()
         if not task.cancelled() and task.exception() is not None:
             # its claims go back when they are found stale; nothing was recorded twice
             log.warning("a batch of texts stopped: %s", type(task.exception()).__name__)
@@ -141,12 +146,12 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due texts and send it. Returns how many were claimed."""
-        claimed, send = await self._claim()
+        claimed, send = await self._claim(Handing())
         if send is not None:
             await send
         return claimed
 
-    async def _claim(self) -> tuple[int, Coroutine | None]:
+    async def _claim(self, handing: Handing) -> tuple[int, Coroutine | None]:
         """Claim a batch of due texts, rendered, and settle those that must not go out now,
         in one transaction; return how many were picked and the coroutine that sends the
         claimed ones (None if none)."""
@@ -158,17 +163,22 @@ class Dispatcher:
             claim = await conn.fetchval(Q.claim_picked, *columns, self.owner, notices)
         checked = asyncio.get_running_loop().time()
         for texts in by_patient.values():
+            handing.left += len(texts)
             for text in texts:
                 text.claim, text.checked = claim, checked
-        return len(rows), (self._send(by_patient, set(notices)) if by_patient else None)
+        if not by_patient:
+            return len(rows), None
+        return len(rows), self._send(by_patient, set(notices), handing)
 
-    async def _send(self, by_patient: dict[UUID, list[Claimed]], noticed: set[UUID]) -> None:
+    async def _send(self, by_patient: dict[UUID, list[Claimed]], noticed: set[UUID],
+                    handing: Handing) -> None:
         results = Results(self.pool)
         gate = Coalesced(self._hand_over)
         # one patient's texts go out in order (the first carries the STOP notice);
         # different patients' texts go out concurrently
         try:
-            await asyncio.gather(*(self._send_in_order(texts, patient in noticed, gate, results)
+            await asyncio.gather(*(self._send_in_order(texts, patient in noticed, gate, results,
+                                                       handing)
                                    for patient, texts in by_patient.items()))
         finally:
             await results.flush()
@@ -213,7 +223,7 @@ class Dispatcher:
         return [ids, statuses, reasons, dues, bodies, n_segments], by_patient, notices
 
     async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
-                             results: Results) -> None:
+                             results: Results, handing: Handing) -> None:
         """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
         loop = asyncio.get_running_loop()
         sent_now, problem = 0, None
@@ -222,9 +232,11 @@ class Dispatcher:
             reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
                       else text.over_cap(sent_now))
             if reason:
+                handing.one()
                 results.record(Outcomes().settle(text, "skipped", reason))
                 continue
             waited = await self.sender.turn(text.segments)
+            handing.one()
             if waited or loop.time() - text.checked > RECHECK_AFTER:
                 # checked at the claim, but that was a while ago: check again
                 verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
@@ -266,6 +278,20 @@ class Dispatcher:
         if row is None:
             return None
         return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
+
+
+class Handing:
+    """How many texts of a batch are still to be handed to the sender (pacing may hold
+    them); `progress` is set when none are left."""
+
+    def __init__(self, progress: asyncio.Event | None = None):
+        self.left = 0
+        self.progress = progress
+
+    def one(self) -> None:
+        self.left -= 1
+        if not self.left and self.progress is not None:
+            self.progress.set()
 
 
 @dataclass(slots=True)

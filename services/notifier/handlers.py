@@ -76,10 +76,13 @@ async def on_sessions_booked(conn: asyncpg.Connection, envs: list[Envelope], *,
                   p.valid_until, "skipped" if p.skipped else "pending",
                   "booked too late to be useful" if p.skipped else None)
                  for p in plan_texts(appointment, now, policy.quiet) if policy.allows(p.kind)]
-    if rows:
-        await conn.execute(Q.insert_texts, *[list(column) for column in zip(*rows)])
+    if rows:  # binary COPY: the cheapest way in for many rows
+        await conn.copy_records_to_table("texts", records=rows, columns=TEXT_COLUMNS)
 
 
+TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kind", "due_at",
+                "valid_until", "status", "status_reason")
+"""The columns of the texts `on_sessions_booked` schedules."""
 APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address", "site_phone",
                       "site_timezone", "session_type", "is_dosing", "fasting_rule",
                       "patient_language", "starts_at", "ends_at", "site_id", "site_region")
