@@ -31,9 +31,9 @@ def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSende
 
 
 def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
-    """The configured batch size, but no more texts in all the batches being handed over than a paced
-    sender hands over in a quarter of the stale-claim time: a claimed text still waiting for
-    its turn should never look like the claim of a stuck dispatcher."""
+    """The configured batch size, but no more texts in all the batches being handed over
+    than a paced sender hands over in a quarter of the stale-claim time: a claimed text
+    still waiting for its turn should never look like the claim of a stuck dispatcher."""
     if not isinstance(sender, TwilioSender):
         return settings.dispatch_batch_size
     paced = int(settings.twilio_segments_per_second * settings.stale_claim_seconds / 4
