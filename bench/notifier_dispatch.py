@@ -22,7 +22,7 @@ import time
 from bench.common import infrastructure, report
 from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
                                    percentile, seed_due, seed_future)
-from services.notifier.dispatcher import Dispatcher
+from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
 from services.notifier.handlers import Q
 
 BATCH = 500
@@ -119,8 +119,7 @@ async def stream_lateness(db: str, schema: str, pending: int, stream: int,
     try:
         await seed_future(pool, pending)
         async with pool.acquire() as conn:
-            plan = await conn.fetch("EXPLAIN " + Q.claim_due.replace("$1", str(BATCH))
-                                    .replace("$2", "NULL"))
+            plan = await conn.fetch("EXPLAIN " + Q.pick_due, CRITICAL_KINDS, BATCH)
             first_id = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM texts")
         if pending:
             used = [r[0].strip() for r in plan if "Index" in r[0]]

@@ -115,9 +115,12 @@ class Queries:
         for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
                                            text, flags=re.M | re.S):
             (self._sql if kind == "name" else fragments)[name] = body.strip()
+        def fragment(match: re.Match) -> str:
+            if match.group(1) not in fragments:
+                raise ValueError(f"{path}: no fragment named {match.group(1)!r}")
+            return fragments[match.group(1)]
         for name, sql in self._sql.items():
-            self._sql[name] = re.sub(r"^-- include: (\S+)$", lambda m: fragments[m.group(1)],
-                                     sql, flags=re.M)
+            self._sql[name] = re.sub(r"^-- include: (\S+)$", fragment, sql, flags=re.M)
 
     def __getattr__(self, name: str) -> str:
         try:
