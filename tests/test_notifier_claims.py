@@ -106,6 +106,29 @@ async def test_a_text_waiting_for_its_turn_when_the_session_moves_is_cancelled_n
     assert await sms_sent_events(pool) == 1
 
 
+async def test_the_first_text_to_the_patient_says_how_to_stop_even_after_the_drivers(pool):
+    patient, clinic = uuid4(), uuid4()
+    registered = Envelope.new(PatientRegistered(phone_e164="+16045550199", sms_consent=True),
+                              producer="booking", clinic_id=clinic, patient_id=patient)
+    booked = session_booked(patient_id=patient, clinic_id=clinic, starts_in=timedelta(hours=3),
+                            ride_contact={"name": "Sam", "phone_e164": "+16045550123"})
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_patient_registered(conn, registered)
+        await handlers.on_session_booked(conn, booked, quiet=ANY_HOUR)
+        # the driver's text first, then the patient's, in one batch
+        await conn.execute("UPDATE texts SET status = 'cancelled' WHERE kind <> 'confirmation'")
+        await conn.execute(
+            "INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at,"
+            " valid_until) VALUES ($1, $2, $3, 1, 'pickup', now() - interval '1 minute',"
+            " now() + interval '1 hour')", clinic, patient, booked.payload.booking_id)
+
+    sender = InstantSender()
+    assert await Dispatcher(pool, sender, quiet=ANY_HOUR).dispatch_once() == 2
+    bodies = {sms.to: sms.body for sms in sender.sent}
+    assert bodies["+16045550123"].endswith("Reply STOP to opt out."), "the driver's"
+    assert bodies["+16045550199"].endswith("Reply STOP to opt out."), "the patient's first"
+
+
 async def test_a_slow_dispatcher_whose_claim_was_released_does_not_send_the_text_again(pool):
     await book(pool)
     held = HeldSender()

@@ -191,6 +191,7 @@ class Dispatcher:
         ids, statuses, reasons, dues, bodies, n_segments = [], [], [], [], [], []
         by_patient: dict[UUID, list[Claimed]] = {}
         notices: list[UUID] = []
+        told: set[UUID] = set()  # patients with a text of theirs in this batch
         policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
         for row in rows:  # already in due order
             key = (row["clinic_id"], row["quiet_start"], row["quiet_end"])
@@ -208,9 +209,13 @@ class Dispatcher:
                 texts = by_patient.setdefault(patient, [])
                 # the first text to a patient who never had one says how to stop; the
                 # ride contact's always does
-                first = text.to_driver or (not texts and not row["stop_notice_sent"])
-                if first and not text.to_driver:
-                    notices.append(patient)
+                if text.to_driver:
+                    first = True
+                else:
+                    first = patient not in told and not row["stop_notice_sent"]
+                    told.add(patient)
+                    if first:
+                        notices.append(patient)
                 body = text.body = render(row["kind"], text.context(), first_text=first)
                 n = text.segments = segments(body)
                 texts.append(text)
