@@ -207,8 +207,9 @@ class Dispatcher:
                 status, reason, due = "sending", None, None
                 patient = row["patient_id"]
                 texts = by_patient.setdefault(patient, [])
-                # the first text to a patient who never had one says how to stop; the
-                # ride contact's always does
+                # the first text to a patient who never had one says how to stop (two
+                # dispatchers claiming a new patient's texts at the same moment may both
+                # say it: harmless); the ride contact's always does
                 if text.to_driver:
                     first = True
                 else:
