@@ -148,6 +148,73 @@ async def test_a_slow_dispatcher_whose_claim_was_released_does_not_send_the_text
     assert await sms_sent_events(pool) == 1
 
 
+class FlakyPool:
+    """A pool whose connections cannot be had while `down` (PostgreSQL restarting)."""
+
+    def __init__(self, pool):
+        self.pool, self.down, self.refused = pool, False, 0
+
+    def acquire(self):
+        if self.down:
+            self.refused += 1
+            raise ConnectionRefusedError("PostgreSQL is restarting")
+        return self.pool.acquire()
+
+
+async def test_a_sent_text_is_recorded_once_postgresql_is_back_not_sent_again(pool):
+    await book(pool)
+    flaky = FlakyPool(pool)
+
+    class GoingDown(InstantSender):
+        async def send(self, sms: OutgoingSms) -> str:
+            flaky.down = True  # PostgreSQL goes away just as Twilio takes the text
+            asyncio.get_running_loop().call_later(0.5, setattr, flaky, "down", False)
+            return await super().send(sms)
+
+    sender = GoingDown()
+    assert await Dispatcher(flaky, sender, quiet=ANY_HOUR).dispatch_once() == 1
+    [text] = await confirmations(pool)
+    assert flaky.refused >= 1, "the first write failed"
+    assert (text["status"], text["provider_sid"]) == ("sent", f"SM{text['id']:032d}")
+    assert await sms_sent_events(pool) == 1
+    assert await Dispatcher(pool, InstantSender(), quiet=ANY_HOUR).dispatch_once() == 0
+
+
+async def test_while_postgresql_is_away_the_texts_not_yet_sent_go_back_at_once(pool):
+    booked = await book(pool)
+    async with pool.acquire() as conn:  # a second text for the same patient, due now
+        await conn.execute(
+            "INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at,"
+            " valid_until) VALUES ($1, $2, $3, 1, 'day_of', now(), now() + interval '1 hour')",
+            booked.clinic_id, booked.patient_id, booked.payload.booking_id)
+    flaky = FlakyPool(pool)
+
+    class GoingDown(InstantSender):
+        async def turn(self, segments: int) -> bool:
+            await asyncio.sleep(0)  # other work goes on meanwhile (as a paced sender's does)
+            return False
+
+        async def send(self, sms: OutgoingSms) -> str:
+            if not self.sent:
+                flaky.down = True
+                asyncio.get_running_loop().call_later(0.5, setattr, flaky, "down", False)
+            return await super().send(sms)
+
+    first = GoingDown()
+    with pytest.raises(ConnectionRefusedError):  # the batch stopped (and said why)
+        await Dispatcher(flaky, first, quiet=ANY_HOUR).dispatch_once()
+    assert len(first.sent) == 1, "nothing more is sent while results cannot be recorded"
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, status, status_reason FROM texts"
+                                " WHERE due_at <= now() ORDER BY due_at, id")
+    assert [r["status"] for r in rows] == ["sent", "pending"]
+    assert rows[1]["status_reason"] == "its dispatcher stopped before sending it"
+
+    second = InstantSender()
+    assert await Dispatcher(pool, second, quiet=ANY_HOUR).dispatch_once() == 1
+    assert [s.text_id for s in first.sent + second.sent] == [r["id"] for r in rows]
+
+
 async def test_a_delivery_receipt_that_comes_before_its_sid_is_stored_is_applied_later(pool):
     await book(pool)
     [text] = await confirmations(pool)

@@ -230,44 +230,59 @@ class Dispatcher:
 
     async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
                              results: Results, handing: Handing) -> None:
-        """Send one patient's texts in order; `notice`: the first one carries "reply STOP"."""
+        """Send one patient's texts in order; `notice`: the first one carries "reply STOP".
+        If this stops half-way (writes failing, the dispatcher stopping), the texts not yet
+        handed to the sender go back at once."""
         loop = asyncio.get_running_loop()
         sent_now, problem = 0, None
-        for text in texts:
-            row = text.row
-            reason = (f"number cannot be texted ({problem})" if problem and not text.to_driver
-                      else text.over_cap(sent_now))
-            if reason:
-                handing.one()
-                results.record(Outcomes().settle(text, "skipped", reason))
-                continue
-            waited = await self.sender.turn(text.segments)
-            handing.one()
-            if waited or loop.time() - text.checked > RECHECK_AFTER:
-                # checked at the claim, but that was a while ago: check again
-                verdict = text.not_now(datetime.now(UTC))  # quiet hours or too late by now?
-                if verdict is None and not await gate(text):
-                    verdict = await self._why_dropped(text)
-                    if verdict is None:
-                        continue  # the claim is another dispatcher's now
-                if verdict:
-                    results.record(Outcomes().settle(text, *verdict))
+        try:
+            for text in texts:
+                row = text.row
+                reason = (f"number cannot be texted ({problem})"
+                          if problem and not text.to_driver else text.over_cap(sent_now))
+                if reason:
+                    text.done = True
+                    handing.one()
+                    results.record(Outcomes().settle(text, "skipped", reason))
                     continue
-            results.check()  # a write failed: send nothing more
-            to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
-            try:
-                sid = await self.sender.send(OutgoingSms(row["id"], to, text.body))
-            except SendError as exc:
-                results.record(Outcomes().failed(text, exc))
-                if exc.permanent:
-                    problem = problem or str(exc)
-                continue
-            if not text.to_driver:
-                notice = False
-            sent_now += 1
-            results.sent(text, sid)
-        if notice:  # the "reply STOP" text did not go out: the next one carries the notice
-            results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
+                waited = await self.sender.turn(text.segments)
+                handing.one()
+                if waited or loop.time() - text.checked > RECHECK_AFTER:
+                    # checked at the claim, but that was a while ago: check again
+                    verdict = text.not_now(datetime.now(UTC))  # quiet hours, too late by now?
+                    if verdict is None and not await gate(text):
+                        verdict = await self._why_dropped(text)
+                        if verdict is None:
+                            text.done = True
+                            continue  # the claim is another dispatcher's now
+                    if verdict:
+                        text.done = True
+                        results.record(Outcomes().settle(text, *verdict))
+                        continue
+                results.check()  # writes are failing: send nothing more for now
+                to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
+                text.done = True  # from here on, it may have reached the provider
+                try:
+                    sid = await self.sender.send(OutgoingSms(row["id"], to, text.body))
+                except SendError as exc:
+                    results.record(Outcomes().failed(text, exc))
+                    if exc.permanent:
+                        problem = problem or str(exc)
+                    continue
+                if not text.to_driver:
+                    notice = False
+                sent_now += 1
+                results.sent(text, sid)
+        except BaseException:
+            back = [t for t in texts if not t.done]
+            if back:
+                results.record(Outcomes(settled=[
+                    (t.row["id"], t.claim, "pending", "its dispatcher stopped before sending it",
+                     None) for t in back]))
+            raise
+        finally:
+            if notice:  # the "reply STOP" text did not go out: the next one carries it
+                results.record(Outcomes(releases=[texts[0].row["patient_id"]]))
 
     async def _hand_over(self, texts: list[Claimed]) -> list[bool]:
         """Step (2) again for texts whose turn came late: which may still go."""
@@ -314,6 +329,8 @@ class Claimed:
     segments: int = 1
     to_driver: bool = False
     """Whether the text goes to the ride contact (the pickup text), not the patient."""
+    done: bool = False
+    """Settled, or handed to the sender (it may have reached the provider)."""
 
     def __post_init__(self):
         self.to_driver = self.row["kind"] == "pickup"

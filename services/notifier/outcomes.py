@@ -66,6 +66,9 @@ class Outcomes:
         """The settled texts as the columns `settle_claimed` takes."""
         return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
 
+    def size(self) -> int:
+        return len(self.sent_rows) + len(self.settled)
+
     def pending(self) -> bool:
         return bool(self.sent_rows or self.settled or self.events or self.problems
                     or self.releases)
@@ -110,14 +113,18 @@ class Coalesced:
 class Results:
     """Records a batch's outcomes as they come, one statement (or transaction) at a time:
     each write takes everything that arrived while the one before was under way. Recording
-    does not wait for the write; `check` raises once a write has failed (the batch then
-    sends nothing more), `flush` waits for everything recorded to be written."""
+    does not wait for the write. A failed write (PostgreSQL restarting) is retried for up to
+    `retry_for` seconds: the SIDs of texts that went out are only in memory until then.
+    Meanwhile `check` raises (the batch sends nothing more); `flush` waits for everything
+    recorded to be written."""
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, *, retry_for: float = 30.0):
         self.pool = pool
+        self.retry_for = retry_for
         self._todo = Outcomes()
         self._writer: asyncio.Task | None = None
-        self._error: Exception | None = None
+        self._failure: Exception | None = None  # of the last write, while it is retried
+        self._error: Exception | None = None  # given up
 
     def record(self, outcomes: Outcomes) -> None:
         self._todo.extend(outcomes)
@@ -129,28 +136,43 @@ class Results:
         self._wake()
 
     def check(self) -> None:
-        """Raise if a write failed: what went out since may not be recorded."""
-        if self._error is not None:
-            raise self._error
+        """Raise while writes fail: what went out since might not be recorded."""
+        failure = self._error or self._failure
+        if failure is not None:
+            raise failure
 
     async def flush(self) -> None:
-        """Wait until everything recorded is written (raises if a write failed)."""
+        """Wait until everything recorded is written (raises if a write failed for good)."""
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
-        self.check()
+        if self._error is not None:
+            raise self._error
 
     def _wake(self) -> None:
         if self._error is None and (self._writer is None or self._writer.done()):
             self._writer = asyncio.create_task(self._write_all())
 
     async def _write_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._todo.pending():
             todo, self._todo = self._todo, Outcomes()
-            try:
-                await self._write(todo)
-            except Exception as exc:
-                self._error = exc
-                return
+            deadline, delay = loop.time() + self.retry_for, 0.1
+            while True:
+                try:
+                    await self._write(todo)  # each part checks the claim: safe to repeat
+                    self._failure = None
+                    break
+                except Exception as exc:
+                    self._failure = exc
+                    if loop.time() + delay > deadline:
+                        self._error = exc
+                        log.error("gave up recording the results of %d texts (%d sent): %s",
+                                  todo.size(), len(todo.sent_rows), type(exc).__name__)
+                        return
+                    log.warning("recording the results of %d texts failed (%s); retrying",
+                                todo.size(), type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, 2.0)
 
     async def _write(self, todo: Outcomes) -> None:
         async with self.pool.acquire() as conn:
