@@ -134,7 +134,8 @@ class Dispatcher:
         del self._sending[task]
         self._progress.set()
         if not task.cancelled() and task.exception() is not None:
-            # its claims go back when they are found stale; nothing was recorded twice
+            # its unsent texts went back (or go back once their claims are found stale);
+            # nothing was recorded twice
             log.warning("a batch of texts stopped: %s", type(task.exception()).__name__)
 
     async def _release_stale(self) -> None:

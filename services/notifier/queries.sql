@@ -30,12 +30,6 @@ WITH stored AS (
 )
 SELECT coalesce(array_agg(booking_id), '{}') FROM stored;
 
--- name: insert_texts
-INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
-                   status, status_reason)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[]);
-
 -- name: pick_due
 -- Step 1 of the dispatcher's design, first half: a batch of due texts with their context
 -- (see text_context), locked until the dispatcher's transaction ends; other dispatchers pass
@@ -210,10 +204,11 @@ UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 
 -- name: release_stale_claims
 -- Claims whose text has no provider id go back to pending when their dispatcher is gone
--- (its backend pid, `claimed_by`, no longer in pg_stat_activity): at once if the text was
--- never handed to the provider call; after $2 seconds if it was (Twilio's status callback,
--- which names the text, may still come and record it as sent). Any claim older than $1
--- seconds goes back too (a stuck dispatcher; the claim tokens keep it from sending).
+-- (its backend pid, `claimed_by`, no longer in pg_stat_activity), $2 seconds after they
+-- were handed over (Twilio's status callback, which names the text, may still come and
+-- record it as sent). Every claim is handed over when made (claim_picked); a claim with no
+-- `handed_at` (made before that) goes back at once. Any claim older than $1 seconds goes
+-- back too (a stuck dispatcher; the claim tokens keep it from sending).
 WITH live AS MATERIALIZED (SELECT pid FROM pg_stat_activity)  -- read once
 UPDATE texts t SET status = 'pending'
 WHERE t.status = 'sending' AND t.provider_sid IS NULL
