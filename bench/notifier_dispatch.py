@@ -78,10 +78,10 @@ async def dispatcher_loop(db: str, schema: str, n: int, processes: int = 2) -> f
     go = ctx.Event()
     ready = [ctx.Event() for _ in range(processes)]
     procs = [ctx.Process(target=_dispatcher_process, args=(db, schema, r, go)) for r in ready]
-    for proc in procs:
-        proc.start()
     watcher = await asyncpg.connect(db, server_settings={"search_path": schema})
     try:
+        for proc in procs:
+            proc.start()
         for r in ready:
             await asyncio.to_thread(r.wait, 60)
         started = time.perf_counter()
