@@ -11,6 +11,46 @@ from pathlib import Path
 from shared.embedded import start_postgres, start_tansu
 
 
+class PostgresCpu:
+    """CPU seconds a PostgreSQL server on this machine has used so far: its postmaster, its
+    live processes, and the exited ones the postmaster reaped (Linux `/proc`)."""
+
+    def __init__(self, postmaster: int):
+        self.postmaster = postmaster
+
+    @classmethod
+    async def of(cls, conn) -> PostgresCpu | None:
+        """The server `conn` is connected to, or None if it is not a process here."""
+        try:
+            postmaster = _stat(await conn.fetchval("SELECT pg_backend_pid()"))[1]
+            with open(f"/proc/{postmaster}/cmdline", "rb") as f:
+                if b"postgres" not in f.read():
+                    return None
+        except OSError:
+            return None
+        return cls(postmaster)
+
+    def seconds(self) -> float:
+        ticks = sum(_stat(self.postmaster)[11:15])  # its own and its reaped children's
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    fields = _stat(int(pid))
+                except OSError:  # gone meanwhile
+                    continue
+                if fields[1] == self.postmaster:
+                    ticks += fields[11] + fields[12]
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[int]:
+    """The numeric fields of /proc/<pid>/stat after the command name (1: parent pid,
+    11-14: user and system ticks, own then reaped children's)."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return [int(x) if x.lstrip("-").isdigit() else 0 for x in rest]
+
+
 @contextlib.contextmanager
 def infrastructure():
     """Yield (database_url, bootstrap_servers); start embedded ones unless configured
