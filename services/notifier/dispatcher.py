@@ -275,11 +275,12 @@ class Dispatcher:
                 sent_now += 1
                 results.sent(text, sid)
         except BaseException:
-            back = [t for t in texts if not t.done]
-            if back:
-                results.record(Outcomes(settled=[
-                    (t.row["id"], t.claim, "pending", "its dispatcher stopped before sending it",
-                     None) for t in back]))
+            back = Outcomes()
+            for t in texts:
+                if not t.done:
+                    back.settle(t, "pending", "its dispatcher stopped before sending it")
+            if back.settled:
+                results.record(back)
             raise
         finally:
             if notice:  # the "reply STOP" text did not go out: the next one carries it
