@@ -9,7 +9,8 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
-from uuid import UUID
+from pathlib import Path
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -18,7 +19,9 @@ from twilio.request_validator import RequestValidator
 
 from services.notifier import inbox
 from services.notifier.dispatcher import Dispatcher
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import parse_envelope
+from shared.pagination import encode_cursor
 from tests.conftest import (RunningService, eventually, service_settings, start_service,
                             stop_service)
 from tests.helpers import Network, add_patient, create_network
@@ -177,11 +180,15 @@ async def test_a_stop_from_a_family_phone_stops_every_patient_on_it_in_every_net
     opted_in = await stack.events("PatientOptedIn")
     assert sorted(str(e.patient_id) for e in opted_in) == sorted(p["id"] for _, p in everyone)
 
-    async def consent_back():
-        consents = await stack.db.fetch("SELECT sms_consent FROM contacts WHERE phone_e164 = $1",
-                                        FAMILY)
-        return len(consents) == 3 and all(c["sms_consent"] for c in consents)
-    await eventually(consent_back)
+    async def consent_back_everywhere():  # booking gave it back, and the notifier knows
+        changes = await stack.booking.runtime.db.fetch(
+            "SELECT event_id FROM outbox WHERE event_type = 'PatientContactChanged'")
+        known = await stack.db.fetchval("SELECT count(*) FROM processed_events"
+                                        " WHERE event_id = ANY($1::uuid[])",
+                                        [r["event_id"] for r in changes])
+        return len(changes) == known == 6  # three withdrawn, three given back
+    await eventually(consent_back_everywhere)
+    assert await stack.db.fetchval("SELECT bool_and(sms_consent) FROM contacts") is True
     await stack.book(beta, beta.patient, days=8)
     bodies = await eventually(lambda: _sent_to(stack, FAMILY, 4))
     assert "Beta Clinic" in bodies[-1], "texts go to the number again"
@@ -384,6 +391,13 @@ async def test_another_networks_replies_and_opt_outs_are_never_seen(stack):
     bad = await stack.notifier.http.get("/replies", headers=alpha.headers,
                                         params={"cursor": "garbage!"})
     assert bad.status_code == 422 and "garbage" not in bad.text
+    for path, key in [("/replies", (2**70,)), ("/replies", (-1,)),
+                      ("/opt-outs", ("0001-01-01T00:00:00+05:00", "+1")),
+                      ("/opt-outs", ("2030-01-01T00:00:00", "+1")),
+                      ("/opt-outs", ("2030-01-01T00:00:00+00:00", "+1\x00"))]:
+        r = await stack.notifier.http.get(path, headers=alpha.headers,
+                                          params={"cursor": encode_cursor(key)})
+        assert r.status_code == 422, (path, key, r.text)
 
 
 async def test_a_webhook_retry_acts_once_and_a_forged_one_is_refused(stack):
@@ -426,3 +440,29 @@ async def test_a_keyword_twilios_advanced_opt_out_matched_opts_out_without_our_c
     assert await stack.db.fetchval("SELECT source FROM number_opt_outs") == "keyword"
     [reply] = (await stack.staff(net, "/replies"))["items"]
     assert (reply["meaning"], reply["acted_on"]) == ("opt_out", True)
+
+
+async def test_opt_outs_and_replies_recorded_before_the_upgrade_carry_over(infra, namespace):
+    folder = Path(inbox.__file__).with_name("migrations")
+    every = discover_migrations(SHARED_MIGRATIONS, folder)
+    before = [m for m in every if m.version < "114"]
+    pool = await create_pool(infra.database_url, f"{namespace}_notifier")
+    try:
+        await apply_migrations(pool, before)
+        clinic, opted, other = uuid4(), uuid4(), uuid4()
+        await pool.execute(
+            "INSERT INTO contacts (patient_id, clinic_id, phone_e164, opted_out) VALUES"
+            " ($1, $3, '+16045550177', true), ($2, $3, '+16045550188', false)",
+            opted, other, clinic)
+        await pool.execute(
+            "INSERT INTO inbound_messages (message_sid, from_e164, body, patient_id, clinic_id,"
+            " interpretation) VALUES ('SM1', '+16045550188', 'Can I bring my dog?', $1, $2,"
+            " 'other'), ('SM2', '+16045550199', 'hi', NULL, NULL, 'unknown number')",
+            other, clinic)
+        await apply_migrations(pool, every)
+        assert [tuple(r) for r in await pool.fetch(
+            "SELECT phone_e164, source FROM number_opt_outs")] == [("+16045550177", "keyword")]
+        assert [tuple(r) for r in await pool.fetch(
+            "SELECT clinic_id, patient_ids, acted_on FROM staff_inbox")] == [(clinic, [other], False)]
+    finally:
+        await pool.close()

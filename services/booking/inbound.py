@@ -65,12 +65,22 @@ async def _contact_changed(conn: asyncpg.Connection, env: Envelope, patient: asy
         producer=PRODUCER, clinic_id=env.clinic_id, patient_id=env.patient_id, cause=env)])
 
 
+OPTED_OUT = "opted out by text (STOP)"
+
+
 async def on_opted_out(conn: asyncpg.Connection, env: Envelope) -> None:
-    await _set_consent(conn, env, False, "opted out by text (STOP)")
+    await _set_consent(conn, env, False, OPTED_OUT)
 
 
 async def on_opted_in(conn: asyncpg.Connection, env: Envelope) -> None:
-    await _set_consent(conn, env, True, "opted in by text (START)")
+    """The number texted START: the consent an opt-out by text took comes back (nothing
+    else: a family phone's START never gives consent a sibling did not give)."""
+    patient = await conn.fetchrow(Q.restore_sms_consent, env.patient_id, env.clinic_id,
+                                  "opted in by text (START)", OPTED_OUT)
+    if patient is None:
+        log.info("%s changed nothing (event %s)", env.event_type, env.event_id)
+        return
+    await _contact_changed(conn, env, patient)
 
 
 RIDE_CONTACT_OPTED_OUT = "ride contact opted out by text (STOP)"

@@ -90,6 +90,13 @@ UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source
 WHERE id = $1 AND clinic_id = $2
 RETURNING *;
 
+-- name: restore_sms_consent
+-- The patient's number texted START: consent comes back only if an opt-out by text ($4)
+-- took it (a family phone's START never gives consent a sibling did not give).
+UPDATE patients SET sms_consent = true, sms_consent_at = now(), sms_consent_source = $3
+WHERE id = $1 AND clinic_id = $2 AND NOT sms_consent AND sms_consent_source = $4
+RETURNING *;
+
 -- name: session_type
 SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
 FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;

@@ -117,9 +117,13 @@ async def list_opt_outs(request: Request, who: Principal = require(*READ), limit
                         cursor: str | None = None) -> dict[str, Any]:
     """Numbers of this network's patients and ride contacts that opted out and have not
     opted back in, newest first: when, how (`keyword`, `phrase`, `staff`), and who has them."""
-    after = decode_cursor(cursor, (datetime, str)) or (datetime(9999, 12, 31, tzinfo=UTC), "")
-    if after[0].tzinfo is None or not PHONE.fullmatch(after[1]):
+    at, phone = decode_cursor(cursor, (datetime, str)) or (datetime(9999, 12, 31, tzinfo=UTC), "")
+    try:
+        at = at.astimezone(UTC) if at.tzinfo is not None and PHONE.fullmatch(phone) else None
+    except OverflowError:  # year 1 with an offset
+        at = None
+    if at is None:
         raise Invalid("invalid cursor", field="cursor")
     async with request.app.state.runtime.db.acquire() as conn:
-        rows = await conn.fetch(INBOX.opt_outs_page, who.clinic_id, *after, limit + 1)
+        rows = await conn.fetch(INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
     return page([dict(r) for r in rows], limit, lambda r: (r["opted_out_at"], r["phone_e164"]))

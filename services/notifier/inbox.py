@@ -71,6 +71,7 @@ async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
     answer to text back (HELP; the confirmation of an opt-out or opt-in Twilio does not
     confirm itself), or None."""
     reading = _with_twilio(interpret(body), twilio_says.upper())
+    await conn.execute(Q.lock_number, number)
     parties = await parties_of(conn, number)
     standing = await conn.fetchrow(Q.opt_out_of, number)
     act = await _decide(conn, reading, parties, standing)

@@ -1,5 +1,10 @@
 -- Texts people send us (services/notifier/inbox.py) and what staff see of them.
 
+-- name: lock_number
+-- Texts from one number are taken one at a time (a STOP and a START in quick succession
+-- are applied in order; two STOPs confirm once).
+SELECT pg_advisory_xact_lock(hashtext('inbound ' || $1));
+
 -- name: parties_of_number
 -- Who a number is to the notifier: the patients whose number it is, and the patients whose
 -- ride contact has it (on any of their appointments), each with their clinic network and

@@ -37,3 +37,8 @@ CREATE TABLE staff_inbox (
     UNIQUE (inbound_id, clinic_id)
 );
 CREATE INDEX staff_inbox_of_clinic ON staff_inbox (clinic_id, id);
+-- Replies kept for staff until now (matched to one patient) stay in their network's inbox.
+INSERT INTO staff_inbox (inbound_id, clinic_id, patient_ids, acted_on)
+SELECT id, clinic_id, ARRAY[patient_id],
+       interpretation IN ('confirm', 'reschedule', 'ride', 'take_slot', 'opt_out', 'opt_in')
+FROM inbound_messages WHERE clinic_id IS NOT NULL AND patient_id IS NOT NULL;

@@ -1,6 +1,6 @@
-"""Booking's side of rides and ride contacts: staff confirm a ride (a patient's free text
-no longer does), and a ride contact whose number texted STOP is no longer texted, with the
-reason shown on the patient; START gives back only what STOP took."""
+"""Booking's side of opt-outs and rides: staff confirm a ride (a patient's free text no
+longer does); a ride contact whose number texted STOP is no longer texted, with the reason
+shown on the patient; START gives back only the consent STOP took."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
 from shared.events.booking import PatientContactChanged
-from shared.events.notifier import RideContactOptedIn, RideContactOptedOut
+from shared.events.notifier import (PatientOptedIn, PatientOptedOut, RideContactOptedIn,
+                                    RideContactOptedOut)
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_api import book, outbox_events
@@ -90,3 +91,24 @@ async def test_start_from_a_ride_contact_never_gives_consent_they_did_not_give(b
     await eventually(both_handled)
     p = (await booking.http.get(f"/patients/{patient['id']}", headers=net.headers)).json()
     assert (p["ride_contact_consent"], p["ride_contact_consent_source"]) == (False, None)
+
+
+async def test_start_from_a_family_phone_gives_back_only_the_consent_stop_took(booking):
+    net = await create_network(booking.http)  # its patient consented
+    sibling = await add_patient(booking.http, net, given_name="Kim", sms_consent=False)
+    await _publish(booking, net, net.patient, PatientOptedOut())
+    await _publish(booking, net, sibling, PatientOptedIn())  # never consented: stays so
+
+    async def patient(p):
+        return (await booking.http.get(f"/patients/{p['id']}", headers=net.headers)).json()
+
+    async def withdrawn():
+        return not (await patient(net.patient))["sms_consent"]
+    await eventually(withdrawn)
+    await _publish(booking, net, net.patient, PatientOptedIn())
+
+    async def given_back():
+        p = await patient(net.patient)
+        return p["sms_consent"] and p
+    assert (await eventually(given_back))["sms_consent_source"] == "opted in by text (START)"
+    assert (await patient(sibling))["sms_consent"] is False
