@@ -82,7 +82,7 @@ async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
     reply = await _answer(conn, reading, parties, standing, operator)
     if inbound is None:  # a retry of a message recorded already
         return reply
-    log.info("inbound text read as %s (%s)", reading.meaning, act.note or "acted on")
+    log.info("inbound text read as %s%s", reading.meaning, f" ({act.note})" if act.note else "")
     everywhere = False
     if reading.meaning == "opt_out":
         await opt_out(conn, number, parties, source="phrase" if reading.phrase else "keyword",
