@@ -1,8 +1,9 @@
 """Text templates in English, French and Spanish, and their rendering.
 
 Rules every template follows: no drug, procedure or diagnosis names (HIPAA minimum
-necessary: "your appointment", never the treatment; shared/phi_words.py); the clinic's
-name and the site's phone number in every text; replies are digits (never CANCEL, which is a Twilio opt-out word).
+necessary: "your appointment", never the treatment; shared/phi_words.py); the clinic's name
+and the site's phone number in every text; replies are digits (never CANCEL, which is a
+Twilio opt-out word).
 """
 
 from __future__ import annotations
