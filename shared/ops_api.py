@@ -114,6 +114,7 @@ def ops_router() -> APIRouter:
             job = await dead_letters.start_replay_job(
                 conn, actor=body.actor, consumer=body.consumer,
                 batch_size=body.batch_size or rt.settings.dlq_replay_batch_size)
+        rt.replay_jobs_wake.set()
         return JSONResponse(jsonable_encoder({"service": rt.settings.service_name, **job}), status_code=202,
                             headers={"Location": f"/ops/dlq/replay/{job['id']}"})
 

@@ -27,7 +27,6 @@ from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
-from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,8 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task] = []
+        self.replay_jobs_wake = asyncio.Event()
+        """Set when a "replay all" job starts here (other instances find it within seconds)."""
         self._producer = None
 
     def add_worker(self, name: str, worker: Worker) -> None:
@@ -104,13 +105,21 @@ class ServiceRuntime:
             self._spawn(name, worker(self))
         log.info("%s: started", s.service_name)
 
-    async def _replay_jobs(self) -> None:
-        """Work the "replay all" jobs of dead letters, a batch at a time (`shared.dead_letters`)."""
-        async def step() -> float:
-            more = await dead_letters.replay_job_step(self.db, topic_prefix=self.settings.topic_prefix)
-            return 0.0 if more else 5.0
-
-        await listen_loop(self.db, f"{self.settings.schema}_replay_jobs", step, "dlq replay jobs")
+    async def _replay_jobs(self, poll_seconds: float = 5.0) -> None:
+        """Work the "replay all" jobs of dead letters, a batch at a time (`shared.dead_letters`),
+        without holding a connection between batches."""
+        while True:
+            try:
+                more = await dead_letters.replay_job_step(self.db, topic_prefix=self.settings.topic_prefix)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database gone: the batch rolled back, try again later
+                log.warning("dlq replay job step failed (%s)", type(exc).__name__)
+                more = False
+            if not more:
+                self.replay_jobs_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.replay_jobs_wake.wait(), poll_seconds)
 
     def _spawn(self, name: str, coro) -> None:
         task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")

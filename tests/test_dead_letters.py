@@ -289,3 +289,21 @@ async def test_replay_jobs_refuse_bad_input_naming_the_field(plans_and_notifier)
     assert await refused("GET", "/ops/dlq/replay", params={"limit": 101}) == ["query.limit"]
     assert (await notifier.http.get("/ops/dlq/replay/424242", headers=OPS)).status_code == 404
     assert (await notifier.http.get("/ops/dlq/replay/1")).status_code == 401
+
+
+async def test_a_replay_job_started_elsewhere_is_finished_by_a_running_instance(
+        plans_and_notifier, infra, namespace):
+    from shared import dead_letters
+
+    notifier = plans_and_notifier["notifier"]
+    await publish(infra.bootstrap_servers, f"{namespace}.{BOOKING_EVENTS}", [b"{poison"])
+    await eventually(lambda: count_letters(notifier, "pending", 1), timeout=30)
+    # as if the instance that accepted the job died at once: only the database knows of it
+    pool = await create_pool(infra.database_url, notifier.schema)
+    try:
+        async with pool.acquire() as conn:
+            job = await dead_letters.start_replay_job(conn, actor="Sam", consumer=None, batch_size=10)
+    finally:
+        await pool.close()
+    done = await eventually(lambda: follow(notifier, f"/ops/dlq/replay/{job['id']}"), timeout=20)
+    assert (done["replayed"], done["remaining"]) == (1, 0)

@@ -24,6 +24,3 @@ CREATE TABLE dead_letter_replay_job_letters (
     dead_letter_id bigint NOT NULL,
     PRIMARY KEY (job_id, dead_letter_id)
 );
-
-CREATE TRIGGER dead_letter_replay_jobs_notify AFTER INSERT ON dead_letter_replay_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_workers('replay_jobs');
