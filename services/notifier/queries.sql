@@ -279,10 +279,6 @@ DELETE FROM early_receipts e USING texts t
 WHERE t.provider_sid = e.provider_sid
 RETURNING e.provider_sid, e.status, e.error_code, e.received_at;
 
--- name: drop_old_early_receipts
--- Kept receipts whose SID never came (a message sent in the dispatcher's crash window).
-DELETE FROM early_receipts WHERE received_at < now() - interval '7 days';
-
 -- name: update_delivery
 UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_updated_at = now()
 WHERE id = $1;
