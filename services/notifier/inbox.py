@@ -215,14 +215,14 @@ async def _answer(conn: asyncpg.Connection, reading: Reading, parties: list[Part
 
 
 async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sender) -> Sender:
-    """The clinic network the number is to, if it is to one (its name and phone as its texts
-    gave them), else the sender (the notifier's settings)."""
+    """The clinic network the number is to, if it is to one (its name and the site's phone as
+    its latest texts gave them), else the sender (the notifier's settings)."""
     clinics = {p.clinic_id for p in parties}
     if len(clinics) == 1:
         row = await conn.fetchrow(Q.clinic_of_patients, clinics.pop(),
                                   [p.patient_id for p in parties])
         if row is not None:
-            return Sender(row["clinic_name"], row["clinic_phone"])
+            return Sender(row["name"], row["phone"])
     return operator
 
 

@@ -39,13 +39,15 @@ WHERE patient_id = $1 AND status = 'booked' AND starts_at > now()
 ORDER BY starts_at LIMIT 1;
 
 -- name: clinic_of_patients
--- The name and phone of a clinic network as its latest texts to these patients gave them.
-SELECT clinic_name, clinic_phone FROM (
-    SELECT clinic_name, clinic_phone, starts_at FROM appointments
+-- The name and phone of a clinic network as its latest texts to these patients gave them
+-- (its name for texts, the site's number).
+SELECT name, phone FROM (
+    SELECT coalesce(clinic_sms_name, clinic_name) AS name,
+           coalesce(site_phone, clinic_phone) AS phone, starts_at FROM appointments
     WHERE clinic_id = $1 AND patient_id = ANY($2::uuid[])
     UNION ALL
-    SELECT clinic_name, clinic_phone, starts_at FROM waitlist_offers
-    WHERE clinic_id = $1 AND patient_id = ANY($2::uuid[])
+    SELECT coalesce(clinic_sms_name, clinic_name), coalesce(site_phone, clinic_phone), starts_at
+    FROM waitlist_offers WHERE clinic_id = $1 AND patient_id = ANY($2::uuid[])
 ) known ORDER BY starts_at DESC LIMIT 1;
 
 -- name: insert_inbound

@@ -37,6 +37,11 @@ class NotifierSettings(ServiceSettings):
     twilio_segments_per_second: float = Field(1.0, gt=0, le=1000)
     """The sender's throughput (US long code ~1, toll-free 3, short code 100+): sending
     is paced to it, counting message segments."""
+    retention_recorded_sms_days: float = Field(30.0, gt=0)
+    """How long texts recorded by the local sender (no Twilio credentials) are kept."""
+    retention_early_receipts_days: float = Field(1.0, gt=0)
+    """How long a delivery receipt naming no text we know waits for its SID (one sent in
+    the dispatcher's crash window whose text is never recorded)."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""
