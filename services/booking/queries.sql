@@ -93,6 +93,13 @@ UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source
 WHERE id = $1 AND clinic_id = $2
 RETURNING *;
 
+-- name: restore_sms_consent
+-- The patient's number texted START: consent comes back only if an opt-out by text ($4)
+-- took it (a family phone's START never gives consent a sibling did not give).
+UPDATE patients SET sms_consent = true, sms_consent_at = now(), sms_consent_source = $3
+WHERE id = $1 AND clinic_id = $2 AND NOT sms_consent AND sms_consent_source = $4
+RETURNING *;
+
 -- name: session_type
 SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
 FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;
@@ -285,3 +292,13 @@ LIMIT 1;
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL
 RETURNING id;
+
+-- name: set_ride_contact_consent
+-- The ride contact's number ($3) texted STOP ($4 false) or START ($4 true): their consent
+-- follows, if they are still this patient's ride contact and it changes. An opt-in gives
+-- back only a consent an opt-out by text took ($6: that source).
+UPDATE patients SET ride_contact_consent = $4, ride_contact_consent_at = now(),
+                    ride_contact_consent_source = $5
+WHERE id = $1 AND clinic_id = $2 AND ride_contact_phone = $3 AND ride_contact_consent <> $4
+  AND ($4 = false OR ride_contact_consent_source = $6)
+RETURNING *;

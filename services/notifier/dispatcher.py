@@ -9,7 +9,7 @@ policy), checked (not cancelled, moved or over, not in quiet hours, not too late
 and stored as `status = 'sending'` with its body, marked as handed over (it may reach the
 provider within milliseconds) and with the claim's time as its token; (2) if the sender's
 pacing made it wait for its turn, checked again in one statement just before the provider
-call (claim still this dispatcher's, appointment not moved or over, patient not opted out),
+call (claim still this dispatcher's, appointment not moved or over, number not opted out),
 which refreshes its handed-over time; then handed to the provider, with a status callback
 URL naming the text; (3) its SID recorded with `status = 'sent'` and its `SmsSent` event,
 in one statement, only if the claim is still this dispatcher's. Claims carry the backend
@@ -381,6 +381,8 @@ class Claimed:
 
 def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
     """Why a claimed text must not go out at all, or None if it may."""
+    if row["number_opted_out"]:  # the number it goes to (patient's or ride contact's) said STOP
+        return "number opted out"
     if row["kind"] == "pickup":  # to the ride contact, who agreed to texts
         if not row["ride_contact_phone"]:
             return "no ride contact who agreed to texts"
@@ -388,8 +390,6 @@ def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
         return "no contact details for the patient"
     elif not row["sms_consent"]:
         return "patient has not consented to texts"
-    elif row["opted_out"]:
-        return "patient opted out"
     elif row["number_problem"]:
         return f"number cannot be texted ({row['number_problem']})"
     if row["booking_id"] is not None and row["kind"] != "missed":

@@ -67,9 +67,10 @@ SELECT now();
 -- Step 2, for texts whose turn came late (the sender's pacing made them wait): in one
 -- statement, each text ($1 id, $2 claim) is handed over again only if its claim is still
 -- the dispatcher's and the text still stands: its appointment neither moved nor over, the
--- patient not opted out, the slot still open. `handed_at` keeps the claim from being
--- released as stale while the provider call is under way. Only a column no index holds
--- changes, so the row is updated in place (HOT). Returns the texts that may go.
+-- patient's consent standing, the number it goes to not opted out, the slot still open.
+-- `handed_at` keeps the claim from being released as stale while the provider call is
+-- under way. Only a column no index holds changes, so the row is updated in place (HOT).
+-- Returns the texts that may go.
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, claim)
 )
@@ -86,7 +87,12 @@ WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
   AND NOT EXISTS (
       SELECT 1 FROM contacts c
       WHERE c.patient_id = t.patient_id AND t.kind <> 'pickup'
-        AND (c.opted_out OR c.number_problem IS NOT NULL OR NOT c.sms_consent))
+        AND (c.number_problem IS NOT NULL OR NOT c.sms_consent))
+  AND NOT EXISTS (  -- the number it goes to (the ride contact's for pickup) opted out
+      SELECT 1 FROM number_opt_outs n
+      WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup'
+          THEN (SELECT a.ride_contact_phone FROM appointments a WHERE a.booking_id = t.booking_id)
+          ELSE (SELECT c.phone_e164 FROM contacts c WHERE c.patient_id = t.patient_id) END)
   AND NOT EXISTS (
       SELECT 1 FROM waitlist_offers o
       WHERE o.offer_id = t.offer_id AND o.patient_id = t.patient_id AND o.status <> 'open')
@@ -106,7 +112,7 @@ SELECT extract(epoch FROM min(due_at) - now())::float8 FROM texts WHERE status =
 t AS (
     SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
            t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
-           c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
+           c.phone_e164, c.language, c.sms_consent, c.stop_notice_sent,
            c.number_problem, a.status AS appointment_status,
            a.schedule_version AS appointment_version,
            coalesce(a.clinic_sms_name, a.clinic_name, o.clinic_sms_name, o.clinic_name,
@@ -118,7 +124,10 @@ t AS (
            coalesce(a.site_id, o.site_id, la.site_id) AS site_id,
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
            coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
-           a.ride_status, a.ride_contact_phone
+           a.ride_status, a.ride_contact_phone,
+           EXISTS (SELECT 1 FROM number_opt_outs n  -- the number it goes to opted out
+                   WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
+                                             ELSE c.phone_e164 END) AS number_opted_out
     FROM picked t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
     LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
     LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
@@ -286,27 +295,6 @@ WHERE id = $1;
 -- name: mark_number_problem
 UPDATE contacts SET number_problem = $2, updated_at = now() WHERE patient_id = $1;
 
--- name: contacts_by_phone
-SELECT patient_id, clinic_id, language FROM contacts WHERE phone_e164 = $1;
-
--- name: next_appointment
-SELECT * FROM appointments
-WHERE patient_id = $1 AND status = 'booked' AND starts_at > now()
-ORDER BY starts_at LIMIT 1;
-
--- name: last_sent_kind
-SELECT kind FROM texts WHERE patient_id = $1 AND status = 'sent' ORDER BY sent_at DESC LIMIT 1;
-
--- name: insert_inbound
-INSERT INTO inbound_messages (message_sid, from_e164, body, patient_id, clinic_id, booking_id,
-                              interpretation)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (message_sid) DO NOTHING
-RETURNING id;
-
--- name: set_opted_out
-UPDATE contacts SET opted_out = $2, updated_at = now() WHERE patient_id = $1;
-
 -- name: retry_later
 UPDATE texts SET status = 'pending', status_reason = $2,
                  due_at = now() + make_interval(secs => $3)
@@ -315,12 +303,6 @@ WHERE id = $1 AND status = 'sending';
 -- name: failing_numbers
 SELECT patient_id, number_problem, updated_at FROM contacts
 WHERE clinic_id = $1 AND number_problem IS NOT NULL ORDER BY updated_at DESC LIMIT $2;
-
--- name: replies_for_staff
-SELECT id, patient_id, booking_id, body, interpretation, received_at FROM inbound_messages
-WHERE clinic_id = $1
-  AND interpretation NOT IN ('confirm', 'reschedule', 'ride', 'take_slot', 'opt_out', 'opt_in')
-ORDER BY received_at DESC LIMIT $2;
 
 -- name: insert_offer
 INSERT INTO waitlist_offers (offer_id, patient_id, clinic_id, clinic_name, clinic_phone,

@@ -45,3 +45,8 @@ class NotifierSettings(ServiceSettings):
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""
+    sender_name: str = Field("Clinic reminders", min_length=1, max_length=40)
+    """Who answers HELP (and confirms an opt-out) from a number that is not one clinic
+    network's: unknown, or shared by patients of several networks (e.g. the operator)."""
+    sender_phone: str = Field("", max_length=20)
+    """The phone number that answer gives for help (empty: "call your clinic")."""
