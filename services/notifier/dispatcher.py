@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -53,7 +53,7 @@ from services.notifier.handlers import PRODUCER, Q
 from services.notifier.outcomes import Coalesced, Outcomes, Results
 from services.notifier.policy import CRITICAL, Policy, policy_from
 from services.notifier.receipts import apply_early_receipts
-from services.notifier.schedule import QuietHours
+from services.notifier.schedule import QuietHours, move
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
 from shared.events import Envelope
@@ -74,12 +74,17 @@ RECEIPTS_EVERY = 2.0
 """Seconds between two looks for delivery receipts that came before their SID was stored."""
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: SmsSender, *, schema: str = "notifier",
                  batch_size: int = 200, poll_seconds: float = 0.5,
                  stale_claim_seconds: float = 300.0, callback_grace_seconds: float = 60.0,
-                 quiet: QuietHours = QuietHours()):
-        """`quiet`: the quiet hours of clinics that set none (the service's setting)."""
+                 quiet: QuietHours = QuietHours(), clock: Callable[[], datetime] = _utc_now):
+        """`quiet`: the quiet hours of clinics that set none (the service's setting);
+        `clock`: the time texts are checked at (tests give literal times)."""
         self.pool = pool
         self.channel = f"{schema}_texts"
         self.sender = sender
@@ -90,6 +95,7 @@ class Dispatcher:
         self.owner: int | None = None
         """The backend pid of the listening connection: it marks this dispatcher's claims."""
         self.quiet = quiet
+        self.clock = clock
         self._last_release = self._last_receipts = float("-inf")
         self._sending: dict[asyncio.Task, Handing] = {}
         self._progress = asyncio.Event()  # a batch handed over its last text, or ended
@@ -160,7 +166,7 @@ class Dispatcher:
             rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, self.batch_size)
             if not rows:
                 return 0, None
-            columns, by_patient, notices = self._decide(rows, datetime.now(UTC))
+            columns, by_patient, notices = self._decide(rows, self.clock())
             claim = await conn.fetchval(Q.claim_picked, *columns, self.owner, notices)
         checked = asyncio.get_running_loop().time()
         for texts in by_patient.values():
@@ -250,7 +256,7 @@ class Dispatcher:
                 handing.one()
                 if waited or loop.time() - text.checked > RECHECK_AFTER:
                     # checked at the claim, but that was a while ago: check again
-                    verdict = text.not_now(datetime.now(UTC))  # quiet hours, too late by now?
+                    verdict = text.not_now(self.clock())  # quiet hours, too late by now?
                     if verdict is None and not await gate(text):
                         verdict = await self._why_dropped(text)
                         if verdict is None:
@@ -300,7 +306,7 @@ class Dispatcher:
             row = await conn.fetchrow(Q.texts_in_context, CRITICAL_KINDS, [text.row["id"]])
         if row is None:
             return None
-        return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
+        return Claimed(row, text.policy, text.claim).not_now(self.clock())
 
 
 class Handing:
@@ -344,12 +350,17 @@ class Claimed:
         reason = _why_not(row, now)
         if reason:
             return ("cancelled" if reason.startswith("appointment") else "skipped"), reason, None
-        if row["site_timezone"] is not None:
+        if row["site_timezone"] is not None:  # quiet hours, and the day its words name
             tz = ZoneInfo(row["site_timezone"])
-            if not self.policy.quiet.allowed(now.astimezone(tz)):
-                due = self.policy.quiet.earliest(now, tz)
+            due = move(row["kind"], now, tz, self.policy.quiet, not_before=now,
+                       starts_at=row["starts_at"], planned=row["due_at"])
+            if due is None:
+                return "skipped", "quiet hours until the day it names is over", None
+            if due > now:
                 if due > row["valid_until"]:
                     return "skipped", "quiet hours until it is too late to be useful", None
+                if self.policy.quiet.allowed(now.astimezone(tz)):
+                    return "pending", "held until the day it names", due
                 return "pending", "held until quiet hours end", due
         return None
 

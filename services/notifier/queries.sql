@@ -356,8 +356,9 @@ UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_i
 SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1;
 
 -- name: follow_up_text
-INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
+                   status, status_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;
