@@ -138,7 +138,9 @@ class Dispatcher:
                 return self.poll_seconds
             probe = Handing(self._progress, probe=True)
             claimed, send = await self._claim(probe, limit=1)
-            if send is not None:
+            if send is None:  # nothing to try it with (yet): the next look may
+                await self.pause.probe_later()
+            else:
                 task = asyncio.create_task(send)
                 self._sending[task] = probe
                 task.add_done_callback(self._sent)

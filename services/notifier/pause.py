@@ -75,3 +75,8 @@ class Pause:
         """Whether this instance sends one text now to see if the problem is gone."""
         async with self.pool.acquire() as conn:
             return await conn.fetchval(Q.claim_probe, self.key, self.probe_every) is not None
+
+    async def probe_later(self) -> None:
+        """The probe found no text to send: give its turn back."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q.unclaim_probe, self.key, self.probe_every)

@@ -338,6 +338,11 @@ UPDATE sender_pauses SET probed_at = now()
 WHERE sender = $1 AND probed_at <= now() - make_interval(secs => $2)
 RETURNING sender;
 
+-- name: unclaim_probe
+-- The probe found no text to send (they were all being sent, or none was due): the next
+-- look may probe.
+UPDATE sender_pauses SET probed_at = probed_at - make_interval(secs => $2) WHERE sender = $1;
+
 -- name: contacts_by_phone
 SELECT patient_id, clinic_id, language FROM contacts WHERE phone_e164 = $1;
 
