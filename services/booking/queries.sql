@@ -2,27 +2,29 @@
 -- simply not found.
 
 -- name: insert_clinic
-INSERT INTO clinics (id, name, phone) VALUES ($1, $2, $3)
-RETURNING id, name, phone, created_at;
+INSERT INTO clinics (id, name, phone, sms_name) VALUES ($1, $2, $3, $4)
+RETURNING id, name, sms_name, phone, created_at;
 
 -- name: get_clinic
-SELECT id, name, phone, created_at FROM clinics WHERE id = $1;
+SELECT id, name, sms_name, phone, created_at FROM clinics WHERE id = $1;
 
 -- name: insert_api_key
 INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)
 RETURNING id, clinic_id, role, label, created_at;
 
 -- name: insert_site
-INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language, region)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, clinic_id, name, address, phone, timezone, default_language, region, created_at;
+INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language, region,
+                   sms_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
+          created_at;
 
 -- name: insert_site_hours
 INSERT INTO site_hours (site_id, weekday, opens, closes)
 SELECT $1, unnest($2::smallint[]), unnest($3::time[]), unnest($4::time[]);
 
 -- name: get_site
-SELECT s.*, c.name AS clinic_name, c.phone AS clinic_phone
+SELECT s.*, c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone
 FROM sites s JOIN clinics c ON c.id = s.clinic_id
 WHERE s.id = $1 AND s.clinic_id = $2;
 
@@ -30,7 +32,8 @@ WHERE s.id = $1 AND s.clinic_id = $2;
 SELECT weekday, opens, closes FROM site_hours WHERE site_id = $1 ORDER BY weekday, opens;
 
 -- name: list_sites
-SELECT id, clinic_id, name, address, phone, timezone, default_language, region, created_at
+SELECT id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
+       created_at
 FROM sites WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
 ORDER BY created_at, id LIMIT $4;
 
@@ -107,8 +110,9 @@ ON CONFLICT (clinic_id, code) DO UPDATE
 
 -- name: booking
 -- Everything about a booking that its views and events need.
-SELECT b.*, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
-       s.timezone AS site_timezone, s.region AS site_region, c.name AS clinic_name,
+SELECT b.*, s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
+       s.phone AS site_phone, s.timezone AS site_timezone, s.region AS site_region,
+       c.name AS clinic_name, c.sms_name AS clinic_sms_name,
        c.phone AS clinic_phone, p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
        p.ride_contact_consent, st.fasting_rule
 FROM bookings b
@@ -210,8 +214,9 @@ WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiti
 -- is locked, so one patient's series are decided one at a time). NULL site/type columns: unknown.
 SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
        p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
-       s.id AS site_id, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
-       s.timezone AS site_timezone, s.region AS site_region, c.name AS clinic_name,
+       s.id AS site_id, s.name AS site_name, s.sms_name AS site_sms_name,
+       s.address AS site_address, s.phone AS site_phone, s.timezone AS site_timezone,
+       s.region AS site_region, c.name AS clinic_name, c.sms_name AS clinic_sms_name,
        c.phone AS clinic_phone, st.code, st.is_dosing, st.duration_minutes, st.recovery_minutes, st.fasting_rule
 FROM patients p
 JOIN clinics c ON c.id = p.clinic_id

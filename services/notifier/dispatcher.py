@@ -421,7 +421,7 @@ class Claimed:
         row = self.row
         return TextContext(
             language=row["language"], clinic_name=row["clinic_name"],
-            clinic_phone=row["clinic_phone"], site_name=row["site_name"],
+            phone=row["text_phone"], site_name=row["site_name"],
             site_address=row["site_address"], timezone=row["site_timezone"],
             starts_at=row["starts_at"], fasting_rule=row["fasting_rule"], ends_at=row["ends_at"])
 

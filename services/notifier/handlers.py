@@ -85,7 +85,8 @@ TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kin
 """The columns of the texts `on_sessions_booked` schedules."""
 APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address", "site_phone",
                       "site_timezone", "session_type", "is_dosing", "fasting_rule",
-                      "patient_language", "starts_at", "ends_at", "site_id", "site_region")
+                      "patient_language", "starts_at", "ends_at", "site_id", "site_region",
+                      "clinic_sms_name", "site_sms_name")
 """The columns of `upsert_appointments` after booking, clinic, patient and version."""
 
 
@@ -145,7 +146,8 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
     p: WaitlistSlotOpened = env.payload  # type: ignore[assignment]
     if not await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id,
                                p.clinic_name, p.clinic_phone, p.site_name, p.site_timezone,
-                               p.starts_at, p.patient_language, p.site_id, p.site_region):
+                               p.starts_at, p.patient_language, p.site_id, p.site_region,
+                               p.clinic_sms_name, p.site_sms_name, p.site_phone):
         return
     policy = await load_policy(conn, env.clinic_id, quiet, site_id=p.site_id, region=p.site_region)
     if policy.allows("waitlist_offer"):

@@ -12,14 +12,14 @@ WITH stored AS (
     INSERT INTO appointments (booking_id, clinic_id, patient_id, version, schedule_version,
                               clinic_name, clinic_phone, site_name, site_address, site_phone,
                               site_timezone, session_type, is_dosing, fasting_rule, language,
-                              starts_at, ends_at, site_id, site_region, ride_contact_name,
-                              ride_contact_phone)
-    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp
+                              starts_at, ends_at, site_id, site_region, clinic_sms_name,
+                              site_sms_name, ride_contact_name, ride_contact_phone)
+    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[],
                 $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[], $17::uuid[],
-                $18::text[], $19::text[], $20::text[])
-        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp)
+                $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
+        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp)
     ON CONFLICT (booking_id) DO UPDATE
         SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
             starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
@@ -109,9 +109,11 @@ t AS (
            c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
            c.number_problem, a.status AS appointment_status,
            a.schedule_version AS appointment_version,
-           coalesce(a.clinic_name, o.clinic_name, la.clinic_name) AS clinic_name,
-           coalesce(a.clinic_phone, o.clinic_phone, la.clinic_phone) AS clinic_phone,
-           coalesce(a.site_name, o.site_name, la.site_name) AS site_name, a.site_address,
+           coalesce(a.clinic_sms_name, a.clinic_name, o.clinic_sms_name, o.clinic_name,
+                    la.clinic_sms_name, la.clinic_name) AS clinic_name,
+           coalesce(a.site_phone, o.site_phone, o.clinic_phone, la.site_phone) AS text_phone,
+           coalesce(a.site_sms_name, a.site_name, o.site_sms_name, o.site_name,
+                    la.site_sms_name, la.site_name) AS site_name, a.site_address,
            coalesce(a.site_timezone, o.site_timezone, la.site_timezone) AS site_timezone,
            coalesce(a.site_id, o.site_id, la.site_id) AS site_id,
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
@@ -123,7 +125,8 @@ t AS (
     LEFT JOIN LATERAL (SELECT * FROM waitlist_offers
                        WHERE offer_id = t.offer_id AND patient_id = t.patient_id LIMIT 1) o ON true
     LEFT JOIN LATERAL (
-        SELECT clinic_name, clinic_phone, site_name, site_timezone, site_id, site_region
+        SELECT clinic_name, clinic_sms_name, site_phone, site_name, site_sms_name, site_timezone,
+               site_id, site_region
         FROM appointments WHERE patient_id = t.patient_id AND t.booking_id IS NULL
         ORDER BY starts_at DESC LIMIT 1) la ON true
 )
@@ -286,10 +289,6 @@ DELETE FROM early_receipts e USING texts t
 WHERE t.provider_sid = e.provider_sid
 RETURNING e.provider_sid, e.status, e.error_code, e.received_at;
 
--- name: drop_old_early_receipts
--- Kept receipts whose SID never came (a message sent in the dispatcher's crash window).
-DELETE FROM early_receipts WHERE received_at < now() - interval '7 days';
-
 -- name: update_delivery
 UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_updated_at = now()
 WHERE id = $1;
@@ -381,8 +380,9 @@ ORDER BY received_at DESC LIMIT $2;
 
 -- name: insert_offer
 INSERT INTO waitlist_offers (offer_id, patient_id, clinic_id, clinic_name, clinic_phone,
-                             site_name, site_timezone, starts_at, language, site_id, site_region)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                             site_name, site_timezone, starts_at, language, site_id, site_region,
+                             clinic_sms_name, site_sms_name, site_phone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT DO NOTHING
 RETURNING offer_id;
 

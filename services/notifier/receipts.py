@@ -110,8 +110,7 @@ async def apply_early_receipts(pool: asyncpg.Pool, **rules) -> int:
     """Apply the kept receipts whose SID is now stored; returns how many. `rules`: see
     `apply_receipt`."""
     async with pool.acquire() as conn, conn.transaction():
-        kept = await conn.fetch(Q.take_early_receipts)
-        await conn.execute(Q.drop_old_early_receipts)
+        kept = await conn.fetch(Q.take_early_receipts)  # those never taken: see retention.sql
         for r in sorted(kept, key=lambda r: (r["received_at"], RANK.get(r["status"], -1))):
             await apply_receipt(conn, r["provider_sid"], r["status"], r["error_code"], **rules)
     if kept:

@@ -43,6 +43,11 @@ class NotifierSettings(ServiceSettings):
     unreachable_marks_after: int = Field(3, ge=1)
     """Texts in a row that do not reach a number's handset (Twilio 30003) before the number
     is marked as one that cannot be texted."""
+    retention_recorded_sms_days: float = Field(30.0, gt=0)
+    """How long texts recorded by the local sender (no Twilio credentials) are kept."""
+    retention_early_receipts_days: float = Field(1.0, gt=0)
+    """How long a delivery receipt naming no text we know waits for its SID (one sent in
+    the dispatcher's crash window whose text is never recorded)."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""

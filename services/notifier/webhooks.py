@@ -71,7 +71,8 @@ async def inbound_message(request: Request) -> Response:
             contacts = await conn.fetch(Q.contacts_by_phone, sender)
             appt = await conn.fetchrow(Q.latest_appointment, contacts[0]["patient_id"])
             if appt is not None:
-                text = escape(f"{appt['clinic_name']}: for help call {appt['clinic_phone']}."
+                name = appt["clinic_sms_name"] or appt["clinic_name"]  # what texts call it
+                text = escape(f"{name}: for help call {appt['site_phone']}."
                               " Reply STOP to opt out.")
                 return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{text}'
                                 "</Message></Response>", media_type="text/xml")
