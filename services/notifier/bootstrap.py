@@ -85,7 +85,8 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
                              poll_seconds=settings.dispatch_poll_seconds,
                              stale_claim_seconds=settings.stale_claim_seconds,
                              callback_grace_seconds=settings.callback_grace_seconds,
-                             quiet=quiet).run()
+                             quiet=quiet, probe_seconds=settings.sender_probe_seconds,
+                             unreachable_marks_after=settings.unreachable_marks_after).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()

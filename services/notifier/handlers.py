@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from services.notifier.schedule import Appointment, QuietHours, plan_texts
+from services.notifier.schedule import Appointment, QuietHours, move, plan_texts
 from shared.db import Queries
 from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
@@ -151,7 +151,8 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
         return
     policy = await load_policy(conn, env.clinic_id, quiet, site_id=p.site_id, region=p.site_region)
     if policy.allows("waitlist_offer"):
-        due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(p.site_timezone))
+        now = datetime.now(UTC)
+        due = move("waitlist_offer", now, ZoneInfo(p.site_timezone), policy.quiet, not_before=now)
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
                            "waitlist_offer", due, p.starts_at - timedelta(hours=2))
 
@@ -176,9 +177,15 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
                                region=appt["site_region"])
     if not policy.allows(kind):
         return  # the clinic does not send these
-    due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(appt["site_timezone"]))
+    now = datetime.now(UTC)
+    due = move(kind, now, ZoneInfo(appt["site_timezone"]), policy.quiet, not_before=now)
+    if due is None:  # its words count from today, and today has no allowed moment left
+        await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version,
+                           kind, now, now + valid_for, "skipped", "quiet hours until the day it "
+                           "names is over")
+        return
     await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,
-                       due, due + valid_for)
+                       due, due + valid_for, "pending", None)
 
 
 async def on_no_show(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:

@@ -256,12 +256,20 @@ WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2
   AND NOT (kind = ANY($4::text[]));
 
 -- name: update_contact
-UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now()
+-- A new number drops the mark of the old one (a number problem belongs to the number).
+UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now(),
+                    number_problem = CASE WHEN phone_e164 = $2 THEN number_problem END
 WHERE patient_id = $1;
 
 -- name: text_by_sid
-SELECT id, clinic_id, patient_id, booking_id, delivery_status FROM texts WHERE provider_sid = $1
-FOR UPDATE;
+-- The text of a receipt, with the number it went to (the ride contact's for a pickup text).
+SELECT t.id, t.clinic_id, t.patient_id, t.booking_id, t.delivery_status, t.attempts,
+       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone ELSE c.phone_e164 END AS phone
+FROM texts t
+LEFT JOIN contacts c ON c.patient_id = t.patient_id
+LEFT JOIN appointments a ON a.booking_id = t.booking_id
+WHERE t.provider_sid = $1
+FOR UPDATE OF t;
 
 -- name: keep_early_receipt
 -- A receipt for a SID not stored yet (Twilio can call back before the dispatcher has
@@ -274,9 +282,11 @@ ON CONFLICT DO NOTHING;
 -- stored: Twilio took it, but the dispatcher died before recording it (or has not committed
 -- yet). Recorded as sent, whatever was decided about it since (it went out), so that it is
 -- never sent again. Only texts that were handed over (claimed) have a body and may have gone.
+-- A receipt of a SID that failed before (the text was sent again since) is not one of them.
 UPDATE texts SET status = 'sent', provider_sid = $2, sent_at = now(),
                  status_reason = 'recorded from its delivery receipt'
 WHERE id = $1 AND provider_sid IS NULL AND handed_at IS NOT NULL
+  AND NOT ($2 = ANY(coalesce(failed_sids, '{}')))
 RETURNING id, clinic_id, patient_id, booking_id, kind, segments;
 
 -- name: sids_of_texts
@@ -293,7 +303,53 @@ UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_update
 WHERE id = $1;
 
 -- name: mark_number_problem
-UPDATE contacts SET number_problem = $2, updated_at = now() WHERE patient_id = $1;
+-- A number Twilio refused for good ($1): every contact with that number is marked.
+UPDATE contacts SET number_problem = $2, updated_at = now()
+WHERE phone_e164 = $1 AND number_problem IS DISTINCT FROM $2;
+
+-- name: count_unreachable
+-- One more text in a row did not reach the handset of number $1: how many now.
+INSERT INTO unreachable_numbers (phone_e164, times) VALUES ($1, 1)
+ON CONFLICT (phone_e164) DO UPDATE
+    SET times = unreachable_numbers.times + 1, updated_at = now()
+RETURNING times;
+
+-- name: reachable
+-- A text reached number $1: its unreachable streak is over.
+DELETE FROM unreachable_numbers WHERE phone_e164 = $1;
+
+-- name: send_again
+-- A sent text ($1) whose receipt said undelivered for a passing reason goes back to pending
+-- (due in $2 seconds; $3 why), if still useful then. Its SID is kept as failed (see
+-- sent_per_receipt) and its delivery status cleared for the next send's receipts.
+UPDATE texts SET status = 'pending', due_at = now() + make_interval(secs => $2),
+                 status_reason = $3, provider_sid = NULL, delivery_status = NULL,
+                 failed_sids = array_append(coalesce(failed_sids, '{}'), provider_sid)
+WHERE id = $1 AND status = 'sent' AND valid_until > now() + make_interval(secs => $2)
+RETURNING id;
+
+-- name: pause_sender
+-- Sending through sender $1 pauses: Twilio said $2 ($3) about the account or the sender.
+INSERT INTO sender_pauses (sender, code, meaning) VALUES ($1, $2, $3)
+ON CONFLICT (sender) DO UPDATE SET code = EXCLUDED.code, meaning = EXCLUDED.meaning;
+
+-- name: sender_pause
+SELECT code, meaning, since FROM sender_pauses WHERE sender = $1;
+
+-- name: resume_sender
+DELETE FROM sender_pauses WHERE sender = $1;
+
+-- name: claim_probe
+-- Whether this instance sends the paused sender's next probe (one text, every $2 seconds
+-- at most, across instances).
+UPDATE sender_pauses SET probed_at = now()
+WHERE sender = $1 AND probed_at <= now() - make_interval(secs => $2)
+RETURNING sender;
+
+-- name: unclaim_probe
+-- The probe found no text to send (they were all being sent, or none was due): the next
+-- look may probe.
+UPDATE sender_pauses SET probed_at = probed_at - make_interval(secs => $2) WHERE sender = $1;
 
 -- name: retry_later
 UPDATE texts SET status = 'pending', status_reason = $2,
@@ -338,8 +394,9 @@ UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_i
 SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1;
 
 -- name: follow_up_text
-INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
+                   status, status_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;

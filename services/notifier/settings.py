@@ -37,6 +37,12 @@ class NotifierSettings(ServiceSettings):
     twilio_segments_per_second: float = Field(1.0, gt=0, le=1000)
     """The sender's throughput (US long code ~1, toll-free 3, short code 100+): sending
     is paced to it, counting message segments."""
+    sender_probe_seconds: float = Field(60.0, gt=0)
+    """While sending is paused (an account or sender problem), one text is tried this often,
+    so that a fix on Twilio's side resumes sending without a restart."""
+    unreachable_marks_after: int = Field(3, ge=1)
+    """Texts in a row that do not reach a number's handset (Twilio 30003) before the number
+    is marked as one that cannot be texted."""
     retention_recorded_sms_days: float = Field(30.0, gt=0)
     """How long texts recorded by the local sender (no Twilio credentials) are kept."""
     retention_early_receipts_days: float = Field(1.0, gt=0)

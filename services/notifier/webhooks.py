@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from services.notifier import inbox
 from services.notifier.answers import Sender, twiml
-from services.notifier.receipts import apply_receipt
+from services.notifier.receipts import apply_receipt, receipt_rules
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
@@ -41,7 +41,8 @@ async def status_callback(request: Request) -> Response:
     text = request.query_params.get("text", "")  # the text it is about (our callback URL)
     text_id = int(text) if text.isdigit() else None
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id):
+        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id,
+                                   **receipt_rules(request.app.state.runtime.settings)):
             log.info("kept a receipt for a message whose SID is not stored yet")
     return Response(status_code=204)
 
