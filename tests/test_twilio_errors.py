@@ -153,6 +153,23 @@ async def test_an_invalid_number_is_marked_for_every_patient_who_has_it(stack):
     assert (await number_problems(stack))[UUID(net.patient["id"])] is not None
 
 
+async def test_an_unsubscribed_number_is_opted_out_for_everyone_on_it_until_start(stack):
+    """21610: the number sent STOP to this sender at Twilio. It is the number's opt-out here
+    too (not a number problem): every patient with it is opted out, and START lifts it."""
+    net = await create_network(stack.booking.http)
+    other = await create_network(stack.booking.http, name="Other network")  # the same number
+    stack.twilio.fail_next(Fault(400, 21610))
+    await stack.book(net, session_type="assessment")
+    [failure] = await eventually(lambda: failed_texts(stack, net))
+    assert failure["status_reason"] == "21610"
+    opt_out = await eventually(lambda: stack.db.fetchrow(
+        "SELECT source FROM number_opt_outs WHERE phone_e164 = '+16045550177'"))
+    assert opt_out["source"] == "Twilio 21610: the number replied STOP to this sender"
+    assert set((await number_problems(stack)).values()) == {None}
+    told = {e.patient_id for e in await stack.events("PatientOptedOut")}
+    assert told == {UUID(net.patient["id"]), UUID(other.patient["id"])}
+
+
 async def _all_marked(stack, n: int):
     marks = {p: m for p, m in (await number_problems(stack)).items() if m}
     return len(marks) == n and marks

@@ -117,6 +117,22 @@ async def opt_out(conn: asyncpg.Connection, number: str, parties: list[Party], *
     return bool(new)
 
 
+UNSUBSCRIBED = "21610"
+"""Twilio's error for a number that sent STOP to this sender (Twilio blocks it itself)."""
+
+
+async def refused_number(conn: asyncpg.Connection, number: str, code: str, problem: str) -> None:
+    """Twilio refused `number` itself (a number-class error, `twilio_errors`): 21610 means
+    it opted out by STOP at Twilio, so it is the number's opt-out here too (START lifts
+    it, and booking hears of it); any other code marks the number for every contact with it."""
+    if code == UNSUBSCRIBED:
+        await opt_out(conn, number, await parties_of(conn, number),
+                      source=f"Twilio {code}: the number replied STOP to this sender",
+                      inbound_id=None)
+    else:
+        await conn.execute(NOTIFIER_Q.mark_number_problem, number, problem)
+
+
 async def opt_in(conn: asyncpg.Connection, number: str, parties: list[Party]) -> bool:
     """Lift `number`'s opt-out, if it has one, and tell booking about every party: those it
     has now and those told of the opt-out. Returns whether there was one."""

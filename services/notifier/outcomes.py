@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from services.notifier.handlers import PRODUCER, Q
+from services.notifier.inbox import refused_number
 from services.notifier.senders import SendError
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, ErrorClass
 from shared.events import Envelope
@@ -38,7 +39,8 @@ class Outcomes:
     """(id, claim, SID) of texts the provider took; `mark_sent` writes their `SmsSent`."""
     settled: list[tuple] = field(default_factory=list)
     events: list[Envelope] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    """(number, Twilio code, what is wrong) of numbers Twilio refused (`inbox.refused_number`)."""
     """(number, why) of numbers that cannot be texted."""
     releases: list[UUID] = field(default_factory=list)
 
@@ -61,7 +63,7 @@ class Outcomes:
             return self.settle(text, "pending", exc.code,
                                datetime.now(UTC) + timedelta(seconds=retry_delay(row["attempts"])))
         if exc.kind is ErrorClass.NUMBER:  # marked for every contact with it: staff see it
-            self.problems.append((text.to, f"{exc.meaning} (Twilio {exc.code})"))
+            self.problems.append((text.to, exc.code, f"{exc.meaning} (Twilio {exc.code})"))
         # the number or the message is at fault, or an unknown code kept coming: no more tries
         self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
                                                    permanent=exc.permanent)))
@@ -194,8 +196,8 @@ class Results:
                 await _mark_sent(conn, todo.sent_rows)
                 if todo.settled:
                     await conn.execute(Q.settle_claimed, *todo.settle_args())
-                for number, problem in todo.problems:
-                    await conn.execute(Q.mark_number_problem, number, problem)
+                for number, code, problem in todo.problems:
+                    await refused_number(conn, number, code, problem)
                 if todo.releases:
                     await conn.execute(Q.release_stop_notices, todo.releases)
                 await enqueue(conn, todo.events)

@@ -21,6 +21,7 @@ import logging
 import asyncpg
 
 from services.notifier.handlers import PRODUCER, Q
+from services.notifier.inbox import refused_number
 from services.notifier.outcomes import retry_delay
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, UNREACHABLE, ErrorClass, classify
 from shared.events import Envelope
@@ -91,7 +92,7 @@ async def _undelivered(conn: asyncpg.Connection, text: asyncpg.Record, error: st
             kind, meaning = ErrorClass.NUMBER, f"{meaning}, {times} times in a row"
     if kind is ErrorClass.NUMBER:
         if number:
-            await conn.execute(Q.mark_number_problem, number, f"{meaning} (Twilio {error})")
+            await refused_number(conn, number, str(error), f"{meaning} (Twilio {error})")
         return True
     if kind is ErrorClass.MESSAGE:
         return True
