@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
+
+from fastapi import Query
 
 from shared.errors import Invalid
 
 MAX_LIMIT = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page")]
 
 
 def encode_cursor(values: tuple) -> str:

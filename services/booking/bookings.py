@@ -227,7 +227,7 @@ async def book_slots(conn, clinic_id, patient_id, site_id, code, starts, room_id
     if ctx["site_id"] is None:
         raise NotFound("unknown site", field="site_id")
     if ctx["code"] is None:
-        raise Invalid(f"unknown session type {code!r}", field="session_type")
+        raise Invalid("unknown session type", field="session_type")
     _check_contact(ctx, ctx)
     series_id = uuid4() if series else None
     rows = []
