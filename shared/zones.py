@@ -26,7 +26,7 @@ def allowed_zones() -> frozenset[str]:
 def check_zone(value: str) -> str:
     """`value` if it is an allowed zone, else `ValueError` (with an example, never the value)."""
     if len(value) > MAX_LENGTH or value not in allowed_zones():
-        raise ValueError("not an IANA time zone of the US, Canada or a US territory, by its "
-                         "canonical name (e.g. America/Vancouver, America/Puerto_Rico; not "
-                         "US/Eastern)")
+        raise ValueError("not an IANA time zone of the US, Canada or a US territory by its "
+                         "canonical name, such as America/Vancouver or America/Puerto_Rico "
+                         "(aliases are not taken)")
     return value

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier.schedule import QuietHours
 from shared.validation import RequestModel
@@ -72,12 +72,12 @@ class PolicyIn(QuietHoursIn):
     sites: dict[UUID, QuietHoursIn] = Field(
         default_factory=dict, description="Quiet hours for one site, instead of its region's")
 
-    @model_validator(mode="after")
-    def _known_kinds(self):
-        unknown = set(self.disabled_kinds) - KINDS
-        if unknown:
+    @field_validator("disabled_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        if set(kinds) - KINDS:
             raise ValueError(f"unknown kinds of text; known: {sorted(KINDS)}")
-        return self
+        return kinds
 
 
 def policy_from(row: Any, default_quiet: QuietHours) -> Policy:
