@@ -104,7 +104,7 @@ async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezo
         local_end.time(), starts_at, occupied, room_id, provider_id, moving, prefer_room,
         prefer_provider)
     if fit["closed"]:
-        raise Invalid(f"the site is closed on {day}", field=field)
+        raise Invalid("the site is closed that day", field=field)
     if not fit["open"]:
         raise Invalid("outside the site's opening hours (recovery included)", field=field)
     if not fit["room_known"]:
