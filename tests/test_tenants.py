@@ -5,7 +5,7 @@ body for a new action).
 
 Network A is given a row of every kind (sites, rooms, providers, patients, bookings, a
 waitlist entry and offer, a session type override, a plan and its own plan template, a
-texting policy, texts and a reply for staff); network B's key then
+texting policy, texts, a reply for staff and an opted-out number); network B's key then
 - reads every list (`GET` without an id in its path, with A's ids in its filters): none of
   A's ids or markers appear, while A's own key sees them on the same list;
 - reads everything that names one of A's rows in its path: 404;
@@ -85,16 +85,20 @@ async def network_a(spine) -> tuple[object, dict[str, str]]:
     [started] = await eventually(plan)
     await eventually(known_to_notifier)
     await reply(spine, "+16045550123", "what time is it again?")  # for staff: /attention
+    await reply(spine, "+16045550123", "STOP")  # the number's opt-out: /opt-outs
+    replies = await _ok(spine.notifier.http.get("/replies", headers=h))
     ids = {"site_id": a.site["id"], "patient_id": a.patient["id"], "booking_id": dosing["id"],
            "plan_id": started["id"], "room_id": a.rooms[0]["id"],
            "provider_id": a.providers[0]["id"], "key_id": key["id"], "offer_id": str(offer),
-           "patient": a.patient["id"], "clinic_id": a.clinic["id"], "alphonse": alphonse["id"]}
+           "patient": a.patient["id"], "clinic_id": a.clinic["id"], "alphonse": alphonse["id"],
+           "reply_id": str(replies["items"][-1]["id"])}
     return a, ids
 
 
 async def reply(spine, sender: str, body: str) -> None:
     """A patient's text, signed as Twilio signs it."""
-    form = {"MessageSid": "SM" + sender[1:] + "0" * 20, "From": sender, "Body": body}
+    form = {"MessageSid": f"SM{sender[1:]}{len(body):04d}{body.encode().hex()[:16]}",
+            "From": sender, "Body": body}
     signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(
         "http://notifier/twilio/inbound", form)
     r = await spine.notifier.http.post("/twilio/inbound", data=form,
@@ -142,7 +146,8 @@ def bodies(ids: dict) -> dict[str, dict]:
 
 
 def leaks(text: str, ids: dict) -> list[str]:
-    return [m for m in (*ids.values(), *MARKERS) if m in text]
+    """A's ids (UUIDs: a short numeric id would match anything) and markers in `text`."""
+    return [m for m in (*ids.values(), *MARKERS) if len(m) > 8 and m in text]
 
 
 async def test_no_endpoint_shows_or_touches_another_networks_rows(spine):
@@ -182,8 +187,8 @@ async def test_no_endpoint_shows_or_touches_another_networks_rows(spine):
 
     print("LISTS", sorted((s.name, p) for s, p, _ in lists)); print("READS", sorted((s.name, p) for s, p, _ in reads)); print("ACTIONS", sorted((s.name, m, p) for s, m, p, _ in actions))
     listed = {path for _, path, _ in lists}
-    assert {"/bookings/attention", "/attention", "/fhir/Appointment", "/waitlist",
-            "/plan-templates"} <= listed
+    assert {"/bookings/attention", "/attention", "/replies", "/opt-outs", "/fhir/Appointment",
+            "/waitlist", "/plan-templates"} <= listed
     assert {"/patients/{patient_id}/texts", "/patients/{patient_id}/plans"} <= {p for _, p, _ in reads}
     still = await _ok(spine.booking.http.get(f"/bookings/{ids['booking_id']}", headers=a.headers))
     assert (still["status"], still["version"], still["ride"]["status"]) == ("booked", 1, "unknown")
