@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -40,11 +40,11 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
 
 
 def _moment(value: str) -> datetime:
-    """A cursor's time: aware (UTC if it says nothing), between 1900 and 2100."""
+    """A cursor's time: with its offset (cursors are made so), between 1900 and 2100."""
     moment = datetime.fromisoformat(value)
-    if not EARLIEST <= moment.date() <= LATEST:
+    if moment.tzinfo is None or not EARLIEST <= moment.date() <= LATEST:
         raise ValueError
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def page(rows: list, limit: int, key) -> dict[str, Any]:
