@@ -60,7 +60,7 @@ async def make_network(http: httpx.AsyncClient, clients: int) -> dict:
     clinic = (await http.post("/clinics", json={"name": "Bench", "phone": "+1 604 555 0100"},
                               headers={"X-Admin-Token": ADMIN})).json()
     http.headers["X-API-Key"] = clinic["api_key"]
-    site = (await http.post("/sites", json={"name": "Bench", "address": "1 Main", "phone": "1234",
+    site = (await http.post("/sites", json={"name": "Bench", "address": "1 Main", "phone": "+1 604 555 0101",
                                             "timezone": TZ, "hours": ALL_DAY})).json()
     rooms, providers, patients = [], [], []
     for i in range(clients):

@@ -96,7 +96,7 @@ async def require_operator(request: Request, token: str | None = Security(_admin
     expected = getattr(request.app.state.runtime.settings, "admin_token", "")
     if not expected:
         raise HTTPException(403, "creating clinic networks is disabled (no BOOKING_ADMIN_TOKEN)")
-    if not token or not hmac.compare_digest(token, expected):
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(401, "a valid X-Admin-Token header is required")
 
 

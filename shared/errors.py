@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +48,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
-                  for e in exc.errors()]
+        fields = [{"path": ".".join(_loc_part(p) for p in e["loc"]), "message": e["msg"],
+                   "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"error": "invalid", "message": "the request is not valid",
                              "fields": fields}, status_code=422)
+
+
+_NAME = re.compile(r"^[\w\[\]-]{1,64}$", re.ASCII)
+
+
+def _loc_part(part) -> str:
+    """A part of an error's field path; a part that is no name (a dict key or unknown field
+    someone sent: data, not a field) shows as `*`."""
+    return str(part) if isinstance(part, int) or _NAME.match(str(part)) else "*"

@@ -13,12 +13,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared import dead_letters, metrics, ops_status
 from shared.asyncapi import document as asyncapi_document
 from shared.dead_letters import Q
 from shared.ops_overview import gather_overview, parse_peers
+from shared.validation import MAX_BIGINT, RequestModel
 
 _ops_token = APIKeyHeader(name="X-Ops-Token", auto_error=False, description="Ops token (OPS_TOKEN)")
 DASHBOARD = Path(__file__).with_name("dashboard.html")
@@ -29,15 +30,16 @@ async def require_ops(request: Request, token: str | None = Security(_ops_token)
     expected = request.app.state.runtime.settings.ops_token
     if not expected:
         raise HTTPException(403, "the ops endpoints are disabled (no OPS_TOKEN configured)")
-    if not token or not hmac.compare_digest(token, expected):
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(401, "a valid X-Ops-Token header is required")
 
 
-class Action(BaseModel):
+class Action(RequestModel):
     actor: str = Field(min_length=1, max_length=200, description="Who does it (recorded).")
 
 
 class Discard(Action):
+    MULTILINE = frozenset({"reason"})
     reason: str = Field(min_length=1, max_length=1000, description="Why it is given up.")
 
 
@@ -48,6 +50,7 @@ class ReplayAll(Action):
 
 
 JOB_ID = PathParam(ge=1, le=2**63 - 1, description="A replay job's id.")
+LETTER_ID = PathParam(ge=1, le=MAX_BIGINT, description="A dead letter's id.")
 
 
 def ops_router() -> APIRouter:
@@ -93,7 +96,8 @@ def ops_router() -> APIRouter:
     @guarded.get("/dlq")
     async def list_dlq(request: Request,
                        status: Literal["pending", "replayed", "discarded", "all"] = "pending",
-                       after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict:
+                       after: int = Query(0, ge=0, le=MAX_BIGINT),
+                       limit: int = Query(100, ge=1, le=1000)) -> dict:
         """Dead letters (pending by default) in id order; page with `after` = the last id."""
         async with runtime(request).db.acquire() as conn:
             items = await dead_letters.list_letters(
@@ -134,13 +138,13 @@ def ops_router() -> APIRouter:
         return {"service": runtime(request).settings.service_name, **job}
 
     @guarded.get("/dlq/{letter_id}")
-    async def show_dlq(request: Request, letter_id: int) -> dict:
+    async def show_dlq(request: Request, letter_id: int = LETTER_ID) -> dict:
         """One dead letter with its event (patient data redacted) and the actions taken."""
         async with runtime(request).db.acquire() as conn:
             return await dead_letters.show_letter(conn, letter_id)
 
     @guarded.post("/dlq/{letter_id}/replay")
-    async def replay(request: Request, letter_id: int, body: Action) -> dict:
+    async def replay(request: Request, body: Action, letter_id: int = LETTER_ID) -> dict:
         """Put the letter's message back on its source topic (once the cause is fixed)."""
         rt = runtime(request)
         async with rt.db.acquire() as conn:
@@ -150,7 +154,7 @@ def ops_router() -> APIRouter:
         return {"id": letter_id, "status": "replayed"}
 
     @guarded.post("/dlq/{letter_id}/discard")
-    async def discard(request: Request, letter_id: int, body: Discard) -> dict:
+    async def discard(request: Request, body: Discard, letter_id: int = LETTER_ID) -> dict:
         """Give up on the letter, with the reason."""
         async with runtime(request).db.acquire() as conn:
             await dead_letters.discard_letter(conn, letter_id, actor=body.actor, reason=body.reason)

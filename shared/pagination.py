@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import Query
+
 from shared.errors import Invalid
+from shared.validation import EARLIEST, LATEST
 
 MAX_LIMIT = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page")]
 
 
 def encode_cursor(values: tuple) -> str:
@@ -28,11 +32,19 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
         return None
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if len(raw) != len(types):
+        if not isinstance(raw, list) or len(raw) != len(types):
             raise ValueError
-        return tuple(datetime.fromisoformat(v) if t is datetime else t(v) for v, t in zip(raw, types))
+        return tuple(_moment(v) if t is datetime else t(v) for v, t in zip(raw, types))
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Invalid("invalid cursor", field="cursor") from None
+
+
+def _moment(value: str) -> datetime:
+    """A cursor's time: with its offset (cursors are made so), between 1900 and 2100."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None or not EARLIEST <= moment.date() <= LATEST:
+        raise ValueError
+    return moment
 
 
 def page(rows: list, limit: int, key) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
@@ -182,13 +182,16 @@ class ServiceRuntime:
 
 
 def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> FastAPI:
-    """The FastAPI app of a service: its routers, `/health`, `/ready`, domain error mapping;
-    the runtime opens and closes with the app's lifespan."""
+    """The FastAPI app of a service: its routers, `/health`, `/ready`, domain error mapping,
+    control characters refused in every path and query value; the runtime opens and closes
+    with the app's lifespan."""
     from shared.errors import install_error_handlers
     from shared.http_metrics import RequestContext
     from shared.ops_api import ops_router
+    from shared.validation import refuse_control_characters
 
-    app = FastAPI(title=title, version="0.1.0", lifespan=runtime.lifespan)
+    app = FastAPI(title=title, version="0.1.0", lifespan=runtime.lifespan,
+                  dependencies=[Depends(refuse_control_characters)])
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(RequestContext)

@@ -140,12 +140,19 @@ async def stop_service(svc: RunningService) -> None:
 
 
 @pytest.fixture
-async def spine(infra: Infra, namespace: str) -> AsyncIterator[Spine]:
+def spine_overrides() -> dict[str, dict]:
+    """Settings of `spine`'s services besides the tests' defaults, by service name (a test
+    module overrides this fixture to change them)."""
+    return {}
+
+
+@pytest.fixture
+async def spine(infra: Infra, namespace: str, spine_overrides: dict[str, dict]) -> AsyncIterator[Spine]:
     """booking, plans and notifier, started in this process, stopped afterwards."""
     spine = Spine(topic_prefix=f"{namespace}.")
     try:
         started = await asyncio.gather(*(
-            start_service(n, service_settings(n, infra, namespace))
+            start_service(n, service_settings(n, infra, namespace, **spine_overrides.get(n, {})))
             for n in ("booking", "plans", "notifier")))
         spine.services = {s.name: s for s in started}
         yield spine

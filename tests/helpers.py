@@ -61,6 +61,17 @@ async def add_patient(booking_http, net: Network, **fields) -> dict:
     return await _ok(booking_http.post("/patients", headers=net.headers, json=body))
 
 
+async def key_everywhere(spine, net: Network) -> None:
+    """Wait until the network's API key has reached plans and the notifier (as an event)."""
+    from tests.conftest import eventually
+
+    async def known():
+        return all([(await spine.plans.http.get("/plan-templates", headers=net.headers)).status_code == 200,
+                    (await spine.notifier.http.get("/policy", headers=net.headers)).status_code == 200])
+
+    await eventually(known, timeout=30)
+
+
 async def _ok(response_coro) -> dict:
     response = await response_coro
     assert response.status_code in (200, 201), response.text

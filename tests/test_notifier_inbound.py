@@ -269,13 +269,13 @@ async def test_a_stop_from_a_ride_contacts_number_stops_the_pickup_texts_only(st
 
 
 @pytest.mark.parametrize("language,word,expected", [
-    ("en", "HELP", "Test Clinic: appointment texts. For help call +1 604 555 0101. "
+    ("en", "HELP", "Test Clinic: appointment texts. For help call +16045550101. "
                    "Reply STOP to opt out."),
-    ("fr", "aide", "Test Clinic: textos de rendez-vous. Aide: appelez le +1 604 555 0101. "
+    ("fr", "aide", "Test Clinic: textos de rendez-vous. Aide: appelez le +16045550101. "
                    "Répondez ARRET pour ne plus en recevoir."),
-    ("fr", "Info", "Test Clinic: textos de rendez-vous. Aide: appelez le +1 604 555 0101. "
+    ("fr", "Info", "Test Clinic: textos de rendez-vous. Aide: appelez le +16045550101. "
                    "Répondez ARRET pour ne plus en recevoir."),
-    ("es", "AYUDA", "Test Clinic: mensajes de citas. Ayuda: llame al +1 604 555 0101. "
+    ("es", "AYUDA", "Test Clinic: mensajes de citas. Ayuda: llame al +16045550101. "
                     "Responda ALTO para no recibir mas."),
 ])
 async def test_help_from_a_patient_is_answered_by_their_clinic_in_their_language(
@@ -309,7 +309,7 @@ async def test_help_from_a_shared_number_names_the_one_network_or_else_the_sende
     await stack.book(alpha, sibling)
     await eventually(lambda: _sent_to(stack, FAMILY, 1))
     assert message(await stack.text_in(FAMILY, "help")) == (
-        "Alpha Clinic: mensajes de citas. Ayuda: llame al +1 604 555 0101. "
+        "Alpha Clinic: mensajes de citas. Ayuda: llame al +16045550101. "
         "Responda ALTO para no recibir mas.")
 
     beta = await create_network(stack.booking.http, name="Beta Clinic", language="fr")

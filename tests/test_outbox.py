@@ -16,6 +16,7 @@ from shared.outbox import OutboxRelay, enqueue
 from shared.topics import BOOKING_EVENTS
 from tests.conftest import eventually, service_settings, start_service, stop_service
 from tests.helpers import create_network, session_booked
+from tests.test_booking_rules import next_local
 
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list:
@@ -114,7 +115,7 @@ async def test_the_outbox_holds_events_while_the_broker_is_paused_and_delivers_t
         broker.pause()
         resp = await booking.http.post("/bookings", headers=net.headers, json={
             "patient_id": patient["id"], "site_id": site["id"], "session_type": "assessment",
-            "starts_at": "2031-03-04T10:00:00-08:00"})
+            "starts_at": next_local("America/Vancouver", days=30)})
         assert resp.status_code == 201, "booking works while the broker is down"
         await asyncio.sleep(3)
         row = await booking.runtime.db.fetchrow(

@@ -3,11 +3,12 @@ and the booking, its plan progress and the patient's texts read back over HTTP."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.conftest import eventually
 from tests.helpers import create_network
+from tests.test_booking_rules import next_local
 
 
 async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db):
@@ -43,7 +44,7 @@ async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db)
     assert set(kinds) == {"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of"}
     assert all(t["booking_id"] == booking["id"] for t in texts)
     confirmation = kinds["confirmation"]["body"]
-    assert "Test Clinic" in confirmation and "+1 604 555 0101" in confirmation, "the site's phone"
+    assert "Test Clinic" in confirmation and "+16045550101" in confirmation, "the site's phone"
     assert "10:00 AM" in confirmation, "the time is the site's local time"
     assert "STOP" in confirmation, "the first text says how to opt out"
     day_of_due = datetime.fromisoformat(kinds["day_of"]["due_at"])
@@ -74,15 +75,16 @@ async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine,
     net = await create_network(spine.booking.http)
     clinic, site, patient = net.clinic, net.site, net.patient
     past = (datetime.now(ZoneInfo("UTC")) - timedelta(hours=1)).isoformat()
+    soon = next_local("America/Vancouver", days=30)
     cases = [
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
           "starts_at": past}, 422),
         ({"patient_id": patient["id"], "site_id": clinic["id"], "session_type": "iv_infusion",
-          "starts_at": "2030-01-01T10:00:00-08:00"}, 404),
+          "starts_at": soon}, 404),
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "reiki",
-          "starts_at": "2030-01-01T10:00:00-08:00"}, 422),
+          "starts_at": soon}, 422),
         ({"patient_id": patient["id"], "site_id": site["id"], "session_type": "iv_infusion",
-          "starts_at": "2030-03-10T02:30:00"}, 422),  # does not exist in Vancouver (DST)
+          "starts_at": f"{next_spring_forward()}T02:30:00"}, 422),  # not in Vancouver (DST)
     ]
     for body, status in cases:
         resp = await spine.booking.http.post("/bookings", json=body, headers=net.headers)
@@ -95,3 +97,13 @@ async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine,
     assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings') == 0
     assert await db.fetchval(
         f"SELECT count(*) FROM \"{schema}\".outbox WHERE event_type = 'SessionBooked'") == 0
+
+
+def next_spring_forward() -> date:
+    """The next day clocks spring forward in the US and Canada (the second Sunday of March)."""
+    today = date.today()
+    for year in (today.year, today.year + 1):
+        day = date(year, 3, 8) + timedelta(days=(6 - date(year, 3, 8).weekday()) % 7)
+        if day > today:
+            return day
+    raise AssertionError("unreachable")

@@ -4,7 +4,7 @@ clinic network; a key never sees another network's data (404). Every POST honour
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -23,11 +23,12 @@ from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddPr
                                        RegisterPatient, RescheduleSession, UpdateRide)
 from services.booking.db import Q
 from services.booking.idempotency import idempotent
-from shared.errors import NotFound
-from shared.pagination import MAX_LIMIT, decode_cursor, page
+from shared.errors import Invalid, NotFound
+from shared.fhir import FhirJSONResponse
+from shared.pagination import MAX_LIMIT, Limit, decode_cursor, page
+from shared.validation import SaneDate, SaneDatetime
 
 router = APIRouter()
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
 _AVAILABILITY = TypeAdapter(dict[str, UUID | str | list[availability.Slot]])
 
@@ -38,6 +39,18 @@ def _db(request: Request):
 
 def _regions(request: Request) -> tuple[str, ...]:
     return tuple(request.app.state.runtime.settings.phone_regions.split(","))
+
+
+def _within_horizon(request: Request, starts: list[datetime], series: bool = False) -> None:
+    """Refuse (422) a start more than `BOOKING_HORIZON_DAYS` ahead. A wall-clock time is read
+    as UTC here: hours either way do not matter at that distance. (The past is refused when
+    the session is placed.)"""
+    days = request.app.state.runtime.settings.horizon_days
+    latest = datetime.now(UTC) + timedelta(days=days)
+    for i, start in enumerate(starts):
+        if (start if start.tzinfo else start.replace(tzinfo=UTC)) > latest:
+            raise Invalid(f"a session can be booked at most {days} days ahead",
+                          field=f"starts_at.{i}" if series else "starts_at")
 
 
 def _after(cursor: str | None) -> tuple[datetime, UUID]:
@@ -162,6 +175,8 @@ async def get_patient(patient_id: UUID, request: Request, who: Principal = requi
 async def book_session(cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)):
     """Book one session. A conflict (room, provider or patient already booked, recovery
     included) is a 409 naming what conflicts."""
+    _within_horizon(request, [cmd.starts_at])
+
     async def handle(conn):
         return bookings.view(await bookings.book_session(conn, who, cmd))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
@@ -170,6 +185,8 @@ async def book_session(cmd: BookSession, request: Request, who: Principal = requ
 @router.post("/bookings/series", status_code=201, tags=["bookings"])
 async def book_series(cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)):
     """Book a series (e.g. an induction of 6 sessions): all or nothing."""
+    _within_horizon(request, cmd.starts_at, series=True)
+
     async def handle(conn):
         rows = await bookings.book_series(conn, who, cmd)
         return {"series_id": rows[0]["series_id"], "bookings": [bookings.view(r) for r in rows]}
@@ -179,8 +196,8 @@ async def book_series(cmd: BookSeries, request: Request, who: Principal = requir
 @router.get("/bookings", tags=["bookings"])
 async def list_bookings(
         request: Request, who: Principal = require(*READ), patient_id: UUID | None = None,
-        site_id: UUID | None = None, starts_from: Annotated[datetime | None, Query(alias="from")] = None,
-        starts_before: Annotated[datetime | None, Query(alias="to")] = None,
+        site_id: UUID | None = None, starts_from: Annotated[SaneDatetime | None, Query(alias="from")] = None,
+        starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
         status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
         limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
     async with _db(request).acquire() as conn:
@@ -215,6 +232,7 @@ def _booking_action(action):
 @router.post("/bookings/{booking_id}/reschedule", tags=["bookings"])
 async def reschedule(booking_id: UUID, cmd: RescheduleSession, request: Request,
                      who: Principal = require(*SCHEDULE)):
+    _within_horizon(request, [cmd.starts_at])
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.reschedule(c, who, booking_id, cmd)), 200)
 
@@ -256,8 +274,8 @@ async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: 
 @router.get("/sites/{site_id}/availability", tags=["availability"])
 async def site_availability(
         site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
-        first_day: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
-        last_day: Annotated[date, Query(alias="to")] = None,  # type: ignore[assignment]
+        first_day: Annotated[SaneDate, Query(alias="from")] = None,  # type: ignore[assignment]
+        last_day: Annotated[SaneDate, Query(alias="to")] = None,  # type: ignore[assignment]
         step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> Response:
     """Free slots for a session type at a site between two local dates (inclusive)."""
     async with _db(request).acquire() as conn:
@@ -296,17 +314,14 @@ async def accept_offer(offer_id: UUID, cmd: AcceptOffer, request: Request,
 
 # --- FHIR R4 ------------------------------------------------------------------------------
 
-FHIR_JSON = "application/fhir+json"
-
-
-@router.get("/fhir/Appointment/{booking_id}", tags=["fhir"])
+@router.get("/fhir/Appointment/{booking_id}", tags=["fhir"], response_class=FhirJSONResponse)
 async def fhir_appointment(booking_id: UUID, request: Request, who: Principal = require(*READ)):
     async with _db(request).acquire() as conn:
         row = await bookings.load(conn, who.clinic_id, booking_id)
-    return JSONResponse(fhir.appointment(row), media_type=FHIR_JSON)
+    return FhirJSONResponse(fhir.appointment(row))
 
 
-@router.get("/fhir/Appointment", tags=["fhir"])
+@router.get("/fhir/Appointment", tags=["fhir"], response_class=FhirJSONResponse)
 async def fhir_search(request: Request, patient: str, who: Principal = require(*READ),
                       date_: Annotated[list[str] | None, Query(alias="date")] = None):
     """Search by `patient` (id or Patient/id) and `date` (FHIR prefixes eq/ge/gt/le/lt)."""
@@ -325,4 +340,4 @@ async def fhir_search(request: Request, patient: str, who: Principal = require(*
             if len(ids) < MAX_LIMIT:
                 break
             cursor = (rows[-1]["starts_at"], rows[-1]["id"])
-    return JSONResponse(fhir.bundle(rows, str(request.base_url).rstrip("/")), media_type=FHIR_JSON)
+    return FhirJSONResponse(fhir.bundle(rows, str(request.base_url).rstrip("/")))

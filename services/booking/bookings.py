@@ -104,7 +104,7 @@ async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezo
         local_end.time(), starts_at, occupied, room_id, provider_id, moving, prefer_room,
         prefer_provider)
     if fit["closed"]:
-        raise Invalid(f"the site is closed on {day}", field=field)
+        raise Invalid("the site is closed that day", field=field)
     if not fit["open"]:
         raise Invalid("outside the site's opening hours (recovery included)", field=field)
     if not fit["room_known"]:
@@ -227,7 +227,7 @@ async def book_slots(conn, clinic_id, patient_id, site_id, code, starts, room_id
     if ctx["site_id"] is None:
         raise NotFound("unknown site", field="site_id")
     if ctx["code"] is None:
-        raise Invalid(f"unknown session type {code!r}", field="session_type")
+        raise Invalid("unknown session type", field="session_type")
     _check_contact(ctx, ctx)
     series_id = uuid4() if series else None
     rows = []

@@ -6,19 +6,29 @@ wall-clock time."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
+from shared.phones import contact_e164
 from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX
+from shared.validation import RequestModel
+from shared.zones import MAX_LENGTH, check_zone
 
 Language = Literal["en", "fr", "es"]
 Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
+ContactPhone = Annotated[str, Field(min_length=3, max_length=40,
+                                    description="A US (territories included) or Canadian number; "
+                                                "stored in E.164"),
+                         AfterValidator(contact_e164)]
+TimeZone = Annotated[str, Field(max_length=MAX_LENGTH,
+                                description="IANA zone of the US, Canada or a US territory, "
+                                            "canonical name (e.g. America/Vancouver)"),
+                     AfterValidator(check_zone)]
 
 
-class _Command(BaseModel):
+class _Command(RequestModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
@@ -48,7 +58,7 @@ class AddClinic(_Command):
     name: str = Field(min_length=1, max_length=200)
     sms_name: str | None = Field(None, min_length=1, max_length=CLINIC_NAME_MAX,
                                  description=SMS_NAME.format(CLINIC_NAME_MAX))
-    phone: str = Field(min_length=3, max_length=40)
+    phone: ContactPhone
 
 
 class IssueApiKey(_Command):
@@ -62,24 +72,16 @@ class AddSite(_Command):
                                  description=SMS_NAME.format(SITE_NAME_MAX))
     address: str = Field(min_length=1, max_length=ADDRESS_MAX,
                          description="Texts carry it: checked like `sms_name`")
-    phone: str = Field(min_length=3, max_length=40)
-    timezone: str
+    phone: ContactPhone
+    timezone: TimeZone
     region: str | None = Field(None, pattern=r"^(US|CA)-[A-Z]{2}$",
                                description="State or province, ISO 3166-2 (e.g. US-FL, CA-QC)")
     default_language: Language = "en"
     hours: list[Hours] = Field(default_factory=lambda: list(WEEKDAYS_8_TO_6), max_length=50)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not a known IANA time zone, e.g. America/Vancouver") from None
-        return value
-
 
 class AddClosure(_Command):
+    MULTILINE = frozenset({"reason"})
     first_day: date
     last_day: date
     reason: str | None = Field(None, max_length=200)
@@ -153,6 +155,7 @@ class RescheduleSession(_Command):
 
 
 class CancelSession(_Command):
+    MULTILINE = frozenset({"reason"})
     reason: str = Field(min_length=1, max_length=500)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 
 from shared.errors import Invalid
+from shared.validation import EARLIEST, LATEST
 
 SESSION_TYPE_SYSTEM = "urn:ketamine-clinic-backbone:session-type"
 _PREFIXED = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(.+)$")
@@ -60,20 +61,22 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
     lower: datetime | None = None
     upper: datetime | None = None
     for raw in params:
-        prefix, value = _PREFIXED.match(raw).groups()  # type: ignore[union-attr]
+        match = _PREFIXED.match(raw)
+        if match is None:
+            raise Invalid("empty date parameter", field="date")
+        prefix, value = match.groups()
         prefix = prefix or "eq"
         try:
-            if len(value) == 10:
-                day = date.fromisoformat(value)
-                start = datetime.combine(day, time(0), UTC)
-                end = start + timedelta(days=1)
-            else:
-                start = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                if start.tzinfo is None:
-                    start = start.replace(tzinfo=UTC)
-                end = start
+            whole_day = len(value) == 10
+            start = datetime.combine(date.fromisoformat(value), time(0), UTC) if whole_day else \
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise Invalid(f"unreadable date parameter {raw!r}", field="date") from None
+            raise Invalid("unreadable date parameter", field="date") from None
+        if not EARLIEST <= start.date() <= LATEST:
+            raise Invalid(f"dates must be between {EARLIEST} and {LATEST}", field="date")
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        end = start + timedelta(days=1) if whole_day else start
         if prefix == "eq":
             lower, upper = _max(lower, start), _min(upper, end if end > start else start + timedelta(seconds=1))
         elif prefix in ("ge", "sa"):
@@ -85,7 +88,7 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
         elif prefix == "le":
             upper = _min(upper, end if end > start else start + timedelta(microseconds=1))
         else:
-            raise Invalid(f"unsupported date prefix {prefix!r}", field="date")
+            raise Invalid("the ne prefix is not supported", field="date")
     return lower, upper
 
 

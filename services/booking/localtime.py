@@ -18,9 +18,9 @@ def to_utc(value: datetime, timezone: str, field: str = "starts_at") -> datetime
     early, late = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
     if early.utcoffset() != late.utcoffset():
         if early.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-            raise Invalid(f"{value:%Y-%m-%d %H:%M} does not exist in {timezone} (clocks spring "
+            raise Invalid(f"this wall-clock time does not exist in {timezone} (clocks spring "
                           "forward then)", field=field)
-        raise Invalid(f"{value:%Y-%m-%d %H:%M} happens twice in {timezone} (clocks fall back "
+        raise Invalid(f"this wall-clock time happens twice in {timezone} (clocks fall back "
                       "then): give it with a UTC offset", field=field)
     return early.astimezone(UTC)
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-import phonenumbers
 
 from shared.auth import Principal, new_key
 from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
@@ -17,20 +16,17 @@ from shared.errors import Invalid, NotFound
 from shared.events import Envelope
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered, RideContact
 from shared.outbox import enqueue
+from shared.phones import mobile_e164
 from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX, text_field_problem
 
 
 def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:
-    """The number in E.164 if it is a valid number of one of `regions`, else `Invalid`."""
-    for region in regions:
-        try:
-            number = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number) and \
-                phonenumbers.region_code_for_number(number) in regions:
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise Invalid(f"{field} is not a valid US or Canadian number", field=field)
+    """The mobile number in E.164 if it is one of `regions` (the US with its territories),
+    with no extension and not toll-free or premium-rate; else `Invalid` naming `field`."""
+    try:
+        return mobile_e164(raw, regions)
+    except ValueError as exc:
+        raise Invalid(f"{field} {exc}", field=field) from None
 
 
 def check_for_texts(field: str, value: str, cap: int, *, address: bool = False,
@@ -169,5 +165,5 @@ async def get_patient(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUI
 async def session_type(conn: asyncpg.Connection, clinic_id: UUID, code: str) -> asyncpg.Record:
     row = await conn.fetchrow(Q.session_type, clinic_id, code)
     if row is None:
-        raise Invalid(f"unknown session type {code!r}", field="session_type")
+        raise Invalid("unknown session type", field="session_type")
     return row

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 
 from services.notifier import inbox, policy
 from services.notifier.handlers import Q
@@ -16,10 +16,9 @@ from services.notifier.inbox import Q as INBOX
 from services.notifier.policy import PolicyIn
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Invalid, NotFound
-from shared.pagination import MAX_LIMIT, decode_cursor, page
+from shared.pagination import Limit, decode_cursor, page
 
 router = APIRouter(tags=["texts"])
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 LAST_ID = 2**63 - 1
 ReplyId = Annotated[int, Path(ge=1, le=LAST_ID)]
 PHONE = re.compile(r"(?:\+[0-9]{1,19})?")
@@ -29,8 +28,11 @@ Meaning = Literal["confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_
 @router.get("/patients/{patient_id}/texts")
 async def patient_texts(patient_id: UUID, request: Request,
                         who: Principal = require(*READ)) -> list[dict[str, Any]]:
-    """Every text scheduled for a patient, with its state and, once sent, its body."""
+    """Every text scheduled for a patient, with its state and, once sent, its body (404 for
+    a patient of another network, or not known here yet)."""
     async with request.app.state.runtime.db.acquire() as conn:
+        if not await conn.fetchval(Q.patient_known, patient_id, who.clinic_id):
+            raise NotFound("unknown patient", field="patient_id")
         return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id, who.clinic_id)]
 
 

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier.schedule import QuietHours
+from shared.validation import RequestModel
 
 CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup"})
 KINDS = CRITICAL | {"missed", "session_due", "follow_up_due", "waitlist_offer", "waitlist_taken"}
@@ -40,7 +41,7 @@ class Policy:
         return today >= self.daily_cap or week >= self.weekly_cap
 
 
-class QuietHoursIn(BaseModel):
+class QuietHoursIn(RequestModel):
     """Texts may go out from `quiet_hours_end` to `quiet_hours_start` o'clock, local time."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,12 +72,12 @@ class PolicyIn(QuietHoursIn):
     sites: dict[UUID, QuietHoursIn] = Field(
         default_factory=dict, description="Quiet hours for one site, instead of its region's")
 
-    @model_validator(mode="after")
-    def _known_kinds(self):
-        unknown = set(self.disabled_kinds) - KINDS
-        if unknown:
-            raise ValueError(f"unknown kinds of text: {sorted(unknown)}; known: {sorted(KINDS)}")
-        return self
+    @field_validator("disabled_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        if set(kinds) - KINDS:
+            raise ValueError(f"unknown kinds of text; known: {sorted(KINDS)}")
+        return kinds
 
 
 def policy_from(row: Any, default_quiet: QuietHours) -> Policy:

@@ -238,6 +238,9 @@ ON CONFLICT (plan_id) DO UPDATE
     SET sessions_target = EXCLUDED.sessions_target, sessions_booked = EXCLUDED.sessions_booked,
         sessions_completed = EXCLUDED.sessions_completed, updated_at = now();
 
+-- name: patient_known
+SELECT EXISTS (SELECT 1 FROM contacts WHERE patient_id = $1 AND clinic_id = $2);
+
 -- name: texts_of_patient
 SELECT id, booking_id, kind, status, status_reason, due_at, valid_until, sent_at, body,
        segments, provider_sid

@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
 
 
+class TwiML(Response):
+    """A TwiML answer to a webhook (XML)."""
+
+    media_type = "text/xml"
+
+
+def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict:
+    """OpenAPI for a webhook: the form fields Twilio posts that we read (it sends more), and
+    the query parameters of our own callback URL."""
+    string = {"type": "string"}
+    return {"parameters": [{"name": q, "in": "query", "schema": string} for q in query],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": dict.fromkeys(fields, string)}}}}}
+
+
 async def _verified_form(request: Request) -> dict[str, str]:
     settings = request.app.state.runtime.settings
     params = dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
@@ -30,16 +45,17 @@ async def _verified_form(request: Request) -> dict[str, str]:
             not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
         log.warning("refused a webhook with a missing or wrong signature on %s", request.url.path)
         raise HTTPException(403, "invalid Twilio signature")
-    return params
+    return {k: v.replace("\x00", "") for k, v in params.items()}  # PostgreSQL refuses NUL
 
 
-@router.post("/status")
+@router.post("/status", status_code=204, response_class=Response,
+             openapi_extra=_twilio_form("MessageSid", "MessageStatus", "ErrorCode", query=("text",)))
 async def status_callback(request: Request) -> Response:
     """A delivery receipt (see `receipts`): recorded once, never going back."""
     form = await _verified_form(request)
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
     text = request.query_params.get("text", "")  # the text it is about (our callback URL)
-    text_id = int(text) if text.isdigit() else None
+    text_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
         if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id,
                                    **receipt_rules(request.app.state.runtime.settings)):
@@ -47,7 +63,8 @@ async def status_callback(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/inbound")
+@router.post("/inbound", response_class=TwiML,
+             openapi_extra=_twilio_form("MessageSid", "From", "Body", "OptOutType"))
 async def inbound_message(request: Request) -> Response:
     """A text from a patient, a ride contact or a stranger: a reply to act on, an opt-out or
     opt-in of the number, a question, or something else for staff (see `inbox`). Answered

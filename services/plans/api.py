@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from services.plans import handlers
 from services.plans.fhir import care_plan
@@ -18,17 +18,19 @@ from services.plans.handlers import Q
 from services.plans.templates import Template
 from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require
 from shared.errors import NotFound
+from shared.fhir import FhirJSONResponse
+from shared.validation import RequestModel
 
 router = APIRouter(tags=["plans"])
 
 
-class StartPlan(BaseModel):
+class StartPlan(RequestModel):
     model_config = ConfigDict(extra="forbid")
     patient_id: UUID
     template: str = Field(description="e.g. iv_induction, esketamine_trd, esketamine_si, im_series, kap")
 
 
-class ClinicSettings(BaseModel):
+class ClinicSettings(RequestModel):
     model_config = ConfigDict(extra="forbid")
     auto_create_plans: bool
 
@@ -74,7 +76,10 @@ async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*RE
 
 @router.get("/patients/{patient_id}/plans")
 async def patient_plans(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> list[dict]:
+    """A patient's plans (404 for a patient of another network, or not known here yet)."""
     async with _db(request).acquire() as conn:
+        if not await conn.fetchval(Q.patient_known, patient_id, who.clinic_id):
+            raise NotFound("unknown patient", field="patient_id")
         return [await plan_view(conn, p)
                 for p in await conn.fetch(Q.plans_of_patient, who.clinic_id, patient_id)]
 
@@ -115,11 +120,11 @@ async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal 
     return dict(await _db(request).fetchrow(Q.set_auto_create, who.clinic_id, cmd.auto_create_plans))
 
 
-@router.get("/fhir/CarePlan/{plan_id}", tags=["fhir"])
+@router.get("/fhir/CarePlan/{plan_id}", tags=["fhir"], response_class=FhirJSONResponse)
 async def fhir_care_plan(plan_id: UUID, request: Request, who: Principal = require(*READ)):
     async with _db(request).acquire() as conn:
         plan = await conn.fetchrow(Q.get_plan, plan_id, who.clinic_id)
         if plan is None:
             raise NotFound("unknown plan")
         sessions = await conn.fetch(Q.sessions_of_plan, plan_id)
-    return JSONResponse(care_plan(plan, sessions), media_type="application/fhir+json")
+    return FhirJSONResponse(care_plan(plan, sessions))

@@ -7,9 +7,10 @@ from functools import lru_cache
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.errors import NotFound
+from shared.validation import RequestModel
 
 DEFAULT_FOR_MODALITY = {
     "iv_infusion": "iv_induction",
@@ -20,7 +21,7 @@ DEFAULT_FOR_MODALITY = {
 PREPARATION, INTEGRATION = "preparation", "integration"
 
 
-class Stage(BaseModel):
+class Stage(RequestModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     sessions: int = Field(gt=0, le=100)
@@ -31,7 +32,7 @@ class Stage(BaseModel):
         return self.within_days / self.sessions
 
 
-class Template(BaseModel):
+class Template(RequestModel):
     """What a course of treatment asks for."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,7 +66,7 @@ async def latest_many(conn: asyncpg.Connection,
     found = {(r["code"], r["clinic_id"]): (r["version"], parse(r["definition"])) for r in rows}
     for code, clinic_id in wanted:
         if (code, clinic_id) not in found:
-            raise NotFound(f"unknown plan template {code!r}", field="template")
+            raise NotFound("unknown plan template", field="template")
     return found
 
 
