@@ -9,6 +9,8 @@ Islands (+1 787/939, 340, 671, 684, 670)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
@@ -60,3 +62,16 @@ def contact_e164(raw: str) -> str:
     if phonenumbers.number_type(number) in CALLER_PAYS_MORE:
         raise ValueError("is a premium-rate number: patients are told to call it")
     return _e164(number)
+
+
+@lru_cache(maxsize=1024)
+def readable(stored: str) -> str:
+    """A stored (E.164) North American number as people read it in a text: "(604) 555-0101";
+    anything that does not parse as one (older rows) as it is."""
+    try:
+        number = phonenumbers.parse(stored, None)
+    except phonenumbers.NumberParseException:
+        return stored
+    if number.country_code != 1 or not phonenumbers.is_valid_number(number):
+        return stored
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -269,13 +269,13 @@ async def test_a_stop_from_a_ride_contacts_number_stops_the_pickup_texts_only(st
 
 
 @pytest.mark.parametrize("language,word,expected", [
-    ("en", "HELP", "Test Clinic: appointment texts. For help call +16045550101. "
+    ("en", "HELP", "Test Clinic: appointment texts. For help call (604) 555-0101. "
                    "Reply STOP to opt out."),
-    ("fr", "aide", "Test Clinic: textos de rendez-vous. Aide: appelez le +16045550101. "
+    ("fr", "aide", "Test Clinic: textos de rendez-vous. Aide: appelez le (604) 555-0101. "
                    "Répondez ARRET pour ne plus en recevoir."),
-    ("fr", "Info", "Test Clinic: textos de rendez-vous. Aide: appelez le +16045550101. "
+    ("fr", "Info", "Test Clinic: textos de rendez-vous. Aide: appelez le (604) 555-0101. "
                    "Répondez ARRET pour ne plus en recevoir."),
-    ("es", "AYUDA", "Test Clinic: mensajes de citas. Ayuda: llame al +16045550101. "
+    ("es", "AYUDA", "Test Clinic: mensajes de citas. Ayuda: llame al (604) 555-0101. "
                     "Responda ALTO para no recibir mas."),
 ])
 async def test_help_from_a_patient_is_answered_by_their_clinic_in_their_language(
@@ -290,11 +290,11 @@ async def test_help_from_a_patient_is_answered_by_their_clinic_in_their_language
 
 
 @pytest.mark.parametrize("word,expected", [
-    ("HELP", "Northwind Texts: appointment texts. For help call +1 800 555 0199. "
+    ("HELP", "Northwind Texts: appointment texts. For help call (800) 555-0199. "
              "Reply STOP to opt out."),
-    ("AIDE", "Northwind Texts: textos de rendez-vous. Aide: appelez le +1 800 555 0199. "
+    ("AIDE", "Northwind Texts: textos de rendez-vous. Aide: appelez le (800) 555-0199. "
              "Répondez ARRET pour ne plus en recevoir."),
-    ("ayuda", "Northwind Texts: mensajes de citas. Ayuda: llame al +1 800 555 0199. "
+    ("ayuda", "Northwind Texts: mensajes de citas. Ayuda: llame al (800) 555-0199. "
               "Responda ALTO para no recibir mas."),
 ])
 async def test_help_from_an_unknown_number_is_answered_by_the_sender(stack, word, expected):
@@ -309,16 +309,16 @@ async def test_help_from_a_shared_number_names_the_one_network_or_else_the_sende
     await stack.book(alpha, sibling)
     await eventually(lambda: _sent_to(stack, FAMILY, 1))
     assert message(await stack.text_in(FAMILY, "help")) == (
-        "Alpha Clinic: mensajes de citas. Ayuda: llame al +16045550101. "
+        "Alpha Clinic: mensajes de citas. Ayuda: llame al (604) 555-0101. "
         "Responda ALTO para no recibir mas.")
 
     beta = await create_network(stack.booking.http, name="Beta Clinic", language="fr")
     await stack.book(beta, beta.patient)
     await eventually(lambda: _sent_to(stack, FAMILY, 2))
     assert message(await stack.text_in(FAMILY, "HELP")) == (
-        "Northwind Texts: appointment texts. For help call +1 800 555 0199. Reply STOP to opt out.")
+        "Northwind Texts: appointment texts. For help call (800) 555-0199. Reply STOP to opt out.")
     assert message(await stack.text_in(FAMILY, "Aide")) == (
-        "Northwind Texts: textos de rendez-vous. Aide: appelez le +1 800 555 0199. "
+        "Northwind Texts: textos de rendez-vous. Aide: appelez le (800) 555-0199. "
         "Répondez ARRET pour ne plus en recevoir.")
     for net in (alpha, beta):  # never dropped: each network sees them, as unmatched
         replies = (await stack.staff(net, "/replies", meaning="help"))["items"]

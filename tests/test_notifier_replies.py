@@ -142,11 +142,11 @@ def test_other_text_is_not_a_revocation(body):
 def test_answers_name_who_sends_how_to_reach_a_person_and_how_to_stop_in_one_segment():
     clinic = Sender("Test Clinic", "+1 604 555 0100")
     assert answer("help", clinic, "en") == \
-        "Test Clinic: appointment texts. For help call +1 604 555 0100. Reply STOP to opt out."
+        "Test Clinic: appointment texts. For help call (604) 555-0100. Reply STOP to opt out."
     assert answer("help", clinic, "fr") == ("Test Clinic: textos de rendez-vous. Aide: appelez "
-                                            "le +1 604 555 0100. Répondez ARRET pour ne plus en recevoir.")
+                                            "le (604) 555-0100. Répondez ARRET pour ne plus en recevoir.")
     assert answer("help", clinic, "es") == ("Test Clinic: mensajes de citas. Ayuda: llame al "
-                                            "+1 604 555 0100. Responda ALTO para no recibir mas.")
+                                            "(604) 555-0100. Responda ALTO para no recibir mas.")
     assert answer("help", Sender("Clinic reminders", ""), "en") == \
         "Clinic reminders: appointment texts. For help call your clinic. Reply STOP to opt out."
     assert answer("opt_out", clinic, "en") == \

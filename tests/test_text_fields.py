@@ -223,7 +223,7 @@ async def test_texts_use_the_display_names_and_quote_the_sites_own_phone(spine):
     [confirmation] = await eventually(lambda: texts(net.patient, "confirmation"))
     assert confirmation.startswith("Bayside: your appointment at Manhattan is on ")
     assert confirmation.endswith(" at 10:00 AM. Reply 1 to confirm, 2 to reschedule. "
-                                 "Questions: +12125550103 Reply STOP to opt out.")
+                                 "Questions: (212) 555-0103 Reply STOP to opt out.")
     start = datetime.fromisoformat(booked["starts_at"])
     r = await spine.booking.http.post("/waitlist", headers=net.headers, json={
         "patient_id": waiting["id"], "site_id": net.site["id"], "session_type": "iv_infusion",
@@ -235,8 +235,8 @@ async def test_texts_use_the_display_names_and_quote_the_sites_own_phone(spine):
     assert r.status_code == 200, r.text
     [offer] = await eventually(lambda: texts(waiting, "waitlist_offer"))
     assert offer.startswith("Bayside: a spot opened at Manhattan on ")
-    assert "Questions: +12125550103" in offer
+    assert "Questions: (212) 555-0103" in offer
     for body in (confirmation, offer):
-        assert phi_words_in(body) == [] and "+16045550100" not in body
+        assert phi_words_in(body) == [] and "(604) 555-0100" not in body
     rows = await spine.notifier.runtime.db.fetch("SELECT body FROM recorded_sms")
     assert rows and all("Ketamine" not in r["body"] for r in rows)

@@ -168,7 +168,7 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
         stack.twilio.auth_token).compute_signature(inbound, params)
     async with httpx.AsyncClient() as http:
         help_reply = await http.post(inbound, data=params, headers={"X-Twilio-Signature": signature})
-    assert "<Message>Test Clinic: appointment texts. For help call +16045550101." \
+    assert "<Message>Test Clinic: appointment texts. For help call (604) 555-0101." \
         in help_reply.text  # the site's number, as the texts give it (E.164, as stored)
     async with httpx.AsyncClient() as http:
         attention = (await http.get(f"{stack.url}/attention", headers=net.headers)).json()

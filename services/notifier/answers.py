@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from services.notifier.templates import gsm_fold
+from shared.phones import readable
 
 ANSWERS: dict[str, dict[str, str]] = {
     "help": {
@@ -48,7 +49,7 @@ def answer(kind: str, sender: Sender, language: str) -> str:
     lang = language if language in ("en", "fr", "es") else "en"
     if kind == "help" and not sender.phone:
         kind = "help_no_phone"
-    return gsm_fold(ANSWERS[kind][lang].format(who=sender.name, phone=sender.phone))
+    return gsm_fold(ANSWERS[kind][lang].format(who=sender.name, phone=readable(sender.phone)))
 
 
 def twiml(message: str | None) -> str:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_time
 
 from shared.sms import gsm_fold, segments  # noqa: F401 (segments: the dispatcher's import)
+from shared.phones import readable
 
 LOCALES = {"en": "en_US", "fr": "fr_CA", "es": "es_US"}
 DATE_PATTERNS = {"en": "EEE MMM d", "fr": "EEE d MMM", "es": "EEE d 'de' MMM"}
@@ -120,7 +121,7 @@ def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
     fasting = _fold_constant(FASTING.get(ctx.fasting_rule or "", {}).get(lang, ""))
     date, start_time, end_time = _local_times(ctx.starts_at, ctx.ends_at, ctx.timezone, lang)
     body = _fold_constant(TEMPLATES[kind][lang]).format(
-        clinic=ctx.clinic_name, phone=ctx.phone, site=ctx.site_name,
+        clinic=ctx.clinic_name, phone=readable(ctx.phone), site=ctx.site_name,
         address=ctx.site_address, date=date, time=start_time, end_time=end_time,
         fasting=fasting,
     ).replace("  ", " ").replace("..", ".")
