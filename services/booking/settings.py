@@ -28,4 +28,5 @@ class BookingSettings(ServiceSettings):
     sign_in_max_address_failures: int = 20
     """Failed sign-ins per client address within the window before further tries are refused."""
     trusted_proxies: str = "127.0.0.1,::1"
-    """Peers (the console) whose X-Forwarded-For names the client address for the rate limit."""
+    """Peers (the console: addresses or networks, comma-separated) whose X-Forwarded-For
+    names the client address for the rate limit."""

@@ -3,7 +3,6 @@ refresh and sign-out. See services/booking/staff.py."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.booking import staff
 from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, CompleteEnrolment,
                                     EnrolmentCode, Q, SignIn)
-from shared import tokens
+from shared import proxies, tokens
 from shared.auth import ADMIN, READ, Principal, require
 
 router = APIRouter(tags=["staff"])
@@ -33,16 +32,7 @@ def _settings(request: Request):
 def client_address(request: Request) -> str:
     """Who is signing in: the peer, or, when the peer is a trusted proxy (the console), the
     last address it put in X-Forwarded-For."""
-    peer = request.client.host if request.client else "unknown"
-    trusted = {a.strip() for a in _settings(request).trusted_proxies.split(",") if a.strip()}
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if peer in trusted and forwarded:
-        last = forwarded.split(",")[-1].strip()
-        try:
-            return str(ipaddress.ip_address(last))
-        except ValueError:
-            return peer
-    return peer
+    return proxies.client_address(request, _settings(request).trusted_proxies)
 
 
 async def session_claims(request: Request, bearer: HTTPAuthorizationCredentials | None =

@@ -1,0 +1,50 @@
+"""Aggregate reads for staff screens (the console), each one statement (views.sql) whose
+JSON PostgreSQL builds: the texts of a site's day sheet, a patient's texts and replies."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from shared.auth import READ, Principal, require
+from shared.db import Queries
+from shared.errors import Invalid
+
+Q = Queries(Path(__file__).with_name("views.sql"))
+router = APIRouter(tags=["staff screens"])
+MAX_DAYS = 42
+
+
+def _json(text: str) -> Response:
+    return Response(text, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/sites/{site_id}/texts")
+async def site_texts(site_id: UUID, request: Request, who: Principal = require(*READ),
+                     first: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
+                     last: Annotated[date | None, Query(alias="to")] = None) -> Response:
+    """By booking, for a site's appointments between two local dates (inclusive): their
+    texts (kind, state, delivery) and the number of replies about them staff should read.
+    A site of another network has no appointments here: {}."""
+    last = last or first
+    if first is None:
+        raise Invalid("from is required", field="from")
+    if last < first or last - first > timedelta(days=MAX_DAYS):
+        raise Invalid(f"to must be from 0 to {MAX_DAYS} days after from", field="to")
+    text = await request.app.state.runtime.db.fetchval(Q.site_texts, who.clinic_id, site_id,
+                                                       first, last)
+    return _json(text)
+
+
+@router.get("/patients/{patient_id}/messages")
+async def patient_messages(patient_id: UUID, request: Request,
+                           who: Principal = require(*READ)) -> Response:
+    """A patient's texts (with delivery state) and replies, newest first, and whether their
+    number can be texted."""
+    return _json(await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
+                                                             who.clinic_id))
