@@ -3,6 +3,8 @@ through their ASGI apps), a browser-like client with its cookies, and signing in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -76,3 +78,37 @@ async def sign_in_browser(browser: httpx.AsyncClient, person: Person, steps_ahea
     home = await browser.get("/day", follow_redirects=True)
     assert home.status_code == 200, home.text
     return csrf_of(home.text)
+
+
+@contextlib.asynccontextmanager
+async def served(app) -> AsyncIterator[str]:
+    """Serve `app` (already started) over real HTTP on a free local port, for streams."""
+    import uvicorn
+
+    from shared.embedded import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def signed_inbound(notifier, sender: str, body: str, sid: str) -> int:
+    """A patient's text as Twilio posts it, signed with the notifier's auth token (set here)."""
+    from twilio.request_validator import RequestValidator
+
+    settings = notifier.runtime.settings
+    settings.twilio_auth_token = settings.twilio_auth_token or "test-auth-token"
+    settings.public_base_url = settings.public_base_url or "http://notifier"
+    url = settings.public_base_url + "/twilio/inbound"
+    params = {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": body}
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, params)
+    r = await notifier.http.post("/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature})
+    return r.status_code

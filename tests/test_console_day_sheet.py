@@ -80,3 +80,47 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
         assert '<html lang="fr-CA">' in page.text
         assert "Feuille du jour" in page.text and "Perfusion IV" in page.text
         assert "14 h 00" in page.text
+
+
+async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_seconds(console):
+    import time
+
+    import httpx
+
+    from tests.conftest import eventually
+    from tests.console_helpers import served, signed_inbound
+
+    http = console.spine.booking.http
+    net = await create_network(http)
+    day = _tomorrow(net)
+    booking = await _book(http, net, net.patient["id"], "iv_infusion", day.replace(hour=10))
+    person = await add_person(http, net.headers, "read-only")
+
+    async def notifier_knows():
+        r = await console.spine.notifier.http.get(f"/patients/{net.patient['id']}/texts", headers=net.headers)
+        return r.status_code == 200 and any(t["booking_id"] == booking["id"] for t in r.json())
+    await eventually(notifier_knows)
+    await asyncio.wait_for(console.app.state.hub.ready.wait(), 20)
+    async with served(console.app) as url, httpx.AsyncClient(base_url=url, timeout=30) as browser:
+        await sign_in_browser(browser, person)
+        page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
+        assert "not yet" in page.text
+        assert "/day/bookings/" not in page.text, "a read-only person sees no action"
+        async with browser.stream("GET", f"/live/day?site={net.site['id']}&date={day.date()}") as live:
+            assert live.headers["content-type"].startswith("text/event-stream")
+            lines = live.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")
+            sent = time.monotonic()
+            assert await signed_inbound(console.spine.notifier, "+16045550177", "1", "SMconsole1") == 200
+            event = None
+            while event is None:
+                line = await asyncio.wait_for(anext(lines), 5)
+                if line.startswith("event: confirmed-"):
+                    event = line
+            data = await anext(lines)
+            took = time.monotonic() - sent
+        assert event == f"event: confirmed-{booking['id']}"
+        assert "confirmed" in data and "\n" not in data
+        assert took < 2.0, took
+        again = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
+        assert '<span class="chip ok">confirmed</span>' in again.text

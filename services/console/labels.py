@@ -18,7 +18,7 @@ TEXT_KINDS = {
     "confirmation": N_("Confirmation"), "prep": N_("Prep"), "ride_reminder": N_("Ride reminder"),
     "fasting_reminder": N_("Fasting"), "day_of": N_("Day-of reminder"), "pickup": N_("Pickup"),
     "missed": N_("Missed session"), "session_due": N_("Time to book"),
-    "integration_missing": N_("Follow-up nudge"), "waitlist_offer": N_("Slot offer"),
+    "follow_up_due": N_("Follow-up nudge"), "waitlist_offer": N_("Slot offer"),
     "waitlist_taken": N_("Slot taken"),
 }
 TEXT_STATES = {"delivered": N_("delivered"), "sent": N_("sent"), "failed": N_("failed"),

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 CONFIRMATION_MEMORY_SECONDS = 120.0
 
 
-@dataclass
+@dataclass(eq=False)
 class Stream:
     """One open page's stream: events of its network that `wants` go on its queue."""
 

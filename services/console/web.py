@@ -126,6 +126,15 @@ def role(*roles: str):
     return Depends(dependency)
 
 
+def viewer(*roles: str):
+    """A dependency: a signed-in person with one of `roles` (a page, not a form post)."""
+    async def dependency(staff: Staff = Depends(signed_in)) -> Staff:
+        if not staff.can(*roles):
+            raise NotAllowed()
+        return staff
+    return Depends(dependency)
+
+
 def api(request: Request) -> Api:
     return Api(request, request.state.staff.token)
 
