@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.console import i18n, sessions
+from services.console.i18n import N_
 from services.console.services import ServiceError
 from services.console.web import NotAllowed, checked_form, redirect, render, t
 from shared.proxies import client_address
@@ -60,8 +61,8 @@ async def sign_in(request: Request):
         signed = await request.app.state.services.sign_in(
             body, client_address(request, settings.trusted_proxies))
     except ServiceError as exc:
-        message = {429: "Too many failed sign-ins. Try again in 15 minutes."}.get(
-            exc.status, "The email, password or code is not right.")
+        message = {429: N_("Too many failed sign-ins. Try again in 15 minutes.")}.get(
+            exc.status, N_("The email, password or code is not right."))
         return _anonymous_page(request, "sign_in.html", 429 if exc.status == 429 else 401,
                                error=t(request, message), email=body["email"])
     response = redirect(request, "/")
