@@ -19,3 +19,20 @@ def test_a_string_named_in_the_code_reads_in_french():
 
     assert gettext("fr", "Day sheet") == "Feuille du jour"
     assert gettext("en", "Day sheet") == "Day sheet"
+
+
+def test_compose_gives_the_console_only_settings_it_reads_and_it_imports_no_service():
+    from pathlib import Path
+
+    import yaml
+
+    from services.console.settings import ConsoleSettings
+
+    root = Path(__file__).resolve().parent.parent
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    env = compose["services"]["console"]["environment"]
+    assert set(env) - ConsoleSettings.env_names() == set()
+    for path in (root / "services" / "console").rglob("*.py"):
+        text = path.read_text()
+        for other in ("booking", "plans", "notifier"):
+            assert f"services.{other}" not in text, path
