@@ -80,8 +80,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     staff: Staff | None = getattr(request.state, "staff", None)
     language = language_of(request, staff)
     env = i18n.environments()[language]
+    idle_seconds = request.app.state.runtime.settings.idle_minutes * 60
     html = env.get_template(template).render(
-        request=request, staff=staff, csrf=staff.csrf_token if staff else context.pop("csrf", ""),
+        request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))), csrf=staff.csrf_token if staff else context.pop("csrf", ""),
         can_schedule=bool(staff and staff.can(*SCHEDULE)), can_care=bool(staff and staff.can(*CARE)),
         is_admin=bool(staff and staff.can(*ADMIN)), **context)
     response = HTMLResponse(html, status_code=status_code)

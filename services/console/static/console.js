@@ -22,3 +22,10 @@ document.addEventListener("htmx:afterSwap", function (event) {
     if (dialog && dialog.showModal) { dialog.showModal(); }
   }
 });
+// Live updates: mark the stream open or closed (a page, and its tests, can tell).
+document.addEventListener("htmx:sseOpen", function (event) {
+  event.detail.elt.setAttribute("data-live", "open");
+});
+document.addEventListener("htmx:sseError", function (event) {
+  event.detail.elt.setAttribute("data-live", "closed");
+});
