@@ -210,9 +210,9 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             # the clinician checks in and completes, by keyboard
             me.sign_in(people["clinician"]["email"], PASSWORD)
             me.open(f"/day?site={site['id']}&date={day}")
-            me.find("tr[data-booking] form[action$='/check-in'] button").send_keys(Keys.ENTER)
+            me.find("tr[data-booking] button[data-action=check-in]").send_keys(Keys.ENTER)
             me.until_text("Checked in.")
-            me.find("tr[data-booking] form[action$='/complete'] button").send_keys(Keys.ENTER)
+            me.find("tr[data-booking] button[data-action=complete]").send_keys(Keys.ENTER)
             me.until_text("Completed.")
             assert me.find("tr[data-booking] [data-field=status]").text == "Completed"
             me.check("day-sheet-clinician")

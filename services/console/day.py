@@ -8,6 +8,7 @@ stream (see live.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from services.console import labels, sessions
+from services.console import i18n, labels, sessions, sheet_rows
 from services.console.i18n import N_
 from services.console.services import Api, ServiceError
 from services.console.web import (NotAllowed, api, checked_form, redirect, render, signed_in, t,
@@ -39,27 +40,59 @@ def _local_today(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date()
 
 
+@functools.cache
+def words(language: str) -> dict:
+    """Every label a sheet's rows use, translated once per language (a sheet has hundreds of
+    rows: translating cell by cell costs more than the rest of the page)."""
+    def tr(message: str) -> str:
+        return i18n.gettext(language, message)
+    return {
+        "types": {k: tr(v) for k, v in labels.SESSION_TYPES.items()},
+        "statuses": {k: tr(v) for k, v in labels.STATUSES.items()},
+        "rides": {k: tr(v) for k, v in labels.RIDES.items()},
+        "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
+        "states": {k: tr(v) for k, v in labels.TEXT_STATES.items()},
+        **{key: tr(text) for key, text in (
+            ("check_in", "Check in"), ("complete", "Complete"), ("no_show", "No-show"),
+            ("ride", "Ride"), ("reschedule", "Reschedule"), ("cancel", "Cancel"),
+            ("confirmed", "confirmed"), ("not_yet", "not yet"), ("not_needed", "not needed"),
+            ("wants_another_time", "wants another time"))},
+    }
+
+
 async def load_sheet(request: Request, site: UUID, day: date) -> dict:
-    """What a day sheet shows, from two calls made together."""
+    """What a day sheet shows, from two calls made together; each row's words and times
+    ready to show in the person's language."""
     client: Api = api(request)
     sheet, texts = await asyncio.gather(
         client.get("booking", f"/sites/{site}/sheet", **{"from": day.isoformat()}),
         client.get("notifier", f"/sites/{site}/texts", **{"from": day.isoformat()}))
     hub = request.app.state.hub
+    language = request.state.staff.language
+    w = words(language)
+    tz = sheet["site"]["timezone"]
     now = datetime.now(UTC)
     by_room: dict[str, list[dict]] = {r["name"]: [] for r in sheet["rooms"]}
     for b in sheet["bookings"]:
         about = texts.get(b["id"], {})
         b["confirmed"] = b["confirmed"] or hub.recently_confirmed(UUID(b["id"]))
-        b["texts"] = [{"kind": x["kind"], "state": labels.text_state(x)}
-                      for x in about.get("texts", []) if x["kind"] != "confirmation"]
+        b["texts"] = [(labels.TEXT_TONE[state], f"{w['kinds'].get(x['kind'], x['kind'])}: {w['states'][state]}")
+                      for x in about.get("texts", []) if x["kind"] != "confirmation"
+                      for state in (labels.text_state(x),)]
         b["replies"] = about.get("replies", 0)
         b["started"] = datetime.fromisoformat(b["starts_at"]) <= now
+        b["when"] = i18n.local_time(b["starts_at"], tz, language)
+        b["until"] = i18n.local_time(b["ends_at"], tz, language)
+        b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
         by_room.setdefault(b["room_name"], []).append(b)
+    staff = request.state.staff
+    care, schedule = staff.can(*CARE), staff.can(*SCHEDULE)
+    rooms = [(name, sheet_rows.rows(rows, w, str(site), day, care, schedule))
+             for name, rows in by_room.items() if rows]
     return {"site": sheet["site"], "sites": sheet["sites"], "day": day,
-            "rooms": list(by_room.items()), "count": len(sheet["bookings"]),
+            "rooms": rooms, "count": len(sheet["bookings"]),
             "previous": day - timedelta(days=1), "next": day + timedelta(days=1),
-            "today": _local_today(sheet["site"]["timezone"])}
+            "today": _local_today(tz)}
 
 
 @router.get("/day")
@@ -116,7 +149,11 @@ async def booking_action(request: Request, booking_id: UUID, action: str,
     if not staff.can(*allowed_roles):
         raise NotAllowed()
     form = await request.form()
-    site, day = UUID(str(form.get("site"))), date.fromisoformat(str(form.get("date")))
+    where = {**request.query_params, **{k: v for k, v in form.items() if k in ("site", "date")}}
+    try:
+        site, day = UUID(str(where.get("site"))), date.fromisoformat(str(where.get("date")))
+    except ValueError:
+        return Response(status_code=422)
     path, body = _action_call(action, form)
     flash = ("ok", t(request, done))
     try:

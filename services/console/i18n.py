@@ -48,6 +48,13 @@ def choose(accept_language: str | None) -> str:
     return "en"
 
 
+@functools.lru_cache(maxsize=4096)
+def local_time(value: str, tz: str, language: str) -> str:
+    """A time of day as people read it in `language`, at the site (`value`: ISO 8601);
+    cached: a day sheet has few distinct times."""
+    return babel_dates.format_time(_local(value, tz), "short", locale=LANGUAGES[language])
+
+
 def _local(value: datetime | str, tz: str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
