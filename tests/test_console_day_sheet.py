@@ -121,6 +121,7 @@ async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_
             took = time.monotonic() - sent
         assert event == f"event: confirmed-{booking['id']}"
         assert "confirmed" in data and "\n" not in data
+        print(f"live confirmation after {took:.3f} s")
         assert took < 2.0, took
         again = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert '<span class="chip ok">confirmed</span>' in again.text

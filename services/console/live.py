@@ -79,7 +79,7 @@ class Hub:
         while True:
             consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers,
                                         group_id=None, auto_offset_reset="latest",
-                                        enable_auto_commit=False, fetch_max_wait_ms=200)
+                                        enable_auto_commit=False, fetch_max_wait_ms=50)
             try:
                 await consumer.start()
                 for _ in range(100):  # partitions are assigned once metadata is in

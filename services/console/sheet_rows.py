@@ -59,7 +59,7 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         f'<td>{e(w["types"].get(b["session_type"], b["session_type"]))}</td>'
         f'<td><span class="chip {labels.STATUS_TONE[status]}" data-field="status">'
         f'{e(w["statuses"][status])}</span>{reschedule}</td>'
-        f'<td sse-swap="confirmed-{bid}" data-field="confirmed">{confirmed}</td>'
+        f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">{confirmed}</td>'
         f'<td data-field="ride">{ride}</td><td data-field="texts">{texts}</td>'
         f'<td>{replies}</td><td class="actions">{"".join(actions)}</td></tr>')
 
