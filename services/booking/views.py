@@ -6,7 +6,7 @@ many rows it shows. Same keys, tokens and tenant rules as the rest of the API.""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import ADMIN, READ, Principal, require
 from shared.db import Queries
-from shared.errors import Invalid, NotFound
+from shared.days import day_range
+from shared.errors import NotFound
 
 Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
@@ -39,11 +40,7 @@ async def site_sheet(site_id: UUID, request: Request, who: Principal = require(*
     """A site's bookings between two local dates (inclusive; at most 42 days), with patient,
     room and provider names, the site's rooms and the network's sites: a day sheet or a week
     in one call."""
-    last = last or first
-    if first is None:
-        raise Invalid("from is required", field="from")
-    if last < first or last - first > timedelta(days=MAX_SHEET_DAYS):
-        raise Invalid(f"to must be from 0 to {MAX_SHEET_DAYS} days after from", field="to")
+    first, last = day_range(first, last, MAX_SHEET_DAYS)
     text = await _db(request).fetchval(Q.sheet, site_id, who.clinic_id, first, last)
     if text is None:
         raise NotFound("unknown site", field="site_id")

@@ -90,23 +90,23 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return response
 
 
-async def signed_in(request: Request) -> Staff:
-    """The signed-in person (their token fresh), else `SignInRequired`."""
-    staff = await sessions.current(request)
+async def _person(request: Request, activity: bool) -> Staff:
+    staff = await sessions.current(request, activity=activity)
     if staff is None:
         raise SignInRequired()
     await sessions.keep_token_fresh(request, staff)
     return staff
+
+
+async def signed_in(request: Request) -> Staff:
+    """The signed-in person (their token fresh), else `SignInRequired`."""
+    return await _person(request, activity=True)
 
 
 async def watching(request: Request) -> Staff:
     """The signed-in person of a request the page makes by itself (live updates, the idle
     timer): not counted as their activity."""
-    staff = await sessions.current(request, activity=False)
-    if staff is None:
-        raise SignInRequired()
-    await sessions.keep_token_fresh(request, staff)
-    return staff
+    return await _person(request, activity=False)
 
 
 async def checked_form(request: Request, staff: Staff = Depends(signed_in)) -> Staff:

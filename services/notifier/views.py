@@ -3,7 +3,7 @@ JSON PostgreSQL builds: the texts of a site's day sheet, a patient's texts and r
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from shared.auth import READ, Principal, require
 from shared.db import Queries
-from shared.errors import Invalid
+from shared.days import day_range
 
 Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
@@ -31,11 +31,7 @@ async def site_texts(site_id: UUID, request: Request, who: Principal = require(*
     """By booking, for a site's appointments between two local dates (inclusive): their
     texts (kind, state, delivery) and the number of replies about them staff should read.
     A site of another network has no appointments here: {}."""
-    last = last or first
-    if first is None:
-        raise Invalid("from is required", field="from")
-    if last < first or last - first > timedelta(days=MAX_DAYS):
-        raise Invalid(f"to must be from 0 to {MAX_DAYS} days after from", field="to")
+    first, last = day_range(first, last, MAX_DAYS)
     text = await request.app.state.runtime.db.fetchval(Q.site_texts, who.clinic_id, site_id,
                                                        first, last)
     return _json(text)
