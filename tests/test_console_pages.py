@@ -115,3 +115,27 @@ async def test_an_id_of_another_network_is_a_404_on_every_page(console):
                     f"/week?site={other.site['id']}&date=2030-01-07",
                     f"/patients/{other.patient['id']}"):
             assert (await browser.get(url)).status_code == 404, url
+
+
+async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only(console):
+    http = console.spine.booking.http
+    net = await create_network(http, rooms=2, providers=2)
+    tz = ZoneInfo(net.site["timezone"])
+    day = (datetime.now(tz) + timedelta(days=2)).date()
+    first, second = net.providers
+    booked = await http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
+        "starts_at": f"{day}T10:00:00", "provider_id": second["id"]})
+    assert booked.status_code == 201
+    person = await add_person(http, net.headers, "scheduler", totp=False)
+    async with console.browser() as browser:
+        await sign_in_browser(browser, person)
+        url = f"/week?site={net.site['id']}&date={day}&session_type=assessment"
+        everyone = await browser.get(url + "&provider=")
+        assert everyone.status_code == 200 and "Pat Test" in everyone.text
+        assert f'data-slot="{day}T10:00"' in everyone.text  # the first provider is free then
+        mine = await browser.get(url + f"&provider={first['id']}")
+        assert "Pat Test" not in mine.text and f'data-slot="{day}T10:00"' in mine.text
+        theirs = await browser.get(url + f"&provider={second['id']}")
+        assert "Pat Test" in theirs.text and f'data-slot="{day}T10:00"' not in theirs.text
+        assert "Provider 2" in theirs.text

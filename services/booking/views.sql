@@ -4,7 +4,7 @@
 -- name: sheet
 -- A site's bookings between two local dates ($3, $4 inclusive; local midnights in the site's
 -- time zone, so DST days have 23 or 25 hours), with patient, room and provider names; the
--- site, its rooms and the network's sites (for the picker). NULL: unknown site.
+-- site, its rooms, the providers working there and the network's sites (for the picker). NULL: unknown site.
 SELECT json_build_object(
     'site', json_build_object('id', s.id, 'name', s.name, 'timezone', s.timezone,
                               'address', s.address, 'phone', s.phone),
@@ -14,6 +14,10 @@ SELECT json_build_object(
     'rooms', (SELECT coalesce(json_agg(json_build_object('id', r.id, 'name', r.name)
                                        ORDER BY r.name, r.id), '[]')
               FROM rooms r WHERE r.site_id = s.id),
+    'providers', (SELECT coalesce(json_agg(json_build_object('id', p.id, 'name', p.name)
+                                           ORDER BY p.name, p.id), '[]')
+                  FROM providers p WHERE p.clinic_id = $2 AND p.id IN (
+                      SELECT provider_id FROM provider_hours WHERE site_id = s.id)),
     'bookings', (SELECT coalesce(json_agg(json_build_object(
                      'id', b.id, 'starts_at', b.starts_at, 'ends_at', b.ends_at,
                      'occupied_until', b.occupied_until, 'status', b.status, 'version', b.version,

@@ -24,6 +24,14 @@ SERIES = {"iv_infusion": (6, 21), "im_injection": (6, 21), "esketamine_nasal": (
 """Session type -> (sessions, within days): the built-in plan templates' inductions."""
 
 
+def _uuid(value: str | None) -> str | None:
+    """An id from a form field, or None (empty or not an id)."""
+    try:
+        return str(UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
 def _monday(day: date) -> date:
     return day - timedelta(days=day.isoweekday() - 1)
 
@@ -41,8 +49,10 @@ def free_times(slots: list[dict]) -> dict[date, list[str]]:
 
 @router.get("/week")
 async def week_page(request: Request, site: UUID | None = None, day: Day = None,
-                    session_type: str = "iv_infusion", staff=Depends(signed_in)):
-    """Seven days from the Monday of `date` at a site: sessions and free slots."""
+                    session_type: str = "iv_infusion", provider: str | None = None,
+                    staff=Depends(signed_in)):
+    """Seven days from the Monday of `date` at a site (or one provider there): sessions and
+    free slots."""
     client = api(request)
     if site is None:
         listed = await client.get("booking", "/sites", limit=1)
@@ -60,26 +70,30 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
                    step_minutes=30, **{"from": first.isoformat(), "to": last.isoformat()}))
     tz = sheet["site"]["timezone"]
     days = {first + timedelta(days=i): {"booked": [], "free": []} for i in range(7)}
+    wanted = _uuid(provider)
     for b in sheet["bookings"]:
-        if b["status"] in ("booked", "arrived", "fulfilled"):
+        if b["status"] in ("booked", "arrived", "fulfilled") and wanted in (None, b["provider_id"]):
             local = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz))
             days.setdefault(local.date(), {"booked": [], "free": []})["booked"].append(b)
-    for d, times in free_times(free["slots"]).items():
+    slots = [s for s in free["slots"] if wanted in (None, s["provider_id"])]
+    for d, times in free_times(slots).items():
         if d in days:
             days[d]["free"] = times
     for d in days.values():
         d["booked"].sort(key=lambda b: b["starts_at"])
     return render(request, "week.html", nav="week", site=sheet["site"], sites=sheet["sites"],
                   days=sorted(days.items()), session_type=session_type, first=first,
+                  providers=sheet["providers"], provider=wanted,
                   previous=first - timedelta(days=7), next=first + timedelta(days=7))
 
 
 @router.get("/week/book")
 async def booking_form(request: Request, site: UUID, at: str, session_type: str = "iv_infusion",
-                       staff=Depends(signed_in)):
+                       provider: str | None = None, staff=Depends(signed_in)):
     """The booking form for a free slot (no call to the services)."""
     count, within = SERIES.get(session_type, (1, 1))
     return render(request, "_book.html", site_id=site, at=at[:16], session_type=session_type,
+                  provider=_uuid(provider),
                   series=session_type in SERIES, count=count, within=within)
 
 
@@ -139,7 +153,9 @@ async def propose_booking(request: Request, staff=role(*SCHEDULE)):
                                       session_type=session_type, step_minutes=30,
                                       **{"from": at.date().isoformat(),
                                          "to": (at.date() + timedelta(days=within - 1)).isoformat()})
-        times = propose(at, count, within, free_times(free["slots"]))
+        chosen = _uuid(str(form.get("provider") or ""))
+        times = propose(at, count, within, free_times(
+            [s for s in free["slots"] if chosen in (None, s["provider_id"])]))
     return render(request, "_proposal.html", times=times, form=dict(form),
                   complete=len(times) == int(form.get("count") or 1) or form.get("series") != "yes")
 
@@ -156,6 +172,8 @@ async def book(request: Request, staff=role(*SCHEDULE)):
             patient_id = (await client.post("booking", "/patients", _new_patient(form)))["id"]
         body = {"patient_id": patient_id, "site_id": str(form.get("site")),
                 "session_type": str(form.get("session_type"))}
+        if _uuid(str(form.get("provider") or "")):
+            body["provider_id"] = _uuid(str(form.get("provider")))
         if len(times) > 1:
             booked = (await client.post("booking", "/bookings/series",
                                         {**body, "starts_at": times}))["bookings"]
