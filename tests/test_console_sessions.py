@@ -108,3 +108,17 @@ async def test_an_idle_session_is_signed_out(console):
         page = await browser.get("/day")
         assert page.status_code == 303 and page.headers["location"].startswith("/sign-in")
     assert await console.app.state.runtime.db.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_a_token_about_to_expire_is_refreshed_while_the_person_works(console):
+    net = await create_network(console.spine.booking.http)
+    person = await add_person(console.spine.booking.http, net.headers, "scheduler", totp=False)
+    db = console.app.state.runtime.db
+    async with console.browser() as browser:
+        await sign_in_browser(browser, person)
+        await db.execute("UPDATE sessions SET token_expires_at = now() + interval '60 seconds'")
+        assert (await browser.get("/patients")).status_code == 200
+        row = await db.fetchrow("SELECT token, token_expires_at - now() AS left FROM sessions")
+        assert row["left"].total_seconds() > 800  # a fresh token from booking, 15 minutes
+        from tests.staff_helpers import bearer
+        assert (await console.spine.booking.http.get("/auth/me", headers=bearer(row["token"]))).status_code == 200
