@@ -10,11 +10,13 @@ import threading
 
 from devstack.demo import book_demo_session, console_day_sheet, listing, load_staff, wait_for
 from devstack.stack import Stack
+from devstack.supervise import Supervisor
 from shared.logs import configure_logging
 
 
 def run() -> int:
-    """Start everything, load the demo network, keep running until Ctrl-C."""
+    """Start everything, load the demo network, keep running until Ctrl-C; a service process
+    that dies is started again."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C, even where SIGINT was ignored
         signal.signal(sig, lambda *_: stop.set())
@@ -23,19 +25,17 @@ def run() -> int:
         load_staff(stack.url("booking"), network["api_key"], stack.data_dir / "demo-console.json")
         logging.getLogger("devstack").info(
             "ready: booking %s, plans %s, notifier %s (API docs at /docs); demo network %r with "
-            "%d sites and %d patients, API key in %s; the staff console at %s (demo sign-ins in "
-            "%s). Ctrl-C stops everything.",
+            "%d sites and %d patients, API key in %s, admin and ops tokens in %s and %s; the "
+            "staff console at %s (demo sign-ins in %s). Ctrl-C stops everything.",
             stack.url("booking"), stack.url("plans"), stack.url("notifier"),
             network["clinic"]["name"], len(network["sites"]), len(network["patients"]),
-            stack.data_dir / "demo-api-key", stack.url("console"),
+            stack.data_dir / "demo-api-key", stack.data_dir / "admin-token",
+            stack.data_dir / "ops-token", stack.url("console"),
             stack.data_dir / "demo-console.json")
+        supervisor = Supervisor(stack)
         try:
             while not stop.wait(0.5):
-                for mp in stack.processes:
-                    if mp.proc.poll() is not None:
-                        logging.getLogger("devstack").error("%s exited (%s); stopping",
-                                                            mp.name, mp.proc.returncode)
-                        return 1
+                supervisor.check()
         except KeyboardInterrupt:
             pass
         logging.getLogger("devstack").info("stopping")

@@ -74,7 +74,10 @@ class Stack:
                                                   if n != "console"))
         self.env.setdefault("LOG_FORMAT", os.environ.get("LOG_FORMAT", "text"))  # for people
         self.start_infrastructure()
-        (self.data_dir / "ops-token").write_text(self.env["OPS_TOKEN"])  # for kcb-ops
+        self.write_secret("ops-token", self.env["OPS_TOKEN"])  # for kcb-ops
+        self.write_secret("admin-token", self.env["BOOKING_ADMIN_TOKEN"])  # for POST /clinics
+        # for kcb-ops: the services are where this stack started them (removed by `stop`)
+        self.peers_file.write_text("\n".join(self.env["OPS_PEERS"].split(",")) + "\n")
         ports = {(name, i): self.ports[name] if i == 0 else free_port()
                  for name in self.ports for i in range(self.instances.get(name, 1))}
         if self.twilio:
@@ -83,6 +86,18 @@ class Stack:
         for (name, i), port in ports.items():
             self.start_service(name, instance=i, port=port)
         self.wait_ready()
+
+    def write_secret(self, name: str, value: str) -> None:
+        """Write a token into the data directory, readable by its owner only."""
+        path = self.data_dir / name
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(value)
+
+    @property
+    def peers_file(self) -> Path:
+        """Where kcb-ops finds the services this stack runs (`name=url` a line)."""
+        return self.data_dir / "ops-peers"
 
     def start_infrastructure(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -232,3 +247,4 @@ class Stack:
             if infra is not None:
                 infra.stop()
         self.twilio_server = self.broker = self.postgres = None
+        self.peers_file.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """`kcb-ops`: what an on-call person runs. It talks to the services' `/ops` endpoints only
 (never to their databases), with the ops token from `--token`, `OPS_TOKEN` or the file
-`make run` writes (`.data/ops-token`). Every command exits non-zero when something is
+`make run` writes (`.data/ops-token`), at the services of `--peers`, `OPS_PEERS`, the file
+`make run` writes (`.data/ops-peers`: the ports it started them on) or the default ports. Every command exits non-zero when something is
 unhealthy or fails, so `kcb-ops status` can back an alert."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import getpass
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +29,9 @@ texts_app = typer.Typer(help="The notifier's text queue.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(texts_app, name="texts")
 console = Console()
-TOKEN_FILE = Path(os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data")) / "ops-token"
+DATA_DIR = Path(os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
+TOKEN_FILE = DATA_DIR / "ops-token"
+PEERS_FILE = DATA_DIR / "ops-peers"
 DEFAULT_PEERS = ServiceSettings.model_fields["ops_peers"].default
 
 
@@ -45,10 +49,18 @@ class Ops:
         return self.peers[service]
 
     def call(self, method: str, service: str, path: str, **kwargs) -> Any:
+        """The JSON answer; exits with the error when the call fails."""
+        return self.checked(service, self.send(method, service, path, **kwargs))
+
+    def send(self, method: str, service: str, path: str, **kwargs) -> httpx.Response:
+        """The response, whatever its status; exits when the service is unreachable."""
         try:
-            response = self.http.request(method, self.url(service) + path, **kwargs)
+            return self.http.request(method, self.url(service) + path, **kwargs)
         except httpx.HTTPError as exc:
             _fail(f"{service} unreachable ({type(exc).__name__})")
+
+    def checked(self, service: str, response: httpx.Response) -> Any:
+        """The JSON answer of `response`; exits with its error when it failed."""
         if response.status_code >= 400:
             try:
                 detail = response.json().get("message") or response.json().get("detail")
@@ -71,13 +83,21 @@ def _token() -> str:
     return ""
 
 
+def _peers() -> str:
+    """The services `make run` started (one `name=url` a line), else the default ports."""
+    if PEERS_FILE.exists():
+        return ",".join(PEERS_FILE.read_text().split())
+    return DEFAULT_PEERS
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    peers: Annotated[str, typer.Option(envvar="OPS_PEERS", help="name=url of every service")] = DEFAULT_PEERS,
+    peers: Annotated[str, typer.Option(envvar="OPS_PEERS", help=(
+        "name=url,... of every service (default: OPS_PEERS, .data/ops-peers, the default ports)"))] = "",
     token: Annotated[str, typer.Option(help="ops token (default: OPS_TOKEN or .data/ops-token)")] = "",
 ) -> None:
-    ctx.obj = Ops(peers, token or _token())
+    ctx.obj = Ops(peers or _peers(), token or _token())
 
 
 def _services(ops: Ops, service: str | None) -> list[str]:
@@ -163,9 +183,11 @@ def dlq_show(ctx: typer.Context, ref: str) -> None:
 def dlq_replay(ctx: typer.Context, ref: Annotated[str | None, typer.Argument()] = None,
                all_: Annotated[bool, typer.Option("--all", help="every pending letter")] = False,
                service: Annotated[str | None, typer.Option(help="with --all: only this service")] = None,
+               wait: Annotated[bool, typer.Option(help="with --all: follow the jobs to the end")] = True,
                actor: Annotated[str, typer.Option(help="who replays (recorded)")] = getpass.getuser()) -> None:
-    """Put dead letters back on their source topics once the cause is fixed: one (SERVICE:ID)
-    or all pending ones (--all), with a progress bar."""
+    """Put dead letters back on their source topics, for the consumer that failed them, once
+    the cause is fixed: one (SERVICE:ID), or all pending ones (--all: a job in each service,
+    followed with a progress bar; Ctrl-C stops following, not the jobs)."""
     ops: Ops = ctx.obj
     if ref and not all_:
         name, letter = _ref(ref)
@@ -174,24 +196,49 @@ def dlq_replay(ctx: typer.Context, ref: Annotated[str | None, typer.Argument()] 
         return
     if not all_:
         raise typer.BadParameter("give SERVICE:ID or --all")
-    pending = [(name, d["id"]) for name in _services(ops, service)
-               for d in _all_pending(ops, name)]
+    jobs = {name: _start_job(ops, name, actor) for name in _services(ops, service)}
+    if not wait:
+        for name, job in jobs.items():
+            console.print(f"{name}: replay job {job['id']}: {job['total']} letters "
+                          f"(follow it with `kcb-ops dlq jobs`)")
+        return
     with Progress(console=console) as progress:
-        task = progress.add_task("replaying", total=len(pending))
-        for name, letter in pending:
-            ops.call("POST", name, f"/ops/dlq/{letter}/replay", json={"actor": actor})
-            progress.advance(task)
-    console.print(f"replayed {len(pending)} dead letters")
+        bars = {name: progress.add_task(f"{name} job {job['id']}", total=job["total"],
+                                        completed=job["total"] - job["remaining"])
+                for name, job in jobs.items()}
+        while any(job["status"] != "done" for job in jobs.values()):
+            time.sleep(0.5)
+            for name, job in jobs.items():
+                if job["status"] != "done":
+                    jobs[name] = job = ops.call("GET", name, f"/ops/dlq/replay/{job['id']}")
+                    progress.update(bars[name], completed=job["total"] - job["remaining"])
+    skipped = sum(job["skipped"] for job in jobs.values())
+    console.print(f"replayed {sum(job['replayed'] for job in jobs.values())} dead letters"
+                  + (f" ({skipped} skipped: resolved meanwhile)" if skipped else ""))
 
 
-def _all_pending(ops: Ops, service: str) -> list[dict]:
-    letters, after = [], 0
-    while True:
-        page = ops.call("GET", service, "/ops/dlq", params={"after": after, "limit": 1000})
-        letters += page["items"]
-        if page["next_after"] is None:
-            return letters
-        after = page["next_after"]
+def _start_job(ops: Ops, service: str, actor: str) -> dict:
+    """Start a service's "replay all" job, or follow the one already running there."""
+    response = ops.send("POST", service, "/ops/dlq/replay", json={"actor": actor})
+    if response.status_code == 409 and response.json().get("job_id"):
+        running = response.json()["job_id"]
+        console.print(f"{service}: replay job {running} is already running; following it")
+        return ops.call("GET", service, f"/ops/dlq/replay/{running}")
+    return ops.checked(service, response)
+
+
+@dlq_app.command("jobs")
+def dlq_jobs(ctx: typer.Context, service: Annotated[str | None, typer.Option()] = None) -> None:
+    """The latest "replay all" jobs of every service (or one), with their progress."""
+    ops: Ops = ctx.obj
+    table = Table("ref", "status", "consumer", "actor", "total", "replayed", "skipped",
+                  "remaining", "started", "finished")
+    for name in _services(ops, service):
+        for j in ops.call("GET", name, "/ops/dlq/replay")["items"]:
+            table.add_row(f"{name}:{j['id']}", j["status"], j["consumer"] or "all", j["actor"],
+                          str(j["total"]), str(j["replayed"]), str(j["skipped"]),
+                          str(j["remaining"]), j["created_at"][:19], (j["finished_at"] or "")[:19])
+    console.print(table)
 
 
 @dlq_app.command("discard")

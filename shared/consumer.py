@@ -11,11 +11,16 @@ A FastStream batch subscriber hands a batch of raw records to `EventConsumer.pro
 
 A handler that raises for one event does not block the others: the batch is retried event
 by event under savepoints, and the failing event is dead-lettered with its error.
+
+A replayed dead letter (headers `dlq.replay_of` and `dlq.consumer`, see `shared.dead_letters`)
+goes back to its source topic, where every consumer group sees it: only the consumer named in
+`dlq.consumer` handles it; the others skip it without effect (counted as ignored).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -126,6 +131,9 @@ class EventConsumer:
         dead: list[_DeadLetter] = []
         ignored: Counter = Counter()
         for record in records:
+            if replayed_for(record) not in (None, self.name):
+                ignored[_event_type(record)] += 1  # another consumer's dead letter
+                continue
             try:
                 env = parse_envelope(record.value or b"")
             except (ValidationError, ValueError) as exc:
@@ -201,21 +209,58 @@ class EventConsumer:
         for d in dead:
             r = d.record
             inserted = await conn.fetchval(
-                "INSERT INTO dead_letters (consumer, topic, partition, \"offset\", key, value, error)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " ON CONFLICT (consumer, topic, partition, \"offset\") DO NOTHING RETURNING id",
-                self.name, r.topic, r.partition, r.offset, r.key, r.value, d.error,
+                "INSERT INTO dead_letters (consumer, topic, partition, \"offset\", digest, key, value, error)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (consumer, topic, partition, \"offset\", digest) DO NOTHING RETURNING id",
+                self.name, r.topic, r.partition, r.offset, record_digest(r), r.key, r.value, d.error,
             )
-            if inserted is None:
-                continue  # dead-lettered on an earlier delivery
+            if inserted is None:  # this very record, dead-lettered on an earlier delivery
+                log.info("%s: %s[%d]@%d was dead-lettered already (redelivered)", self.name,
+                         r.topic, r.partition, r.offset)
+                continue
             logical = r.topic.removeprefix(self.topic_prefix)
             await enqueue_raw(conn, dlq(logical), r.key, r.value, {
                 "dlq.error": d.error, "dlq.consumer": self.name, "dlq.source.topic": r.topic,
                 "dlq.source.partition": str(r.partition), "dlq.source.offset": str(r.offset),
             })
-            log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, r.topic, r.partition,
-                        r.offset, d.error.split(":")[0])
+            log.warning("%s: dead-lettered %s[%d]@%d as letter %d: %s", self.name, r.topic,
+                        r.partition, r.offset, inserted, d.error.split(":")[0])
             result.count("dead_lettered", d.event_type)
+
+
+def record_digest(record: ConsumerRecord) -> bytes:
+    """What tells one record from another at the same topic, partition and offset.
+
+    Offsets repeat when the broker or a topic is recreated (the embedded broker starts empty
+    each run), so a dead letter is the offset plus this digest of the record's timestamp, key,
+    value and headers: a redelivery of the same record has the same digest (one row), another
+    message at a reused offset has another (its own row, its own DLQ message). A replay
+    differs from its original by its `dlq.replay_of` header. The edge left: a message with the
+    same bytes, headers and timestamp (to the millisecond, set by its producer) at the same
+    offset of a recreated topic is taken for a redelivery; its content is the row's already.
+    """
+    digest = hashlib.sha256()
+    parts = [str(record.timestamp).encode(), record.key or b"", record.value or b""]
+    parts += [name.encode() + b"=" + (value or b"") for name, value in record.headers or ()]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+def replayed_for(record: ConsumerRecord) -> str | None:
+    """The consumer a replayed dead letter is meant for; None for any other record."""
+    headers = dict(record.headers or ())
+    if "dlq.replay_of" not in headers:
+        return None
+    return (headers.get("dlq.consumer") or b"").decode(errors="replace")
+
+
+def _event_type(record: ConsumerRecord) -> str:
+    try:
+        return parse_envelope(record.value or b"").event_type
+    except (ValidationError, ValueError):
+        return "unparsable"
 
 
 def _with_ignored(ignored: Counter) -> BatchResult:

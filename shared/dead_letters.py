@@ -2,15 +2,21 @@
 the cause is fixed, or discard with a reason. Every action is recorded with who and when.
 
 A replay puts the original bytes back on the source topic through the outbox, in the same
-transaction that marks the letter replayed, so a replay is never lost nor done twice. Every
-consumer group of that topic sees the event again; those that handled it already skip it
-(processed events), the one that failed handles it now, or dead-letters it again (a new
-letter) if the cause is not fixed after all.
+transaction that marks the letter replayed, so a replay is never lost nor done twice. It
+carries the failing consumer's name (header `dlq.consumer`, with `dlq.replay_of`): the other
+consumer groups of that topic skip it (`shared.consumer`); the one that failed handles it now,
+or dead-letters it again (a new letter) if the cause is not fixed after all.
+
+"Replay all" is a job (`start_replay_job`): the letters pending when it starts are snapshot,
+and `replay_job_step`, run by each service's runtime, replays them a bounded batch per
+transaction, so it never replays a letter its own replays created, and any instance (or the
+same one after a restart) finishes it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from shared.errors import Conflict, NotFound
 from shared.outbox import enqueue_raw
 
 Q = Queries(Path(__file__).with_name("ops.sql"))
+log = logging.getLogger(__name__)
 
 # Payload fields shown as they are: identifiers, times, codes. Everything else (names,
 # phone numbers, addresses, message bodies, free text) is redacted.
@@ -87,13 +94,71 @@ async def show_letter(conn: asyncpg.Connection, letter_id: int) -> dict[str, Any
 
 async def replay_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str,
                         topic_prefix: str = "") -> None:
-    """Put a pending letter's original message back on its source topic (through the outbox)."""
+    """Put a pending letter's original message back on its source topic (through the outbox),
+    for its consumer only."""
     async with conn.transaction():
-        row = await _lock_pending(conn, letter_id)
-        source = row["topic"].removeprefix(topic_prefix)
-        await enqueue_raw(conn, source, row["key"], row["value"], {
-            "dlq.replay_of": str(letter_id), "dlq.consumer": row["consumer"]})
-        await conn.execute(Q.resolve_dead_letter, letter_id, "replayed", actor, None)
+        await _replay(conn, await _lock_pending(conn, letter_id), actor, topic_prefix)
+
+
+async def _replay(conn: asyncpg.Connection, row: asyncpg.Record, actor: str, topic_prefix: str,
+                  reason: str | None = None) -> None:
+    source = row["topic"].removeprefix(topic_prefix)
+    await enqueue_raw(conn, source, row["key"], row["value"], {
+        "dlq.replay_of": str(row["id"]), "dlq.consumer": row["consumer"]})
+    await conn.execute(Q.resolve_dead_letter, row["id"], "replayed", actor, reason)
+
+
+async def start_replay_job(conn: asyncpg.Connection, *, actor: str, consumer: str | None,
+                           batch_size: int) -> dict[str, Any]:
+    """Start replaying every letter pending now (of `consumer`, if given): returns the job.
+    One job runs at a time: Conflict (naming it) while another does."""
+    while True:
+        try:
+            async with conn.transaction():
+                job = await conn.fetchrow(Q.start_replay_job, consumer, actor, batch_size)
+                await conn.execute(Q.set_replay_job_total, job["id"], job["total"])
+            return await get_replay_job(conn, job["id"])
+        except asyncpg.UniqueViolationError:
+            running = await conn.fetchval(Q.running_replay_job)
+            if running is not None:  # (else it has just finished: try again)
+                raise Conflict(f"replay job {running} is still running", job_id=running) from None
+
+
+async def get_replay_job(conn: asyncpg.Connection, job_id: int) -> dict[str, Any]:
+    """A replay job and how far it got."""
+    row = await conn.fetchrow(Q.get_replay_job, job_id)
+    if row is None:
+        raise NotFound(f"no replay job {job_id}")
+    return _job(row)
+
+
+async def list_replay_jobs(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    """The latest replay jobs, newest first."""
+    return [_job(r) for r in await conn.fetch(Q.list_replay_jobs, limit)]
+
+
+def _job(row: asyncpg.Record) -> dict[str, Any]:
+    return {**dict(row), "remaining": row["total"] - row["replayed"] - row["skipped"]}
+
+
+async def replay_job_step(pool: asyncpg.Pool, *, topic_prefix: str = "") -> bool:
+    """Replay the next batch of the running job, in one transaction, unless there is none or
+    another instance is at it. Returns whether more is to be done at once. Letters resolved
+    since the job started are skipped."""
+    async with pool.acquire() as conn, conn.transaction():
+        job = await conn.fetchrow(Q.lock_running_replay_job)
+        if job is None:
+            return False
+        ids = [r["dead_letter_id"] for r in
+               await conn.fetch(Q.take_replay_batch, job["id"], job["batch_size"])]
+        rows = await conn.fetch(Q.lock_pending_dead_letters, ids) if ids else []
+        for row in rows:
+            await _replay(conn, row, job["actor"], topic_prefix, f"replay job {job['id']}")
+        done = len(ids) < job["batch_size"]
+        await conn.execute(Q.advance_replay_job, job["id"], len(rows), len(ids) - len(rows), done)
+    if done:
+        log.info("replay job %d done", job["id"])
+    return not done
 
 
 async def discard_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str,

@@ -8,8 +8,10 @@ import hmac
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
@@ -40,7 +42,12 @@ class Discard(Action):
 
 
 class ReplayAll(Action):
-    consumer: str | None = Field(None, description="Only this consumer's letters.")
+    consumer: str | None = Field(None, max_length=200, description="Only this consumer's letters.")
+    batch_size: int | None = Field(None, ge=1, le=1000, description=(
+        "Letters replayed per transaction (default: the service's DLQ_REPLAY_BATCH_SIZE)."))
+
+
+JOB_ID = PathParam(ge=1, le=2**63 - 1, description="A replay job's id.")
 
 
 def ops_router() -> APIRouter:
@@ -94,6 +101,38 @@ def ops_router() -> APIRouter:
         return {"service": runtime(request).settings.service_name, "items": items,
                 "next_after": items[-1]["id"] if len(items) == limit else None}
 
+    @guarded.post("/dlq/replay", status_code=202)
+    async def replay_all(request: Request, body: ReplayAll) -> JSONResponse:
+        """Start replaying every letter pending now (of one consumer, if given), in batches,
+        as a job: answered at once with the job to follow (`GET /ops/dlq/replay/{job_id}`).
+        Letters its own replays create are not replayed by it. One job at a time (409)."""
+        rt = runtime(request)
+        if body.consumer is not None and body.consumer not in {c.name for c in rt.consumers}:
+            raise RequestValidationError([{"loc": ("body", "consumer"), "type": "value_error",
+                                           "msg": "not a consumer of this service"}])
+        async with rt.db.acquire() as conn:
+            job = await dead_letters.start_replay_job(
+                conn, actor=body.actor, consumer=body.consumer,
+                batch_size=body.batch_size or rt.settings.dlq_replay_batch_size)
+        rt.replay_jobs_wake.set()
+        return JSONResponse(jsonable_encoder({"service": rt.settings.service_name, **job}), status_code=202,
+                            headers={"Location": f"/ops/dlq/replay/{job['id']}"})
+
+    @guarded.get("/dlq/replay")
+    async def replay_jobs(request: Request, limit: int = Query(20, ge=1, le=100)) -> dict:
+        """The latest replay jobs, newest first, with their progress."""
+        async with runtime(request).db.acquire() as conn:
+            jobs = await dead_letters.list_replay_jobs(conn, limit)
+        return {"service": runtime(request).settings.service_name, "items": jobs}
+
+    @guarded.get("/dlq/replay/{job_id}")
+    async def replay_job(request: Request, job_id: int = JOB_ID) -> dict:
+        """A replay job: running or done, letters replayed, skipped (resolved meanwhile) and
+        remaining out of the total snapshot when it started."""
+        async with runtime(request).db.acquire() as conn:
+            job = await dead_letters.get_replay_job(conn, job_id)
+        return {"service": runtime(request).settings.service_name, **job}
+
     @guarded.get("/dlq/{letter_id}")
     async def show_dlq(request: Request, letter_id: int) -> dict:
         """One dead letter with its event (patient data redacted) and the actions taken."""
@@ -110,23 +149,6 @@ def ops_router() -> APIRouter:
         rt.relay.wake()
         return {"id": letter_id, "status": "replayed"}
 
-    @guarded.post("/dlq/replay")
-    async def replay_all(request: Request, body: ReplayAll) -> dict:
-        """Replay every pending letter (of one consumer, if given)."""
-        rt = runtime(request)
-        replayed = 0
-        async with rt.db.acquire() as conn:
-            after = 0
-            while batch := await dead_letters.list_letters(conn, after=after, limit=500):
-                for letter in batch:
-                    if body.consumer in (None, letter["consumer"]):
-                        await dead_letters.replay_letter(conn, letter["id"], actor=body.actor,
-                                                         topic_prefix=rt.settings.topic_prefix)
-                        replayed += 1
-                after = batch[-1]["id"]
-        rt.relay.wake()
-        return {"replayed": replayed}
-
     @guarded.post("/dlq/{letter_id}/discard")
     async def discard(request: Request, letter_id: int, body: Discard) -> dict:
         """Give up on the letter, with the reason."""
@@ -136,3 +158,4 @@ def ops_router() -> APIRouter:
 
     router.include_router(guarded)
     return router
+

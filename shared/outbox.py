@@ -60,14 +60,13 @@ class OutboxRelay:
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, schema: str,
                  topic_prefix: str = "", batch_size: int = 500, poll_seconds: float = 1.0,
-                 retention_hours: float = 24.0, max_backoff: float = 5.0):
+                 max_backoff: float = 5.0):
         self.pool = pool
         self.producer = producer
         self.schema = schema
         self.topic_prefix = topic_prefix
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
-        self.retention_hours = retention_hours
         self.max_backoff = max_backoff
         self.published = 0
         self.is_leader = False
@@ -96,8 +95,6 @@ class OutboxRelay:
         await conn.add_listener(channel, listener)
         try:
             backoff = 0.1
-            last_purge = 0.0
-            loop = asyncio.get_running_loop()
             while True:
                 self._wake.clear()
                 try:
@@ -111,9 +108,6 @@ class OutboxRelay:
                     await asyncio.sleep(backoff * (0.5 + random.random()))
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
-                if loop.time() - last_purge > 60:
-                    await self.purge_sent()
-                    last_purge = loop.time()
                 if sent == self.batch_size:
                     continue  # more waiting
                 try:
@@ -167,15 +161,6 @@ class OutboxRelay:
                     " WHERE id = ANY($1::bigint[]) AND sent_at IS NULL", ids, error)
         except Exception:  # best effort bookkeeping only
             pass
-
-    async def purge_sent(self) -> int:
-        """Delete rows sent longer ago than the retention period."""
-        async with self.pool.acquire() as conn:
-            status = await conn.execute(
-                "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
-                self.retention_hours * 3600,
-            )
-        return int(status.split()[-1])
 
     def wake(self) -> None:
         self._wake.set()

@@ -1,6 +1,7 @@
 """What every service runs besides its own logic: the database pool and migrations, the
-topics, the outbox relay, the FastStream broker and background workers, the health and ops
-endpoints. A service's `bootstrap` builds one `ServiceRuntime` and hands it its parts."""
+topics, the outbox relay, the FastStream broker and background workers (its own, and the
+shared ones: "replay all" jobs of dead letters, retention), the health and ops endpoints. A
+service's `bootstrap` builds one `ServiceRuntime` and hands it its parts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
+from shared import dead_letters
 from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
 from shared.ops_status import LagReader, Probe
@@ -23,6 +25,7 @@ from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover
 from shared.events import Event
 from shared.kafka import ensure_topics, make_broker, make_producer
 from shared.outbox import OutboxRelay
+from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -40,11 +43,14 @@ class ServiceRuntime:
         self.workers: list[tuple[str, Worker]] = []
         self.consumers: list[EventConsumer] = []
         self.probes: list[Probe] = []
+        self.purges: list[Purge] = shared_purges(settings)
         self.lag_reader = LagReader(settings.kafka_bootstrap_servers)
         declare_publishers(self.broker, settings.service_name, [], settings.topic_prefix)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task] = []
+        self.replay_jobs_wake = asyncio.Event()
+        """Set when a "replay all" job starts here (other instances find it within seconds)."""
         self._producer = None
 
     def add_worker(self, name: str, worker: Worker) -> None:
@@ -54,6 +60,10 @@ class ServiceRuntime:
     def add_probe(self, probe: Probe) -> None:
         """Add the service's own figures to its ops status and metrics."""
         self.probes.append(probe)
+
+    def add_purge(self, purge: Purge) -> None:
+        """Purge one of the service's own tables with the others (`shared.retention`)."""
+        self.purges.append(purge)
 
     def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str,
                 batch_handlers: dict | None = None) -> EventConsumer:
@@ -85,13 +95,31 @@ class ServiceRuntime:
         self._producer = make_producer(s)
         await self._producer.start()
         self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,
-                                 batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
-                                 retention_hours=s.outbox_retention_hours)
+                                 batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds)
         self._spawn("outbox-relay", self.relay.run())
+        self._spawn("dlq-replay", self._replay_jobs())
+        self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
+                                               interval=s.retention_interval_seconds))
         await self.broker.start()
         for name, worker in self.workers:
             self._spawn(name, worker(self))
         log.info("%s: started", s.service_name)
+
+    async def _replay_jobs(self, poll_seconds: float = 5.0) -> None:
+        """Work the "replay all" jobs of dead letters, a batch at a time (`shared.dead_letters`),
+        without holding a connection between batches."""
+        while True:
+            try:
+                more = await dead_letters.replay_job_step(self.db, topic_prefix=self.settings.topic_prefix)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database gone: the batch rolled back, try again later
+                log.warning("dlq replay job step failed (%s)", type(exc).__name__)
+                more = False
+            if not more:
+                self.replay_jobs_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.replay_jobs_wake.wait(), poll_seconds)
 
     def _spawn(self, name: str, coro) -> None:
         task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")

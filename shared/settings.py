@@ -84,7 +84,19 @@ class ServiceSettings(BaseSettings):
     consumer_max_records: int = 500
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0
-    outbox_retention_hours: float = 24.0
+    dlq_replay_batch_size: int = Field(100, ge=1, le=1000, description=(
+        "Dead letters a 'replay all' job replays per transaction."))
+    retention_processed_events_days: float = Field(14.0, gt=0, description=(
+        "How long a consumer remembers the events it processed (to skip redeliveries). It must "
+        "exceed how long the broker keeps events and how far back a consumer group may re-read "
+        "(Kafka's log.retention and offsets.retention: 7 days by default): an event redelivered "
+        "after its row is gone is handled again."))
+    retention_outbox_days: float = Field(7.0, gt=0, description="How long sent outbox rows are kept.")
+    retention_dead_letters_days: float = Field(30.0, gt=0, description=(
+        "How long replayed and discarded dead letters (and their actions) are kept; pending "
+        "ones are kept until resolved."))
+    retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
+    retention_interval_seconds: float = Field(300.0, gt=0, description="How often the purge runs.")
 
     @property
     def schema(self) -> str:

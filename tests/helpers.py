@@ -31,16 +31,19 @@ class Network:
 
 async def create_network(booking_http, *, language: str = "en", timezone: str = "America/Vancouver",
                          rooms: int = 1, providers: int = 1, hours=EVERY_DAY,
-                         name: str = "Test Clinic") -> Network:
-    """A clinic with one site (rooms, providers working its hours) and one consenting patient."""
+                         name: str = "Test Clinic", clinic: dict | None = None,
+                         site: dict | None = None) -> Network:
+    """A clinic with one site (rooms, providers working its hours) and one consenting patient;
+    `clinic` and `site`: more or other fields for them."""
     from tests.conftest import ADMIN_TOKEN
 
-    clinic = (await booking_http.post("/clinics", json={"name": name, "phone": "+1 604 555 0100"},
-                                      headers={"X-Admin-Token": ADMIN_TOKEN})).json()
+    clinic = await _ok(booking_http.post("/clinics", json={
+        "name": name, "phone": "+1 604 555 0100", **(clinic or {})},
+        headers={"X-Admin-Token": ADMIN_TOKEN}))
     auth = {"X-API-Key": clinic["api_key"]}
     site = await _ok(booking_http.post("/sites", headers=auth, json={
         "name": "Main", "address": "1 Main St", "phone": "+1 604 555 0101", "timezone": timezone,
-        "hours": hours}))
+        "hours": hours, **(site or {})}))
     net = Network(clinic, site, {}, clinic["api_key"])
     for i in range(rooms):
         net.rooms.append(await _ok(booking_http.post("/rooms", headers=auth, json={

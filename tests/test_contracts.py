@@ -29,8 +29,7 @@ async def test_migrations_apply_cleanly_to_an_empty_database_twice(infra, namesp
         assert {"outbox", "processed_events", "dead_letters", "schema_migrations"} <= tables
         # every named query of the service (and the shared ops queries) is valid SQL against
         # the migrated schema
-        files = [ROOT / "services" / service / "queries.sql", ROOT / "shared" / "ops.sql",
-                 *(ROOT / "services" / service).glob("ops.sql")]
+        files = [*(ROOT / "services" / service).glob("*.sql"), *(ROOT / "shared").glob("*.sql")]
         async with pool.acquire() as conn:
             for path in files:
                 queries = Queries(path)

@@ -185,7 +185,7 @@ async def test_while_postgresql_is_away_the_texts_not_yet_sent_go_back_at_once(p
     async with pool.acquire() as conn:  # a second text for the same patient, due now
         await conn.execute(
             "INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at,"
-            " valid_until) VALUES ($1, $2, $3, 1, 'day_of', now(), now() + interval '1 hour')",
+            " valid_until) VALUES ($1, $2, $3, 1, 'prep', now(), now() + interval '1 hour')",
             booked.clinic_id, booked.patient_id, booked.payload.booking_id)
     flaky = FlakyPool(pool)
 

@@ -1,12 +1,21 @@
 """Quiet hours per state/province and per site: resolved site > region > network > default,
-when texts are planned and again when they are sent (real PostgreSQL and broker)."""
+when texts are planned and again when they are sent (real PostgreSQL and broker); the
+dispatcher holds a text only within the day its words name, at literal boundary times."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from uuid import UUID
+from datetime import UTC, datetime, time, timedelta
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
+from services.notifier import handlers, policy
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.policy import PolicyIn, QuietHoursIn
+from services.notifier.schedule import QuietHours
+from shared.events import Envelope
+from shared.events.booking import PatientRegistered
+from tests.test_notifier_claims import ANY_HOUR as ALWAYS, InstantSender, pool  # noqa: F401
+from tests.helpers import session_booked
 from tests.conftest import eventually
 from tests.helpers import EVERY_DAY, _ok, create_network
 from tests.test_spine import listing
@@ -64,8 +73,8 @@ async def test_a_states_quiet_hours_move_its_sites_reminders_unless_the_site_set
         [text] = await eventually(lambda: texts_of_booking(spine, net, booked, "day_of"))
         day_of[site["name"]] = datetime.fromisoformat(text["due_at"]).astimezone(MIAMI)
 
-    evening_before = datetime.combine(first_day - timedelta(days=1), time(19, 59), MIAMI)
-    assert day_of["Miami"] == evening_before, "Florida's texts start at 09:00: 08:00 is too early"
+    morning = datetime.combine(first_day, time(9), MIAMI)
+    assert day_of["Miami"] == morning, "Florida's texts start at 09:00: later the same day"
     assert day_of["Tampa"].time() == time(8), "the site's own hours (from 07:00) win over Florida's"
     assert day_of["Nowhere"].time() == time(8), "no region: the network's hours (from 08:00)"
 
@@ -134,3 +143,126 @@ def test_quiet_hours_that_start_at_midnight_move_a_text_to_the_last_minute_of_th
     moved = quiet.clamp(due, MIAMI, not_before=due - timedelta(days=1)).astimezone(MIAMI)
     assert moved == datetime(2026, 6, 9, 23, 59, tzinfo=MIAMI)
     assert quiet.earliest(due, MIAMI).astimezone(MIAMI) == datetime(2026, 6, 10, 10, tzinfo=MIAMI)
+
+
+VANCOUVER = ZoneInfo("America/Vancouver")
+
+
+def vancouver(*when, fold: int = 0) -> datetime:
+    return datetime(*when, tzinfo=VANCOUVER, fold=fold)
+
+
+async def text_due_now(pool, kind: str, starts_at: datetime, site_hours: tuple | None = None,
+                       region_hours: tuple | None = None) -> int:
+    """A text of `kind` about a dosing session at `starts_at` in Vancouver (every other text of
+    it cancelled), due by the database's clock, for a network whose site (or region) has
+    `site_hours` (`region_hours`) as its quiet hours, or none (the service's default)."""
+    patient, clinic = uuid4(), uuid4()
+    registered = Envelope.new(PatientRegistered(phone_e164="+16045550199", sms_consent=True),
+                              producer="booking", clinic_id=clinic, patient_id=patient)
+    booked = session_booked(patient_id=patient, clinic_id=clinic, starts_at=starts_at,
+                            ends_at=starts_at + timedelta(minutes=90), site_region="CA-BC")
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_patient_registered(conn, registered)
+        await handlers.on_session_booked(conn, booked, quiet=ALWAYS, now=starts_at - timedelta(days=10))
+        hours = {}
+        if site_hours:
+            hours["sites"] = {booked.payload.site_id: QuietHoursIn(
+                quiet_hours_start=site_hours[0], quiet_hours_end=site_hours[1])}
+        if region_hours:
+            hours["regions"] = {"CA-BC": QuietHoursIn(
+                quiet_hours_start=region_hours[0], quiet_hours_end=region_hours[1])}
+        if hours:
+            await policy.save(conn, clinic, PolicyIn(daily_cap=5, **hours))
+        await conn.execute("UPDATE texts SET status = 'cancelled' WHERE booking_id = $1"
+                           " AND kind <> $2", booked.payload.booking_id, kind)
+        return await conn.fetchval("UPDATE texts SET due_at = now() - interval '1 second'"
+                                   " WHERE booking_id = $1 AND kind = $2 RETURNING id",
+                                   booked.payload.booking_id, kind)
+
+
+async def dispatched_at(pool, text_id: int, clock: datetime, quiet: QuietHours = QuietHours()):
+    """Dispatch the due texts as if it were `clock`; what became of the text."""
+    sender = InstantSender()
+    await Dispatcher(pool, sender, quiet=quiet, clock=lambda: clock.astimezone(UTC)).dispatch_once()
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, status_reason, due_at FROM texts WHERE id = $1",
+                                  text_id)
+    return row["status"], row["status_reason"], row["due_at"].astimezone(clock.tzinfo)
+
+
+SESSION = vancouver(2027, 6, 20, 10, 0)
+
+
+async def held_or_sent(pool, cases, quiet: QuietHours, site_hours=None) -> None:
+    """Each (clock, expected): a confirmation due then is sent (expected None) or held until
+    `expected`."""
+    for clock, until in cases:
+        text = await text_due_now(pool, "confirmation", SESSION, site_hours=site_hours)
+        status, reason, due = await dispatched_at(pool, text, clock, quiet)
+        if until is None:
+            assert status == "sent", clock
+        else:
+            assert (status, reason, due) == ("pending", "held until quiet hours end", until), clock
+
+
+async def test_the_dispatcher_sends_at_20_59_and_08_00_and_holds_at_21_00_and_07_59(pool):
+    await held_or_sent(pool, [(vancouver(2027, 6, 10, 20, 59), None),
+                              (vancouver(2027, 6, 10, 21, 0), vancouver(2027, 6, 11, 8, 0)),
+                              (vancouver(2027, 6, 10, 7, 59), vancouver(2027, 6, 10, 8, 0)),
+                              (vancouver(2027, 6, 10, 8, 0), None)], QuietHours())
+
+
+async def test_the_dispatcher_keeps_a_sites_own_hours_18_59_and_09_00_allowed_19_00_and_08_59_not(pool):
+    await held_or_sent(pool, [(vancouver(2027, 6, 10, 18, 59), None),
+                              (vancouver(2027, 6, 10, 19, 0), vancouver(2027, 6, 11, 9, 0)),
+                              (vancouver(2027, 6, 10, 8, 59), vancouver(2027, 6, 10, 9, 0)),
+                              (vancouver(2027, 6, 10, 9, 0), None)], ALWAYS, site_hours=(19, 9))
+    # a region's hours (20-9) follow the same rule
+    text = await text_due_now(pool, "confirmation", SESSION, region_hours=(20, 9))
+    assert (await dispatched_at(pool, text, vancouver(2027, 6, 10, 20, 0), quiet=ALWAYS))[2] == \
+        vancouver(2027, 6, 11, 9, 0)
+
+
+async def test_no_see_you_today_text_goes_out_the_evening_before_an_08_15_appointment(pool):
+    appointment = vancouver(2027, 6, 11, 8, 15)
+    for clock in (vancouver(2027, 6, 10, 20, 59), vancouver(2027, 6, 10, 21, 30)):
+        text = await text_due_now(pool, "day_of", appointment)  # say, planned by the old rule
+        status, reason, _ = await dispatched_at(pool, text, clock)
+        assert (status, reason) == ("skipped", "quiet hours until it is too late to be useful")
+    # for a 10:00 appointment the same text waits for 08:00 on the day, not sent the day before
+    text = await text_due_now(pool, "day_of", vancouver(2027, 6, 11, 10, 0))
+    assert await dispatched_at(pool, text, vancouver(2027, 6, 10, 20, 59)) == \
+        ("pending", "held until the day it names", vancouver(2027, 6, 11, 8, 0))
+
+
+async def test_a_day_bound_text_that_quiet_hours_would_push_to_the_next_day_is_skipped_not_held(pool):
+    text = await text_due_now(pool, "fasting_reminder", vancouver(2027, 6, 11, 14, 0))
+    status, reason, _ = await dispatched_at(pool, text, vancouver(2027, 6, 10, 21, 0))
+    assert (status, reason) == ("skipped", "quiet hours until the day it names is over")
+    text = await text_due_now(pool, "fasting_reminder", vancouver(2027, 6, 11, 14, 0),
+                              site_hours=(17, 9))
+    status, reason, _ = await dispatched_at(pool, text, vancouver(2027, 6, 10, 17, 0))
+    assert (status, reason) == ("skipped", "quiet hours until the day it names is over")
+    text = await text_due_now(pool, "fasting_reminder", vancouver(2027, 6, 11, 14, 0))
+    assert (await dispatched_at(pool, text, vancouver(2027, 6, 10, 20, 59)))[0] == "sent"
+
+
+async def test_on_vancouvers_dst_days_the_dispatcher_holds_until_08_00_local(pool):
+    # 2027-03-14: clocks go from 02:00 PST to 03:00 PDT; 2027-11-07: from 02:00 PDT to 01:00 PST
+    for clock, until in ((vancouver(2027, 3, 14, 7, 59), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
+                         (vancouver(2027, 3, 14, 1, 30), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
+                         (vancouver(2027, 11, 7, 1, 30, fold=0), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
+                         (vancouver(2027, 11, 7, 1, 30, fold=1), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
+                         (vancouver(2027, 11, 7, 7, 59), datetime(2027, 11, 7, 16, 0, tzinfo=UTC))):
+        text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
+        status, reason, due = await dispatched_at(pool, text, clock)
+        assert (status, due.astimezone(UTC)) == ("pending", until), clock
+    for clock in (vancouver(2027, 3, 14, 8, 0), vancouver(2027, 11, 7, 20, 59)):
+        text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
+        assert (await dispatched_at(pool, text, clock))[0] == "sent", clock
+    # the day-of text of an 08:15 appointment on either day is skipped, never sent the day before
+    for day in (vancouver(2027, 3, 14, 8, 15), vancouver(2027, 11, 7, 8, 15)):
+        text = await text_due_now(pool, "day_of", day)
+        clock = vancouver(day.year, day.month, day.day - 1, 20, 59)
+        assert (await dispatched_at(pool, text, clock))[0] == "skipped"

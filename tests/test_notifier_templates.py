@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
 
 from services.notifier.templates import FASTING, STOP_NOTICE, TEMPLATES, TextContext, render, segments
+from shared.phi_words import fold_words, phi_words_in
 
-FORBIDDEN = re.compile(
-    r"ketamin|esketamin|spravato|infusion|injection|lozenge|nasal|spray|\bIV\b|\bIM\b|"
-    r"depress|suicid|psychedel|dissociat|anesth|treatment|therapy|th[ée]rapie|terapia|drug|"
-    r"m[ée]dicament|medicamento|dose|dosing|cancel", re.I)
+
+def names_phi_or_asks_for_cancel(text: str) -> list[str]:
+    """The drug, procedure and diagnosis words in `text`, and CANCEL (a Twilio opt-out
+    word: a text must never ask for it)."""
+    return phi_words_in(text) + [w for w in fold_words(text) if w.startswith("cancel")]
 
 
 def contexts():
@@ -25,14 +26,14 @@ def contexts():
 def test_no_template_names_a_drug_procedure_or_diagnosis_or_asks_for_cancel():
     for variants in (*TEMPLATES.values(), *FASTING.values(), STOP_NOTICE):
         for text in variants.values():
-            assert not FORBIDDEN.search(text), text
+            assert names_phi_or_asks_for_cancel(text) == [], text
 
 
 @pytest.mark.parametrize("kind", TEMPLATES)
 def test_every_rendered_text_names_the_clinic_and_its_phone_and_fits_two_segments(kind):
     for ctx in contexts():
         body = render(kind, ctx, first_text=True)
-        assert not FORBIDDEN.search(body), body
+        assert names_phi_or_asks_for_cancel(body) == [], body
         assert "Cedar Grove" in body and "+1 604 555 0100" in body
         assert "{" not in body
         assert segments(body) <= 2, (ctx.language, body)

@@ -152,9 +152,12 @@ async def test_replaying_all_pending_letters_replays_each_once(service):
     await eventually(lambda: _equals(pending_letters(service), 3))
     service.broken = False
     answer = await service.http.post("/ops/dlq/replay", json={"actor": "Sam"}, headers=OPS)
-    assert answer.json() == {"replayed": 3}
+    assert answer.status_code == 202, answer.text
+    assert (answer.json()["total"], answer.headers["location"]) == (3, f"/ops/dlq/replay/{answer.json()['id']}")
     await eventually(lambda: _true(sorted(service.handled) == sorted(e.event_id for e in events)))
     assert await pending_letters(service) == 0
+    job = (await service.http.get(answer.headers["location"], headers=OPS)).json()
+    assert (job["status"], job["replayed"], job["skipped"], job["remaining"]) == ("done", 3, 0, 0)
 
 
 async def test_metrics_move_when_events_flow(service):

@@ -137,6 +137,17 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
             assert {f: seen["cells"][name].get(f) for f in FIELDS} == expected[name], name
         assert seen["summary"] == f"{len(overview['problems'])} problem(s)"
 
+        # replay all of the notifier's letters: a job followed to its end; plans sees nothing
+        done = kcb_ops(stack, "dlq", "replay", "--all", "--service", "notifier", "--actor", "pytest")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "replayed 1 dead letters" in done.stdout
+        jobs = kcb_ops(stack, "dlq", "jobs", "--service", "notifier")
+        assert "notifier:1" in jobs.stdout and "done" in jobs.stdout, jobs.stdout
+        # still poison: the notifier dead-letters the replayed copy again
+        assert wait_until(lambda: status(stack)[1]["services"]["notifier"]["dead_letters"]["pending"] == 1)
+        every_plans_letter = kcb_ops(stack, "dlq", "list", "--service", "plans", "--status", "all")
+        assert every_plans_letter.stdout.count("plans:") == 1, every_plans_letter.stdout
+
         # list and discard them with the CLI; then all is healthy again
         listed = kcb_ops(stack, "dlq", "list")
         assert listed.returncode == 0, listed.stdout + listed.stderr

@@ -6,10 +6,10 @@ tests do not depend on the hour they run at."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow,
                                check)
-from services.notifier.schedule import QuietHours
 from services.notifier.templates import TextContext, render
 
 KNOWN = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York (EDT)
@@ -31,7 +31,7 @@ def body(kind: str, starts=STARTS) -> str:
 def healthy() -> Facts:
     """One assessment booked at 11:00 for 13:10: its confirmation went at once, its day-of
     reminder at 11:10; both accepted once."""
-    f = Facts(events={"b1": [event()]}, quiet={"c1": QuietHours(21, 8)}, phones={"p1": PHONE},
+    f = Facts(events={"b1": [event()]}, quiet={"c1": (21, 8)}, phones={"p1": PHONE},
               settled_at=KNOWN + timedelta(hours=1))
     f.texts = [TextRow(1, "p1", "b1", 1, "confirmation", "sent", "SM1", body("confirmation")),
                TextRow(2, "p1", "b1", 1, "day_of", "sent", "SM2", body("day_of"))]
@@ -168,3 +168,55 @@ def test_a_missed_session_text_is_expected_unless_the_daily_cap_may_hold_it_back
     assert check(f).violations["lost"] == ["missed for booking b1 v2: never planned"]
     f.daily_cap = {"c1": 3}  # two texts today already: a third may be capped
     assert check(f).ok
+
+
+def test_the_quiet_hours_check_has_its_own_clock_arithmetic_with_literal_boundaries():
+    from bench.load.checks import in_quiet_hours
+
+    def at(tz: str, *when) -> datetime:
+        return datetime(*when, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+    ny, vancouver = "America/New_York", "America/Vancouver"
+    for hours, allowed, quiet in (((21, 8), [(20, 59), (8, 0)], [(21, 0), (7, 59)]),
+                                  ((19, 9), [(18, 59), (9, 0)], [(19, 0), (8, 59)])):
+        for h, m in allowed:
+            assert not in_quiet_hours(at(ny, 2026, 6, 10, h, m), ny, *hours), (hours, h, m)
+        for h, m in quiet:
+            assert in_quiet_hours(at(ny, 2026, 6, 10, h, m), ny, *hours), (hours, h, m)
+    for day in (datetime(2026, 3, 8), datetime(2026, 11, 1)):  # Vancouver's DST days
+        y, mo, d = day.year, day.month, day.day
+        assert in_quiet_hours(at(vancouver, y, mo, d, 7, 59), vancouver, 21, 8)
+        assert not in_quiet_hours(at(vancouver, y, mo, d, 8, 0), vancouver, 21, 8)
+        assert not in_quiet_hours(at(vancouver, y, mo, d, 20, 59), vancouver, 21, 8)
+        assert in_quiet_hours(at(vancouver, y, mo, d, 21, 0), vancouver, 21, 8)
+    # 08:00 in Vancouver on the spring-forward day is 15:00 UTC, and 07:59 PDT is 14:59
+    assert in_quiet_hours(datetime(2026, 3, 8, 14, 59, tzinfo=UTC), vancouver, 21, 8)
+    assert not in_quiet_hours(datetime(2026, 3, 8, 15, 0, tzinfo=UTC), vancouver, 21, 8)
+    assert not in_quiet_hours(datetime(2026, 6, 10, 3, 0, tzinfo=UTC), vancouver, 24, 0), "none"
+
+
+def test_a_text_accepted_at_20_59_passes_and_one_at_21_00_fails_the_quiet_hours_check():
+    f = healthy()
+    f.sends[1] = Send("SM2", PHONE, body("day_of"), datetime(2026, 3, 11, 0, 59, tzinfo=UTC))
+    assert not check(f).violations["quiet hours"], "20:59 in New York (EDT)"
+    f.sends[1] = Send("SM2", PHONE, body("day_of"), datetime(2026, 3, 11, 1, 0, tzinfo=UTC))
+    assert "21:00 in America/New_York" in check(f).violations["quiet hours"][0]
+    f.quiet = {"c1": (19, 9)}  # the clinic's own hours
+    f.sends[1] = Send("SM2", PHONE, body("day_of"), datetime(2026, 3, 10, 22, 59, tzinfo=UTC))
+    assert not check(f).violations["quiet hours"], "18:59"
+    f.sends[1] = Send("SM2", PHONE, body("day_of"), datetime(2026, 3, 10, 23, 0, tzinfo=UTC))
+    assert "19:00 in America/New_York (quiet 19-9)" in check(f).violations["quiet hours"][0]
+
+
+def test_a_see_you_today_text_skipped_by_quiet_hours_is_not_expected():
+    evening = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)  # 20:00 in New York
+    starts = datetime(2026, 3, 11, 12, 15, tzinfo=UTC)  # 08:15 the next morning
+    f = healthy()
+    f.events["b1"] = [event(starts=starts, known=evening)]
+    f.settled_at = starts
+    f.texts = [TextRow(1, "p1", "b1", 1, "confirmation", "sent", "SM1", body("confirmation", starts)),
+               TextRow(2, "p1", "b1", 1, "day_of", "skipped", None)]
+    f.sends = [Send("SM1", PHONE, body("confirmation", starts), evening + timedelta(seconds=1))]
+    report = check(f)
+    assert report.ok, dict(report.violations)
+    assert report.counts["texts expected"] == 1

@@ -43,7 +43,7 @@ async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db)
     assert set(kinds) == {"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of"}
     assert all(t["booking_id"] == booking["id"] for t in texts)
     confirmation = kinds["confirmation"]["body"]
-    assert "Test Clinic" in confirmation and "+1 604 555 0100" in confirmation
+    assert "Test Clinic" in confirmation and "+1 604 555 0101" in confirmation, "the site's phone"
     assert "10:00 AM" in confirmation, "the time is the site's local time"
     assert "STOP" in confirmation, "the first text says how to opt out"
     day_of_due = datetime.fromisoformat(kinds["day_of"]["due_at"])

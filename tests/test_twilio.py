@@ -152,12 +152,14 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
     assert [str(e.payload.booking_id) for e in confirmed] == [booking["id"]]
     assert len(await stack.events("RideConfirmed")) == 1
     assert len(await stack.events("PatientOptedOut")) == 1
-    rows = await stack.db.fetch("SELECT from_e164, patient_id, interpretation FROM inbound_messages ORDER BY id")
-    assert [r["interpretation"] for r in rows] == ["confirm", "ride", "unknown number", "opt_out"]
+    rows = await stack.db.fetch("SELECT from_e164, patient_id, interpretation, note"
+                                " FROM inbound_messages ORDER BY id")
+    assert [(r["interpretation"], r["note"]) for r in rows] == [
+        ("confirm", None), ("ride", None), ("confirm", "unknown number"), ("opt_out", None)]
     assert rows[2]["patient_id"] is None
-    assert await stack.db.fetchval("SELECT opted_out FROM contacts") is True
+    assert await stack.db.fetchval("SELECT phone_e164 FROM number_opt_outs") == "+16045550177"
     assert await stack.twilio.inbound(inbound, "+16045550177", "START") == 200
-    assert await stack.db.fetchval("SELECT opted_out FROM contacts") is False
+    assert await stack.db.fetchval("SELECT count(*) FROM number_opt_outs") == 0
     assert len(await stack.events("PatientOptedIn")) == 1
     assert await stack.twilio.inbound(inbound, "+16045550177", "Can I bring my dog?") == 200
     params = {"MessageSid": "SMhelp", "From": "+16045550177", "Body": "HELP",
@@ -166,7 +168,8 @@ async def test_patients_replies_become_events_and_strangers_are_not_matched(stac
         stack.twilio.auth_token).compute_signature(inbound, params)
     async with httpx.AsyncClient() as http:
         help_reply = await http.post(inbound, data=params, headers={"X-Twilio-Signature": signature})
-    assert "<Message>Test Clinic: for help call +1 604 555 0100." in help_reply.text
+    assert "<Message>Test Clinic: appointment texts. For help call +1 604 555 0101." \
+        in help_reply.text  # the site's number, as the texts give it
     async with httpx.AsyncClient() as http:
         attention = (await http.get(f"{stack.url}/attention", headers=net.headers)).json()
     assert [r["body"] for r in attention["replies"]] == ["HELP", "Can I bring my dog?"]

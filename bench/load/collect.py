@@ -11,7 +11,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send,
                                TextRow)
-from services.notifier.schedule import QuietHours
 
 STATUS = {"SessionBooked": "booked", "SessionRescheduled": "booked", "SessionCancelled": "cancelled",
           "PatientCheckedIn": "arrived", "SessionCompleted": "fulfilled", "PatientNoShow": "noshow"}
@@ -80,7 +79,7 @@ async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashe
             f.phones[r["patient_id"]] = r["phone_e164"]
         for r in await conn.fetch("SELECT clinic_id::text, quiet_hours_start, quiet_hours_end, daily_cap"
                                   " FROM notifier.clinic_policies"):
-            f.quiet[r["clinic_id"]] = QuietHours(r["quiet_hours_start"], r["quiet_hours_end"])
+            f.quiet[r["clinic_id"]] = (r["quiet_hours_start"], r["quiet_hours_end"])
             f.daily_cap[r["clinic_id"]] = r["daily_cap"]
         for r in await conn.fetch("SELECT patient_id::text, min(received_at) AS at FROM notifier.inbound_messages"
                                   " WHERE interpretation = 'opt_out' GROUP BY patient_id"):

@@ -93,8 +93,8 @@ async def get_site(site_id: UUID, request: Request, who: Principal = require(*RE
         site = await network.get_site(conn, who.clinic_id, site_id)
         hours = await conn.fetch(Q.site_hours, site_id)
         rooms = await conn.fetch(Q.rooms_of_site, site_id)
-    return {**{k: site[k] for k in ("id", "clinic_id", "name", "address", "phone", "timezone",
-                                    "default_language", "created_at")},
+    return {**{k: site[k] for k in ("id", "clinic_id", "name", "sms_name", "address", "phone",
+                                    "timezone", "default_language", "created_at")},
             "hours": [dict(h) for h in hours], "rooms": [dict(r) for r in rooms]}
 
 

@@ -175,8 +175,10 @@ async def _insert(conn, ctx, starts_at, room_id, provider_id, now, series_id=Non
 def appointment_fields(row: asyncpg.Record) -> dict:
     return dict(
         booking_id=row["id"], version=row["version"], series_id=row["series_id"],
-        clinic_name=row["clinic_name"], clinic_phone=row["clinic_phone"], site_id=row["site_id"],
-        site_name=row["site_name"], site_address=row["site_address"], site_phone=row["site_phone"],
+        clinic_name=row["clinic_name"], clinic_sms_name=row["clinic_sms_name"],
+        clinic_phone=row["clinic_phone"], site_id=row["site_id"], site_name=row["site_name"],
+        site_sms_name=row["site_sms_name"], site_address=row["site_address"],
+        site_phone=row["site_phone"],
         site_timezone=row["site_timezone"], site_region=row["site_region"], room_id=row["room_id"],
         provider_id=row["provider_id"],
         session_type=row["session_type"], is_dosing=row["is_dosing"],

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX
+
 Language = Literal["en", "fr", "es"]
 Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
 
@@ -37,8 +39,15 @@ class Hours(_Command):
 WEEKDAYS_8_TO_6 = [Hours(weekday=d, opens=time(8), closes=time(18)) for d in range(1, 6)]
 
 
+SMS_NAME = ("Short name for texts. Texts carry it (else the name, then checked the same way): "
+            "no drug, procedure or diagnosis, the GSM-7 alphabet once accents are folded, at "
+            "most {} characters (README: What texts carry)")
+
+
 class AddClinic(_Command):
     name: str = Field(min_length=1, max_length=200)
+    sms_name: str | None = Field(None, min_length=1, max_length=CLINIC_NAME_MAX,
+                                 description=SMS_NAME.format(CLINIC_NAME_MAX))
     phone: str = Field(min_length=3, max_length=40)
 
 
@@ -49,7 +58,10 @@ class IssueApiKey(_Command):
 
 class AddSite(_Command):
     name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=500)
+    sms_name: str | None = Field(None, min_length=1, max_length=SITE_NAME_MAX,
+                                 description=SMS_NAME.format(SITE_NAME_MAX))
+    address: str = Field(min_length=1, max_length=ADDRESS_MAX,
+                         description="Texts carry it: checked like `sms_name`")
     phone: str = Field(min_length=3, max_length=40)
     timezone: str
     region: str | None = Field(None, pattern=r"^(US|CA)-[A-Z]{2}$",

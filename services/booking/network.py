@@ -17,6 +17,7 @@ from shared.errors import Invalid, NotFound
 from shared.events import Envelope
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered, RideContact
 from shared.outbox import enqueue
+from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX, text_field_problem
 
 
 def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:
@@ -32,9 +33,27 @@ def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: s
     raise Invalid(f"{field} is not a valid US or Canadian number", field=field)
 
 
+def check_for_texts(field: str, value: str, cap: int, *, address: bool = False,
+                    hint: str = "") -> None:
+    """`Invalid`, naming `field`, if `value` cannot go into texts (see shared.sms)."""
+    problem = text_field_problem(value, cap, address=address)
+    if problem:
+        raise Invalid(f"{field} {problem}{hint}", field=field)
+
+
+def check_names_for_texts(name: str, sms_name: str | None, cap: int) -> None:
+    """The name texts use: `sms_name`, else `name` (which may then be set aside for texts
+    by giving an `sms_name`)."""
+    if sms_name is not None:
+        check_for_texts("sms_name", sms_name, cap)
+    else:
+        check_for_texts("name", name, cap, hint="; or give an sms_name, a short name for texts")
+
+
 async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict:
     """A new clinic network and its first (admin) API key, shown only here."""
-    clinic = await conn.fetchrow(Q.insert_clinic, uuid4(), cmd.name, cmd.phone)
+    check_names_for_texts(cmd.name, cmd.sms_name, CLINIC_NAME_MAX)
+    clinic = await conn.fetchrow(Q.insert_clinic, uuid4(), cmd.name, cmd.phone, cmd.sms_name)
     key = await _issue(conn, clinic["id"], "admin", "initial admin key")
     return {**dict(clinic), "api_key": key["api_key"]}
 
@@ -62,8 +81,11 @@ async def revoke_api_key(conn: asyncpg.Connection, who: Principal, key_id: UUID)
 
 
 async def add_site(conn: asyncpg.Connection, who: Principal, cmd: AddSite) -> dict:
+    check_names_for_texts(cmd.name, cmd.sms_name, SITE_NAME_MAX)
+    check_for_texts("address", cmd.address, ADDRESS_MAX, address=True)
     site = await conn.fetchrow(Q.insert_site, uuid4(), who.clinic_id, cmd.name, cmd.address,
-                               cmd.phone, cmd.timezone, cmd.default_language, cmd.region)
+                               cmd.phone, cmd.timezone, cmd.default_language, cmd.region,
+                               cmd.sms_name)
     await conn.execute(Q.insert_site_hours, site["id"], [h.weekday for h in cmd.hours],
                        [h.opens for h in cmd.hours], [h.closes for h in cmd.hours])
     return {**dict(site), "hours": [h.model_dump() for h in cmd.hours]}

@@ -2,27 +2,29 @@
 -- simply not found.
 
 -- name: insert_clinic
-INSERT INTO clinics (id, name, phone) VALUES ($1, $2, $3)
-RETURNING id, name, phone, created_at;
+INSERT INTO clinics (id, name, phone, sms_name) VALUES ($1, $2, $3, $4)
+RETURNING id, name, sms_name, phone, created_at;
 
 -- name: get_clinic
-SELECT id, name, phone, created_at FROM clinics WHERE id = $1;
+SELECT id, name, sms_name, phone, created_at FROM clinics WHERE id = $1;
 
 -- name: insert_api_key
 INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)
 RETURNING id, clinic_id, role, label, created_at;
 
 -- name: insert_site
-INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language, region)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, clinic_id, name, address, phone, timezone, default_language, region, created_at;
+INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language, region,
+                   sms_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
+          created_at;
 
 -- name: insert_site_hours
 INSERT INTO site_hours (site_id, weekday, opens, closes)
 SELECT $1, unnest($2::smallint[]), unnest($3::time[]), unnest($4::time[]);
 
 -- name: get_site
-SELECT s.*, c.name AS clinic_name, c.phone AS clinic_phone
+SELECT s.*, c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone
 FROM sites s JOIN clinics c ON c.id = s.clinic_id
 WHERE s.id = $1 AND s.clinic_id = $2;
 
@@ -30,7 +32,8 @@ WHERE s.id = $1 AND s.clinic_id = $2;
 SELECT weekday, opens, closes FROM site_hours WHERE site_id = $1 ORDER BY weekday, opens;
 
 -- name: list_sites
-SELECT id, clinic_id, name, address, phone, timezone, default_language, region, created_at
+SELECT id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
+       created_at
 FROM sites WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
 ORDER BY created_at, id LIMIT $4;
 
@@ -90,6 +93,13 @@ UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source
 WHERE id = $1 AND clinic_id = $2
 RETURNING *;
 
+-- name: restore_sms_consent
+-- The patient's number texted START: consent comes back only if an opt-out by text ($4)
+-- took it (a family phone's START never gives consent a sibling did not give).
+UPDATE patients SET sms_consent = true, sms_consent_at = now(), sms_consent_source = $3
+WHERE id = $1 AND clinic_id = $2 AND NOT sms_consent AND sms_consent_source = $4
+RETURNING *;
+
 -- name: session_type
 SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
 FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;
@@ -107,8 +117,9 @@ ON CONFLICT (clinic_id, code) DO UPDATE
 
 -- name: booking
 -- Everything about a booking that its views and events need.
-SELECT b.*, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
-       s.timezone AS site_timezone, s.region AS site_region, c.name AS clinic_name,
+SELECT b.*, s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
+       s.phone AS site_phone, s.timezone AS site_timezone, s.region AS site_region,
+       c.name AS clinic_name, c.sms_name AS clinic_sms_name,
        c.phone AS clinic_phone, p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
        p.ride_contact_consent, st.fasting_rule
 FROM bookings b
@@ -210,8 +221,9 @@ WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiti
 -- is locked, so one patient's series are decided one at a time). NULL site/type columns: unknown.
 SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
        p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
-       s.id AS site_id, s.name AS site_name, s.address AS site_address, s.phone AS site_phone,
-       s.timezone AS site_timezone, s.region AS site_region, c.name AS clinic_name,
+       s.id AS site_id, s.name AS site_name, s.sms_name AS site_sms_name,
+       s.address AS site_address, s.phone AS site_phone, s.timezone AS site_timezone,
+       s.region AS site_region, c.name AS clinic_name, c.sms_name AS clinic_sms_name,
        c.phone AS clinic_phone, st.code, st.is_dosing, st.duration_minutes, st.recovery_minutes, st.fasting_rule
 FROM patients p
 JOIN clinics c ON c.id = p.clinic_id
@@ -280,3 +292,13 @@ LIMIT 1;
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL
 RETURNING id;
+
+-- name: set_ride_contact_consent
+-- The ride contact's number ($3) texted STOP ($4 false) or START ($4 true): their consent
+-- follows, if they are still this patient's ride contact and it changes. An opt-in gives
+-- back only a consent an opt-out by text took ($6: that source).
+UPDATE patients SET ride_contact_consent = $4, ride_contact_consent_at = now(),
+                    ride_contact_consent_source = $5
+WHERE id = $1 AND clinic_id = $2 AND ride_contact_phone = $3 AND ride_contact_consent <> $4
+  AND ($4 = false OR ride_contact_consent_source = $6)
+RETURNING *;

@@ -42,8 +42,10 @@ async def offer_freed_slot(conn: asyncpg.Connection, freed: asyncpg.Record) -> a
         [w["patient_id"] for w in waiting])
     await enqueue(conn, [Envelope.new(
         WaitlistSlotOpened(offer_id=offer["id"], clinic_name=freed["clinic_name"],
+                           clinic_sms_name=freed["clinic_sms_name"],
                            clinic_phone=freed["clinic_phone"], site_id=freed["site_id"],
-                           site_name=freed["site_name"], site_timezone=freed["site_timezone"],
+                           site_name=freed["site_name"], site_sms_name=freed["site_sms_name"],
+                           site_phone=freed["site_phone"], site_timezone=freed["site_timezone"],
                            site_region=freed["site_region"], session_type=freed["session_type"],
                            starts_at=freed["starts_at"],
                            patient_language=w["language"]),

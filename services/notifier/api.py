@@ -1,18 +1,29 @@
-"""HTTP API of the notifier (staff reads, with the clinic network's API keys)."""
+"""HTTP API of the notifier for clinic staff (the network's API keys): texts, texting policy,
+and the texts people sent (replies, opt-outs)."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Query, Request
 
+from services.notifier import inbox, policy
 from services.notifier.handlers import Q
-from services.notifier import policy
+from services.notifier.inbox import Q as INBOX
 from services.notifier.policy import PolicyIn
-from shared.auth import ADMIN, READ, Principal, require
+from shared.auth import ADMIN, CARE, READ, Principal, require
+from shared.errors import Invalid, NotFound
+from shared.pagination import MAX_LIMIT, decode_cursor, page
 
 router = APIRouter(tags=["texts"])
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+LAST_ID = 2**63 - 1
+ReplyId = Annotated[int, Path(ge=1, le=LAST_ID)]
+PHONE = re.compile(r"(?:\+[0-9]{1,19})?")
+Meaning = Literal["confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_in", "help", "other"]
 
 
 @router.get("/patients/{patient_id}/texts")
@@ -41,10 +52,78 @@ async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*
 
 @router.get("/attention")
 async def needs_staff(request: Request, who: Principal = require(*READ),
-                      limit: int = 100) -> dict[str, Any]:
-    """What staff should look at: numbers Twilio refused for good, and patients' texts
-    that were not a reply we act on (questions, HELP, replies with no upcoming appointment)."""
+                      limit: Limit = 100) -> dict[str, Any]:
+    """What staff should look at: numbers Twilio refused for good, and unread texts that
+    changed nothing (questions, HELP, a bare name, replies from a number several patients
+    share or with no upcoming appointment); all texts are under `/replies`."""
     async with request.app.state.runtime.db.acquire() as conn:
         numbers = await conn.fetch(Q.failing_numbers, who.clinic_id, limit)
-        replies = await conn.fetch(Q.replies_for_staff, who.clinic_id, limit)
+        replies = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, True, None, limit)
     return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies]}
+
+
+@router.get("/replies", tags=["replies"])
+async def list_replies(request: Request, who: Principal = require(*READ), limit: Limit = 50,
+                       cursor: str | None = None, unread: bool = False, attention: bool = False,
+                       meaning: Meaning | None = None) -> dict[str, Any]:
+    """Texts from this network's patients' and ride contacts' numbers, newest first: what we
+    read them as (`meaning`), whether that changed something (`acted_on`) or why not
+    (`note`), the network's patients with that number and those whose ride contact has it.
+    A text from a number several patients share is shown to every network that has it, as
+    unmatched (no `patient_id`). `unread`, `attention` (changed nothing) and `meaning`
+    (e.g. opt_out) filter."""
+    (before,) = decode_cursor(cursor, (int,)) or (LAST_ID,)
+    if not 0 < before <= LAST_ID:
+        raise Invalid("invalid cursor", field="cursor")
+    async with request.app.state.runtime.db.acquire() as conn:
+        rows = await conn.fetch(INBOX.inbox_page, who.clinic_id, before, unread, attention,
+                                meaning, limit + 1)
+    return page([dict(r) for r in rows], limit, lambda r: (r["id"],))
+
+
+@router.get("/replies/{reply_id}", tags=["replies"])
+async def get_reply(reply_id: ReplyId, request: Request,
+                    who: Principal = require(*READ)) -> dict[str, Any]:
+    """One text of this network's inbox (another network's ids answer 404)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        row = await conn.fetchrow(INBOX.inbox_item, reply_id, who.clinic_id)
+    if row is None:
+        raise NotFound("unknown reply", field="reply_id")
+    return dict(row)
+
+
+@router.post("/replies/{reply_id}/read", tags=["replies"])
+async def mark_reply_read(reply_id: ReplyId, request: Request,
+                          who: Principal = require(*READ)) -> dict[str, Any]:
+    """Mark a text read (by this key's label; the first reading is kept)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
+            raise NotFound("unknown reply", field="reply_id")
+        return dict(await conn.fetchrow(INBOX.inbox_item, reply_id, who.clinic_id))
+
+
+@router.post("/replies/{reply_id}/opt-out", tags=["replies"])
+async def opt_out_from_reply(reply_id: ReplyId, request: Request,
+                             who: Principal = require(*CARE)) -> dict[str, Any]:
+    """Staff read this text as a revocation of consent ("please don't text me before 9,
+    actually don't text me at all"): its number opts out, for every network, as if it had
+    texted STOP (only the number's own START lifts it)."""
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
+        return await inbox.staff_opt_out(conn, who.clinic_id, reply_id, who.actor)
+
+
+@router.get("/opt-outs", tags=["replies"])
+async def list_opt_outs(request: Request, who: Principal = require(*READ), limit: Limit = 50,
+                        cursor: str | None = None) -> dict[str, Any]:
+    """Numbers of this network's patients and ride contacts that opted out and have not
+    opted back in, newest first: when, how (`keyword`, `phrase`, `staff`), and who has them."""
+    at, phone = decode_cursor(cursor, (datetime, str)) or (datetime(9999, 12, 31, tzinfo=UTC), "")
+    try:
+        at = at.astimezone(UTC) if at.tzinfo is not None and PHONE.fullmatch(phone) else None
+    except OverflowError:  # year 1 with an offset
+        at = None
+    if at is None:
+        raise Invalid("invalid cursor", field="cursor")
+    async with request.app.state.runtime.db.acquire() as conn:
+        rows = await conn.fetch(INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
+    return page([dict(r) for r in rows], limit, lambda r: (r["opted_out_at"], r["phone_e164"]))

@@ -19,8 +19,19 @@ from shared.events.booking import (PatientContactChanged, PatientNoShow, Patient
                                    WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
+from shared.db import Queries
+from shared.retention import Purge
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
+
+RETENTION = Queries(Path(__file__).with_name("retention.sql"))
+
+
+def purges(settings: NotifierSettings) -> list[Purge]:
+    """The notifier's own tables that retention purges, with their periods."""
+    return [Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
+            Purge("early_receipts", RETENTION.purge_early_receipts,
+                  settings.retention_early_receipts_days)]
 
 
 def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSender:
@@ -74,11 +85,14 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
                              poll_seconds=settings.dispatch_poll_seconds,
                              stale_claim_seconds=settings.stale_claim_seconds,
                              callback_grace_seconds=settings.callback_grace_seconds,
-                             quiet=quiet).run()
+                             quiet=quiet, probe_seconds=settings.sender_probe_seconds,
+                             unreachable_marks_after=settings.unreachable_marks_after).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()
 
     runtime.add_worker("dispatcher", dispatch)
     runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
+    for purge in purges(settings):
+        runtime.add_purge(purge)
     return service_app(runtime, "Notifier", router, views.router, webhooks.router, ops.router)

@@ -9,7 +9,7 @@ policy), checked (not cancelled, moved or over, not in quiet hours, not too late
 and stored as `status = 'sending'` with its body, marked as handed over (it may reach the
 provider within milliseconds) and with the claim's time as its token; (2) if the sender's
 pacing made it wait for its turn, checked again in one statement just before the provider
-call (claim still this dispatcher's, appointment not moved or over, patient not opted out),
+call (claim still this dispatcher's, appointment not moved or over, number not opted out),
 which refreshes its handed-over time; then handed to the provider, with a status callback
 URL naming the text; (3) its SID recorded with `status = 'sent'` and its `SmsSent` event,
 in one statement, only if the claim is still this dispatcher's. Claims carry the backend
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -51,11 +51,13 @@ import asyncpg
 
 from services.notifier.handlers import PRODUCER, Q
 from services.notifier.outcomes import Coalesced, Outcomes, Results
+from services.notifier.pause import Pause
 from services.notifier.policy import CRITICAL, Policy, policy_from
 from services.notifier.receipts import apply_early_receipts
-from services.notifier.schedule import QuietHours
+from services.notifier.schedule import QuietHours, move
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.templates import TextContext, render, segments
+from services.notifier.twilio_errors import ErrorClass
 from shared.events import Envelope
 from shared.worker import listen_loop
 
@@ -74,12 +76,20 @@ RECEIPTS_EVERY = 2.0
 """Seconds between two looks for delivery receipts that came before their SID was stored."""
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: SmsSender, *, schema: str = "notifier",
                  batch_size: int = 200, poll_seconds: float = 0.5,
                  stale_claim_seconds: float = 300.0, callback_grace_seconds: float = 60.0,
-                 quiet: QuietHours = QuietHours()):
-        """`quiet`: the quiet hours of clinics that set none (the service's setting)."""
+                 quiet: QuietHours = QuietHours(), clock: Callable[[], datetime] = _utc_now,
+                 probe_seconds: float = 60.0, unreachable_marks_after: int = 3):
+        """`quiet`: the quiet hours of clinics that set none (the service's setting);
+        `clock`: the time texts are checked at (tests give literal times); `probe_seconds`:
+        how often a paused sender is tried with one text; `unreachable_marks_after`: see
+        `receipts`."""
         self.pool = pool
         self.channel = f"{schema}_texts"
         self.sender = sender
@@ -90,6 +100,9 @@ class Dispatcher:
         self.owner: int | None = None
         """The backend pid of the listening connection: it marks this dispatcher's claims."""
         self.quiet = quiet
+        self.clock = clock
+        self.pause = Pause(pool, sender.pause_key, probe_seconds)
+        self.unreachable_marks_after = unreachable_marks_after
         self._last_release = self._last_receipts = float("-inf")
         self._sending: dict[asyncio.Task, Handing] = {}
         self._progress = asyncio.Event()  # a batch handed over its last text, or ended
@@ -97,6 +110,10 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until cancelled; wakes when texts are scheduled, when the next one falls
         due, or after a short poll. Up to `MAX_BATCHES` batches are handed over at once."""
+        try:
+            await self.pause.forget()  # a restart with the right settings fixes a pause
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("could not clear the sender's pause at start: %s", type(exc).__name__)
         try:
             await listen_loop(self.pool, self.channel, self._step, "dispatcher",
                               on_connect=lambda conn: setattr(self, "owner",
@@ -112,8 +129,22 @@ class Dispatcher:
             await self._release_stale()  # claims of a dispatcher that died
             self._last_release = now
         if now - self._last_receipts > RECEIPTS_EVERY:
-            await apply_early_receipts(self.pool)  # receipts that came before their SID
+            await apply_early_receipts(self.pool, pause_key=self.sender.pause_key,
+                                       unreachable_marks_after=self.unreachable_marks_after)
             self._last_receipts = now
+        await self.pause.refresh()
+        if self.pause.paused:  # an account or sender problem: one text now and then
+            if not await self.pause.probe_now():
+                return self.poll_seconds
+            probe = Handing(self._progress, probe=True)
+            claimed, send = await self._claim(probe, limit=1)
+            if send is None:  # nothing to try it with (yet): the next look may
+                await self.pause.probe_later()
+            else:
+                task = asyncio.create_task(send)
+                self._sending[task] = probe
+                task.add_done_callback(self._sent)
+            return self.poll_seconds
         if sum(1 for handing in self._sending.values() if handing.left) >= MAX_BATCHES:
             self._progress.clear()
             await self._progress.wait()
@@ -152,15 +183,16 @@ class Dispatcher:
             await send
         return claimed
 
-    async def _claim(self, handing: Handing) -> tuple[int, Coroutine | None]:
-        """Claim a batch of due texts, rendered, and settle those that must not go out now,
-        in one transaction; return how many were picked and the coroutine that sends the
-        claimed ones (None if none)."""
+    async def _claim(self, handing: Handing, limit: int | None = None
+                     ) -> tuple[int, Coroutine | None]:
+        """Claim a batch of due texts (`limit`, default the batch size), rendered, and settle
+        those that must not go out now, in one transaction; return how many were picked and
+        the coroutine that sends the claimed ones (None if none)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, self.batch_size)
+            rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, limit or self.batch_size)
             if not rows:
                 return 0, None
-            columns, by_patient, notices = self._decide(rows, datetime.now(UTC))
+            columns, by_patient, notices = self._decide(rows, self.clock())
             claim = await conn.fetchval(Q.claim_picked, *columns, self.owner, notices)
         checked = asyncio.get_running_loop().time()
         for texts in by_patient.values():
@@ -248,9 +280,13 @@ class Dispatcher:
                     continue
                 waited = await self.sender.turn(text.segments)
                 handing.one()
+                if self.pause.paused and not handing.probe:  # it waits for the fix
+                    text.done = True
+                    results.record(Outcomes().settle(text, "pending", self.pause.reason))
+                    continue
                 if waited or loop.time() - text.checked > RECHECK_AFTER:
                     # checked at the claim, but that was a while ago: check again
-                    verdict = text.not_now(datetime.now(UTC))  # quiet hours, too late by now?
+                    verdict = text.not_now(self.clock())  # quiet hours, too late by now?
                     if verdict is None and not await gate(text):
                         verdict = await self._why_dropped(text)
                         if verdict is None:
@@ -261,15 +297,18 @@ class Dispatcher:
                         results.record(Outcomes().settle(text, *verdict))
                         continue
                 results.check()  # writes are failing: send nothing more for now
-                to = row["ride_contact_phone"] if text.to_driver else row["phone_e164"]
                 text.done = True  # from here on, it may have reached the provider
                 try:
-                    sid = await self.sender.send(OutgoingSms(row["id"], to, text.body))
+                    sid = await self.sender.send(OutgoingSms(row["id"], text.to, text.body))
                 except SendError as exc:
                     results.record(Outcomes().failed(text, exc))
-                    if exc.permanent:
+                    if exc.kind is ErrorClass.SENDER:  # no number is at fault: all wait
+                        await self.pause.hold(exc.code, exc.meaning)
+                    elif exc.kind is ErrorClass.NUMBER:
                         problem = problem or str(exc)
                     continue
+                if self.pause.paused:  # a text got through: the problem is gone
+                    await self.pause.resume()
                 if not text.to_driver:
                     notice = False
                 sent_now += 1
@@ -300,16 +339,18 @@ class Dispatcher:
             row = await conn.fetchrow(Q.texts_in_context, CRITICAL_KINDS, [text.row["id"]])
         if row is None:
             return None
-        return Claimed(row, text.policy, text.claim).not_now(datetime.now(UTC))
+        return Claimed(row, text.policy, text.claim).not_now(self.clock())
 
 
 class Handing:
     """How many texts of a batch are still to be handed to the sender (pacing may hold
     them); `progress` is set when none are left."""
 
-    def __init__(self, progress: asyncio.Event | None = None):
+    def __init__(self, progress: asyncio.Event | None = None, probe: bool = False):
         self.left = 0
         self.progress = progress
+        self.probe = probe
+        """The one text a paused dispatcher sends to see whether the problem is gone."""
 
     def one(self) -> None:
         self.left -= 1
@@ -337,6 +378,11 @@ class Claimed:
     def __post_init__(self):
         self.to_driver = self.row["kind"] == "pickup"
 
+    @property
+    def to(self) -> str:
+        """The number the text goes to."""
+        return self.row["ride_contact_phone"] if self.to_driver else self.row["phone_e164"]
+
     def not_now(self, now: datetime) -> tuple[str, str, datetime | None] | None:
         """Why a claimed text must not go out now, as (status, reason, new due time), or
         None if it may."""
@@ -344,12 +390,17 @@ class Claimed:
         reason = _why_not(row, now)
         if reason:
             return ("cancelled" if reason.startswith("appointment") else "skipped"), reason, None
-        if row["site_timezone"] is not None:
+        if row["site_timezone"] is not None:  # quiet hours, and the day its words name
             tz = ZoneInfo(row["site_timezone"])
-            if not self.policy.quiet.allowed(now.astimezone(tz)):
-                due = self.policy.quiet.earliest(now, tz)
+            due = move(row["kind"], now, tz, self.policy.quiet, not_before=now,
+                       starts_at=row["starts_at"], planned=row["due_at"])
+            if due is None:
+                return "skipped", "quiet hours until the day it names is over", None
+            if due > now:
                 if due > row["valid_until"]:
                     return "skipped", "quiet hours until it is too late to be useful", None
+                if self.policy.quiet.allowed(now.astimezone(tz)):
+                    return "pending", "held until the day it names", due
                 return "pending", "held until quiet hours end", due
         return None
 
@@ -370,7 +421,7 @@ class Claimed:
         row = self.row
         return TextContext(
             language=row["language"], clinic_name=row["clinic_name"],
-            clinic_phone=row["clinic_phone"], site_name=row["site_name"],
+            phone=row["text_phone"], site_name=row["site_name"],
             site_address=row["site_address"], timezone=row["site_timezone"],
             starts_at=row["starts_at"], fasting_rule=row["fasting_rule"], ends_at=row["ends_at"])
 
@@ -381,6 +432,8 @@ class Claimed:
 
 def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
     """Why a claimed text must not go out at all, or None if it may."""
+    if row["number_opted_out"]:  # the number it goes to (patient's or ride contact's) said STOP
+        return "number opted out"
     if row["kind"] == "pickup":  # to the ride contact, who agreed to texts
         if not row["ride_contact_phone"]:
             return "no ride contact who agreed to texts"
@@ -388,8 +441,6 @@ def _why_not(row: asyncpg.Record, now: datetime) -> str | None:
         return "no contact details for the patient"
     elif not row["sms_consent"]:
         return "patient has not consented to texts"
-    elif row["opted_out"]:
-        return "patient opted out"
     elif row["number_problem"]:
         return f"number cannot be texted ({row['number_problem']})"
     if row["booking_id"] is not None and row["kind"] != "missed":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from services.notifier.schedule import Appointment, QuietHours, plan_texts
+from services.notifier.schedule import Appointment, QuietHours, move, plan_texts
 from shared.db import Queries
 from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
@@ -85,7 +85,8 @@ TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kin
 """The columns of the texts `on_sessions_booked` schedules."""
 APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address", "site_phone",
                       "site_timezone", "session_type", "is_dosing", "fasting_rule",
-                      "patient_language", "starts_at", "ends_at", "site_id", "site_region")
+                      "patient_language", "starts_at", "ends_at", "site_id", "site_region",
+                      "clinic_sms_name", "site_sms_name")
 """The columns of `upsert_appointments` after booking, clinic, patient and version."""
 
 
@@ -145,11 +146,13 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
     p: WaitlistSlotOpened = env.payload  # type: ignore[assignment]
     if not await conn.fetchval(Q.insert_offer, p.offer_id, env.patient_id, env.clinic_id,
                                p.clinic_name, p.clinic_phone, p.site_name, p.site_timezone,
-                               p.starts_at, p.patient_language, p.site_id, p.site_region):
+                               p.starts_at, p.patient_language, p.site_id, p.site_region,
+                               p.clinic_sms_name, p.site_sms_name, p.site_phone):
         return
     policy = await load_policy(conn, env.clinic_id, quiet, site_id=p.site_id, region=p.site_region)
     if policy.allows("waitlist_offer"):
-        due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(p.site_timezone))
+        now = datetime.now(UTC)
+        due = move("waitlist_offer", now, ZoneInfo(p.site_timezone), policy.quiet, not_before=now)
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
                            "waitlist_offer", due, p.starts_at - timedelta(hours=2))
 
@@ -174,9 +177,15 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
                                region=appt["site_region"])
     if not policy.allows(kind):
         return  # the clinic does not send these
-    due = policy.quiet.earliest(datetime.now(UTC), ZoneInfo(appt["site_timezone"]))
+    now = datetime.now(UTC)
+    due = move(kind, now, ZoneInfo(appt["site_timezone"]), policy.quiet, not_before=now)
+    if due is None:  # its words count from today, and today has no allowed moment left
+        await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version,
+                           kind, now, now + valid_for, "skipped", "quiet hours until the day it "
+                           "names is over")
+        return
     await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,
-                       due, due + valid_for)
+                       due, due + valid_for, "pending", None)
 
 
 async def on_no_show(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:

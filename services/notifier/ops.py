@@ -1,5 +1,6 @@
 """The notifier's part of the ops picture: texts pending, due and late, what became of the
-texts sent lately (by Twilio error code), numbers that cannot be texted; and `/ops/texts`."""
+texts sent lately (by Twilio error code), numbers that cannot be texted, sending paused by
+an account or sender problem; and `/ops/texts`."""
 
 from __future__ import annotations
 
@@ -42,10 +43,23 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
     for row in outcomes:
         g.add(row["texts"], row["outcome"], row["error_code"])
     report.gauge("kcb_failing_numbers", "Patients whose number Twilio refused for good.").add(failing)
+    await _pauses(conn, report)
     if queue["late"]:
         report.problems.append(f"texts: {queue['late']} late (due over {late_after:.0f}s ago)")
     if queue["stuck"]:
         report.problems.append(f"texts: {queue['stuck']} claimed but not sent")
+
+
+async def _pauses(conn: asyncpg.Connection, report: StatusReport) -> None:
+    """Sending paused by an account or sender problem: named by Twilio code and meaning."""
+    pauses = [dict(r) for r in await conn.fetch(Q.sender_pauses)]
+    report.sections["texts"]["sending_paused"] = pauses
+    g = report.gauge("kcb_sending_paused", "1 while sending is paused by an account or sender "
+                     "problem Twilio named (by its code and meaning): texts wait.", "code", "meaning")
+    for p in pauses:
+        g.add(1, p["code"], p["meaning"])
+        report.problems.append(f"sending paused: Twilio {p['code']} ({p['meaning']}) since "
+                               f"{p['since']:%Y-%m-%d %H:%M} UTC; texts wait until it is fixed")
 
 
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])

@@ -33,3 +33,7 @@ FROM texts
 WHERE status IN ('pending', 'sending')
   AND ($1 = 'pending' OR due_at < now() - make_interval(secs => $2))
 ORDER BY due_at LIMIT $3;
+
+-- name: sender_pauses
+-- Senders whose sending is paused (an account or sender problem), without the sender's key.
+SELECT code, meaning, since FROM sender_pauses ORDER BY since;

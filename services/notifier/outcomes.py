@@ -16,7 +16,9 @@ from uuid import UUID
 import asyncpg
 
 from services.notifier.handlers import PRODUCER, Q
+from services.notifier.inbox import refused_number
 from services.notifier.senders import SendError
+from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, ErrorClass
 from shared.events import Envelope
 from shared.events.notifier import SmsFailed, SmsSent
 from shared.outbox import enqueue
@@ -37,7 +39,9 @@ class Outcomes:
     """(id, claim, SID) of texts the provider took; `mark_sent` writes their `SmsSent`."""
     settled: list[tuple] = field(default_factory=list)
     events: list[Envelope] = field(default_factory=list)
-    problems: list[tuple[UUID, str]] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    """(number, Twilio code, what is wrong) of numbers Twilio refused (`inbox.refused_number`)."""
+    """(number, why) of numbers that cannot be texted."""
     releases: list[UUID] = field(default_factory=list)
 
     def sent(self, text: Claimed, sid: str) -> Outcomes:
@@ -50,16 +54,19 @@ class Outcomes:
         return self
 
     def failed(self, text: Claimed, exc: SendError) -> Outcomes:
+        """The provider refused the text: what follows from the error's class."""
         row = text.row
-        if not exc.permanent:  # exponential backoff with jitter
-            delay = min(300.0, 2.0 ** row["attempts"]) * (0.5 + random.random())
+        if exc.kind is ErrorClass.SENDER:  # no one's number is at fault: it waits for the fix
+            return self.settle(text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})")
+        if exc.kind is ErrorClass.TRANSIENT or (exc.kind is ErrorClass.UNKNOWN
+                                                and row["attempts"] < UNKNOWN_ATTEMPTS):
             return self.settle(text, "pending", exc.code,
-                               datetime.now(UTC) + timedelta(seconds=delay))
-        # the number is marked: staff see it, no more attempts
-        if not text.to_driver:
-            self.problems.append((row["patient_id"], str(exc)))
+                               datetime.now(UTC) + timedelta(seconds=retry_delay(row["attempts"])))
+        if exc.kind is ErrorClass.NUMBER:  # marked for every contact with it: staff see it
+            self.problems.append((text.to, exc.code, f"{exc.meaning} (Twilio {exc.code})"))
+        # the number or the message is at fault, or an unknown code kept coming: no more tries
         self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
-                                                   permanent=True)))
+                                                   permanent=exc.permanent)))
         return self.settle(text, "failed", exc.code)
 
     def settle_args(self) -> list[list]:
@@ -76,6 +83,12 @@ class Outcomes:
     def extend(self, other: Outcomes) -> None:
         for name in ("sent_rows", "settled", "events", "problems", "releases"):
             getattr(self, name).extend(getattr(other, name))
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try of a text tried `attempts` times: exponential backoff
+    with jitter, at most about 5 minutes."""
+    return min(300.0, 2.0 ** attempts) * (0.5 + random.random())
 
 
 class Coalesced:
@@ -183,8 +196,8 @@ class Results:
                 await _mark_sent(conn, todo.sent_rows)
                 if todo.settled:
                     await conn.execute(Q.settle_claimed, *todo.settle_args())
-                for patient_id, problem in todo.problems:
-                    await conn.execute(Q.mark_number_problem, patient_id, problem)
+                for number, code, problem in todo.problems:
+                    await refused_number(conn, number, code, problem)
                 if todo.releases:
                     await conn.execute(Q.release_stop_notices, todo.releases)
                 await enqueue(conn, todo.events)

@@ -12,14 +12,14 @@ WITH stored AS (
     INSERT INTO appointments (booking_id, clinic_id, patient_id, version, schedule_version,
                               clinic_name, clinic_phone, site_name, site_address, site_phone,
                               site_timezone, session_type, is_dosing, fasting_rule, language,
-                              starts_at, ends_at, site_id, site_region, ride_contact_name,
-                              ride_contact_phone)
-    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp
+                              starts_at, ends_at, site_id, site_region, clinic_sms_name,
+                              site_sms_name, ride_contact_name, ride_contact_phone)
+    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[],
                 $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[], $17::uuid[],
-                $18::text[], $19::text[], $20::text[])
-        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, rn, rp)
+                $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
+        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp)
     ON CONFLICT (booking_id) DO UPDATE
         SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
             starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
@@ -67,9 +67,10 @@ SELECT now();
 -- Step 2, for texts whose turn came late (the sender's pacing made them wait): in one
 -- statement, each text ($1 id, $2 claim) is handed over again only if its claim is still
 -- the dispatcher's and the text still stands: its appointment neither moved nor over, the
--- patient not opted out, the slot still open. `handed_at` keeps the claim from being
--- released as stale while the provider call is under way. Only a column no index holds
--- changes, so the row is updated in place (HOT). Returns the texts that may go.
+-- patient's consent standing, the number it goes to not opted out, the slot still open.
+-- `handed_at` keeps the claim from being released as stale while the provider call is
+-- under way. Only a column no index holds changes, so the row is updated in place (HOT).
+-- Returns the texts that may go.
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, claim)
 )
@@ -86,7 +87,12 @@ WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
   AND NOT EXISTS (
       SELECT 1 FROM contacts c
       WHERE c.patient_id = t.patient_id AND t.kind <> 'pickup'
-        AND (c.opted_out OR c.number_problem IS NOT NULL OR NOT c.sms_consent))
+        AND (c.number_problem IS NOT NULL OR NOT c.sms_consent))
+  AND NOT EXISTS (  -- the number it goes to (the ride contact's for pickup) opted out
+      SELECT 1 FROM number_opt_outs n
+      WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup'
+          THEN (SELECT a.ride_contact_phone FROM appointments a WHERE a.booking_id = t.booking_id)
+          ELSE (SELECT c.phone_e164 FROM contacts c WHERE c.patient_id = t.patient_id) END)
   AND NOT EXISTS (
       SELECT 1 FROM waitlist_offers o
       WHERE o.offer_id = t.offer_id AND o.patient_id = t.patient_id AND o.status <> 'open')
@@ -106,24 +112,30 @@ SELECT extract(epoch FROM min(due_at) - now())::float8 FROM texts WHERE status =
 t AS (
     SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
            t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
-           c.phone_e164, c.language, c.sms_consent, c.opted_out, c.stop_notice_sent,
+           c.phone_e164, c.language, c.sms_consent, c.stop_notice_sent,
            c.number_problem, a.status AS appointment_status,
            a.schedule_version AS appointment_version,
-           coalesce(a.clinic_name, o.clinic_name, la.clinic_name) AS clinic_name,
-           coalesce(a.clinic_phone, o.clinic_phone, la.clinic_phone) AS clinic_phone,
-           coalesce(a.site_name, o.site_name, la.site_name) AS site_name, a.site_address,
+           coalesce(a.clinic_sms_name, a.clinic_name, o.clinic_sms_name, o.clinic_name,
+                    la.clinic_sms_name, la.clinic_name) AS clinic_name,
+           coalesce(a.site_phone, o.site_phone, o.clinic_phone, la.site_phone) AS text_phone,
+           coalesce(a.site_sms_name, a.site_name, o.site_sms_name, o.site_name,
+                    la.site_sms_name, la.site_name) AS site_name, a.site_address,
            coalesce(a.site_timezone, o.site_timezone, la.site_timezone) AS site_timezone,
            coalesce(a.site_id, o.site_id, la.site_id) AS site_id,
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
            coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
-           a.ride_status, a.ride_contact_phone
+           a.ride_status, a.ride_contact_phone,
+           EXISTS (SELECT 1 FROM number_opt_outs n  -- the number it goes to opted out
+                   WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
+                                             ELSE c.phone_e164 END) AS number_opted_out
     FROM picked t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
     LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
     LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
     LEFT JOIN LATERAL (SELECT * FROM waitlist_offers
                        WHERE offer_id = t.offer_id AND patient_id = t.patient_id LIMIT 1) o ON true
     LEFT JOIN LATERAL (
-        SELECT clinic_name, clinic_phone, site_name, site_timezone, site_id, site_region
+        SELECT clinic_name, clinic_sms_name, site_phone, site_name, site_sms_name, site_timezone,
+               site_id, site_region
         FROM appointments WHERE patient_id = t.patient_id AND t.booking_id IS NULL
         ORDER BY starts_at DESC LIMIT 1) la ON true
 )
@@ -244,12 +256,20 @@ WHERE booking_id = $1 AND status = 'pending' AND booking_version < $2
   AND NOT (kind = ANY($4::text[]));
 
 -- name: update_contact
-UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now()
+-- A new number drops the mark of the old one (a number problem belongs to the number).
+UPDATE contacts SET phone_e164 = $2, language = $3, sms_consent = $4, updated_at = now(),
+                    number_problem = CASE WHEN phone_e164 = $2 THEN number_problem END
 WHERE patient_id = $1;
 
 -- name: text_by_sid
-SELECT id, clinic_id, patient_id, booking_id, delivery_status FROM texts WHERE provider_sid = $1
-FOR UPDATE;
+-- The text of a receipt, with the number it went to (the ride contact's for a pickup text).
+SELECT t.id, t.clinic_id, t.patient_id, t.booking_id, t.delivery_status, t.attempts,
+       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone ELSE c.phone_e164 END AS phone
+FROM texts t
+LEFT JOIN contacts c ON c.patient_id = t.patient_id
+LEFT JOIN appointments a ON a.booking_id = t.booking_id
+WHERE t.provider_sid = $1
+FOR UPDATE OF t;
 
 -- name: keep_early_receipt
 -- A receipt for a SID not stored yet (Twilio can call back before the dispatcher has
@@ -262,9 +282,11 @@ ON CONFLICT DO NOTHING;
 -- stored: Twilio took it, but the dispatcher died before recording it (or has not committed
 -- yet). Recorded as sent, whatever was decided about it since (it went out), so that it is
 -- never sent again. Only texts that were handed over (claimed) have a body and may have gone.
+-- A receipt of a SID that failed before (the text was sent again since) is not one of them.
 UPDATE texts SET status = 'sent', provider_sid = $2, sent_at = now(),
                  status_reason = 'recorded from its delivery receipt'
 WHERE id = $1 AND provider_sid IS NULL AND handed_at IS NOT NULL
+  AND NOT ($2 = ANY(coalesce(failed_sids, '{}')))
 RETURNING id, clinic_id, patient_id, booking_id, kind, segments;
 
 -- name: sids_of_texts
@@ -276,37 +298,58 @@ DELETE FROM early_receipts e USING texts t
 WHERE t.provider_sid = e.provider_sid
 RETURNING e.provider_sid, e.status, e.error_code, e.received_at;
 
--- name: drop_old_early_receipts
--- Kept receipts whose SID never came (a message sent in the dispatcher's crash window).
-DELETE FROM early_receipts WHERE received_at < now() - interval '7 days';
-
 -- name: update_delivery
 UPDATE texts SET delivery_status = $2, delivery_error_code = $3, delivery_updated_at = now()
 WHERE id = $1;
 
 -- name: mark_number_problem
-UPDATE contacts SET number_problem = $2, updated_at = now() WHERE patient_id = $1;
+-- A number Twilio refused for good ($1): every contact with that number is marked.
+UPDATE contacts SET number_problem = $2, updated_at = now()
+WHERE phone_e164 = $1 AND number_problem IS DISTINCT FROM $2;
 
--- name: contacts_by_phone
-SELECT patient_id, clinic_id, language FROM contacts WHERE phone_e164 = $1;
+-- name: count_unreachable
+-- One more text in a row did not reach the handset of number $1: how many now.
+INSERT INTO unreachable_numbers (phone_e164, times) VALUES ($1, 1)
+ON CONFLICT (phone_e164) DO UPDATE
+    SET times = unreachable_numbers.times + 1, updated_at = now()
+RETURNING times;
 
--- name: next_appointment
-SELECT * FROM appointments
-WHERE patient_id = $1 AND status = 'booked' AND starts_at > now()
-ORDER BY starts_at LIMIT 1;
+-- name: reachable
+-- A text reached number $1: its unreachable streak is over.
+DELETE FROM unreachable_numbers WHERE phone_e164 = $1;
 
--- name: last_sent_kind
-SELECT kind FROM texts WHERE patient_id = $1 AND status = 'sent' ORDER BY sent_at DESC LIMIT 1;
-
--- name: insert_inbound
-INSERT INTO inbound_messages (message_sid, from_e164, body, patient_id, clinic_id, booking_id,
-                              interpretation)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (message_sid) DO NOTHING
+-- name: send_again
+-- A sent text ($1) whose receipt said undelivered for a passing reason goes back to pending
+-- (due in $2 seconds; $3 why), if still useful then. Its SID is kept as failed (see
+-- sent_per_receipt) and its delivery status cleared for the next send's receipts.
+UPDATE texts SET status = 'pending', due_at = now() + make_interval(secs => $2),
+                 status_reason = $3, provider_sid = NULL, delivery_status = NULL,
+                 failed_sids = array_append(coalesce(failed_sids, '{}'), provider_sid)
+WHERE id = $1 AND status = 'sent' AND valid_until > now() + make_interval(secs => $2)
 RETURNING id;
 
--- name: set_opted_out
-UPDATE contacts SET opted_out = $2, updated_at = now() WHERE patient_id = $1;
+-- name: pause_sender
+-- Sending through sender $1 pauses: Twilio said $2 ($3) about the account or the sender.
+INSERT INTO sender_pauses (sender, code, meaning) VALUES ($1, $2, $3)
+ON CONFLICT (sender) DO UPDATE SET code = EXCLUDED.code, meaning = EXCLUDED.meaning;
+
+-- name: sender_pause
+SELECT code, meaning, since FROM sender_pauses WHERE sender = $1;
+
+-- name: resume_sender
+DELETE FROM sender_pauses WHERE sender = $1;
+
+-- name: claim_probe
+-- Whether this instance sends the paused sender's next probe (one text, every $2 seconds
+-- at most, across instances).
+UPDATE sender_pauses SET probed_at = now()
+WHERE sender = $1 AND probed_at <= now() - make_interval(secs => $2)
+RETURNING sender;
+
+-- name: unclaim_probe
+-- The probe found no text to send (they were all being sent, or none was due): the next
+-- look may probe.
+UPDATE sender_pauses SET probed_at = probed_at - make_interval(secs => $2) WHERE sender = $1;
 
 -- name: retry_later
 UPDATE texts SET status = 'pending', status_reason = $2,
@@ -317,16 +360,11 @@ WHERE id = $1 AND status = 'sending';
 SELECT patient_id, number_problem, updated_at FROM contacts
 WHERE clinic_id = $1 AND number_problem IS NOT NULL ORDER BY updated_at DESC LIMIT $2;
 
--- name: replies_for_staff
-SELECT id, patient_id, booking_id, body, interpretation, received_at FROM inbound_messages
-WHERE clinic_id = $1
-  AND interpretation NOT IN ('confirm', 'reschedule', 'ride', 'take_slot', 'opt_out', 'opt_in')
-ORDER BY received_at DESC LIMIT $2;
-
 -- name: insert_offer
 INSERT INTO waitlist_offers (offer_id, patient_id, clinic_id, clinic_name, clinic_phone,
-                             site_name, site_timezone, starts_at, language, site_id, site_region)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                             site_name, site_timezone, starts_at, language, site_id, site_region,
+                             clinic_sms_name, site_sms_name, site_phone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT DO NOTHING
 RETURNING offer_id;
 
@@ -356,8 +394,9 @@ UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_i
 SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1;
 
 -- name: follow_up_text
-INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
+                   status, status_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;

@@ -4,7 +4,15 @@ Applied once each and out-of-order safe (a status never goes back). Each text's 
 carries its id, so a receipt for a SID not stored yet records the text as sent: Twilio took
 it, and the dispatcher died before recording it (or has not committed yet). That is how the
 dispatcher's crash window closes (see `dispatcher`). A receipt naming no text we know is kept
-(`early_receipts`) and applied when its SID is stored."""
+(`early_receipts`) and applied when its SID is stored.
+
+An `undelivered`/`failed` receipt's error code is classified by the same table as the
+Messages API's errors (`twilio_errors`): an account or sender problem pauses sending and the
+text goes back to pending; a number problem marks the number; a message problem fails only
+that text; a passing one sends the text again with backoff (while still useful), and 30003
+(unreachable handset) marks the number once it came `unreachable_marks_after` times in a row
+(a delivered text ends the streak); an unknown code is retried like a passing one for
+`UNKNOWN_ATTEMPTS` tries in all."""
 
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ import logging
 import asyncpg
 
 from services.notifier.handlers import PRODUCER, Q
-from services.notifier.twilio_sender import PERMANENT
+from services.notifier.inbox import refused_number
+from services.notifier.outcomes import retry_delay
+from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, UNREACHABLE, ErrorClass, classify
 from shared.events import Envelope
 from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
@@ -24,10 +34,12 @@ RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "de
 
 
 async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: str | None,
-                        text_id: int | None = None) -> bool:
+                        text_id: int | None = None, *, pause_key: str | None = None,
+                        unreachable_marks_after: int = 3) -> bool:
     """Record one receipt in the caller's transaction, with its event (`SmsDelivered`,
     `SmsFailed`). `text_id`: the text the callback URL names. A text whose SID was not stored
-    yet is recorded as sent (with `SmsSent`). Returns False if no text is known for the
+    yet is recorded as sent (with `SmsSent`). A failed delivery is acted on by its error's
+    class (`pause_key`: the sender to pause). Returns False if no text is known for the
     receipt (it is then kept for later)."""
     text = await conn.fetchrow(Q.text_by_sid, sid)
     if text is None and text_id is not None:
@@ -48,10 +60,10 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
     out = []
     if status in ("delivered", "read"):
         out.append(SmsDelivered(text_id=text["id"], provider_sid=sid))
+        if status == "delivered" and text["phone"]:
+            await conn.execute(Q.reachable, text["phone"])
     elif status in ("undelivered", "failed"):
-        permanent = error is not None and error.isdigit() and int(error) in PERMANENT
-        if permanent:
-            await conn.execute(Q.mark_number_problem, text["patient_id"], PERMANENT[int(error)])
+        permanent = await _undelivered(conn, text, error, pause_key, unreachable_marks_after)
         out.append(SmsFailed(text_id=text["id"], provider_sid=sid, error_code=error or "unknown",
                              permanent=permanent))
     await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text["clinic_id"],
@@ -59,13 +71,49 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
     return True
 
 
-async def apply_early_receipts(pool: asyncpg.Pool) -> int:
-    """Apply the kept receipts whose SID is now stored; returns how many."""
+def receipt_rules(settings) -> dict:
+    """`apply_receipt`'s keywords from the notifier's settings: the Twilio sender a receipt
+    may pause (None without Twilio) and how many 30003s in a row mark a number."""
+    from services.notifier.twilio_sender import pause_key
+
+    return {"pause_key": pause_key(settings) if settings.twilio_account_sid else None,
+            "unreachable_marks_after": settings.unreachable_marks_after}
+
+
+async def _undelivered(conn: asyncpg.Connection, text: asyncpg.Record, error: str | None,
+                       pause_key: str | None, unreachable_marks_after: int) -> bool:
+    """Act on a text Twilio could not deliver, by its error's class; return whether it will
+    not be sent again (the number or the message is at fault)."""
+    kind, meaning = classify(error)
+    number = text["phone"]
+    if kind is ErrorClass.TRANSIENT and error == str(UNREACHABLE) and number:
+        times = await conn.fetchval(Q.count_unreachable, number)
+        if times >= unreachable_marks_after:
+            kind, meaning = ErrorClass.NUMBER, f"{meaning}, {times} times in a row"
+    if kind is ErrorClass.NUMBER:
+        if number:
+            await refused_number(conn, number, str(error), f"{meaning} (Twilio {error})")
+        return True
+    if kind is ErrorClass.MESSAGE:
+        return True
+    if kind is ErrorClass.SENDER:
+        if pause_key is not None:
+            log.error("sending paused: Twilio %s (%s) in a delivery receipt", error, meaning)
+            await conn.execute(Q.pause_sender, pause_key, error, meaning)
+        await conn.execute(Q.send_again, text["id"], 0.0, f"sending paused: Twilio {error} ({meaning})")
+    elif kind is ErrorClass.TRANSIENT or text["attempts"] < UNKNOWN_ATTEMPTS:
+        await conn.execute(Q.send_again, text["id"], retry_delay(text["attempts"]),
+                           f"undelivered: Twilio {error} ({meaning}); sent again")
+    return False
+
+
+async def apply_early_receipts(pool: asyncpg.Pool, **rules) -> int:
+    """Apply the kept receipts whose SID is now stored; returns how many. `rules`: see
+    `apply_receipt`."""
     async with pool.acquire() as conn, conn.transaction():
-        kept = await conn.fetch(Q.take_early_receipts)
-        await conn.execute(Q.drop_old_early_receipts)
+        kept = await conn.fetch(Q.take_early_receipts)  # those never taken: see retention.sql
         for r in sorted(kept, key=lambda r: (r["received_at"], RANK.get(r["status"], -1))):
-            await apply_receipt(conn, r["provider_sid"], r["status"], r["error_code"])
+            await apply_receipt(conn, r["provider_sid"], r["status"], r["error_code"], **rules)
     if kept:
         log.info("applied %d delivery receipts that came before their SID was stored", len(kept))
     return len(kept)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.notifier.twilio_errors import ErrorClass
+
 log = logging.getLogger(__name__)
 
 
@@ -18,17 +20,28 @@ class OutgoingSms:
 
 
 class SendError(Exception):
-    """The provider refused the text. `permanent` errors are not retried."""
+    """The provider refused the text: `code` and what it means, and its class
+    (`twilio_errors.ErrorClass`), which says what happens next."""
 
-    def __init__(self, code: str, message: str, *, permanent: bool):
-        super().__init__(f"{code}: {message}")
+    def __init__(self, code: str, meaning: str, kind: ErrorClass):
+        super().__init__(f"{code}: {meaning}")
         self.code = code
-        self.permanent = permanent
+        self.meaning = meaning
+        self.kind = kind
+
+    @property
+    def permanent(self) -> bool:
+        """The text will not be sent again (the number or the message is at fault)."""
+        return self.kind in (ErrorClass.NUMBER, ErrorClass.MESSAGE)
 
 
 class SmsSender:
     """What the dispatcher sends through: it waits for its `turn`, checks the text still
     stands, then calls `send`. Subclasses implement `send`, and `turn` if they are paced."""
+
+    pause_key: str | None = None
+    """Names the sender when sending through it can be paused (an account or sender
+    problem); None: it never pauses."""
 
     async def turn(self, segments: int) -> bool:
         """Wait until the sender may take `segments` more segments (at once by default);

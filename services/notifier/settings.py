@@ -37,6 +37,22 @@ class NotifierSettings(ServiceSettings):
     twilio_segments_per_second: float = Field(1.0, gt=0, le=1000)
     """The sender's throughput (US long code ~1, toll-free 3, short code 100+): sending
     is paced to it, counting message segments."""
+    sender_probe_seconds: float = Field(60.0, gt=0)
+    """While sending is paused (an account or sender problem), one text is tried this often,
+    so that a fix on Twilio's side resumes sending without a restart."""
+    unreachable_marks_after: int = Field(3, ge=1)
+    """Texts in a row that do not reach a number's handset (Twilio 30003) before the number
+    is marked as one that cannot be texted."""
+    retention_recorded_sms_days: float = Field(30.0, gt=0)
+    """How long texts recorded by the local sender (no Twilio credentials) are kept."""
+    retention_early_receipts_days: float = Field(1.0, gt=0)
+    """How long a delivery receipt naming no text we know waits for its SID (one sent in
+    the dispatcher's crash window whose text is never recorded)."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""
+    sender_name: str = Field("Clinic reminders", min_length=1, max_length=40)
+    """Who answers HELP (and confirms an opt-out) from a number that is not one clinic
+    network's: unknown, or shared by patients of several networks (e.g. the operator)."""
+    sender_phone: str = Field("", max_length=20)
+    """The phone number that answer gives for help (empty: "call your clinic")."""

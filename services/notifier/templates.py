@@ -1,19 +1,21 @@
 """Text templates in English, French and Spanish, and their rendering.
 
 Rules every template follows: no drug, procedure or diagnosis names (HIPAA minimum
-necessary: "your appointment", never the treatment); the clinic's name and phone number in
-every text; replies are digits (never CANCEL, which is a Twilio opt-out word).
+necessary: "your appointment", never the treatment; shared/phi_words.py); the clinic's name
+and the site's phone number in every text; replies are digits (never CANCEL, which is a
+Twilio opt-out word).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_time
+
+from shared.sms import gsm_fold, segments  # noqa: F401 (segments: the dispatcher's import)
 
 LOCALES = {"en": "en_US", "fr": "fr_CA", "es": "es_US"}
 DATE_PATTERNS = {"en": "EEE MMM d", "fr": "EEE d MMM", "es": "EEE d 'de' MMM"}
@@ -94,33 +96,19 @@ STOP_NOTICE = {"en": " Reply STOP to opt out.", "fr": " STOP pour arrêter.", "e
 
 @dataclass(frozen=True)
 class TextContext:
+    """What a text says about its appointment. Names are what texts call the clinic and
+    the site (their `sms_name` if set); `phone` is the number patients call: the site's
+    (the clinic's for a slot offer from before sites' phones were carried)."""
+
     language: str
     clinic_name: str
-    clinic_phone: str
+    phone: str
     site_name: str
     site_address: str
     timezone: str
     starts_at: datetime
     fasting_rule: str | None
     ends_at: datetime | None = None
-
-
-# Characters outside GSM-7 replaced by their closest GSM-7 form (as Twilio's Smart Encoding
-# does), so that a French or Spanish text is not sent as UCS-2 with 70-character segments.
-_GSM_FOLD = str.maketrans({
-    "\u202f": " ", "\xa0": " ", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-",
-    "â": "a", "á": "a", "ê": "e", "ë": "e", "î": "i", "ï": "i", "í": "i", "ô": "o", "ó": "o",
-    "û": "u", "ú": "u", "ç": "c", "À": "A", "Â": "A", "Á": "A", "È": "E", "Ê": "E", "Í": "I",
-    "Ó": "O", "Ô": "O", "Ú": "U", "Û": "U",
-})
-
-
-_FOLDED = frozenset(map(chr, _GSM_FOLD))
-
-
-def gsm_fold(text: str) -> str:
-    """`text` with common non-GSM-7 characters replaced by GSM-7 ones."""
-    return text if _FOLDED.isdisjoint(text) else text.translate(_GSM_FOLD)
 
 
 _fold_constant = lru_cache(maxsize=None)(gsm_fold)  # templates: folded once
@@ -132,7 +120,7 @@ def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
     fasting = _fold_constant(FASTING.get(ctx.fasting_rule or "", {}).get(lang, ""))
     date, start_time, end_time = _local_times(ctx.starts_at, ctx.ends_at, ctx.timezone, lang)
     body = _fold_constant(TEMPLATES[kind][lang]).format(
-        clinic=ctx.clinic_name, phone=ctx.clinic_phone, site=ctx.site_name,
+        clinic=ctx.clinic_name, phone=ctx.phone, site=ctx.site_name,
         address=ctx.site_address, date=date, time=start_time, end_time=end_time,
         fasting=fasting,
     ).replace("  ", " ").replace("..", ".")
@@ -149,29 +137,3 @@ def _local_times(starts_at: datetime, ends_at: datetime | None, timezone: str,
     return (gsm_fold(format_datetime(starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale)),
             gsm_fold(format_time(starts_at, "short", tzinfo=tz, locale=locale)),
             gsm_fold(format_time(ends_at or starts_at, "short", tzinfo=tz, locale=locale)))
-
-
-# GSM 03.38 basic character set and the extension table (extension chars count twice)
-GSM7_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = set("^{}\\[~]|€\f")
-GSM7 = GSM7_BASIC | GSM7_EXTENSION
-_EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
-_ASCII_NOT_GSM7 = re.compile(
-    "[" + re.escape("".join(c for c in map(chr, range(128)) if c not in GSM7)) + "]")
-
-
-def segments(body: str) -> int:
-    """How many SMS segments `body` takes: GSM-7 (160, or 153 each when split) or UCS-2
-    (70, or 67 each when split)."""
-    if (body.isascii() and not _ASCII_NOT_GSM7.search(body)) or set(body) <= GSM7:
-        units = len(body) + len(_EXTENSION.findall(body))
-        single, multi = 160, 153
-    else:
-        units = sum(2 if ord(c) > 0xFFFF else 1 for c in body)
-        single, multi = 70, 67
-    if units <= single:
-        return 1
-    return -(-units // multi)

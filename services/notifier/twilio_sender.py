@@ -1,6 +1,6 @@
 """Sending through Twilio with the official SDK (its asyncio HTTP client: the event loop is
-never blocked). Twilio's errors become `SendError`s the dispatcher understands: permanent
-ones (unsubscribed, invalid or non-mobile number, landline) are not retried."""
+never blocked). Twilio's errors become `SendError`s of the class `twilio_errors` gives them,
+which the dispatcher acts on (pause the sender, mark the number, fail the text, retry)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from twilio.rest import Client
 
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.settings import NotifierSettings
+from services.notifier.twilio_errors import ErrorClass, classify
 
 log = logging.getLogger(__name__)
 
-PERMANENT = {21610: "unsubscribed", 21211: "invalid number", 21614: "not a mobile number",
-             30006: "landline or unreachable carrier", 21612: "cannot route to this number",
-             21408: "region not enabled"}
-RETRYABLE_HTTP = {429, 500, 502, 503, 504}
+
+def pause_key(settings: NotifierSettings) -> str:
+    """What names the configured sender in `sender_pauses` (account and from number or
+    messaging service; stored, never shown)."""
+    sender = settings.twilio_messaging_service_sid or settings.twilio_from_number
+    return f"twilio:{settings.twilio_account_sid}:{sender}"
 
 
 class Pacer:
@@ -57,6 +60,7 @@ class TwilioSender(SmsSender):
         self.client.api.base_url = settings.twilio_api_base_url.rstrip("/")
         self.status_callback = (f"{settings.public_base_url.rstrip('/')}/twilio/status"
                                 if settings.public_base_url else None)
+        self.pause_key = pause_key(settings)
 
     async def turn(self, segments: int) -> bool:
         return await self.pacer.wait(segments)
@@ -72,16 +76,13 @@ class TwilioSender(SmsSender):
         try:
             message = await self.client.messages.create_async(**params)
         except TwilioRestException as exc:
-            code = exc.code or exc.status
-            permanent = exc.code in PERMANENT or (exc.status < 500 and exc.status != 429
-                                                  and exc.code != 20429)
-            log.warning("Twilio refused text %d: %s (%s)", sms.text_id, code,
-                        PERMANENT.get(exc.code, "retrying" if not permanent else "permanent"))
-            raise SendError(str(code), PERMANENT.get(exc.code, f"HTTP {exc.status}"),
-                            permanent=permanent) from None
+            kind, meaning = classify(exc.code, exc.status)
+            code = str(exc.code or exc.status)
+            log.warning("Twilio refused text %d: %s (%s: %s)", sms.text_id, code, kind, meaning)
+            raise SendError(code, meaning, kind) from None
         except (asyncio.TimeoutError, OSError) as exc:
             # the request may or may not have reached Twilio: see the dispatcher's notes
-            raise SendError("timeout", type(exc).__name__, permanent=False) from None
+            raise SendError("timeout", type(exc).__name__, ErrorClass.TRANSIENT) from None
         log.info("text %d handed to Twilio as %s", sms.text_id, message.sid)
         return message.sid
 

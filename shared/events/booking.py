@@ -73,11 +73,16 @@ class _Appointment(_BookingEvent):
     version: int = 1
     series_id: UUID | None = None
     clinic_name: str
+    clinic_sms_name: str | None = None
+    """What texts call the clinic, if it set a short name for them (else clinic_name)."""
     clinic_phone: str
     site_id: UUID
     site_name: str
+    site_sms_name: str | None = None
+    """What texts call the site, if it set a short name for them (else site_name)."""
     site_address: str
     site_phone: str
+    """The number texts about the appointment quote."""
     site_timezone: str
     site_region: str | None = None
     """The site's state or province (ISO 3166-2, e.g. US-FL); None if not known."""
@@ -151,9 +156,13 @@ class WaitlistSlotOpened(_BookingEvent):
 
     offer_id: UUID
     clinic_name: str
+    clinic_sms_name: str | None = None
     clinic_phone: str
     site_id: UUID
     site_name: str
+    site_sms_name: str | None = None
+    site_phone: str | None = None
+    """The number the offer quotes (None in events from before it was carried: the clinic's)."""
     site_timezone: str
     site_region: str | None = None
     session_type: str

@@ -36,18 +36,33 @@ class RescheduleRequested(_NotifierEvent):
 
 
 class RideConfirmed(_NotifierEvent):
-    """The patient replied that their ride home is arranged (reply 3, or a driver's name)."""
+    """The patient replied that their ride home is arranged (reply 3, a name may follow)."""
 
     booking_id: UUID
     driver_name: str | None = None
 
 
 class PatientOptedOut(_NotifierEvent):
-    """The patient texted STOP (or another opt-out word): no more texts."""
+    """The patient's number texted STOP (or another opt-out word, or asked in plain words):
+    no more texts to that number. Published for every patient with that number, in every
+    clinic network."""
 
 
 class PatientOptedIn(_NotifierEvent):
-    """The patient texted START again."""
+    """The patient's number texted START again (published for every patient with it)."""
+
+
+class RideContactOptedOut(_NotifierEvent):
+    """The number of the patient's ride contact texted STOP: no more texts to it (pickup
+    times go to staff). `phone_e164` is the number that opted out."""
+
+    phone_e164: str
+
+
+class RideContactOptedIn(_NotifierEvent):
+    """The number of the patient's ride contact texted START again."""
+
+    phone_e164: str
 
 
 class WaitlistOfferAccepted(_NotifierEvent):
