@@ -139,3 +139,46 @@ async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only
         theirs = await browser.get(url + f"&provider={second['id']}")
         assert "Pat Test" in theirs.text and f'data-slot="{day}T10:00"' not in theirs.text
         assert "Provider 2" in theirs.text
+
+
+async def test_a_reply_to_read_and_an_opt_out_are_in_the_inbox_until_staff_handle_them(console):
+    from tests.console_helpers import signed_inbound
+
+    http = console.spine.booking.http
+    net = await create_network(http)
+    tz = ZoneInfo(net.site["timezone"])
+    soon = (datetime.now(tz) + timedelta(days=3)).replace(hour=11, minute=0, second=0, microsecond=0)
+    assert (await http.post("/bookings", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
+        "starts_at": soon.strftime("%Y-%m-%dT%H:%M:%S")})).status_code == 201
+    other = await add_patient_with(http, net, "Lou", "Berg", "604-555-0181")
+
+    async def notifier_knows():
+        r = await console.spine.notifier.http.get(f"/patients/{other['id']}/texts", headers=net.headers)
+        return r.status_code == 200
+    await eventually(notifier_knows)
+    notifier = console.spine.notifier
+    assert await signed_inbound(notifier, "+16045550177", "Can I bring my dog?", "SMq1") == 200
+    assert await signed_inbound(notifier, "+16045550181", "STOP", "SMq2") == 200
+    clinician = await add_person(http, net.headers, "clinician", totp=False)
+    async with console.browser() as browser:
+        await sign_in_browser(browser, clinician)
+        inbox = await browser.get("/inbox")
+        assert _calls(inbox) <= 3
+        assert inbox.text.count('data-item="reply"') == 1 and "Can I bring my dog?" in inbox.text
+        assert inbox.text.count('data-item="opt-out"') == 1 and "Lou Berg" in inbox.text
+        reply_id = re.search(r'hx-post="/inbox/replies/(\d+)/read"', inbox.text).group(1)
+        done = await browser.post(f"/inbox/replies/{reply_id}/read", headers={"HX-Request": "true"},
+                                  data={"csrf": csrf_of(inbox.text)})
+        assert done.status_code == 200
+        assert 'data-item="reply"' not in done.text and "Can I bring my dog?" not in done.text
+        opt_out_id = re.search(r'data-item="opt-out".*?hx-post="/inbox/replies/(\d+)/read"', done.text, re.S).group(1)
+        acknowledged = await browser.post(f"/inbox/replies/{opt_out_id}/read", headers={"HX-Request": "true"},
+                                          data={"csrf": csrf_of(inbox.text)})
+        assert 'data-item="opt-out"' not in acknowledged.text
+
+
+async def add_patient_with(http, net, given, family, phone):
+    from tests.helpers import add_patient
+
+    return await add_patient(http, net, given_name=given, family_name=family, phone=phone)

@@ -4,7 +4,14 @@ midnight (23 or 25 hours at a DST change), in one call each, with names; bad ran
 
 from __future__ import annotations
 
+from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
+
+
+async def _key_reached(svc, net) -> None:
+    async def known():
+        return (await svc.http.get("/policy", headers=net.headers)).status_code == 200
+    await eventually(known)
 
 
 async def _book(http, net, patient_id, local: str, session_type: str = "assessment") -> dict:
@@ -31,6 +38,7 @@ async def test_a_sites_day_on_the_night_clocks_fall_back_runs_from_local_midnigh
     assert [b["patient_name"] for b in sheet["bookings"]] == ["Ana Lima", "Pat Test"]
     assert sheet["site"]["timezone"] == "America/Vancouver"
 
+    await _key_reached(spine.notifier, net)
     texts = (await spine.notifier.http.get(f"/sites/{net.site['id']}/texts", headers=net.headers,
                                            params={"from": "2027-11-07"}))
     assert texts.status_code == 200
@@ -38,6 +46,7 @@ async def test_a_sites_day_on_the_night_clocks_fall_back_runs_from_local_midnigh
 
 async def test_a_bad_range_of_days_is_a_422_naming_the_field(spine):
     net = await create_network(spine.booking.http)
+    await _key_reached(spine.notifier, net)
     for svc, path in ((spine.booking, f"/sites/{net.site['id']}/sheet"),
                       (spine.notifier, f"/sites/{net.site['id']}/texts")):
         backwards = await svc.http.get(path, headers=net.headers, params={"from": "2030-01-10", "to": "2030-01-01"})

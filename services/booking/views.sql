@@ -78,7 +78,8 @@ WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
 
 -- name: attention
 -- What staff must act on, with patient names: reschedule requests; dosing sessions within
--- $2 hours whose ride is not arranged; open waitlist offers.
+-- $2 hours whose ride is not arranged; open waitlist offers; the time zone of the network's
+-- first site (for times not tied to a site).
 SELECT json_build_object(
     'bookings', (SELECT coalesce(json_agg(json_build_object(
                      'id', b.id, 'starts_at', b.starts_at, 'site_id', b.site_id,
@@ -97,7 +98,8 @@ SELECT json_build_object(
                    'session_type', o.session_type, 'candidates', cardinality(o.candidates))
                    ORDER BY o.starts_at), '[]')
                FROM waitlist_offers o JOIN sites s ON s.id = o.site_id
-               WHERE o.clinic_id = $1 AND o.status = 'open' AND o.starts_at > now())
+               WHERE o.clinic_id = $1 AND o.status = 'open' AND o.starts_at > now()),
+    'timezone', (SELECT timezone FROM sites WHERE clinic_id = $1 ORDER BY created_at, id LIMIT 1)
 )::text;
 
 -- name: network

@@ -1,5 +1,6 @@
 """Aggregate reads for staff screens (the console), each one statement (views.sql) whose
-JSON PostgreSQL builds: the texts of a site's day sheet, a patient's texts and replies."""
+JSON PostgreSQL builds: the texts of a site's day sheet, a patient's texts and replies; and
+the console's attention list in one call (the inbox's own queries)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from services.notifier.handlers import Q as NOTIFIER
+from services.notifier.inbox import Q as INBOX
 from shared.auth import READ, Principal, require
 from shared.db import Queries
 from shared.days import day_range
@@ -44,3 +47,20 @@ async def patient_messages(patient_id: UUID, request: Request,
     number can be texted."""
     return _json(await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
                                                              who.clinic_id))
+
+
+LAST_ID = 2**63 - 1
+
+
+@router.get("/attention/all")
+async def attention_all(request: Request, who: Principal = require(*READ),
+                        limit: Annotated[int, Query(ge=1, le=200)] = 100) -> dict:
+    """What staff must act on, in one call: numbers that cannot be texted, unread texts that
+    changed nothing (to read and answer), and unread opt-outs (to acknowledge)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        numbers = await conn.fetch(NOTIFIER.failing_numbers, who.clinic_id, limit)
+        replies = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, True, None, limit)
+        opt_outs = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, False,
+                                    "opt_out", limit)
+    return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies],
+            "opt_outs": [dict(r) for r in opt_outs]}

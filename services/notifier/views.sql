@@ -11,9 +11,9 @@ SELECT coalesce(json_object_agg(a.booking_id, json_build_object(
                   ORDER BY t.due_at, t.id), '[]')
               FROM texts t WHERE t.patient_id = a.patient_id AND t.booking_id = a.booking_id),
     'replies', (SELECT count(*) FROM inbound_messages m
+                JOIN staff_inbox s ON s.inbound_id = m.id AND s.clinic_id = a.clinic_id
                 WHERE m.patient_id = a.patient_id AND m.booking_id = a.booking_id
-                  AND m.interpretation NOT IN ('confirm', 'reschedule', 'ride', 'take_slot',
-                                               'opt_out', 'opt_in'))
+                  AND s.read_at IS NULL AND NOT s.acted_on)
 )), '{}')::text
 FROM appointments a
 WHERE a.clinic_id = $1 AND a.site_id = $2
