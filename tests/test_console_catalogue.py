@@ -36,3 +36,13 @@ def test_compose_gives_the_console_only_settings_it_reads_and_it_imports_no_serv
         text = path.read_text()
         for other in ("booking", "plans", "notifier"):
             assert f"services.{other}" not in text, path
+
+
+def test_the_words_of_a_day_sheets_rows_are_in_the_catalogue():
+    from services.console.day import words
+
+    english, french = words("en"), words("fr")
+    for key in ("check_in", "complete", "no_show", "ride", "reschedule", "cancel", "confirmed",
+                "not_yet", "not_needed", "wants_another_time"):
+        assert french[key] != english[key], key
+    assert french["text_chip"] % {"kind": "Préparation", "state": "livré"} == "Préparation : livré"

@@ -80,6 +80,8 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
         assert '<html lang="fr-CA">' in page.text
         assert "Feuille du jour" in page.text and "Perfusion IV" in page.text
         assert "14 h 00" in page.text
+        assert "Feuille du jour : Main" in page.text
+        assert ">Accueillir<" in page.text and ">Déplacer…<" in page.text and ">Annuler…<" in page.text
 
 
 async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_seconds(console):

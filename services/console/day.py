@@ -53,10 +53,11 @@ def words(language: str) -> dict:
         "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
         "states": {k: tr(v) for k, v in labels.TEXT_STATES.items()},
         **{key: tr(text) for key, text in (
-            ("check_in", "Check in"), ("complete", "Complete"), ("no_show", "No-show"),
-            ("ride", "Ride"), ("reschedule", "Reschedule"), ("cancel", "Cancel"),
-            ("confirmed", "confirmed"), ("not_yet", "not yet"), ("not_needed", "not needed"),
-            ("wants_another_time", "wants another time"))},
+            ("check_in", N_("Check in")), ("complete", N_("Complete")),
+            ("no_show", N_("No-show")), ("ride", N_("Ride")), ("reschedule", N_("Reschedule")),
+            ("cancel", N_("Cancel")), ("confirmed", N_("confirmed")), ("not_yet", N_("not yet")),
+            ("not_needed", N_("not needed")), ("wants_another_time", N_("wants another time")),
+            ("text_chip", N_("%(kind)s: %(state)s")))},
     }
 
 
@@ -76,7 +77,8 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict:
     for b in sheet["bookings"]:
         about = texts.get(b["id"], {})
         b["confirmed"] = b["confirmed"] or hub.recently_confirmed(UUID(b["id"]))
-        b["texts"] = [(labels.TEXT_TONE[state], f"{w['kinds'].get(x['kind'], x['kind'])}: {w['states'][state]}")
+        b["texts"] = [(labels.TEXT_TONE[state], w["text_chip"] % {
+                          "kind": w["kinds"].get(x["kind"], x["kind"]), "state": w["states"][state]})
                       for x in about.get("texts", []) if x["kind"] != "confirmation"
                       for state in (labels.text_state(x),)]
         b["replies"] = about.get("replies", 0)
