@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from devstack.demo import book_demo_session, listing, wait_for
+from devstack.demo import book_demo_session, console_day_sheet, listing, load_staff, wait_for
 from devstack.stack import Stack
 from devstack.supervise import Supervisor
 from shared.logs import configure_logging
@@ -22,14 +22,16 @@ def run() -> int:
         signal.signal(sig, lambda *_: stop.set())
     with Stack() as stack:
         network = stack.load_demo_network()
+        load_staff(stack.url("booking"), network["api_key"], stack.data_dir / "demo-console.json")
         logging.getLogger("devstack").info(
             "ready: booking %s, plans %s, notifier %s (API docs at /docs); demo network %r with "
-            "%d sites and %d patients, API key in %s, admin and ops tokens in %s and %s. "
-            "Ctrl-C stops everything.",
+            "%d sites and %d patients, API key in %s, admin and ops tokens in %s and %s; the "
+            "staff console at %s (demo sign-ins in %s). Ctrl-C stops everything.",
             stack.url("booking"), stack.url("plans"), stack.url("notifier"),
             network["clinic"]["name"], len(network["sites"]), len(network["patients"]),
             stack.data_dir / "demo-api-key", stack.data_dir / "admin-token",
-            stack.data_dir / "ops-token")
+            stack.data_dir / "ops-token", stack.url("console"),
+            stack.data_dir / "demo-console.json")
         supervisor = Supervisor(stack)
         try:
             while not stop.wait(0.5):
@@ -65,7 +67,11 @@ def demo() -> int:
             if t["booking_id"] == booking["id"]:
                 print(f"  [{t['status']:>7}] {t['kind']:<16} due {t['due_at']}"
                       + (f"\n            {t['body']}" if t["body"] else ""))
-        log.info("demo passed: booking -> plans -> notifier -> SMS")
+        people = load_staff(stack.url("booking"), network["api_key"],
+                            stack.data_dir / "demo-console.json")
+        sheet = console_day_sheet(stack.url("console"), people["scheduler"], booking)
+        print(f"console day sheet of {booking['starts_at_local'][:10]}: {sheet}")
+        log.info("demo passed: booking -> plans -> notifier -> SMS; the console shows the day")
     return 0
 
 

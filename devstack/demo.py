@@ -62,6 +62,41 @@ def load_network(booking: str, admin_token: str, key_file: Path) -> dict:
             "patients": {p["given_name"]: p for p in patients}}
 
 
+def load_staff(booking: str, api_key: str, out: Path) -> dict:
+    """Demo people for the console (unless `out` lists ones that still sign in): an admin with
+    an authenticator app and a scheduler with a password only. Their sign-in details are
+    written to `out` (a local demo: never do this with real accounts)."""
+    import json
+    import secrets
+
+    import pyotp
+
+    with httpx.Client(base_url=booking, timeout=10) as http:
+        if out.exists():
+            known = json.loads(out.read_text())
+            check = http.post("/auth/sign-in", json={"email": known["scheduler"]["email"],
+                                                     "password": known["scheduler"]["password"]})
+            if check.status_code == 200:
+                http.post("/auth/sign-out", headers={"Authorization": f"Bearer {check.json()['token']}"})
+                return known
+        people = {}
+        suffix = secrets.token_hex(3)
+        for role, totp in (("admin", True), ("scheduler", False)):
+            email = f"{role}.{suffix}@cedar-grove.example"
+            added = http.post("/staff", headers={"X-API-Key": api_key}, json={
+                "name": f"Demo {role.title()}", "email": email, "role": role}).raise_for_status().json()
+            offer = http.post("/auth/enrolment", json={"code": added["enrolment_code"]}).raise_for_status().json()
+            password = secrets.token_urlsafe(12)
+            body = {"code": added["enrolment_code"], "password": password}
+            if totp:
+                body["totp_code"] = pyotp.TOTP(offer["totp_secret"]).now()
+            http.post("/auth/enrolment/complete", json=body).raise_for_status()
+            people[role] = {"email": email, "password": password,
+                            "totp_secret": offer["totp_secret"] if totp else None}
+    out.write_text(json.dumps(people, indent=2))
+    return people
+
+
 def book_demo_session(booking: str, network: dict) -> dict:
     """Book an IV session for the first demo patient in Vancouver, 3 days ahead, in the
     first free slot from 10:00 local time."""
@@ -95,3 +130,23 @@ def wait_for(fetch, done, timeout: float = 60.0, interval: float = 0.3):
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met after {timeout:.0f}s; last: {result!r}"[:2000])
         time.sleep(interval)
+
+
+def console_day_sheet(console: str, person: dict, booking: dict) -> str:
+    """Sign in to the console as `person` and read the day sheet of `booking`'s day: a
+    one-line summary (raises if the booking is not on it)."""
+    import re
+
+    with httpx.Client(base_url=console, timeout=10) as browser:
+        form = browser.get("/sign-in").raise_for_status().text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        signed = browser.post("/sign-in", data={"csrf": csrf, "email": person["email"],
+                                                "password": person["password"]})
+        if signed.status_code != 303:
+            raise RuntimeError(f"console sign-in failed ({signed.status_code})")
+        page = browser.get(f"/day?site={booking['site_id']}&date={booking['starts_at_local'][:10]}")
+        page.raise_for_status()
+        if f'data-booking="{booking["id"]}"' not in page.text:
+            raise RuntimeError("the booking is not on the console's day sheet")
+        count = re.search(r'data-count="(\d+)"', page.text).group(1)
+        return f"{count} session(s), calls to the services: {page.headers['x-console-service-calls']}"

@@ -25,7 +25,7 @@ from shared.embedded import (ManagedProcess, _die_with_parent, free_port, start_
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"booking": 8001, "plans": 8002, "notifier": 8003}
+SERVICES = {"booking": 8001, "plans": 8002, "notifier": 8003, "console": 8004}
 
 
 def _default_ports() -> dict[str, int]:
@@ -70,7 +70,8 @@ class Stack:
         self.env.setdefault("BOOKING_ADMIN_TOKEN", os.environ.get("BOOKING_ADMIN_TOKEN")
                             or secrets.token_urlsafe(24))
         self.env.setdefault("OPS_TOKEN", os.environ.get("OPS_TOKEN") or secrets.token_urlsafe(24))
-        self.env.setdefault("OPS_PEERS", ",".join(f"{n}={self.url(n)}" for n in self.ports))
+        self.env.setdefault("OPS_PEERS", ",".join(f"{n}={self.url(n)}" for n in self.ports
+                                                  if n != "console"))
         self.env.setdefault("LOG_FORMAT", os.environ.get("LOG_FORMAT", "text"))  # for people
         self.start_infrastructure()
         self.write_secret("ops-token", self.env["OPS_TOKEN"])  # for kcb-ops
@@ -143,8 +144,13 @@ class Stack:
 
     def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = name.upper()
-        return {**os.environ, **self.env, f"{prefix}_HTTP_PORT": str(port or self.ports[name]),
-                "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, f"{prefix}_HTTP_PORT": str(port or self.ports[name]),
+               "PYTHONUNBUFFERED": "1"}
+        if name == "console":  # the console reaches the services where this stack runs them
+            for other in ("booking", "plans", "notifier"):
+                if other in self.ports:
+                    env.setdefault(f"CONSOLE_{other.upper()}_URL", self.url(other))
+        return env
 
     def start_service(self, name: str, instance: int = 0, port: int | None = None) -> ManagedProcess:
         """Start one process of service `name` (instance 0 on `ports[name]`)."""

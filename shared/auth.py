@@ -1,7 +1,11 @@
 """API keys per clinic network, with roles, for every service's HTTP API. A key only ever
 sees its own network's data: another network's ids answer 404, exactly like ids that do not
 exist. Booking issues keys and publishes `ApiKeyIssued`/`ApiKeyRevoked` (hashes only); the
-other services keep a copy in their own `api_keys` table."""
+other services keep a copy in their own `api_keys` table.
+
+People sign in instead (booking's `/auth/sign-in`) and send their short-lived token as
+`Authorization: Bearer <token>` (see shared/tokens.py): the same roles and tenant rules, and
+the person, not a shared key, is the actor of what they do."""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from shared import tokens
 
 ROLES = ("admin", "scheduler", "clinician", "ops", "read-only")
 READ = ROLES
@@ -23,6 +29,7 @@ ADMIN = ("admin",)
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                         description="A clinic network's API key")
+_bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
 _admin_token = APIKeyHeader(name="X-Admin-Token", auto_error=False,
                             description="Platform operator token (creates clinic networks)")
 
@@ -32,10 +39,15 @@ class Principal:
     clinic_id: UUID
     role: str
     label: str
+    staff_id: UUID | None = None
+    """The signed-in person (None for an API key)."""
 
     @property
     def actor(self) -> str:
-        """Who did it, for audit fields: the key's label and role, never a secret."""
+        """Who did it, for audit fields: the key's label and role, or the person's name,
+        role and staff id; never a secret."""
+        if self.staff_id is not None:
+            return f"{self.label} ({self.role}, staff {self.staff_id})"
         return f"{self.label} ({self.role})"
 
 
@@ -76,20 +88,37 @@ def forget_cached_keys(app) -> None:
 
 
 def require(*roles: str):
-    """A dependency admitting keys with one of `roles` (401 without a valid key, 403 if the
-    role may not do this)."""
+    """A dependency admitting API keys, or people's sign-in tokens, with one of `roles` (401
+    without a valid key or token, 403 if the role may not do this)."""
 
-    async def dependency(request: Request, key: str | None = Security(_api_key)) -> Principal:
-        if not key:
-            raise HTTPException(401, "an X-API-Key header is required")
-        row = await _lookup(request, hash_key(key))
-        if row is None:
-            raise HTTPException(401, "unknown or revoked API key")
-        if row["role"] not in roles:
-            raise HTTPException(403, f"the {row['role']} role may not do this")
-        return Principal(row["clinic_id"], row["role"], row["label"])
+    async def dependency(request: Request, key: str | None = Security(_api_key),
+                         bearer: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Principal:
+        if bearer is not None and not key:
+            who = await _person(request, bearer.credentials)
+        else:
+            if not key:
+                raise HTTPException(401, "an X-API-Key header or a sign-in token is required")
+            row = await _lookup(request, hash_key(key))
+            if row is None:
+                raise HTTPException(401, "unknown or revoked API key")
+            who = Principal(row["clinic_id"], row["role"], row["label"])
+        if who.role not in roles:
+            raise HTTPException(403, f"the {who.role} role may not do this")
+        request.state.principal = who
+        return who
 
     return Depends(dependency)
+
+
+async def _person(request: Request, token: str) -> Principal:
+    """The signed-in person a bearer token stands for (401 if it is not valid here)."""
+    try:
+        claims = await tokens.verify(request.app.state.runtime.db, token)
+    except tokens.BadToken:
+        raise HTTPException(401, "invalid, expired or signed-out token") from None
+    if claims.role not in ROLES:
+        raise HTTPException(401, "invalid, expired or signed-out token")
+    return Principal(claims.clinic_id, claims.role, claims.name, staff_id=claims.staff_id)
 
 
 async def require_operator(request: Request, token: str | None = Security(_admin_token)) -> None:
@@ -114,7 +143,11 @@ async def on_api_key_revoked(conn, env) -> None:
 
 
 def api_key_handlers() -> dict:
-    """Consumer handlers that keep a service's copy of the API keys current."""
+    """Consumer handlers that keep a service's copy of the API keys current, and of what
+    verifies people's tokens (the networks' public keys, the sessions that ended)."""
     from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
+    from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
-    return {ApiKeyIssued: on_api_key_issued, ApiKeyRevoked: on_api_key_revoked}
+    return {ApiKeyIssued: on_api_key_issued, ApiKeyRevoked: on_api_key_revoked,
+            StaffTokenKeyIssued: tokens.on_token_key_issued,
+            StaffSessionEnded: tokens.on_session_ended}

@@ -26,7 +26,8 @@ def start_launcher(tmp_path) -> tuple[subprocess.Popen, list[psutil.Process]]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     env.update({"DEVSTACK_DATA_DIR": str(tmp_path), "BOOKING_HTTP_PORT": str(free_port()),
-                "PLANS_HTTP_PORT": str(free_port()), "NOTIFIER_HTTP_PORT": str(free_port())})
+                "PLANS_HTTP_PORT": str(free_port()), "NOTIFIER_HTTP_PORT": str(free_port()),
+                "CONSOLE_HTTP_PORT": str(free_port())})
     log = open(tmp_path / "launcher.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -38,7 +39,7 @@ def start_launcher(tmp_path) -> tuple[subprocess.Popen, list[psutil.Process]]:
             pytest.fail("launcher did not start:\n" + (tmp_path / "launcher.log").read_text()[-3000:])
         time.sleep(0.2)
     children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 5, "postgres, the broker and three services"
+    assert len(children) >= 6, "postgres, the broker, three services and the console"
     return proc, children
 
 
@@ -107,8 +108,8 @@ def launcher(tmp_path_factory):
 def test_a_service_killed_under_make_run_comes_back_on_its_port_and_the_rest_stays_up(launcher):
     plans = launcher.service("plans")
     others = [p for p in psutil.Process(launcher.proc.pid).children() if p.pid != plans.pid]
-    assert len(others) == 4 and {"postgres", "tansu"} <= {p.name() for p in others}, \
-        "postgres, the broker, booking and notifier"
+    assert len(others) == 5 and {"postgres", "tansu"} <= {p.name() for p in others}, \
+        "postgres, the broker, booking, notifier and the console"
     plans.kill()  # kill -9
     plans.wait(10)
     url = launcher.peers()["plans"]

@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "load" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     # the services' defaults, but for a sender fast enough for the load (a short code)
     env = {"NOTIFIER_TWILIO_SEGMENTS_PER_SECOND": "1000", "KAFKA_TOPIC_PREFIX": ""}
-    stack = Stack(data_dir=data_dir, ports={s: free_port() for s in SERVICES}, fsync=False,
-                  env=env, quiet=True, instances={s: args.instances for s in SERVICES}, twilio=True)
+    backends = [s for s in SERVICES if s != "console"]  # the load drives the services' APIs
+    stack = Stack(data_dir=data_dir, ports={s: free_port() for s in backends}, fsync=False,
+                  env=env, quiet=True, instances={s: args.instances for s in backends}, twilio=True)
     opts = Options(size=args.size, concurrency=args.concurrency, lead=args.lead, spread=args.spread,
                    settle_timeout=args.settle_timeout, seed=args.seed, progress=not args.no_progress)
     ok = False

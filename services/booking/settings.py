@@ -16,3 +16,19 @@ class BookingSettings(ServiceSettings):
     """How far ahead a session may be booked (`BOOKING_HORIZON_DAYS`; default 2 years)."""
     admin_token: str = ""
     """Platform operator token for creating clinic networks (POST /clinics); empty disables it."""
+
+    # staff sign-in (services/booking/staff.py)
+    token_ttl_seconds: float = 900.0
+    """How long a sign-in token is good for (the console refreshes it while in use)."""
+    session_max_hours: float = 12.0
+    """A signed-in session ends after this, in use or not (sign in again)."""
+    enrolment_hours: float = 72.0
+    """How long a new person's one-time enrolment code works."""
+    sign_in_window_seconds: float = 900.0
+    sign_in_max_account_failures: int = 5
+    """Failed sign-ins per account within the window before further tries are refused (429)."""
+    sign_in_max_address_failures: int = 20
+    """Failed sign-ins per client address within the window before further tries are refused."""
+    trusted_proxies: str = "127.0.0.1,::1"
+    """Peers (the console: addresses or networks, comma-separated) whose X-Forwarded-For
+    names the client address for the rate limit."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers, ops, webhooks
+from services.notifier import handlers, ops, views, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
@@ -95,4 +95,4 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
     for purge in purges(settings):
         runtime.add_purge(purge)
-    return service_app(runtime, "Notifier", router, webhooks.router, ops.router)
+    return service_app(runtime, "Notifier", router, views.router, webhooks.router, ops.router)

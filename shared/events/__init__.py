@@ -14,7 +14,7 @@ from shared.events.base import (
     parse_envelope,
     register_upcaster,
 )
-from shared.events import booking, notifier, plans  # noqa: F401  (registers the events)
+from shared.events import booking, notifier, plans, staff  # noqa: F401  (registers the events)
 
 __all__ = [
     "Envelope",
@@ -26,4 +26,5 @@ __all__ = [
     "booking",
     "plans",
     "notifier",
+    "staff",
 ]

@@ -1,0 +1,48 @@
+"""Patients: finding one (by name or number, posted so that neither is in a URL), and a
+patient's page: contact and consent, ride contact, bookings past and future, plan progress
+(phase, sessions done, next due window, REMS forms due), and every text with its delivery
+state and the patient's replies. Three calls, one to each service, made together."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+
+from services.console.web import api, checked_form, render, signed_in
+
+router = APIRouter()
+
+
+@router.get("/patients")
+async def patients_page(request: Request, staff=Depends(signed_in)):
+    return render(request, "patients.html", nav="patients", found=None)
+
+
+@router.post("/patients")
+async def find_patients(request: Request, staff=Depends(checked_form)):
+    q = str((await request.form()).get("q", "")).strip()
+    found = await api(request).post("booking", "/patients/search", {"q": q[:100]}) if len(q) >= 2 else []
+    return render(request, "patients.html", nav="patients", found=found, q=q)
+
+
+@router.get("/patients/{patient_id}")
+async def patient_page(request: Request, patient_id: UUID, staff=Depends(signed_in)):
+    client = api(request)
+    overview, plans, messages = await asyncio.gather(
+        client.get("booking", f"/patients/{patient_id}/overview"),
+        client.get("plans", f"/patients/{patient_id}/plans"),
+        client.get("notifier", f"/patients/{patient_id}/messages"))
+    now = datetime.now(UTC)
+    bookings = overview["bookings"]
+    upcoming = [b for b in bookings if datetime.fromisoformat(b["starts_at"]) >= now]
+    past = [b for b in bookings if datetime.fromisoformat(b["starts_at"]) < now]
+    timezone = bookings[0]["timezone"] if bookings else "UTC"
+    for plan in plans:
+        plan["forms_due"] = [f for f in plan.get("rems_forms", []) if not f.get("filed_at")]
+    return render(request, "patient.html", nav="patients", patient=overview["patient"],
+                  upcoming=list(reversed(upcoming)), past=past, plans=plans,
+                  texts=messages["texts"], replies=messages["replies"],
+                  contact=messages["contact"], tz=timezone)
