@@ -274,8 +274,8 @@ async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: 
 @router.get("/sites/{site_id}/availability", tags=["availability"])
 async def site_availability(
         site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
-        first_day: Annotated[SaneDate, Query(alias="from")] = None,  # type: ignore[assignment]
-        last_day: Annotated[SaneDate, Query(alias="to")] = None,  # type: ignore[assignment]
+        first_day: Annotated[SaneDate | None, Query(alias="from")] = None,
+        last_day: Annotated[SaneDate | None, Query(alias="to")] = None,
         step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> Response:
     """Free slots for a session type at a site between two local dates (inclusive)."""
     async with _db(request).acquire() as conn:

@@ -26,7 +26,7 @@ import asyncpg
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from services.booking.db import PRODUCER
 from shared import tokens
@@ -36,6 +36,7 @@ from shared.errors import Conflict, DomainError, Invalid, NotFound
 from shared.events import Envelope
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 from shared.outbox import enqueue
+from shared.validation import RequestModel
 
 log = logging.getLogger(__name__)
 Q = Queries(Path(__file__).with_name("staff.sql"))
@@ -56,7 +57,7 @@ class TooManyAttempts(DomainError):
     code = "too_many_attempts"
 
 
-class _In(BaseModel):
+class _In(RequestModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 

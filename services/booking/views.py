@@ -19,6 +19,7 @@ from shared.auth import ADMIN, READ, Principal, require
 from shared.db import Queries
 from shared.days import day_range
 from shared.errors import NotFound
+from shared.validation import SaneDate
 
 Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
@@ -34,9 +35,10 @@ def _json(text: str) -> Response:
 
 
 @router.get("/sites/{site_id}/sheet")
-async def site_sheet(site_id: UUID, request: Request, who: Principal = require(*READ),
-                     first: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
-                     last: Annotated[date | None, Query(alias="to")] = None) -> Response:
+async def site_sheet(site_id: UUID, request: Request,
+                     first: Annotated[SaneDate, Query(alias="from")],
+                     who: Principal = require(*READ),
+                     last: Annotated[SaneDate | None, Query(alias="to")] = None) -> Response:
     """A site's bookings between two local dates (inclusive; at most 42 days), with patient,
     room and provider names, the site's rooms and the network's sites: a day sheet or a week
     in one call."""

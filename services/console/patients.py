@@ -6,11 +6,14 @@ state and the patient's replies. Three calls, one to each service, made together
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 
+from services.console.services import ServiceError
 from services.console.web import api, checked_form, render, signed_in
 
 router = APIRouter()
@@ -28,13 +31,25 @@ async def find_patients(request: Request, staff=Depends(checked_form)):
     return render(request, "patients.html", nav="patients", found=found, q=q)
 
 
+async def none_yet(call: Awaitable[Any], empty: Any) -> Any:
+    """`call`'s answer, or `empty` when the service does not know the patient (yet: plans
+    and the notifier hear of a new patient by event, a moment after booking)."""
+    try:
+        return await call
+    except ServiceError as exc:
+        if exc.status != 404:
+            raise
+        return empty
+
+
 @router.get("/patients/{patient_id}")
 async def patient_page(request: Request, patient_id: UUID, staff=Depends(signed_in)):
     client = api(request)
     overview, plans, messages = await asyncio.gather(
         client.get("booking", f"/patients/{patient_id}/overview"),
-        client.get("plans", f"/patients/{patient_id}/plans"),
-        client.get("notifier", f"/patients/{patient_id}/messages"))
+        none_yet(client.get("plans", f"/patients/{patient_id}/plans"), []),
+        none_yet(client.get("notifier", f"/patients/{patient_id}/messages"),
+                 {"texts": [], "replies": [], "contact": None}))
     now = datetime.now(UTC)
     bookings = overview["bookings"]
     upcoming = [b for b in bookings if datetime.fromisoformat(b["starts_at"]) >= now]

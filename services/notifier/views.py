@@ -17,6 +17,8 @@ from services.notifier.inbox import Q as INBOX
 from shared.auth import READ, Principal, require
 from shared.db import Queries
 from shared.days import day_range
+from shared.errors import NotFound
+from shared.validation import SaneDate
 
 Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
@@ -28,9 +30,10 @@ def _json(text: str) -> Response:
 
 
 @router.get("/sites/{site_id}/texts")
-async def site_texts(site_id: UUID, request: Request, who: Principal = require(*READ),
-                     first: Annotated[date, Query(alias="from")] = None,  # type: ignore[assignment]
-                     last: Annotated[date | None, Query(alias="to")] = None) -> Response:
+async def site_texts(site_id: UUID, request: Request,
+                     first: Annotated[SaneDate, Query(alias="from")],
+                     who: Principal = require(*READ),
+                     last: Annotated[SaneDate | None, Query(alias="to")] = None) -> Response:
     """By booking, for a site's appointments between two local dates (inclusive): their
     texts (kind, state, delivery) and the number of replies about them staff should read.
     A site of another network has no appointments here: {}."""
@@ -44,9 +47,12 @@ async def site_texts(site_id: UUID, request: Request, who: Principal = require(*
 async def patient_messages(patient_id: UUID, request: Request,
                            who: Principal = require(*READ)) -> Response:
     """A patient's texts (with delivery state) and replies, newest first, and whether their
-    number can be texted."""
-    return _json(await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
-                                                             who.clinic_id))
+    number can be texted (404 for a patient of another network, or not known here yet)."""
+    text = await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
+                                                       who.clinic_id)
+    if text is None:
+        raise NotFound("unknown patient", field="patient_id")
+    return _json(text)
 
 
 LAST_ID = 2**63 - 1

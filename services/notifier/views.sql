@@ -22,7 +22,8 @@ WHERE a.clinic_id = $1 AND a.site_id = $2
 
 -- name: patient_messages
 -- Every text to a patient (and to their ride contact about their bookings) with its
--- delivery state, and every text they sent us, newest first.
+-- delivery state, and every text they sent us, newest first; no row for a patient not
+-- known here (another network's, or not heard of yet).
 SELECT json_build_object(
     'texts', (SELECT coalesce(json_agg(json_build_object(
                   'id', t.id, 'booking_id', t.booking_id, 'kind', t.kind, 'status', t.status,
@@ -38,4 +39,5 @@ SELECT json_build_object(
     'contact', (SELECT json_build_object('sms_consent', c.sms_consent,
                                          'number_problem', c.number_problem)
                 FROM contacts c WHERE c.patient_id = $1 AND c.clinic_id = $2)
-)::text;
+)::text
+WHERE EXISTS (SELECT 1 FROM contacts WHERE patient_id = $1 AND clinic_id = $2);
