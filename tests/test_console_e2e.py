@@ -24,6 +24,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -55,7 +56,8 @@ class Browser:
     def __init__(self, driver: webdriver.Chrome, base: str):
         self.driver, self.base = driver, base
         self.violations: dict[str, list] = {}
-        self.wait = WebDriverWait(driver, 30, poll_frequency=0.2)
+        # a page may be replaced (a form posted, htmx swapped) between finding and reading
+        self.wait = WebDriverWait(driver, 30, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
 
     def open(self, path: str) -> None:
         self.driver.get(self.base + path)
@@ -72,7 +74,9 @@ class Browser:
         return self.driver.find_element(By.TAG_NAME, "body").text
 
     def until_text(self, text: str, timeout: float = 30) -> None:
-        WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda d: text in self.text())
+        WebDriverWait(
+            self.driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        ).until(lambda d: text in self.text())
 
     def check(self, name: str) -> None:
         """axe-core on the page as it is now; a screenshot of it."""
@@ -183,7 +187,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
                 d.refresh()
                 chips = d.find_elements(By.CSS_SELECTOR, "[data-kind=confirmation]")
                 return chips and chips[0].text in ("sent", "delivered")
-            WebDriverWait(me.driver, 60, poll_frequency=1).until(confirmation_sent)
+            WebDriverWait(me.driver, 60, poll_frequency=1, ignored_exceptions=[StaleElementReferenceException]).until(confirmation_sent)
             assert "Reply 1 to confirm" in me.text()
             me.check("patient")
 
@@ -210,7 +214,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
                 "url": f"{stack.url('notifier')}/twilio/inbound", "from": "+16045550190", "body": "1"})
             assert reply.json()["status"] == 200
             reply_took = time.monotonic() - sent
-            WebDriverWait(me.driver, 5, poll_frequency=0.05).until(
+            WebDriverWait(me.driver, 5, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]).until(
                 lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-booking] td[data-field=confirmed]").text == "confirmed")
             out["confirmed_after_seconds"] = me.driver.execute_script("return window.shownAt;") / 1000 - wall
             out["replied_after_seconds"] = reply_took
@@ -243,7 +247,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
                 finally:
                     await conn.close()
             asyncio.run(age_sessions())
-            WebDriverWait(me.driver, 20, poll_frequency=0.5).until(lambda d: "/sign-in" in d.current_url)
+            WebDriverWait(me.driver, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: "/sign-in" in d.current_url)
             out["idle_url"] = me.driver.current_url
             me.until_text("You were signed out after a while without activity.")
 
