@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,19 +107,27 @@ class Queries:
     """Named SQL loaded once from a `.sql` file with `-- name: query_name` headers.
 
     A block headed `-- fragment: name` is not a query: a line `-- include: name` in a query
-    is replaced by it (for a part that two queries share)."""
+    is replaced by it (for a part that two queries share). `fragments` adds fragments made
+    in Python, e.g. the outbox rows of events built in SQL (`shared.outbox.insert_events_sql`),
+    so that SQL generated from a model has one source."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, fragments: Mapping[str, str] | None = None):
         text = Path(path).read_text()
         self._sql: dict[str, str] = {}
-        fragments: dict[str, str] = {}
+        found: dict[str, str] = {}
         for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
                                            text, flags=re.M | re.S):
-            (self._sql if kind == "name" else fragments)[name] = body.strip()
-        def fragment(match: re.Match) -> str:
-            if match.group(1) not in fragments:
+            (self._sql if kind == "name" else found)[name] = body.strip()
+        clash = set(found) & set(fragments or {})
+        if clash:
+            raise ValueError(f"{path}: fragments {sorted(clash)} are given twice")
+        found.update(fragments or {})
+
+        def fragment(match: re.Match[str]) -> str:
+            if match.group(1) not in found:
                 raise ValueError(f"{path}: no fragment named {match.group(1)!r}")
-            return fragments[match.group(1)]
+            return found[match.group(1)]
+
         for name, sql in self._sql.items():
             self._sql[name] = re.sub(r"^-- include: (\S+)$", fragment, sql, flags=re.M)
 
@@ -129,4 +138,5 @@ class Queries:
             raise AttributeError(f"no query named {name!r}") from None
 
     def names(self) -> list[str]:
+        """The names of the file's queries (not its fragments), sorted."""
         return sorted(self._sql)

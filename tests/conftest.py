@@ -3,6 +3,9 @@
 With `TEST_DATABASE_URL` / `TEST_KAFKA_BOOTSTRAP_SERVERS` set, those are used; otherwise the
 embedded PostgreSQL and tansu are started once and stopped at the end. Each test gets its
 own schemas and its own topic namespace, so tests never see each other's data or events.
+
+Tests in `tests/unit/` run without either (`make test-unit`): one that asks for a fixture
+needing them fails (`pytest_runtest_setup` below).
 """
 
 from __future__ import annotations
@@ -22,6 +25,30 @@ import httpx
 import pytest
 
 from shared.embedded import ManagedProcess, start_postgres, start_tansu
+
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+INFRASTRUCTURE_FIXTURES = frozenset({"infra", "db", "spine", "booking"})
+"""Fixtures that start or use PostgreSQL or the broker (the others that do depend on `infra`,
+so it is in their tests' fixture closure too)."""
+
+
+def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> list[str]:
+    """The fixtures needing PostgreSQL or the broker that a test in tests/unit asks for
+    (directly or through other fixtures); empty for tests elsewhere."""
+    if not path.resolve().is_relative_to(UNIT_TESTS):
+        return []
+    return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a unit test that asks for the database or the broker, before it starts them."""
+    asked = infrastructure_asked_by_unit_test(item.path, getattr(item, "fixturenames", []))
+    if asked:
+        pytest.fail(f"{item.nodeid} is in tests/unit but asks for {', '.join(asked)}: unit tests "
+                    "run without PostgreSQL or the broker (move it out of tests/unit)",
+                    pytrace=False)
 
 
 @dataclass

@@ -100,15 +100,3 @@ def test_the_asyncapi_documents_in_docs_are_current(tmp_path):
     for path in export(tmp_path):
         assert path.read_text() == (DOCS / path.name).read_text(), \
             "run: python -m shared.asyncapi (it rewrites docs/asyncapi/)"
-
-
-def test_a_named_query_can_include_a_fragment_that_is_not_a_query_itself(tmp_path):
-    path = tmp_path / "q.sql"
-    path.write_text("-- name: first\nWITH picked AS (SELECT 1 AS id),\n-- include: body\n\n"
-                    "-- fragment: body\nt AS (SELECT id FROM picked)\nSELECT * FROM t;\n\n"
-                    "-- name: second\nSELECT 2;\n")
-    queries = Queries(path)
-    assert queries.names() == ["first", "second"]
-    assert queries.first == ("WITH picked AS (SELECT 1 AS id),\n"
-                             "t AS (SELECT id FROM picked)\nSELECT * FROM t;")
-    assert queries.second == "SELECT 2;"
