@@ -19,8 +19,8 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     """A pool whose connections use `schema` (created if missing) as their search path."""
     conn = await asyncpg.connect(url)
     try:  # IF NOT EXISTS still races between instances starting together: serialise
-        await conn.execute("SELECT pg_advisory_lock(hashtext('schema:' || $1::text))", schema)
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(Q.lock_schema_creation, schema)
+        await conn.execute(await conn.fetchval(Q.create_schema_statement, schema))
     finally:
         await conn.close()  # ends the session, and so its advisory lock
     return await asyncpg.create_pool(
@@ -74,16 +74,11 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
     lock so that several instances starting together apply each once. Returns the applied."""
     applied: list[str] = []
     async with pool.acquire() as conn:
-        schema = await conn.fetchval("SELECT current_setting('search_path')")
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1 || '.migrations'))", schema)
+        schema = await conn.fetchval(Q.search_path)
+        await conn.execute(Q.lock_migrations, schema)
         try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {r["version"]: r["checksum"] for r in
-                    await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+            await conn.execute(Q.create_migrations_table)
+            done = {r["version"]: r["checksum"] for r in await conn.fetch(Q.applied_migrations)}
             for mig in migrations:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
@@ -93,13 +88,10 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        mig.version, mig.name, mig.checksum,
-                    )
+                    await conn.execute(Q.record_migration, mig.version, mig.name, mig.checksum)
                 applied.append(mig.name)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1 || '.migrations'))", schema)
+            await conn.execute(Q.unlock_migrations, schema)
     return applied
 
 
@@ -112,12 +104,16 @@ class Queries:
     so that SQL generated from a model has one source."""
 
     def __init__(self, path: Path | str, fragments: Mapping[str, str] | None = None):
-        text = Path(path).read_text()
+        self.path = Path(path)
+        text = self.path.read_text()
         self._sql: dict[str, str] = {}
         found: dict[str, str] = {}
         for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
                                            text, flags=re.M | re.S):
             (self._sql if kind == "name" else found)[name] = body.strip()
+        shadowed = set(self._sql) & {"path", "names"}
+        if shadowed:
+            raise ValueError(f"{path}: a query may not be named {sorted(shadowed)}")
         clash = set(found) & set(fragments or {})
         if clash:
             raise ValueError(f"{path}: fragments {sorted(clash)} are given twice")
@@ -140,3 +136,7 @@ class Queries:
     def names(self) -> list[str]:
         """The names of the file's queries (not its fragments), sorted."""
         return sorted(self._sql)
+
+
+Q = Queries(Path(__file__).with_name("db.sql"))
+"""The plumbing's own statements (schemas, migrations, a ping)."""

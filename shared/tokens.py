@@ -17,11 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.db import Queries
 
 ISSUER = "kcb-booking"
 AUDIENCE = "kcb"
@@ -30,10 +33,7 @@ _REQUIRED = ["exp", "iat", "sub", "iss", "aud"]
 _LEEWAY_SECONDS = 5
 _MAX_TOKEN_LENGTH = 4096
 
-_VERIFY = (
-    "SELECT k.clinic_id, k.public_key,"
-    " EXISTS (SELECT 1 FROM ended_sessions WHERE session_id = $2) AS ended"
-    " FROM token_keys k WHERE k.kid = $1")
+Q = Queries(Path(__file__).with_name("tokens.sql"))
 
 
 class BadToken(Exception):
@@ -110,7 +110,7 @@ async def verify(db, token: str) -> TokenClaims:
     if not isinstance(kid, str) or not 1 <= len(kid) <= 64:
         raise BadToken("malformed token")
     unverified = _unverified_session(token)
-    row = await db.fetchrow(_VERIFY, kid, unverified)
+    row = await db.fetchrow(Q.token_key, kid, unverified)
     if row is None:
         raise BadToken("unknown signing key")
     try:
@@ -138,9 +138,7 @@ def _unverified_session(token: str) -> UUID:
 
 async def on_token_key_issued(conn, env) -> None:
     """Keep a network's public key for staff tokens (consumer handler)."""
-    await conn.execute(
-        "INSERT INTO token_keys (kid, clinic_id, public_key) VALUES ($1, $2, $3)"
-        " ON CONFLICT (kid) DO NOTHING", env.payload.kid, env.clinic_id, env.payload.public_key)
+    await conn.execute(Q.keep_token_key, env.payload.kid, env.clinic_id, env.payload.public_key)
 
 
 async def on_session_ended(conn, env) -> None:
@@ -150,7 +148,5 @@ async def on_session_ended(conn, env) -> None:
 
 
 async def end_session(conn, session_id: UUID, clinic_id: UUID, expires_at: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO ended_sessions (session_id, clinic_id, expires_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (session_id) DO NOTHING", session_id, clinic_id, expires_at)
-    await conn.execute("DELETE FROM ended_sessions WHERE expires_at < now() - interval '1 day'")
+    await conn.execute(Q.end_session, session_id, clinic_id, expires_at)
+    await conn.execute(Q.forget_expired_sessions)

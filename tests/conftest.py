@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.embedded import ManagedProcess, start_postgres, start_tansu
+from devstack.embedded import ManagedProcess, start_postgres, start_tansu
 
 
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"

@@ -9,8 +9,8 @@ from uuid import UUID
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devstack.embedded import start_tansu
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
-from shared.embedded import start_tansu
 from shared.events import parse_envelope
 from shared.events.notifier import SmsSent
 from shared.kafka import ensure_topics
