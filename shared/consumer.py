@@ -46,8 +46,10 @@ from shared.topics import dlq
 log = logging.getLogger(__name__)
 Q = Queries(Path(__file__).with_name("consumer.sql"))
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
-BatchHandler = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+"""Handles one event in the consumer's transaction: `async def on_x(conn, env: Envelope[X])`."""
+BatchHandler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+"""Handles a batch's new events of its types at once, in order."""
 
 TRANSIENT = (
     asyncpg.PostgresConnectionError,

@@ -114,8 +114,8 @@ def insert_events_sql(event: type[Event], *, source: str, producer: str, event_i
     NULL unless given."""
     fields = list(event.model_fields)
     if set(payload) != set(fields):
-        raise ValueError(f"{event.__name__} SQL: fields missing {sorted(set(fields) - set(payload))},"
-                         f" unknown {sorted(set(payload) - set(fields))}")
+        raise ValueError(f"{event.__name__} SQL: fields missing "
+                         f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}")
     envelope = {
         "event_id": event_id, "event_type": f"{_literal(event.event_type())}::text",
         "schema_version": f"{int(event.schema_version)}::integer", "occurred_at": "now()",

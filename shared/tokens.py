@@ -20,11 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
+import asyncpg
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.db import Queries
+from shared.events import Envelope
+from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 ISSUER = "kcb-booking"
 AUDIENCE = "kcb"
@@ -136,17 +139,20 @@ def _unverified_session(token: str) -> UUID:
         raise BadToken("malformed token") from None
 
 
-async def on_token_key_issued(conn, env) -> None:
+async def on_token_key_issued(conn: asyncpg.Connection,
+                              env: Envelope[StaffTokenKeyIssued]) -> None:
     """Keep a network's public key for staff tokens (consumer handler)."""
     await conn.execute(Q.keep_token_key, env.payload.kid, env.clinic_id, env.payload.public_key)
 
 
-async def on_session_ended(conn, env) -> None:
+async def on_session_ended(conn: asyncpg.Connection, env: Envelope[StaffSessionEnded]) -> None:
     """Refuse an ended session's tokens from now on (consumer handler); sessions past their
     expiry are forgotten (their tokens are expired anyway)."""
     await end_session(conn, env.payload.session_id, env.clinic_id, env.payload.expires_at)
 
 
-async def end_session(conn, session_id: UUID, clinic_id: UUID, expires_at: datetime) -> None:
+async def end_session(conn: asyncpg.Connection, session_id: UUID, clinic_id: UUID,
+                      expires_at: datetime) -> None:
+    """Refuse a session's tokens from now on (booking, at sign-out; the others, on the event)."""
     await conn.execute(Q.end_session, session_id, clinic_id, expires_at)
     await conn.execute(Q.forget_expired_sessions)
