@@ -11,12 +11,13 @@ needing them fails (`pytest_runtest_setup` below).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,8 +60,10 @@ class Infra:
     broker: ManagedProcess | None = None
 
 
-@pytest.fixture(scope="session")
-def infra() -> Infra:
+@contextlib.contextmanager
+def running_infrastructure() -> Iterator[Infra]:
+    """PostgreSQL and the broker: those `TEST_DATABASE_URL` / `TEST_KAFKA_BOOTSTRAP_SERVERS`
+    name, else the embedded ones, started here and stopped on leaving."""
     db_url = os.environ.get("TEST_DATABASE_URL")
     kafka = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     started: list[ManagedProcess] = []
@@ -82,6 +85,25 @@ def infra() -> Infra:
         for proc in reversed(started):
             proc.stop()
         tmp.cleanup()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n`), the controlling process starts one PostgreSQL and one broker
+    for all its workers (they inherit the TEST_* variables): each test has its own schemas
+    and topic prefix already, so workers share them as tests do."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        shared = running_infrastructure()
+        infra = shared.__enter__()
+        config.add_cleanup(lambda: shared.__exit__(None, None, None))
+        os.environ["TEST_DATABASE_URL"] = infra.database_url
+        os.environ["TEST_KAFKA_BOOTSTRAP_SERVERS"] = infra.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """PostgreSQL and the broker for this run (see `running_infrastructure`)."""
+    with running_infrastructure() as running:
+        yield running
 
 
 _counter = itertools.count(1)
