@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run demo test bench screenshots clean
+.PHONY: install browser run demo test test-unit bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -30,6 +30,9 @@ demo: install ## book a session, follow it to the patient's texts, print them, s
 
 test: install browser ## the whole test suite (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## the rule tests in tests/unit: no PostgreSQL, no broker, seconds
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
 
 screenshots: install browser ## the console's pages in headless Chromium, as docs/console-*.png (its end-to-end test)
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest tests/test_console_e2e.py -q -p no:cacheprovider

@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 
 from bench.common import infrastructure, report
-from shared.embedded import free_port, wait_for_port
+from devstack.embedded import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-operator"

@@ -8,7 +8,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from shared.embedded import start_postgres, start_tansu
+from devstack.embedded import start_postgres, start_tansu
 
 
 class PostgresCpu:

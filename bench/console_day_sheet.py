@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bench.common import infrastructure
+from devstack.embedded import free_port
 from devstack.stack import Stack
-from shared.embedded import free_port
 
 TZ = "America/Vancouver"
 ALL_DAY = [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(1, 8)]

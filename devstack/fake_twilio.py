@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from shared.embedded import free_port
+from devstack.embedded import free_port
 
 FAULT_MODES = {"20429": (429, 20429), "500": (500, None), "timeout": (0, None)}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded import (ManagedProcess, _die_with_parent, free_port, start_postgres,
+from devstack.embedded import (ManagedProcess, die_with_parent, free_port, start_postgres,
                              start_tansu, wait_for_port)
 
 log = logging.getLogger("devstack")
@@ -129,7 +129,7 @@ class Stack:
         out = open(self.data_dir / "fake-twilio.log", "ab")
         proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM))
+                                start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
         out.close()
         self.twilio_server = ManagedProcess("fake-twilio", proc, url=f"http://127.0.0.1:{port}",
                                             extra={"port": port, "account_sid": sid,
@@ -162,7 +162,7 @@ class Stack:
         proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.service_env(name, port),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM))
+            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
         if self.quiet:
             out.close()
         mp = ManagedProcess(label, proc, url=f"http://127.0.0.1:{port}",

@@ -14,13 +14,21 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
+import asyncpg
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared import tokens
+from shared.consumer import Handler
+from shared.db import Queries
+from shared.events import Envelope, Event
+from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
+from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
+Q = Queries(Path(__file__).with_name("auth.sql"))
 ROLES = ("admin", "scheduler", "clinician", "ops", "read-only")
 READ = ROLES
 SCHEDULE = ("admin", "scheduler")
@@ -72,9 +80,7 @@ async def _lookup(request: Request, key_hash: str):
     hit = cache.get(key_hash)
     if hit is not None and hit[1] > now:
         return hit[0]
-    row = await request.app.state.runtime.db.fetchrow(
-        "SELECT clinic_id, role, label FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        key_hash)
+    row = await request.app.state.runtime.db.fetchrow(Q.api_key_by_hash, key_hash)
     if row is not None:  # unknown keys are not cached: a new key works at once
         if len(cache) > 10_000:
             cache.clear()
@@ -129,25 +135,20 @@ async def require_operator(request: Request, token: str | None = Security(_admin
         raise HTTPException(401, "a valid X-Admin-Token header is required")
 
 
-async def on_api_key_issued(conn, env) -> None:
+async def on_api_key_issued(conn: asyncpg.Connection, env: Envelope[ApiKeyIssued]) -> None:
     """Keep a copy of a key issued by booking (consumer handler for `ApiKeyIssued`)."""
     p = env.payload
-    await conn.execute(
-        "INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (id) DO NOTHING", p.key_id, env.clinic_id, p.key_hash, p.role, p.label)
+    await conn.execute(Q.copy_api_key, p.key_id, env.clinic_id, p.key_hash, p.role, p.label)
 
 
-async def on_api_key_revoked(conn, env) -> None:
-    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2",
-                       env.payload.key_id, env.clinic_id)
+async def on_api_key_revoked(conn: asyncpg.Connection, env: Envelope[ApiKeyRevoked]) -> None:
+    """Stop a revoked key (consumer handler for `ApiKeyRevoked`)."""
+    await conn.execute(Q.revoke_api_key_copy, env.payload.key_id, env.clinic_id)
 
 
-def api_key_handlers() -> dict:
+def api_key_handlers() -> dict[type[Event], Handler]:
     """Consumer handlers that keep a service's copy of the API keys current, and of what
     verifies people's tokens (the networks' public keys, the sessions that ended)."""
-    from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
-    from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
-
     return {ApiKeyIssued: on_api_key_issued, ApiKeyRevoked: on_api_key_revoked,
             StaffTokenKeyIssued: tokens.on_token_key_issued,
             StaffSessionEnded: tokens.on_session_ended}

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from shared.asyncapi import batch_annotation
+from shared.db import Queries
 from shared.events import Envelope, Event, parse_envelope
 from shared.logs import log_context
 from shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED
@@ -42,9 +44,12 @@ from shared.outbox import enqueue_raw
 from shared.topics import dlq
 
 log = logging.getLogger(__name__)
+Q = Queries(Path(__file__).with_name("consumer.sql"))
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
-BatchHandler = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+"""Handles one event in the consumer's transaction: `async def on_x(conn, env: Envelope[X])`."""
+BatchHandler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+"""Handles a batch's new events of its types at once, in order."""
 
 TRANSIENT = (
     asyncpg.PostgresConnectionError,
@@ -172,12 +177,8 @@ class EventConsumer:
     async def _apply(self, conn: asyncpg.Connection, events, result: BatchResult) -> None:
         if not events:
             return
-        fresh = set(await conn.fetchval(
-            "WITH ins AS (INSERT INTO processed_events (consumer, event_id)"
-            " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id)"
-            " SELECT coalesce(array_agg(event_id), '{}') FROM ins",
-            self.name, [env.event_id for _, env in events],
-        ))
+        fresh = set(await conn.fetchval(Q.record_processed, self.name,
+                                        [env.event_id for _, env in events]))
         grouped: dict[BatchHandler, list[Envelope]] = {}
         for _, env in events:
             if env.event_id in fresh:
@@ -209,11 +210,8 @@ class EventConsumer:
         for d in dead:
             r = d.record
             inserted = await conn.fetchval(
-                "INSERT INTO dead_letters (consumer, topic, partition, \"offset\", digest, key, value, error)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (consumer, topic, partition, \"offset\", digest) DO NOTHING RETURNING id",
-                self.name, r.topic, r.partition, r.offset, record_digest(r), r.key, r.value, d.error,
-            )
+                Q.record_dead_letter, self.name, r.topic, r.partition, r.offset,
+                record_digest(r), r.key, r.value, d.error)
             if inserted is None:  # this very record, dead-lettered on an earlier delivery
                 log.info("%s: %s[%d]@%d was dead-lettered already (redelivered)", self.name,
                          r.topic, r.partition, r.offset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,8 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     """A pool whose connections use `schema` (created if missing) as their search path."""
     conn = await asyncpg.connect(url)
     try:  # IF NOT EXISTS still races between instances starting together: serialise
-        await conn.execute("SELECT pg_advisory_lock(hashtext('schema:' || $1::text))", schema)
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(Q.lock_schema_creation, schema)
+        await conn.execute(await conn.fetchval(Q.create_schema_statement, schema))
     finally:
         await conn.close()  # ends the session, and so its advisory lock
     return await asyncpg.create_pool(
@@ -73,16 +74,11 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
     lock so that several instances starting together apply each once. Returns the applied."""
     applied: list[str] = []
     async with pool.acquire() as conn:
-        schema = await conn.fetchval("SELECT current_setting('search_path')")
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1 || '.migrations'))", schema)
+        schema = await conn.fetchval(Q.search_path)
+        await conn.execute(Q.lock_migrations, schema)
         try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {r["version"]: r["checksum"] for r in
-                    await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+            await conn.execute(Q.create_migrations_table)
+            done = {r["version"]: r["checksum"] for r in await conn.fetch(Q.applied_migrations)}
             for mig in migrations:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
@@ -92,13 +88,10 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        mig.version, mig.name, mig.checksum,
-                    )
+                    await conn.execute(Q.record_migration, mig.version, mig.name, mig.checksum)
                 applied.append(mig.name)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1 || '.migrations'))", schema)
+            await conn.execute(Q.unlock_migrations, schema)
     return applied
 
 
@@ -106,19 +99,31 @@ class Queries:
     """Named SQL loaded once from a `.sql` file with `-- name: query_name` headers.
 
     A block headed `-- fragment: name` is not a query: a line `-- include: name` in a query
-    is replaced by it (for a part that two queries share)."""
+    is replaced by it (for a part that two queries share). `fragments` adds fragments made
+    in Python, e.g. the outbox rows of events built in SQL (`shared.outbox.insert_events_sql`),
+    so that SQL generated from a model has one source."""
 
-    def __init__(self, path: Path | str):
-        text = Path(path).read_text()
+    def __init__(self, path: Path | str, fragments: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        text = self.path.read_text()
         self._sql: dict[str, str] = {}
-        fragments: dict[str, str] = {}
+        found: dict[str, str] = {}
         for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
                                            text, flags=re.M | re.S):
-            (self._sql if kind == "name" else fragments)[name] = body.strip()
-        def fragment(match: re.Match) -> str:
-            if match.group(1) not in fragments:
+            (self._sql if kind == "name" else found)[name] = body.strip()
+        shadowed = set(self._sql) & {"path", "names"}
+        if shadowed:
+            raise ValueError(f"{path}: a query may not be named {sorted(shadowed)}")
+        clash = set(found) & set(fragments or {})
+        if clash:
+            raise ValueError(f"{path}: fragments {sorted(clash)} are given twice")
+        found.update(fragments or {})
+
+        def fragment(match: re.Match[str]) -> str:
+            if match.group(1) not in found:
                 raise ValueError(f"{path}: no fragment named {match.group(1)!r}")
-            return fragments[match.group(1)]
+            return found[match.group(1)]
+
         for name, sql in self._sql.items():
             self._sql[name] = re.sub(r"^-- include: (\S+)$", fragment, sql, flags=re.M)
 
@@ -129,4 +134,9 @@ class Queries:
             raise AttributeError(f"no query named {name!r}") from None
 
     def names(self) -> list[str]:
+        """The names of the file's queries (not its fragments), sorted."""
         return sorted(self._sql)
+
+
+Q = Queries(Path(__file__).with_name("db.sql"))
+"""The plumbing's own statements (schemas, migrations, a ping)."""

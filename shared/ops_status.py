@@ -9,16 +9,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.consumer import EventConsumer
 from shared.dead_letters import Q
 from shared.metrics import Gauge
-
-if TYPE_CHECKING:
-    from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 BROKER_TIMEOUT = 3.0
@@ -49,6 +48,20 @@ class StatusReport:
 
 Probe = Callable[[asyncpg.Connection, StatusReport], Awaitable[None]]
 """A service's own contribution to its report (reads its tables, adds sections and gauges)."""
+
+
+class Observed(Protocol):
+    """What a status report reads of a service's runtime (`shared.runtime.ServiceRuntime`)."""
+
+    settings: ServiceSettings
+    consumers: list[EventConsumer]
+    probes: list[Probe]
+    lag_reader: LagReader
+
+    @property
+    def db(self) -> asyncpg.Pool: ...
+
+    async def readiness(self) -> dict[str, str]: ...
 
 
 class LagReader:
@@ -103,7 +116,7 @@ async def _quietly_stop(consumer: AIOKafkaConsumer) -> None:
         await asyncio.wait_for(consumer.stop(), 3)
 
 
-async def collect(runtime: ServiceRuntime) -> StatusReport:
+async def collect(runtime: Observed) -> StatusReport:
     """The service's status report (never raises: what cannot be read is a problem)."""
     s = runtime.settings
     report = StatusReport(s.service_name)
@@ -148,7 +161,7 @@ async def _dead_letters(conn: asyncpg.Connection, report: StatusReport) -> None:
         report.problems.append(f"dead letters: {total} pending")
 
 
-async def _lag(runtime: ServiceRuntime, report: StatusReport) -> None:
+async def _lag(runtime: Observed, report: StatusReport) -> None:
     g = report.gauge("kcb_consumer_lag", "Events on the broker not yet consumed, per group and "
                      "topic partition.", "group", "topic", "partition")
     rows: list[dict[str, Any]] = []

@@ -2,8 +2,44 @@
 
 `enqueue()` is called inside the transaction that changes state, so the change and its
 events commit (or roll back) together. `OutboxRelay` is the only publisher: one active
-relay per service (a PostgreSQL advisory lock) publishes unsent rows in id order, which
-keeps each key's events in order; rows stay until the broker acknowledged them.
+relay per service (a PostgreSQL advisory lock) publishes committed unsent rows, lowest id
+first; rows stay until the broker acknowledged them.
+
+What order that keeps: a row's id is drawn when it is inserted, and the row becomes visible
+when its transaction commits. So an event written after another event's transaction
+committed has the higher id and is published after it: the events one transaction writes
+keep their order, and so do those of changes that wait for each other (one booking's, on
+its row lock). Events of transactions that overlap may go out in either order (a row with a
+higher id may commit, and be published, first). The broker keeps the order it is given per
+key (the patient, `Envelope.key`).
+
+This module owns the outbox's row shape: services never write the table themselves.
+- `enqueue(conn, envelopes)` writes events made in Python (the usual way).
+- A statement that writes a state change and its event in one round trip includes in its
+  query (`-- include: name`, fragments given to `shared.db.Queries`) the SQL these make:
+  - `insert_row_sql(first_param, source=...)`: one event made in Python, passed as the
+    parameters `row(envelope)` returns;
+  - `insert_events_sql(Event, source=..., ...)`: one event per row of `source` (a CTE),
+    its JSON built in SQL from the event's pydantic model: every envelope and payload field
+    needs an SQL expression, so a field added to the model fails at import until the SQL
+    says what it is. A test reading such rows back as events stays with the service (as
+    tests/test_notifier_events.py does for `SmsSent`).
+
+  For example, in a service's store module:
+
+      Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
+          "sms_sent_events": insert_events_sql(
+              SmsSent, source="sent", producer=PRODUCER, event_id="event_id",
+              clinic_id="clinic_id", patient_id="patient_id", order_by="id",
+              payload={"text_id": "id", "kind": "kind", "booking_id": "booking_id",
+                       "provider_sid": "sid", "segments": "segments"})})
+
+  and in its queries.sql, inside the statement that marks texts sent:
+
+      ), events AS (
+      -- include: sms_sent_events
+      )
+      SELECT id FROM sent;
 """
 
 from __future__ import annotations
@@ -14,20 +50,23 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared.events import Envelope
+from shared.db import Queries
+from shared.events import Envelope, Event
 from shared.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
+Q = Queries(Path(__file__).with_name("outbox.sql"))
 
-_INSERT = (
-    "INSERT INTO outbox (topic, key, value, headers, event_id, event_type)"
-    " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[], $6::text[])"
-)
+COLUMNS = ("topic", "key", "value", "event_id", "event_type")
+"""The outbox columns an event fills, in the order `row()` gives their values."""
+_TYPES = ("text", "bytea", "bytea", "uuid", "text")
 
 
 async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> int:
@@ -36,7 +75,7 @@ async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> in
     if not envs:
         return 0
     await conn.execute(
-        _INSERT,
+        Q.insert_rows,
         [e.topic for e in envs], [e.key for e in envs], [e.to_bytes() for e in envs],
         [None] * len(envs), [e.event_id for e in envs], [e.event_type for e in envs],
     )
@@ -47,8 +86,62 @@ async def enqueue_raw(conn: asyncpg.Connection, topic: str, key: bytes | None, v
                       headers: dict[str, str]) -> None:
     """Add a raw message (e.g. a dead letter) to the outbox in the caller's transaction."""
     await conn.execute(
-        _INSERT, [topic], [key or b""], [value or b""], [json.dumps(headers)], [None], [None]
+        Q.insert_rows, [topic], [key or b""], [value or b""], [json.dumps(headers)], [None], [None]
     )
+
+
+def row(envelope: Envelope) -> tuple[str, bytes, bytes, UUID, str]:
+    """The values of `COLUMNS` for one event: the parameters of `insert_row_sql`."""
+    return envelope.topic, envelope.key, envelope.to_bytes(), envelope.event_id, envelope.event_type
+
+
+def insert_row_sql(first_param: int, *, source: str | None = None) -> str:
+    """SQL writing one event given as parameters `$first_param` on (`row(envelope)`), once
+    per row of `source` if given (e.g. only if the state change inserted its row)."""
+    params = ", ".join(f"${first_param + i}::{t}" for i, t in enumerate(_TYPES))
+    return f"INSERT INTO outbox ({', '.join(COLUMNS)})\nSELECT {params}" + \
+        (f"\nFROM {source}" if source else "")
+
+
+def insert_events_sql(event: type[Event], *, source: str, producer: str, event_id: str,
+                      clinic_id: str, patient_id: str | None, payload: Mapping[str, str],
+                      correlation_id: str | None = None, causation_id: str | None = None,
+                      order_by: str | None = None) -> str:
+    """SQL writing one `event` per row of `source`, built from SQL expressions over its
+    columns: `payload` maps each of the model's fields to one. `event_id` names a column
+    holding a new uuid per row (e.g. `gen_random_uuid() AS event_id` in `source`: it is read
+    more than once); the correlation id is the event's own unless given, the causation id
+    NULL unless given."""
+    fields = list(event.model_fields)
+    if set(payload) != set(fields):
+        raise ValueError(f"{event.__name__} SQL: fields missing "
+                         f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}")
+    envelope = {
+        "event_id": event_id, "event_type": f"{_literal(event.event_type())}::text",
+        "schema_version": f"{int(event.schema_version)}::integer", "occurred_at": "now()",
+        "producer": f"{_literal(producer)}::text", "clinic_id": clinic_id,
+        "patient_id": patient_id or "NULL::uuid", "correlation_id": correlation_id or event_id,
+        "causation_id": causation_id or "NULL::uuid",
+        "payload": _json_object({f: payload[f] for f in fields}),
+    }
+    if set(envelope) != set(Envelope.model_fields):
+        raise ValueError(f"the envelope's fields changed: {sorted(Envelope.model_fields)}")
+    value = _json_object({f: envelope[f] for f in Envelope.model_fields})
+    key = f"coalesce({patient_id}, {clinic_id})" if patient_id else clinic_id
+    return (f"INSERT INTO outbox ({', '.join(COLUMNS)})\n"
+            f"SELECT {_literal(event.topic)}, convert_to(({key})::text, 'UTF8'),\n"
+            f"       convert_to({value}::text, 'UTF8'),\n"
+            f"       {event_id}, {_literal(event.event_type())}\n"
+            f"FROM {source}" + (f" ORDER BY {order_by}" if order_by else ""))
+
+
+def _json_object(fields: Mapping[str, str]) -> str:
+    return "json_build_object(" + ", ".join(f"{_literal(k)}, {v}" for k, v in fields.items()) + ")"
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings, PostgreSQL's default)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 class OutboxRelay:
@@ -71,6 +164,8 @@ class OutboxRelay:
         self.published = 0
         self.is_leader = False
         self._wake = asyncio.Event()
+        self._bookkeeping: set[asyncio.Task[None]] = set()
+        """Failures being recorded on rows (after their batch's transaction ended)."""
 
     async def run(self) -> None:
         """Publish until cancelled; reconnects and retries on any failure."""
@@ -87,80 +182,82 @@ class OutboxRelay:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         key = f"{self.schema}.outbox_relay"
-        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+        while not await conn.fetchval(Q.take_relay_lock, key):
             await asyncio.sleep(2.0)  # another instance publishes; stand by
         self.is_leader = True
         channel = f"{self.schema}_outbox"
         listener = lambda *_: self._wake.set()  # noqa: E731
         await conn.add_listener(channel, listener)
         try:
-            backoff = 0.1
-            while True:
-                self._wake.clear()
-                try:
-                    sent = await self.publish_batch()
-                    backoff = 0.1
-                except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError):
-                    raise
-                except Exception as exc:  # broker unreachable or slow: keep rows, back off
-                    log.warning("outbox publish failed (%s); retrying in %.1fs",
-                                type(exc).__name__, backoff)
-                    await asyncio.sleep(backoff * (0.5 + random.random()))
-                    backoff = min(backoff * 2, self.max_backoff)
-                    continue
-                if sent == self.batch_size:
-                    continue  # more waiting
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
+            await self._publish_until_cancelled()
         finally:
             self.is_leader = False
             # never let a dead connection replace a cancellation in flight
             with contextlib.suppress(Exception):
                 await conn.remove_listener(channel, listener)
-                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+                await conn.execute(Q.release_relay_lock, key)
+
+    async def _publish_until_cancelled(self) -> None:
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.publish_batch()
+                backoff = 0.1
+            except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError):
+                raise
+            except Exception as exc:  # broker unreachable or slow: keep rows, back off
+                log.warning("outbox publish failed (%s); retrying in %.1fs",
+                            type(exc).__name__, backoff)
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if sent == self.batch_size:
+                continue  # more waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
     async def publish_batch(self) -> int:
         """Claim up to `batch_size` unsent rows, publish them, mark them sent. Returns count."""
+        if self._bookkeeping:  # the last failure is on its rows before they are claimed again
+            await asyncio.gather(*self._bookkeeping)
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers, event_type FROM outbox WHERE sent_at IS NULL"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.batch_size,
-            )
+            rows = await conn.fetch(Q.claim_unsent, self.batch_size)
             if not rows:
                 return 0
             try:
-                futures = []
-                for r in rows:
-                    headers = [(k, v.encode()) for k, v in json.loads(r["headers"]).items()] \
-                        if r["headers"] else None
-                    futures.append(await self.producer.send(
-                        self.topic_prefix + r["topic"], value=r["value"], key=r["key"] or None, headers=headers))
-                await asyncio.gather(*futures)
+                await self._send(rows)
             except BaseException as exc:
-                # keep the rows; record the failure on them outside this transaction
-                asyncio.get_running_loop().create_task(
+                # keep the rows; record the failure on them once this transaction has ended
+                # (it holds their locks)
+                task = asyncio.get_running_loop().create_task(
                     self._record_failure([r["id"] for r in rows], repr(exc)[:500]))
+                self._bookkeeping.add(task)
+                task.add_done_callback(self._bookkeeping.discard)
                 raise
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
+            await conn.execute(Q.mark_sent, [r["id"] for r in rows])
         self.published += len(rows)
         for (topic, event_type), n in Counter((r["topic"], r["event_type"] or "raw") for r in rows).items():
             EVENTS_PUBLISHED.labels(topic, event_type).inc(n)
         return len(rows)
 
+    async def _send(self, rows: list[asyncpg.Record]) -> None:
+        """Hand the rows to the producer in order, then wait for the broker's acks."""
+        futures = []
+        for r in rows:
+            headers = [(k, v.encode()) for k, v in json.loads(r["headers"]).items()] \
+                if r["headers"] else None
+            futures.append(await self.producer.send(
+                self.topic_prefix + r["topic"], value=r["value"], key=r["key"] or None, headers=headers))
+        await asyncio.gather(*futures)
+
     async def _record_failure(self, ids: list[int], error: str) -> None:
         try:
             async with self.pool.acquire() as conn:
-                await conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2"
-                    " WHERE id = ANY($1::bigint[]) AND sent_at IS NULL", ids, error)
+                await conn.execute(Q.record_failure, ids, error)
         except Exception:  # best effort bookkeeping only
             pass
 
     def wake(self) -> None:
+        """Publish now rather than at the next poll."""
         self._wake.set()

@@ -21,6 +21,7 @@ from shared import dead_letters
 from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
 from shared.ops_status import LagReader, Probe
+from shared.db import Q as DB
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import Event
 from shared.kafka import ensure_topics, make_broker, make_producer
@@ -168,7 +169,7 @@ class ServiceRuntime:
         checks = {}
         try:
             async with self.db.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
+                await conn.fetchval(DB.ping)
             checks["postgres"] = "ok"
         except Exception as exc:
             checks["postgres"] = f"unavailable: {type(exc).__name__}"

@@ -17,11 +17,17 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
+import asyncpg
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.db import Queries
+from shared.events import Envelope
+from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 ISSUER = "kcb-booking"
 AUDIENCE = "kcb"
@@ -30,10 +36,7 @@ _REQUIRED = ["exp", "iat", "sub", "iss", "aud"]
 _LEEWAY_SECONDS = 5
 _MAX_TOKEN_LENGTH = 4096
 
-_VERIFY = (
-    "SELECT k.clinic_id, k.public_key,"
-    " EXISTS (SELECT 1 FROM ended_sessions WHERE session_id = $2) AS ended"
-    " FROM token_keys k WHERE k.kid = $1")
+Q = Queries(Path(__file__).with_name("tokens.sql"))
 
 
 class BadToken(Exception):
@@ -110,7 +113,7 @@ async def verify(db, token: str) -> TokenClaims:
     if not isinstance(kid, str) or not 1 <= len(kid) <= 64:
         raise BadToken("malformed token")
     unverified = _unverified_session(token)
-    row = await db.fetchrow(_VERIFY, kid, unverified)
+    row = await db.fetchrow(Q.token_key, kid, unverified)
     if row is None:
         raise BadToken("unknown signing key")
     try:
@@ -136,21 +139,20 @@ def _unverified_session(token: str) -> UUID:
         raise BadToken("malformed token") from None
 
 
-async def on_token_key_issued(conn, env) -> None:
+async def on_token_key_issued(conn: asyncpg.Connection,
+                              env: Envelope[StaffTokenKeyIssued]) -> None:
     """Keep a network's public key for staff tokens (consumer handler)."""
-    await conn.execute(
-        "INSERT INTO token_keys (kid, clinic_id, public_key) VALUES ($1, $2, $3)"
-        " ON CONFLICT (kid) DO NOTHING", env.payload.kid, env.clinic_id, env.payload.public_key)
+    await conn.execute(Q.keep_token_key, env.payload.kid, env.clinic_id, env.payload.public_key)
 
 
-async def on_session_ended(conn, env) -> None:
+async def on_session_ended(conn: asyncpg.Connection, env: Envelope[StaffSessionEnded]) -> None:
     """Refuse an ended session's tokens from now on (consumer handler); sessions past their
     expiry are forgotten (their tokens are expired anyway)."""
     await end_session(conn, env.payload.session_id, env.clinic_id, env.payload.expires_at)
 
 
-async def end_session(conn, session_id: UUID, clinic_id: UUID, expires_at: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO ended_sessions (session_id, clinic_id, expires_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (session_id) DO NOTHING", session_id, clinic_id, expires_at)
-    await conn.execute("DELETE FROM ended_sessions WHERE expires_at < now() - interval '1 day'")
+async def end_session(conn: asyncpg.Connection, session_id: UUID, clinic_id: UUID,
+                      expires_at: datetime) -> None:
+    """Refuse a session's tokens from now on (booking, at sign-out; the others, on the event)."""
+    await conn.execute(Q.end_session, session_id, clinic_id, expires_at)
+    await conn.execute(Q.forget_expired_sessions)

@@ -3,17 +3,22 @@
 With `TEST_DATABASE_URL` / `TEST_KAFKA_BOOTSTRAP_SERVERS` set, those are used; otherwise the
 embedded PostgreSQL and tansu are started once and stopped at the end. Each test gets its
 own schemas and its own topic namespace, so tests never see each other's data or events.
+
+Tests in `tests/unit/` run without either (`make test-unit`): one that asks for a fixture
+needing them fails (`pytest_runtest_setup` below).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import signal
 import tempfile
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +26,31 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.embedded import ManagedProcess, start_postgres, start_tansu
+from devstack.embedded import ManagedProcess, start_postgres, start_tansu
+
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+INFRASTRUCTURE_FIXTURES = frozenset({"infra", "db", "spine", "booking"})
+"""Fixtures that start or use PostgreSQL or the broker (the others that do depend on `infra`,
+so it is in their tests' fixture closure too)."""
+
+
+def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> list[str]:
+    """The fixtures needing PostgreSQL or the broker that a test in tests/unit asks for
+    (directly or through other fixtures); empty for tests elsewhere."""
+    if not path.resolve().is_relative_to(UNIT_TESTS):
+        return []
+    return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a unit test that asks for the database or the broker, before it starts them."""
+    asked = infrastructure_asked_by_unit_test(item.path, getattr(item, "fixturenames", []))
+    if asked:
+        pytest.fail(f"{item.nodeid} is in tests/unit but asks for {', '.join(asked)}: unit tests "
+                    "run without PostgreSQL or the broker (move it out of tests/unit)",
+                    pytrace=False)
 
 
 @dataclass
@@ -32,8 +61,10 @@ class Infra:
     broker: ManagedProcess | None = None
 
 
-@pytest.fixture(scope="session")
-def infra() -> Infra:
+@contextlib.contextmanager
+def running_infrastructure() -> Iterator[Infra]:
+    """PostgreSQL and the broker: those `TEST_DATABASE_URL` / `TEST_KAFKA_BOOTSTRAP_SERVERS`
+    name, else the embedded ones, started here and stopped on leaving."""
     db_url = os.environ.get("TEST_DATABASE_URL")
     kafka = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     started: list[ManagedProcess] = []
@@ -52,9 +83,29 @@ def infra() -> Infra:
             kafka = broker.url
         yield Infra(db_url, kafka, pg, broker)
     finally:
-        for proc in reversed(started):
+        for proc in started:  # their data is thrown away: no clean shutdown to wait for
+            proc.stop_signal = signal.SIGQUIT if proc is pg else signal.SIGKILL
             proc.stop()
         tmp.cleanup()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n`), the controlling process starts one PostgreSQL and one broker
+    for all its workers (they inherit the TEST_* variables): each test has its own schemas
+    and topic prefix already, so workers share them as tests do."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        shared = running_infrastructure()
+        infra = shared.__enter__()
+        config.add_cleanup(lambda: shared.__exit__(None, None, None))
+        os.environ["TEST_DATABASE_URL"] = infra.database_url
+        os.environ["TEST_KAFKA_BOOTSTRAP_SERVERS"] = infra.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """PostgreSQL and the broker for this run (see `running_infrastructure`)."""
+    with running_infrastructure() as running:
+        yield running
 
 
 _counter = itertools.count(1)

@@ -85,7 +85,7 @@ async def served(app) -> AsyncIterator[str]:
     """Serve `app` (already started) over real HTTP on a free local port, for streams."""
     import uvicorn
 
-    from shared.embedded import free_port
+    from devstack.embedded import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",

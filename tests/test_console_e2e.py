@@ -28,8 +28,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.embedded import free_port
 from devstack.stack import Stack
-from shared.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tests" / "vendor" / "axe-core-4.14.1.min.js"

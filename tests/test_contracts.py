@@ -10,7 +10,8 @@ import yaml
 from services.booking.settings import BookingSettings
 from services.notifier.settings import NotifierSettings
 from services.plans.settings import PlansSettings
-from shared.db import SHARED_MIGRATIONS, Queries, apply_migrations, create_pool, discover_migrations
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from tests.test_architecture import loaded_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"booking": BookingSettings, "plans": PlansSettings, "notifier": NotifierSettings}
@@ -27,13 +28,12 @@ async def test_migrations_apply_cleanly_to_an_empty_database_twice(infra, namesp
         tables = {r["tablename"] for r in await pool.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         assert {"outbox", "processed_events", "dead_letters", "schema_migrations"} <= tables
-        # every named query of the service (and the shared ops queries) is valid SQL against
-        # the migrated schema
-        files = [*(ROOT / "services" / service).glob("*.sql"), *(ROOT / "shared").glob("*.sql")]
+        # every named query of the service (and the shared ones), as its module loads it, is
+        # valid SQL against the migrated schema
+        folders = {ROOT / "services" / service, ROOT / "shared"}
         async with pool.acquire() as conn:
-            for path in files:
-                queries = Queries(path)
-                for name in queries.names():
+            for path, queries in loaded_queries().items():
+                for name in queries.names() if path.parent in folders else ():
                     await conn.prepare(getattr(queries, name))
     finally:
         await pool.close()
@@ -79,14 +79,6 @@ def test_a_prefixed_setting_wins_over_the_shared_one(monkeypatch):
     assert PlansSettings().http_port == 8002
 
 
-def test_services_never_import_each_other():
-    for service in SERVICES:
-        for path in (ROOT / "services" / service).rglob("*.py"):
-            text = path.read_text()
-            for other in set(SERVICES) - {service}:
-                assert f"services.{other}" not in text, f"{path} imports services.{other}"
-
-
 def test_the_event_catalogue_in_docs_is_current():
     from shared.events.catalogue import render
 
@@ -95,20 +87,8 @@ def test_the_event_catalogue_in_docs_is_current():
 
 
 def test_the_asyncapi_documents_in_docs_are_current(tmp_path):
-    from shared.asyncapi import DOCS, export
+    from devstack.asyncapi import DOCS, export
 
     for path in export(tmp_path):
         assert path.read_text() == (DOCS / path.name).read_text(), \
-            "run: python -m shared.asyncapi (it rewrites docs/asyncapi/)"
-
-
-def test_a_named_query_can_include_a_fragment_that_is_not_a_query_itself(tmp_path):
-    path = tmp_path / "q.sql"
-    path.write_text("-- name: first\nWITH picked AS (SELECT 1 AS id),\n-- include: body\n\n"
-                    "-- fragment: body\nt AS (SELECT id FROM picked)\nSELECT * FROM t;\n\n"
-                    "-- name: second\nSELECT 2;\n")
-    queries = Queries(path)
-    assert queries.names() == ["first", "second"]
-    assert queries.first == ("WITH picked AS (SELECT 1 AS id),\n"
-                             "t AS (SELECT id FROM picked)\nSELECT * FROM t;")
-    assert queries.second == "SELECT 2;"
+            "run: python -m devstack.asyncapi (it rewrites docs/asyncapi/)"

@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from devstack.embedded import start_tansu
 from shared.consumer import EventConsumer
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
-from shared.embedded import start_tansu
 from shared.events.booking import SessionBooked
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.embedded import free_port
+from devstack.embedded import free_port
 from devstack.stack import ROOT
 
 

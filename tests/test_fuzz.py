@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from shared.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ADMIN_TOKEN, eventually
 from tests.helpers import create_network
 from tests.test_booking_rules import next_local

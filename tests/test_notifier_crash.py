@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from devstack.embedded import free_port
 from devstack.stack import ROOT
-from shared.embedded import free_port
 from tests.conftest import eventually
 from devstack.fake_twilio import FakeTwilio, Hold
 

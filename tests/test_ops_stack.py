@@ -20,8 +20,8 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.embedded import free_port
 from devstack.stack import Stack
-from shared.embedded import free_port
 from shared.topics import BOOKING_EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devstack.embedded import start_tansu
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
-from shared.embedded import start_tansu
 from shared.events import parse_envelope
+from shared.events.notifier import SmsSent
 from shared.kafka import ensure_topics
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import OutboxRelay, enqueue, insert_events_sql, insert_row_sql, row
 from shared.topics import BOOKING_EVENTS
 from tests.conftest import eventually, service_settings, start_service, stop_service
 from tests.helpers import create_network, session_booked
@@ -49,6 +51,61 @@ async def test_an_event_rolled_back_with_its_state_change_is_never_published(out
             await enqueue(conn, [session_booked()])
             raise RuntimeError("the state change failed")
     assert await outbox_pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_events_built_in_sql_from_the_model_read_back_as_those_events(outbox_pool):
+    clinic, patient, booking = (UUID("00000000-0000-0000-0000-00000000000%d" % i) for i in (1, 2, 3))
+    fields = {"text_id": "id", "kind": "kind", "booking_id": "booking_id",
+              "provider_sid": "sid", "segments": "segments"}
+    events = insert_events_sql(SmsSent, source="sent", producer="notifier", event_id="event_id",
+                               clinic_id="clinic_id", patient_id="patient_id", payload=fields,
+                               order_by="id")
+    await outbox_pool.execute(
+        "WITH sent AS (SELECT * FROM (VALUES (7::bigint, 'prep', $3::uuid, 'SM7', 2),"
+        " (8, 'reminder', NULL, 'SM8', 1)) AS v(id, kind, booking_id, sid, segments),"
+        " LATERAL (SELECT $1::uuid AS clinic_id, $2::uuid AS patient_id,"
+        " gen_random_uuid() AS event_id) e)"
+        f", events AS ({events}) SELECT 1", clinic, patient, booking)
+    rows = await outbox_pool.fetch("SELECT * FROM outbox ORDER BY id")
+    got = [parse_envelope(r["value"]) for r in rows]
+    assert [e.payload for e in got] == [
+        SmsSent(text_id=7, kind="prep", booking_id=booking, provider_sid="SM7", segments=2),
+        SmsSent(text_id=8, kind="reminder", booking_id=None, provider_sid="SM8", segments=1)]
+    for r, e in zip(rows, got, strict=True):
+        assert (r["topic"], r["key"], r["event_type"]) == (
+            "notifier.events", b"00000000-0000-0000-0000-000000000002", "SmsSent")
+        assert (e.event_id, e.correlation_id, e.causation_id) == (r["event_id"], r["event_id"], None)
+        assert (e.event_type, e.schema_version, e.producer, e.clinic_id, e.patient_id) == (
+            "SmsSent", 1, "notifier", clinic, patient)
+
+
+async def test_an_event_made_in_python_is_written_by_sql_only_with_its_state_change(outbox_pool):
+    env = session_booked()
+    query = f"WITH changed AS (SELECT 1 WHERE $1), announced AS ({insert_row_sql(2, source='changed')}) SELECT 1"
+    await outbox_pool.execute(query, False, *row(env))
+    assert await outbox_pool.fetchval("SELECT count(*) FROM outbox") == 0
+    await outbox_pool.execute(query, True, *row(env))
+    stored = await outbox_pool.fetchrow("SELECT * FROM outbox")
+    assert (stored["topic"], stored["key"], stored["event_id"], stored["event_type"]) == (
+        "booking.events", str(env.patient_id).encode(), env.event_id, "SessionBooked")
+    assert parse_envelope(stored["value"]) == env
+
+
+async def test_a_failed_publish_is_recorded_on_its_rows_before_they_are_claimed_again(outbox_pool):
+    class Refusing:
+        async def send(self, *args, **kwargs):
+            raise ConnectionError("broker gone")
+
+    async with outbox_pool.acquire() as conn:
+        await enqueue(conn, [session_booked(), session_booked()])
+    relay = OutboxRelay(outbox_pool, Refusing(), schema="unused")  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await relay.publish_batch()
+    with pytest.raises(ConnectionError):
+        await relay.publish_batch()  # waits for the first failure's bookkeeping first
+    await asyncio.gather(*relay._bookkeeping)
+    rows = await outbox_pool.fetch("SELECT attempts, last_error, sent_at FROM outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [(2, "ConnectionError('broker gone')", None)] * 2
 
 
 async def test_one_relay_publishes_while_another_stands_by_and_each_patients_order_holds(

@@ -6,8 +6,8 @@ import asyncio
 
 
 from devstack.demo import book_demo_session, listing, wait_for
+from devstack.embedded import free_port
 from devstack.stack import Stack
-from shared.embedded import free_port
 
 
 def run_stack_demo(infra, namespace, tmp_path) -> tuple[list, list, list]:

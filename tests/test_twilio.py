@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from twilio.request_validator import RequestValidator
 
+from devstack.embedded import free_port
 from services.notifier.bootstrap import bootstrap as notifier_app
-from shared.embedded import free_port
 from shared.events import parse_envelope
 from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
 from devstack.fake_twilio import Fault, FakeTwilio

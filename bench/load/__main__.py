@@ -24,8 +24,8 @@ from bench.load.collect import gather
 from bench.load.driver import POISON, Driver, Options, Outcome, progress_bar, settle
 from bench.load.faults import FaultInjector, FaultLog
 from bench.load.resources import ResourceSampler
+from devstack.embedded import free_port
 from devstack.stack import ROOT, SERVICES, Stack
-from shared.embedded import free_port
 
 RSS_TARGET_MB = 250
 CHECK_ORDER = ["lost", "duplicates", "unexplained sends", "cancelled booking", "stale time",

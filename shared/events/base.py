@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, cast
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, SerializeAsAny
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny,
+                      ValidationInfo, field_validator)
+from typing_extensions import TypeVar
 
 _REGISTRY: dict[str, type[Event]] = {}
 _UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -69,8 +71,17 @@ def _upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str,
     return payload
 
 
-class Envelope(BaseModel):
-    """The metadata every event carries, around its typed payload."""
+P = TypeVar("P", bound=BaseModel, default=BaseModel)
+"""An envelope's payload type: `Envelope[SessionBooked]` types `.payload`; a bare `Envelope`
+holds any payload (validated as the model its `event_type` names, as it always is)."""
+E = TypeVar("E", bound=Event)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """The metadata every event carries, around its typed payload.
+
+    `Envelope[SessionBooked]` is the type of a handler's argument; the consumer parses every
+    event as a bare `Envelope` (the payload is the model its `event_type` names either way)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -84,7 +95,7 @@ class Envelope(BaseModel):
     """The patient the event is about; None for network-level events (keyed by clinic)."""
     correlation_id: UUID
     causation_id: UUID | None = None
-    payload: SerializeAsAny[BaseModel]
+    payload: SerializeAsAny[P]
 
     @field_validator("occurred_at")
     @classmethod
@@ -93,7 +104,7 @@ class Envelope(BaseModel):
 
     @field_validator("payload", mode="before")
     @classmethod
-    def _typed_payload(cls, value: Any, info) -> BaseModel:
+    def _typed_payload(cls, value: Any, info: ValidationInfo) -> BaseModel:
         if isinstance(value, BaseModel):
             return value
         event_type = info.data.get("event_type")
@@ -111,8 +122,9 @@ class Envelope(BaseModel):
         return model.model_validate(_upcast(event_type, version, value))
 
     @classmethod
-    def new(cls, payload: Event, *, producer: str, clinic_id: UUID, patient_id: UUID | None,
-            cause: Envelope | None = None, correlation_id: UUID | None = None) -> Envelope:
+    def new(cls, payload: E, *, producer: str, clinic_id: UUID, patient_id: UUID | None,
+            cause: Envelope[Any] | None = None,
+            correlation_id: UUID | None = None) -> Envelope[E]:
         """Wrap `payload` in a new envelope; `cause` links it to the event that led to it."""
         event_id = uuid4()
         if cause is not None:
@@ -126,7 +138,7 @@ class Envelope(BaseModel):
             patient_id = UUID(str(patient_id))
         if correlation_id is not None and not isinstance(correlation_id, UUID):
             correlation_id = UUID(str(correlation_id))
-        return cls.model_construct(
+        return cast("Envelope[E]", cls.model_construct(
             event_id=event_id,
             event_type=payload.event_type(),
             schema_version=payload.schema_version,
@@ -137,10 +149,11 @@ class Envelope(BaseModel):
             correlation_id=correlation_id or event_id,
             causation_id=cause.event_id if cause else None,
             payload=payload,
-        )
+        ))
 
     @property
     def topic(self) -> str:
+        """The topic its event type is published on (logical: without the prefix)."""
         if isinstance(self.payload, Event):
             return self.payload.topic
         raise ValueError(f"unknown event type {self.event_type} has no topic")
@@ -152,6 +165,7 @@ class Envelope(BaseModel):
         return str(self.patient_id or self.clinic_id).encode()
 
     def to_bytes(self) -> bytes:
+        """The JSON the outbox stores and the broker carries."""
         return self.model_dump_json().encode()
 
 
@@ -164,6 +178,6 @@ def _current_correlation_id() -> UUID | None:
         return None
 
 
-def parse_envelope(raw: bytes | str) -> Envelope:
+def parse_envelope(raw: bytes | str) -> Envelope[BaseModel]:
     """Parse and validate one event from the wire (raises `pydantic.ValidationError`)."""
     return Envelope.model_validate_json(raw)

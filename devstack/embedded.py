@@ -28,7 +28,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent(sig: int = signal.SIGTERM):
+def die_with_parent(sig: int = signal.SIGTERM):
     """A `preexec_fn` that makes the child receive `sig` when its parent dies (Linux)."""
 
     def _set() -> None:
@@ -168,7 +168,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
     # own session: a Ctrl-C reaches only the launcher, which stops things in order
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             user=user, start_new_session=True,
-                            preexec_fn=_die_with_parent(signal.SIGINT))
+                            preexec_fn=die_with_parent(signal.SIGINT))
     log.close()
     server = ManagedProcess("postgres", proc, stop_signal=signal.SIGINT,
                             url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
@@ -214,7 +214,7 @@ def start_tansu(*, port: int | None = None, log_file: Path | None = None,
     env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True,
-                            preexec_fn=_die_with_parent(signal.SIGTERM))
+                            preexec_fn=die_with_parent(signal.SIGTERM))
     if log_file:
         out.close()
     broker = ManagedProcess("tansu", proc, url=f"127.0.0.1:{port}", extra={"port": port})
@@ -226,7 +226,7 @@ def start_tansu(*, port: int | None = None, log_file: Path | None = None,
     return broker
 
 
-if __name__ == "__main__":  # manual check: python -m shared.embedded
+if __name__ == "__main__":  # manual check: python -m devstack.embedded
     pg = start_postgres(Path(sys.argv[1] if len(sys.argv) > 1 else ".data/try-pg"))
     kb = start_tansu()
     print(pg.url, kb.url)

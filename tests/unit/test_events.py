@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import ClassVar
+from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from shared.consumer import _describe
 from shared.events import Envelope, UnknownEvent, event_types, parse_envelope, register_upcaster
 from shared.events.base import Event
-from shared.events.booking import SessionBooked
+from shared.events.booking import ApiKeyIssued, SessionBooked
 from shared.topics import ALL_TOPICS, dlq
 from tests.helpers import session_booked
 
@@ -104,3 +105,22 @@ def test_a_caused_event_carries_the_correlation_of_its_cause():
                           patient_id=cause.patient_id, cause=cause)
     assert effect.correlation_id == cause.correlation_id == cause.event_id
     assert effect.causation_id == cause.event_id
+
+
+def test_an_envelope_typed_with_its_event_parses_that_event_and_refuses_another():
+    raw = session_booked().to_bytes()
+    typed = Envelope[SessionBooked].model_validate_json(raw)
+    assert isinstance(typed, Envelope) and isinstance(typed.payload, SessionBooked)
+    assert typed.to_bytes() == raw == parse_envelope(raw).to_bytes()
+    other = Envelope.new(ApiKeyIssued(key_id=uuid4(), key_hash="h", role="admin", label="Desk"),
+                         producer="booking", clinic_id=uuid4(), patient_id=None)
+    with pytest.raises(ValidationError) as refused:
+        Envelope[SessionBooked].model_validate_json(other.to_bytes())
+    assert [e["loc"] for e in refused.value.errors()] == [("payload",)]
+
+
+def test_a_bare_envelope_holds_whatever_event_its_type_names():
+    booked = session_booked()
+    assert type(booked.payload) is SessionBooked
+    assert type(parse_envelope(booked.to_bytes()).payload) is SessionBooked
+    assert type(Envelope.model_construct(payload=booked.payload).payload) is SessionBooked

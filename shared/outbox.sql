@@ -1,0 +1,25 @@
+-- The outbox's own statements (shared/outbox.py). Services never write the outbox table:
+-- they call `enqueue`, or include the SQL `insert_row_sql` / `insert_events_sql` make.
+
+-- name: insert_rows
+-- Events or raw messages, as arrays of topic, key, value, headers, event id, event type.
+INSERT INTO outbox (topic, key, value, headers, event_id, event_type)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[], $6::text[]);
+
+-- name: take_relay_lock
+SELECT pg_try_advisory_lock(hashtext($1));
+
+-- name: release_relay_lock
+SELECT pg_advisory_unlock(hashtext($1));
+
+-- name: claim_unsent
+-- The oldest unsent rows, locked until the batch is published and marked sent (or not).
+SELECT id, topic, key, value, headers, event_type FROM outbox WHERE sent_at IS NULL
+ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED;
+
+-- name: mark_sent
+UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]);
+
+-- name: record_failure
+UPDATE outbox SET attempts = attempts + 1, last_error = $2
+WHERE id = ANY($1::bigint[]) AND sent_at IS NULL;
