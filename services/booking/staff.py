@@ -25,7 +25,7 @@ import asyncpg
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from services.booking import store
 from services.booking.model import Credentials, StaffMember, as_dict
@@ -33,6 +33,7 @@ from services.booking.settings import BookingSettings
 from shared import tokens
 from shared.auth import Principal
 from shared.errors import Conflict, DomainError, Invalid, NotFound
+from shared.validation import RequestModel
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ class TooManyAttempts(DomainError):
     code = "too_many_attempts"
 
 
-class _In(BaseModel):
+class _In(RequestModel):
+    """A body of these endpoints: checked at the door like every other (no control
+    characters in its strings)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
