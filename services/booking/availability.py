@@ -146,7 +146,8 @@ def open_slots(cands: list[Candidate], rooms: list[UUID], shifts: list[Shift], b
     everything = (1 << len(cands)) - 1
     taken = _busy_masks(cands, busy, length)
     room_free = [(r, everything & ~taken[r]) for r in rooms]
-    provider_free = sorted(((p, mask & ~taken[p]) for p, mask in _working_masks(cands, shifts).items()),
+    working = _working_masks(cands, shifts)
+    provider_free = sorted(((p, mask & ~taken[p]) for p, mask in working.items()),
                            key=lambda x: str(x[0]))
     any_room = any_provider = 0
     for _, mask in room_free:
@@ -193,14 +194,14 @@ def _busy_masks(cands: list[Candidate], busy: list[Busy], length: timedelta) -> 
     taken: dict[UUID, int] = defaultdict(int)
     span = length.total_seconds()
     epochs = [c.start.timestamp() for c in cands]
-    for b in busy:
-        lo = bisect_right(epochs, b.starts - span)  # first candidate ending after the start
-        hi = bisect_left(epochs, b.ends)            # first candidate starting at/after the end
+    for room_id, provider_id, starts, ends in busy:
+        lo = bisect_right(epochs, starts - span)  # first candidate ending after the start
+        hi = bisect_left(epochs, ends)            # first candidate starting at/after the end
         if hi > lo:
             bits = ((1 << (hi - lo)) - 1) << lo
-            if b.room_id is not None:
-                taken[b.room_id] |= bits
-            taken[b.provider_id] |= bits
+            if room_id is not None:
+                taken[room_id] |= bits
+            taken[provider_id] |= bits
     return taken
 
 

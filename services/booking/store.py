@@ -342,7 +342,7 @@ async def what_conflicts(db: Db, where: Placement, patient_id: UUID) -> Clash | 
 
 async def busy_at_site(db: Db, site_id: UUID, start: datetime, end: datetime) -> list[Busy]:
     """What holds the site's rooms and providers between `start` and `end`."""
-    return [Busy(*r) for r in await db.fetch(Q.busy_at_site, site_id, start, end)]
+    return [tuple(r) for r in await db.fetch(Q.busy_at_site, site_id, start, end)]
 
 
 # --- the waitlist -------------------------------------------------------------------------

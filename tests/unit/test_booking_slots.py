@@ -54,7 +54,7 @@ def test_each_free_start_gets_the_first_free_room_and_a_provider_on_shift():
     cands = candidates(date(2026, 12, 3), date(2026, 12, 3), {4: [(time(9), time(11))]}, set(),
                        VANCOUVER, HOUR, HALF, EARLY)
     nine = cands[0].start.timestamp()
-    busy = [Busy(ROOM_A, UUID(int=7), nine, nine + 3600)]  # room A, 09:00-10:00
+    busy: list[Busy] = [(ROOM_A, UUID(int=7), nine, nine + 3600)]  # room A, 09:00-10:00
     slots = open_slots(cands, [ROOM_A, ROOM_B], [Shift(DOC, 4, time(9), time(11))], busy, HOUR)
     assert slots == [
         Slot(cands[0].start, "2026-12-03T09:00:00-08:00", "2026-12-03T10:00:00-08:00", ROOM_B, DOC),
@@ -66,7 +66,7 @@ def test_no_slot_without_a_free_provider_on_shift():
     cands = candidates(date(2026, 12, 3), date(2026, 12, 3), {4: [(time(9), time(11))]}, set(),
                        VANCOUVER, HOUR, HALF, EARLY)
     ten = cands[2].start.timestamp()
-    busy = [Busy(None, DOC, ten, ten + 3600)]  # the provider, at another site, 10:00-11:00
+    busy: list[Busy] = [(None, DOC, ten, ten + 3600)]  # the provider elsewhere, 10:00-11:00
     slots = open_slots(cands, [ROOM_A], [Shift(DOC, 4, time(9), time(10, 30))], busy, HOUR)
     assert [s.starts_at_local for s in slots] == ["2026-12-03T09:00:00-08:00"]
     assert open_slots(cands, [ROOM_A], [], [], HOUR) == []
