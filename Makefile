@@ -32,7 +32,7 @@ test: install browser ## the whole test suite (starts its own PostgreSQL and bro
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## the rule tests in tests/unit: no PostgreSQL, no broker, seconds
-	$(PY) -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
 
 screenshots: install browser ## the console's pages in headless Chromium, as docs/console-*.png (its end-to-end test)
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest tests/test_console_e2e.py -q -p no:cacheprovider

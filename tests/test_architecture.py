@@ -395,7 +395,7 @@ _SQL = re.compile(r"^\s*(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|W
 
 def inline_sql(path: Path) -> list[int]:
     """Lines of string literals (f-strings too) in a module that are SQL statements."""
-    lines = []
+    lines: set[int] = set()
     for node in ast.walk(syntax(path)):
         text = None
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -404,8 +404,8 @@ def inline_sql(path: Path) -> list[int]:
                 isinstance(node.values[0], ast.Constant):
             text = str(node.values[0].value)
         if text and _SQL.match(text):
-            lines.append(node.lineno)
-    return lines
+            lines.add(node.lineno)
+    return sorted(lines)
 
 
 def test_sql_is_written_in_sql_files_not_in_python():
