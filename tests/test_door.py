@@ -87,6 +87,16 @@ async def test_control_characters_are_refused_in_bodies_paths_queries_and_header
     assert cancelled.status_code == 200 and cancelled.json()["cancel_reason"] == "moved away\n\tcalled twice"
 
 
+async def test_staff_and_sign_in_bodies_refuse_control_characters_too(booking):
+    net = await create_network(booking.http)
+    await refused(booking.http, "POST", "/staff", "body.email", "zed@", headers=net.headers,
+                  json={"name": "Zed", "email": "zed@\x00clinic.example", "role": "ops"})
+    await refused(booking.http, "POST", "/staff", "body.name", "Zed", headers=net.headers,
+                  json={"name": "Zed\x1b", "email": "zed@clinic.example", "role": "ops"})
+    await refused(booking.http, "POST", "/auth/sign-in", "body.password", "hunter",
+                  json={"email": "zed@clinic.example", "password": "hunter\x00"})
+
+
 async def test_the_other_services_refuse_control_characters_too(spine):
     net = await create_network(spine.booking.http)
     await key_everywhere(spine, net)

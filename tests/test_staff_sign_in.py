@@ -212,7 +212,7 @@ async def test_staff_input_errors_name_the_field_and_never_echo_it(booking):
 
 
 async def test_every_named_staff_query_is_valid_sql_against_the_migrated_schema(booking):
-    from services.booking.staff import Q
+    from services.booking.store import Q  # the staff queries are booking's (queries.sql)
 
     async with booking.runtime.db.acquire() as conn:
         for name in Q.names():
@@ -220,7 +220,7 @@ async def test_every_named_staff_query_is_valid_sql_against_the_migrated_schema(
 
 
 async def test_every_named_query_of_the_staff_screens_is_valid_sql(spine):
-    from services.booking.views import Q as booking_views
+    from services.booking.store import Q as booking_views
     from services.notifier.views import Q as notifier_views
 
     for svc, queries in ((spine.booking, booking_views), (spine.notifier, notifier_views)):

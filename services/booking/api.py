@@ -4,26 +4,28 @@ clinic network; a key never sees another network's data (404). Every POST honour
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 
-from services.booking import availability, bookings, fhir, network, waitlist
-from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
-                         require_operator)
+from services.booking import availability, bookings, fhir, network, rules, store, waitlist
 from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
                                        RegisterPatient, RescheduleSession, UpdateRide)
-from services.booking.db import Q
 from services.booking.idempotency import idempotent
-from shared.errors import Invalid, NotFound
+from services.booking.model import Booking, as_dict
+from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
+                         require_operator)
+from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
 from shared.pagination import MAX_LIMIT, Limit, decode_cursor, page
 from shared.validation import SaneDate, SaneDatetime
@@ -42,23 +44,22 @@ def _regions(request: Request) -> tuple[str, ...]:
 
 
 def _within_horizon(request: Request, starts: list[datetime], series: bool = False) -> None:
-    """Refuse (422) a start more than `BOOKING_HORIZON_DAYS` ahead. A wall-clock time is read
-    as UTC here: hours either way do not matter at that distance. (The past is refused when
-    the session is placed.)"""
-    days = request.app.state.runtime.settings.horizon_days
-    latest = datetime.now(UTC) + timedelta(days=days)
-    for i, start in enumerate(starts):
-        if (start if start.tzinfo else start.replace(tzinfo=UTC)) > latest:
-            raise Invalid(f"a session can be booked at most {days} days ahead",
-                          field=f"starts_at.{i}" if series else "starts_at")
+    """Refuse (422) a start more than `BOOKING_HORIZON_DAYS` ahead (rules.check_horizon)."""
+    rules.check_horizon(starts, request.app.state.runtime.settings.horizon_days,
+                        datetime.now(UTC), series)
 
 
 def _after(cursor: str | None) -> tuple[datetime, UUID]:
     return decode_cursor(cursor, (datetime, UUID)) or FIRST
 
 
-def _created_page(rows, limit: int) -> dict[str, Any]:
-    return page([dict(r) for r in rows], limit, lambda r: (r["created_at"], r["id"]))
+def _created_page(rows: list[Any], limit: int) -> dict[str, Any]:
+    return page([as_dict(r) for r in rows], limit, lambda r: (r["created_at"], r["id"]))
+
+
+def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
+    return page([bookings.view(b) for b in rows], limit,
+                lambda r: (datetime.fromisoformat(r["starts_at"]), r["id"]))
 
 
 # --- clinic network ----------------------------------------------------------------------
@@ -73,7 +74,10 @@ async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
 
 @router.get("/clinic", tags=["network"])
 async def own_clinic(request: Request, who: Principal = require(*READ)) -> dict[str, Any]:
-    return dict(await _db(request).fetchrow(Q.get_clinic, who.clinic_id))
+    clinic = await store.get_clinic(_db(request), who.clinic_id)
+    if clinic is None:  # not reached: keys and tokens belong to a network that exists
+        raise NotFound("unknown clinic")
+    return as_dict(clinic)
 
 
 @router.post("/api-keys", status_code=201, tags=["network"])
@@ -96,29 +100,34 @@ async def add_site(cmd: AddSite, request: Request, who: Principal = require(*ADM
 @router.get("/sites", tags=["network"])
 async def list_sites(request: Request, who: Principal = require(*READ), limit: Limit = 50,
                      cursor: str | None = None) -> dict[str, Any]:
-    rows = await _db(request).fetch(Q.list_sites, who.clinic_id, *_after(cursor), limit + 1)
-    return _created_page(rows, limit)
+    return _created_page(await store.list_sites(_db(request), who.clinic_id, _after(cursor),
+                                                limit + 1), limit)
 
 
 @router.get("/sites/{site_id}", tags=["network"])
 async def get_site(site_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
-        hours = await conn.fetch(Q.site_hours, site_id)
-        rooms = await conn.fetch(Q.rooms_of_site, site_id)
-    return {**{k: site[k] for k in ("id", "clinic_id", "name", "sms_name", "address", "phone",
-                                    "timezone", "default_language", "created_at")},
-            "hours": [dict(h) for h in hours], "rooms": [dict(r) for r in rooms]}
+        hours = await store.site_hours(conn, site_id)
+        rooms = await store.rooms_of_site(conn, site_id)
+    return {**{k: getattr(site, k) for k in ("id", "clinic_id", "name", "sms_name", "address",
+                                             "phone", "timezone", "default_language",
+                                             "created_at")},
+            "hours": [as_dict(h) for h in hours], "rooms": [as_dict(r) for r in rooms]}
 
 
 @router.post("/sites/{site_id}/closures", status_code=201, tags=["network"])
 async def add_closure(site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)):
-    return await idempotent(request, who.clinic_id, lambda c: network.add_closure(c, who, site_id, cmd))
+    async def handle(conn):
+        return as_dict(await network.add_closure(conn, who, site_id, cmd))
+    return await idempotent(request, who.clinic_id, handle)
 
 
 @router.post("/rooms", status_code=201, tags=["network"])
 async def add_room(cmd: AddRoom, request: Request, who: Principal = require(*ADMIN)):
-    return await idempotent(request, who.clinic_id, lambda c: network.add_room(c, who, cmd))
+    async def handle(conn):
+        return as_dict(await network.add_room(conn, who, cmd))
+    return await idempotent(request, who.clinic_id, handle)
 
 
 @router.post("/providers", status_code=201, tags=["network"])
@@ -129,20 +138,21 @@ async def add_provider(cmd: AddProvider, request: Request, who: Principal = requ
 @router.get("/providers", tags=["network"])
 async def list_providers(request: Request, who: Principal = require(*READ), limit: Limit = 50,
                          cursor: str | None = None) -> dict[str, Any]:
-    rows = await _db(request).fetch(Q.list_providers, who.clinic_id, *_after(cursor), limit + 1)
-    return _created_page(rows, limit)
+    return _created_page(await store.list_providers(_db(request), who.clinic_id, _after(cursor),
+                                                    limit + 1), limit)
 
 
 @router.get("/session-types", tags=["network"])
 async def list_session_types(request: Request, who: Principal = require(*READ)) -> list[dict]:
-    return [dict(r) for r in await _db(request).fetch(Q.session_types, who.clinic_id)]
+    return [as_dict(t) for t in await store.session_types(_db(request), who.clinic_id)]
 
 
 @router.post("/session-types/{code}/override", tags=["network"])
 async def override_session_type(code: str, cmd: OverrideSessionType, request: Request,
                                 who: Principal = require(*ADMIN)):
-    return await idempotent(request, who.clinic_id,
-                            lambda c: network.override_session_type(c, who, code, cmd), 200)
+    async def handle(conn):
+        return as_dict(await network.override_session_type(conn, who, code, cmd))
+    return await idempotent(request, who.clinic_id, handle, 200)
 
 
 # --- patients ---------------------------------------------------------------------------
@@ -151,21 +161,21 @@ async def override_session_type(code: str, cmd: OverrideSessionType, request: Re
 @router.post("/patients", status_code=201, tags=["patients"])
 async def register_patient(cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)):
     async def handle(conn):
-        return dict(await network.register_patient(conn, who, cmd, _regions(request)))
+        return as_dict(await network.register_patient(conn, who, cmd, _regions(request)))
     return await idempotent(request, who.clinic_id, handle)
 
 
 @router.get("/patients", tags=["patients"])
 async def list_patients(request: Request, who: Principal = require(*READ), limit: Limit = 50,
                         cursor: str | None = None) -> dict[str, Any]:
-    rows = await _db(request).fetch(Q.list_patients, who.clinic_id, *_after(cursor), limit + 1)
-    return _created_page(rows, limit)
+    return _created_page(await store.list_patients(_db(request), who.clinic_id, _after(cursor),
+                                                   limit + 1), limit)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])
 async def get_patient(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
     async with _db(request).acquire() as conn:
-        return dict(await network.get_patient(conn, who.clinic_id, patient_id))
+        return as_dict(await network.get_patient(conn, who.clinic_id, patient_id))
 
 
 # --- bookings ---------------------------------------------------------------------------
@@ -189,7 +199,7 @@ async def book_series(cmd: BookSeries, request: Request, who: Principal = requir
 
     async def handle(conn):
         rows = await bookings.book_series(conn, who, cmd)
-        return {"series_id": rows[0]["series_id"], "bookings": [bookings.view(r) for r in rows]}
+        return {"series_id": rows[0].series_id, "bookings": [bookings.view(r) for r in rows]}
     return await idempotent(request, who.clinic_id, handle)
 
 
@@ -200,11 +210,11 @@ async def list_bookings(
         starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
         status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
         limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
-    async with _db(request).acquire() as conn:
-        ids = await conn.fetch(Q.list_bookings, who.clinic_id, patient_id, site_id, starts_from,
-                               starts_before, status, *_after(cursor), limit + 1)
-        rows = [bookings.view(await bookings.load(conn, who.clinic_id, r["id"])) for r in ids]
-    return page(rows, limit, lambda r: (datetime.fromisoformat(r["starts_at"]), r["id"]))
+    rows = await store.list_bookings(
+        _db(request), who.clinic_id, patient_id=patient_id, site_id=site_id,
+        starts_from=starts_from, starts_before=starts_before, status=status,
+        after=_after(cursor), limit=limit + 1)
+    return _bookings_page(rows, limit)
 
 
 @router.get("/bookings/attention", tags=["bookings"])
@@ -212,9 +222,8 @@ async def bookings_needing_staff(request: Request, who: Principal = require(*REA
                                  limit: Limit = 100) -> list[dict]:
     """Upcoming bookings staff should act on: reschedule requested, or a dosing session
     whose ride home is not confirmed."""
-    async with _db(request).acquire() as conn:
-        ids = await conn.fetch(Q.bookings_needing_staff, who.clinic_id, limit)
-        return [bookings.view(await bookings.load(conn, who.clinic_id, r["id"])) for r in ids]
+    return [bookings.view(b)
+            for b in await store.bookings_needing_staff(_db(request), who.clinic_id, limit)]
 
 
 @router.get("/bookings/{booking_id}", tags=["bookings"])
@@ -223,8 +232,8 @@ async def get_booking(booking_id: UUID, request: Request, who: Principal = requi
         return bookings.view(await bookings.load(conn, who.clinic_id, booking_id))
 
 
-def _booking_action(action):
-    async def run(conn):
+def _booking_action(action: Callable[[asyncpg.Connection], Awaitable[Booking]]):
+    async def run(conn: asyncpg.Connection) -> dict[str, Any]:
         return bookings.view(await action(conn))
     return run
 
@@ -241,7 +250,7 @@ async def reschedule(booking_id: UUID, cmd: RescheduleSession, request: Request,
 async def cancel(booking_id: UUID, cmd: CancelSession, request: Request,
                  who: Principal = require(*SCHEDULE)):
     return await idempotent(request, who.clinic_id, _booking_action(
-        lambda c: bookings.cancel(c, who, who.clinic_id, booking_id, cmd)), 200)
+        lambda c: waitlist.cancel(c, who, booking_id, cmd)), 200)
 
 
 @router.post("/bookings/{booking_id}/check-in", tags=["bookings"])
@@ -281,11 +290,11 @@ async def site_availability(
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
         stype = await network.session_type(conn, who.clinic_id, session_type)
-        today = datetime.now(ZoneInfo(site["timezone"])).date()
+        today = datetime.now(ZoneInfo(site.timezone)).date()
         first = first_day or today
         slots = await availability.free_slots(conn, site, stype, first, last_day or first,
                                               step_minutes)
-    body = {"site_id": site_id, "session_type": session_type, "timezone": site["timezone"],
+    body = {"site_id": site_id, "session_type": session_type, "timezone": site.timezone,
             "slots": slots}
     return Response(_AVAILABILITY.dump_json(body), media_type="application/json")
 
@@ -293,15 +302,15 @@ async def site_availability(
 @router.post("/waitlist", status_code=201, tags=["waitlist"])
 async def join_waitlist(cmd: JoinWaitlist, request: Request, who: Principal = require(*SCHEDULE)):
     async def handle(conn):
-        return dict(await waitlist.join(conn, who, cmd))
+        return as_dict(await waitlist.join(conn, who, cmd))
     return await idempotent(request, who.clinic_id, handle)
 
 
 @router.get("/waitlist", tags=["waitlist"])
 async def list_waitlist(request: Request, who: Principal = require(*READ), site_id: UUID | None = None,
                         limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
-    rows = await _db(request).fetch(Q.list_waitlist, who.clinic_id, site_id, *_after(cursor), limit + 1)
-    return _created_page(rows, limit)
+    return _created_page(await store.list_waitlist(_db(request), who.clinic_id, site_id,
+                                                   _after(cursor), limit + 1), limit)
 
 
 @router.post("/waitlist/offers/{offer_id}/accept", status_code=201, tags=["waitlist"])
@@ -317,8 +326,8 @@ async def accept_offer(offer_id: UUID, cmd: AcceptOffer, request: Request,
 @router.get("/fhir/Appointment/{booking_id}", tags=["fhir"], response_class=FhirJSONResponse)
 async def fhir_appointment(booking_id: UUID, request: Request, who: Principal = require(*READ)):
     async with _db(request).acquire() as conn:
-        row = await bookings.load(conn, who.clinic_id, booking_id)
-    return FhirJSONResponse(fhir.appointment(row))
+        booking = await bookings.load(conn, who.clinic_id, booking_id)
+    return FhirJSONResponse(fhir.appointment(booking))
 
 
 @router.get("/fhir/Appointment", tags=["fhir"], response_class=FhirJSONResponse)
@@ -330,14 +339,14 @@ async def fhir_search(request: Request, patient: str, who: Principal = require(*
     except ValueError:
         raise NotFound("unknown patient", field="patient") from None
     lower, upper = fhir.date_bounds(date_ or [])
-    rows = []
+    found: list[Booking] = []
     async with _db(request).acquire() as conn:
-        cursor = FIRST
-        while True:
-            ids = await conn.fetch(Q.list_bookings, who.clinic_id, patient_id, None, lower, upper,
-                                   None, *cursor, MAX_LIMIT)
-            rows += [await bookings.load(conn, who.clinic_id, r["id"]) for r in ids]
-            if len(ids) < MAX_LIMIT:
+        while True:  # a page of full bookings per query
+            after = (found[-1].starts_at, found[-1].id) if found else FIRST
+            rows = await store.list_bookings(conn, who.clinic_id, patient_id=patient_id,
+                                             starts_from=lower, starts_before=upper, after=after,
+                                             limit=MAX_LIMIT)
+            found += rows
+            if len(rows) < MAX_LIMIT:
                 break
-            cursor = (rows[-1]["starts_at"], rows[-1]["id"])
-    return FhirJSONResponse(fhir.bundle(rows, str(request.base_url).rstrip("/")))
+    return FhirJSONResponse(fhir.bundle(found, str(request.base_url).rstrip("/")))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-import asyncpg
-
+from services.booking.model import Booking
 from shared.errors import Invalid
 from shared.validation import EARLIEST, LATEST
 
@@ -18,41 +18,42 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def appointment(row: asyncpg.Record) -> dict:
+def appointment(b: Booking) -> dict[str, Any]:
     """A booking as a FHIR R4 Appointment."""
-    minutes = int((row["occupied_until"] - row["starts_at"]).total_seconds() // 60)
-    resource = {
+    minutes = int((b.occupied_until - b.starts_at).total_seconds() // 60)
+    resource: dict[str, Any] = {
         "resourceType": "Appointment",
-        "id": str(row["id"]),
-        "meta": {"versionId": str(row["version"]), "lastUpdated": _instant(row["updated_at"])},
-        "status": row["status"],
-        "serviceType": [{"coding": [{"system": SESSION_TYPE_SYSTEM, "code": row["session_type"]}],
-                         "text": row["session_type"].replace("_", " ")}],
-        "start": _instant(row["starts_at"]),
-        "end": _instant(row["occupied_until"]),
+        "id": str(b.id),
+        "meta": {"versionId": str(b.version), "lastUpdated": _instant(b.updated_at)},
+        "status": b.status,
+        "serviceType": [{"coding": [{"system": SESSION_TYPE_SYSTEM, "code": b.session_type}],
+                         "text": b.session_type.replace("_", " ")}],
+        "start": _instant(b.starts_at),
+        "end": _instant(b.occupied_until),
         "minutesDuration": minutes,
-        "created": _instant(row["created_at"]),
+        "created": _instant(b.created_at),
         "participant": [
-            {"actor": {"reference": f"Patient/{row['patient_id']}"}, "required": "required",
-             "status": "accepted" if row["confirmed_at"] else "needs-action"},
-            {"actor": {"reference": f"Practitioner/{row['provider_id']}"}, "required": "required",
+            {"actor": {"reference": f"Patient/{b.patient_id}"}, "required": "required",
+             "status": "accepted" if b.confirmed_at else "needs-action"},
+            {"actor": {"reference": f"Practitioner/{b.provider_id}"}, "required": "required",
              "status": "accepted"},
-            {"actor": {"reference": f"Location/{row['room_id']}"}, "required": "required",
+            {"actor": {"reference": f"Location/{b.room_id}"}, "required": "required",
              "status": "accepted"},
         ],
     }
-    if row["status"] == "cancelled" and row["cancel_reason"]:
-        resource["cancelationReason"] = {"text": row["cancel_reason"]}
+    if b.status == "cancelled" and b.cancel_reason:
+        resource["cancelationReason"] = {"text": b.cancel_reason}
     return resource
 
 
-def bundle(rows: list[asyncpg.Record], base_url: str) -> dict:
+def bundle(bookings: list[Booking], base_url: str) -> dict[str, Any]:
+    """Bookings as a FHIR searchset Bundle."""
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(rows),
-        "entry": [{"fullUrl": f"{base_url}/fhir/Appointment/{r['id']}",
-                   "resource": appointment(r), "search": {"mode": "match"}} for r in rows],
+        "total": len(bookings),
+        "entry": [{"fullUrl": f"{base_url}/fhir/Appointment/{b.id}",
+                   "resource": appointment(b), "search": {"mode": "match"}} for b in bookings],
     }
 
 

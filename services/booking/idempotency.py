@@ -4,17 +4,17 @@ A concurrent request with the same key waits for the first to finish."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
-from shared.errors import Invalid
+from services.booking import rules, store
 
 Handler = Callable[[asyncpg.Connection], Awaitable[Any]]
 
@@ -31,8 +31,8 @@ def _response(content: str, status_code: int, headers: dict[str, str] | None = N
                     media_type="application/json")
 
 
-async def idempotent(request: Request, clinic_id, handler: Handler, status_code: int = 201, *,
-                     one_write: bool = False) -> Response:
+async def idempotent(request: Request, clinic_id: UUID, handler: Handler, status_code: int = 201,
+                     *, one_write: bool = False) -> Response:
     """Run `handler(conn)` in a transaction, honouring the request's Idempotency-Key.
     `one_write`: the handler changes the database with a single statement (atomic by itself),
     so a request without a key runs without a transaction (two round trips fewer)."""
@@ -44,24 +44,11 @@ async def idempotent(request: Request, clinic_id, handler: Handler, status_code:
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
             return _response(_json(await handler(conn)), status_code)
-        if len(key) > 200:
-            raise Invalid("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
-        digest = hashlib.sha256(
-            request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
-        mine = await conn.fetchval(
-            "INSERT INTO idempotency_keys (clinic_id, key, request_hash) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING RETURNING true", clinic_id, key, digest)
-        if not mine:
-            stored = await conn.fetchrow(
-                "SELECT request_hash, status_code, response FROM idempotency_keys"
-                " WHERE clinic_id = $1 AND key = $2", clinic_id, key)
-            if stored["request_hash"] != digest:
-                raise Invalid("this Idempotency-Key was used for a different request",
-                              field="Idempotency-Key")
-            return _response(stored["response"], stored["status_code"],
-                             {"Idempotent-Replayed": "true"})
+        rules.check_key(key)
+        digest = rules.request_digest(request.method, request.url.path, await request.body())
+        if not await store.claim_idempotency_key(conn, clinic_id, key, digest):
+            stored = rules.replay(await store.idempotent_response(conn, clinic_id, key), digest)
+            return _response(stored.response, stored.status_code, {"Idempotent-Replayed": "true"})
         body = _json(await handler(conn))
-        await conn.execute(
-            "UPDATE idempotency_keys SET status_code = $3, response = $4"
-            " WHERE clinic_id = $1 AND key = $2", clinic_id, key, status_code, body)
+        await store.keep_idempotent_response(conn, clinic_id, key, status_code, body)
         return _response(body, status_code)

@@ -1,5 +1,14 @@
--- Every query that reads tenant data takes the clinic id: a row of another network is
--- simply not found.
+-- The booking service's named queries, loaded by services/booking/store.py (the only module
+-- that uses them; it turns their rows into the frozen dataclasses of services/booking/model.py).
+--
+-- Tenancy: a query that finds a network's row by an id from a request or an event takes the
+-- clinic id too, so a row of another network is simply not found. Queries keyed by ids
+-- already found that way (a site's hours once the site was found, the rooms and providers
+-- placement checked) do not repeat it; nor do sign-in, enrolment and sessions (an email or an
+-- enrolment code finds one person whatever their network, a token names its session), nor
+-- the counts of failed sign-ins.
+
+-- === The network: clinics, API keys, sites, rooms, providers, session types =============
 
 -- name: insert_clinic
 INSERT INTO clinics (id, name, phone, sms_name) VALUES ($1, $2, $3, $4)
@@ -12,30 +21,38 @@ SELECT id, name, sms_name, phone, created_at FROM clinics WHERE id = $1;
 INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)
 RETURNING id, clinic_id, role, label, created_at;
 
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL
+RETURNING id;
+
+-- fragment: site_columns
+id, clinic_id, name, sms_name, address, phone, timezone, default_language, region, created_at
+
 -- name: insert_site
 INSERT INTO sites (id, clinic_id, name, address, phone, timezone, default_language, region,
                    sms_name)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
-          created_at;
+RETURNING
+-- include: site_columns
+;
+
+-- name: get_site
+SELECT
+-- include: site_columns
+FROM sites WHERE id = $1 AND clinic_id = $2;
+
+-- name: list_sites
+SELECT
+-- include: site_columns
+FROM sites WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id LIMIT $4;
 
 -- name: insert_site_hours
 INSERT INTO site_hours (site_id, weekday, opens, closes)
 SELECT $1, unnest($2::smallint[]), unnest($3::time[]), unnest($4::time[]);
 
--- name: get_site
-SELECT s.*, c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone
-FROM sites s JOIN clinics c ON c.id = s.clinic_id
-WHERE s.id = $1 AND s.clinic_id = $2;
-
 -- name: site_hours
 SELECT weekday, opens, closes FROM site_hours WHERE site_id = $1 ORDER BY weekday, opens;
-
--- name: list_sites
-SELECT id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
-       created_at
-FROM sites WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
-ORDER BY created_at, id LIMIT $4;
 
 -- name: insert_closure
 INSERT INTO site_closures (id, site_id, first_day, last_day, reason) VALUES ($1, $2, $3, $4, $5)
@@ -71,35 +88,6 @@ SELECT provider_id, weekday, starts, ends FROM provider_hours WHERE site_id = $1
 -- name: sites_in_clinic
 SELECT count(*) FROM sites WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
 
--- name: insert_patient
-INSERT INTO patients (id, clinic_id, given_name, family_name, phone_e164, language,
-                      sms_consent, sms_consent_at, sms_consent_source, ride_contact_name,
-                      ride_contact_phone, ride_contact_consent, ride_contact_consent_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-RETURNING *;
-
--- name: get_patient
-SELECT * FROM patients WHERE id = $1 AND clinic_id = $2;
-
--- name: get_patient_for_update
-SELECT * FROM patients WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
-
--- name: list_patients
-SELECT * FROM patients WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
-ORDER BY created_at, id LIMIT $4;
-
--- name: set_sms_consent
-UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source = $4
-WHERE id = $1 AND clinic_id = $2
-RETURNING *;
-
--- name: restore_sms_consent
--- The patient's number texted START: consent comes back only if an opt-out by text ($4)
--- took it (a family phone's START never gives consent a sibling did not give).
-UPDATE patients SET sms_consent = true, sms_consent_at = now(), sms_consent_source = $3
-WHERE id = $1 AND clinic_id = $2 AND NOT sms_consent AND sms_consent_source = $4
-RETURNING *;
-
 -- name: session_type
 SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
 FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;
@@ -115,106 +103,183 @@ ON CONFLICT (clinic_id, code) DO UPDATE
     SET duration_minutes = EXCLUDED.duration_minutes, recovery_minutes = EXCLUDED.recovery_minutes,
         fasting_rule = EXCLUDED.fasting_rule;
 
--- name: booking
--- Everything about a booking that its views and events need.
-SELECT b.*, s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
-       s.phone AS site_phone, s.timezone AS site_timezone, s.region AS site_region,
-       c.name AS clinic_name, c.sms_name AS clinic_sms_name,
-       c.phone AS clinic_phone, p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
-       p.ride_contact_consent, st.fasting_rule
-FROM bookings b
+-- === Patients ===========================================================================
+
+-- fragment: patient_columns
+id, clinic_id, given_name, family_name, phone_e164, language, sms_consent, sms_consent_at,
+sms_consent_source, ride_contact_name, ride_contact_phone, ride_contact_consent,
+ride_contact_consent_at, created_at, ride_contact_consent_source
+
+-- name: insert_patient
+INSERT INTO patients (id, clinic_id, given_name, family_name, phone_e164, language,
+                      sms_consent, sms_consent_at, sms_consent_source, ride_contact_name,
+                      ride_contact_phone, ride_contact_consent, ride_contact_consent_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING
+-- include: patient_columns
+;
+
+-- name: get_patient
+SELECT
+-- include: patient_columns
+FROM patients WHERE id = $1 AND clinic_id = $2;
+
+-- name: list_patients
+SELECT
+-- include: patient_columns
+FROM patients WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
+ORDER BY created_at, id LIMIT $4;
+
+-- name: set_sms_consent
+UPDATE patients SET sms_consent = $3, sms_consent_at = now(), sms_consent_source = $4
+WHERE id = $1 AND clinic_id = $2
+RETURNING
+-- include: patient_columns
+;
+
+-- name: restore_sms_consent
+-- The patient's number texted START: consent comes back only if an opt-out by text ($4)
+-- took it (a family phone's START never gives consent a sibling did not give).
+UPDATE patients SET sms_consent = true, sms_consent_at = now(), sms_consent_source = $3
+WHERE id = $1 AND clinic_id = $2 AND NOT sms_consent AND sms_consent_source = $4
+RETURNING
+-- include: patient_columns
+;
+
+-- name: set_ride_contact_consent
+-- The ride contact's number ($3) texted STOP ($4 false) or START ($4 true): their consent
+-- follows, if they are still this patient's ride contact and it changes. An opt-in gives
+-- back only a consent an opt-out by text took ($6: that source).
+UPDATE patients SET ride_contact_consent = $4, ride_contact_consent_at = now(),
+                    ride_contact_consent_source = $5
+WHERE id = $1 AND clinic_id = $2 AND ride_contact_phone = $3 AND ride_contact_consent <> $4
+  AND ($4 = false OR ride_contact_consent_source = $6)
+RETURNING
+-- include: patient_columns
+;
+
+-- === Bookings ===========================================================================
+
+-- fragment: booking_columns
+-- Everything about a booking that its views and events need (model.Booking), from `b` (a
+-- bookings row) and the joins of booking_joins.
+b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
+b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,
+b.confirmed_at, b.ride_status, b.ride_driver_name, b.reschedule_requested_at, b.cancel_reason,
+b.cancelled_by, b.created_at, b.updated_at,
+c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone,
+s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
+s.phone AS site_phone, s.timezone AS site_timezone, s.region AS site_region,
+p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
+p.ride_contact_consent, st.fasting_rule
+
+-- fragment: booking_joins
 JOIN sites s ON s.id = b.site_id
 JOIN clinics c ON c.id = b.clinic_id
 JOIN patients p ON p.id = b.patient_id
 JOIN clinic_session_types st ON st.clinic_id = b.clinic_id AND st.code = b.session_type
+
+-- name: booking
+SELECT
+-- include: booking_columns
+FROM bookings b
+-- include: booking_joins
 WHERE b.id = $1 AND b.clinic_id = $2;
 
--- name: lock_booking
-SELECT id, status, version FROM bookings WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
+-- name: list_bookings
+-- A page of a network's bookings, full views, by start time.
+SELECT
+-- include: booking_columns
+FROM bookings b
+-- include: booking_joins
+WHERE b.clinic_id = $1
+  AND ($2::uuid IS NULL OR b.patient_id = $2)
+  AND ($3::uuid IS NULL OR b.site_id = $3)
+  AND ($4::timestamptz IS NULL OR b.starts_at >= $4)
+  AND ($5::timestamptz IS NULL OR b.starts_at < $5)
+  AND ($6::text IS NULL OR b.status = $6)
+  AND (b.starts_at, b.id) > ($7, $8)
+ORDER BY b.starts_at, b.id LIMIT $9;
 
--- name: move_booking
-UPDATE bookings SET starts_at = $2, ends_at = $3, occupied_until = $4, room_id = $5,
-                    provider_id = $6, version = version + 1, confirmed_at = NULL,
-                    reschedule_requested_at = NULL, updated_at = now()
-WHERE id = $1;
+-- name: bookings_needing_staff
+-- Upcoming bookings staff should act on (full views): reschedule requested, or a dosing
+-- session whose ride home is not confirmed.
+SELECT
+-- include: booking_columns
+FROM bookings b
+-- include: booking_joins
+WHERE b.clinic_id = $1 AND b.status = 'booked' AND b.starts_at > now()
+  AND (b.reschedule_requested_at IS NOT NULL OR (b.is_dosing AND b.ride_status <> 'confirmed'))
+ORDER BY b.starts_at, b.id LIMIT $2;
 
--- name: set_status
-UPDATE bookings SET status = $2, version = version + 1, updated_at = now(),
-                    cancel_reason = coalesce($3, cancel_reason),
-                    cancelled_by = coalesce($4, cancelled_by)
-WHERE id = $1;
+-- name: booking_status
+-- Why a lifecycle step changed no row: the booking's status and start (no row: unknown).
+SELECT status, starts_at FROM bookings WHERE id = $1 AND clinic_id = $2;
+
+-- name: change_status
+-- A lifecycle step (services/booking/rules.py, TRANSITIONS): from one of the statuses $3 to
+-- $4, if the session started by $5 (NULL: whenever it starts), with a cancellation's reason
+-- and who cancelled ($6, $7). Returns the booking as it is now; no row: unknown, or not in
+-- one of those statuses (or not started).
+WITH b AS (
+    UPDATE bookings SET status = $4, version = version + 1, updated_at = now(),
+                        cancel_reason = coalesce($6, cancel_reason),
+                        cancelled_by = coalesce($7, cancelled_by)
+    WHERE id = $1 AND clinic_id = $2 AND status = ANY($3::text[])
+      AND ($5::timestamptz IS NULL OR starts_at <= $5)
+    RETURNING *
+)
+SELECT
+-- include: booking_columns
+FROM b
+-- include: booking_joins
+;
 
 -- name: set_ride
-UPDATE bookings SET ride_status = $2, ride_driver_name = $3, updated_at = now() WHERE id = $1;
+-- The ride home ($4 status, $5 driver) of a booking in one of the statuses $3; the booking
+-- as it is now, no row as for change_status.
+WITH b AS (
+    UPDATE bookings SET ride_status = $4, ride_driver_name = $5, updated_at = now()
+    WHERE id = $1 AND clinic_id = $2 AND status = ANY($3::text[])
+    RETURNING *
+)
+SELECT
+-- include: booking_columns
+FROM b
+-- include: booking_joins
+;
+
+-- name: booking_to_move
+-- A booking to reschedule, locked, with its session type's length now.
+SELECT
+-- include: booking_columns
+, st.code, st.duration_minutes, st.recovery_minutes
+FROM bookings b
+-- include: booking_joins
+WHERE b.id = $1 AND b.clinic_id = $2
+FOR UPDATE OF b;
+
+-- name: move_booking
+-- Move a booking in one of the statuses $3 (version + 1; the patient confirms again); the
+-- booking as it is now, no row as for change_status.
+WITH b AS (
+    UPDATE bookings SET starts_at = $4, ends_at = $5, occupied_until = $6, room_id = $7,
+                        provider_id = $8, version = version + 1, confirmed_at = NULL,
+                        reschedule_requested_at = NULL, updated_at = now()
+    WHERE id = $1 AND clinic_id = $2 AND status = ANY($3::text[])
+    RETURNING *
+)
+SELECT
+-- include: booking_columns
+FROM b
+-- include: booking_joins
+;
 
 -- name: set_confirmed
 UPDATE bookings SET confirmed_at = now(), updated_at = now() WHERE id = $1 AND confirmed_at IS NULL;
 
 -- name: set_reschedule_requested
 UPDATE bookings SET reschedule_requested_at = now(), updated_at = now() WHERE id = $1;
-
--- name: list_bookings
-SELECT id FROM bookings
-WHERE clinic_id = $1
-  AND ($2::uuid IS NULL OR patient_id = $2)
-  AND ($3::uuid IS NULL OR site_id = $3)
-  AND ($4::timestamptz IS NULL OR starts_at >= $4)
-  AND ($5::timestamptz IS NULL OR starts_at < $5)
-  AND ($6::text IS NULL OR status = $6)
-  AND (starts_at, id) > ($7, $8)
-ORDER BY starts_at, id LIMIT $9;
-
--- name: bookings_needing_staff
-SELECT id FROM bookings
-WHERE clinic_id = $1 AND status = 'booked' AND starts_at > now()
-  AND (reschedule_requested_at IS NOT NULL OR (is_dosing AND ride_status <> 'confirmed'))
-ORDER BY starts_at, id LIMIT $2;
-
--- name: busy_at_site
--- Busy times at the site (each booking holds a room and a provider), plus those of the
--- site's providers at other sites, as epoch seconds.
-SELECT room_id, provider_id, extract(epoch FROM starts_at)::float8 AS starts,
-       extract(epoch FROM occupied_until)::float8 AS ends
-FROM bookings
-WHERE site_id = $1 AND starts_at < $3 AND occupied_until > $2 AND status IN ('booked', 'arrived')
-UNION ALL
-SELECT NULL, provider_id, extract(epoch FROM starts_at)::float8, extract(epoch FROM occupied_until)::float8
-FROM bookings
-WHERE site_id <> $1 AND provider_id IN (SELECT provider_id FROM provider_hours WHERE site_id = $1)
-  AND status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($2, $3);
-
--- name: insert_waitlist_entry
-INSERT INTO waitlist_entries (id, clinic_id, patient_id, site_id, session_type, window_start, window_end)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING *;
-
--- name: list_waitlist
-SELECT * FROM waitlist_entries
-WHERE clinic_id = $1 AND ($2::uuid IS NULL OR site_id = $2) AND status = 'waiting'
-  AND (created_at, id) > ($3, $4)
-ORDER BY created_at, id LIMIT $5;
-
--- name: waiting_for_slot
-SELECT w.id, w.patient_id, p.language FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id
-WHERE w.site_id = $1 AND w.session_type = $2 AND w.status = 'waiting'
-  AND w.window_start <= $3 AND $3 < w.window_end AND w.patient_id <> $4
-ORDER BY w.created_at, w.id;
-
--- name: insert_offer
-INSERT INTO waitlist_offers (id, clinic_id, site_id, room_id, provider_id, session_type, starts_at,
-                             freed_by, candidates)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING *;
-
--- name: lock_offer
-SELECT * FROM waitlist_offers WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
-
--- name: take_offer
-UPDATE waitlist_offers SET status = 'taken', taken_by = $2, booking_id = $3 WHERE id = $1;
-
--- name: waitlist_booked
-UPDATE waitlist_entries SET status = 'booked'
-WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiting';
 
 -- name: booking_context
 -- One round trip for what booking a session needs to know (in a transaction, the patient row
@@ -265,8 +330,9 @@ SELECT
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
 
 -- name: insert_booking_with_event
--- The booking and its SessionBooked event (into the outbox) in one round trip. No row back:
--- an exclusion constraint (room, provider or patient busy) stopped it, and no event either.
+-- The booking and its SessionBooked event (made in Python, $13 on: the outbox's row, which
+-- shared/outbox.py gives) in one round trip. No row back: an exclusion constraint (room,
+-- provider or patient busy) stopped it, and no event either.
 WITH booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
                           session_type, is_dosing, starts_at, ends_at, occupied_until)
@@ -274,10 +340,13 @@ WITH booked AS (
     ON CONFLICT DO NOTHING
     RETURNING *
 ), announced AS (
-    INSERT INTO outbox (topic, key, value, event_id, event_type)
-    SELECT $13, $14, $15, $16, $17 FROM booked
+-- include: session_booked_outbox_row
 )
-SELECT * FROM booked;
+SELECT id, clinic_id, site_id, room_id, provider_id, patient_id, series_id, session_type,
+       is_dosing, starts_at, ends_at, occupied_until, status, version, confirmed_at,
+       ride_status, ride_driver_name, reschedule_requested_at, cancel_reason, cancelled_by,
+       created_at, updated_at
+FROM booked;
 
 -- name: what_conflicts
 -- Which of room, provider, patient is busy in a time range, and with which booking.
@@ -289,16 +358,319 @@ WHERE status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) &
 ORDER BY (room_id = $3) DESC, (provider_id = $4) DESC
 LIMIT 1;
 
--- name: revoke_api_key
-UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL
+-- name: busy_at_site
+-- Busy times at the site (each booking holds a room and a provider), plus those of the
+-- site's providers at other sites, as epoch seconds.
+SELECT room_id, provider_id, extract(epoch FROM starts_at)::float8 AS starts,
+       extract(epoch FROM occupied_until)::float8 AS ends
+FROM bookings
+WHERE site_id = $1 AND starts_at < $3 AND occupied_until > $2 AND status IN ('booked', 'arrived')
+UNION ALL
+SELECT NULL, provider_id, extract(epoch FROM starts_at)::float8, extract(epoch FROM occupied_until)::float8
+FROM bookings
+WHERE site_id <> $1 AND provider_id IN (SELECT provider_id FROM provider_hours WHERE site_id = $1)
+  AND status IN ('booked', 'arrived') AND tstzrange(starts_at, occupied_until) && tstzrange($2, $3);
+
+-- === The waitlist =======================================================================
+
+-- fragment: waitlist_entry_columns
+id, clinic_id, patient_id, site_id, session_type, window_start, window_end, status, created_at
+
+-- name: insert_waitlist_entry
+INSERT INTO waitlist_entries (id, clinic_id, patient_id, site_id, session_type, window_start, window_end)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING
+-- include: waitlist_entry_columns
+;
+
+-- name: list_waitlist
+SELECT
+-- include: waitlist_entry_columns
+FROM waitlist_entries
+WHERE clinic_id = $1 AND ($2::uuid IS NULL OR site_id = $2) AND status = 'waiting'
+  AND (created_at, id) > ($3, $4)
+ORDER BY created_at, id LIMIT $5;
+
+-- name: waiting_for_slot
+SELECT w.id, w.patient_id, p.language FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id
+WHERE w.site_id = $1 AND w.session_type = $2 AND w.status = 'waiting'
+  AND w.window_start <= $3 AND $3 < w.window_end AND w.patient_id <> $4
+ORDER BY w.created_at, w.id;
+
+-- name: insert_offer
+INSERT INTO waitlist_offers (id, clinic_id, site_id, room_id, provider_id, session_type, starts_at,
+                             freed_by, candidates)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: lock_offer
+SELECT id, site_id, room_id, provider_id, session_type, starts_at, candidates, status
+FROM waitlist_offers WHERE id = $1 AND clinic_id = $2 FOR UPDATE;
+
+-- name: take_offer
+UPDATE waitlist_offers SET status = 'taken', taken_by = $2, booking_id = $3 WHERE id = $1;
+
+-- name: waitlist_booked
+UPDATE waitlist_entries SET status = 'booked'
+WHERE patient_id = $1 AND site_id = $2 AND session_type = $3 AND status = 'waiting';
+
+-- === Idempotency-Key ====================================================================
+
+-- name: claim_idempotency_key
+-- The first request with a key claims it (true); a later one finds it taken (no row).
+INSERT INTO idempotency_keys (clinic_id, key, request_hash) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING true;
+
+-- name: idempotent_response
+SELECT request_hash, status_code, response FROM idempotency_keys
+WHERE clinic_id = $1 AND key = $2;
+
+-- name: keep_idempotent_response
+UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE clinic_id = $1 AND key = $2;
+
+-- === Staff: accounts, sign-in and sessions (services/booking/staff.py) ===================
+
+-- fragment: staff_member_columns
+id, clinic_id, email, name, role, language, disabled_at, created_at, created_by,
+password_hash IS NOT NULL AS enrolled, totp_secret IS NOT NULL AS has_totp
+
+-- fragment: staff_credentials_columns
+id, clinic_id, email, name, role, language, password_hash, totp_secret, pending_totp_secret,
+disabled_at
+
+-- name: insert_staff
+INSERT INTO staff (id, clinic_id, email, name, role, language, enrolment_hash,
+                   enrolment_expires_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
+RETURNING id, clinic_id, email, name, role, language, created_at;
+
+-- name: list_staff
+SELECT
+-- include: staff_member_columns
+FROM staff WHERE clinic_id = $1 ORDER BY lower(name), id;
+
+-- name: get_staff
+SELECT
+-- include: staff_member_columns
+FROM staff WHERE id = $1 AND clinic_id = $2;
+
+-- name: staff_for_sign_in
+SELECT
+-- include: staff_credentials_columns
+FROM staff WHERE lower(email) = lower($1);
+
+-- name: staff_by_enrolment
+SELECT
+-- include: staff_credentials_columns
+FROM staff
+WHERE enrolment_hash = $1 AND enrolment_expires_at > now() AND disabled_at IS NULL
+FOR UPDATE;
+
+-- name: offer_totp
+UPDATE staff SET pending_totp_secret = coalesce(pending_totp_secret, $2), updated_at = now()
+WHERE id = $1
+RETURNING pending_totp_secret;
+
+-- name: complete_enrolment
+UPDATE staff SET password_hash = $2, totp_secret = $3, totp_last_step = $4,
+                 pending_totp_secret = NULL, enrolment_hash = NULL, enrolment_expires_at = NULL,
+                 updated_at = now()
+WHERE id = $1;
+
+-- name: reset_enrolment
+UPDATE staff SET password_hash = NULL, totp_secret = NULL, totp_last_step = NULL,
+                 pending_totp_secret = NULL, enrolment_hash = $3, enrolment_expires_at = $4,
+                 updated_at = now()
+WHERE id = $1 AND clinic_id = $2
 RETURNING id;
 
--- name: set_ride_contact_consent
--- The ride contact's number ($3) texted STOP ($4 false) or START ($4 true): their consent
--- follows, if they are still this patient's ride contact and it changes. An opt-in gives
--- back only a consent an opt-out by text took ($6: that source).
-UPDATE patients SET ride_contact_consent = $4, ride_contact_consent_at = now(),
-                    ride_contact_consent_source = $5
-WHERE id = $1 AND clinic_id = $2 AND ride_contact_phone = $3 AND ride_contact_consent <> $4
-  AND ($4 = false OR ride_contact_consent_source = $6)
-RETURNING *;
+-- name: set_role
+UPDATE staff SET role = $3, updated_at = now() WHERE id = $1 AND clinic_id = $2 RETURNING id;
+
+-- name: set_language
+UPDATE staff SET language = $2, updated_at = now() WHERE id = $1;
+
+-- name: disable_staff
+UPDATE staff SET disabled_at = coalesce(disabled_at, now()), updated_at = now()
+WHERE id = $1 AND clinic_id = $2 RETURNING id;
+
+-- name: use_totp_step
+-- A TOTP code works once: its step must be later than the last one used.
+UPDATE staff SET totp_last_step = $2
+WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)
+RETURNING id;
+
+-- name: signing_key
+SELECT kid, private_key FROM signing_keys WHERE clinic_id = $1;
+
+-- name: insert_signing_key
+WITH k AS (
+    INSERT INTO signing_keys (kid, clinic_id, private_key) VALUES ($1, $2, $3)
+    ON CONFLICT (clinic_id) DO NOTHING
+    RETURNING kid, clinic_id
+)
+INSERT INTO token_keys (kid, clinic_id, public_key) SELECT kid, clinic_id, $4 FROM k
+RETURNING kid;
+
+-- name: failures
+-- Failed sign-ins in the window, for the account ($1) and for the address ($2).
+SELECT count(*) FILTER (WHERE subject = $1) AS account,
+       count(*) FILTER (WHERE subject = $2) AS address
+FROM sign_in_failures WHERE subject IN ($1, $2) AND failed_at > now() - make_interval(secs => $3);
+
+-- name: record_failure
+INSERT INTO sign_in_failures (subject) SELECT unnest($1::text[]);
+
+-- name: forget_failures
+DELETE FROM sign_in_failures WHERE subject = $1 OR failed_at < now() - interval '1 day';
+
+-- name: insert_session
+INSERT INTO staff_sessions (id, staff_id, clinic_id, expires_at) VALUES ($1, $2, $3, $4);
+
+-- name: open_session
+SELECT s.id, s.expires_at, st.id AS staff_id, st.clinic_id, st.name, st.role, st.language
+FROM staff_sessions s JOIN staff st ON st.id = s.staff_id
+WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND st.disabled_at IS NULL;
+
+-- name: end_sessions
+-- End a person's open sessions (or one of them, $2): returns them, for StaffSessionEnded.
+UPDATE staff_sessions SET ended_at = now()
+WHERE staff_id = $1 AND ended_at IS NULL AND ($2::uuid IS NULL OR id = $2)
+RETURNING id, staff_id, clinic_id, expires_at;
+
+-- === Staff screens (services/booking/views.py): each screen's data in one statement, as ===
+-- === JSON built by PostgreSQL, so that a page never asks once per row ====================
+
+-- name: sheet
+-- A site's bookings between two local dates ($3, $4 inclusive; local midnights in the site's
+-- time zone, so DST days have 23 or 25 hours), with patient, room and provider names; the
+-- site, its rooms, the providers working there and the network's sites (for the picker). NULL: unknown site.
+SELECT json_build_object(
+    'site', json_build_object('id', s.id, 'name', s.name, 'timezone', s.timezone,
+                              'address', s.address, 'phone', s.phone),
+    'from', $3::date, 'to', $4::date,
+    'sites', (SELECT json_agg(json_build_object('id', o.id, 'name', o.name) ORDER BY o.name, o.id)
+              FROM sites o WHERE o.clinic_id = $2),
+    'rooms', (SELECT coalesce(json_agg(json_build_object('id', r.id, 'name', r.name)
+                                       ORDER BY r.name, r.id), '[]')
+              FROM rooms r WHERE r.site_id = s.id),
+    'providers', (SELECT coalesce(json_agg(json_build_object('id', p.id, 'name', p.name)
+                                           ORDER BY p.name, p.id), '[]')
+                  FROM providers p WHERE p.clinic_id = $2 AND p.id IN (
+                      SELECT provider_id FROM provider_hours WHERE site_id = s.id)),
+    'bookings', (SELECT coalesce(json_agg(json_build_object(
+                     'id', b.id, 'starts_at', b.starts_at, 'ends_at', b.ends_at,
+                     'occupied_until', b.occupied_until, 'status', b.status, 'version', b.version,
+                     'session_type', b.session_type, 'is_dosing', b.is_dosing,
+                     'series_id', b.series_id, 'confirmed', b.confirmed_at IS NOT NULL,
+                     'ride_status', b.ride_status, 'ride_driver_name', b.ride_driver_name,
+                     'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
+                     'cancel_reason', b.cancel_reason, 'room_id', b.room_id, 'room_name', r.name,
+                     'provider_id', b.provider_id, 'provider_name', p.name,
+                     'patient_id', b.patient_id, 'patient_name',
+                     pt.given_name || ' ' || pt.family_name)
+                     ORDER BY r.name, b.starts_at, b.id), '[]')
+                 FROM bookings b
+                 JOIN rooms r ON r.id = b.room_id
+                 JOIN providers p ON p.id = b.provider_id
+                 JOIN patients pt ON pt.id = b.patient_id
+                 WHERE b.site_id = s.id AND b.clinic_id = $2
+                   AND b.starts_at >= ($3::date::timestamp AT TIME ZONE s.timezone)
+                   AND b.starts_at < (($4::date + 1)::timestamp AT TIME ZONE s.timezone))
+)::text
+FROM sites s WHERE s.id = $1 AND s.clinic_id = $2;
+
+-- name: search_patients
+-- Patients of a network whose name has every word of $2, or whose number ends with the
+-- digits $3 (at least 4), best first.
+SELECT id, given_name, family_name, phone_e164, language, sms_consent, ride_contact_name,
+       created_at
+FROM patients
+WHERE clinic_id = $1
+  AND ((cardinality($2::text[]) > 0 AND (
+          SELECT bool_and(given_name || ' ' || family_name ILIKE '%' || w || '%')
+          FROM unnest($2::text[]) w))
+       OR ($3::text <> '' AND regexp_replace(phone_e164, '\D', '', 'g') LIKE '%' || $3))
+ORDER BY family_name, given_name, id
+LIMIT $4;
+
+-- name: patient_overview
+-- A patient with every booking (site and room names, local times by the site's zone).
+SELECT json_build_object(
+    'patient', to_jsonb(pt) - 'clinic_id',
+    'bookings', (SELECT coalesce(json_agg(json_build_object(
+                     'id', b.id, 'starts_at', b.starts_at, 'status', b.status,
+                     'session_type', b.session_type, 'is_dosing', b.is_dosing,
+                     'series_id', b.series_id, 'confirmed', b.confirmed_at IS NOT NULL,
+                     'ride_status', b.ride_status, 'ride_driver_name', b.ride_driver_name,
+                     'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
+                     'cancel_reason', b.cancel_reason, 'cancelled_by', b.cancelled_by,
+                     'site_id', b.site_id, 'site_name', s.name, 'timezone', s.timezone,
+                     'room_name', r.name) ORDER BY b.starts_at DESC, b.id), '[]')
+                 FROM bookings b JOIN sites s ON s.id = b.site_id JOIN rooms r ON r.id = b.room_id
+                 WHERE b.patient_id = pt.id AND b.clinic_id = $2)
+)::text
+FROM patients pt WHERE pt.id = $1 AND pt.clinic_id = $2;
+
+-- name: patient_names
+SELECT id, given_name || ' ' || family_name AS name FROM patients
+WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
+
+-- name: attention
+-- What staff must act on, with patient names: reschedule requests; dosing sessions within
+-- $2 hours whose ride is not arranged; open waitlist offers; the time zone of the network's
+-- first site (for times not tied to a site).
+SELECT json_build_object(
+    'bookings', (SELECT coalesce(json_agg(json_build_object(
+                     'id', b.id, 'starts_at', b.starts_at, 'site_id', b.site_id,
+                     'site_name', s.name, 'timezone', s.timezone, 'session_type', b.session_type,
+                     'patient_id', b.patient_id, 'patient_name', pt.given_name || ' ' || pt.family_name,
+                     'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
+                     'ride_status', b.ride_status, 'is_dosing', b.is_dosing)
+                     ORDER BY b.starts_at, b.id), '[]')
+                 FROM bookings b JOIN sites s ON s.id = b.site_id JOIN patients pt ON pt.id = b.patient_id
+                 WHERE b.clinic_id = $1 AND b.status = 'booked' AND b.starts_at > now()
+                   AND (b.reschedule_requested_at IS NOT NULL
+                        OR (b.is_dosing AND b.ride_status <> 'confirmed'
+                            AND b.starts_at < now() + make_interval(hours => $2)))),
+    'offers', (SELECT coalesce(json_agg(json_build_object(
+                   'id', o.id, 'starts_at', o.starts_at, 'site_name', s.name, 'timezone', s.timezone,
+                   'session_type', o.session_type, 'candidates', cardinality(o.candidates))
+                   ORDER BY o.starts_at), '[]')
+               FROM waitlist_offers o JOIN sites s ON s.id = o.site_id
+               WHERE o.clinic_id = $1 AND o.status = 'open' AND o.starts_at > now()),
+    'timezone', (SELECT timezone FROM sites WHERE clinic_id = $1 ORDER BY created_at, id LIMIT 1)
+)::text;
+
+-- name: network
+-- A network's set-up for its admins: sites (hours, closures, rooms), providers (hours).
+SELECT json_build_object(
+    'clinic', (SELECT json_build_object('id', id, 'name', name, 'phone', phone) FROM clinics WHERE id = $1),
+    'sites', (SELECT coalesce(json_agg(json_build_object(
+                  'id', s.id, 'name', s.name, 'address', s.address, 'phone', s.phone,
+                  'timezone', s.timezone, 'region', s.region, 'default_language', s.default_language,
+                  'hours', (SELECT coalesce(json_agg(json_build_object('weekday', h.weekday,
+                                'opens', h.opens, 'closes', h.closes) ORDER BY h.weekday, h.opens), '[]')
+                            FROM site_hours h WHERE h.site_id = s.id),
+                  'closures', (SELECT coalesce(json_agg(json_build_object('first_day', c.first_day,
+                                   'last_day', c.last_day, 'reason', c.reason) ORDER BY c.first_day), '[]')
+                               FROM site_closures c WHERE c.site_id = s.id AND c.last_day >= current_date - 30),
+                  'rooms', (SELECT coalesce(json_agg(json_build_object('id', r.id, 'name', r.name)
+                                ORDER BY r.name), '[]') FROM rooms r WHERE r.site_id = s.id))
+                  ORDER BY s.name, s.id), '[]')
+              FROM sites s WHERE s.clinic_id = $1),
+    'providers', (SELECT coalesce(json_agg(json_build_object(
+                      'id', p.id, 'name', p.name,
+                      'hours', (SELECT coalesce(json_agg(json_build_object('site_id', h.site_id,
+                                    'weekday', h.weekday, 'starts', h.starts, 'ends', h.ends)
+                                    ORDER BY h.site_id, h.weekday, h.starts), '[]')
+                                FROM provider_hours h WHERE h.provider_id = p.id))
+                      ORDER BY p.name, p.id), '[]')
+                  FROM providers p WHERE p.clinic_id = $1),
+    'staff', (SELECT coalesce(json_agg(json_build_object(
+                  'id', st.id, 'name', st.name, 'email', st.email, 'role', st.role,
+                  'language', st.language, 'disabled', st.disabled_at IS NOT NULL,
+                  'enrolled', st.password_hash IS NOT NULL, 'has_totp', st.totp_secret IS NOT NULL)
+                  ORDER BY lower(st.name), st.id), '[]')
+              FROM staff st WHERE st.clinic_id = $1)
+)::text;

@@ -18,8 +18,7 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -28,18 +27,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ConfigDict, Field, field_validator
 
-from services.booking.db import PRODUCER
+from services.booking import store
+from services.booking.model import Credentials, StaffMember, as_dict
+from services.booking.settings import BookingSettings
 from shared import tokens
 from shared.auth import Principal
-from shared.db import Queries
 from shared.errors import Conflict, DomainError, Invalid, NotFound
-from shared.events import Envelope
-from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
-from shared.outbox import enqueue
 from shared.validation import RequestModel
+from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 log = logging.getLogger(__name__)
-Q = Queries(Path(__file__).with_name("staff.sql"))
 Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
 UiLanguage = Literal["en", "fr"]
 TOTP_STEP = 30
@@ -58,6 +55,9 @@ class TooManyAttempts(DomainError):
 
 
 class _In(RequestModel):
+    """A body of these endpoints: checked at the door like every other (no control
+    characters in its strings)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
@@ -114,40 +114,40 @@ def _new_enrolment(hours: float) -> tuple[str, str, datetime]:
 async def signing_key(conn: asyncpg.Connection, clinic_id: UUID) -> tuple[str, bytes]:
     """The network's token key (made on first use, its public half announced in the same
     transaction as `StaffTokenKeyIssued`)."""
-    row = await conn.fetchrow(Q.signing_key, clinic_id)
-    if row is None:
+    key = await store.signing_key(conn, clinic_id)
+    if key is None:
         pair = tokens.new_key_pair()
-        made = await conn.fetchval(Q.insert_signing_key, pair.kid, clinic_id, pair.private_pem,
-                                   pair.public_pem)
-        if made is not None:
-            await enqueue(conn, [Envelope.new(
-                StaffTokenKeyIssued(kid=pair.kid, public_key=pair.public_pem),
-                producer=PRODUCER, clinic_id=clinic_id, patient_id=None)])
-        row = await conn.fetchrow(Q.signing_key, clinic_id)
-    return row["kid"], bytes(row["private_key"])
+        if await store.insert_signing_key(conn, pair.kid, clinic_id, pair.private_pem,
+                                          pair.public_pem):
+            await store.emit(conn, [store.event(
+                StaffTokenKeyIssued(kid=pair.kid, public_key=pair.public_pem), clinic_id, None)])
+        key = await store.signing_key(conn, clinic_id)
+        assert key is not None  # ours, or the one made meanwhile
+    return key.kid, bytes(key.private_key)
 
 
 # --- accounts (admins) -----------------------------------------------------------------
 
 
 async def add_staff(conn: asyncpg.Connection, who: Principal, cmd: AddStaff,
-                    enrolment_hours: float) -> dict:
+                    enrolment_hours: float) -> dict[str, Any]:
     """A new person; the answer carries their one-time enrolment code (shown once)."""
     await signing_key(conn, who.clinic_id)
     code, digest, expires = _new_enrolment(enrolment_hours)
-    row = await conn.fetchrow(Q.insert_staff, uuid4(), who.clinic_id, cmd.email, cmd.name,
-                              cmd.role, cmd.language, digest, expires, who.actor)
+    row = await store.insert_staff(conn, uuid4(), who.clinic_id, cmd.email, cmd.name, cmd.role,
+                                   cmd.language, digest, expires, who.actor)
     if row is None:
         raise Conflict("this email already signs someone in", field="email")
-    log.info("staff account %s added (%s)", row["id"], cmd.role)
-    return {**dict(row), "enrolment_code": code, "enrolment_expires_at": expires}
+    log.info("staff account %s added (%s)", row.id, cmd.role)
+    return {**as_dict(row), "enrolment_code": code, "enrolment_expires_at": expires}
 
 
-async def get_staff(conn: asyncpg.Connection, clinic_id: UUID, staff_id: UUID) -> asyncpg.Record:
-    row = await conn.fetchrow(Q.get_staff, staff_id, clinic_id)
-    if row is None:
+async def get_staff(conn: asyncpg.Connection, clinic_id: UUID, staff_id: UUID) -> StaffMember:
+    """The network's person, or 404."""
+    member = await store.get_staff(conn, clinic_id, staff_id)
+    if member is None:
         raise NotFound("unknown staff member", field="staff_id")
-    return row
+    return member
 
 
 def _not_self(who: Principal, staff_id: UUID, what: str) -> None:
@@ -156,91 +156,98 @@ def _not_self(who: Principal, staff_id: UUID, what: str) -> None:
 
 
 async def change_role(conn: asyncpg.Connection, who: Principal, staff_id: UUID,
-                      cmd: ChangeRole) -> dict:
+                      cmd: ChangeRole) -> StaffMember:
     """A new role; the person's sessions end (they sign in again with it)."""
     _not_self(who, staff_id, "change the role of")
     current = await get_staff(conn, who.clinic_id, staff_id)
-    if cmd.role == "admin" and current["enrolled"] and not current["has_totp"]:
+    if cmd.role == "admin" and current.enrolled and not current.has_totp:
         raise Conflict("an admin needs an authenticator app: reset their enrolment first",
                        field="role")
-    await conn.execute(Q.set_role, staff_id, who.clinic_id, cmd.role)
+    await store.set_role(conn, who.clinic_id, staff_id, cmd.role)
     await end_sessions(conn, staff_id)
-    return dict(await get_staff(conn, who.clinic_id, staff_id))
+    return await get_staff(conn, who.clinic_id, staff_id)
 
 
-async def disable(conn: asyncpg.Connection, who: Principal, staff_id: UUID) -> dict:
+async def disable(conn: asyncpg.Connection, who: Principal, staff_id: UUID) -> StaffMember:
+    """Disable a person (they cannot sign in); their sessions end."""
     _not_self(who, staff_id, "disable")
-    if await conn.fetchval(Q.disable_staff, staff_id, who.clinic_id) is None:
+    if not await store.disable_staff(conn, who.clinic_id, staff_id):
         raise NotFound("unknown staff member", field="staff_id")
     await end_sessions(conn, staff_id)
-    return dict(await get_staff(conn, who.clinic_id, staff_id))
+    return await get_staff(conn, who.clinic_id, staff_id)
 
 
 async def reset_enrolment(conn: asyncpg.Connection, who: Principal, staff_id: UUID,
-                          enrolment_hours: float) -> dict:
+                          enrolment_hours: float) -> dict[str, Any]:
     """Forget the person's password and authenticator; a new one-time enrolment code."""
     code, digest, expires = _new_enrolment(enrolment_hours)
-    if await conn.fetchval(Q.reset_enrolment, staff_id, who.clinic_id, digest, expires) is None:
+    if not await store.reset_enrolment(conn, who.clinic_id, staff_id, digest, expires):
         raise NotFound("unknown staff member", field="staff_id")
     await end_sessions(conn, staff_id)
-    return {**dict(await get_staff(conn, who.clinic_id, staff_id)), "enrolment_code": code,
+    return {**as_dict(await get_staff(conn, who.clinic_id, staff_id)), "enrolment_code": code,
             "enrolment_expires_at": expires}
 
 
 async def end_sessions(conn: asyncpg.Connection, staff_id: UUID,
                        session_id: UUID | None = None) -> int:
     """End a person's open sessions (or one): refused here at once, elsewhere on the event."""
-    ended = await conn.fetch(Q.end_sessions, staff_id, session_id)
+    ended = await store.end_sessions(conn, staff_id, session_id)
     for s in ended:
-        await tokens.end_session(conn, s["id"], s["clinic_id"], s["expires_at"])
-    await enqueue(conn, [Envelope.new(
-        StaffSessionEnded(session_id=s["id"], staff_id=s["staff_id"], expires_at=s["expires_at"]),
-        producer=PRODUCER, clinic_id=s["clinic_id"], patient_id=None) for s in ended])
+        await tokens.end_session(conn, s.id, s.clinic_id, s.expires_at)
+    await store.emit(conn, [store.event(
+        StaffSessionEnded(session_id=s.id, staff_id=s.staff_id, expires_at=s.expires_at),
+        s.clinic_id, None) for s in ended])
     return len(ended)
 
 
 # --- enrolment (the person) ------------------------------------------------------------
 
 
-async def _enrolling(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
-    row = await conn.fetchrow(Q.staff_by_enrolment, _digest(code))
-    if row is None:
+async def _enrolling(conn: asyncpg.Connection, code: str) -> Credentials:
+    person = await store.staff_by_enrolment(conn, _digest(code))
+    if person is None:
         raise NotFound("unknown or expired enrolment code", field="code")
-    return row
+    return person
 
 
-async def start_enrolment(conn: asyncpg.Connection, cmd: EnrolmentCode) -> dict:
+async def start_enrolment(conn: asyncpg.Connection, cmd: EnrolmentCode) -> dict[str, Any]:
     """Who is enrolling, and the authenticator secret offered to them (the same one until
     they complete)."""
-    row = await _enrolling(conn, cmd.code)
-    secret = await conn.fetchval(Q.offer_totp, row["id"], pyotp.random_base32())
-    return {"name": row["name"], "email": row["email"], "role": row["role"],
-            "language": row["language"], "totp_secret": secret,
-            "totp_uri": pyotp.TOTP(secret).provisioning_uri(name=row["email"],
+    person = await _enrolling(conn, cmd.code)
+    secret = await store.offer_totp(conn, person.id, pyotp.random_base32())
+    return {"name": person.name, "email": person.email, "role": person.role,
+            "language": person.language, "totp_secret": secret,
+            "totp_uri": pyotp.TOTP(secret).provisioning_uri(name=person.email,
                                                             issuer_name=TOTP_ISSUER),
-            "totp_required": row["role"] == "admin"}
+            "totp_required": person.role == "admin"}
 
 
-async def complete_enrolment(conn: asyncpg.Connection, cmd: CompleteEnrolment) -> dict:
+def _second_factor(person: Credentials, totp_code: str | None) -> tuple[str | None, int | None]:
+    """The authenticator secret confirmed by `totp_code` and the code's step (none without
+    a code, which only a person who is not an admin may leave out)."""
+    if totp_code is None:
+        if person.role == "admin":
+            raise Invalid("admins need a code from an authenticator app", field="totp_code")
+        return None, None
+    if person.pending_totp_secret is None:
+        raise Invalid("start the enrolment first", field="code")
+    step = totp_step(person.pending_totp_secret, totp_code)
+    if step is None:
+        raise Invalid("the code from the authenticator app is wrong", field="totp_code")
+    return person.pending_totp_secret, step
+
+
+async def complete_enrolment(conn: asyncpg.Connection, cmd: CompleteEnrolment) -> dict[str, Any]:
     """Set the password and, with a code from the app, the second factor (required for
     admins); the code is used up."""
-    row = await _enrolling(conn, cmd.code)
-    if cmd.password.strip().lower() == row["email"].lower():
+    person = await _enrolling(conn, cmd.code)
+    if cmd.password.strip().lower() == person.email.lower():
         raise Invalid("the password must not be the email", field="password")
-    secret, step = None, None
-    if cmd.totp_code is not None:
-        if row["pending_totp_secret"] is None:
-            raise Invalid("start the enrolment first", field="code")
-        step = totp_step(row["pending_totp_secret"], cmd.totp_code)
-        if step is None:
-            raise Invalid("the code from the authenticator app is wrong", field="totp_code")
-        secret = row["pending_totp_secret"]
-    elif row["role"] == "admin":
-        raise Invalid("admins need a code from an authenticator app", field="totp_code")
+    secret, step = _second_factor(person, cmd.totp_code)
     password_hash = await asyncio.to_thread(_hasher.hash, cmd.password)
-    await conn.execute(Q.complete_enrolment, row["id"], password_hash, secret, step)
-    log.info("staff account %s enrolled (second factor: %s)", row["id"], secret is not None)
-    return {"id": row["id"], "email": row["email"], "totp": secret is not None}
+    await store.complete_enrolment(conn, person.id, password_hash, secret, step)
+    log.info("staff account %s enrolled (second factor: %s)", person.id, secret is not None)
+    return {"id": person.id, "email": person.email, "totp": secret is not None}
 
 
 def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
@@ -272,45 +279,56 @@ async def _password_ok(stored: str | None, password: str) -> bool:
         return False
 
 
-async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str, settings) -> dict:
+async def _refuse_when_over_limits(conn: asyncpg.Connection, account: str, address: str,
+                                   settings: BookingSettings) -> None:
+    """Refuse (429) while the account or the address failed too often within the window."""
+    counts = await store.failures(conn, account, address, settings.sign_in_window_seconds)
+    over_account = counts.account >= settings.sign_in_max_account_failures
+    if over_account or counts.address >= settings.sign_in_max_address_failures:
+        log.warning("sign-in refused: too many failures (%s)",
+                    "account" if over_account else "address")
+        raise TooManyAttempts("too many failed sign-ins: try again later",
+                              retry_after_seconds=int(settings.sign_in_window_seconds))
+
+
+async def _signs_in(conn: asyncpg.Connection, person: Credentials | None, cmd: SignIn) -> bool:
+    """Whether the password and the code (for a person with a second factor; admins must
+    have one) are right for an account that is not disabled. A code works once."""
+    ok = await _password_ok(person.password_hash if person else None, cmd.password)
+    if not ok or person is None or person.disabled_at is not None:
+        return False
+    if person.totp_secret is None:
+        return person.role != "admin"  # an admin without a second factor cannot sign in
+    step = totp_step(person.totp_secret, cmd.totp_code) if cmd.totp_code else None
+    return step is not None and await store.use_totp_step(conn, person.id, step)
+
+
+async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str,
+                  settings: BookingSettings) -> dict[str, Any]:
     """Check password and TOTP code under the rate limits; a new session and its token."""
     account, where = f"account:{cmd.email.lower()}", f"address:{address}"
-    window = settings.sign_in_window_seconds
     async with pool.acquire() as conn:
-        counts = await conn.fetchrow(Q.failures, account, where, window)
-        if counts["account"] >= settings.sign_in_max_account_failures or \
-                counts["address"] >= settings.sign_in_max_address_failures:
-            log.warning("sign-in refused: too many failures (%s)",
-                        "account" if counts["account"] >= settings.sign_in_max_account_failures
-                        else "address")
-            raise TooManyAttempts("too many failed sign-ins: try again later",
-                                  retry_after_seconds=int(window))
-        row = await conn.fetchrow(Q.staff_for_sign_in, cmd.email)
-        ok = await _password_ok(row["password_hash"] if row else None, cmd.password)
-        if ok and row["disabled_at"] is not None:
-            ok = False
-        if ok and row["totp_secret"] is not None:
-            step = totp_step(row["totp_secret"], cmd.totp_code or "") if cmd.totp_code else None
-            ok = step is not None and await conn.fetchval(Q.use_totp_step, row["id"], step) is not None
-        if ok and row["role"] == "admin" and row["totp_secret"] is None:
-            ok = False  # an admin without a second factor cannot sign in
-        if not ok:
-            await conn.execute(Q.record_failure, [account, where])
+        await _refuse_when_over_limits(conn, account, where, settings)
+        person = await store.staff_for_sign_in(conn, cmd.email)
+        if not await _signs_in(conn, person, cmd):
+            await store.record_failure(conn, [account, where])
             log.info("sign-in failed")
             raise Unauthorized("the email, password or code is not right")
+        assert person is not None  # _signs_in says no without one
         async with conn.transaction():
-            await conn.execute(Q.forget_failures, account)
+            await store.forget_failures(conn, account)
             session_id = uuid4()
             expires = datetime.now(UTC) + timedelta(hours=settings.session_max_hours)
-            await conn.execute(Q.insert_session, session_id, row["id"], row["clinic_id"], expires)
-            key = await signing_key(conn, row["clinic_id"])
-    log.info("staff %s signed in (session %s)", row["id"], session_id)
-    return _token(key, row["id"], row["clinic_id"], session_id, row["role"], row["name"],
-                  row["language"], expires, settings)
+            await store.insert_session(conn, session_id, person.id, person.clinic_id, expires)
+            key = await signing_key(conn, person.clinic_id)
+    log.info("staff %s signed in (session %s)", person.id, session_id)
+    return _token(key, person.id, person.clinic_id, session_id, person.role, person.name,
+                  person.language, expires, settings)
 
 
-def _token(key, staff_id, clinic_id, session_id, role, name, language, session_expires,
-           settings) -> dict:
+def _token(key: tuple[str, bytes], staff_id: UUID, clinic_id: UUID, session_id: UUID, role: str,
+           name: str, language: str, session_expires: datetime,
+           settings: BookingSettings) -> dict[str, Any]:
     ttl = min(settings.token_ttl_seconds,
               max(1.0, (session_expires - datetime.now(UTC)).total_seconds()))
     token, expires = tokens.sign(key, staff_id=staff_id, clinic_id=clinic_id,
@@ -322,11 +340,12 @@ def _token(key, staff_id, clinic_id, session_id, role, name, language, session_e
                       "language": language}}
 
 
-async def refresh(conn: asyncpg.Connection, who: Principal, session_id: UUID, settings) -> dict:
+async def refresh(conn: asyncpg.Connection, who: Principal, session_id: UUID,
+                  settings: BookingSettings) -> dict[str, Any]:
     """A fresh token for a session that is still open (its person's current role)."""
-    row = await conn.fetchrow(Q.open_session, session_id)
-    if row is None or row["staff_id"] != who.staff_id:
+    session = await store.open_session(conn, session_id)
+    if session is None or session.staff_id != who.staff_id:
         raise Unauthorized("the session ended")
-    key = await signing_key(conn, row["clinic_id"])
-    return _token(key, row["staff_id"], row["clinic_id"], row["id"], row["role"], row["name"],
-                  row["language"], row["expires_at"], settings)
+    key = await signing_key(conn, session.clinic_id)
+    return _token(key, session.staff_id, session.clinic_id, session.id, session.role,
+                  session.name, session.language, session.expires_at, settings)

@@ -11,9 +11,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.booking import staff
+from services.booking import staff, store
+from services.booking.model import as_dict
 from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, CompleteEnrolment,
-                                    EnrolmentCode, Q, SignIn)
+                                    EnrolmentCode, SignIn)
 from shared import proxies, tokens
 from shared.auth import ADMIN, READ, Principal, require
 
@@ -64,13 +65,13 @@ async def add_staff(cmd: AddStaff, request: Request, who: Principal = require(*A
 
 @router.get("/staff")
 async def list_staff(request: Request, who: Principal = require(*ADMIN)) -> list[dict]:
-    return [dict(r) for r in await _db(request).fetch(Q.list_staff, who.clinic_id)]
+    return [as_dict(m) for m in await store.list_staff(_db(request), who.clinic_id)]
 
 
 @router.get("/staff/{staff_id}")
 async def get_staff(staff_id: UUID, request: Request, who: Principal = require(*ADMIN)) -> dict:
     async with _db(request).acquire() as conn:
-        return dict(await staff.get_staff(conn, who.clinic_id, staff_id))
+        return as_dict(await staff.get_staff(conn, who.clinic_id, staff_id))
 
 
 @router.post("/staff/{staff_id}/role")
@@ -78,14 +79,14 @@ async def change_role(staff_id: UUID, cmd: ChangeRole, request: Request,
                       who: Principal = require(*ADMIN)) -> dict:
     """Change a person's role; their sessions end."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return await staff.change_role(conn, who, staff_id, cmd)
+        return as_dict(await staff.change_role(conn, who, staff_id, cmd))
 
 
 @router.post("/staff/{staff_id}/disable")
 async def disable_staff(staff_id: UUID, request: Request, who: Principal = require(*ADMIN)) -> dict:
     """Disable a person: they can no longer sign in, and their sessions end."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return await staff.disable(conn, who, staff_id)
+        return as_dict(await staff.disable(conn, who, staff_id))
 
 
 @router.post("/staff/{staff_id}/enrolment")
@@ -149,5 +150,5 @@ async def me(request: Request, who: Principal = require(*READ)) -> dict:
 async def set_language(cmd: ChangeLanguage, request: Request,
                        claims: tokens.TokenClaims = Depends(session_claims)) -> dict:
     """The caller's language for the console (en or fr)."""
-    await _db(request).execute(Q.set_language, claims.staff_id, cmd.language)
+    await store.set_language(_db(request), claims.staff_id, cmd.language)
     return {"language": cmd.language}

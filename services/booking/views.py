@@ -1,13 +1,13 @@
 """Aggregate reads for staff screens (the console): a day sheet, a patient's overview, the
 attention list, patient search and names, the network's set-up. Each is one statement
-(see views.sql) whose JSON PostgreSQL builds, so that a screen costs one call here however
-many rows it shows. Same keys, tokens and tenant rules as the rest of the API."""
+(queries.sql, "Staff screens"), most of them JSON that PostgreSQL builds, so that a screen
+costs one call here however many rows it shows. Same keys, tokens and tenant rules as the
+rest of the API."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.booking import store
+from services.booking.model import as_dict
 from shared.auth import ADMIN, READ, Principal, require
-from shared.db import Queries
 from shared.days import day_range
 from shared.errors import NotFound
 from shared.validation import SaneDate
 
-Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
 MAX_SHEET_DAYS = 42
 
@@ -43,7 +43,7 @@ async def site_sheet(site_id: UUID, request: Request,
     room and provider names, the site's rooms and the network's sites: a day sheet or a week
     in one call."""
     first, last = day_range(first, last, MAX_SHEET_DAYS)
-    text = await _db(request).fetchval(Q.sheet, site_id, who.clinic_id, first, last)
+    text = await store.sheet(_db(request), who.clinic_id, site_id, first, last)
     if text is None:
         raise NotFound("unknown site", field="site_id")
     return _json(text)
@@ -67,16 +67,16 @@ async def search_patients(cmd: PatientSearch, request: Request,
     digits = re.sub(r"\D", "", cmd.q)
     words = [] if len(digits) >= 4 and not re.search(r"[^\d\s()+.-]", cmd.q) else \
         [_like(w) for w in cmd.q.split()][:5]
-    rows = await _db(request).fetch(Q.search_patients, who.clinic_id, words,
-                                    digits if len(digits) >= 4 else "", cmd.limit)
-    return [dict(r) for r in rows]
+    found = await store.search_patients(_db(request), who.clinic_id, words,
+                                        digits if len(digits) >= 4 else "", cmd.limit)
+    return [as_dict(p) for p in found]
 
 
 @router.get("/patients/{patient_id}/overview", tags=["patients"])
 async def patient_overview(patient_id: UUID, request: Request,
                            who: Principal = require(*READ)) -> Response:
     """A patient with every booking (newest first) and where it is."""
-    text = await _db(request).fetchval(Q.patient_overview, patient_id, who.clinic_id)
+    text = await store.patient_overview(_db(request), who.clinic_id, patient_id)
     if text is None:
         raise NotFound("unknown patient", field="patient_id")
     return _json(text)
@@ -86,8 +86,7 @@ async def patient_overview(patient_id: UUID, request: Request,
 async def patient_names(request: Request, who: Principal = require(*READ),
                         ids: Annotated[list[UUID], Query(max_length=500)] = []) -> dict:  # noqa: B006
     """Names of some of the network's patients by id (others are left out)."""
-    rows = await _db(request).fetch(Q.patient_names, who.clinic_id, ids)
-    return {str(r["id"]): r["name"] for r in rows}
+    return await store.patient_names(_db(request), who.clinic_id, ids)
 
 
 @router.get("/attention/items")
@@ -95,11 +94,11 @@ async def attention_items(request: Request, who: Principal = require(*READ),
                           ride_hours: Annotated[int, Query(ge=1, le=24 * 14)] = 48) -> Response:
     """Upcoming bookings staff must act on, with patient names: reschedule requests, dosing
     sessions within `ride_hours` whose ride home is not arranged; and open waitlist offers."""
-    return _json(await _db(request).fetchval(Q.attention, who.clinic_id, ride_hours))
+    return _json(await store.attention(_db(request), who.clinic_id, ride_hours))
 
 
 @router.get("/network", tags=["network"])
 async def network_setup(request: Request, who: Principal = require(*ADMIN)) -> Response:
     """The network's set-up for its admins: sites (hours, closures, rooms), providers and
     their hours, staff and their roles."""
-    return _json(await _db(request).fetchval(Q.network, who.clinic_id))
+    return _json(await store.network(_db(request), who.clinic_id))

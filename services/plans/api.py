@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
-from services.plans import handlers
+from services.plans import handlers, store
 from services.plans.fhir import care_plan
-from services.plans.handlers import Q
+from services.plans.model import Plan, as_dict
 from services.plans.templates import Template
 from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require
 from shared.errors import NotFound
@@ -39,25 +40,39 @@ def _db(request: Request):
     return request.app.state.runtime.db
 
 
-async def plan_view(conn, plan) -> dict[str, Any]:
-    sessions = await conn.fetch(Q.sessions_of_plan, plan["id"])
-    forms = await conn.fetch(Q.rems_forms_of_plan, plan["id"])
-    view = {k: plan[k] for k in (
-        "id", "clinic_id", "patient_id", "template", "template_version", "modality", "phase",
-        "sessions_target", "sessions_booked", "sessions_completed", "sessions_cancelled",
-        "sessions_missed", "next_due_from", "next_due_by", "created_at", "updated_at")}
-    upcoming = [s["starts_at"] for s in sessions
-                if s["is_dosing"] and s["status"] in ("booked", "arrived")]
-    return {**view, "progress": f"{plan['sessions_completed']} of {plan['sessions_target']} done",
+async def plan_views(conn: asyncpg.Connection, plans: list[Plan]) -> list[dict[str, Any]]:
+    """Plans with their progress, timeline and REMS forms (three queries however many)."""
+    ids = [plan.id for plan in plans]
+    timelines = await store.timelines(conn, ids)
+    forms = await store.rems_forms_of_plans(conn, ids)
+    views = []
+    for plan in plans:
+        sessions = timelines.get(plan.id, [])
+        view = {k: getattr(plan, k) for k in (
+            "id", "clinic_id", "patient_id", "template", "template_version", "modality", "phase",
+            "sessions_target", "sessions_booked", "sessions_completed", "sessions_cancelled",
+            "sessions_missed", "next_due_from", "next_due_by", "created_at", "updated_at")}
+        upcoming = [s.starts_at for s in sessions
+                    if s.is_dosing and s.status in ("booked", "arrived")]
+        views.append({
+            **view, "progress": f"{plan.sessions_completed} of {plan.sessions_target} done",
             "next_session_at": min(upcoming) if upcoming else None,
-            "timeline": [dict(s) for s in sessions], "rems_forms": [dict(f) for f in forms]}
+            "timeline": [as_dict(s) for s in sessions],
+            "rems_forms": [as_dict(f) for f in forms.get(plan.id, [])]})
+    return views
+
+
+async def plan_view(conn: asyncpg.Connection, plan: Plan) -> dict[str, Any]:
+    """A plan with its progress, timeline and REMS forms."""
+    [view] = await plan_views(conn, [plan])
+    return view
 
 
 @router.post("/plans", status_code=201)
 async def start_plan(cmd: StartPlan, request: Request, who: Principal = require(*SCHEDULE)):
     """Start a plan from a template for a patient (409 if one is open for that treatment)."""
     async with _db(request).acquire() as conn, conn.transaction():
-        if not await conn.fetchval(Q.patient_known, cmd.patient_id, who.clinic_id):
+        if not await store.patient_known(conn, who.clinic_id, cmd.patient_id):
             raise NotFound("unknown patient", field="patient_id")
         plan = await handlers.start_plan(conn, who.clinic_id, cmd.patient_id, cmd.template,
                                          datetime.now(UTC))
@@ -68,7 +83,7 @@ async def start_plan(cmd: StartPlan, request: Request, who: Principal = require(
 async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
     """A plan with its progress and timeline."""
     async with _db(request).acquire() as conn:
-        plan = await conn.fetchrow(Q.get_plan, plan_id, who.clinic_id)
+        plan = await store.get_plan(conn, who.clinic_id, plan_id)
         if plan is None:
             raise NotFound("unknown plan")
         return await plan_view(conn, plan)
@@ -78,10 +93,9 @@ async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*RE
 async def patient_plans(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> list[dict]:
     """A patient's plans (404 for a patient of another network, or not known here yet)."""
     async with _db(request).acquire() as conn:
-        if not await conn.fetchval(Q.patient_known, patient_id, who.clinic_id):
+        if not await store.patient_known(conn, who.clinic_id, patient_id):
             raise NotFound("unknown patient", field="patient_id")
-        return [await plan_view(conn, p)
-                for p in await conn.fetch(Q.plans_of_patient, who.clinic_id, patient_id)]
+        return await plan_views(conn, await store.plans_of_patient(conn, who.clinic_id, patient_id))
 
 
 @router.post("/plans/{plan_id}/rems-forms/{booking_id}/filed")
@@ -89,7 +103,8 @@ async def file_rems_form(plan_id: UUID, booking_id: UUID, request: Request,
                          who: Principal = require(*CARE)) -> dict:
     """Record that the REMS Patient Monitoring Form of a session was filed."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return await handlers.file_rems_form(conn, who.clinic_id, plan_id, booking_id, who.actor)
+        return as_dict(await handlers.file_rems_form(conn, who.clinic_id, plan_id, booking_id,
+                                                     who.actor))
 
 
 @router.post("/plans/{plan_id}/discontinue")
@@ -101,30 +116,30 @@ async def discontinue(plan_id: UUID, request: Request, who: Principal = require(
 @router.get("/plan-templates")
 async def list_templates(request: Request, who: Principal = require(*READ)) -> list[dict]:
     """The templates this clinic network uses (its own versions over the built-in ones)."""
-    rows = await _db(request).fetch(Q.templates_for, who.clinic_id)
-    return [{"code": r["code"], "version": r["version"], "own": r["clinic_id"] is not None,
-             "definition": Template.model_validate_json(r["definition"]).model_dump()} for r in rows]
+    return [{"code": t.code, "version": t.version, "own": t.clinic_id is not None,
+             "definition": Template.model_validate_json(t.definition).model_dump()}
+            for t in await store.templates_for(_db(request), who.clinic_id)]
 
 
 @router.post("/plan-templates/{code}", status_code=201)
 async def override_template(code: str, definition: Template, request: Request,
                             who: Principal = require(*ADMIN)) -> dict:
     """A new version of a template for this clinic network; new plans use it."""
-    row = await _db(request).fetchrow(Q.add_template_version, code, who.clinic_id,
-                                      definition.model_dump_json())
-    return {"code": row["code"], "version": row["version"], "definition": definition.model_dump()}
+    added = await store.add_template_version(_db(request), code, who.clinic_id,
+                                             definition.model_dump_json())
+    return {"code": added.code, "version": added.version, "definition": definition.model_dump()}
 
 
 @router.post("/settings")
 async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)) -> dict:
-    return dict(await _db(request).fetchrow(Q.set_auto_create, who.clinic_id, cmd.auto_create_plans))
+    return as_dict(await store.set_auto_create(_db(request), who.clinic_id, cmd.auto_create_plans))
 
 
 @router.get("/fhir/CarePlan/{plan_id}", tags=["fhir"], response_class=FhirJSONResponse)
 async def fhir_care_plan(plan_id: UUID, request: Request, who: Principal = require(*READ)):
     async with _db(request).acquire() as conn:
-        plan = await conn.fetchrow(Q.get_plan, plan_id, who.clinic_id)
+        plan = await store.get_plan(conn, who.clinic_id, plan_id)
         if plan is None:
             raise NotFound("unknown plan")
-        sessions = await conn.fetch(Q.sessions_of_plan, plan_id)
-    return FhirJSONResponse(care_plan(plan, sessions))
+        sessions = await store.timelines(conn, [plan_id])
+    return FhirJSONResponse(care_plan(plan, sessions.get(plan_id, [])))

@@ -54,46 +54,52 @@ def evaluate(t: Template, sessions: list[Session], started_at: datetime, phase: 
     upcoming = sorted(s.starts_at for s in dosing if s.status in UPCOMING)
     prep = sum(1 for s in sessions if s.session_type == PREPARATION and s.status == "completed")
     integ = sum(1 for s in sessions if s.session_type == INTEGRATION and s.status == "completed")
-    completed = len(done)
-
-    if phase == "discontinued":
-        new_phase = phase
-    elif completed >= t.target and prep >= t.preparation_min and integ >= t.integration_min:
-        new_phase = "maintenance" if t.maintenance_every_days else "completed"
-    elif any(s.status != "cancelled" for s in dosing):
-        new_phase = "induction"
-    else:
-        new_phase = "assessment"
-
-    stage, interval = None, None
-    if new_phase == "induction":
-        seen = 0
-        for st in t.stages:
-            seen += st.sessions
-            if completed < seen:
-                stage, interval = st.name, st.interval_days
-                break
-        else:  # the dosing sessions are done; preparation/integration still missing
-            stage = "completing"
-    elif new_phase == "maintenance":
-        stage, interval = "maintenance", float(t.maintenance_every_days or 0)
-
+    new_phase = _phase(t, phase, dosing, len(done), prep, integ)
+    stage, interval = _stage(t, new_phase, len(done))
     last = done[-1] if done else None
-    anchor = last or started_at
     due_from = due_by = gap_due = None
     if interval:
+        anchor = last or started_at
         due_from = anchor + timedelta(days=interval * 0.5)
         due_by = anchor + timedelta(days=interval * 1.5)
         allowed = t.max_gap_days if new_phase == "induction" else int(interval * 1.5) + 1
         gap_due = anchor + timedelta(days=allowed) if last else None
     future = [u for u in upcoming if u >= now]
     return Progress(
-        phase=new_phase, target=t.target, booked=len(upcoming), completed=completed,
+        phase=new_phase, target=t.target, booked=len(upcoming), completed=len(done),
         cancelled=sum(1 for s in dosing if s.status == "cancelled"),
         missed=sum(1 for s in dosing if s.status == "missed"),
         preparation_done=prep, integration_done=integ, stage=stage, last_completed_at=last,
         next_session_at=future[0] if future else None, next_due_from=due_from,
         next_due_by=due_by, gap_due_at=gap_due)
+
+
+def _phase(t: Template, stored: str, dosing: list[Session], completed: int, prep: int,
+           integ: int) -> str:
+    """Discontinued stays so; the target met (with the preparation and integration sessions
+    asked for): maintenance, or completed without it; a dosing session not cancelled:
+    induction; else assessment."""
+    if stored == "discontinued":
+        return stored
+    if completed >= t.target and prep >= t.preparation_min and integ >= t.integration_min:
+        return "maintenance" if t.maintenance_every_days else "completed"
+    if any(s.status != "cancelled" for s in dosing):
+        return "induction"
+    return "assessment"
+
+
+def _stage(t: Template, phase: str, completed: int) -> tuple[str | None, float | None]:
+    """The stage of the plan and the days between its sessions (None: no rhythm to keep)."""
+    if phase == "induction":
+        seen = 0
+        for st in t.stages:
+            seen += st.sessions
+            if completed < seen:
+                return st.name, st.interval_days
+        return "completing", None  # the dosing sessions are done; preparation/integration missing
+    if phase == "maintenance":
+        return "maintenance", float(t.maintenance_every_days or 0)
+    return None, None
 
 
 def integration_booked_after(sessions: list[Session], dosing: Session, within_days: int) -> bool:

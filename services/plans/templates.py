@@ -1,15 +1,12 @@
 """Plan templates: data in `plan_templates` (versioned; a clinic may add its own version),
-validated by `Template` here."""
+validated by `Template` here. No I/O here (services/plans/store.py reads them)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from uuid import UUID
 
-import asyncpg
 from pydantic import ConfigDict, Field
 
-from shared.errors import NotFound
 from shared.validation import RequestModel
 
 DEFAULT_FOR_MODALITY = {
@@ -51,23 +48,6 @@ class Template(RequestModel):
     @property
     def target(self) -> int:
         return sum(s.sessions for s in self.stages)
-
-
-async def latest_many(conn: asyncpg.Connection,
-                      wanted: list[tuple[str, UUID]]) -> dict[tuple[str, UUID], tuple[int, Template]]:
-    """The newest version of each template for each clinic (the clinic's own version first),
-    for several (code, clinic) pairs in one query; 404 if one is unknown."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT ON (w.code, w.clinic_id) w.code, w.clinic_id, t.version, t.definition"
-        " FROM unnest($1::text[], $2::uuid[]) AS w (code, clinic_id)"
-        " JOIN plan_templates t ON t.code = w.code AND (t.clinic_id = w.clinic_id OR t.clinic_id IS NULL)"
-        " ORDER BY w.code, w.clinic_id, t.clinic_id IS NULL, t.version DESC",
-        [c for c, _ in wanted], [k for _, k in wanted])
-    found = {(r["code"], r["clinic_id"]): (r["version"], parse(r["definition"])) for r in rows}
-    for code, clinic_id in wanted:
-        if (code, clinic_id) not in found:
-            raise NotFound("unknown plan template", field="template")
-    return found
 
 
 @lru_cache(maxsize=256)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.plans.handlers import Q, _event, _sessions
+from services.plans import store
+from services.plans.model import Timer
 from services.plans.progress import evaluate
 from services.plans.templates import parse as parse_template
 from shared.events import Envelope
 from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
-from shared.outbox import enqueue
 from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
@@ -25,40 +26,41 @@ log = logging.getLogger(__name__)
 async def fire_due(pool: asyncpg.Pool, batch: int = 100) -> int:
     """Fire the timers that are due. Returns how many were claimed."""
     async with pool.acquire() as conn, conn.transaction():
-        timers = await conn.fetch(Q.claim_due_timers, batch)
-        out: list[Envelope] = []
+        timers = await store.claim_due_timers(conn, batch)
+        out: list[Envelope[Any]] = []
         for timer in timers:
             event = await _fire(conn, timer)
             if event is not None:
                 out.append(event)
-            await conn.execute(Q.mark_fired, timer["id"])
-        await enqueue(conn, out)
+            await store.mark_fired(conn, timer)
+        await store.emit(conn, out)
     return len(timers)
 
 
-async def _fire(conn: asyncpg.Connection, timer: asyncpg.Record) -> Envelope | None:
-    plan = await conn.fetchrow(Q.lock_plan, timer["plan_id"])
-    if plan["phase"] not in ("induction", "maintenance") and timer["kind"] != "rems_overdue":
-        return None
-    if timer["kind"] == "rems_overdue":
-        form = await conn.fetchrow(Q.rems_form, UUID(timer["ref"]))
-        if form is None or form["filed_at"] is not None:
+async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
+    """The event a timer gives, if what it warns about is still true."""
+    plan = await store.lock_plan(conn, timer.plan_id)
+    if timer.kind == "rems_overdue":
+        form = await store.rems_form(conn, UUID(timer.ref))
+        if form is None or form.filed_at is not None:
             return None
-        return _event(plan, RemsMonitoringFormOverdue(plan_id=plan["id"], booking_id=form["booking_id"],
-                                                      due_at=form["due_at"]))
-    t = parse_template(plan["definition"])
-    prog = evaluate(t, await _sessions(conn, plan["id"]), plan["created_at"], plan["phase"],
-                    datetime.now(UTC))
-    if timer["kind"] == "session_due":
+        return store.event(plan, RemsMonitoringFormOverdue(plan_id=plan.id, booking_id=form.booking_id,
+                                                           due_at=form.due_at))
+    if plan.phase not in ("induction", "maintenance"):
+        return None
+    now = datetime.now(UTC)
+    t = parse_template(plan.definition)
+    prog = evaluate(t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now)
+    if timer.kind == "session_due":
         if prog.booked or prog.next_due_from is None:
             return None  # a session got booked meanwhile
-        return _event(plan, PlanSessionDue(plan_id=plan["id"], due_from=prog.next_due_from,
-                                           due_by=prog.next_due_by))
-    if prog.gap_due_at is None or prog.gap_due_at > datetime.now(UTC):
+        return store.event(plan, PlanSessionDue(plan_id=plan.id, due_from=prog.next_due_from,
+                                                due_by=prog.next_due_by))
+    if prog.gap_due_at is None or prog.gap_due_at > now:
         return None  # a session was completed meanwhile
     allowed = (prog.gap_due_at - prog.last_completed_at).days if prog.last_completed_at else t.max_gap_days
-    return _event(plan, PlanAdherenceGap(plan_id=plan["id"], last_session_at=prog.last_completed_at,
-                                         allowed_days=allowed))
+    return store.event(plan, PlanAdherenceGap(plan_id=plan.id, last_session_at=prog.last_completed_at,
+                                              allowed_days=allowed))
 
 
 class TimerWorker:
@@ -78,7 +80,7 @@ class TimerWorker:
         self.fired += claimed
         if claimed:
             return 0.0
-        next_at = await self.pool.fetchval(Q.next_timer_at)
+        next_at = await store.next_timer_at(self.pool)
         if next_at is None:
             return self.max_sleep
         # not before 0.2 s: a due timer may be held by another instance or a consumer
