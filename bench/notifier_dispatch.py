@@ -29,8 +29,7 @@ from bench.common import PostgresCpu, infrastructure, report
 from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
                                    percentile, seed_due, seed_future)
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
-from services.notifier.handlers import Q
-from services.notifier.outcomes import SMS_SENT
+from services.notifier.store import MARK_SENT, SMS_SENT, Q
 
 BATCH = 500
 CLAIM = ("UPDATE texts SET status = 'sending', claimed_at = now() WHERE id IN ("
@@ -80,7 +79,7 @@ async def statements_loop(pool, n: int, events: bool) -> float:
                                                 [None] * k, [BODY] * k, [1] * k, None, notices)
                 sids = [f"SM{i:032d}" for i in ids]
                 if events:
-                    await conn.fetch(Q.mark_sent, ids, [claim] * k, sids, *SMS_SENT)
+                    await conn.fetch(MARK_SENT, ids, [claim] * k, sids, *SMS_SENT)
                 else:
                     await conn.execute(SENT_NO_EVENT, ids, sids)
 

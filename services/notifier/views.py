@@ -5,20 +5,16 @@ the console's attention list in one call (the inbox's own queries)."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.notifier.handlers import Q as NOTIFIER
-from services.notifier.inbox import Q as INBOX
+from services.notifier.store import Q, dicts
 from shared.auth import READ, Principal, require
-from shared.db import Queries
 from shared.days import day_range
 
-Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
 MAX_DAYS = 42
 
@@ -58,9 +54,8 @@ async def attention_all(request: Request, who: Principal = require(*READ),
     """What staff must act on, in one call: numbers that cannot be texted, unread texts that
     changed nothing (to read and answer), and unread opt-outs (to acknowledge)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        numbers = await conn.fetch(NOTIFIER.failing_numbers, who.clinic_id, limit)
-        replies = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, True, None, limit)
-        opt_outs = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, False,
-                                    "opt_out", limit)
-    return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies],
-            "opt_outs": [dict(r) for r in opt_outs]}
+        return {"failing_numbers": await dicts(conn, Q.failing_numbers, who.clinic_id, limit),
+                "replies": await dicts(conn, Q.inbox_page, who.clinic_id, LAST_ID, True, True,
+                                       None, limit),
+                "opt_outs": await dicts(conn, Q.inbox_page, who.clinic_id, LAST_ID, True, False,
+                                        "opt_out", limit)}
