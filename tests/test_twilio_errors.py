@@ -3,7 +3,8 @@ is marked; texts wait and go out once it is fixed, by Twilio or by a restart wit
 settings), a number problem marks the number, a message problem fails only that text, a
 passing one is retried; delivery receipts' error codes the same way (real PostgreSQL, the
 broker, the real Twilio SDK against the local Twilio-compatible server). The table itself,
-and what a refusal does to a text, are tested without them: tests/unit/test_twilio_error_classes.py."""
+and what a refusal does to a text, are tested without them
+(tests/unit/test_twilio_error_classes.py)."""
 
 from __future__ import annotations
 

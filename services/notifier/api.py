@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Request
 
 from services.notifier import inbox, policy
 from services.notifier.policy import PolicyIn
-from services.notifier.store import Q, dicts, one_dict
+from services.notifier.store import INBOX, Q, dicts, one_dict
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Invalid, NotFound
 from shared.pagination import Limit, decode_cursor, page
@@ -59,7 +59,7 @@ async def needs_staff(request: Request, who: Principal = require(*READ),
     share or with no upcoming appointment); all texts are under `/replies`."""
     async with request.app.state.runtime.db.acquire() as conn:
         return {"failing_numbers": await dicts(conn, Q.failing_numbers, who.clinic_id, limit),
-                "replies": await dicts(conn, Q.inbox_page, who.clinic_id, LAST_ID, True, True,
+                "replies": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, True,
                                        None, limit)}
 
 
@@ -77,7 +77,7 @@ async def list_replies(request: Request, who: Principal = require(*READ), limit:
     if not 0 < before <= LAST_ID:
         raise Invalid("invalid cursor", field="cursor")
     async with request.app.state.runtime.db.acquire() as conn:
-        rows = await dicts(conn, Q.inbox_page, who.clinic_id, before, unread, attention,
+        rows = await dicts(conn, INBOX.inbox_page, who.clinic_id, before, unread, attention,
                            meaning, limit + 1)
     return page(rows, limit, lambda r: (r["id"],))
 
@@ -87,7 +87,7 @@ async def get_reply(reply_id: ReplyId, request: Request,
                     who: Principal = require(*READ)) -> dict[str, Any]:
     """One text of this network's inbox (another network's ids answer 404)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        item = await one_dict(conn, Q.inbox_item, reply_id, who.clinic_id)
+        item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
     if item is None:
         raise NotFound("unknown reply", field="reply_id")
     return item
@@ -98,9 +98,9 @@ async def mark_reply_read(reply_id: ReplyId, request: Request,
                           who: Principal = require(*READ)) -> dict[str, Any]:
     """Mark a text read (by this key's label; the first reading is kept)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        if await conn.fetchval(Q.mark_read, reply_id, who.clinic_id, who.actor) is None:
+        if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
-        return await one_dict(conn, Q.inbox_item, reply_id, who.clinic_id)
+        return await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
 
 
 @router.post("/replies/{reply_id}/opt-out", tags=["replies"])
@@ -126,5 +126,5 @@ async def list_opt_outs(request: Request, who: Principal = require(*READ), limit
     if at is None:
         raise Invalid("invalid cursor", field="cursor")
     async with request.app.state.runtime.db.acquire() as conn:
-        rows = await dicts(conn, Q.opt_outs_page, who.clinic_id, at, phone, limit + 1)
+        rows = await dicts(conn, INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
     return page(rows, limit, lambda r: (r["opted_out_at"], r["phone_e164"]))

@@ -14,7 +14,7 @@ from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import Q
+from services.notifier.store import RETENTION
 from services.notifier.twilio_sender import TwilioSender
 from shared.events.booking import (PatientContactChanged, PatientNoShow, PatientRegistered,
                                    RideDetailsUpdated, SessionBooked, SessionRescheduled,
@@ -30,8 +30,8 @@ from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
 def purges(settings: NotifierSettings) -> list[Purge]:
     """The notifier's own tables that retention purges, with their periods."""
-    return [Purge("recorded_sms", Q.purge_recorded_sms, settings.retention_recorded_sms_days),
-            Purge("early_receipts", Q.purge_early_receipts,
+    return [Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
+            Purge("early_receipts", RETENTION.purge_early_receipts,
                   settings.retention_early_receipts_days)]
 
 

@@ -64,7 +64,7 @@ from services.notifier.receipts import apply_early_receipts
 from services.notifier.rules import Verdict, not_now, over_cap, text_context
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
-from services.notifier.store import Q, DueText
+from services.notifier.store import DueText, Q
 from services.notifier.templates import render, segments
 from services.notifier.twilio_errors import ErrorClass
 from shared.worker import listen_loop

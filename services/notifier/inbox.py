@@ -25,7 +25,7 @@ import asyncpg
 from services.notifier import store
 from services.notifier.answers import Sender, answer
 from services.notifier.replies import Reading, interpret
-from services.notifier.store import PRODUCER, Q, Party
+from services.notifier.store import INBOX, PRODUCER, Party, Q
 from shared.errors import NotFound
 from shared.events import Envelope, Event
 from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
@@ -68,15 +68,15 @@ async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
     answer to text back (HELP; the confirmation of an opt-out or opt-in Twilio does not
     confirm itself), or None."""
     reading = with_twilio(interpret(body), twilio_says.upper())
-    await conn.execute(Q.lock_number, number)
+    await conn.execute(INBOX.lock_number, number)
     parties = await store.parties_of(conn, number)
-    opted_out = await conn.fetchval(Q.opted_out, number)
+    opted_out = await conn.fetchval(INBOX.opted_out, number)
     act = decide(reading, parties, opted_out)
     if act.needs_target:
         act = await _aimed(conn, act)
     matched = act.matched
     inbound = await conn.fetchval(
-        Q.insert_inbound, sid, number, body, matched and matched.patient_id,
+        INBOX.insert_inbound, sid, number, body, matched and matched.patient_id,
         matched and matched.clinic_id, act.booking_id, reading.meaning, act.note)
     kind = answer_kind(reading, opted_out)
     reply = None if kind is None else answer(kind, await _speaker(conn, parties, operator),
@@ -115,7 +115,7 @@ async def opt_out(conn: asyncpg.Connection, number: str, parties: list[Party], *
                   inbound_id: int | None) -> bool:
     """Opt `number` out (if it is not already) and tell booking about every party, in the
     caller's transaction. Returns whether the opt-out is new."""
-    new = await conn.fetchval(Q.record_opt_out, number, source, inbound_id)
+    new = await conn.fetchval(INBOX.record_opt_out, number, source, inbound_id)
     await enqueue(conn, told(parties, PatientOptedOut(), RideContactOptedOut(phone_e164=number)))
     return bool(new)
 
@@ -153,8 +153,8 @@ async def staff_opt_out(conn: asyncpg.Connection, clinic_id: UUID, item_id: int,
     parties = await store.parties_of(conn, item.from_e164)
     new = await opt_out(conn, item.from_e164, parties, source="staff", inbound_id=item.inbound_id)
     await _staff_rows(conn, item.inbound_id, parties, lambda clinic: True)
-    await conn.execute(Q.mark_acted_on, item.inbound_id)
-    await conn.execute(Q.mark_read, item_id, clinic_id, actor)
+    await conn.execute(INBOX.mark_acted_on, item.inbound_id)
+    await conn.execute(INBOX.mark_read, item_id, clinic_id, actor)
     log.info("staff recorded an opt-out from a reply (%s)", "new" if new else "already opted out")
     return {"id": item_id, "opted_out": True}
 
@@ -210,7 +210,7 @@ async def _aimed(conn: asyncpg.Connection, act: Act) -> Act:
     """`aimed`, with what the reply is about looked up."""
     if act.matched is None:
         return act
-    query = Q.open_offer_for if act.reading.meaning == "take_slot" else Q.next_appointment
+    query = Q.open_offer_for if act.reading.meaning == "take_slot" else INBOX.next_appointment
     return aimed(act, await conn.fetchval(query, act.matched.patient_id))
 
 
@@ -250,7 +250,7 @@ async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sen
 async def _staff_rows(conn: asyncpg.Connection, inbound: int, parties: list[Party],
                       acted_in: Callable[[UUID], bool]) -> None:
     """The text in the inbox of every clinic network that has its number."""
-    await conn.executemany(Q.insert_staff_row, [
+    await conn.executemany(INBOX.insert_staff_row, [
         (inbound, clinic, patients, ride_of, acted_in(clinic))
         for clinic, (patients, ride_of) in by_clinic(parties).items()])
 

@@ -67,10 +67,12 @@ WITH u AS MATERIALIZED (
 SELECT now();
 
 -- name: hand_over
--- Step 2, for texts whose turn came late (the sender's pacing made them wait): in one
--- statement, each text ($1 id, $2 claim) is handed over again only if its claim is still
--- the dispatcher's and the text still stands: its appointment neither moved nor over, the
--- patient's consent standing, the number it goes to not opted out, the slot still open.
+-- Step 2, for texts whose turn came late (the sender's pacing made them wait, or it came
+-- more than `RECHECK_AFTER` after the claim): in one statement, each text ($1 id, $2 claim)
+-- is handed over again only if its claim is still the dispatcher's and the text still
+-- stands: its appointment neither moved nor over (nor its ride arranged, for a ride
+-- reminder), the patient's consent standing and number not refused, the number it goes to
+-- not opted out, the slot still open.
 -- `handed_at` keeps the claim from being released as stale while the provider call is
 -- under way. Only a column no index holds changes, so the row is updated in place (HOT).
 -- Returns the texts that may go.
@@ -187,11 +189,10 @@ FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.claimed
 
 -- name: mark_sent
 -- Step 3: the provider took the texts ($1-$3: id, claim, SID): each is recorded as sent
--- with its `SmsSent` event, written to the outbox here (topic $4, event type $5, schema
--- version $6, producer $7: `store.SMS_SENT`). The event's JSON is generated from the
--- pydantic models into the slot below (`store.MARK_SENT`: run that, not this);
+-- with its `SmsSent` event, written to the outbox here (`sms_sent_events`: generated from
+-- the pydantic model by `shared.outbox.insert_events_sql`, see store.py;
 -- tests/test_notifier_events.py checks that these rows read as the events the Python model
--- makes. Returns the texts recorded (not those recorded meanwhile from their receipt, nor
+-- makes). Returns the texts recorded (not those recorded meanwhile from their receipt, nor
 -- claims lost to another dispatcher).
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status
@@ -203,13 +204,7 @@ WITH u AS MATERIALIZED (
     RETURNING t.id, t.clinic_id, t.patient_id, t.booking_id, t.kind, t.segments, u.sid,
               gen_random_uuid() AS event_id
 ), events AS (
-    INSERT INTO outbox (topic, key, value, event_id, event_type)
-    SELECT $4, convert_to(patient_id::text, 'UTF8'),
-           convert_to(
-               json_build_object(/* the SmsSent envelope: SMS_SENT_JSON in store.py */)::text,
-               'UTF8'),
-           event_id, $5
-    FROM sent ORDER BY id
+-- include: sms_sent_events
 )
 SELECT id FROM sent;
 

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.notifier.store import Q, dicts
+from services.notifier.store import INBOX, Q, VIEWS, dicts
 from shared.auth import READ, Principal, require
 from shared.days import day_range
 
@@ -31,7 +31,7 @@ async def site_texts(site_id: UUID, request: Request, who: Principal = require(*
     texts (kind, state, delivery) and the number of replies about them staff should read.
     A site of another network has no appointments here: {}."""
     first, last = day_range(first, last, MAX_DAYS)
-    text = await request.app.state.runtime.db.fetchval(Q.site_texts, who.clinic_id, site_id,
+    text = await request.app.state.runtime.db.fetchval(VIEWS.site_texts, who.clinic_id, site_id,
                                                        first, last)
     return _json(text)
 
@@ -41,7 +41,7 @@ async def patient_messages(patient_id: UUID, request: Request,
                            who: Principal = require(*READ)) -> Response:
     """A patient's texts (with delivery state) and replies, newest first, and whether their
     number can be texted."""
-    return _json(await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
+    return _json(await request.app.state.runtime.db.fetchval(VIEWS.patient_messages, patient_id,
                                                              who.clinic_id))
 
 
@@ -55,7 +55,7 @@ async def attention_all(request: Request, who: Principal = require(*READ),
     changed nothing (to read and answer), and unread opt-outs (to acknowledge)."""
     async with request.app.state.runtime.db.acquire() as conn:
         return {"failing_numbers": await dicts(conn, Q.failing_numbers, who.clinic_id, limit),
-                "replies": await dicts(conn, Q.inbox_page, who.clinic_id, LAST_ID, True, True,
+                "replies": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, True,
                                        None, limit),
-                "opt_outs": await dicts(conn, Q.inbox_page, who.clinic_id, LAST_ID, True, False,
+                "opt_outs": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, False,
                                         "opt_out", limit)}

@@ -3,7 +3,6 @@ confirmation of a dosing session in Vancouver, due now, to a patient who agreed 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,4 +32,4 @@ TEXT = DueText(
 
 def due_text(**changes: Any) -> DueText:
     """`TEXT` with `changes`."""
-    return replace(TEXT, **changes)
+    return TEXT._replace(**changes)

@@ -42,7 +42,7 @@ NIGHT = datetime(2026, 6, 11, 5, 30, tzinfo=UTC)
     ({"valid_until": NOW - timedelta(seconds=1)}, "too late to be useful"),
     ({"valid_until": NOW}, None),
 ])
-def test_a_text_must_not_go_without_consent_to_a_stopped_or_refused_number_or_about_a_stale_appointment(
+def test_no_text_goes_without_consent_to_a_stopped_or_refused_number_or_about_a_stale_booking(
         changes, reason):
     assert why_not(due_text(**changes), NOW) == reason
 

@@ -1,36 +1,36 @@
-"""Events the notifier writes in SQL take their shape from the pydantic models: the SQL that
-builds their JSON is generated from the models' fields (no database)."""
+"""The notifier's store: the SmsSent events it writes in SQL take their shape from the
+pydantic model, and the rows of picked texts are checked against `DueText` (no database)."""
 
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
 
-from services.notifier.store import MARK_SENT, Q, json_object_sql
-
-
-class Ping(BaseModel):
-    text_id: int
-    kind: str
+from services.notifier.store import DueText, Q, due_texts
 
 
-def test_the_json_of_an_event_built_in_sql_has_the_models_fields_in_its_order():
-    assert json_object_sql(Ping, {"kind": "t.kind", "text_id": "t.id"}) == \
-        "json_build_object('text_id', t.id, 'kind', t.kind)"
+def test_mark_sent_writes_sms_sent_events_generated_from_the_model():
+    assert "-- include:" not in Q.mark_sent
+    assert "INSERT INTO outbox (topic, key, value, event_id, event_type)" in Q.mark_sent
+    assert ("'payload', json_build_object('text_id', id, 'kind', kind, 'booking_id', booking_id, "
+            "'provider_sid', sid, 'segments', segments)") in Q.mark_sent
+    assert "FROM sent ORDER BY id" in Q.mark_sent
 
 
-def test_a_model_field_without_sql_or_sql_for_no_field_is_refused():
-    with pytest.raises(ValueError, match=r"no SQL for \['kind'\]"):
-        json_object_sql(Ping, {"text_id": "t.id"})
-    with pytest.raises(ValueError, match=r"SQL for no field \['segments'\]"):
-        json_object_sql(Ping, {"text_id": "t.id", "kind": "t.kind", "segments": "1"})
+class Row(tuple):
+    """A stand-in for an asyncpg Record: values by position, and their column names."""
+
+    names: tuple[str, ...] = ()
+
+    def keys(self):
+        return iter(self.names)
 
 
-def test_mark_sent_writes_the_generated_sms_sent_json_in_its_slot():
-    assert "json_build_object(/*" in Q.mark_sent
-    assert "json_build_object(/*" not in MARK_SENT
-    assert ("json_build_object('event_id', event_id, 'event_type', $5::text, "
-            "'schema_version', $6::integer, 'occurred_at', now(), 'producer', $7::text, "
-            "'clinic_id', clinic_id, 'patient_id', patient_id, 'correlation_id', event_id, "
-            "'causation_id', NULL, 'payload', json_build_object('text_id', id, 'kind', kind, "
-            "'booking_id', booking_id, 'provider_sid', sid, 'segments', segments))") in MARK_SENT
+def test_picked_rows_whose_columns_are_not_due_texts_fields_in_order_are_refused():
+    swapped = Row(range(len(DueText._fields)))
+    swapped.names = (DueText._fields[1], DueText._fields[0], *DueText._fields[2:])
+    with pytest.raises(ValueError, match="not DueText's fields"):
+        due_texts([swapped])
+    right = Row(range(len(DueText._fields)))
+    right.names = DueText._fields
+    [text] = due_texts([right])
+    assert (text.id, text.kind, text.sent_week) == (0, 1, len(DueText._fields) - 1)

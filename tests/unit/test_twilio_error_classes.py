@@ -44,8 +44,8 @@ def refused(exc: SendError, **changes) -> Outcomes:
 
 def test_an_account_or_sender_problem_leaves_the_text_pending_and_marks_no_number():
     out = refused(SendError("20003", "authentication failed", ErrorClass.SENDER))
-    assert out.settled == [(7, NOW, "pending", "sending paused: Twilio 20003 (authentication failed)",
-                            None)]
+    assert out.settled == [
+        (7, NOW, "pending", "sending paused: Twilio 20003 (authentication failed)", None)]
     assert (out.problems, out.events) == ([], [])
 
 
