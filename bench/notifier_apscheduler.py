@@ -153,7 +153,8 @@ async def fire_burst(db: str, n: int, instances: int) -> Fired:
     schema = f"bench_notifier_fire_{instances}"
     pool = await notifier_pool(db, schema)
     try:
-        count = await seed_due(pool, n, ("day_of",), first_due_in=10.0)
+        # confirmations: quoting a date, they go when due (a text naming a day waits for it)
+        count = await seed_due(pool, n, ("confirmation",), first_due_in=10.0)
         if instances > 1:
             await dispatcher_loop(db, schema, count, processes=instances)
         else:

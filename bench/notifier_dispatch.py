@@ -29,8 +29,7 @@ from bench.common import PostgresCpu, infrastructure, report
 from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
                                    percentile, seed_due, seed_future)
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
-from services.notifier.handlers import Q
-from services.notifier.outcomes import SMS_SENT
+from services.notifier.store import Q
 
 BATCH = 500
 CLAIM = ("UPDATE texts SET status = 'sending', claimed_at = now() WHERE id IN ("
@@ -80,7 +79,7 @@ async def statements_loop(pool, n: int, events: bool) -> float:
                                                 [None] * k, [BODY] * k, [1] * k, None, notices)
                 sids = [f"SM{i:032d}" for i in ids]
                 if events:
-                    await conn.fetch(Q.mark_sent, ids, [claim] * k, sids, *SMS_SENT)
+                    await conn.fetch(Q.mark_sent, ids, [claim] * k, sids)
                 else:
                     await conn.execute(SENT_NO_EVENT, ids, sids)
 
@@ -215,7 +214,8 @@ async def stream_lateness(db: str, schema: str, pending: int, stream: int,
         if pending:
             used = [r[0].strip() for r in plan if "Index" in r[0]]
             print(f"   claim plan with {pending:,} pending: {used[0] if used else 'NO INDEX'}")
-        await seed_due(pool, stream, ("day_of",), first_due_in=10.0, every=1 / per_second)
+        # confirmations: quoting a date, they go when due (a text naming a day waits for it)
+        await seed_due(pool, stream, ("confirmation",), first_due_in=10.0, every=1 / per_second)
         task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=BATCH,
                                               quiet=ANY_HOUR).run())
         try:

@@ -14,10 +14,10 @@ import pytest
 
 from services.notifier import handlers
 from services.notifier.dispatcher import CRITICAL_KINDS, MAX_BATCHES, Dispatcher
-from services.notifier.handlers import Q
 from services.notifier.receipts import apply_receipt
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SmsSender
+from services.notifier.store import Q
 from shared.events import Envelope
 from shared.events.booking import PatientRegistered
 from tests.conftest import eventually

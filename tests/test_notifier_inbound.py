@@ -17,7 +17,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from services.notifier import inbox
+from services.notifier import inbox, store
 from services.notifier.dispatcher import Dispatcher
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import parse_envelope
@@ -426,7 +426,7 @@ async def test_a_text_already_claimed_when_its_number_opts_out_is_not_sent(pool)
     first = asyncio.create_task(Dispatcher(pool, held, quiet=ANY_HOUR).dispatch_once())
     await asyncio.wait_for(held.waiting.wait(), 10)  # claimed, waiting for its turn
     async with pool.acquire() as conn, conn.transaction():
-        await inbox.opt_out(conn, "+16045550199", await inbox.parties_of(conn, "+16045550199"),
+        await inbox.opt_out(conn, "+16045550199", await store.parties_of(conn, "+16045550199"),
                             source="keyword", inbound_id=None)
     held.go.set()
     assert await first == 1

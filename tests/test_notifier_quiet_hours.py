@@ -135,16 +135,6 @@ async def test_quiet_hours_are_refused_for_an_unknown_region_or_when_no_hour_is_
     assert UUID(site["id"])
 
 
-def test_quiet_hours_that_start_at_midnight_move_a_text_to_the_last_minute_of_the_day_before():
-    from services.notifier.schedule import QuietHours
-
-    quiet = QuietHours(start=24, end=10)  # texts only from 10:00 to midnight
-    due = datetime(2026, 6, 10, 9, 0, tzinfo=MIAMI)
-    moved = quiet.clamp(due, MIAMI, not_before=due - timedelta(days=1)).astimezone(MIAMI)
-    assert moved == datetime(2026, 6, 9, 23, 59, tzinfo=MIAMI)
-    assert quiet.earliest(due, MIAMI).astimezone(MIAMI) == datetime(2026, 6, 10, 10, tzinfo=MIAMI)
-
-
 VANCOUVER = ZoneInfo("America/Vancouver")
 
 

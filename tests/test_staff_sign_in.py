@@ -221,7 +221,7 @@ async def test_every_named_staff_query_is_valid_sql_against_the_migrated_schema(
 
 async def test_every_named_query_of_the_staff_screens_is_valid_sql(spine):
     from services.booking.store import Q as booking_views
-    from services.notifier.views import Q as notifier_views
+    from services.notifier.store import VIEWS as notifier_views
 
     for svc, queries in ((spine.booking, booking_views), (spine.notifier, notifier_views)):
         async with svc.runtime.db.acquire() as conn:

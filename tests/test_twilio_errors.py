@@ -2,7 +2,9 @@
 is marked; texts wait and go out once it is fixed, by Twilio or by a restart with the right
 settings), a number problem marks the number, a message problem fails only that text, a
 passing one is retried; delivery receipts' error codes the same way (real PostgreSQL, the
-broker, the real Twilio SDK against the local Twilio-compatible server)."""
+broker, the real Twilio SDK against the local Twilio-compatible server). The table itself,
+and what a refusal does to a text, are tested without them
+(tests/unit/test_twilio_error_classes.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from uuid import UUID
 import pytest
 
 from devstack.fake_twilio import Fault, FakeTwilio
-from services.notifier.twilio_errors import CODES, ErrorClass, classify
 from tests.conftest import eventually, service_settings, start_service, stop_service
 from tests.helpers import add_patient, create_network
 from services.notifier import handlers
@@ -20,29 +21,6 @@ from shared.events.booking import PatientContactChanged
 from tests.test_twilio import TwilioStack, stack, sent_kinds  # noqa: F401 (a fixture)
 
 OPS = "ops-token-for-tests"
-
-
-def test_the_table_classifies_twilios_codes_by_what_they_mean_with_their_source():
-    expected = {20003: "sender", 20005: "sender", 30002: "sender", 21606: "sender",
-                21659: "sender", 21212: "sender", 21608: "sender", 21219: "sender",
-                21408: "sender", 30032: "sender", 30034: "sender",
-                21211: "number", 21614: "number", 30006: "number", 30005: "number",
-                21612: "number", 21610: "number",
-                21617: "message", 30007: "message", 30019: "message",
-                20429: "transient", 30001: "transient", 30003: "transient", 30008: "transient"}
-    assert {code: str(CODES[code].kind) for code in expected} == expected
-    assert CODES[21610].meaning.startswith("unsubscribed")
-    assert CODES[20003].source == "https://www.twilio.com/docs/api/errors/20003"
-    assert all(e.meaning and e.code == code for code, e in CODES.items())
-
-
-def test_codes_not_in_the_table_are_classified_by_http_status_or_unknown():
-    assert classify(None, 503) == (ErrorClass.TRANSIENT, "HTTP 503")
-    assert classify(None, 429)[0] is ErrorClass.TRANSIENT
-    assert classify(None, 401)[0] is ErrorClass.SENDER
-    assert classify(99999, 400)[0] is ErrorClass.UNKNOWN, "never a number problem by default"
-    assert classify("30007") == (ErrorClass.MESSAGE, CODES[30007].meaning)
-    assert classify("not-a-code")[0] is ErrorClass.UNKNOWN
 
 
 def notifier_settings(infra, namespace, twilio: FakeTwilio, token: str):

@@ -11,9 +11,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Request
 
 from services.notifier import inbox, policy
-from services.notifier.handlers import Q
-from services.notifier.inbox import Q as INBOX
 from services.notifier.policy import PolicyIn
+from services.notifier.store import INBOX, Q, dicts, one_dict
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Invalid, NotFound
 from shared.pagination import Limit, decode_cursor, page
@@ -33,7 +32,7 @@ async def patient_texts(patient_id: UUID, request: Request,
     async with request.app.state.runtime.db.acquire() as conn:
         if not await conn.fetchval(Q.patient_known, patient_id, who.clinic_id):
             raise NotFound("unknown patient", field="patient_id")
-        return [dict(r) for r in await conn.fetch(Q.texts_of_patient, patient_id, who.clinic_id)]
+        return await dicts(conn, Q.texts_of_patient, patient_id, who.clinic_id)
 
 
 @router.get("/policy", tags=["policy"])
@@ -59,9 +58,9 @@ async def needs_staff(request: Request, who: Principal = require(*READ),
     changed nothing (questions, HELP, a bare name, replies from a number several patients
     share or with no upcoming appointment); all texts are under `/replies`."""
     async with request.app.state.runtime.db.acquire() as conn:
-        numbers = await conn.fetch(Q.failing_numbers, who.clinic_id, limit)
-        replies = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, True, None, limit)
-    return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies]}
+        return {"failing_numbers": await dicts(conn, Q.failing_numbers, who.clinic_id, limit),
+                "replies": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, True,
+                                       None, limit)}
 
 
 @router.get("/replies", tags=["replies"])
@@ -78,9 +77,9 @@ async def list_replies(request: Request, who: Principal = require(*READ), limit:
     if not 0 < before <= LAST_ID:
         raise Invalid("invalid cursor", field="cursor")
     async with request.app.state.runtime.db.acquire() as conn:
-        rows = await conn.fetch(INBOX.inbox_page, who.clinic_id, before, unread, attention,
-                                meaning, limit + 1)
-    return page([dict(r) for r in rows], limit, lambda r: (r["id"],))
+        rows = await dicts(conn, INBOX.inbox_page, who.clinic_id, before, unread, attention,
+                           meaning, limit + 1)
+    return page(rows, limit, lambda r: (r["id"],))
 
 
 @router.get("/replies/{reply_id}", tags=["replies"])
@@ -88,10 +87,10 @@ async def get_reply(reply_id: ReplyId, request: Request,
                     who: Principal = require(*READ)) -> dict[str, Any]:
     """One text of this network's inbox (another network's ids answer 404)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        row = await conn.fetchrow(INBOX.inbox_item, reply_id, who.clinic_id)
-    if row is None:
+        item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+    if item is None:
         raise NotFound("unknown reply", field="reply_id")
-    return dict(row)
+    return item
 
 
 @router.post("/replies/{reply_id}/read", tags=["replies"])
@@ -101,7 +100,7 @@ async def mark_reply_read(reply_id: ReplyId, request: Request,
     async with request.app.state.runtime.db.acquire() as conn:
         if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
-        return dict(await conn.fetchrow(INBOX.inbox_item, reply_id, who.clinic_id))
+        return await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
 
 
 @router.post("/replies/{reply_id}/opt-out", tags=["replies"])
@@ -127,5 +126,5 @@ async def list_opt_outs(request: Request, who: Principal = require(*READ), limit
     if at is None:
         raise Invalid("invalid cursor", field="cursor")
     async with request.app.state.runtime.db.acquire() as conn:
-        rows = await conn.fetch(INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
-    return page([dict(r) for r in rows], limit, lambda r: (r["opted_out_at"], r["phone_e164"]))
+        rows = await dicts(conn, INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
+    return page(rows, limit, lambda r: (r["opted_out_at"], r["phone_e164"]))

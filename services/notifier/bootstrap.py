@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -13,18 +14,18 @@ from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
+from services.notifier.store import RETENTION
 from services.notifier.twilio_sender import TwilioSender
 from shared.events.booking import (PatientContactChanged, PatientNoShow, PatientRegistered,
                                    RideDetailsUpdated, SessionBooked, SessionRescheduled,
                                    WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
-from shared.db import Queries
+from shared.consumer import Handler
+from shared.events import Event
 from shared.retention import Purge
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
-
-RETENTION = Queries(Path(__file__).with_name("retention.sql"))
 
 
 def purges(settings: NotifierSettings) -> list[Purge]:
@@ -52,12 +53,9 @@ def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
     return max(1, min(settings.dispatch_batch_size, paced))
 
 
-def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
-    """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
-    settings = settings or NotifierSettings()
-    runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
-    quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
-    each = {
+def event_handlers(quiet: QuietHours) -> dict[type[Event], Handler]:
+    """The handler of each event the notifier consumes (`quiet`: the service's quiet hours)."""
+    return {
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
@@ -72,10 +70,11 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
         # RemsMonitoringFormOverdue is for staff, never texted to the patient
         PlanProgressed: handlers.on_plan_progressed,
     }
-    # bookings are scheduled a batch at a time
-    in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
-    runtime.consume("notifier", api_key_handlers(), BOOKING_EVENTS, PLANS_EVENTS,
-                    batch_handlers={event: in_order for event in each})
+
+
+def dispatcher_worker(settings: NotifierSettings, quiet: QuietHours
+                      ) -> Callable[[ServiceRuntime], Awaitable[None]]:
+    """The dispatcher as the runtime's worker: sending through the configured sender."""
 
     async def dispatch(rt: ServiceRuntime) -> None:
         sender = make_sender(settings, rt)
@@ -91,7 +90,20 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
             if hasattr(sender, "close"):
                 await sender.close()
 
-    runtime.add_worker("dispatcher", dispatch)
+    return dispatch
+
+
+def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
+    """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
+    settings = settings or NotifierSettings()
+    runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
+    each = event_handlers(quiet)
+    # bookings are scheduled a batch at a time
+    in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
+    runtime.consume("notifier", api_key_handlers(), BOOKING_EVENTS, PLANS_EVENTS,
+                    batch_handlers={event: in_order for event in each})
+    runtime.add_worker("dispatcher", dispatcher_worker(settings, quiet))
     runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
     for purge in purges(settings):
         runtime.add_purge(purge)

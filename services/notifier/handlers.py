@@ -7,13 +7,16 @@ is skipped by the consumer before it gets here, so texts are scheduled exactly o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
-from pathlib import Path
 
 import asyncpg
 
+from services.notifier import policy as policies
+from services.notifier import store
+from services.notifier.policy import Policy
 from services.notifier.schedule import Appointment, QuietHours, move, plan_texts
-from shared.db import Queries
+from services.notifier.store import Q
 from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
 from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
@@ -21,17 +24,6 @@ from shared.events.booking import (PatientCheckedIn, PatientContactChanged, Pati
                                    RideDetailsUpdated, SessionCompleted, SessionRescheduled,
                                    WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import PlanProgressed
-
-Q = Queries(Path(__file__).with_name("queries.sql"))
-PRODUCER = "notifier"
-"""The `producer` of the notifier's events."""
-
-
-async def load_policy(conn, clinic_id, default_quiet, *, site_id=None, region=None):
-    from services.notifier.policy import load
-
-    return await load(conn, clinic_id, default_quiet, site_id=site_id, region=region)
-
 
 STATUS_OF = {SessionCancelled: "cancelled", PatientCheckedIn: "arrived",
              SessionCompleted: "fulfilled", PatientNoShow: "noshow"}
@@ -53,41 +45,26 @@ async def on_sessions_booked(conn: asyncpg.Connection, envs: list[Envelope], *,
                              quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
     """`on_session_booked` for several bookings (each once) with three statements: the
     appointments stored, the clinics' policies read, the texts inserted."""
-    from services.notifier.policy import load_many
-
     booked: list[tuple[Envelope, SessionBooked]] = [(env, env.payload) for env in envs]  # type: ignore[misc]
-    columns = [[b.booking_id for _, b in booked], [e.clinic_id for e, _ in booked],
-               [e.patient_id for e, _ in booked], [b.version for _, b in booked]] + [
-        [getattr(b, name) for _, b in booked] for name in APPOINTMENT_FIELDS] + [
-        [b.ride_contact.name if b.ride_contact else None for _, b in booked],
-        [b.ride_contact.phone_e164 if b.ride_contact else None for _, b in booked]]
-    stored = set(await conn.fetchval(Q.upsert_appointments, *columns))
+    stored = await store.upsert_appointments(conn, booked)
     # those not stored: we already hold a newer version of that booking
     booked = [(env, b) for env, b in booked if b.booking_id in stored]
-    policies = await load_many(conn, {(e.clinic_id, b.site_id, b.site_region) for e, b in booked},
-                               quiet)
+    by_site = await policies.load_many(
+        conn, {(e.clinic_id, b.site_id, b.site_region) for e, b in booked}, quiet)
     now = now or datetime.now(UTC)
-    rows = []
-    for env, b in booked:
-        policy = policies[(env.clinic_id, b.site_id, b.site_region)]
-        appointment = Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
-                                  has_ride_contact=b.ride_contact is not None)
-        rows += [(env.clinic_id, env.patient_id, b.booking_id, b.version, p.kind, p.due_at,
-                  p.valid_until, "skipped" if p.skipped else "pending",
-                  "booked too late to be useful" if p.skipped else None)
-                 for p in plan_texts(appointment, now, policy.quiet) if policy.allows(p.kind)]
-    if rows:  # binary COPY: the cheapest way in for many rows
-        await conn.copy_records_to_table("texts", records=rows, columns=TEXT_COLUMNS)
+    await store.insert_texts(conn, [
+        row for env, b in booked
+        for row in _texts_of(env, b, by_site[(env.clinic_id, b.site_id, b.site_region)], now)])
 
 
-TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kind", "due_at",
-                "valid_until", "status", "status_reason")
-"""The columns of the texts `on_sessions_booked` schedules."""
-APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address", "site_phone",
-                      "site_timezone", "session_type", "is_dosing", "fasting_rule",
-                      "patient_language", "starts_at", "ends_at", "site_id", "site_region",
-                      "clinic_sms_name", "site_sms_name")
-"""The columns of `upsert_appointments` after booking, clinic, patient and version."""
+def _texts_of(env: Envelope, b: SessionBooked, policy: Policy, now: datetime) -> list[tuple]:
+    """The texts a booking's version plans, as `store.TEXT_COLUMNS` rows."""
+    appointment = Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
+                              has_ride_contact=b.ride_contact is not None)
+    return [(env.clinic_id, env.patient_id, b.booking_id, b.version, p.kind, p.due_at,
+             p.valid_until, "skipped" if p.skipped else "pending",
+             "booked too late to be useful" if p.skipped else None)
+            for p in plan_texts(appointment, now, policy.quiet) if policy.allows(p.kind)]
 
 
 def in_order(handlers: dict[type[Event], Handler], sessions_booked: BatchHandler) -> BatchHandler:
@@ -149,7 +126,8 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
                                p.starts_at, p.patient_language, p.site_id, p.site_region,
                                p.clinic_sms_name, p.site_sms_name, p.site_phone):
         return
-    policy = await load_policy(conn, env.clinic_id, quiet, site_id=p.site_id, region=p.site_region)
+    policy = await policies.load(conn, env.clinic_id, quiet, site_id=p.site_id,
+                                 region=p.site_region)
     if policy.allows("waitlist_offer"):
         now = datetime.now(UTC)
         due = move("waitlist_offer", now, ZoneInfo(p.site_timezone), policy.quiet, not_before=now)
@@ -167,18 +145,19 @@ async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
 
 
 async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid_for: timedelta,
-                    quiet: QuietHours = QuietHours(), booking_id=None, version=None) -> None:
+                    quiet: QuietHours = QuietHours(), booking_id: UUID | None = None,
+                    version: int | None = None) -> None:
     """A text about the patient's course (not a reminder of a booking): now, or when quiet
     hours end at the patient's site."""
-    appt = await conn.fetchrow(Q.latest_appointment, env.patient_id)
-    if appt is None:
+    site = await store.latest_site(conn, env.patient_id)
+    if site is None:
         return  # nothing to name the clinic by: staff do
-    policy = await load_policy(conn, env.clinic_id, quiet, site_id=appt["site_id"],
-                               region=appt["site_region"])
+    policy = await policies.load(conn, env.clinic_id, quiet, site_id=site.site_id,
+                                 region=site.site_region)
     if not policy.allows(kind):
         return  # the clinic does not send these
     now = datetime.now(UTC)
-    due = move(kind, now, ZoneInfo(appt["site_timezone"]), policy.quiet, not_before=now)
+    due = move(kind, now, ZoneInfo(site.site_timezone), policy.quiet, not_before=now)
     if due is None:  # its words count from today, and today has no allowed moment left
         await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version,
                            kind, now, now + valid_for, "skipped", "quiet hours until the day it "
@@ -206,8 +185,7 @@ async def on_integration_missing(conn: asyncpg.Connection, env: Envelope, *,
 
 async def on_ride_updated(conn: asyncpg.Connection, env: Envelope) -> None:
     p: RideDetailsUpdated = env.payload  # type: ignore[assignment]
-    await conn.execute("UPDATE appointments SET ride_status = $2, updated_at = now()"
-                       " WHERE booking_id = $1", p.booking_id, p.ride_status)
+    await conn.execute(Q.set_ride_status, p.booking_id, p.ride_status)
 
 
 async def on_plan_progressed(conn: asyncpg.Connection, env: Envelope) -> None:

@@ -16,17 +16,16 @@ acted on for a patient it might not be from.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 import asyncpg
 
+from services.notifier import store
 from services.notifier.answers import Sender, answer
-from services.notifier.handlers import PRODUCER
-from services.notifier.handlers import Q as NOTIFIER_Q
 from services.notifier.replies import Reading, interpret
-from shared.db import Queries
+from services.notifier.store import INBOX, PRODUCER, Party, Q
 from shared.errors import NotFound
 from shared.events import Envelope, Event
 from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
@@ -35,25 +34,17 @@ from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOpt
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
-Q = Queries(Path(__file__).with_name("inbox.sql"))
 REPLIES = ("confirm", "reschedule", "ride", "take_slot")
 """The replies that act for one patient (1, 2, 3, 4)."""
+UNSUBSCRIBED = "21610"
+"""Twilio's error for a number that sent STOP to this sender (Twilio blocks it itself)."""
 
 
 @dataclass(frozen=True)
-class Party:
-    """Someone a number is to us: a patient's own number (`role` patient), or the number of
-    a patient's ride contact (`role` ride_contact), in the patient's clinic network."""
-
-    role: str
-    clinic_id: UUID
-    patient_id: UUID
-    language: str = "en"
-
-
-@dataclass
 class Act:
-    """What a text does, decided before anything is written."""
+    """What a text does, decided before anything is written: for whom (`matched`, when its
+    number is one patient's), the event it makes (`payload`, about `booking_id` or
+    `offer_id`), or why it makes none (`note`)."""
 
     reading: Reading
     matched: Party | None = None
@@ -61,6 +52,12 @@ class Act:
     payload: Event | None = None
     booking_id: UUID | None = None
     offer_id: UUID | None = None
+
+    @property
+    def needs_target(self) -> bool:
+        """A reply 1-4 from one patient's number: what it is about must be looked up
+        (`aimed`)."""
+        return self.matched is not None and self.reading.meaning in REPLIES
 
 
 async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
@@ -70,55 +67,57 @@ async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
     `OptOutType` (STOP, START, HELP) when its Advanced Opt-Out matched a keyword. Returns the
     answer to text back (HELP; the confirmation of an opt-out or opt-in Twilio does not
     confirm itself), or None."""
-    reading = _with_twilio(interpret(body), twilio_says.upper())
-    await conn.execute(Q.lock_number, number)
-    parties = await parties_of(conn, number)
-    standing = await conn.fetchrow(Q.opt_out_of, number)
-    act = await _decide(conn, reading, parties, standing)
+    reading = with_twilio(interpret(body), twilio_says.upper())
+    await conn.execute(INBOX.lock_number, number)
+    parties = await store.parties_of(conn, number)
+    opted_out = await conn.fetchval(INBOX.opted_out, number)
+    act = decide(reading, parties, opted_out)
+    if act.needs_target:
+        act = await _aimed(conn, act)
     matched = act.matched
     inbound = await conn.fetchval(
-        Q.insert_inbound, sid, number, body, matched and matched.patient_id,
+        INBOX.insert_inbound, sid, number, body, matched and matched.patient_id,
         matched and matched.clinic_id, act.booking_id, reading.meaning, act.note)
-    reply = await _answer(conn, reading, parties, standing, operator)
+    kind = answer_kind(reading, opted_out)
+    reply = None if kind is None else answer(kind, await _speaker(conn, parties, operator),
+                                             answer_language(reading, parties))
     if inbound is None:  # a retry of a message recorded already
         return reply
     log.info("inbound text read as %s%s", reading.meaning, f" ({act.note})" if act.note else "")
-    everywhere = False
-    if reading.meaning == "opt_out":
-        await opt_out(conn, number, parties, source="phrase" if reading.phrase else "keyword",
-                      inbound_id=inbound)
-        everywhere = True
-    elif reading.meaning == "opt_in" and standing is not None:
-        await opt_in(conn, number, parties)
-        everywhere = True
-    elif act.payload is not None:
-        if act.offer_id is not None:
-            await conn.execute(NOTIFIER_Q.offer_accepted, act.offer_id, matched.patient_id)
-        await enqueue(conn, [Envelope.new(act.payload, producer=PRODUCER,
-                                          clinic_id=matched.clinic_id,
-                                          patient_id=matched.patient_id)])
-    acted_in = (lambda clinic: True) if everywhere else (
-        lambda clinic: act.payload is not None and clinic == matched.clinic_id)
-    await _staff_rows(conn, inbound, parties, acted_in)
+    everywhere = await _act(conn, act, number, parties, opted_out, inbound)
+    await _staff_rows(conn, inbound, parties, (lambda clinic: True) if everywhere else (
+        lambda clinic: act.payload is not None and clinic == matched.clinic_id))
     return reply
 
 
-async def parties_of(conn: asyncpg.Connection, number: str) -> list[Party]:
-    """Everyone `number` is to us (patients with it, patients whose ride contact has it)."""
-    return [Party(**r) for r in await conn.fetch(Q.parties_of_number, number)]
+async def _act(conn: asyncpg.Connection, act: Act, number: str, parties: list[Party],
+               opted_out: bool, inbound: int) -> bool:
+    """Do what a newly recorded text says: opt its number out or back in, or send the event
+    of a reply. Returns whether that acts for every network that has the number."""
+    meaning = act.reading.meaning
+    if meaning == "opt_out":
+        await opt_out(conn, number, parties, source="phrase" if act.reading.phrase else "keyword",
+                      inbound_id=inbound)
+        return True
+    if meaning == "opt_in" and opted_out:
+        await opt_in(conn, number, parties)
+        return True
+    if act.payload is not None and act.matched is not None:
+        if act.offer_id is not None:
+            await conn.execute(Q.offer_accepted, act.offer_id, act.matched.patient_id)
+        await enqueue(conn, [Envelope.new(act.payload, producer=PRODUCER,
+                                          clinic_id=act.matched.clinic_id,
+                                          patient_id=act.matched.patient_id)])
+    return False
 
 
 async def opt_out(conn: asyncpg.Connection, number: str, parties: list[Party], *, source: str,
                   inbound_id: int | None) -> bool:
     """Opt `number` out (if it is not already) and tell booking about every party, in the
     caller's transaction. Returns whether the opt-out is new."""
-    new = await conn.fetchval(Q.record_opt_out, number, source, inbound_id)
-    await enqueue(conn, _told(parties, PatientOptedOut(), RideContactOptedOut(phone_e164=number)))
+    new = await conn.fetchval(INBOX.record_opt_out, number, source, inbound_id)
+    await enqueue(conn, told(parties, PatientOptedOut(), RideContactOptedOut(phone_e164=number)))
     return bool(new)
-
-
-UNSUBSCRIBED = "21610"
-"""Twilio's error for a number that sent STOP to this sender (Twilio blocks it itself)."""
 
 
 async def refused_number(conn: asyncpg.Connection, number: str, code: str, problem: str) -> None:
@@ -126,25 +125,21 @@ async def refused_number(conn: asyncpg.Connection, number: str, code: str, probl
     it opted out by STOP at Twilio, so it is the number's opt-out here too (START lifts
     it, and booking hears of it); any other code marks the number for every contact with it."""
     if code == UNSUBSCRIBED:
-        await opt_out(conn, number, await parties_of(conn, number),
+        await opt_out(conn, number, await store.parties_of(conn, number),
                       source=f"Twilio {code}: the number replied STOP to this sender",
                       inbound_id=None)
     else:
-        await conn.execute(NOTIFIER_Q.mark_number_problem, number, problem)
+        await conn.execute(Q.mark_number_problem, number, problem)
 
 
 async def opt_in(conn: asyncpg.Connection, number: str, parties: list[Party]) -> bool:
     """Lift `number`'s opt-out, if it has one, and tell booking about every party: those it
     has now and those told of the opt-out. Returns whether there was one."""
-    lifted = await conn.fetchrow(Q.lift_opt_out, number)
-    if lifted is None:
+    told_before = await store.lift_opt_out(conn, number)
+    if told_before is None:
         return False
-    told = await conn.fetch(Q.parties_told, lifted["inbound_id"]) if lifted["inbound_id"] else []
-    everyone = list(parties) + [
-        Party(role, row["clinic_id"], patient) for row in told
-        for role, column in (("patient", "patient_ids"), ("ride_contact", "ride_contact_of"))
-        for patient in row[column]]
-    await enqueue(conn, _told(everyone, PatientOptedIn(), RideContactOptedIn(phone_e164=number)))
+    await enqueue(conn, told([*parties, *told_before], PatientOptedIn(),
+                             RideContactOptedIn(phone_e164=number)))
     return True
 
 
@@ -152,19 +147,19 @@ async def staff_opt_out(conn: asyncpg.Connection, clinic_id: UUID, item_id: int,
                         actor: str) -> dict:
     """Staff read a text in their inbox as a revocation of consent (FCC 24-24: any
     reasonable means): its number opts out as if it had texted STOP."""
-    row = await conn.fetchrow(Q.number_of_item, item_id, clinic_id)
-    if row is None:
+    item = await store.number_of_item(conn, item_id, clinic_id)
+    if item is None:
         raise NotFound("unknown reply", field="reply_id")
-    parties = await parties_of(conn, row["from_e164"])
-    new = await opt_out(conn, row["from_e164"], parties, source="staff", inbound_id=row["inbound_id"])
-    await _staff_rows(conn, row["inbound_id"], parties, lambda clinic: True)
-    await conn.execute(Q.mark_acted_on, row["inbound_id"])
-    await conn.execute(Q.mark_read, item_id, clinic_id, actor)
+    parties = await store.parties_of(conn, item.from_e164)
+    new = await opt_out(conn, item.from_e164, parties, source="staff", inbound_id=item.inbound_id)
+    await _staff_rows(conn, item.inbound_id, parties, lambda clinic: True)
+    await conn.execute(INBOX.mark_acted_on, item.inbound_id)
+    await conn.execute(INBOX.mark_read, item_id, clinic_id, actor)
     log.info("staff recorded an opt-out from a reply (%s)", "new" if new else "already opted out")
     return {"id": item_id, "opted_out": True}
 
 
-def _with_twilio(reading: Reading, twilio_says: str) -> Reading:
+def with_twilio(reading: Reading, twilio_says: str) -> Reading:
     """Twilio's Advanced Opt-Out matched one of its keywords (maybe one configured there
     that we do not know): Twilio acted on it and answered, and so do we (but answer)."""
     meaning = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}.get(twilio_says)
@@ -174,60 +169,70 @@ def _with_twilio(reading: Reading, twilio_says: str) -> Reading:
     return Reading(meaning, language=language, by_twilio=True)
 
 
-async def _decide(conn: asyncpg.Connection, reading: Reading, parties: list[Party],
-                  standing: asyncpg.Record | None) -> Act:
+def decide(reading: Reading, parties: list[Party], opted_out: bool) -> Act:
+    """What a text from a number with these `parties` does (`opted_out`: the number's
+    opt-out stands), but for what a reply 1-4 is about (`Act.needs_target`, `aimed`)."""
     patients = [p for p in parties if p.role == "patient"]
     act = Act(reading, matched=patients[0] if len(patients) == 1 else None)
     meaning = reading.meaning
     if meaning == "opt_out":
-        act.note = "already opted out" if standing is not None else None
-    elif meaning == "opt_in":
-        act.note = None if standing is not None else "not opted out"
-    elif act.matched is None:
-        act.note = ("unknown number" if not parties else "number shared by patients"
-                    if patients else "a ride contact's number")
-    elif meaning in REPLIES:
-        await _reply(conn, act)
+        return replace(act, note="already opted out" if opted_out else None)
+    if meaning == "opt_in":
+        return replace(act, note=None if opted_out else "not opted out")
+    if act.matched is None:
+        return replace(act, note="unknown number" if not parties else
+                       "number shared by patients" if patients else "a ride contact's number")
     return act
 
 
-async def _reply(conn: asyncpg.Connection, act: Act) -> None:
-    """A reply 1-4 from one patient's number: the event it makes, if it can make one."""
-    patient, meaning = act.matched.patient_id, act.reading.meaning
+def aimed(act: Act, target: UUID | None) -> Act:
+    """A reply 1-4 from one patient's number, given what it is about: the open slot offer
+    (4) or the next appointment (1-3), None if there is none. The event it makes, or why
+    it makes none."""
+    meaning = act.reading.meaning
     if meaning == "take_slot":
-        act.offer_id = await conn.fetchval(NOTIFIER_Q.open_offer_for, patient)
-        if act.offer_id is None:
-            act.note = "no open offer"
-        else:
-            act.payload = WaitlistOfferAccepted(offer_id=act.offer_id)
-        return
-    act.booking_id = await conn.fetchval(Q.next_appointment, patient)
-    if act.booking_id is None:
-        act.note = "no upcoming appointment"
-    elif meaning == "confirm":
-        act.payload = PatientConfirmed(booking_id=act.booking_id)
+        if target is None:
+            return replace(act, note="no open offer")
+        return replace(act, offer_id=target, payload=WaitlistOfferAccepted(offer_id=target))
+    if target is None:
+        return replace(act, note="no upcoming appointment")
+    payload: Event
+    if meaning == "confirm":
+        payload = PatientConfirmed(booking_id=target)
     elif meaning == "reschedule":
-        act.payload = RescheduleRequested(booking_id=act.booking_id)
+        payload = RescheduleRequested(booking_id=target)
     else:
-        act.payload = RideConfirmed(booking_id=act.booking_id, driver_name=act.reading.driver)
+        payload = RideConfirmed(booking_id=target, driver_name=act.reading.driver)
+    return replace(act, booking_id=target, payload=payload)
 
 
-async def _answer(conn: asyncpg.Connection, reading: Reading, parties: list[Party],
-                  standing: asyncpg.Record | None, operator: Sender) -> str | None:
-    """HELP always gets an answer; an opt-out (or opt-in) that changed something gets its one
-    confirmation when Twilio does not give it (its own keywords, exactly)."""
+async def _aimed(conn: asyncpg.Connection, act: Act) -> Act:
+    """`aimed`, with what the reply is about looked up."""
+    if act.matched is None:
+        return act
+    query = Q.open_offer_for if act.reading.meaning == "take_slot" else INBOX.next_appointment
+    return aimed(act, await conn.fetchval(query, act.matched.patient_id))
+
+
+def answer_kind(reading: Reading, opted_out: bool) -> str | None:
+    """Which answer a text gets (`answers.ANSWERS`), or None: HELP always; an opt-out (or
+    opt-in) that changes something gets its one confirmation when Twilio does not give it
+    (its own keywords, exactly)."""
     meaning = reading.meaning
     if meaning == "help":
-        kind = "help"
-    elif meaning == "opt_out" and standing is None and not reading.by_twilio:
-        kind = "opt_out"
-    elif meaning == "opt_in" and standing is not None and not reading.by_twilio:
-        kind = "opt_in"
-    else:
-        return None
+        return "help"
+    if meaning == "opt_out" and not opted_out and not reading.by_twilio:
+        return "opt_out"
+    if meaning == "opt_in" and opted_out and not reading.by_twilio:
+        return "opt_in"
+    return None
+
+
+def answer_language(reading: Reading, parties: list[Party]) -> str:
+    """The language of the answer: the text's words' if they tell, else the parties' if
+    they share one, else English."""
     languages = {p.language for p in parties}
-    language = reading.language or (languages.pop() if len(languages) == 1 else "en")
-    return answer(kind, await _speaker(conn, parties, operator), language)
+    return reading.language or (languages.pop() if len(languages) == 1 else "en")
 
 
 async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sender) -> Sender:
@@ -235,26 +240,32 @@ async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sen
     its latest texts gave them), else the sender (the notifier's settings)."""
     clinics = {p.clinic_id for p in parties}
     if len(clinics) == 1:
-        row = await conn.fetchrow(Q.clinic_of_patients, clinics.pop(),
-                                  [p.patient_id for p in parties])
-        if row is not None:
-            return Sender(row["name"], row["phone"])
+        voice = await store.clinic_of_patients(conn, clinics.pop(),
+                                               [p.patient_id for p in parties])
+        if voice is not None:
+            return Sender(voice.name, voice.phone)
     return operator
 
 
 async def _staff_rows(conn: asyncpg.Connection, inbound: int, parties: list[Party],
-                      acted_in) -> None:
+                      acted_in: Callable[[UUID], bool]) -> None:
     """The text in the inbox of every clinic network that has its number."""
-    by_clinic: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
-    for p in parties:
-        patients, ride_of = by_clinic.setdefault(p.clinic_id, ([], []))
-        (patients if p.role == "patient" else ride_of).append(p.patient_id)
-    await conn.executemany(Q.insert_staff_row, [
+    await conn.executemany(INBOX.insert_staff_row, [
         (inbound, clinic, patients, ride_of, acted_in(clinic))
-        for clinic, (patients, ride_of) in by_clinic.items()])
+        for clinic, (patients, ride_of) in by_clinic(parties).items()])
 
 
-def _told(parties: list[Party], to_patient: Event, to_ride_contact: Event) -> list[Envelope]:
+def by_clinic(parties: list[Party]) -> dict[UUID, tuple[list[UUID], list[UUID]]]:
+    """By clinic network: its patients with the number, and its patients whose ride contact
+    has it."""
+    grouped: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
+    for p in parties:
+        patients, ride_of = grouped.setdefault(p.clinic_id, ([], []))
+        (patients if p.role == "patient" else ride_of).append(p.patient_id)
+    return grouped
+
+
+def told(parties: list[Party], to_patient: Event, to_ride_contact: Event) -> list[Envelope]:
     """One event per party (each once): `to_patient` for patients with the number,
     `to_ride_contact` for patients whose ride contact has it."""
     seen = {(p.role, p.clinic_id, p.patient_id) for p in parties}

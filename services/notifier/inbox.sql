@@ -21,8 +21,8 @@ ORDER BY role, clinic_id, patient_id;
 -- the message that made it).
 SELECT clinic_id, patient_ids, ride_contact_of FROM staff_inbox WHERE inbound_id = $1;
 
--- name: opt_out_of
-SELECT phone_e164, opted_out_at, source, inbound_id FROM number_opt_outs WHERE phone_e164 = $1;
+-- name: opted_out
+SELECT EXISTS (SELECT 1 FROM number_opt_outs WHERE phone_e164 = $1);
 
 -- name: record_opt_out
 -- The number opts out (kept from its first opt-out while it stands); true if it is new.

@@ -4,17 +4,15 @@ an account or sender problem; and `/ops/texts`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 
-from shared.db import Queries
+from services.notifier.store import OPS, dicts, one_dict
 from shared.ops_api import require_ops
 from shared.ops_status import Probe, StatusReport
 
-Q = Queries(Path(__file__).with_name("ops.sql"))
 OUTCOME_HOURS = 24
 
 
@@ -29,9 +27,9 @@ def text_probe(late_after: float) -> Probe:
 
 
 async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: float) -> None:
-    queue = dict(await conn.fetchrow(Q.text_queue, late_after))
-    outcomes = [dict(r) for r in await conn.fetch(Q.text_outcomes, OUTCOME_HOURS)]
-    failing = await conn.fetchval(Q.failing_number_count)
+    queue = await one_dict(conn, OPS.text_queue, late_after) or {}
+    outcomes = await dicts(conn, OPS.text_outcomes, OUTCOME_HOURS)
+    failing = await conn.fetchval(OPS.failing_number_count)
     report.sections["texts"] = {**queue, "late_after_seconds": late_after,
                                 "outcomes_last_24h": outcomes, "failing_numbers": failing}
     g = report.gauge("kcb_texts", "Texts in the queue: pending, due (time has come), late "
@@ -52,7 +50,7 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
 
 async def _pauses(conn: asyncpg.Connection, report: StatusReport) -> None:
     """Sending paused by an account or sender problem: named by Twilio code and meaning."""
-    pauses = [dict(r) for r in await conn.fetch(Q.sender_pauses)]
+    pauses = await dicts(conn, OPS.sender_pauses)
     report.sections["texts"]["sending_paused"] = pauses
     g = report.gauge("kcb_sending_paused", "1 while sending is paused by an account or sender "
                      "problem Twilio named (by its code and meaning): texts wait.", "code", "meaning")
@@ -71,5 +69,6 @@ async def texts(request: Request, state: Literal["pending", "late"] = "pending",
     """Texts waiting to go out, or overdue ones, oldest due first (no patient data)."""
     rt = request.app.state.runtime
     async with rt.db.acquire() as conn:
-        rows = await conn.fetch(Q.texts_in_state, state, rt.settings.ops_late_text_seconds, limit)
-    return {"state": state, "items": [dict(r) for r in rows]}
+        items = await dicts(conn, OPS.texts_in_state, state, rt.settings.ops_late_text_seconds,
+                            limit)
+    return {"state": state, "items": items}

@@ -10,25 +10,21 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
 
-from services.notifier.handlers import PRODUCER, Q
+from services.notifier import store
+from services.notifier.claimed import Claimed
 from services.notifier.inbox import refused_number
 from services.notifier.senders import SendError
+from services.notifier.store import Q
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, ErrorClass
 from shared.events import Envelope
-from shared.events.notifier import SmsFailed, SmsSent
+from shared.events.notifier import SmsFailed
 from shared.outbox import enqueue
 
-if TYPE_CHECKING:
-    from services.notifier.dispatcher import Claimed
-
 log = logging.getLogger(__name__)
-SMS_SENT = (SmsSent.topic, SmsSent.event_type(), SmsSent.schema_version, PRODUCER)
-"""What `mark_sent` needs to write `SmsSent` events (the rest of their shape is its SQL)."""
 
 
 @dataclass
@@ -38,34 +34,35 @@ class Outcomes:
     sent_rows: list[tuple] = field(default_factory=list)
     """(id, claim, SID) of texts the provider took; `mark_sent` writes their `SmsSent`."""
     settled: list[tuple] = field(default_factory=list)
+    """(id, claim, status, reason, new due time or None) of texts that did not go out."""
     events: list[Envelope] = field(default_factory=list)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     """(number, Twilio code, what is wrong) of numbers Twilio refused (`inbox.refused_number`)."""
-    """(number, why) of numbers that cannot be texted."""
     releases: list[UUID] = field(default_factory=list)
+    """Patients whose "reply STOP" text did not go out: their next text carries the notice."""
 
     def sent(self, text: Claimed, sid: str) -> Outcomes:
-        self.sent_rows.append((text.row["id"], text.claim, sid))
+        self.sent_rows.append((text.due.id, text.claim, sid))
         return self
 
     def settle(self, text: Claimed, status: str, reason: str,
                due: datetime | None = None) -> Outcomes:
-        self.settled.append((text.row["id"], text.claim, status, reason, due))
+        self.settled.append((text.due.id, text.claim, status, reason, due))
         return self
 
     def failed(self, text: Claimed, exc: SendError) -> Outcomes:
         """The provider refused the text: what follows from the error's class."""
-        row = text.row
+        attempts = text.due.attempts
         if exc.kind is ErrorClass.SENDER:  # no one's number is at fault: it waits for the fix
             return self.settle(text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})")
         if exc.kind is ErrorClass.TRANSIENT or (exc.kind is ErrorClass.UNKNOWN
-                                                and row["attempts"] < UNKNOWN_ATTEMPTS):
+                                                and attempts < UNKNOWN_ATTEMPTS):
             return self.settle(text, "pending", exc.code,
-                               datetime.now(UTC) + timedelta(seconds=retry_delay(row["attempts"])))
+                               datetime.now(UTC) + timedelta(seconds=retry_delay(attempts)))
         if exc.kind is ErrorClass.NUMBER:  # marked for every contact with it: staff see it
             self.problems.append((text.to, exc.code, f"{exc.meaning} (Twilio {exc.code})"))
         # the number or the message is at fault, or an unknown code kept coming: no more tries
-        self.events.append(text.envelope(SmsFailed(text_id=row["id"], error_code=exc.code,
+        self.events.append(text.envelope(SmsFailed(text_id=text.due.id, error_code=exc.code,
                                                    permanent=exc.permanent)))
         return self.settle(text, "failed", exc.code)
 
@@ -145,7 +142,7 @@ class Results:
 
     def sent(self, text: Claimed, sid: str) -> None:
         """`record(Outcomes().sent(text, sid))`, the common case, made cheap."""
-        self._todo.sent_rows.append((text.row["id"], text.claim, sid))
+        self._todo.sent_rows.append((text.due.id, text.claim, sid))
         self._wake()
 
     def check(self) -> None:
@@ -207,8 +204,8 @@ async def _mark_sent(conn: asyncpg.Connection, sent_rows: list[tuple]) -> None:
     """Record texts the provider took, with their `SmsSent` events (one statement)."""
     if not sent_rows:
         return
-    stored = {r["id"] for r in await conn.fetch(
-        Q.mark_sent, *[list(c) for c in zip(*sent_rows)], *SMS_SENT)}
+    ids, claims, sids = ([*column] for column in zip(*sent_rows))
+    stored = await store.mark_sent(conn, ids, claims, sids)
     if len(stored) < len(sent_rows):
         await _explain_unrecorded(conn, sent_rows, stored)
 
@@ -218,9 +215,9 @@ async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
     """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
     same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""
     ours = {text_id: sid for text_id, _, sid in sent_rows if text_id not in stored}
-    for r in await conn.fetch(Q.sids_of_texts, list(ours)):
-        if r["provider_sid"] == ours[r["id"]]:
-            log.info("text %d was recorded from its receipt first", r["id"])
+    for text_id, sid in (await store.sids_of_texts(conn, list(ours))).items():
+        if sid == ours[text_id]:
+            log.info("text %d was recorded from its receipt first", text_id)
         else:
             log.error("text %d went out twice: its claim was no longer this dispatcher's",
-                      r["id"])
+                      text_id)

@@ -14,7 +14,8 @@ import logging
 
 import asyncpg
 
-from services.notifier.handlers import Q
+from services.notifier import store
+from services.notifier.store import Q
 
 log = logging.getLogger(__name__)
 REFRESH_EVERY = 1.0
@@ -47,10 +48,10 @@ class Pause:
             return
         self._read_at = now
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(Q.sender_pause, self.key)
-        self.paused = row is not None
-        if row is not None:
-            self.reason = f"sending paused: Twilio {row['code']} ({row['meaning']})"
+            pause = await store.sender_pause(conn, self.key)
+        self.paused = pause is not None
+        if pause is not None:
+            self.reason = f"sending paused: Twilio {pause.code} ({pause.meaning})"
 
     async def hold(self, code: str, meaning: str) -> None:
         """Pause sending (this instance at once, the others within `REFRESH_EVERY`)."""

@@ -10,13 +10,15 @@ a text are the site's, else its region's, else the network's, else the service's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from uuid import UUID
 
 import asyncpg
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from services.notifier import store
 from services.notifier.schedule import QuietHours
+from services.notifier.store import Q
 from shared.validation import RequestModel
 
 CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup"})
@@ -80,16 +82,32 @@ class PolicyIn(QuietHoursIn):
         return kinds
 
 
-def policy_from(row: Any, default_quiet: QuietHours) -> Policy:
-    """The policy from a row holding the network's `clinic_policies` columns (NULL when it
-    has none) and the quiet hours resolved for one site (`quiet_start`, `quiet_end`; NULL:
-    the service's default)."""
-    quiet = default_quiet if row["quiet_start"] is None else QuietHours(row["quiet_start"],
-                                                                         row["quiet_end"])
-    if row["daily_cap"] is None:
+class PolicyColumns(Protocol):
+    """A network's `clinic_policies` columns (None when it has none) and the quiet hours
+    resolved for one site (None: the service's default): `store.PolicyRow`, `store.DueText`."""
+
+    @property
+    def daily_cap(self) -> int | None: ...
+    @property
+    def weekly_cap(self) -> int | None: ...
+    @property
+    def critical_past_caps(self) -> bool | None: ...
+    @property
+    def disabled_kinds(self) -> list[str] | None: ...
+    @property
+    def quiet_start(self) -> int | None: ...
+    @property
+    def quiet_end(self) -> int | None: ...
+
+
+def policy_from(row: PolicyColumns, default_quiet: QuietHours) -> Policy:
+    """The policy from a network's columns and a site's resolved quiet hours."""
+    quiet = default_quiet if row.quiet_start is None else QuietHours(row.quiet_start,
+                                                                     row.quiet_end)
+    if row.daily_cap is None:
         return Policy(quiet=quiet)
-    return Policy(quiet, row["daily_cap"], row["weekly_cap"], row["critical_past_caps"],
-                  frozenset(row["disabled_kinds"]))
+    return Policy(quiet, row.daily_cap, row.weekly_cap, row.critical_past_caps,
+                  frozenset(row.disabled_kinds))
 
 
 async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHours, *,
@@ -102,23 +120,16 @@ async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHo
 async def load_many(conn: asyncpg.Connection, keys: set[tuple[UUID, UUID | None, str | None]],
                     default_quiet: QuietHours) -> dict[tuple, Policy]:
     """`load` for several (clinic, site, region) at once, by key."""
-    from services.notifier.handlers import Q
-
-    if not keys:
-        return {}
-    clinics, sites, regions = (list(c) for c in zip(*keys))
-    rows = await conn.fetch(Q.policies_for_sites, clinics, sites, regions)
-    return {(r["clinic_id"], r["site_id"], r["region"]): policy_from(r, default_quiet) for r in rows}
+    return {(r.clinic_id, r.site_id, r.region): policy_from(r, default_quiet)
+            for r in await store.policies_for_sites(conn, keys)}
 
 
 async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
     """The policy as the API shows it: the network's, with its regions' and sites' hours."""
-    from services.notifier.handlers import Q
-
-    row = await conn.fetchrow(Q.policy, clinic_id)
-    shown = dict(row) if row else {**PolicyIn().model_dump(), "clinic_id": clinic_id}
+    shown = await store.one_dict(conn, Q.policy, clinic_id) or {
+        **PolicyIn().model_dump(), "clinic_id": clinic_id}
     shown["regions"], shown["sites"] = {}, {}
-    for o in await conn.fetch(Q.quiet_hours_overrides, clinic_id):
+    for o in await store.dicts(conn, Q.quiet_hours_overrides, clinic_id):
         hours = {"quiet_hours_start": o["quiet_hours_start"], "quiet_hours_end": o["quiet_hours_end"]}
         if o["region"] is not None:
             shown["regions"][o["region"]] = hours
@@ -129,8 +140,6 @@ async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
 
 async def save(conn: asyncpg.Connection, clinic_id: UUID, cmd: PolicyIn) -> dict[str, Any]:
     """Replace the clinic's policy (its region and site hours included) with `cmd`."""
-    from services.notifier.handlers import Q
-
     async with conn.transaction():
         await conn.execute(Q.upsert_policy, clinic_id, cmd.quiet_hours_start, cmd.quiet_hours_end,
                            cmd.daily_cap, cmd.weekly_cap, cmd.critical_past_caps,
@@ -143,4 +152,3 @@ async def save(conn: asyncpg.Connection, clinic_id: UUID, cmd: PolicyIn) -> dict
                            [h.quiet_hours_start for *_, h in scoped],
                            [h.quiet_hours_end for *_, h in scoped])
         return await show(conn, clinic_id)
-

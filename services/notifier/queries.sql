@@ -1,3 +1,6 @@
+-- Named queries of the notifier's texts: scheduled from events, dispatched, their receipts,
+-- sending pauses, and the clinics' policies (loaded by services/notifier/store.py).
+
 -- name: upsert_contact
 INSERT INTO contacts (patient_id, clinic_id, phone_e164, language, sms_consent)
 VALUES ($1, $2, $3, $4, $5)
@@ -64,10 +67,12 @@ WITH u AS MATERIALIZED (
 SELECT now();
 
 -- name: hand_over
--- Step 2, for texts whose turn came late (the sender's pacing made them wait): in one
--- statement, each text ($1 id, $2 claim) is handed over again only if its claim is still
--- the dispatcher's and the text still stands: its appointment neither moved nor over, the
--- patient's consent standing, the number it goes to not opted out, the slot still open.
+-- Step 2, for texts whose turn came late (the sender's pacing made them wait, or it came
+-- more than `RECHECK_AFTER` after the claim): in one statement, each text ($1 id, $2 claim)
+-- is handed over again only if its claim is still the dispatcher's and the text still
+-- stands: its appointment neither moved nor over (nor its ride arranged, for a ride
+-- reminder), the patient's consent standing and number not refused, the number it goes to
+-- not opted out, the slot still open.
 -- `handed_at` keeps the claim from being released as stale while the provider call is
 -- under way. Only a column no index holds changes, so the row is updated in place (HOT).
 -- Returns the texts that may go.
@@ -109,6 +114,7 @@ SELECT extract(epoch FROM min(due_at) - now())::float8 FROM texts WHERE status =
 -- network (NULL: the service's default), and how many texts the patient was sent since the
 -- start of their local day and of the last 7 days (the caps; counted only for texts they
 -- apply to: not to the driver's, nor to the kinds in $1 when critical texts may pass them).
+-- Its columns are `store.DueText`'s fields, in order.
 t AS (
     SELECT t.id, t.kind, t.clinic_id, t.patient_id, t.booking_id, t.booking_version,
            t.valid_until, t.due_at, t.attempts, t.offer_id, o.status AS offer_status,
@@ -183,10 +189,11 @@ FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.claimed
 
 -- name: mark_sent
 -- Step 3: the provider took the texts ($1-$3: id, claim, SID): each is recorded as sent
--- with its `SmsSent` event, written to the outbox here (topic $4, event type $5, schema
--- version $6, producer $7: see `SmsSent`; tests/test_notifier_events.py checks that these
--- rows read as the events the Python model makes). Returns the texts recorded (not those
--- recorded meanwhile from their receipt, nor claims lost to another dispatcher).
+-- with its `SmsSent` event, written to the outbox here (`sms_sent_events`: generated from
+-- the pydantic model by `shared.outbox.insert_events_sql`, see store.py;
+-- tests/test_notifier_events.py checks that these rows read as the events the Python model
+-- makes). Returns the texts recorded (not those recorded meanwhile from their receipt, nor
+-- claims lost to another dispatcher).
 WITH u AS MATERIALIZED (
     SELECT *, 'sending' AS status
     FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u(id, claim, sid)
@@ -197,16 +204,7 @@ WITH u AS MATERIALIZED (
     RETURNING t.id, t.clinic_id, t.patient_id, t.booking_id, t.kind, t.segments, u.sid,
               gen_random_uuid() AS event_id
 ), events AS (
-    INSERT INTO outbox (topic, key, value, event_id, event_type)
-    SELECT $4, convert_to(patient_id::text, 'UTF8'), convert_to(json_build_object(
-               'event_id', event_id, 'event_type', $5::text, 'schema_version', $6::integer,
-               'occurred_at', now(), 'producer', $7::text, 'clinic_id', clinic_id,
-               'patient_id', patient_id, 'correlation_id', event_id, 'causation_id', NULL,
-               'payload', json_build_object('text_id', id, 'kind', kind,
-                                             'booking_id', booking_id, 'provider_sid', sid,
-                                             'segments', segments))::text, 'UTF8'),
-           event_id, $5
-    FROM sent ORDER BY id
+-- include: sms_sent_events
 )
 SELECT id FROM sent;
 
@@ -229,6 +227,14 @@ WHERE t.status = 'sending' AND t.provider_sid IS NULL
            AND NOT EXISTS (SELECT 1 FROM live WHERE live.pid = t.claimed_by)
            AND (t.handed_at IS NULL OR t.handed_at < now() - make_interval(secs => $2))))
 RETURNING id;
+
+-- name: set_ride_status
+UPDATE appointments SET ride_status = $2, updated_at = now() WHERE booking_id = $1;
+
+-- name: record_sms
+-- The local recording sender's text (no Twilio credentials): once per text.
+INSERT INTO recorded_sms (text_id, to_e164, body, sid) VALUES ($1, $2, $3, $4)
+ON CONFLICT (text_id) DO NOTHING;
 
 -- name: upsert_plan_progress
 INSERT INTO plan_progress (plan_id, patient_id, template, sessions_target, sessions_booked,
@@ -354,11 +360,6 @@ RETURNING sender;
 -- look may probe.
 UPDATE sender_pauses SET probed_at = probed_at - make_interval(secs => $2) WHERE sender = $1;
 
--- name: retry_later
-UPDATE texts SET status = 'pending', status_reason = $2,
-                 due_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND status = 'sending';
-
 -- name: failing_numbers
 SELECT patient_id, number_problem, updated_at FROM contacts
 WHERE clinic_id = $1 AND number_problem IS NOT NULL ORDER BY updated_at DESC LIMIT $2;
@@ -393,8 +394,10 @@ ORDER BY created_at DESC LIMIT 1;
 -- name: offer_accepted
 UPDATE waitlist_offers SET status = 'accepted' WHERE offer_id = $1 AND patient_id = $2;
 
--- name: latest_appointment
-SELECT * FROM appointments WHERE patient_id = $1 ORDER BY starts_at DESC LIMIT 1;
+-- name: latest_site
+-- The site of the patient's latest appointment (texts about their course name it).
+SELECT site_id, site_region, site_timezone FROM appointments WHERE patient_id = $1
+ORDER BY starts_at DESC LIMIT 1;
 
 -- name: follow_up_text
 INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,

@@ -20,11 +20,14 @@ import logging
 
 import asyncpg
 
-from services.notifier.handlers import PRODUCER, Q
+from services.notifier import store
 from services.notifier.inbox import refused_number
 from services.notifier.outcomes import retry_delay
+from services.notifier.settings import NotifierSettings
+from services.notifier.store import PRODUCER, Q, ReceiptText
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, UNREACHABLE, ErrorClass, classify
-from shared.events import Envelope
+from services.notifier.twilio_sender import pause_key as twilio_pause_key
+from shared.events import Envelope, Event
 from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
 
@@ -41,51 +44,57 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
     yet is recorded as sent (with `SmsSent`). A failed delivery is acted on by its error's
     class (`pause_key`: the sender to pause). Returns False if no text is known for the
     receipt (it is then kept for later)."""
-    text = await conn.fetchrow(Q.text_by_sid, sid)
+    text = await store.text_by_sid(conn, sid)
     if text is None and text_id is not None:
-        sent = await conn.fetchrow(Q.sent_per_receipt, text_id, sid)
-        if sent is not None:
-            log.info("text %d recorded as sent from its receipt", text_id)
-            await enqueue(conn, [Envelope.new(
-                SmsSent(text_id=sent["id"], kind=sent["kind"], booking_id=sent["booking_id"],
-                        provider_sid=sid, segments=sent["segments"]),
-                producer=PRODUCER, clinic_id=sent["clinic_id"], patient_id=sent["patient_id"])])
-            text = await conn.fetchrow(Q.text_by_sid, sid)
+        text = await _sent_per_receipt(conn, text_id, sid)
     if text is None:
         await conn.execute(Q.keep_early_receipt, sid, status, error)
         return False
-    if RANK.get(status, -1) <= RANK.get(text["delivery_status"] or "", -1):
+    if RANK.get(status, -1) <= RANK.get(text.delivery_status or "", -1):
         return True  # a repeat, or older than what we know
-    await conn.execute(Q.update_delivery, text["id"], status, error)
-    out = []
+    await conn.execute(Q.update_delivery, text.id, status, error)
+    out: list[Event] = []
     if status in ("delivered", "read"):
-        out.append(SmsDelivered(text_id=text["id"], provider_sid=sid))
-        if status == "delivered" and text["phone"]:
-            await conn.execute(Q.reachable, text["phone"])
+        out.append(SmsDelivered(text_id=text.id, provider_sid=sid))
+        if status == "delivered" and text.phone:
+            await conn.execute(Q.reachable, text.phone)
     elif status in ("undelivered", "failed"):
         permanent = await _undelivered(conn, text, error, pause_key, unreachable_marks_after)
-        out.append(SmsFailed(text_id=text["id"], provider_sid=sid, error_code=error or "unknown",
+        out.append(SmsFailed(text_id=text.id, provider_sid=sid, error_code=error or "unknown",
                              permanent=permanent))
-    await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text["clinic_id"],
-                                      patient_id=text["patient_id"]) for p in out])
+    await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text.clinic_id,
+                                      patient_id=text.patient_id) for p in out])
     return True
 
 
-def receipt_rules(settings) -> dict:
+async def _sent_per_receipt(conn: asyncpg.Connection, text_id: int,
+                            sid: str) -> ReceiptText | None:
+    """The receipt's callback URL names a text whose SID is not stored: record it as sent
+    (with `SmsSent`) if it was handed over; the text with its new SID, or None."""
+    sent = await store.sent_per_receipt(conn, text_id, sid)
+    if sent is None:
+        return None
+    log.info("text %d recorded as sent from its receipt", text_id)
+    await enqueue(conn, [Envelope.new(
+        SmsSent(text_id=sent.id, kind=sent.kind, booking_id=sent.booking_id, provider_sid=sid,
+                segments=sent.segments),
+        producer=PRODUCER, clinic_id=sent.clinic_id, patient_id=sent.patient_id)])
+    return await store.text_by_sid(conn, sid)
+
+
+def receipt_rules(settings: NotifierSettings) -> dict:
     """`apply_receipt`'s keywords from the notifier's settings: the Twilio sender a receipt
     may pause (None without Twilio) and how many 30003s in a row mark a number."""
-    from services.notifier.twilio_sender import pause_key
-
-    return {"pause_key": pause_key(settings) if settings.twilio_account_sid else None,
+    return {"pause_key": twilio_pause_key(settings) if settings.twilio_account_sid else None,
             "unreachable_marks_after": settings.unreachable_marks_after}
 
 
-async def _undelivered(conn: asyncpg.Connection, text: asyncpg.Record, error: str | None,
+async def _undelivered(conn: asyncpg.Connection, text: ReceiptText, error: str | None,
                        pause_key: str | None, unreachable_marks_after: int) -> bool:
     """Act on a text Twilio could not deliver, by its error's class; return whether it will
     not be sent again (the number or the message is at fault)."""
     kind, meaning = classify(error)
-    number = text["phone"]
+    number = text.phone
     if kind is ErrorClass.TRANSIENT and error == str(UNREACHABLE) and number:
         times = await conn.fetchval(Q.count_unreachable, number)
         if times >= unreachable_marks_after:
@@ -100,9 +109,9 @@ async def _undelivered(conn: asyncpg.Connection, text: asyncpg.Record, error: st
         if pause_key is not None:
             log.error("sending paused: Twilio %s (%s) in a delivery receipt", error, meaning)
             await conn.execute(Q.pause_sender, pause_key, error, meaning)
-        await conn.execute(Q.send_again, text["id"], 0.0, f"sending paused: Twilio {error} ({meaning})")
-    elif kind is ErrorClass.TRANSIENT or text["attempts"] < UNKNOWN_ATTEMPTS:
-        await conn.execute(Q.send_again, text["id"], retry_delay(text["attempts"]),
+        await conn.execute(Q.send_again, text.id, 0.0, f"sending paused: Twilio {error} ({meaning})")
+    elif kind is ErrorClass.TRANSIENT or text.attempts < UNKNOWN_ATTEMPTS:
+        await conn.execute(Q.send_again, text.id, retry_delay(text.attempts),
                            f"undelivered: Twilio {error} ({meaning}); sent again")
     return False
 
@@ -111,9 +120,9 @@ async def apply_early_receipts(pool: asyncpg.Pool, **rules) -> int:
     """Apply the kept receipts whose SID is now stored; returns how many. `rules`: see
     `apply_receipt`."""
     async with pool.acquire() as conn, conn.transaction():
-        kept = await conn.fetch(Q.take_early_receipts)  # those never taken: see retention.sql
-        for r in sorted(kept, key=lambda r: (r["received_at"], RANK.get(r["status"], -1))):
-            await apply_receipt(conn, r["provider_sid"], r["status"], r["error_code"], **rules)
+        kept = await store.take_early_receipts(conn)  # those never taken: see retention.sql
+        for r in sorted(kept, key=lambda r: (r.received_at, RANK.get(r.status, -1))):
+            await apply_receipt(conn, r.provider_sid, r.status, r.error_code, **rules)
     if kept:
         log.info("applied %d delivery receipts that came before their SID was stored", len(kept))
     return len(kept)

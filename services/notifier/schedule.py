@@ -101,15 +101,6 @@ class QuietHours:
         after = _at(quiet_day + timedelta(days=1), self.end, tz).astimezone(UTC)
         return after if day is None or after < last else None
 
-    def clamp(self, due: datetime, tz: ZoneInfo, not_before: datetime) -> datetime:
-        """Move `due` out of quiet hours: to the latest allowed moment before it, or, when
-        that is earlier than `not_before`, to the earliest allowed moment after it."""
-        return self.place(due, tz, not_before)  # type: ignore[return-value]
-
-    def earliest(self, now: datetime, tz: ZoneInfo) -> datetime:
-        """`now` if texts may go out now, else when quiet hours end."""
-        return self.place(now, tz, now, earlier=False)  # type: ignore[return-value]
-
 
 def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
     """`hour` o'clock on `day` in `tz` (24 is the next day's midnight)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.notifier.store import Q
 from services.notifier.twilio_errors import ErrorClass
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,6 @@ class RecordingSender(SmsSender):
     async def send(self, sms: OutgoingSms) -> str:
         sid = f"LOCAL{sms.text_id:020d}"
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO recorded_sms (text_id, to_e164, body, sid) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (text_id) DO NOTHING", sms.text_id, sms.to, sms.body, sid)
+            await conn.execute(Q.record_sms, sms.text_id, sms.to, sms.body, sid)
         log.info("recorded text %d (%d chars) as %s", sms.text_id, len(sms.body), sid)
         return sid

@@ -5,22 +5,18 @@ the console's attention list in one call (the inbox's own queries)."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.notifier.handlers import Q as NOTIFIER
-from services.notifier.inbox import Q as INBOX
+from services.notifier.store import INBOX, Q, VIEWS, dicts
 from shared.auth import READ, Principal, require
-from shared.db import Queries
 from shared.days import day_range
 from shared.errors import NotFound
 from shared.validation import SaneDate
 
-Q = Queries(Path(__file__).with_name("views.sql"))
 router = APIRouter(tags=["staff screens"])
 MAX_DAYS = 42
 
@@ -38,7 +34,7 @@ async def site_texts(site_id: UUID, request: Request,
     texts (kind, state, delivery) and the number of replies about them staff should read.
     A site of another network has no appointments here: {}."""
     first, last = day_range(first, last, MAX_DAYS)
-    text = await request.app.state.runtime.db.fetchval(Q.site_texts, who.clinic_id, site_id,
+    text = await request.app.state.runtime.db.fetchval(VIEWS.site_texts, who.clinic_id, site_id,
                                                        first, last)
     return _json(text)
 
@@ -48,7 +44,7 @@ async def patient_messages(patient_id: UUID, request: Request,
                            who: Principal = require(*READ)) -> Response:
     """A patient's texts (with delivery state) and replies, newest first, and whether their
     number can be texted (404 for a patient of another network, or not known here yet)."""
-    text = await request.app.state.runtime.db.fetchval(Q.patient_messages, patient_id,
+    text = await request.app.state.runtime.db.fetchval(VIEWS.patient_messages, patient_id,
                                                        who.clinic_id)
     if text is None:
         raise NotFound("unknown patient", field="patient_id")
@@ -64,9 +60,8 @@ async def attention_all(request: Request, who: Principal = require(*READ),
     """What staff must act on, in one call: numbers that cannot be texted, unread texts that
     changed nothing (to read and answer), and unread opt-outs (to acknowledge)."""
     async with request.app.state.runtime.db.acquire() as conn:
-        numbers = await conn.fetch(NOTIFIER.failing_numbers, who.clinic_id, limit)
-        replies = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, True, None, limit)
-        opt_outs = await conn.fetch(INBOX.inbox_page, who.clinic_id, LAST_ID, True, False,
-                                    "opt_out", limit)
-    return {"failing_numbers": [dict(r) for r in numbers], "replies": [dict(r) for r in replies],
-            "opt_outs": [dict(r) for r in opt_outs]}
+        return {"failing_numbers": await dicts(conn, Q.failing_numbers, who.clinic_id, limit),
+                "replies": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, True,
+                                       None, limit),
+                "opt_outs": await dicts(conn, INBOX.inbox_page, who.clinic_id, LAST_ID, True, False,
+                                        "opt_out", limit)}

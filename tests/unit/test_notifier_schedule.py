@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.notifier.schedule import Appointment, QuietHours, plan_texts
+from services.notifier.policy import KINDS
+from services.notifier.schedule import MOVES, Appointment, QuietHours, plan_texts
 
 
 def local(tz: str, *args) -> datetime:
@@ -114,9 +115,6 @@ def test_a_pickup_text_after_hours_is_sent_earlier_that_day_never_the_next():
 
 
 def test_every_kind_of_text_has_a_quiet_hours_rule_and_the_day_words_are_bound_to_their_day():
-    from services.notifier.policy import KINDS
-    from services.notifier.schedule import MOVES
-
     assert set(MOVES) == KINDS
     assert {kind for kind, rule in MOVES.items() if rule.day} == {
         "day_of", "fasting_reminder", "pickup", "follow_up_due"}
@@ -149,7 +147,7 @@ def test_when_the_evening_before_has_passed_a_quiet_hours_text_waits_for_the_mor
     quiet = QuietHours()
     tz = ZoneInfo("America/Toronto")
     now = local("America/Toronto", 2026, 6, 9, 23, 0).astimezone(UTC)
-    moved = quiet.clamp(now, tz, not_before=now).astimezone(tz)
+    moved = quiet.place(now, tz, not_before=now).astimezone(tz)
     assert (moved.day, moved.hour, moved.minute) == (10, 8, 0)
 
 
@@ -173,3 +171,13 @@ def test_no_planned_text_is_ever_due_in_quiet_hours():
             for text in plan_texts(appointment(start), now):
                 if not text.skipped:
                     assert quiet.allowed(text.due_at.astimezone(ZoneInfo(tz))), (tz, hour, text)
+
+
+def test_quiet_hours_that_start_at_midnight_move_a_text_to_the_last_minute_of_the_day_before():
+    miami = ZoneInfo("America/New_York")
+    quiet = QuietHours(start=24, end=10)  # texts only from 10:00 to midnight
+    due = datetime(2026, 6, 10, 9, 0, tzinfo=miami)
+    moved = quiet.place(due, miami, not_before=due - timedelta(days=1)).astimezone(miami)
+    assert moved == datetime(2026, 6, 9, 23, 59, tzinfo=miami)
+    later = quiet.place(due, miami, due, earlier=False).astimezone(miami)
+    assert later == datetime(2026, 6, 10, 10, tzinfo=miami)
