@@ -6,6 +6,8 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY devstack ./devstack
-RUN pip install --no-cache-dir . && useradd --system --no-create-home app
-USER app
+# a numeric user, so that Kubernetes' runAsNonRoot can check it (deploy/k8s runs it as 10001)
+RUN pip install --no-cache-dir . && groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home app
+USER 10001:10001
 CMD ["python", "-m", "services.booking"]

@@ -116,6 +116,9 @@ class Stack:
             self.env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
             self.env.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
             log.info("embedded tansu broker on %s", self.broker.url)
+        for name in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):  # external ones: say where
+            if env.get(name):
+                self.env.setdefault(name, env[name])
 
     def start_twilio(self, notifier_urls: list[str]) -> ManagedProcess:
         """Start the Twilio-compatible server as a process; the notifier sends through it, and

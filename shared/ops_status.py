@@ -71,14 +71,17 @@ class LagReader:
     or moves its partitions) and only asks for offsets: it works with Apache Kafka and tansu
     (whose answer to the admin client's offset request aiokafka cannot decode)."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, options: dict[str, Any] | None = None):
         self.bootstrap = bootstrap
+        self.options = options or {}
+        """The clients' security options (`shared.kafka_security.client_options`)."""
         self._consumers: dict[str, AIOKafkaConsumer] = {}
 
     async def _consumer(self, group: str) -> AIOKafkaConsumer:
         if group not in self._consumers:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group,
-                                        enable_auto_commit=False, request_timeout_ms=3000)
+                                        enable_auto_commit=False, request_timeout_ms=3000,
+                                        **self.options)
             try:
                 await consumer.start()
             except BaseException:

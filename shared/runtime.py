@@ -24,7 +24,8 @@ from shared.ops_status import LagReader, Probe
 from shared.db import Q as DB
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import Event
-from shared.kafka import ensure_topics, make_broker, make_producer
+from shared.kafka import ensure_service_topics, make_broker, make_producer
+from shared.kafka_security import client_options
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
@@ -45,7 +46,7 @@ class ServiceRuntime:
         self.consumers: list[EventConsumer] = []
         self.probes: list[Probe] = []
         self.purges: list[Purge] = shared_purges(settings)
-        self.lag_reader = LagReader(settings.kafka_bootstrap_servers)
+        self.lag_reader = LagReader(settings.kafka_bootstrap_servers, client_options(settings))
         declare_publishers(self.broker, settings.service_name, [], settings.topic_prefix)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
@@ -92,7 +93,7 @@ class ServiceRuntime:
         applied = await apply_migrations(self.pool, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
-        await ensure_topics(s.kafka_bootstrap_servers, s.topic_partitions, prefix=s.topic_prefix)
+        await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()
         self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,

@@ -11,7 +11,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.kafka_security import KAFKA_SECURITY_ENV, KafkaSecuritySettings
 
 # field name -> unprefixed environment variable that every service reads
 SHARED_ENV = {
@@ -19,6 +21,8 @@ SHARED_ENV = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_enable_idempotence": "KAFKA_ENABLE_IDEMPOTENCE",
     "topic_partitions": "KAFKA_TOPIC_PARTITIONS",
+    "topic_replication": "KAFKA_TOPIC_REPLICATION",
+    "topic_min_insync_replicas": "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
     "topic_prefix": "KAFKA_TOPIC_PREFIX",
     "kafka_session_timeout_ms": "KAFKA_SESSION_TIMEOUT_MS",
     "kafka_heartbeat_interval_ms": "KAFKA_HEARTBEAT_INTERVAL_MS",
@@ -26,6 +30,7 @@ SHARED_ENV = {
     "log_format": "LOG_FORMAT",
     "ops_token": "OPS_TOKEN",
     "ops_peers": "OPS_PEERS",
+    **KAFKA_SECURITY_ENV,
 }
 
 
@@ -40,8 +45,9 @@ class _SharedEnvSource(PydanticBaseSettingsSource):
         return {f: os.environ[e] for f, e in SHARED_ENV.items() if e in os.environ}
 
 
-class ServiceSettings(BaseSettings):
-    """Base settings: where PostgreSQL and Kafka are, the HTTP port, tuning knobs."""
+class ServiceSettings(KafkaSecuritySettings):
+    """Base settings: where PostgreSQL and Kafka are (and how to reach Kafka securely:
+    `shared.kafka_security`), the HTTP port, tuning knobs."""
 
     model_config = SettingsConfigDict(extra="ignore", env_prefix="")
 
@@ -62,6 +68,10 @@ class ServiceSettings(BaseSettings):
     )
     kafka_heartbeat_interval_ms: int = 3000
     topic_partitions: int = 6
+    topic_replication: int = Field(1, ge=1, description=(
+        "Replication factor of topics a service creates at start-up (3 on a replicated Kafka)."))
+    topic_min_insync_replicas: int = Field(1, ge=1, description=(
+        "min.insync.replicas of topics a service creates (2 with replication 3); 1: the broker's default."))
     topic_prefix: str = Field(
         "", description="Namespace for topic names, e.g. 'staging.' when environments share a cluster."
     )

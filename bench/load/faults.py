@@ -1,11 +1,18 @@
 """Faults injected while the load runs, from one thread, one after another: `kill -9` of
 random service processes (each restarted at once), the broker paused with SIGSTOP for 30 s,
 PostgreSQL restarted, and the Twilio-compatible server answering 20429, 500 and timeouts
-for a while."""
+for a while.
+
+With an external broker (KAFKA_BOOTSTRAP_SERVERS) the broker fault runs the shell commands
+BENCH_BROKER_STOP_COMMAND, then BENCH_BROKER_START_COMMAND (e.g. stopping one node of the
+compose profile `ha`); without them it is skipped, as is the PostgreSQL restart with an
+external PostgreSQL (DATABASE_URL): each skip is noted in the fault log."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +94,8 @@ class FaultInjector(threading.Thread):
         raise RuntimeError(f"could not restart {mp.name}")
 
     def pause_broker(self) -> None:
+        if self.stack.broker is None:
+            return self.stop_external_broker()
         self.log.note("broker paused (SIGSTOP)")
         self.stack.pause_broker()
         try:
@@ -95,7 +104,26 @@ class FaultInjector(threading.Thread):
             self.stack.resume_broker()
         self.log.note(f"broker resumed after {self.broker_pause:.0f} s")
 
+    def stop_external_broker(self) -> None:
+        """The broker fault on an external broker: its stop command, the pause, its start
+        command (skipped without them)."""
+        stop, start = (os.environ.get(f"BENCH_BROKER_{step}_COMMAND") for step in ("STOP", "START"))
+        if not (stop and start):
+            self.log.note("broker fault skipped: external broker and no BENCH_BROKER_STOP_COMMAND "
+                          "and BENCH_BROKER_START_COMMAND")
+            return
+        self.log.note(f"broker stopped ({stop})")
+        subprocess.run(stop, shell=True, check=True, timeout=120)
+        try:
+            time.sleep(self.broker_pause)
+        finally:
+            subprocess.run(start, shell=True, check=True, timeout=120)
+        self.log.note(f"broker started again after {self.broker_pause:.0f} s ({start})")
+
     def restart_postgres(self) -> None:
+        if self.stack.postgres is None:
+            self.log.note("PostgreSQL restart skipped: external PostgreSQL")
+            return
         self.log.note("PostgreSQL restarting", crash=True)
         self.stack.restart_postgres()
         self.log.note("PostgreSQL restarted")

@@ -16,6 +16,7 @@ from services.console import auth_pages, day, inbox, network, patients, web, wee
 from services.console.live import Hub
 from services.console.services import Services
 from services.console.settings import ConsoleSettings
+from shared.kafka_security import client_options
 from shared.runtime import ServiceRuntime, service_app
 
 HERE = Path(__file__).parent
@@ -37,7 +38,8 @@ def bootstrap(settings: ConsoleSettings | None = None,
     hub = Hub()
 
     async def live_updates(_: ServiceRuntime) -> None:
-        await hub.run(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        await hub.run(settings.kafka_bootstrap_servers, settings.topic_prefix,
+                      client_options(settings))
 
     runtime.add_worker("service-clients", close_clients)
     runtime.add_worker("live-updates", live_updates)

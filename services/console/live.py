@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer
@@ -73,13 +74,16 @@ class Hub:
             except Exception:  # a filter's bug must not stop the others
                 log.exception("live stream filter failed")
 
-    async def run(self, bootstrap_servers: str, topic_prefix: str) -> None:
-        """Read the topics from their end until cancelled (reconnecting on failure)."""
+    async def run(self, bootstrap_servers: str, topic_prefix: str,
+                  options: dict[str, Any] | None = None) -> None:
+        """Read the topics from their end until cancelled (reconnecting on failure);
+        `options`: the clients' security options (`shared.kafka_security.client_options`)."""
         topics = [topic_prefix + BOOKING_EVENTS, topic_prefix + NOTIFIER_EVENTS]
         while True:
             consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers,
                                         group_id=None, auto_offset_reset="latest",
-                                        enable_auto_commit=False, fetch_max_wait_ms=50)
+                                        enable_auto_commit=False, fetch_max_wait_ms=50,
+                                        **(options or {}))
             try:
                 await consumer.start()
                 for _ in range(100):  # partitions are assigned once metadata is in
