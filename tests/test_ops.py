@@ -216,20 +216,72 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
+PROMETHEUS_OWN = frozenset({"up"})
+"""Series Prometheus makes itself for each scrape target."""
+GRAFANA_INTERVALS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+"""Grafana's built-in interval variables, as a query's time range could set them."""
+
+
+async def exported_metrics(spine) -> set[str]:
+    """Every series name the three services' `/metrics` can carry: each family's name, and a
+    histogram's `_bucket`, `_sum` and `_count` (a family with no samples yet still counts)."""
+    names = set(PROMETHEUS_OWN)
+    for svc in spine.services.values():
+        text = (await svc.http.get("/metrics")).text
+        for name, kind in re.findall(r"^# TYPE (\w+) (\w+)$", text, re.M):
+            names.add(name)
+            if kind in ("histogram", "summary"):
+                names |= {f"{name}_sum", f"{name}_count"} | ({f"{name}_bucket"} if kind == "histogram" else set())
+    return names
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (it must parse: raises otherwise)."""
     import promql_parser
+
+    names: set[str] = set()
+    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name)
+                       if isinstance(node, promql_parser.VectorSelector) else None)
+    return names
+
+
+async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
     import yaml
 
     root = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
-    exported = set()
-    for svc in spine.services.values():
-        text = (await svc.http.get("/metrics")).text
-        exported |= {m.group(1) for m in re.finditer(r"^# TYPE (\w+) ", text, re.M)}
+    exported = await exported_metrics(spine)
     rules = yaml.safe_load((root / "alerts.yml").read_text())["groups"][0]["rules"]
     assert {"ConsumerLagHigh", "DeadLettersPending", "OutboxStale", "TextsLate"} <= {r["alert"] for r in rules}
     for rule in rules:
-        promql_parser.parse(rule["expr"])  # raises on invalid PromQL
-        for name in re.findall(r"\bkcb_\w+", rule["expr"]):
-            assert name in exported, f"{rule['alert']} uses {name}, which no service exports"
+        unknown = promql_metrics(rule["expr"]) - exported
+        assert not unknown, f"{rule['alert']} uses {unknown}, which no service exports"
     config = yaml.safe_load((root / "prometheus.yml").read_text())
     assert {j["job_name"] for j in config["scrape_configs"]} == {"booking", "plans", "notifier"}
+
+
+async def test_every_grafana_panel_parses_and_uses_only_metrics_the_services_export(spine):
+    import json
+
+    exported = await exported_metrics(spine)
+    dashboards = sorted((Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert [d.name for d in dashboards] == ["clinic-backbone.json"]
+    panels = [p for d in dashboards for p in json.loads(d.read_text())["panels"] if p["type"] != "row"]
+    titles = {p["title"] for p in panels}
+    assert {"Bookings per minute", "HTTP latency by route (p99, p50)", "Consumer lag per group",
+            "Outbox age", "Texts of the last 24 h by outcome and Twilio code", "Dispatcher lateness",
+            "Dead letters pending", "Plan timers overdue", "Sending paused"} <= titles
+    used: set[str] = set()
+    for panel in panels:
+        assert panel["targets"], f"{panel['title']} has no query"
+        names: set[str] = set()
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for variable, value in GRAFANA_INTERVALS.items():
+                expr = expr.replace(variable, value)
+            assert "$" not in expr, f"{panel['title']}: a dashboard variable no dashboard defines"
+            names |= promql_metrics(expr)
+        assert names - PROMETHEUS_OWN, f"{panel['title']} reads no metric of the services"
+        assert not names - exported, f"{panel['title']} uses {names - exported}, which no service exports"
+        used |= names
+    assert {"kcb_sending_paused", "kcb_texts_oldest_due_seconds", "kcb_http_request_seconds_bucket",
+            "kcb_plan_timers_overdue"} <= used

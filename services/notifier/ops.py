@@ -38,6 +38,8 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
                      "(due and not sent), stuck (claimed long ago).", "state")
     for state in ("pending", "due", "late", "stuck"):
         g.add(queue[state], state)
+    report.gauge("kcb_texts_oldest_due_seconds", "How long the oldest due text has waited "
+                 "for the dispatcher (0 when none is due).").add(queue["oldest_due_seconds"])
     g = report.gauge("kcb_texts_last_24h", "Texts of the last 24 h by outcome and Twilio error code.",
                      "outcome", "error_code")
     for row in outcomes:

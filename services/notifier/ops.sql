@@ -2,13 +2,16 @@
 
 -- name: text_queue
 -- pending: waiting for their time; due: their time has come; late: due longer than $1 seconds
--- ago and still not sent; stuck: claimed for sending longer than $1 seconds ago.
+-- ago and still not sent; stuck: claimed for sending longer than $1 seconds ago;
+-- oldest_due_seconds: how long the oldest due text has waited (the dispatcher's lateness).
 SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
        count(*) FILTER (WHERE status = 'pending' AND due_at <= now()) AS due,
        count(*) FILTER (WHERE status IN ('pending', 'sending')
                         AND due_at < now() - make_interval(secs => $1)) AS late,
        count(*) FILTER (WHERE status = 'sending'
-                        AND claimed_at < now() - make_interval(secs => $1)) AS stuck
+                        AND claimed_at < now() - make_interval(secs => $1)) AS stuck,
+       coalesce(extract(epoch FROM now() - min(due_at) FILTER (
+           WHERE status = 'pending' AND due_at <= now())), 0)::float8 AS oldest_due_seconds
 FROM texts WHERE status IN ('pending', 'sending');
 
 -- name: text_outcomes
