@@ -285,3 +285,50 @@ async def test_every_grafana_panel_parses_and_uses_only_metrics_the_services_exp
         used |= names
     assert {"kcb_sending_paused", "kcb_texts_oldest_due_seconds", "kcb_http_request_seconds_bucket",
             "kcb_plan_timers_overdue"} <= used
+
+
+async def test_ops_samples_keep_the_latest_of_each_period_and_forget_old_ones(db, namespace):
+    from shared import ops_history
+
+    schema = f"{namespace}_samples"
+    await db.execute(f"CREATE SCHEMA {schema}; SET search_path = {schema}")
+    await db.execute((Path(ops_history.__file__).parent / "migrations" / "020_ops_samples.sql").read_text())
+    await db.execute("INSERT INTO ops_samples VALUES (now() - interval '4 hours', 9, 9, 9.0, 9)")
+    # two samples in the same hour-long period: the second replaces the first; the old one goes
+    await db.execute(ops_history.Q.record_sample, 3600.0, 3, 2, 1.5, 5, 7200.0)
+    await db.execute(ops_history.Q.record_sample, 3600.0, None, 0, 0.0, 7, 7200.0)
+    rows = [dict(r) for r in await db.fetch(ops_history.Q.samples_since, 300)]
+    hour = await db.fetchval("SELECT date_trunc('hour', now())")
+    assert rows == [{"at": hour, "lag": None, "outbox_backlog": 0, "outbox_oldest_age_seconds": 0.0,
+                     "dead_letters": 7}]
+
+
+async def test_the_history_ends_with_the_figures_the_status_gives_now(service):
+    await service.publish(registered().to_bytes())  # the handler is broken: a dead letter
+    await eventually(lambda: _equals(pending_letters(service), 1))
+    answer = await service.http.get("/ops/history", headers=OPS)
+    assert answer.status_code == 200, answer.text
+    history, status = answer.json(), await service.status()
+    assert (history["service"], history["step_seconds"], history["series"]) == ("opstest", 30.0, {})
+    assert len(history["samples"]) >= 2  # the sample taken when the service started, and now
+    now = history["samples"][-1]
+    assert (now["dead_letters"], now["lag"], now["outbox_backlog"]) == (1, 0, 0)
+    assert (now["dead_letters"], now["lag"], now["outbox_backlog"]) == (
+        status["dead_letters"]["pending"], status["lag"]["total"], status["outbox"]["backlog"])
+    assert (await service.http.get("/ops/history")).status_code == 401
+    assert (await service.http.get("/ops/history?minutes=121", headers=OPS)).status_code == 422
+
+
+async def test_the_dashboard_loads_its_charting_library_from_the_service_as_vendored(service):
+    import hashlib
+
+    listed = (Path(__file__).resolve().parent.parent / "shared" / "vendor" / "VENDORED.md").read_text()
+    page = (await service.http.get("/ops/dashboard")).text
+    for name in ("uPlot-1.6.32.iife.min.js", "uPlot-1.6.32.min.css"):
+        assert f'/ops/vendor/{name}"' in page
+        served = await service.http.get(f"/ops/vendor/{name}")
+        assert served.status_code == 200
+        digest = hashlib.sha256(served.content).hexdigest()
+        assert f"| `{name}` |" in listed and f"| {digest} |" in listed, name
+    assert (await service.http.get("/ops/vendor/VENDORED.md")).status_code == 404
+    assert not re.search(r'(src|href)="(https?:)?//', page), "no file from elsewhere (no CDN)"

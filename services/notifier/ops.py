@@ -32,8 +32,12 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
     queue = dict(await conn.fetchrow(Q.text_queue, late_after))
     outcomes = [dict(r) for r in await conn.fetch(Q.text_outcomes, OUTCOME_HOURS)]
     failing = await conn.fetchval(Q.failing_number_count)
+    minutes = [dict(r) for r in await conn.fetch(Q.texts_per_minute, max(1, report.history_minutes))]
     report.sections["texts"] = {**queue, "late_after_seconds": late_after,
-                                "outcomes_last_24h": outcomes, "failing_numbers": failing}
+                                "outcomes_last_24h": outcomes, "failing_numbers": failing,
+                                "this_minute": minutes[-1]}
+    if report.history_minutes:
+        report.series["texts_per_minute"] = minutes
     g = report.gauge("kcb_texts", "Texts in the queue: pending, due (time has come), late "
                      "(due and not sent), stuck (claimed long ago).", "state")
     for state in ("pending", "due", "late", "stuck"):
