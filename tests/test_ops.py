@@ -5,6 +5,7 @@ action recorded; the ops token guarding it all."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -332,3 +333,31 @@ async def test_the_dashboard_loads_its_charting_library_from_the_service_as_vend
         assert f"| `{name}` |" in listed and f"| {digest} |" in listed, name
     assert (await service.http.get("/ops/vendor/VENDORED.md")).status_code == 404
     assert not re.search(r'(src|href)="(https?:)?//', page), "no file from elsewhere (no CDN)"
+
+
+async def test_texts_per_minute_count_sent_failed_and_held_texts_in_the_minute_it_happened(spine):
+    from services.notifier.ops import Q as NOTIFIER_OPS
+
+    texts = """INSERT INTO texts (clinic_id, patient_id, kind, due_at, valid_until, status,
+                                  status_reason, claimed_at, sent_at)
+               SELECT gen_random_uuid(), gen_random_uuid(), 'confirmation', now(),
+                      now() + interval '1 day', s, r, c, t
+               FROM (VALUES ($1::text, $2::text, $3::timestamptz, $4::timestamptz)) AS v(s, r, c, t)"""
+    async with spine.notifier.runtime.db.acquire() as conn:
+        async with conn.transaction():  # one now() throughout: the minutes cannot turn
+            this = await conn.fetchval("SELECT date_trunc('minute', now())")
+            before = this - timedelta(minutes=2) + timedelta(seconds=5)
+            for status, reason, claimed, sent in [
+                    ("sent", None, this, this), ("sent", None, before, before),
+                    ("failed", "21211", this, None),
+                    ("skipped", "cap reached (3 today, 3 in 7 days)", this, None),
+                    ("pending", "held until quiet hours end", before, None),
+                    ("pending", None, None, None),  # not due yet: not held
+                    ("cancelled", "appointment cancelled", this, None),
+                    ("sent", None, this - timedelta(hours=2), this - timedelta(hours=2))]:
+                await conn.execute(texts, status, reason, claimed, sent)
+            rows = [dict(r) for r in await conn.fetch(NOTIFIER_OPS.texts_per_minute, 3)]
+    assert rows == [
+        {"minute": this - timedelta(minutes=2), "sent": 1, "failed": 0, "held": 1},
+        {"minute": this - timedelta(minutes=1), "sent": 0, "failed": 0, "held": 0},
+        {"minute": this, "sent": 1, "failed": 1, "held": 1}]
