@@ -97,12 +97,12 @@ def load_staff(booking: str, api_key: str, out: Path) -> dict:
     return people
 
 
-def book_demo_session(booking: str, network: dict) -> dict:
-    """Book an IV session for the first demo patient in Vancouver, 3 days ahead, in the
-    first free slot from 10:00 local time."""
+def book_demo_session(booking: str, network: dict, days_ahead: int = 3) -> dict:
+    """Book an IV session for the first demo patient in Vancouver, `days_ahead` days ahead,
+    in the first free slot from 10:00 local time."""
     site = network["sites"]["Vancouver"]
     patient = network["patients"]["Alex"]
-    day = datetime.now(ZoneInfo(site["timezone"])).date() + timedelta(days=3)
+    day = datetime.now(ZoneInfo(site["timezone"])).date() + timedelta(days=days_ahead)
     auth = {"X-API-Key": network["api_key"]}
     with httpx.Client(base_url=booking, timeout=10, headers=auth) as http:
         slots = http.get(f"/sites/{site['id']}/availability", params={

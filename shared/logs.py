@@ -1,6 +1,8 @@
 """Logging set-up shared by the services: one JSON object per line (or plain text for people),
-carrying the service, the correlation id and the event id of the work in hand. No patient
-data at INFO: messages name ids, counts and error codes, never names, numbers or bodies."""
+carrying the service, the correlation id and the event id of the work in hand, and the trace
+and span ids of the OpenTelemetry span current when a record is logged (none while tracing is
+off). No patient data at INFO: messages name ids, counts and error codes, never names,
+numbers or bodies."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})
@@ -40,6 +43,10 @@ class _ContextFilter(logging.Filter):
         record.service = self.service
         for key, value in _context.get().items():
             setattr(record, key, value)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # links the line to its trace (Jaeger), as W3C traceparent spells them
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         return True
 
 

@@ -15,14 +15,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from pydantic import Field
 
-from shared import dead_letters, metrics, ops_status
+from shared import dead_letters, metrics, ops_history, ops_status
 from shared.asyncapi import document as asyncapi_document
 from shared.dead_letters import Q
-from shared.ops_overview import gather_overview, parse_peers
+from shared.ops_overview import gather_histories, gather_overview, parse_peers
 from shared.validation import MAX_BIGINT, RequestModel
 
 _ops_token = APIKeyHeader(name="X-Ops-Token", auto_error=False, description="Ops token (OPS_TOKEN)")
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+VENDOR = Path(__file__).with_name("vendor")
+VENDORED = {"uPlot-1.6.32.iife.min.js": "text/javascript", "uPlot-1.6.32.min.css": "text/css"}
+"""The dashboard's vendored files (vendor/VENDORED.md), the only ones `/ops/vendor/` serves."""
 
 
 async def require_ops(request: Request, token: str | None = Security(_ops_token)) -> None:
@@ -75,6 +78,13 @@ def ops_router() -> APIRouter:
     async def dashboard() -> HTMLResponse:
         return HTMLResponse(DASHBOARD.read_text())
 
+    @router.get("/ops/vendor/{name}", include_in_schema=False)
+    async def vendored(name: str) -> Response:
+        if name not in VENDORED:
+            raise HTTPException(404, "no such file")
+        return Response((VENDOR / name).read_bytes(), media_type=VENDORED[name],
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
     @guarded.get("/status")
     async def status(request: Request) -> dict:
         """This service's readiness, outbox, dead letters, lag and own figures, with problems."""
@@ -85,6 +95,19 @@ def ops_router() -> APIRouter:
         """Every service's status (from `OPS_PEERS`), as the dashboard shows it."""
         s = runtime(request).settings
         return await gather_overview(parse_peers(s.ops_peers), s.ops_token)
+
+    @guarded.get("/history")
+    async def history(request: Request,
+                      minutes: int = Query(ops_history.CHART_MINUTES, ge=1, le=120)) -> dict:
+        """This service's figures over the last `minutes` (lag, outbox, dead letters; the
+        notifier's texts per minute), ending with a point for now, as the dashboard charts them."""
+        return await ops_history.history(runtime(request), minutes)
+
+    @guarded.get("/overview/history")
+    async def overview_history(request: Request) -> dict:
+        """Every service's `/ops/history` (from `OPS_PEERS`), as the dashboard charts them."""
+        s = runtime(request).settings
+        return await gather_histories(parse_peers(s.ops_peers), s.ops_token)
 
     @guarded.get("/outbox")
     async def outbox(request: Request) -> dict:

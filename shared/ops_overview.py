@@ -22,15 +22,17 @@ def parse_peers(spec: str) -> dict[str, str]:
     return peers
 
 
-async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: str) -> dict[str, Any]:
-    """One service's status, or a report of why it could not be had."""
+async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: str,
+                       path: str = "/ops/status") -> dict[str, Any]:
+    """One service's status (or its other ops document at `path`), or a report of why it
+    could not be had."""
     try:
-        response = await client.get(f"{url}/ops/status", headers={"X-Ops-Token": token})
+        response = await client.get(f"{url}{path}", headers={"X-Ops-Token": token})
     except httpx.HTTPError as exc:
         return {"service": name, "healthy": False, "problems": [f"unreachable: {type(exc).__name__}"]}
     if response.status_code != 200:
         return {"service": name, "healthy": False,
-                "problems": [f"/ops/status answered {response.status_code}"]}
+                "problems": [f"{path} answered {response.status_code}"]}
     return response.json()
 
 
@@ -41,3 +43,11 @@ async def gather_overview(peers: dict[str, str], token: str) -> dict[str, Any]:
     services = dict(zip(peers, reports))
     problems = [f"{name}: {p}" for name, r in services.items() for p in r.get("problems", [])]
     return {"healthy": not problems, "problems": problems, "services": services}
+
+
+async def gather_histories(peers: dict[str, str], token: str) -> dict[str, Any]:
+    """Every peer's figures over the last hour (`/ops/history`), fetched concurrently."""
+    async with httpx.AsyncClient(timeout=STATUS_TIMEOUT) as client:
+        answers = await asyncio.gather(*(fetch_status(client, n, u, token, "/ops/history")
+                                         for n, u in peers.items()))
+    return {"services": dict(zip(peers, answers))}

@@ -31,6 +31,9 @@ class StatusReport:
     sections: dict[str, Any] = field(default_factory=dict)
     gauges: list[Gauge] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    history_minutes: int = 0
+    """When set, probes add their figures' history of that many minutes to `series`."""
+    series: dict[str, Any] = field(default_factory=dict)
 
     def gauge(self, name: str, help: str, *labels: str) -> Gauge:
         g = Gauge(name, help, labels)
@@ -119,10 +122,11 @@ async def _quietly_stop(consumer: AIOKafkaConsumer) -> None:
         await asyncio.wait_for(consumer.stop(), 3)
 
 
-async def collect(runtime: Observed) -> StatusReport:
-    """The service's status report (never raises: what cannot be read is a problem)."""
+async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
+    """The service's status report (never raises: what cannot be read is a problem); with
+    `history_minutes`, the probes' series of that many minutes too (`shared.ops_history`)."""
     s = runtime.settings
-    report = StatusReport(s.service_name)
+    report = StatusReport(s.service_name, history_minutes=history_minutes)
     checks, lag = await asyncio.gather(runtime.readiness(), _lag(runtime, report))
     report.sections["ready"] = checks
     for name, state in checks.items():

@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from shared import dead_letters
 from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
+from shared.ops_history import record_samples
 from shared.ops_status import LagReader, Probe
 from shared.db import Q as DB
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
@@ -100,6 +101,7 @@ class ServiceRuntime:
                                  batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds)
         self._spawn("outbox-relay", self.relay.run())
         self._spawn("dlq-replay", self._replay_jobs())
+        self._spawn("ops-history", record_samples(self))
         self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
                                                interval=s.retention_interval_seconds))
         await self.broker.start()

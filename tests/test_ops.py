@@ -5,6 +5,7 @@ action recorded; the ops token guarding it all."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -216,20 +217,147 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
+PROMETHEUS_OWN = frozenset({"up"})
+"""Series Prometheus makes itself for each scrape target."""
+GRAFANA_INTERVALS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+"""Grafana's built-in interval variables, as a query's time range could set them."""
+
+
+async def exported_metrics(spine) -> set[str]:
+    """Every series name the three services' `/metrics` can carry: each family's name, and a
+    histogram's `_bucket`, `_sum` and `_count` (a family with no samples yet still counts)."""
+    names = set(PROMETHEUS_OWN)
+    for svc in spine.services.values():
+        text = (await svc.http.get("/metrics")).text
+        for name, kind in re.findall(r"^# TYPE (\w+) (\w+)$", text, re.M):
+            names.add(name)
+            if kind in ("histogram", "summary"):
+                names |= {f"{name}_sum", f"{name}_count"} | ({f"{name}_bucket"} if kind == "histogram" else set())
+    return names
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (it must parse: raises otherwise)."""
     import promql_parser
+
+    names: set[str] = set()
+    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name)
+                       if isinstance(node, promql_parser.VectorSelector) else None)
+    return names
+
+
+async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
     import yaml
 
     root = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
-    exported = set()
-    for svc in spine.services.values():
-        text = (await svc.http.get("/metrics")).text
-        exported |= {m.group(1) for m in re.finditer(r"^# TYPE (\w+) ", text, re.M)}
+    exported = await exported_metrics(spine)
     rules = yaml.safe_load((root / "alerts.yml").read_text())["groups"][0]["rules"]
     assert {"ConsumerLagHigh", "DeadLettersPending", "OutboxStale", "TextsLate"} <= {r["alert"] for r in rules}
     for rule in rules:
-        promql_parser.parse(rule["expr"])  # raises on invalid PromQL
-        for name in re.findall(r"\bkcb_\w+", rule["expr"]):
-            assert name in exported, f"{rule['alert']} uses {name}, which no service exports"
+        unknown = promql_metrics(rule["expr"]) - exported
+        assert not unknown, f"{rule['alert']} uses {unknown}, which no service exports"
     config = yaml.safe_load((root / "prometheus.yml").read_text())
     assert {j["job_name"] for j in config["scrape_configs"]} == {"booking", "plans", "notifier"}
+
+
+async def test_every_grafana_panel_parses_and_uses_only_metrics_the_services_export(spine):
+    import json
+
+    exported = await exported_metrics(spine)
+    dashboards = sorted((Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert [d.name for d in dashboards] == ["clinic-backbone.json"]
+    panels = [p for d in dashboards for p in json.loads(d.read_text())["panels"] if p["type"] != "row"]
+    titles = {p["title"] for p in panels}
+    assert {"Bookings per minute", "HTTP latency by route (p99, p50)", "Consumer lag per group",
+            "Outbox age", "Texts of the last 24 h by outcome and Twilio code", "Dispatcher lateness",
+            "Dead letters pending", "Plan timers overdue", "Sending paused"} <= titles
+    used: set[str] = set()
+    for panel in panels:
+        assert panel["targets"], f"{panel['title']} has no query"
+        names: set[str] = set()
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for variable, value in GRAFANA_INTERVALS.items():
+                expr = expr.replace(variable, value)
+            assert "$" not in expr, f"{panel['title']}: a dashboard variable no dashboard defines"
+            names |= promql_metrics(expr)
+        assert names - PROMETHEUS_OWN, f"{panel['title']} reads no metric of the services"
+        assert not names - exported, f"{panel['title']} uses {names - exported}, which no service exports"
+        used |= names
+    assert {"kcb_sending_paused", "kcb_texts_oldest_due_seconds", "kcb_http_request_seconds_bucket",
+            "kcb_plan_timers_overdue"} <= used
+
+
+async def test_ops_samples_keep_the_latest_of_each_period_and_forget_old_ones(db, namespace):
+    from shared import ops_history
+
+    schema = f"{namespace}_samples"
+    await db.execute(f"CREATE SCHEMA {schema}; SET search_path = {schema}")
+    await db.execute((Path(ops_history.__file__).parent / "migrations" / "020_ops_samples.sql").read_text())
+    await db.execute("INSERT INTO ops_samples VALUES (now() - interval '4 hours', 9, 9, 9.0, 9)")
+    # two samples in the same hour-long period: the second replaces the first; the old one goes
+    await db.execute(ops_history.Q.record_sample, 3600.0, 3, 2, 1.5, 5, 7200.0)
+    await db.execute(ops_history.Q.record_sample, 3600.0, None, 0, 0.0, 7, 7200.0)
+    rows = [dict(r) for r in await db.fetch(ops_history.Q.samples_since, 300)]
+    hour = await db.fetchval("SELECT date_trunc('hour', now())")
+    assert rows == [{"at": hour, "lag": None, "outbox_backlog": 0, "outbox_oldest_age_seconds": 0.0,
+                     "dead_letters": 7}]
+
+
+async def test_the_history_ends_with_the_figures_the_status_gives_now(service):
+    await service.publish(registered().to_bytes())  # the handler is broken: a dead letter
+    await eventually(lambda: _equals(pending_letters(service), 1))
+    answer = await service.http.get("/ops/history", headers=OPS)
+    assert answer.status_code == 200, answer.text
+    history, status = answer.json(), await service.status()
+    assert (history["service"], history["step_seconds"], history["series"]) == ("opstest", 30.0, {})
+    assert len(history["samples"]) >= 2  # the sample taken when the service started, and now
+    now = history["samples"][-1]
+    assert (now["dead_letters"], now["lag"], now["outbox_backlog"]) == (1, 0, 0)
+    assert (now["dead_letters"], now["lag"], now["outbox_backlog"]) == (
+        status["dead_letters"]["pending"], status["lag"]["total"], status["outbox"]["backlog"])
+    assert (await service.http.get("/ops/history")).status_code == 401
+    assert (await service.http.get("/ops/history?minutes=121", headers=OPS)).status_code == 422
+
+
+async def test_the_dashboard_loads_its_charting_library_from_the_service_as_vendored(service):
+    import hashlib
+
+    listed = (Path(__file__).resolve().parent.parent / "shared" / "vendor" / "VENDORED.md").read_text()
+    page = (await service.http.get("/ops/dashboard")).text
+    for name in ("uPlot-1.6.32.iife.min.js", "uPlot-1.6.32.min.css"):
+        assert f'/ops/vendor/{name}"' in page
+        served = await service.http.get(f"/ops/vendor/{name}")
+        assert served.status_code == 200
+        digest = hashlib.sha256(served.content).hexdigest()
+        assert f"| `{name}` |" in listed and f"| {digest} |" in listed, name
+    assert (await service.http.get("/ops/vendor/VENDORED.md")).status_code == 404
+    assert not re.search(r'(src|href)="(https?:)?//', page), "no file from elsewhere (no CDN)"
+
+
+async def test_texts_per_minute_count_sent_failed_and_held_texts_in_the_minute_it_happened(spine):
+    from services.notifier.ops import Q as NOTIFIER_OPS
+
+    texts = """INSERT INTO texts (clinic_id, patient_id, kind, due_at, valid_until, status,
+                                  status_reason, claimed_at, sent_at)
+               SELECT gen_random_uuid(), gen_random_uuid(), 'confirmation', now(),
+                      now() + interval '1 day', s, r, c, t
+               FROM (VALUES ($1::text, $2::text, $3::timestamptz, $4::timestamptz)) AS v(s, r, c, t)"""
+    async with spine.notifier.runtime.db.acquire() as conn:
+        async with conn.transaction():  # one now() throughout: the minutes cannot turn
+            this = await conn.fetchval("SELECT date_trunc('minute', now())")
+            before = this - timedelta(minutes=2) + timedelta(seconds=5)
+            for status, reason, claimed, sent in [
+                    ("sent", None, this, this), ("sent", None, before, before),
+                    ("failed", "21211", this, None),
+                    ("skipped", "cap reached (3 today, 3 in 7 days)", this, None),
+                    ("pending", "held until quiet hours end", before, None),
+                    ("pending", None, None, None),  # not due yet: not held
+                    ("cancelled", "appointment cancelled", this, None),
+                    ("sent", None, this - timedelta(hours=2), this - timedelta(hours=2))]:
+                await conn.execute(texts, status, reason, claimed, sent)
+            rows = [dict(r) for r in await conn.fetch(NOTIFIER_OPS.texts_per_minute, 3)]
+    assert rows == [
+        {"minute": this - timedelta(minutes=2), "sent": 1, "failed": 0, "held": 1},
+        {"minute": this - timedelta(minutes=1), "sent": 0, "failed": 0, "held": 0},
+        {"minute": this, "sent": 1, "failed": 1, "held": 1}]

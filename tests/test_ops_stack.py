@@ -1,6 +1,7 @@
 """Ops against the system as it runs for real (each service its own process, a broker of its
 own): the CLI's status and dead-letter commands, the dashboard in headless Chromium showing
-the same numbers as the CLI, and the CLI failing while the broker is paused."""
+the same numbers as the CLI (its table, and its charts of the last hour ending on them), and
+the CLI failing while the broker is paused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack.demo import book_demo_session
 from devstack.embedded import free_port
 from devstack.stack import Stack
 from shared.topics import BOOKING_EVENTS
@@ -29,6 +32,24 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / ".test-artifacts"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 FIELDS = ("healthy", "lag", "outbox", "dead_letters", "texts_late", "failing_numbers", "timers_overdue")
+CHARTS = ("texts", "lag", "outbox_age", "dead_letters")
+TEXT_SERIES = ("sent", "failed", "held")
+# Each chart's drawn series (uPlot's, as window.opsCharts holds them): its canvas, the time
+# of its last point, each series' last value and the sum of its values.
+READ_CHARTS = """
+const out = {};
+for (const [name, u] of Object.entries(window.opsCharts || {})) {
+  const canvas = u.root.querySelector("canvas");
+  const series = {};
+  u.series.slice(1).forEach((s, i) => {
+    const ys = u.data[i + 1].filter(y => y !== null && y !== undefined);
+    series[s.label] = {last: ys[ys.length - 1], sum: ys.reduce((a, b) => a + b, 0)};
+  });
+  out[name] = {canvas: canvas ? [canvas.width, canvas.height] : null, series,
+               last_x: u.data[0][u.data[0].length - 1]};
+}
+return out;
+"""
 
 
 def kcb_ops(stack: Stack, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -64,12 +85,27 @@ def expected_cells(service: dict) -> dict[str, str]:
             "timers_overdue": num(service.get("timers", {}).get("overdue"))}
 
 
-def dashboard_cells(url: str, services: list[str], expected: dict[str, dict[str, str]]) -> dict:
+def expected_chart_points(overview: dict) -> dict[str, dict[str, float]]:
+    """The last points the dashboard's charts of lag, outbox age and dead letters must end
+    on (one series per service), from the CLI's JSON."""
+    services = overview["services"]
+    return {"lag": {n: s["lag"]["total"] for n, s in services.items()},
+            "outbox_age": {n: s["outbox"]["oldest_age_seconds"] for n, s in services.items()},
+            "dead_letters": {n: s["dead_letters"]["pending"] for n, s in services.items()}}
+
+
+def chart_points(charts: dict) -> dict[str, dict[str, float]]:
+    return {name: {label: s["last"] for label, s in charts[name]["series"].items()}
+            for name in ("lag", "outbox_age", "dead_letters") if name in charts}
+
+
+def dashboard_cells(url: str, services: list[str], expected: dict[str, dict[str, str]],
+                    expected_charts: dict[str, dict[str, float]], stack: Stack) -> dict:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,700"):
+                 "--disable-dev-shm-usage", "--window-size=1400,1100"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=ChromeService(executable_path=CHROMEDRIVER))
     try:
@@ -82,18 +118,37 @@ def dashboard_cells(url: str, services: list[str], expected: dict[str, dict[str,
                 cells[name] = {c.get_attribute("data-field"): c.text for c in row}
             return cells
 
+        def charts():
+            return driver.execute_script(READ_CHARTS)
+
         # it refreshes on its own: wait for a rendering with the numbers the CLI saw
         try:
-            WebDriverWait(driver, 30, poll_frequency=0.5).until(
-                lambda _: all({f: read()[n].get(f) for f in FIELDS} == expected[n] for n in services))
+            WebDriverWait(driver, 45, poll_frequency=0.5).until(
+                lambda _: all({f: read()[n].get(f) for f in FIELDS} == expected[n] for n in services)
+                and chart_points(charts()) == expected_charts)
         except Exception:
             pass  # compared below, with a readable failure
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         summary = driver.find_element(By.ID, "summary").text
-        return {"cells": read(), "summary": summary}
+        # texts per minute end on the current minute: compared with what the CLI says of the
+        # same minute (read again after the next refresh of the charts if the minute turned)
+        for _ in range(3):
+            drawn = charts()
+            this_minute = status(stack)[1]["services"]["notifier"]["texts"]["this_minute"]
+            if drawn["texts"]["last_x"] == datetime.fromisoformat(this_minute["minute"]).timestamp():
+                break
+            time.sleep(16)
+        return {"cells": read(), "summary": summary, "charts": drawn, "this_minute": this_minute}
     finally:
         driver.quit()
+
+
+def texts_this_hour(stack: Stack) -> int:
+    """Texts sent, failed or held in the last hour, from the notifier's history."""
+    minutes = httpx.get(f"{stack.url('notifier')}/ops/history", headers={
+        "X-Ops-Token": stack.env["OPS_TOKEN"]}, timeout=10).json()["series"]["texts_per_minute"]
+    return sum(m[k] for m in minutes for k in TEXT_SERIES)
 
 
 async def publish_poison(bootstrap: str, prefix: str) -> None:
@@ -108,6 +163,7 @@ async def publish_poison(bootstrap: str, prefix: str) -> None:
 def run_ops_scenario(infra, namespace, tmp_path) -> None:
     env = {"DATABASE_URL": infra.database_url, "KAFKA_TOPIC_PREFIX": f"{namespace}.",
            "BOOKING_HTTP_WORKERS": "2",  # metrics add up across worker processes
+           "NOTIFIER_QUIET_HOURS_START": "24", "NOTIFIER_QUIET_HOURS_END": "0",
            **{f"{s.upper()}_DB_SCHEMA": f"{namespace}_{s}" for s in ("booking", "plans", "notifier")}}
     ports = {name: free_port() for name in ("booking", "plans", "notifier")}
     # a broker of its own, so that pausing it disturbs no other test
@@ -115,6 +171,10 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
         code, overview = wait_until(lambda: (lambda r: r if r[0] == 0 else None)(status(stack))) \
             or status(stack)
         assert code == 0, overview["problems"]
+        # a booking 5 days ahead: only its confirmation is due now (no quiet hours here)
+        network = stack.load_demo_network()
+        book_demo_session(stack.url("booking"), network, days_ahead=5)
+        assert wait_until(lambda: texts_this_hour(stack) == 1), texts_this_hour(stack)
         assert set(overview["services"]) == {"booking", "plans", "notifier"}
         metrics = httpx.get(f"{stack.url('booking')}/metrics").text
         served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
@@ -129,13 +189,24 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
         assert code == 1 and not overview["healthy"]
         assert "plans: dead letters: 1 pending" in overview["problems"]
 
-        # the dashboard shows what the CLI shows
+        # the dashboard shows what the CLI shows: in its table, and where its charts end
         expected = {n: expected_cells(s) for n, s in overview["services"].items()}
+        expected_charts = expected_chart_points(overview)
+        assert expected_charts["dead_letters"] == {"booking": 0, "plans": 1, "notifier": 1}
         seen = dashboard_cells(f"{stack.url('notifier')}/ops/dashboard#token={stack.env['OPS_TOKEN']}",
-                               list(expected), expected)
+                               list(expected), expected, expected_charts, stack)
         for name in expected:
             assert {f: seen["cells"][name].get(f) for f in FIELDS} == expected[name], name
         assert seen["summary"] == f"{len(overview['problems'])} problem(s)"
+        charts = seen["charts"]
+        assert set(charts) == set(CHARTS)
+        for name in CHARTS:
+            width, height = charts[name]["canvas"]
+            assert width >= 300 and height >= 100, (name, charts[name]["canvas"])
+        assert chart_points(charts) == expected_charts
+        texts = charts["texts"]["series"]
+        assert {k: texts[k]["last"] for k in TEXT_SERIES} == {k: seen["this_minute"][k] for k in TEXT_SERIES}
+        assert sum(texts[k]["sum"] for k in TEXT_SERIES) == 1  # the booking's confirmation
 
         # replay all of the notifier's letters: a job followed to its end; plans sees nothing
         done = kcb_ops(stack, "dlq", "replay", "--all", "--service", "notifier", "--actor", "pytest")

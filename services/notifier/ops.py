@@ -30,12 +30,18 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
     queue = await one_dict(conn, OPS.text_queue, late_after) or {}
     outcomes = await dicts(conn, OPS.text_outcomes, OUTCOME_HOURS)
     failing = await conn.fetchval(OPS.failing_number_count)
+    minutes = await dicts(conn, OPS.texts_per_minute, max(1, report.history_minutes))
     report.sections["texts"] = {**queue, "late_after_seconds": late_after,
-                                "outcomes_last_24h": outcomes, "failing_numbers": failing}
+                                "outcomes_last_24h": outcomes, "failing_numbers": failing,
+                                "this_minute": minutes[-1]}
+    if report.history_minutes:
+        report.series["texts_per_minute"] = minutes
     g = report.gauge("kcb_texts", "Texts in the queue: pending, due (time has come), late "
                      "(due and not sent), stuck (claimed long ago).", "state")
     for state in ("pending", "due", "late", "stuck"):
         g.add(queue[state], state)
+    report.gauge("kcb_texts_oldest_due_seconds", "How long the oldest due text has waited "
+                 "for the dispatcher (0 when none is due).").add(queue["oldest_due_seconds"])
     g = report.gauge("kcb_texts_last_24h", "Texts of the last 24 h by outcome and Twilio error code.",
                      "outcome", "error_code")
     for row in outcomes:
