@@ -127,7 +127,9 @@ async def dispatch(db: str, schema: str, tree: Path, env: dict[str, str], texts:
 
 async def dispatch_worker(db: str, schema: str, texts: int) -> float:
     """In the tree the process runs from: `texts` due texts seeded on a fresh schema, then one
-    dispatcher sends them all; texts/s from its start until the last one is recorded."""
+    dispatcher sends them all; texts/s from its start until the last one is recorded. (It
+    runs the dispatcher as `bench.notifier_dispatch` does, by hand: it may only use what the
+    baseline's bench modules had.)"""
     from bench.notifier_common import ANY_HOUR, ZeroLatencySender, notifier_pool, seed_due
     from bench.notifier_dispatch import BATCH, UNSENT
     from services.notifier.dispatcher import Dispatcher
