@@ -1,9 +1,10 @@
 """Tracing with OpenTelemetry: one trace follows each cause across the services.
 
-Off unless `OTEL_SDK_DISABLED=false`: then nothing here is imported beyond the API, no
-library is instrumented, and every hook below is a test of one module flag (`enabled()`).
+Off unless `OTEL_SDK_DISABLED=false`: then no library is instrumented, and every hook below
+is a test of one module flag (`enabled()`).
 On, the standard `OTEL_*` variables configure it (service name, exporter, OTLP endpoint,
-sampler, propagators), and the libraries' own instrumentations make most spans: FastAPI
+sampler, propagators; a statement or HTTP call made by no traced work starts no trace:
+`CausedOnly`), and the libraries' own instrumentations make most spans: FastAPI
 (each request), asyncpg (each statement, without its parameters), aiokafka (the outbox
 relay's sends, which inject the W3C `traceparent` header), FastStream's middleware (each
 batch a consumer processes) and aiohttp (the Twilio SDK's requests).
@@ -33,6 +34,7 @@ from uuid import UUID
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -66,7 +68,8 @@ def configure_from_env(service_name: str) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_name})
-    provider = SdkProvider(resource=resource)  # sampler: OTEL_TRACES_SAMPLER(_ARG)
+    configured = SdkProvider().sampler  # OTEL_TRACES_SAMPLER(_ARG), as the SDK reads them
+    provider = SdkProvider(resource=resource, sampler=CausedOnly(configured))
     for name in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(","):
         name = name.strip().lower()
         if name == "otlp":
@@ -77,6 +80,26 @@ def configure_from_env(service_name: str) -> bool:
     trace.set_tracer_provider(provider)
     enable(provider)
     return True
+
+
+class CausedOnly(Sampler):
+    """The configured sampler, except that a database statement or HTTP call made by no
+    traced work (a worker's polling: the relay, the dispatcher's claims, the samplers of
+    figures) starts no trace of its own: a client span without a parent is dropped."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None,
+                      links=None, trace_state=None) -> SamplingResult:
+        if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context) \
+                .get_span_context().is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.sampler.should_sample(parent_context, trace_id, name, kind, attributes,
+                                          links, trace_state)
+
+    def get_description(self) -> str:
+        return f"CausedOnly{{{self.sampler.get_description()}}}"
 
 
 def enable(provider: TracerProvider) -> None:

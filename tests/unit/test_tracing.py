@@ -8,6 +8,8 @@ import aiokafka
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared import tracing
@@ -62,3 +64,13 @@ def test_a_stored_traceparent_names_its_span_and_a_broken_one_names_none():
     for broken in (None, "", "00-xyz-b7ad6b7169203331-01", "00-" + "0" * 32 + "-" + "0" * 16 + "-01"):
         assert tracing.link(broken) == []
         assert tracing.parent(broken) is None
+
+
+def test_a_statement_made_by_no_traced_work_starts_no_trace_but_one_in_a_request_is_kept():
+    tracer = TracerProvider(sampler=tracing.CausedOnly(ALWAYS_ON)).get_tracer("t")
+    with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT) as polling:
+        assert not polling.is_recording()  # the relay's or the dispatcher's polling
+    with tracer.start_as_current_span("POST /bookings", kind=SpanKind.SERVER) as request:
+        assert request.is_recording()
+        with tracer.start_as_current_span("INSERT", kind=SpanKind.CLIENT) as insert:
+            assert insert.is_recording()
