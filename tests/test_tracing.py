@@ -15,12 +15,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from aiokafka import AIOKafkaProducer
+
 from devstack.embedded import free_port
 from devstack.fake_twilio import FakeTwilio
 from services.notifier.bootstrap import bootstrap as notifier_app
 from shared import tracing
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.kafka import ensure_topics
+from shared.outbox import OutboxRelay, enqueue
+from shared.topics import BOOKING_EVENTS
 from tests.conftest import eventually, service_settings, start_service, stop_service
-from tests.helpers import add_patient, create_network
+from tests.helpers import add_patient, create_network, session_booked
+from tests.test_outbox import read_all
 
 
 @pytest.fixture
@@ -165,3 +172,36 @@ def _words(span: ReadableSpan) -> list[str]:
         for key, value in (attrs or {}).items():
             out += [key, *(map(str, value) if isinstance(value, tuple) else [str(value)])]
     return out
+
+
+async def test_a_row_written_in_a_trace_keeps_it_through_a_relay_that_does_not_trace(
+        infra, namespace):
+    pool = await create_pool(infra.database_url, f"{namespace}_t")
+    await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS))
+    prefix = f"{namespace}."
+    await ensure_topics(infra.bootstrap_servers, 1, [BOOKING_EVENTS], prefix=prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    provider = TracerProvider()
+    tracing.enable(provider)
+    try:
+        with tracing.tracer().start_as_current_span("request") as span:
+            ctx = span.get_span_context()
+            async with pool.acquire() as conn:
+                await enqueue(conn, [session_booked()])
+        tracing.disable()  # the relay of an instance that does not trace
+        async with pool.acquire() as conn:
+            await enqueue(conn, [session_booked()])  # written while off: no context
+        stored = await pool.fetch("SELECT trace_context FROM outbox ORDER BY id")
+        assert stored[0]["trace_context"].startswith(
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-")
+        assert stored[1]["trace_context"] is None
+        relay = OutboxRelay(pool, producer, schema=f"{namespace}_t", topic_prefix=prefix)
+        assert await relay.publish_batch() == 2
+        got = await read_all(infra.bootstrap_servers, prefix + BOOKING_EVENTS, 2)
+        assert [dict(m.headers).get("traceparent") for m in got] == [
+            stored[0]["trace_context"].encode(), None]
+    finally:
+        tracing.disable()
+        await producer.stop()
+        await pool.close()
