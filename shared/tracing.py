@@ -222,6 +222,8 @@ def event_spans(consumer: str, records_and_events: list[tuple[Any, Any]]) -> dic
     links = [Link(batch)] if batch.is_valid else []
     spans = {}
     for record, env in records_and_events:
+        if env.event_id in spans:  # a duplicate inside the batch is handled once
+            continue
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()
                    if k in ("traceparent", "tracestate")}
         spans[env.event_id] = tracer().start_span(
