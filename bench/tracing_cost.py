@@ -172,8 +172,8 @@ async def main(total: int, clients: int, texts: int, rounds: int) -> bool:
             rates: dict[str, list[float]] = {w: [] for w, _, _ in ways}
             latencies: dict[str, list[float]] = {w: [] for w, _, _ in ways}
             sent: dict[str, list[float]] = {w: [] for w, _, _ in ways}
-            for n in range(rounds):
-                for way, tree, env in ways:
+            for n in range(rounds):  # each round in another order: no way always goes first
+                for way, tree, env in ways[n % len(ways):] + ways[:n % len(ways)]:
                     rate, lat = await bookings(db, kafka, f"bench_trace_{way}_{n}", tree, env,
                                                clients, per_client)
                     rates[way].append(rate)
@@ -181,38 +181,63 @@ async def main(total: int, clients: int, texts: int, rounds: int) -> bool:
                     sent[way].append(await dispatch(
                         db, f"bench_trace_texts_{way}_{n}", tree,
                         {**env, "OTEL_SERVICE_NAME": "notifier"} if way == "on" else env, texts))
-    med = {w: statistics.median(v) for w, v in rates.items()}
-    texts_med = {w: statistics.median(v) for w, v in sent.items()}
     ok = _report(f"POST /bookings, {clients * per_client:,} bookings, {clients} concurrent "
-                 f"clients, median of {rounds} rounds", med, "bookings/s")
+                 f"clients, {rounds} rounds", rates, "bookings/s")
     for way, lat in latencies.items():
         print(f"   {way:<8} latency p50 {percentile(lat, 50) * 1000:.1f} ms, "
               f"p99 {percentile(lat, 99) * 1000:.1f} ms")
-    ok &= _report(f"dispatcher, {texts:,} due texts, one instance, zero-latency sender, median "
-                  f"of {rounds} rounds", texts_med, "texts/s")
+    ok &= _report(f"dispatcher, {texts:,} due texts, one instance, zero-latency sender, "
+                  f"{rounds} rounds", sent, "texts/s")
     print(f"   spans taken by the local OTLP sink: {taken['requests']:,} exports, "
           f"{taken['bytes'] / 1e6:,.1f} MB")
+    hooks()
     return ok
 
 
-NOISE = 0.90
-"""Tracing off must keep at least this share of the baseline's rate: the runs of one
-variant differ by about as much on a shared 2-core machine (no cost is measurable below)."""
-
-
-def _report(title: str, rates: dict[str, float], unit: str) -> bool:
-    print(f"\n== tracing cost: {title}")
-    first = "baseline" if "baseline" in rates else "off"
-    for way, rate in rates.items():
-        print(f"   {_LABELS[way]:<46} {rate:>10,.0f} {unit}   {rate / rates[first]:5.2f}x {first}"
-              + (f"   {rate / rates['off']:5.2f}x off" if way == "on" else ""))
+def _report(title: str, runs: dict[str, list[float]], unit: str) -> bool:
+    """Each way's median, its rounds' range, and the ratios; whether tracing off is within
+    the baseline's spread: its best round at least the baseline's worst (no cost measurable)."""
+    print(f"\n== tracing cost: {title} (median, rounds' range)")
+    med = {w: statistics.median(v) for w, v in runs.items()}
+    first = "baseline" if "baseline" in med else "off"
+    for way, rate in med.items():
+        spread = f"{min(runs[way]):,.0f}-{max(runs[way]):,.0f}"
+        print(f"   {_LABELS[way]:<42} {rate:>8,.0f} {unit} ({spread:>13})  "
+              f"{rate / med[first]:5.2f}x {first}"
+              + (f"  {rate / med['off']:5.2f}x off" if way == "on" else ""))
     if first != "baseline":
         print("   (no baseline: git or the commit before tracing is not here)")
         return True
-    met = rates["off"] >= NOISE * rates["baseline"]
-    print(f"   tracing off vs the code before tracing: {rates['off'] / rates['baseline']:.2f}x "
-          f"(target >= {NOISE:.2f}x, within the runs' spread: {'met' if met else 'NOT met'})")
+    met = max(runs["off"]) >= min(runs["baseline"])
+    print(f"   tracing off vs the code before tracing: {med['off'] / med['baseline']:.2f}x; "
+          f"target: within the baseline's spread ({'met' if met else 'NOT met'})")
     return met
+
+
+def hooks(n: int = 1_000_000) -> None:
+    """What the code's tracing hooks cost while off, each call, in this process: the figure
+    runs cannot resolve (a booking passes about ten of them, from the request to its texts'
+    receipts; a text two)."""
+    import timeit
+    from contextlib import nullcontext
+
+    from shared import tracing
+
+    if tracing.enabled():
+        return
+    costs = {"enabled()": timeit.timeit(tracing.enabled, number=n) / n,
+             "context_of(event id)": timeit.timeit(lambda: tracing.context_of(None), number=n) / n,
+             "with current(None)": timeit.timeit(_with(tracing.current(None)), number=n) / n,
+             "(a bare `with nullcontext()`)": timeit.timeit(_with(nullcontext()), number=n) / n}
+    print("   tracing's hooks while off, per call: " + ", ".join(
+        f"{name} {seconds * 1e9:.0f} ns" for name, seconds in costs.items()))
+
+
+def _with(manager):
+    def run() -> None:
+        with manager:
+            pass
+    return run
 
 
 _LABELS = {"baseline": "baseline: the code before tracing",
