@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
+import aiokafka
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
@@ -120,7 +121,6 @@ def enable(provider: TracerProvider) -> None:
         instrumentor.instrument(tracer_provider=provider)
     # consumers are FastStream's (its middleware and the per-event spans): aiokafka's own
     # receive spans, made for every record polled, would only repeat them
-    import aiokafka
     unwrap(aiokafka.AIOKafkaConsumer, "getone")
     unwrap(aiokafka.AIOKafkaConsumer, "getmany")
     _state["instrumentors"] = instrumentors
