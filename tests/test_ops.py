@@ -336,7 +336,7 @@ async def test_the_dashboard_loads_its_charting_library_from_the_service_as_vend
 
 
 async def test_texts_per_minute_count_sent_failed_and_held_texts_in_the_minute_it_happened(spine):
-    from services.notifier.ops import Q as NOTIFIER_OPS
+    from services.notifier.store import OPS as NOTIFIER_OPS
 
     texts = """INSERT INTO texts (clinic_id, patient_id, kind, due_at, valid_until, status,
                                   status_reason, claimed_at, sent_at)

@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -112,11 +113,14 @@ def dashboard_cells(url: str, services: list[str], expected: dict[str, dict[str,
         driver.get(url)
 
         def read():
-            cells = {}
-            for name in services:
-                row = driver.find_elements(By.CSS_SELECTOR, f'tr[data-service="{name}"] td[data-field]')
-                cells[name] = {c.get_attribute("data-field"): c.text for c in row}
-            return cells
+            for _ in range(20):  # the dashboard redraws its table on each refresh
+                try:
+                    return {name: {c.get_attribute("data-field"): c.text for c in driver.find_elements(
+                        By.CSS_SELECTOR, f'tr[data-service="{name}"] td[data-field]')}
+                        for name in services}
+                except StaleElementReferenceException:
+                    time.sleep(0.1)
+            raise AssertionError("the dashboard's table never held still")
 
         def charts():
             return driver.execute_script(READ_CHARTS)
