@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 from bench import (booking_throughput, console_day_sheet, consumer_throughput, notifier_apscheduler,
-                   notifier_dispatch, notifier_pacing, notifier_schedule, plans_throughput)
+                   notifier_dispatch, notifier_pacing, notifier_schedule, plans_throughput,
+                   tracing_cost)
 
 BENCHMARKS = [consumer_throughput, booking_throughput, plans_throughput, notifier_schedule,
-              notifier_dispatch, notifier_apscheduler, notifier_pacing, console_day_sheet]
+              notifier_dispatch, notifier_apscheduler, notifier_pacing, console_day_sheet,
+              tracing_cost]
 
 
 def main() -> int:

@@ -35,6 +35,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.asyncapi import batch_annotation
 from shared.db import Queries
 from shared.events import Envelope, Event, parse_envelope
@@ -179,6 +180,15 @@ class EventConsumer:
             return
         fresh = set(await conn.fetchval(Q.record_processed, self.name,
                                         [env.event_id for _, env in events]))
+        if tracing.enabled():  # a span per event handled, in its producer's trace
+            spans = tracing.event_spans(self.name, [(r, e) for r, e in events if e.event_id in fresh])
+            with tracing.handling(spans):
+                await self._handle(conn, events, fresh, result, spans)
+        else:
+            await self._handle(conn, events, fresh, result, {})
+
+    async def _handle(self, conn: asyncpg.Connection, events, fresh: set, result: BatchResult,
+                      spans: dict) -> None:
         grouped: dict[BatchHandler, list[Envelope]] = {}
         for _, env in events:
             if env.event_id in fresh:
@@ -187,7 +197,8 @@ class EventConsumer:
                 if batch is not None:
                     grouped.setdefault(batch, []).append(env)
                 else:
-                    with log_context(event_id=env.event_id, correlation_id=env.correlation_id):
+                    with log_context(event_id=env.event_id, correlation_id=env.correlation_id), \
+                            tracing.current(spans.get(env.event_id)):
                         await self.handlers[type(env.payload)](conn, env)
                 result.count("handled", env.event_type)
             else:

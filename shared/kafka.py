@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
+from shared import tracing
 from shared.kafka_security import client_options, faststream_security, token_provider
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS
@@ -84,4 +85,5 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         sasl_oauth_token_provider=token_provider(settings),
         logger=logging.getLogger(f"{settings.service_name}.kafka"),
         log_level=logging.DEBUG,  # per-batch "Received"/"Processed" lines only at DEBUG
+        middlewares=tracing.broker_middlewares(),  # a span per batch, while tracing is on
     )

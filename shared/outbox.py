@@ -57,6 +57,7 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from shared import tracing
 from shared.db import Queries
 from shared.events import Envelope, Event
 from shared.metrics import EVENTS_PUBLISHED
@@ -64,9 +65,10 @@ from shared.metrics import EVENTS_PUBLISHED
 log = logging.getLogger(__name__)
 Q = Queries(Path(__file__).with_name("outbox.sql"))
 
-COLUMNS = ("topic", "key", "value", "event_id", "event_type")
-"""The outbox columns an event fills, in the order `row()` gives their values."""
-_TYPES = ("text", "bytea", "bytea", "uuid", "text")
+COLUMNS = ("topic", "key", "value", "event_id", "event_type", "trace_context")
+"""The outbox columns an event fills, in the order `row()` gives their values (the trace
+context: the W3C traceparent of the work that wrote it, NULL while tracing is off)."""
+_TYPES = ("text", "bytea", "bytea", "uuid", "text", "text")
 
 
 async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> int:
@@ -78,6 +80,7 @@ async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> in
         Q.insert_rows,
         [e.topic for e in envs], [e.key for e in envs], [e.to_bytes() for e in envs],
         [None] * len(envs), [e.event_id for e in envs], [e.event_type for e in envs],
+        [tracing.context_of(e.causation_id) for e in envs] if tracing.enabled() else None,
     )
     return len(envs)
 
@@ -86,13 +89,15 @@ async def enqueue_raw(conn: asyncpg.Connection, topic: str, key: bytes | None, v
                       headers: dict[str, str]) -> None:
     """Add a raw message (e.g. a dead letter) to the outbox in the caller's transaction."""
     await conn.execute(
-        Q.insert_rows, [topic], [key or b""], [value or b""], [json.dumps(headers)], [None], [None]
+        Q.insert_rows, [topic], [key or b""], [value or b""], [json.dumps(headers)], [None], [None],
+        [tracing.traceparent()] if tracing.enabled() else None,
     )
 
 
-def row(envelope: Envelope) -> tuple[str, bytes, bytes, UUID, str]:
+def row(envelope: Envelope) -> tuple[str, bytes, bytes, UUID, str, str | None]:
     """The values of `COLUMNS` for one event: the parameters of `insert_row_sql`."""
-    return envelope.topic, envelope.key, envelope.to_bytes(), envelope.event_id, envelope.event_type
+    return (envelope.topic, envelope.key, envelope.to_bytes(), envelope.event_id,
+            envelope.event_type, tracing.context_of(envelope.causation_id))
 
 
 def insert_row_sql(first_param: int, *, source: str | None = None) -> str:
@@ -106,12 +111,12 @@ def insert_row_sql(first_param: int, *, source: str | None = None) -> str:
 def insert_events_sql(event: type[Event], *, source: str, producer: str, event_id: str,
                       clinic_id: str, patient_id: str | None, payload: Mapping[str, str],
                       correlation_id: str | None = None, causation_id: str | None = None,
-                      order_by: str | None = None) -> str:
+                      trace_context: str | None = None, order_by: str | None = None) -> str:
     """SQL writing one `event` per row of `source`, built from SQL expressions over its
     columns: `payload` maps each of the model's fields to one. `event_id` names a column
     holding a new uuid per row (e.g. `gen_random_uuid() AS event_id` in `source`: it is read
     more than once); the correlation id is the event's own unless given, the causation id
-    NULL unless given."""
+    NULL unless given, and so is the trace context (an SQL expression of a `traceparent`)."""
     fields = list(event.model_fields)
     if set(payload) != set(fields):
         raise ValueError(f"{event.__name__} SQL: fields missing "
@@ -131,7 +136,7 @@ def insert_events_sql(event: type[Event], *, source: str, producer: str, event_i
     return (f"INSERT INTO outbox ({', '.join(COLUMNS)})\n"
             f"SELECT {_literal(event.topic)}, convert_to(({key})::text, 'UTF8'),\n"
             f"       convert_to({value}::text, 'UTF8'),\n"
-            f"       {event_id}, {_literal(event.event_type())}\n"
+            f"       {event_id}, {_literal(event.event_type())}, {trace_context or 'NULL::text'}\n"
             f"FROM {source}" + (f" ORDER BY {order_by}" if order_by else ""))
 
 
@@ -242,13 +247,24 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(self, rows: list[asyncpg.Record]) -> None:
-        """Hand the rows to the producer in order, then wait for the broker's acks."""
+        """Hand the rows to the producer in order, then wait for the broker's acks. A row
+        with a trace context is sent in it: traced, the producer's span continues that trace
+        and its `traceparent` header names that span; not traced, the header names the
+        row's own context (the trace goes on in the consumers)."""
         futures = []
         for r in rows:
             headers = [(k, v.encode()) for k, v in json.loads(r["headers"]).items()] \
                 if r["headers"] else None
-            futures.append(await self.producer.send(
-                self.topic_prefix + r["topic"], value=r["value"], key=r["key"] or None, headers=headers))
+            context = r["trace_context"]
+            if context is not None and not tracing.enabled():
+                headers = [*(headers or ()), ("traceparent", context.encode())]
+            send = self.producer.send(self.topic_prefix + r["topic"], value=r["value"],
+                                      key=r["key"] or None, headers=headers)
+            if context is not None and tracing.enabled():
+                with tracing.attached(context):
+                    futures.append(await send)
+            else:
+                futures.append(await send)
         await asyncio.gather(*futures)
 
     async def _record_failure(self, ids: list[int], error: str) -> None:

@@ -2,9 +2,11 @@
 -- they call `enqueue`, or include the SQL `insert_row_sql` / `insert_events_sql` make.
 
 -- name: insert_rows
--- Events or raw messages, as arrays of topic, key, value, headers, event id, event type.
-INSERT INTO outbox (topic, key, value, headers, event_id, event_type)
-SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[], $6::text[]);
+-- Events or raw messages, as arrays of topic, key, value, headers, event id, event type,
+-- trace context (NULL: none, while tracing is off; unnest pads a NULL array with NULLs).
+INSERT INTO outbox (topic, key, value, headers, event_id, event_type, trace_context)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[], $6::text[],
+                     $7::text[]);
 
 -- name: take_relay_lock
 SELECT pg_try_advisory_lock(hashtext($1));
@@ -14,7 +16,7 @@ SELECT pg_advisory_unlock(hashtext($1));
 
 -- name: claim_unsent
 -- The oldest unsent rows, locked until the batch is published and marked sent (or not).
-SELECT id, topic, key, value, headers, event_type FROM outbox WHERE sent_at IS NULL
+SELECT id, topic, key, value, headers, event_type, trace_context FROM outbox WHERE sent_at IS NULL
 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED;
 
 -- name: mark_sent

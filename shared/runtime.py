@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
-from shared import dead_letters
+from shared import dead_letters, tracing
 from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
 from shared.ops_history import record_samples
@@ -203,6 +203,7 @@ def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> Fas
     app.include_router(ops_router())
     for router in routers:
         app.include_router(router)
+    tracing.instrument_app(app)  # a span per request, while tracing is on
     return app
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
+from shared.tracing import configure_from_env
 
 _BOOTSTRAP_ENV = "SERVE_BOOTSTRAP"
 
@@ -21,6 +22,7 @@ def serve(bootstrap: Callable[[ServiceSettings], FastAPI], settings: ServiceSett
     """Serve the app; with `http_workers` > 1, as that many processes (each builds its own
     app from the environment: one outbox relay leads, consumers share the group)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    configure_from_env(settings.service_name)  # tracing, if OTEL_SDK_DISABLED=false
     options = dict(host=settings.http_host, port=settings.http_port, log_config=None,
                    access_log=False, timeout_graceful_shutdown=5)
     if settings.http_workers > 1:
@@ -40,6 +42,7 @@ def serve(bootstrap: Callable[[ServiceSettings], FastAPI], settings: ServiceSett
 def worker_app() -> FastAPI:
     """The app of one worker process (settings from the environment, like the parent's)."""
     module, _, name = os.environ[_BOOTSTRAP_ENV].partition(":")
+    configure_from_env(module.split(".")[1] if module.startswith("services.") else module)
     app = getattr(importlib.import_module(module), name)()
     settings = app.state.runtime.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_format)

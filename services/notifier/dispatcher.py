@@ -54,6 +54,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.notifier import store
 from services.notifier.claimed import Claimed
@@ -67,6 +68,7 @@ from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.store import DueText, Q
 from services.notifier.templates import render, segments
 from services.notifier.twilio_errors import ErrorClass
+from shared import tracing
 from shared.worker import listen_loop
 
 log = logging.getLogger(__name__)
@@ -310,7 +312,8 @@ class Dispatcher:
         results.check()  # writes are failing: send nothing more for now
         text.done = True  # from here on, it may have reached the provider
         try:
-            sid = await self.sender.send(OutgoingSms(text.due.id, text.to, text.body))
+            sid = await _send_traced(self.sender, text) if tracing.enabled() else \
+                await self.sender.send(OutgoingSms(text.due.id, text.to, text.body))
         except SendError as exc:
             results.record(Outcomes().failed(text, exc))
             if exc.kind is ErrorClass.SENDER:  # no number is at fault: all wait
@@ -402,3 +405,23 @@ class Handing:
         self.left -= 1
         if not self.left and self.progress is not None:
             self.progress.set()
+
+
+async def _send_traced(sender: SmsSender, text: Claimed) -> str:
+    """`sender.send` in a span of the text's trace (the event that scheduled it): the text's
+    id and kind, then the provider's SID or error code; never its number or body."""
+    with tracing.tracer().start_as_current_span(
+            "notifier send text", context=tracing.parent(text.due.trace_context),
+            kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
+            attributes={"kcb.text_id": text.due.id, "kcb.text_kind": text.due.kind}) as span:
+        try:
+            sid = await sender.send(OutgoingSms(text.due.id, text.to, text.body))
+        except SendError as exc:
+            span.set_attributes({"kcb.send_error": exc.code, "kcb.error_class": exc.kind.value})
+            span.set_status(StatusCode.ERROR, exc.code)
+            raise
+        except BaseException as exc:
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        span.set_attribute("kcb.provider_sid", sid)
+        return sid

@@ -17,6 +17,7 @@ from services.notifier import store
 from services.notifier.policy import Policy
 from services.notifier.schedule import Appointment, QuietHours, move, plan_texts
 from services.notifier.store import Q
+from shared import tracing
 from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
 from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
@@ -61,9 +62,10 @@ def _texts_of(env: Envelope, b: SessionBooked, policy: Policy, now: datetime) ->
     """The texts a booking's version plans, as `store.TEXT_COLUMNS` rows."""
     appointment = Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
                               has_ride_contact=b.ride_contact is not None)
+    trace_context = tracing.context_of(env.event_id)
     return [(env.clinic_id, env.patient_id, b.booking_id, b.version, p.kind, p.due_at,
              p.valid_until, "skipped" if p.skipped else "pending",
-             "booked too late to be useful" if p.skipped else None)
+             "booked too late to be useful" if p.skipped else None, trace_context)
             for p in plan_texts(appointment, now, policy.quiet) if policy.allows(p.kind)]
 
 
@@ -132,7 +134,8 @@ async def on_slot_opened(conn: asyncpg.Connection, env: Envelope, *,
         now = datetime.now(UTC)
         due = move("waitlist_offer", now, ZoneInfo(p.site_timezone), policy.quiet, not_before=now)
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
-                           "waitlist_offer", due, p.starts_at - timedelta(hours=2))
+                           "waitlist_offer", due, p.starts_at - timedelta(hours=2),
+                           tracing.context_of(env.event_id))
 
 
 async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
@@ -141,7 +144,8 @@ async def on_slot_taken(conn: asyncpg.Connection, env: Envelope) -> None:
     if await conn.fetchval(Q.offer_taken, p.offer_id, env.patient_id):
         now = datetime.now(UTC)  # quiet hours: the dispatcher holds it until they end
         await conn.execute(Q.offer_text, env.clinic_id, env.patient_id, p.offer_id,
-                           "waitlist_taken", now, now + timedelta(days=1))
+                           "waitlist_taken", now, now + timedelta(days=1),
+                           tracing.context_of(env.event_id))
 
 
 async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid_for: timedelta,
@@ -161,10 +165,10 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
     if due is None:  # its words count from today, and today has no allowed moment left
         await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version,
                            kind, now, now + valid_for, "skipped", "quiet hours until the day it "
-                           "names is over")
+                           "names is over", tracing.context_of(env.event_id))
         return
     await conn.execute(Q.follow_up_text, env.clinic_id, env.patient_id, booking_id, version, kind,
-                       due, due + valid_for, "pending", None)
+                       due, due + valid_for, "pending", None, tracing.context_of(env.event_id))
 
 
 async def on_no_show(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:

@@ -133,7 +133,8 @@ t AS (
            a.ride_status, a.ride_contact_phone,
            EXISTS (SELECT 1 FROM number_opt_outs n  -- the number it goes to opted out
                    WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
-                                             ELSE c.phone_e164 END) AS number_opted_out
+                                             ELSE c.phone_e164 END) AS number_opted_out,
+           t.trace_context
     FROM picked t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
     LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
     LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
@@ -202,7 +203,7 @@ WITH u AS MATERIALIZED (
     FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
                  AND t.claimed_at = u.claim
     RETURNING t.id, t.clinic_id, t.patient_id, t.booking_id, t.kind, t.segments, u.sid,
-              gen_random_uuid() AS event_id
+              gen_random_uuid() AS event_id, t.trace_context
 ), events AS (
 -- include: sms_sent_events
 )
@@ -273,7 +274,8 @@ WHERE patient_id = $1;
 -- name: text_by_sid
 -- The text of a receipt, with the number it went to (the ride contact's for a pickup text).
 SELECT t.id, t.clinic_id, t.patient_id, t.booking_id, t.delivery_status, t.attempts,
-       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone ELSE c.phone_e164 END AS phone
+       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone ELSE c.phone_e164 END AS phone,
+       t.trace_context
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
 LEFT JOIN appointments a ON a.booking_id = t.booking_id
@@ -373,8 +375,8 @@ ON CONFLICT DO NOTHING
 RETURNING offer_id;
 
 -- name: offer_text
-INSERT INTO texts (clinic_id, patient_id, offer_id, kind, due_at, valid_until)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO texts (clinic_id, patient_id, offer_id, kind, due_at, valid_until, trace_context)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: offer_taken
 -- The slot went to someone else: returns whether this patient had been told of it.
@@ -401,8 +403,8 @@ ORDER BY starts_at DESC LIMIT 1;
 
 -- name: follow_up_text
 INSERT INTO texts (clinic_id, patient_id, booking_id, booking_version, kind, due_at, valid_until,
-                   status, status_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+                   status, status_reason, trace_context)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: policy
 SELECT * FROM clinic_policies WHERE clinic_id = $1;

@@ -27,6 +27,7 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.store import PRODUCER, Q, ReceiptText
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, UNREACHABLE, ErrorClass, classify
 from services.notifier.twilio_sender import pause_key as twilio_pause_key
+from shared import tracing
 from shared.events import Envelope, Event
 from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
@@ -50,8 +51,21 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
     if text is None:
         await conn.execute(Q.keep_early_receipt, sid, status, error)
         return False
+    if tracing.enabled():  # a span linked to the text's trace (the send it tells of)
+        with tracing.tracer().start_as_current_span(
+                "notifier delivery receipt", links=tracing.link(text.trace_context),
+                attributes={"kcb.text_id": text.id, "kcb.provider_sid": sid,
+                            "kcb.delivery_status": status, "kcb.error_code": error or ""}):
+            await _apply(conn, text, sid, status, error, pause_key, unreachable_marks_after)
+    else:
+        await _apply(conn, text, sid, status, error, pause_key, unreachable_marks_after)
+    return True
+
+
+async def _apply(conn: asyncpg.Connection, text: ReceiptText, sid: str, status: str,
+                 error: str | None, pause_key: str | None, unreachable_marks_after: int) -> None:
     if RANK.get(status, -1) <= RANK.get(text.delivery_status or "", -1):
-        return True  # a repeat, or older than what we know
+        return  # a repeat, or older than what we know
     await conn.execute(Q.update_delivery, text.id, status, error)
     out: list[Event] = []
     if status in ("delivered", "read"):
@@ -64,7 +78,6 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
                              permanent=permanent))
     await enqueue(conn, [Envelope.new(p, producer=PRODUCER, clinic_id=text.clinic_id,
                                       patient_id=text.patient_id) for p in out])
-    return True
 
 
 async def _sent_per_receipt(conn: asyncpg.Connection, text_id: int,

@@ -29,7 +29,7 @@ _HERE = Path(__file__).parent
 
 Q = Queries(_HERE / "queries.sql", fragments={"sms_sent_events": insert_events_sql(
     SmsSent, source="sent", producer=PRODUCER, event_id="event_id", clinic_id="clinic_id",
-    patient_id="patient_id", order_by="id", payload={
+    patient_id="patient_id", order_by="id", trace_context="trace_context", payload={
         "text_id": "id", "kind": "kind", "booking_id": "booking_id", "provider_sid": "sid",
         "segments": "segments"})})
 """Texts: scheduled from events, dispatched (`mark_sent` writes their `SmsSent` events,
@@ -67,8 +67,9 @@ APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address"
 """The `SessionBooked` fields `upsert_appointments` takes after booking, clinic, patient and
 version (then the ride contact's name and phone)."""
 TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kind", "due_at",
-                "valid_until", "status", "status_reason")
-"""The columns of the texts `insert_texts` writes."""
+                "valid_until", "status", "status_reason", "trace_context")
+"""The columns of the texts `insert_texts` writes (the trace context: the `traceparent` of
+the event that scheduled the text, None while tracing is off)."""
 
 
 async def upsert_appointments(conn: asyncpg.Connection,
@@ -173,6 +174,7 @@ class DueText(NamedTuple):
     ride_status: str | None
     ride_contact_phone: str | None
     number_opted_out: bool
+    trace_context: str | None
     daily_cap: int | None
     weekly_cap: int | None
     critical_past_caps: bool | None
@@ -241,6 +243,8 @@ class ReceiptText:
     delivery_status: str | None
     attempts: int
     phone: str | None
+    trace_context: str | None
+    """The `traceparent` of the event that scheduled it (its receipt's span links to it)."""
 
 
 async def text_by_sid(conn: asyncpg.Connection, sid: str) -> ReceiptText | None:

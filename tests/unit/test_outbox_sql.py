@@ -17,21 +17,21 @@ SMS_SENT_FIELDS = {"text_id": "id", "kind": "kind", "booking_id": "booking_id",
 
 def test_one_event_made_in_python_is_written_from_its_parameters_once_per_source_row():
     assert insert_row_sql(13, source="booked") == (
-        "INSERT INTO outbox (topic, key, value, event_id, event_type)\n"
-        "SELECT $13::text, $14::bytea, $15::bytea, $16::uuid, $17::text\nFROM booked")
+        "INSERT INTO outbox (topic, key, value, event_id, event_type, trace_context)\n"
+        "SELECT $13::text, $14::bytea, $15::bytea, $16::uuid, $17::text, $18::text\nFROM booked")
     assert insert_row_sql(1) == (
-        "INSERT INTO outbox (topic, key, value, event_id, event_type)\n"
-        "SELECT $1::text, $2::bytea, $3::bytea, $4::uuid, $5::text")
+        "INSERT INTO outbox (topic, key, value, event_id, event_type, trace_context)\n"
+        "SELECT $1::text, $2::bytea, $3::bytea, $4::uuid, $5::text, $6::text")
 
 
-def test_the_parameters_of_one_event_are_its_topic_key_bytes_id_and_type():
+def test_the_parameters_of_one_event_are_its_topic_key_bytes_id_type_and_no_trace_while_off():
     clinic, patient = UUID(int=1), UUID(int=2)
     env = Envelope.new(SmsSent(text_id=7, kind="prep", booking_id=None, provider_sid="SM1",
                                segments=1), producer="notifier", clinic_id=clinic,
                        patient_id=patient)
-    assert COLUMNS == ("topic", "key", "value", "event_id", "event_type")
+    assert COLUMNS == ("topic", "key", "value", "event_id", "event_type", "trace_context")
     assert row(env) == ("notifier.events", b"00000000-0000-0000-0000-000000000002",
-                        env.to_bytes(), env.event_id, "SmsSent")
+                        env.to_bytes(), env.event_id, "SmsSent", None)
 
 
 def test_events_built_in_sql_take_every_field_of_their_model_and_of_the_envelope():
@@ -39,14 +39,14 @@ def test_events_built_in_sql_take_every_field_of_their_model_and_of_the_envelope
                             clinic_id="clinic_id", patient_id="patient_id", order_by="id",
                             payload=SMS_SENT_FIELDS)
     assert sql == (
-        "INSERT INTO outbox (topic, key, value, event_id, event_type)\n"
+        "INSERT INTO outbox (topic, key, value, event_id, event_type, trace_context)\n"
         "SELECT 'notifier.events', convert_to((coalesce(patient_id, clinic_id))::text, 'UTF8'),\n"
         "       convert_to(json_build_object('event_id', event_id, 'event_type', 'SmsSent'::text,"
         " 'schema_version', 1::integer, 'occurred_at', now(), 'producer', 'notifier'::text,"
         " 'clinic_id', clinic_id, 'patient_id', patient_id, 'correlation_id', event_id,"
         " 'causation_id', NULL::uuid, 'payload', json_build_object('text_id', id, 'kind', kind,"
         " 'booking_id', booking_id, 'provider_sid', sid, 'segments', segments))::text, 'UTF8'),\n"
-        "       event_id, 'SmsSent'\n"
+        "       event_id, 'SmsSent', NULL::text\n"
         "FROM sent ORDER BY id")
 
 
