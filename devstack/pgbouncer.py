@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack.embedded import (ManagedProcess, unprivileged_user, die_with_parent, free_port,
                                wait_for_port)
@@ -51,18 +52,21 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def start_pgbouncer(work_dir: Path, pg_port: int, schemas: list[str], *,
+def start_pgbouncer(work_dir: Path, postgres_url: str, schemas: list[str], *,
                     pool_size: int = 4, timeout: float = 30.0) -> ManagedProcess:
-    """PgBouncer on 127.0.0.1 in transaction mode before the PostgreSQL on `pg_port`: a
-    database entry per schema in `schemas` (its connections' search path), user `postgres`
-    (trust), `pool_size` server connections per entry. Its `url` names the entry of
-    `schemas[0]`; `url_for(schema)` each one's."""
+    """PgBouncer on 127.0.0.1 in transaction mode before the PostgreSQL at `postgres_url`
+    (user `postgres`, no password, as the embedded one): a database entry per schema in
+    `schemas` (its connections' search path), `pool_size` server connections per entry. Its
+    `url` names the entry of `schemas[0]`; `url_for(schema)` each one's."""
+    upstream = urlsplit(postgres_url)
+    target = (f"host={upstream.hostname} port={upstream.port or 5432} "
+              f"dbname={upstream.path.lstrip('/') or 'postgres'}")
     binary, env = pgbouncer_binary()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     entries = "\n".join(
-        f"{schema} = host=127.0.0.1 port={pg_port} dbname=postgres pool_size={pool_size} "
+        f"{schema} = {target} pool_size={pool_size} "
         f"connect_query={_quoted(f'SET search_path TO {schema}')}" for schema in schemas)
     (work_dir / "users.txt").write_text('"postgres" ""\n')
     ini = work_dir / "pgbouncer.ini"

@@ -35,10 +35,10 @@ def bouncer(infra, namespace, tmp_path):
     """PgBouncer in transaction mode with a database entry per schema of this test."""
     if os.environ.get("TEST_PGBOUNCER") == "skip":
         pytest.skip("TEST_PGBOUNCER=skip: the PgBouncer tests did not run")
-    pg_port = int(infra.database_url.rsplit(":", 1)[1].split("/")[0])
     schemas = [f"{namespace}_{name}" for name in SERVICES]
     try:
-        running = start_pgbouncer(tmp_path / "pgbouncer", pg_port, schemas, pool_size=3)
+        running = start_pgbouncer(tmp_path / "pgbouncer", infra.database_url, schemas,
+                                  pool_size=3)
     except PgBouncerMissing as exc:
         pytest.fail(str(exc), pytrace=False)
     try:

@@ -128,6 +128,7 @@ class Dispatcher:
             await self.pause.forget()  # a restart with the right settings fixes a pause
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("could not clear the sender's pause at start: %s", type(exc).__name__)
+        await self._renew_lease()  # claims wait for a lease: take it before the first look
         lease = asyncio.create_task(self._keep_lease())
         try:
             await listen_loop(self.listen_pool, self.channel, self._step, "dispatcher")
@@ -139,20 +140,25 @@ class Dispatcher:
             await self._drop_lease()
 
     async def _keep_lease(self) -> None:
-        """Hold a lease while running: renew it every third of its time, and take a new one
-        if it lapsed (the old one's claims go back; their tokens keep them from going
-        twice)."""
+        """Hold a lease while running: renew it every third of its time (without one, try
+        again within a second)."""
         while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    if self.owner is None or not await store.renew_lease(conn, self.owner,
-                                                                         self.lease_seconds):
-                        if self.owner is not None:
-                            log.warning("the dispatcher's lease lapsed: its open claims go back")
-                        self.owner = await store.take_lease(conn, self.lease_seconds)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("could not renew the dispatcher's lease: %s", type(exc).__name__)
-            await asyncio.sleep(self.lease_seconds / 3)
+            every = self.lease_seconds / 3
+            await asyncio.sleep(every if self.owner is not None else min(every, 1.0))
+            await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        """Renew the lease, or take a new one if there is none or it lapsed (the old one's
+        claims go back; their tokens keep them from going twice)."""
+        try:
+            async with self.pool.acquire() as conn:
+                if self.owner is None or not await store.renew_lease(conn, self.owner,
+                                                                     self.lease_seconds):
+                    if self.owner is not None:
+                        log.warning("the dispatcher's lease lapsed: its open claims go back")
+                    self.owner = await store.take_lease(conn, self.lease_seconds)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not renew the dispatcher's lease: %s", type(exc).__name__)
 
     async def _drop_lease(self) -> None:
         """End the lease when stopping: the claims with no SID go back after their grace."""
