@@ -3,34 +3,34 @@ appointment, checks that each one still stands when it goes (so a text never quo
 time), sends, and records the result together with its `SmsSent` event. Safe with several
 instances.
 
-Exactly once, and its one gap. A text is (1) claimed, in one transaction: picked with
-`FOR UPDATE SKIP LOCKED` together with everything it depends on (contact, appointment or
-slot offer, policy, opt-outs), checked (`rules.not_now`: consent, number opted out or
-refused, appointment neither cancelled, moved nor over, not in quiet hours, not too late),
-rendered, and stored as `status = 'sending'` with its body, marked as handed over (it may
-reach the provider within milliseconds) and with the claim's time as its token; (2) when
-its turn comes, if the sender's pacing made it wait (or the turn came more than
-`RECHECK_AFTER` seconds after the claim), checked again: quiet hours and validity, then in
-one statement with the other texts whose turn came meanwhile (claim still this
-dispatcher's, appointment not moved or over, consent standing, number not opted out or
-refused, slot still open), which refreshes its handed-over time; then handed to the
-provider, with a status callback URL naming the text; (3) its SID recorded with
-`status = 'sent'` and its `SmsSent` event, in one statement, only if the claim is still this
-dispatcher's. Claims carry the dispatcher's lease (a row of `dispatcher_leases` it renews
-every third of `lease_seconds`; not a backend pid, which means nothing behind PgBouncer in
-transaction mode): when the dispatcher dies its lease lapses, and once
-`callback_grace_seconds` have passed since a claim was handed over the other instances (or
-its successor) release its claims that have no SID, and they are sent, once. A crash between Twilio accepting a request
-and the commit of (3), a window of one HTTP response and one local statement, is closed by
-Twilio's first status callback: it names the text, so the text is recorded as sent with its
-SID (`receipts`) and never sent again, if it comes within the grace time. What remains is
-the narrow window's narrow case: a crash there with no callback reaching the notifier before
-the claim is released (no status callback URL configured, or every callback lost for the
-grace time): Twilio's Messages API has no idempotency key, so the text is sent again. A
-claim not handed over for `stale_claim_seconds` is released whatever (a stuck dispatcher;
-its claim token then keeps it from sending). Kafka redelivery never sends a duplicate
-(texts are scheduled once per event, in the consumer's transaction), a slow dispatcher never
-races another one for the same text (the claim tokens), and no other crash does.
+Exactly once, and its one gap. A text is (1) claimed, in one transaction: picked with `FOR
+UPDATE SKIP LOCKED` together with everything it depends on (contact, appointment or slot
+offer, policy, opt-outs), checked (`rules.not_now`: consent, number opted out or refused,
+appointment neither cancelled, moved nor over, not in quiet hours, not too late), rendered,
+and stored as `status = 'sending'` with its body, marked as handed over (it may reach the
+provider within milliseconds) and with the claim's time as its token; (2) when its turn
+comes, if the sender's pacing made it wait (or the turn came more than `RECHECK_AFTER`
+seconds after the claim), checked again: quiet hours and validity, then in one statement
+with the other texts whose turn came meanwhile (claim still this dispatcher's, appointment
+not moved or over, consent standing, number not opted out or refused, slot still open),
+which refreshes its handed-over time; then handed to the provider, with a status callback
+URL naming the text; (3) its SID recorded with `status = 'sent'` and its `SmsSent` event, in
+one statement, only if the claim is still this dispatcher's. Claims carry the dispatcher's
+lease (a row of `dispatcher_leases` it renews every third of `lease_seconds`; not a backend
+pid, which means nothing behind PgBouncer in transaction mode): when the dispatcher dies its
+lease lapses, and once `callback_grace_seconds` have passed since a claim was handed over
+the other instances (or its successor) release its claims that have no SID, and they are
+sent, once. A crash between Twilio accepting a request and the commit of (3), a window of
+one HTTP response and one local statement, is closed by Twilio's first status callback: it
+names the text, so the text is recorded as sent with its SID (`receipts`) and never sent
+again, if it comes within the grace time. What remains is the narrow window's narrow case: a
+crash there with no callback reaching the notifier before the claim is released (no status
+callback URL configured, or every callback lost for the grace time): Twilio's Messages API
+has no idempotency key, so the text is sent again. A claim not handed over for
+`stale_claim_seconds` is released whatever (a stuck dispatcher; its claim token then keeps
+it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once per
+event, in the consumer's transaction), a slow dispatcher never races another one for the
+same text (the claim tokens), and no other crash does.
 
 A batch is set-based: one query picks it with its context, one statement claims it (and
 settles the texts that must not go out now: cancelled, skipped, or held until quiet hours
