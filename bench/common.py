@@ -98,8 +98,12 @@ class Target:
 
     def __str__(self) -> str:
         sign = "<=" if self.at_most else ">="
-        return (f"{'held    ' if self.held else 'NOT held'}  {self.name}: {self.value:,.2f} "
-                f"{self.unit} (target {sign} {self.limit:,.2f})")
+        return (f"{'held    ' if self.held else 'NOT held'}  {self.name}: {_figure(self.value)} "
+                f"{self.unit} (target {sign} {_figure(self.limit)})")
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
 TARGETS: list[Target] = []
