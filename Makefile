@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser run demo test test-unit bench screenshots clean
+.PHONY: install browser pgbouncer run demo test test-unit bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -22,13 +22,22 @@ browser: ## Debian's chromium + chromedriver, for the dashboard's end-to-end tes
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+pgbouncer: ## Debian's pgbouncer, unpacked into .data/pgbouncer (no root, no service), for tests/test_pgbouncer.py (once)
+	@command -v pgbouncer >/dev/null || test -x .data/pgbouncer/usr/sbin/pgbouncer || { \
+	  echo "unpacking Debian's pgbouncer into .data/pgbouncer"; \
+	  rm -rf .data/pgbouncer-debs && mkdir -p .data/pgbouncer-debs && \
+	  { (cd .data/pgbouncer-debs && apt-get download pgbouncer libc-ares2 libevent-2.1-7 2>/dev/null) || \
+	    { $(SUDO) apt-get update -qq && (cd .data/pgbouncer-debs && apt-get download pgbouncer libc-ares2 libevent-2.1-7); }; } && \
+	  for deb in .data/pgbouncer-debs/*.deb; do dpkg -x $$deb .data/pgbouncer || exit 1; done && \
+	  rm -rf .data/pgbouncer-debs; }
+
 run: install ## start PostgreSQL, the broker and the three services with a demo network; Ctrl-C stops all
 	$(PY) -m devstack run
 
 demo: install ## book a session, follow it to the patient's texts, print them, stop, exit 0 if it worked
 	$(PY) -m devstack demo
 
-test: install browser ## the whole test suite (starts its own PostgreSQL and broker)
+test: install browser pgbouncer ## the whole test suite (starts its own PostgreSQL and broker)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## the rule tests in tests/unit: no PostgreSQL, no broker, seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from bench.common import TARGETS
 from bench import (booking_throughput, console_day_sheet, consumer_throughput, notifier_apscheduler,
                    notifier_dispatch, notifier_pacing, notifier_schedule, plans_throughput,
                    tracing_cost)
@@ -17,6 +18,9 @@ def main() -> int:
     ok = True
     for bench in BENCHMARKS:
         ok &= bench.run(sys.argv[1:])
+    print("\n== targets (medians of 3 rounds where the benchmark runs rounds)")
+    for target in TARGETS:
+        print(f"   {target}")
     print("\nall targets met" if ok else "\nsome targets were NOT met")
     return 0 if ok else 1
 

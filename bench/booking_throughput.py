@@ -3,7 +3,12 @@
 the same concurrency; and free-slot search latency for one site and a week with 10,000
 existing bookings.
 
-Usage: python -m bench.booking_throughput [--bookings N] [--clients C]
+Latency is judged open loop: bookings offered at half the raw insert's measured rate over
+64 connections, whatever the answers take; p99 <= 50 ms, the median of 3 rounds. The
+closed loop's latency (64 clients each waiting for its answer) is printed, not judged: by
+Little's law it is 64 / the rate, the raw insert's own latency at best.
+
+Usage: python -m bench.booking_throughput [--bookings N] [--clients C] [--rounds R]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
@@ -24,7 +30,7 @@ import aiohttp
 import asyncpg
 import httpx
 
-from bench.common import infrastructure, report
+from bench.common import ROUNDS, infrastructure, judge, median, report
 from devstack.embedded import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,17 +216,45 @@ async def slot_search(url: str, net: dict, queries: int) -> list[float]:
     return latencies
 
 
-async def main(total: int, clients: int, workers: int) -> bool:
+@dataclass
+class Round:
+    """One round's figures: rates in bookings/s, latencies in seconds."""
+
+    raw_rate: float
+    raw_lat: list[float]
+    closed_rate: float
+    closed_lat: list[float]
+    offered: float
+    open_lat: list[float]
+
+
+async def booking_round(db: str, url: str, net: dict, clients: int, per_client: int,
+                        r: int) -> Round:
+    """Round `r`: the raw insert's rate, then the service closed-loop at `clients` clients,
+    then open-loop at half the raw insert's rate over `clients` connections (each phase
+    books days of its own)."""
+    raw_rate, raw_lat = await raw_inserts(db, "bench_booking", net, clients, per_client,
+                                          200 + 10 * r)
+    closed_rate, closed_lat = await http_bookings(url, net, clients, per_client, 10 * r)
+    offered = raw_rate / 2
+    open_lat = await paced_bookings(url, net, clients, offered, min(2000, round(20 * offered)),
+                                    100 + 10 * r)
+    return Round(raw_rate, raw_lat, closed_rate, closed_lat, offered, open_lat)
+
+
+def ms(values: list[float], p: float) -> float:
+    return percentile(values, p) * 1000
+
+
+async def main(total: int, clients: int, workers: int, rounds: int = ROUNDS) -> bool:
     per_client = max(1, total // clients)
     with infrastructure() as (db, kafka):
         proc, url = await start_service(db, kafka, "bench_booking", workers)
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
                 net = await make_network(http, clients)
-            api_rate, api_lat = await http_bookings(url, net, clients, per_client)
-            paced_rate = round(api_rate / 2)
-            paced_lat = await paced_bookings(url, net, clients, paced_rate, min(2000, 20 * paced_rate), 100)
-            raw_rate, raw_lat = await raw_inserts(db, "bench_booking", net, clients, per_client, 200)
+            done = [await booking_round(db, url, net, clients, per_client, r)
+                    for r in range(rounds)]
             await fill(db, "bench_booking", net, 10_000, weeks=10)
             spread_lat = await slot_search(url, net, 200)
         finally:
@@ -236,25 +270,37 @@ async def main(total: int, clients: int, workers: int) -> bool:
         finally:
             proc.terminate()
             proc.wait(15)
+    raw_name = "raw asyncpg insert (booking + outbox)"
     ok = report(f"book {clients * per_client:,} sessions, {clients} concurrent clients, "
-                f"service with {workers} worker process(es)", [
-        ("raw asyncpg insert (booking + outbox)", raw_rate),
-        ("POST /bookings (HTTP, all checks)", api_rate)],
-        baseline="raw asyncpg insert (booking + outbox)", target=0.5, unit="bookings/s")
-    p50, p99 = percentile(api_lat, 50) * 1000, percentile(api_lat, 99) * 1000
-    print(f"   POST /bookings latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 <= 50 ms: "
-          f"{'met' if p99 <= 50 else 'NOT met'}); raw insert p50 "
-          f"{percentile(raw_lat, 50) * 1000:.1f} ms, p99 {percentile(raw_lat, 99) * 1000:.1f} ms")
-    print(f"   open loop at half that rate ({paced_rate} bookings/s offered over {clients} "
-          f"connections): p50 {percentile(paced_lat, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(paced_lat, 99) * 1000:.1f} ms")
+                f"service with {workers} worker process(es), median of {rounds} rounds", [
+        (raw_name, median([d.raw_rate for d in done])),
+        ("POST /bookings (HTTP, all checks)", median([d.closed_rate for d in done]))],
+        baseline=raw_name, target=0.5, unit="bookings/s")
+    for d in done:
+        print(f"   round: raw {d.raw_rate:,.0f}/s p99 {ms(d.raw_lat, 99):.1f} ms; closed loop "
+              f"{d.closed_rate:,.0f}/s p99 {ms(d.closed_lat, 99):.1f} ms; open loop at "
+              f"{d.offered:,.0f}/s p99 {ms(d.open_lat, 99):.1f} ms")
+    print(f"   closed loop, {clients} clients each waiting for its answer (printed, not judged: by "
+          f"Little's law its mean latency is {clients} / the rate): p50 "
+          f"{median([ms(d.closed_lat, 50) for d in done]):.1f} ms, p99 "
+          f"{median([ms(d.closed_lat, 99) for d in done]):.1f} ms; raw insert p50 "
+          f"{median([ms(d.raw_lat, 50) for d in done]):.1f} ms, p99 "
+          f"{median([ms(d.raw_lat, 99) for d in done]):.1f} ms")
+    open_p99 = median([ms(d.open_lat, 99) for d in done])
+    held = judge(f"booking p99, open loop at half the raw insert's rate over {clients} "
+                 "connections", open_p99, 50, "ms", at_most=True)
+    print(f"   open loop at half the raw insert's rate ({median([d.offered for d in done]):,.0f} "
+          f"bookings/s offered over {clients} connections): p50 "
+          f"{median([ms(d.open_lat, 50) for d in done]):.1f} ms, p99 {open_p99:.1f} ms "
+          f"(target p99 <= 50 ms: {'met' if held else 'NOT met'})")
     s50, s99 = percentile(spread_lat, 50) * 1000, percentile(spread_lat, 99) * 1000
+    searched = judge("free-slot search p99", s99, 50, "ms", at_most=True)
     print(f"   free-slot search, one site, 7 days, 10,000 bookings over 10 weeks: p50 {s50:.1f} ms,"
-          f" p99 {s99:.1f} ms (target p99 <= 50 ms: {'met' if s99 <= 50 else 'NOT met'})")
+          f" p99 {s99:.1f} ms (target p99 <= 50 ms: {'met' if searched else 'NOT met'})")
     d50, d99 = percentile(dense_lat, 50) * 1000, percentile(dense_lat, 99) * 1000
     print(f"   free-slot search, worst case, all 10,000 bookings in the week searched: "
           f"p50 {d50:.1f} ms, p99 {d99:.1f} ms")
-    return ok and p99 <= 50 and s99 <= 50
+    return ok and held and searched
 
 
 def run(argv=None) -> bool:
@@ -262,8 +308,9 @@ def run(argv=None) -> bool:
     parser.add_argument("--bookings", type=int, default=3200)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     args, _ = parser.parse_known_args(argv)
-    return asyncio.run(main(args.bookings, args.clients, args.workers))
+    return asyncio.run(main(args.bookings, args.clients, args.workers, args.rounds))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.embedded import start_postgres, start_tansu
@@ -76,6 +78,50 @@ def infrastructure():
                 p.stop()
 
 
+ROUNDS = 3
+"""Timed rounds of the benchmarks whose targets are judged on their median."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A benchmark's target and the figure it was judged on."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+    at_most: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+    def __str__(self) -> str:
+        sign = "<=" if self.at_most else ">="
+        return (f"{'held    ' if self.held else 'NOT held'}  {self.name}: {_figure(self.value)} "
+                f"{self.unit} (target {sign} {_figure(self.limit)})")
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
+TARGETS: list[Target] = []
+"""Every target judged in this run, in order (`python -m bench` prints them at the end)."""
+
+
+def judge(name: str, value: float, limit: float, unit: str, *, at_most: bool = False) -> bool:
+    """Record a target (`value` >= `limit`, or <= with `at_most`); return whether it held."""
+    target = Target(name, value, limit, unit, at_most)
+    TARGETS.append(target)
+    return target.held
+
+
+def median(values: list[float]) -> float:
+    """The median of a benchmark's rounds."""
+    return statistics.median(values)
+
+
 def report(title: str, rows: list[tuple[str, float]], baseline: str, target: float | None = None,
            unit: str = "events/s") -> bool:
     """Print figures and each one's ratio to the baseline; return whether the target is met."""
@@ -86,7 +132,7 @@ def report(title: str, rows: list[tuple[str, float]], baseline: str, target: flo
         ratio = value / base if base else float("nan")
         mark = ""
         if target is not None and name != baseline:
-            met = ratio >= target
+            met = judge(f"{name} vs {baseline}", ratio, target, "x")
             ok &= met
             mark = f"  (target >= {target:.2f}x: {'met' if met else 'NOT met'})"
         print(f"   {name:<46} {value:>12,.0f} {unit}   {ratio:5.2f}x {baseline}{mark}")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.common import infrastructure
+from bench.common import infrastructure, judge
 from devstack.embedded import free_port
 from devstack.stack import Stack
 
@@ -131,7 +131,8 @@ def run(argv: list[str] | None = None) -> bool:
     for name, values in rows:
         print(f"   {name:<42} p50 {percentile(values, 50):6.1f} ms  p99 {percentile(values, 99):6.1f} ms"
               f"  ({percentile(values, 50) / percentile(b, 50):.2f}x / {percentile(values, 99) / percentile(b, 99):.2f}x baseline)")
-    met = percentile(c, 99) <= 100 and out["calls"] <= 3
+    met = judge("console day sheet p99", percentile(c, 99), 100, "ms", at_most=True)
+    met &= judge("console day sheet calls", out["calls"], 3, "calls", at_most=True)
     print(f"   target p99 <= 100 ms and <= 3 calls: {'met' if met else 'NOT met'}")
     return met
 

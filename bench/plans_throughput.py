@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import consume_all, infrastructure, report
+from bench.common import consume_all, infrastructure, judge, report
 from services.plans import handlers
 from shared.consumer import EventConsumer
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
@@ -101,7 +101,7 @@ async def main(n: int, rounds: int) -> bool:
         baseline="raw aiokafka + the same handler per batch", target=0.5)
     print(f"   rounds: raw {', '.join(f'{r:,.0f}' for r in raw_rates)}; "
           f"ours {', '.join(f'{r:,.0f}' for r in our_rates)} events/s")
-    absolute = ours >= 5000
+    absolute = judge("plans consumer", ours, 5000, "events/s")
     print(f"   absolute target >= 5,000 events/s: {'met' if absolute else 'NOT met'}")
     return ok and absolute
 

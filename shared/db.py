@@ -15,9 +15,14 @@ _MIGRATION = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections use `schema` (created if missing) as their search path."""
-    conn = await asyncpg.connect(url)
+async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
+                      statement_cache_size: int = 100, direct_url: str | None = None) -> asyncpg.Pool:
+    """A pool whose connections use `schema` (created if missing) as their search path.
+
+    `statement_cache_size`: asyncpg's prepared statements per connection (0 behind a
+    PgBouncer in transaction mode older than 1.21). `direct_url`: a direct session for
+    creating the schema under a session advisory lock (default `url`)."""
+    conn = await asyncpg.connect(direct_url or url)
     try:  # IF NOT EXISTS still races between instances starting together: serialise
         await conn.execute(Q.lock_schema_creation, schema)
         await conn.execute(await conn.fetchval(Q.create_schema_statement, schema))
@@ -25,6 +30,7 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
         await conn.close()  # ends the session, and so its advisory lock
     return await asyncpg.create_pool(
         url, min_size=min_size, max_size=max_size, reset=_no_reset_query,
+        statement_cache_size=statement_cache_size,
         server_settings={"search_path": schema, "application_name": schema},
     )
 
@@ -71,7 +77,9 @@ def discover_migrations(*folders: Path) -> list[Migration]:
 
 async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction, under an advisory
-    lock so that several instances starting together apply each once. Returns the applied."""
+    lock so that several instances starting together apply each once. Returns the applied.
+    The lock is a session's: `pool` must be direct (not through PgBouncer in transaction
+    mode)."""
     applied: list[str] = []
     async with pool.acquire() as conn:
         schema = await conn.fetchval(Q.search_path)

@@ -30,3 +30,7 @@ INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3);
 
 -- name: ping
 SELECT 1;
+
+-- name: current_schema
+-- The schema unqualified names resolve to (NULL when none of the search path exists).
+SELECT current_schema();

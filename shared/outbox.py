@@ -153,13 +153,16 @@ class OutboxRelay:
     """Publishes a service's outbox to Kafka, in order, at least once.
 
     Run `run()` as a task. Only the instance holding the advisory lock publishes; the others
-    wait and take over if it goes away (its connection, and so its lock, is gone).
+    wait and take over if it goes away (its connection, and so its lock, is gone). The lock
+    and the LISTEN are a session's: they take a connection of `session_pool` (direct, not
+    through PgBouncer in transaction mode; default `pool`), the batches go through `pool`.
     """
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, schema: str,
                  topic_prefix: str = "", batch_size: int = 500, poll_seconds: float = 1.0,
-                 max_backoff: float = 5.0):
+                 max_backoff: float = 5.0, session_pool: asyncpg.Pool | None = None):
         self.pool = pool
+        self.session_pool = session_pool or pool
         self.producer = producer
         self.schema = schema
         self.topic_prefix = topic_prefix
@@ -176,7 +179,7 @@ class OutboxRelay:
         """Publish until cancelled; reconnects and retries on any failure."""
         while True:
             try:
-                async with self.pool.acquire() as lock_conn:
+                async with self.session_pool.acquire() as lock_conn:
                     await self._lead(lock_conn)
             except asyncio.CancelledError:
                 raise

@@ -33,6 +33,10 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+DIRECT_POOL_SIZE = 4
+"""Direct sessions a service holds at most: the outbox relay's lock, one listening worker,
+the migrations at start, one spare."""
+
 Worker = Callable[["ServiceRuntime"], Awaitable[None]]
 
 
@@ -50,6 +54,9 @@ class ServiceRuntime:
         self.lag_reader = LagReader(settings.kafka_bootstrap_servers, client_options(settings))
         declare_publishers(self.broker, settings.service_name, [], settings.topic_prefix)
         self.pool: asyncpg.Pool | None = None
+        self.direct: asyncpg.Pool | None = None
+        """Sessions of their own (`database_direct_url`): LISTEN, leader locks, migrations;
+        the same pool as `pool` when no direct URL is set."""
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task] = []
         self.replay_jobs_wake = asyncio.Event()
@@ -88,17 +95,29 @@ class ServiceRuntime:
         assert self.pool is not None, "runtime not started"
         return self.pool
 
+    @property
+    def session_db(self) -> asyncpg.Pool:
+        """The pool of direct sessions, for LISTEN and session advisory locks (`direct`)."""
+        assert self.direct is not None, "runtime not started"
+        return self.direct
+
     async def start(self) -> None:
         s = self.settings
-        self.pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size)
-        applied = await apply_migrations(self.pool, self.migrations)
+        self.pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size,
+                                      statement_cache_size=s.db_statement_cache_size,
+                                      direct_url=s.direct_database_url)
+        self.direct = self.pool if s.direct_database_url == s.database_url else \
+            await create_pool(s.direct_database_url, s.schema, max_size=DIRECT_POOL_SIZE)
+        await check_search_path(self.pool, s.schema)
+        applied = await apply_migrations(self.direct, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
         await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()
         self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,
-                                 batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds)
+                                 batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
+                                 session_pool=self.direct)
         self._spawn("outbox-relay", self.relay.run())
         self._spawn("dlq-replay", self._replay_jobs())
         self._spawn("ops-history", record_samples(self))
@@ -152,6 +171,9 @@ class ServiceRuntime:
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._producer.stop(), 5)
+        if self.direct is not None and self.direct is not self.pool:
+            await self.direct.close()
+        self.direct = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
@@ -183,6 +205,20 @@ class ServiceRuntime:
         except Exception as exc:
             checks["kafka"] = f"unavailable: {type(exc).__name__}"
         return checks
+
+
+async def check_search_path(pool: asyncpg.Pool, schema: str) -> None:
+    """Refuse to start when the pool's connections do not resolve names in `schema`: a
+    PgBouncer that drops the search_path the service asks for (see the README's "PostgreSQL
+    behind PgBouncer") would otherwise have it read and write another schema's tables."""
+    async with pool.acquire() as conn:
+        found = await conn.fetchval(DB.current_schema)
+    if found != schema:
+        raise RuntimeError(
+            f"names resolve to schema {found!r}, not {schema!r}: a pooler between the service "
+            "and PostgreSQL must set the search path (PgBouncer: track_extra_parameters = "
+            "search_path from 1.20, else a database entry with connect_query or the role's own "
+            "search_path)")
 
 
 def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> FastAPI:

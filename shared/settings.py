@@ -18,6 +18,8 @@ from shared.kafka_security import KAFKA_SECURITY_ENV, KafkaSecuritySettings
 # field name -> unprefixed environment variable that every service reads
 SHARED_ENV = {
     "database_url": "DATABASE_URL",
+    "database_direct_url": "DATABASE_DIRECT_URL",
+    "db_statement_cache_size": "DATABASE_STATEMENT_CACHE_SIZE",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_enable_idempotence": "KAFKA_ENABLE_IDEMPOTENCE",
     "topic_partitions": "KAFKA_TOPIC_PARTITIONS",
@@ -57,6 +59,14 @@ class ServiceSettings(KafkaSecuritySettings):
         "postgresql://postgres@127.0.0.1:5432/postgres",
         description="PostgreSQL URL; the service keeps its tables in its own schema there.",
     )
+    database_direct_url: str = Field("", description=(
+        "PostgreSQL URL of a direct session (not through PgBouncer in transaction mode), for "
+        "what needs one: LISTEN, the outbox relay's leader lock, migrations. Empty: "
+        "`database_url`."))
+    db_statement_cache_size: int = Field(100, ge=0, description=(
+        "Prepared statements asyncpg keeps per connection of `database_url`. 0 behind "
+        "PgBouncer in transaction mode before 1.21 (from 1.21 on, with its "
+        "max_prepared_statements set, the cache may stay on)."))
     db_schema: str = Field("", description="Schema owned by this service (default: its name).")
     db_pool_size: int = 10
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -111,6 +121,11 @@ class ServiceSettings(KafkaSecuritySettings):
     @property
     def schema(self) -> str:
         return self.db_schema or self.service_name
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where a session of its own goes (`database_direct_url`, else `database_url`)."""
+        return self.database_direct_url or self.database_url
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -16,7 +16,9 @@ async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Await
                       name: str,
                       on_connect: Callable[[asyncpg.Connection], None] | None = None) -> None:
     """Run `step()` until cancelled. It returns how long it may sleep (0: run again at once);
-    a NOTIFY on `channel` wakes it early; a lost connection restarts the loop.
+    a NOTIFY on `channel` wakes it early; a lost connection restarts the loop. The listening
+    connection is held from `pool`: a direct one (LISTEN needs a session of its own, which a
+    PgBouncer in transaction mode does not give); `step` does its work through its own pool.
     `on_connect(conn)` is told of each listening connection as the loop takes it."""
     wake = asyncio.Event()
 

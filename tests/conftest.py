@@ -168,7 +168,8 @@ def service_settings(name: str, infra: Infra, namespace: str, **overrides):
     if name == "notifier":  # tests must not depend on the hour they run at (quiet hours
         overrides.setdefault("quiet_hours_start", 24)  # have their own tests)
         overrides.setdefault("quiet_hours_end", 0)
-    return cls(database_url=infra.database_url, kafka_bootstrap_servers=infra.bootstrap_servers,
+    overrides.setdefault("database_url", infra.database_url)  # or through a pooler
+    return cls(kafka_bootstrap_servers=infra.bootstrap_servers,
                db_schema=f"{namespace}_{name}", topic_prefix=f"{namespace}.",
                outbox_poll_seconds=0.2, kafka_session_timeout_ms=2000,
                kafka_heartbeat_interval_ms=300, **overrides)

@@ -9,10 +9,9 @@ import asyncio
 from datetime import timedelta
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
-from services.notifier import handlers
+from services.notifier import handlers, store
 from services.notifier.dispatcher import CRITICAL_KINDS, MAX_BATCHES, Dispatcher
 from services.notifier.receipts import apply_receipt
 from services.notifier.schedule import QuietHours
@@ -240,7 +239,7 @@ async def test_a_delivery_receipt_that_comes_before_its_sid_is_stored_is_applied
 
 
 async def claim_one(pool, owner: int) -> int:
-    """Claim one due text as the dispatcher with backend pid `owner` would."""
+    """Claim one due text as the dispatcher holding lease `owner` would."""
     async with pool.acquire() as conn, conn.transaction():
         [row] = await conn.fetch(Q.pick_due, CRITICAL_KINDS, 1)
         await conn.fetchval(Q.claim_picked, [row["id"]], ["sending"], [None], [None], ["Hi"],
@@ -248,28 +247,52 @@ async def claim_one(pool, owner: int) -> int:
     return row["id"]
 
 
-async def test_the_claims_of_a_dispatcher_that_died_go_back_once_no_receipt_can_come(
-        pool, infra):
+async def test_the_claims_of_a_dispatcher_whose_lease_lapsed_go_back_once_no_receipt_can_come(
+        pool):
     await book(pool)
     await book(pool)
-    alive = await asyncpg.connect(infra.database_url)
-    dead = await asyncpg.connect(infra.database_url)
-    try:
-        mine = await claim_one(pool, alive.get_server_pid())
-        theirs = await claim_one(pool, dead.get_server_pid())
-        await dead.close()  # as a kill -9 closes the dispatcher's connections
+    alive = await store.take_lease(pool, 300.0)
+    dead = await store.take_lease(pool, 0.2)  # as a kill -9 stops the renewals
+    mine = await claim_one(pool, alive)
+    theirs = await claim_one(pool, dead)
 
-        async def released(grace: float):
-            async with pool.acquire() as conn:
-                return [r["id"] for r in await conn.fetch(Q.release_stale_claims, 300.0, grace)]
-        # Twilio may have taken the text just before the kill: its receipt may still come
-        assert await released(grace=300.0) == []
-        assert await eventually(lambda: released(grace=0.0)) == [theirs]
+    async def released(grace: float):
         async with pool.acquire() as conn:
-            status = await conn.fetchval("SELECT status FROM texts WHERE id = $1", mine)
-        assert status == "sending", "a live dispatcher's claim stays its own"
+            return [r["id"] for r in await conn.fetch(Q.release_stale_claims, 300.0, grace)]
+    # Twilio may have taken the text just before the kill: its receipt may still come
+    await asyncio.sleep(0.3)
+    assert await released(grace=300.0) == []
+    assert await released(grace=0.0) == [theirs]
+    async with pool.acquire() as conn:
+        status = await conn.fetchval("SELECT status FROM texts WHERE id = $1", mine)
+        leases = [r["id"] for r in await conn.fetch("SELECT id FROM dispatcher_leases")]
+    assert status == "sending", "a live dispatcher's claim stays its own"
+    assert leases == [alive], "the lapsed lease's row is gone"
+
+
+async def test_a_lapsed_lease_is_not_renewed_and_a_live_one_is(pool):
+    live = await store.take_lease(pool, 300.0)
+    lapsing = await store.take_lease(pool, 0.05)
+    await asyncio.sleep(0.1)
+    assert await store.renew_lease(pool, live, 300.0) is True
+    assert await store.renew_lease(pool, lapsing, 300.0) is False
+
+
+async def test_a_running_dispatcher_holds_a_lease_and_drops_it_when_it_stops(pool):
+    dispatcher = Dispatcher(pool, InstantSender(), quiet=ANY_HOUR, poll_seconds=0.05,
+                            lease_seconds=0.3)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        first = await eventually(lambda: asyncio.sleep(0, dispatcher.owner))
+        await asyncio.sleep(0.5)  # longer than the lease: renewed meanwhile
+        assert dispatcher.owner == first
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT id FROM dispatcher_leases") == first
     finally:
-        await alive.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM dispatcher_leases") == 0
 
 
 class StallingSender(InstantSender):

@@ -85,7 +85,9 @@ def dispatcher_worker(settings: NotifierSettings, quiet: QuietHours
                              stale_claim_seconds=settings.stale_claim_seconds,
                              callback_grace_seconds=settings.callback_grace_seconds,
                              quiet=quiet, probe_seconds=settings.sender_probe_seconds,
-                             unreachable_marks_after=settings.unreachable_marks_after).run()
+                             unreachable_marks_after=settings.unreachable_marks_after,
+                             lease_seconds=settings.dispatcher_lease_seconds,
+                             listen_pool=rt.session_db).run()
         finally:
             if hasattr(sender, "close"):
                 await sender.close()

@@ -3,33 +3,34 @@ appointment, checks that each one still stands when it goes (so a text never quo
 time), sends, and records the result together with its `SmsSent` event. Safe with several
 instances.
 
-Exactly once, and its one gap. A text is (1) claimed, in one transaction: picked with
-`FOR UPDATE SKIP LOCKED` together with everything it depends on (contact, appointment or
-slot offer, policy, opt-outs), checked (`rules.not_now`: consent, number opted out or
-refused, appointment neither cancelled, moved nor over, not in quiet hours, not too late),
-rendered, and stored as `status = 'sending'` with its body, marked as handed over (it may
-reach the provider within milliseconds) and with the claim's time as its token; (2) when
-its turn comes, if the sender's pacing made it wait (or the turn came more than
-`RECHECK_AFTER` seconds after the claim), checked again: quiet hours and validity, then in
-one statement with the other texts whose turn came meanwhile (claim still this
-dispatcher's, appointment not moved or over, consent standing, number not opted out or
-refused, slot still open), which refreshes its handed-over time; then handed to the
-provider, with a status callback URL naming the text; (3) its SID recorded with
-`status = 'sent'` and its `SmsSent` event, in one statement, only if the claim is still this
-dispatcher's. Claims carry the backend pid of the dispatcher's listening connection: when
-the dispatcher dies, PostgreSQL drops the connection, and once `callback_grace_seconds` have
-passed since a claim was handed over the other instances (or its successor) release its
-claims that have no SID, and they are sent, once. A crash between Twilio accepting a request
-and the commit of (3), a window of one HTTP response and one local statement, is closed by
-Twilio's first status callback: it names the text, so the text is recorded as sent with its
-SID (`receipts`) and never sent again, if it comes within the grace time. What remains is
-the narrow window's narrow case: a crash there with no callback reaching the notifier before
-the claim is released (no status callback URL configured, or every callback lost for the
-grace time): Twilio's Messages API has no idempotency key, so the text is sent again. A
-claim not handed over for `stale_claim_seconds` is released whatever (a stuck dispatcher;
-its claim token then keeps it from sending). Kafka redelivery never sends a duplicate
-(texts are scheduled once per event, in the consumer's transaction), a slow dispatcher never
-races another one for the same text (the claim tokens), and no other crash does.
+Exactly once, and its one gap. A text is (1) claimed, in one transaction: picked with `FOR
+UPDATE SKIP LOCKED` together with everything it depends on (contact, appointment or slot
+offer, policy, opt-outs), checked (`rules.not_now`: consent, number opted out or refused,
+appointment neither cancelled, moved nor over, not in quiet hours, not too late), rendered,
+and stored as `status = 'sending'` with its body, marked as handed over (it may reach the
+provider within milliseconds) and with the claim's time as its token; (2) when its turn
+comes, if the sender's pacing made it wait (or the turn came more than `RECHECK_AFTER`
+seconds after the claim), checked again: quiet hours and validity, then in one statement
+with the other texts whose turn came meanwhile (claim still this dispatcher's, appointment
+not moved or over, consent standing, number not opted out or refused, slot still open),
+which refreshes its handed-over time; then handed to the provider, with a status callback
+URL naming the text; (3) its SID recorded with `status = 'sent'` and its `SmsSent` event, in
+one statement, only if the claim is still this dispatcher's. Claims carry the dispatcher's
+lease (a row of `dispatcher_leases` it renews every third of `lease_seconds`; not a backend
+pid, which means nothing behind PgBouncer in transaction mode): when the dispatcher dies its
+lease lapses, and once `callback_grace_seconds` have passed since a claim was handed over
+the other instances (or its successor) release its claims that have no SID, and they are
+sent, once. A crash between Twilio accepting a request and the commit of (3), a window of
+one HTTP response and one local statement, is closed by Twilio's first status callback: it
+names the text, so the text is recorded as sent with its SID (`receipts`) and never sent
+again, if it comes within the grace time. What remains is the narrow window's narrow case: a
+crash there with no callback reaching the notifier before the claim is released (no status
+callback URL configured, or every callback lost for the grace time): Twilio's Messages API
+has no idempotency key, so the text is sent again. A claim not handed over for
+`stale_claim_seconds` is released whatever (a stuck dispatcher; its claim token then keeps
+it from sending). Kafka redelivery never sends a duplicate (texts are scheduled once per
+event, in the consumer's transaction), a slow dispatcher never races another one for the
+same text (the claim tokens), and no other crash does.
 
 A batch is set-based: one query picks it with its context, one statement claims it (and
 settles the texts that must not go out now: cancelled, skipped, or held until quiet hours
@@ -95,20 +96,25 @@ class Dispatcher:
                  batch_size: int = 200, poll_seconds: float = 0.5,
                  stale_claim_seconds: float = 300.0, callback_grace_seconds: float = 60.0,
                  quiet: QuietHours = QuietHours(), clock: Callable[[], datetime] = _utc_now,
-                 probe_seconds: float = 60.0, unreachable_marks_after: int = 3):
+                 probe_seconds: float = 60.0, unreachable_marks_after: int = 3,
+                 lease_seconds: float = 15.0, listen_pool: asyncpg.Pool | None = None):
         """`quiet`: the quiet hours of clinics that set none (the service's setting);
         `clock`: the time texts are checked at (tests give literal times); `probe_seconds`:
         how often a paused sender is tried with one text; `unreachable_marks_after`: see
-        `receipts`."""
+        `receipts`; `lease_seconds`: how long the claims of a dispatcher that stopped
+        renewing its lease stay its own; `listen_pool`: direct sessions, for LISTEN
+        (default `pool`, which may go through PgBouncer in transaction mode)."""
         self.pool = pool
+        self.listen_pool = listen_pool or pool
         self.channel = f"{schema}_texts"
         self.sender = sender
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.stale_claim_seconds = stale_claim_seconds
         self.callback_grace_seconds = callback_grace_seconds
+        self.lease_seconds = lease_seconds
         self.owner: int | None = None
-        """The backend pid of the listening connection: it marks this dispatcher's claims."""
+        """This dispatcher's lease (while `run` runs): it marks its claims."""
         self.quiet = quiet
         self.clock = clock
         self.pause = Pause(pool, sender.pause_key, probe_seconds)
@@ -124,18 +130,54 @@ class Dispatcher:
             await self.pause.forget()  # a restart with the right settings fixes a pause
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("could not clear the sender's pause at start: %s", type(exc).__name__)
+        await self._renew_lease()  # claims wait for a lease: take it before the first look
+        lease = asyncio.create_task(self._keep_lease())
         try:
-            await listen_loop(self.pool, self.channel, self._step, "dispatcher",
-                              on_connect=lambda conn: setattr(self, "owner",
-                                                              conn.get_server_pid()))
+            await listen_loop(self.listen_pool, self.channel, self._step, "dispatcher")
         finally:
+            lease.cancel()
             for task in self._sending:
                 task.cancel()
-            await asyncio.gather(*self._sending, return_exceptions=True)
+            await asyncio.gather(lease, *self._sending, return_exceptions=True)
+            await self._drop_lease()
+
+    async def _keep_lease(self) -> None:
+        """Hold a lease while running: renew it every third of its time (without one, try
+        again within a second)."""
+        while True:
+            every = self.lease_seconds / 3
+            await asyncio.sleep(every if self.owner is not None else min(every, 1.0))
+            await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        """Renew the lease, or take a new one if there is none or it lapsed (the old one's
+        claims go back; their tokens keep them from going twice)."""
+        try:
+            async with self.pool.acquire() as conn:
+                if self.owner is None or not await store.renew_lease(conn, self.owner,
+                                                                     self.lease_seconds):
+                    if self.owner is not None:
+                        log.warning("the dispatcher's lease lapsed: its open claims go back")
+                    self.owner = await store.take_lease(conn, self.lease_seconds)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not renew the dispatcher's lease: %s", type(exc).__name__)
+
+    async def _drop_lease(self) -> None:
+        """End the lease when stopping: the claims with no SID go back after their grace."""
+        lease, self.owner = self.owner, None
+        if lease is None:
+            return
+        try:
+            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+                await store.drop_lease(conn, lease)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # it lapses by itself
 
     async def _step(self) -> float:
         """One look: claim and start sending a batch (or one probe while paused); returns
         how long to sleep before the next look, unless texts are scheduled meanwhile."""
+        if self.owner is None:  # no claims without a lease: it comes within moments
+            return min(self.poll_seconds, 0.1)
         await self._upkeep()
         if self.pause.paused:  # an account or sender problem: one text now and then
             await self._probe()

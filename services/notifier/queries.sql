@@ -47,8 +47,8 @@ WITH picked AS (
 -- Step 1, second half, in the transaction of pick_due: each picked text ($1) is claimed
 -- ($2 = 'sending', with the body about to go, $5, and its $6 segments) or settled ($2 its
 -- new status, $3 why, $4 a new due time or NULL). A claim is marked handed over at once
--- (the text may reach the provider within milliseconds), carries the dispatcher's backend
--- pid ($7, see release_stale_claims) and its time, returned, which is the claim's token:
+-- (the text may reach the provider within milliseconds), carries the dispatcher's lease
+-- ($7, see release_stale_claims) and its time, returned, which is the claim's token:
 -- every later write about the text checks it is still theirs. The patients in $8 are given
 -- their "reply STOP" notice with the first text claimed for them.
 WITH u AS MATERIALIZED (
@@ -215,19 +215,40 @@ UPDATE contacts SET stop_notice_sent = false WHERE patient_id = ANY($1::uuid[]);
 
 -- name: release_stale_claims
 -- Claims whose text has no provider id go back to pending when their dispatcher is gone
--- (its backend pid, `claimed_by`, no longer in pg_stat_activity), $2 seconds after they
+-- (its lease, `claimed_by`, lapsed: not renewed in time, or dropped), $2 seconds after they
 -- were handed over (Twilio's status callback, which names the text, may still come and
 -- record it as sent). Every claim is handed over when made (claim_picked); a claim with no
 -- `handed_at` (made before that) goes back at once. Any claim older than $1 seconds goes
--- back too (a stuck dispatcher; the claim tokens keep it from sending).
-WITH live AS MATERIALIZED (SELECT pid FROM pg_stat_activity)  -- read once
+-- back too (a stuck dispatcher; the claim tokens keep it from sending). The lapsed leases'
+-- rows go in the same statement.
+WITH lapsed AS (
+    DELETE FROM dispatcher_leases WHERE expires_at <= now()
+), live AS MATERIALIZED (  -- read once
+    SELECT id FROM dispatcher_leases WHERE expires_at > now()
+)
 UPDATE texts t SET status = 'pending'
 WHERE t.status = 'sending' AND t.provider_sid IS NULL
   AND (coalesce(t.handed_at, t.claimed_at) < now() - make_interval(secs => $1)
        OR (t.claimed_by IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM live WHERE live.pid = t.claimed_by)
+           AND NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.claimed_by)
            AND (t.handed_at IS NULL OR t.handed_at < now() - make_interval(secs => $2))))
 RETURNING id;
+
+-- name: take_lease
+-- A running dispatcher's lease, for $1 seconds: its id marks the dispatcher's claims.
+INSERT INTO dispatcher_leases (expires_at) VALUES (now() + make_interval(secs => $1))
+RETURNING id;
+
+-- name: renew_lease
+-- Lease $1 for $2 seconds from now, unless it lapsed already (its claims may be going back:
+-- the dispatcher takes a new lease). Returns the id if renewed.
+UPDATE dispatcher_leases SET renewed_at = now(), expires_at = now() + make_interval(secs => $2)
+WHERE id = $1 AND expires_at > now()
+RETURNING id;
+
+-- name: drop_lease
+-- A dispatcher stopping: its claims go back once their callback grace has passed.
+DELETE FROM dispatcher_leases WHERE id = $1;
 
 -- name: set_ride_status
 UPDATE appointments SET ride_status = $2, updated_at = now() WHERE booking_id = $1;

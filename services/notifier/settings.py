@@ -19,7 +19,11 @@ class NotifierSettings(ServiceSettings):
     dispatch_poll_seconds: float = 0.5
     stale_claim_seconds: float = Field(300.0, gt=0)
     """A text claimed this long ago without a provider id is released and sent (its
-    dispatcher is stuck). A dead dispatcher's claims are released at once."""
+    dispatcher is stuck). A dead dispatcher's claims are released once its lease lapses."""
+    dispatcher_lease_seconds: float = Field(15.0, gt=0, le=3600)
+    """How long a dispatcher's lease (which owns its claims) lasts unless renewed; renewed
+    every third of it. A dispatcher that dies (kill -9) has its claims released this long
+    after its last renewal (and, for a text handed to Twilio, after the callback grace)."""
     callback_grace_seconds: float = Field(60.0, ge=0)
     """A dead dispatcher's text that was handed to Twilio waits this long for Twilio's status
     callback (which records it as sent) before it is released and sent again."""

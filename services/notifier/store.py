@@ -229,6 +229,21 @@ async def release_stale_claims(conn: asyncpg.Connection, stale_seconds: float,
     return len(await conn.fetch(Q.release_stale_claims, stale_seconds, grace_seconds))
 
 
+async def take_lease(conn: asyncpg.Connection | asyncpg.Pool, seconds: float) -> int:
+    """A new dispatcher lease lasting `seconds` unless renewed; returns its id."""
+    return await conn.fetchval(Q.take_lease, seconds)
+
+
+async def renew_lease(conn: asyncpg.Connection | asyncpg.Pool, lease: int, seconds: float) -> bool:
+    """Extend `lease` by `seconds` from now; False if it had lapsed (it is not revived)."""
+    return await conn.fetchval(Q.renew_lease, lease, seconds) is not None
+
+
+async def drop_lease(conn: asyncpg.Connection | asyncpg.Pool, lease: int) -> None:
+    """End `lease` (its dispatcher stops)."""
+    await conn.execute(Q.drop_lease, lease)
+
+
 # -- delivery receipts and pauses -------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ def bootstrap(settings: PlansSettings | None = None) -> FastAPI:
     }, BOOKING_EVENTS, batch_handlers={event: on_booking for event in handlers.STATUS_OF})
 
     async def fire_timers(rt: ServiceRuntime) -> None:
-        await TimerWorker(rt.db, settings.schema, settings.timer_max_sleep_seconds).run()
+        await TimerWorker(rt.db, settings.schema, settings.timer_max_sleep_seconds,
+                          listen_pool=rt.session_db).run()
 
     runtime.add_worker("timers", fire_timers)
     runtime.add_probe(ops.timer_probe(settings.ops_overdue_timer_seconds))

@@ -66,14 +66,17 @@ async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
 class TimerWorker:
     """Fires due timers; wakes when a timer is set and otherwise at the next due time."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, max_sleep: float = 5.0):
+    def __init__(self, pool: asyncpg.Pool, schema: str, max_sleep: float = 5.0,
+                 listen_pool: asyncpg.Pool | None = None):
+        """`listen_pool`: direct sessions, for LISTEN (default `pool`)."""
         self.pool = pool
+        self.listen_pool = listen_pool or pool
         self.channel = f"{schema}_timers"
         self.max_sleep = max_sleep
         self.fired = 0
 
     async def run(self) -> None:
-        await listen_loop(self.pool, self.channel, self._step, "timer worker")
+        await listen_loop(self.listen_pool, self.channel, self._step, "timer worker")
 
     async def _step(self) -> float:
         claimed = await fire_due(self.pool)
