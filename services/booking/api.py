@@ -20,7 +20,8 @@ from services.booking import availability, bookings, fhir, network, rules, store
 from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
-                                       RegisterPatient, RescheduleSession, UpdateRide)
+                                       RegisterPatient, RescheduleSession, SetPatientTimezone,
+                                       SetPrepItems, SetRemoteWays, UpdateRide)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
 from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
@@ -142,6 +143,15 @@ async def list_providers(request: Request, who: Principal = require(*READ), limi
                                                     limit + 1), limit)
 
 
+@router.post("/clinic/remote-visits", tags=["network"])
+async def set_remote_ways(cmd: SetRemoteWays, request: Request, who: Principal = require(*ADMIN)):
+    """How patients join remote visits: the network's call-in number for phone visits and
+    video link for video and home visits (`{code}` becomes the booking's code)."""
+    async def handle(conn):
+        return await network.set_remote_ways(conn, who, cmd)
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
 @router.get("/session-types", tags=["network"])
 async def list_session_types(request: Request, who: Principal = require(*READ)) -> list[dict]:
     return [as_dict(t) for t in await store.session_types(_db(request), who.clinic_id)]
@@ -152,6 +162,15 @@ async def override_session_type(code: str, cmd: OverrideSessionType, request: Re
                                 who: Principal = require(*ADMIN)):
     async def handle(conn):
         return as_dict(await network.override_session_type(conn, who, code, cmd))
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
+@router.post("/session-types/{code}/prep-items", tags=["network"])
+async def set_prep_items(code: str, cmd: SetPrepItems, request: Request,
+                         who: Principal = require(*ADMIN)):
+    """What the session type's prep texts say to bring (en, fr, es), the network's words."""
+    async def handle(conn):
+        return as_dict(await network.set_prep_items(conn, who, code, cmd))
     return await idempotent(request, who.clinic_id, handle, 200)
 
 
@@ -178,17 +197,29 @@ async def get_patient(patient_id: UUID, request: Request, who: Principal = requi
         return as_dict(await network.get_patient(conn, who.clinic_id, patient_id))
 
 
+@router.post("/patients/{patient_id}/timezone", tags=["patients"])
+async def set_patient_timezone(patient_id: UUID, cmd: SetPatientTimezone, request: Request,
+                               who: Principal = require(*SCHEDULE)):
+    """The patient's own time zone (null: their site's); bookings made from now on carry it."""
+    async def handle(conn):
+        return as_dict(await network.set_patient_timezone(conn, who.clinic_id, patient_id,
+                                                          cmd.timezone))
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
 # --- bookings ---------------------------------------------------------------------------
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])
 async def book_session(cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)):
-    """Book one session. A conflict (room, provider or patient already booked, recovery
-    included) is a 409 naming what conflicts."""
+    """Book one session, in clinic (a room), by phone or video, or at home (with a support
+    person). A conflict (room, provider or patient already booked, recovery included) is a
+    409 naming what conflicts."""
     _within_horizon(request, [cmd.starts_at])
+    visit = bookings.visit_from(cmd, _regions(request))
 
     async def handle(conn):
-        return bookings.view(await bookings.book_session(conn, who, cmd))
+        return bookings.view(await bookings.book_session(conn, who, cmd, visit=visit))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 
@@ -275,6 +306,13 @@ async def no_show(booking_id: UUID, request: Request, who: Principal = require(*
 async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)):
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.update_ride(c, who.clinic_id, booking_id, cmd)), 200)
+
+
+@router.post("/bookings/{booking_id}/support-person/confirm", tags=["bookings"])
+async def confirm_support(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+    """The support person of a home session confirmed they will be there."""
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.confirm_support(c, who.clinic_id, booking_id)), 200)
 
 
 # --- availability and waitlist -----------------------------------------------------------
