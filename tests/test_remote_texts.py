@@ -45,7 +45,7 @@ async def test_a_video_visits_texts_carry_the_link_no_address_and_the_patients_o
     assert "1 Main St" not in confirmation["body"] and " Main" not in confirmation["body"]
     schema = spine.notifier.schema
     # the day-of text says "today": make the appointment today, and the text due now
-    await db.execute(f'UPDATE "{schema}".appointments SET starts_at = now() + interval \'3 hours\'')
+    await db.execute(f'UPDATE "{schema}".appointments SET starts_at = now()')
     await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'day_of'")
     day_of = await _sent(spine, net, patient["id"], "day_of")
     assert f"By video: {link}" in day_of["body"] and "today" in day_of["body"]
@@ -64,6 +64,7 @@ async def test_a_phone_visit_gives_the_number_to_call(spine):
     confirmation = await _sent(spine, net, net.patient["id"], "confirmation")
     assert "Por teléfono: llame al (604) 555-0190 a esa hora." in confirmation["body"]
     assert "1 Main St" not in confirmation["body"]
+    assert confirmation["template_version"] == 0, "the built-in words"
 
 
 async def test_a_home_sessions_patient_gets_its_prep_and_its_support_person_their_own_text(spine, db):

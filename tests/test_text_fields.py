@@ -174,6 +174,9 @@ def test_remote_visits_texts_carry_the_link_and_never_the_address():
         "Cedar: votre rendez-vous est le mer. 9 déc. à 10 h 00. Par téléphone: appelez le "
         "(604) 555-0150 à cette heure. Répondez 1 pour confirmer, 2 pour changer. Questions: "
         "(604) 555-0101")
+    called = TextContext("en", "Cedar", "+16045550101", "Main", "1 Main St", tz, starts, None,
+                         mode="phone")  # no number to call: the clinic calls
+    assert "By phone: we will call you at that time." in render("day_of", called)
 
 
 # --- through the APIs -------------------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import eventually
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from tests.helpers import add_patient, create_network
-from tests.test_booking_rules import next_local
+from tests.test_booking_rules import ALL_DAY, next_local
 
 TZ = "America/Vancouver"
 SUPPORT = {"name": "Sam Support", "phone": "604-555-0188", "sms_consent": True}
@@ -49,18 +51,38 @@ async def test_a_video_assessment_takes_a_provider_and_no_room_and_carries_the_n
     assert [(x["mode"], x["room_id"]) for x in sheet.json()["bookings"]] == [("video", None)]
 
 
+async def test_remote_availability_needs_a_free_provider_and_no_room(booking):
+    net = await create_network(booking.http, rooms=0)
+    day = next_local(TZ, days=3)[:10]
+    params = {"session_type": "assessment", "from": day, "to": day}
+    r = await booking.http.get(f"/sites/{net.site['id']}/availability", headers=net.headers,
+                               params=params)
+    assert r.status_code == 200 and r.json()["slots"] == []  # no room: nothing in clinic
+    r = await booking.http.get(f"/sites/{net.site['id']}/availability", headers=net.headers,
+                               params={**params, "mode": "video"})
+    slots = r.json()["slots"]
+    assert slots[0]["starts_at_local"].startswith(f"{day}T07:00:00")  # the provider's hours
+    assert {s["room_id"] for s in slots} == {None}
+    r = await booking.http.get(f"/sites/{net.site['id']}/availability", headers=net.headers,
+                               params={**params, "mode": "car"})
+    assert r.status_code == 422 and r.json()["fields"][0]["path"] == "query.mode"
+
+
 async def test_a_remote_visit_may_be_given_its_own_link_and_a_bad_one_is_refused_by_field(booking):
     net = await create_network(booking.http)
     r = await _book(booking, net, session_type="consultation", mode="video",
                     join_link="https://video.example.org/room/42")
     assert r.status_code == 201, r.text
     assert r.json()["join_link"] == "https://video.example.org/room/42"
+    r = await _book(booking, net, session_type="consultation", mode="phone",
+                    starts_at=next_local(TZ, days=3, hour=11))
+    assert r.status_code == 201, r.text  # no number to call: the clinic calls the patient
+    assert r.json()["join_link"] is None
     for fields, field, words in [
             ({"mode": "video", "join_link": "http://plain.example.org/x"}, "join_link", "https://"),
             ({"mode": "video", "join_link": "https://meet.example.com/ketamine"}, "join_link",
              "names a drug, procedure or diagnosis (ketamine)"),
             ({"mode": "video"}, "join_link", "needs a video link"),
-            ({"mode": "phone"}, "join_link", "needs a call-in number"),
             ({"mode": "clinic", "join_link": "https://video.example.org/x"}, "join_link",
              "a clinic visit has no call-in number or video link")]:
         r = await _book(booking, net, session_type="assessment",
@@ -101,11 +123,21 @@ async def test_dosing_stays_in_clinic_and_home_is_refused_for_esketamine_iv_and_
     assert await booking.runtime.db.fetchval("SELECT count(*) FROM bookings") == 0
 
 
+def within_a_day(tz: str) -> str:
+    """A local start a few hours ahead (the next hour, or 01:00 after 21:00) that leaves a
+    session of 2 h with its recovery inside the same local day: within 24 h."""
+    start = (datetime.now(ZoneInfo(tz)) + timedelta(hours=1)).replace(minute=0, second=0,
+                                                                     microsecond=0)
+    if start.hour >= 21 or start.hour < 1:
+        start = (start + timedelta(hours=4)).replace(hour=1)
+    return start.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 async def test_a_home_session_needs_no_room_and_shows_in_the_attention_inbox_until_its_support_person_confirms(booking):
-    net = await create_network(booking.http, rooms=0)
+    net = await create_network(booking.http, rooms=0, hours=ALL_DAY)
     await _remote_ways(booking, net, video_link_template="https://meet.example.com/c-{code}")
     r = await _book(booking, net, session_type="home_low_dose", mode="home",
-                    support_person=SUPPORT, starts_at=next_local(TZ, days=1, hour=10))
+                    support_person=SUPPORT, starts_at=within_a_day(TZ))
     assert r.status_code == 201, r.text
     home = r.json()
     assert home["room_id"] is None and home["is_dosing"] is True
@@ -117,7 +149,7 @@ async def test_a_home_session_needs_no_room_and_shows_in_the_attention_inbox_unt
     assert later.status_code == 201, later.text
     attention = await booking.http.get("/bookings/attention", headers=net.headers)
     # within 24 h and unconfirmed: listed; the one in 5 days not yet (nor for its ride)
-    assert [b["id"] for b in attention.json()] == ([home["id"]] if _within_a_day(home) else [])
+    assert [b["id"] for b in attention.json()] == [home["id"]]
     r = await booking.http.post(f"/bookings/{home['id']}/support-person/confirm",
                                 headers=net.headers)
     assert r.status_code == 200 and r.json()["support_person"]["confirmed"] is True
@@ -131,11 +163,6 @@ async def test_a_home_session_needs_no_room_and_shows_in_the_attention_inbox_unt
     r = await booking.http.post(f"/bookings/{other.json()['id']}/support-person/confirm",
                                 headers=net.headers)
     assert r.status_code == 409
-
-
-def _within_a_day(b: dict) -> bool:
-    from datetime import UTC, datetime, timedelta
-    return datetime.fromisoformat(b["starts_at"]) < datetime.now(UTC) + timedelta(hours=24)
 
 
 async def test_patients_have_a_time_zone_checked_like_a_sites(booking):

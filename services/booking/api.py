@@ -323,15 +323,17 @@ async def site_availability(
         site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
         first_day: Annotated[SaneDate | None, Query(alias="from")] = None,
         last_day: Annotated[SaneDate | None, Query(alias="to")] = None,
-        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> Response:
-    """Free slots for a session type at a site between two local dates (inclusive)."""
+        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15,
+        mode: Literal["clinic", "phone", "video", "home"] = "clinic") -> Response:
+    """Free slots for a session type at a site between two local dates (inclusive); by
+    phone or video, or at home (`mode`), a free provider is enough (no room)."""
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
         stype = await network.session_type(conn, who.clinic_id, session_type)
         today = datetime.now(ZoneInfo(site.timezone)).date()
         first = first_day or today
         slots = await availability.free_slots(conn, site, stype, first, last_day or first,
-                                              step_minutes)
+                                              step_minutes, needs_room=mode == "clinic")
     body = {"site_id": site_id, "session_type": session_type, "timezone": site.timezone,
             "slots": slots}
     return Response(_AVAILABILITY.dump_json(body), media_type="application/json")

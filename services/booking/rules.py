@@ -200,9 +200,9 @@ def join_code(booking_id: UUID) -> str:
 def join_link(mode: str, given: str | None, call_in_phone: str | None,
               video_template: str | None, booking_id: UUID) -> str | None:
     """How the patient joins a remote visit: the link or number given for the booking, else
-    the network's call-in number (phone) or video link (video, home); None in clinic.
-    Refused (422 on `join_link`) when there is none, or when one is given for a clinic
-    visit."""
+    the network's call-in number (phone) or video link (video, home); None in clinic, and
+    for a phone visit with no number to call (the clinic calls the patient). Refused (422 on
+    `join_link`) for a video or home visit without a link, or one given for a clinic visit."""
     if mode == "clinic":
         if given is not None:
             raise Invalid("a clinic visit has no call-in number or video link",
@@ -210,12 +210,11 @@ def join_link(mode: str, given: str | None, call_in_phone: str | None,
         return None
     if given is not None:
         return given
-    if mode == "phone" and call_in_phone:
-        return call_in_phone
-    if mode != "phone" and video_template:
+    if mode == "phone":
+        return call_in_phone  # None: the clinic calls the patient
+    if video_template:
         return video_template.replace("{code}", join_code(booking_id))
-    what = "call-in number" if mode == "phone" else "video link"
-    raise Invalid(f"a {mode} visit needs a {what}: give join_link, or set the network's "
+    raise Invalid(f"a {mode} visit needs a video link: give join_link, or set the network's "
                   "(POST /clinic/remote-visits)", field="join_link")
 
 

@@ -123,6 +123,9 @@ JOIN: dict[str, dict[str, str]] = {
     "phone": {"en": "By phone: call {link} at that time.",
               "fr": "Par téléphone: appelez le {link} à cette heure.",
               "es": "Por teléfono: llame al {link} a esa hora."},
+    "called": {"en": "By phone: we will call you at that time.",
+               "fr": "Par téléphone: nous vous appellerons à cette heure.",
+               "es": "Por teléfono: le llamaremos a esa hora."},
     "video": {"en": "By video: {link}", "fr": "Par vidéo: {link}", "es": "Por video: {link}"},
 }
 """How a remote visit's texts say to join it (a home session is supervised by video)."""
@@ -167,6 +170,8 @@ def template_kind(kind: str, mode: str) -> str:
 
 def join_words(mode: str, link: str | None, lang: str) -> str:
     """How the text says to join a remote visit ("" in clinic)."""
+    if mode == "phone" and not link:
+        return JOIN["called"][lang]
     if mode == "clinic" or not link:
         return ""
     how = "phone" if mode == "phone" else "video"
