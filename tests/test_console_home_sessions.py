@@ -1,5 +1,6 @@
 """The console's attention inbox lists a home session whose support person has not confirmed
-(not as a ride to arrange), and the action takes it off (issue 17)."""
+(not as a ride to arrange), and the action takes it off; the day sheet lists it under its
+mode, as it has no room (issue 17)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.test_booking_rules import ALL_DAY
 from tests.test_visit_modes import within_a_day
 
 
-async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms(console):  # noqa: F811
+async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms_and_the_day_sheet_shows_them(console):  # noqa: F811
     http = console.spine.booking.http
     net = await create_network(http, hours=ALL_DAY)
     await http.post("/clinic/remote-visits", headers=net.headers,
@@ -28,6 +29,9 @@ async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms
         assert inbox.status_code == 200
         assert inbox.text.count('data-item="support"') == 1
         assert 'data-item="ride"' not in inbox.text, "a home session needs no ride"
+        day = await browser.get(f"/day?site={net.site['id']}&date={b.json()['starts_at_local'][:10]}")
+        assert day.status_code == 200  # on the day sheet, under its mode (it has no room)
+        assert f'data-booking="{b.json()["id"]}"' in day.text and "<h2>At home</h2>" in day.text
         done = await browser.post(f"/inbox/bookings/{b.json()['id']}/support",
                                   headers={"HX-Request": "true"}, data={"csrf": csrf})
         assert done.status_code == 200

@@ -165,6 +165,23 @@ async def test_a_home_session_needs_no_room_and_shows_in_the_attention_inbox_unt
     assert r.status_code == 409
 
 
+async def test_a_series_of_home_sessions_is_booked_all_at_home_with_one_support_person(booking):
+    net = await create_network(booking.http, rooms=0)
+    await _remote_ways(booking, net, video_link_template="https://meet.example.com/c-{code}")
+    r = await booking.http.post("/bookings/series", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"],
+        "session_type": "home_low_dose", "mode": "home", "support_person": SUPPORT,
+        "starts_at": [next_local(TZ, days=d, hour=10) for d in (3, 10)]})
+    assert r.status_code == 201, r.text
+    assert [(b["mode"], b["room_id"], b["support_person"]["name"])
+            for b in r.json()["bookings"]] == [("home", None, "Sam Support")] * 2
+    r = await booking.http.post("/bookings/series", headers=net.headers, json={
+        "patient_id": net.patient["id"], "site_id": net.site["id"],
+        "session_type": "esketamine_nasal", "mode": "home", "support_person": SUPPORT,
+        "starts_at": [next_local(TZ, days=d, hour=10) for d in (4, 11)]})
+    assert r.status_code == 422 and r.json()["field"] == "mode"
+
+
 async def test_patients_have_a_time_zone_checked_like_a_sites(booking):
     net = await create_network(booking.http)
     p = await add_patient(booking.http, net, given_name="Tz", timezone="America/Toronto")

@@ -225,11 +225,13 @@ async def book_session(cmd: BookSession, request: Request, who: Principal = requ
 
 @router.post("/bookings/series", status_code=201, tags=["bookings"])
 async def book_series(cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)):
-    """Book a series (e.g. an induction of 6 sessions): all or nothing."""
+    """Book a series (e.g. an induction of 6 sessions): all or nothing; every session in the
+    same mode (in clinic, by phone or video, or at home with the same support person)."""
     _within_horizon(request, cmd.starts_at, series=True)
+    visit = bookings.visit_from(cmd, _regions(request))
 
     async def handle(conn):
-        rows = await bookings.book_series(conn, who, cmd)
+        rows = await bookings.book_series(conn, who, cmd, visit=visit)
         return {"series_id": rows[0].series_id, "bookings": [bookings.view(r) for r in rows]}
     return await idempotent(request, who.clinic_id, handle)
 

@@ -125,7 +125,8 @@ async def _emit(conn: asyncpg.Connection, b: Booking, *payloads: Event) -> None:
 # --- how a session is attended ---------------------------------------------------------
 
 
-def visit_from(cmd: BookSession, regions: tuple[str, ...] = ("US", "CA")) -> Visit:
+def visit_from(cmd: BookSession | BookSeries,
+               regions: tuple[str, ...] = ("US", "CA")) -> Visit:
     """The visit a booking asks for, its fields checked (422 naming the field): a join link
     is an https link or a call-in number that texts can carry; a support person's number is
     a mobile one."""
@@ -213,10 +214,11 @@ async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSessio
 
 
 async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
-                      now: datetime | None = None) -> list[Booking]:
+                      now: datetime | None = None, visit: Visit = CLINIC_VISIT) -> list[Booking]:
     """Book several sessions at once, all or nothing; each its own booking in one series."""
     return await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
-                            cmd.starts_at, cmd.room_id, cmd.provider_id, now, series=True)
+                            cmd.starts_at, cmd.room_id, cmd.provider_id, now, series=True,
+                            visit=visit)
 
 
 async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,

@@ -165,13 +165,9 @@ class SetPrepItems(_Command):
     es: str = Field(min_length=1, max_length=PREP_ITEMS_MAX)
 
 
-class BookSession(_Command):
-    patient_id: UUID
-    site_id: UUID
-    session_type: str
-    starts_at: datetime = Field(description="With a UTC offset, or the site's local wall-clock time")
-    room_id: UUID | None = Field(None, description="Default: the first free room at the site")
-    provider_id: UUID | None = Field(None, description="Default: the first free provider")
+class _Visit(_Command):
+    """How a session is attended (the same for every session of a series)."""
+
     mode: Mode = Field("clinic", description="In clinic (a room), by phone or video, or at home")
     join_link: str | None = Field(None, min_length=3, max_length=JOIN_LINK_MAX,
                                   description=JOIN_LINK)
@@ -179,7 +175,16 @@ class BookSession(_Command):
         None, description="Who is with the patient at home (required for mode home)")
 
 
-class BookSeries(_Command):
+class BookSession(_Visit):
+    patient_id: UUID
+    site_id: UUID
+    session_type: str
+    starts_at: datetime = Field(description="With a UTC offset, or the site's local wall-clock time")
+    room_id: UUID | None = Field(None, description="Default: the first free room at the site")
+    provider_id: UUID | None = Field(None, description="Default: the first free provider")
+
+
+class BookSeries(_Visit):
     patient_id: UUID
     site_id: UUID
     session_type: str
