@@ -100,10 +100,10 @@ async def test_dosing_stays_in_clinic_and_home_is_refused_for_esketamine_iv_and_
                                          "healthcare setting, never at home"),
             ("iv_infusion", "home", "an IV session is given only in clinic, never at home"),
             ("im_injection", "home", "an IM session is given only in clinic, never at home"),
-            ("iv_infusion", "video", "a iv_infusion session may be booked only as clinic"),
-            ("oral_lozenge_kap", "home", "a oral_lozenge_kap session may be booked only as clinic"),
-            ("preparation", "phone", "a preparation session may be booked only as clinic"),
-            ("home_low_dose", "clinic", "a home_low_dose session may be booked only as home")]:
+            ("iv_infusion", "video", "iv_infusion sessions may be booked only as clinic"),
+            ("oral_lozenge_kap", "home", "oral_lozenge_kap sessions may be booked only as clinic"),
+            ("preparation", "phone", "preparation sessions may be booked only as clinic"),
+            ("home_low_dose", "clinic", "home_low_dose sessions may be booked only as home")]:
         r = await _book(booking, net, session_type=code, mode=mode,
                         **({"support_person": SUPPORT} if mode == "home" else {}))
         assert r.status_code == 422, (code, mode, r.text)

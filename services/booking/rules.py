@@ -182,7 +182,7 @@ def check_mode(stype: SessionType, mode: str, room_id: UUID | None, has_support:
     if mode == "home" and stype.route in NEVER_AT_HOME:
         raise Invalid(NEVER_AT_HOME[stype.route], field="mode")
     if mode not in stype.modes:
-        raise Invalid(f"a {stype.code} session may be booked only as "
+        raise Invalid(f"{stype.code} sessions may be booked only as "
                       f"{' or '.join(stype.modes)}", field="mode")
     if mode != "clinic" and room_id is not None:
         raise Invalid(f"a {mode} visit takes no room", field="room_id")
