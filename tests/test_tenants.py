@@ -73,6 +73,9 @@ async def network_a(spine) -> tuple[object, dict[str, str]]:
         "stages": [{"name": "dosing", "sessions": 3, "within_days": 21}]}), 201)
     await _ok(spine.notifier.http.post("/policy", headers=h, json={
         "sites": {a.site["id"]: {"quiet_hours_start": 20, "quiet_hours_end": 9}}}))
+    await _ok(spine.notifier.http.post("/templates", headers=h, json={  # its own words
+        "kind": "session_due", "language": "en",
+        "body": "{clinic}: Alpha only induction words. Call {phone}."}), 201)
 
     async def plan():
         r = await spine.plans.http.get(f"/patients/{a.patient['id']}/plans", headers=h)
@@ -153,6 +156,7 @@ def bodies(ids: dict) -> dict[str, dict]:
         "/sites/{site_id}/closures": {"first_day": "2030-01-01", "last_day": "2030-01-02"},
         "/waitlist/offers/{offer_id}/accept": {"patient_id": ids["patient_id"]},
         "/staff/{staff_id}/role": {"role": "admin"},
+        "/patients/{patient_id}/timezone": {"timezone": "America/Toronto"},
     }
 
 
