@@ -5,6 +5,7 @@ clinic network; a key never sees another network's data (404). Every POST honour
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -23,6 +24,7 @@ from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddPr
                                        RegisterPatient, RescheduleSession, UpdateRide)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
+from shared.audit import OPERATOR, record
 from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
                          require_operator)
 from shared.errors import NotFound
@@ -69,7 +71,9 @@ def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
 async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
     """Create a clinic network (platform operator only); returns its first admin API key."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return JSONResponse(jsonable_encoder(await network.add_clinic(conn, cmd)), status_code=201)
+        clinic = await network.add_clinic(conn, cmd)
+        await record(conn, request, status=201, actor=replace(OPERATOR, clinic_id=clinic["id"]))
+        return JSONResponse(jsonable_encoder(clinic), status_code=201)
 
 
 @router.get("/clinic", tags=["network"])

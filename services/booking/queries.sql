@@ -674,3 +674,7 @@ SELECT json_build_object(
                   ORDER BY lower(st.name), st.id), '[]')
               FROM staff st WHERE st.clinic_id = $1)
 )::text;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT id, clinic_id FROM patients WHERE id = ANY($1::uuid[]);

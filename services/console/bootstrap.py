@@ -26,7 +26,7 @@ def bootstrap(settings: ConsoleSettings | None = None,
               transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     """Build the console app (`transports`: how to reach the services, for tests)."""
     settings = settings or ConsoleSettings()
-    runtime = ServiceRuntime(settings, HERE / "migrations")
+    runtime = ServiceRuntime(settings, HERE / "migrations", audited=False)
     services = Services(settings, transports)
 
     async def close_clients(_: ServiceRuntime) -> None:

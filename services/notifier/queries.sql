@@ -441,3 +441,7 @@ ON CONFLICT (clinic_id) DO UPDATE
         critical_past_caps = EXCLUDED.critical_past_caps, disabled_kinds = EXCLUDED.disabled_kinds,
         updated_at = now()
 RETURNING *;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT DISTINCT patient_id, clinic_id FROM contacts WHERE patient_id = ANY($1::uuid[]);
