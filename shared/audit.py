@@ -54,6 +54,7 @@ _ID = re.compile(rb'"id":\s*"([0-9a-f-]{36})"')
 PATIENT_ROUTES = frozenset({"/patients", "/patients/search", "/patient-names"})
 """Routes whose answers' `id`s are patients' ids."""
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -165,8 +166,9 @@ def _asked_patients(scope: dict) -> list[UUID]:
 
 
 def resource_of(scope: dict) -> str:
-    """Method and path, with only the path's ids filled in (e.g. GET /patients/<uuid>/texts;
-    another value stays as its name in the route, e.g. /plan-templates/{code})."""
+    """Method and path, with only the path's ids and codes filled in (e.g. GET
+    /patients/<uuid>/texts, POST /plan-templates/kap); any other value stays as its name in
+    the route."""
     route = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
     params = scope.get("path_params") or {}
@@ -175,7 +177,7 @@ def resource_of(scope: dict) -> str:
         value = params.get(match.group(1))
         if isinstance(value, (UUID, int)) and not isinstance(value, bool):
             return str(value)
-        if isinstance(value, str) and _UUID.fullmatch(value):
+        if isinstance(value, str) and (_UUID.fullmatch(value) or _CODE.fullmatch(value)):
             return value.lower()
         return match.group(0)
 
@@ -251,8 +253,8 @@ class AuditTrail:
             correlation_id=state.get("correlation_id"))
 
     async def _owners(self, conn: asyncpg.Connection, entries: list[Entry]) -> list[Entry]:
-        """Refusals of another network's patients (404 to the actor), with that network's
-        copy of each."""
+        """Mark 404s about another network's patients refused and file them under that
+        network (a copy for each further network); returns the copies."""
         missed = [e for e in entries if e.outcome == "not_found" and e.patient_ids]
         if not missed or self.owner_query is None:
             return []
@@ -260,10 +262,10 @@ class AuditTrail:
         owners = {r[0]: r[1] for r in await conn.fetch(self.owner_query, ids)}
         copies = []
         for e in missed:
-            others = {owners[p] for p in e.patient_ids if p in owners} - {e.actor_clinic_id}
-            if others:
-                e.outcome = "refused"
-                copies += [replace(e, clinic_id=other) for other in others]
+            others = sorted({owners[p] for p in e.patient_ids if p in owners} - {e.actor_clinic_id})
+            if others:  # the data's network; the actor's stays in actor_clinic_id
+                e.outcome, e.clinic_id = "refused", others[0]
+                copies += [replace(e, clinic_id=other) for other in others[1:]]
         return copies
 
     # --- writing -------------------------------------------------------------------------
