@@ -4,7 +4,9 @@ role only), and `GET /ops/audit/verify` (the ops token) behind `kcb-ops audit ve
 from __future__ import annotations
 
 import csv
+import heapq
 import io
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -114,6 +116,13 @@ def audit_router() -> APIRouter:
         return {"service": service(request), **await audit_chain.verify(rt.db, since)}
 
     return router
+
+
+def merge_trails(pages: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+    """Several services' `/audit` items (each newest first) as one list in time order,
+    newest first, at most `limit` (the console's cross-service view)."""
+    merged = heapq.merge(*pages, key=lambda e: (e["at"], e["service"], e["id"]), reverse=True)
+    return list(itertools.islice(merged, limit))
 
 
 def _plain(value: Any) -> str:

@@ -17,7 +17,7 @@ from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, Comple
                                     EnrolmentCode, SignIn)
 from shared import proxies, tokens
 from shared.audit import ANONYMOUS, Actor, act_as, record
-from shared.auth import ADMIN, READ, Principal, require
+from shared.auth import ADMIN, AUDIT, READ, Principal, require
 
 router = APIRouter(tags=["staff"])
 _bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
@@ -69,7 +69,8 @@ async def add_staff(cmd: AddStaff, request: Request, who: Principal = require(*A
 
 
 @router.get("/staff")
-async def list_staff(request: Request, who: Principal = require(*ADMIN)) -> list[dict]:
+async def list_staff(request: Request, who: Principal = require(*AUDIT)) -> list[dict]:
+    """The network's people (admins, and privacy officers: audit entries name people by id)."""
     return [as_dict(m) for m in await store.list_staff(_db(request), who.clinic_id)]
 
 
