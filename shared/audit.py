@@ -108,6 +108,12 @@ class Entry:
                 self.actor_label, self.role, self.action, self.resource, self.patient_ids,
                 self.outcome, self.status, self.client, self.correlation_id)
 
+    def inline(self) -> tuple:
+        """The values in COLUMNS order without `patient_ids`, for a statement that writes
+        the entry with its change and takes the patient from the changed row."""
+        record = self.record()
+        return record[:9] + record[10:]
+
     @classmethod
     def from_row(cls, row: Any) -> Entry:
         return cls(**{k: row[k] for k in (*COLUMNS, "id")})

@@ -43,6 +43,20 @@ def view(entry: Entry, service: str) -> dict[str, Any]:
             "correlation_id": entry.correlation_id}
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A moment without an offset is taken as UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _after(cursor: str | None) -> tuple[datetime, int]:
+    at, last = decode_cursor(cursor, (datetime, int)) or LATEST
+    if not 0 < last <= LATEST[1]:
+        raise Invalid("invalid cursor", field="cursor")
+    return at, last
+
+
 def _actor(actor: str | None) -> tuple[UUID | None, str | None]:
     """A staff id, or else an API key's label."""
     if actor is None:
@@ -69,11 +83,11 @@ def audit_router() -> APIRouter:
         """This service's audit entries about the caller's network (its data, and its
         people's attempts on another's), newest first; filter by patient, actor (staff id or
         key label), action and time (`from` inclusive, `to` exclusive); page with `cursor`."""
-        at, last = decode_cursor(cursor, (datetime, int)) or LATEST
+        at, last = _after(cursor)
         staff_id, label = _actor(actor)
         rows = await request.app.state.runtime.db.fetch(
-            Q.entries_page, who.clinic_id, patient_id, staff_id, label, action, since, until,
-            at, last, limit + 1)
+            Q.entries_page, who.clinic_id, patient_id, staff_id, label, action, _utc(since),
+            _utc(until), at, last, limit + 1)
         name = service(request)
         result = page([view(Entry.from_row(r), name) for r in rows], limit,
                       lambda e: (datetime.fromisoformat(e["at"]), e["id"]))
@@ -87,6 +101,7 @@ def audit_router() -> APIRouter:
             who: Principal = require(*AUDIT)) -> StreamingResponse:
         """The network's entries of a period, oldest first, as CSV or JSON lines (the export
         is itself an entry of the trail)."""
+        since, until = _utc(since), _utc(until)
         if until <= since:
             raise Invalid("must be after from", field="to")
         rt, name = request.app.state.runtime, service(request)

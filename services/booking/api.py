@@ -191,8 +191,8 @@ async def book_session(cmd: BookSession, request: Request, who: Principal = requ
     included) is a 409 naming what conflicts."""
     _within_horizon(request, [cmd.starts_at])
 
-    async def handle(conn):
-        return bookings.view(await bookings.book_session(conn, who, cmd))
+    async def handle(conn, audit=None):
+        return bookings.view(await bookings.book_session(conn, who, cmd, audit=audit))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 

@@ -130,8 +130,9 @@ async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID
 async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionType,
                   about: Context, starts_at: datetime, room_id: UUID | None,
                   provider_id: UUID | None, now: datetime, series_id: UUID | None,
-                  field: str) -> Booking:
-    """Insert one booking and its `SessionBooked` event in one statement. If a concurrent
+                  field: str, audit: tuple | None = None) -> Booking:
+    """Insert one booking, its `SessionBooked` event and the request's audit entry (`audit`,
+    if given) in one statement. If a concurrent
     booking took the room or provider picked for it, pick again; a real conflict becomes a
     409 naming what conflicts."""
     assert ctx.site_id is not None
@@ -144,7 +145,7 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
                                                     stype.code, stype.is_dosing, where, about))
         booking = await store.insert_booking(
             conn, booking_id, ctx, stype, about, where, series_id,
-            store.event(booked, ctx.clinic_id, ctx.patient_id))
+            store.event(booked, ctx.clinic_id, ctx.patient_id), audit)
         if booking is not None:
             return booking
         conflict = await _conflict(conn, where, ctx.patient_id)
@@ -157,13 +158,13 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
 
 
 async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
-                       now: datetime | None = None) -> Booking:
+                       now: datetime | None = None, audit: tuple | None = None) -> Booking:
     """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
-    booking and its event (the API relies on that to run it without a transaction; the
-    exclusion constraints decide conflicts either way)."""
+    booking, its event and the audit entry `audit` if given (the API relies on that to run it
+    without a transaction; the exclusion constraints decide conflicts either way)."""
     [booking] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id,
                                  cmd.session_type, [cmd.starts_at], cmd.room_id, cmd.provider_id,
-                                 now)
+                                 now, audit=audit)
     return booking
 
 
@@ -177,7 +178,7 @@ async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
 async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,
                      code: str, starts: list[datetime], room_id: UUID | None,
                      provider_id: UUID | None, now: datetime | None,
-                     series: bool = False) -> list[Booking]:
+                     series: bool = False, audit: tuple | None = None) -> list[Booking]:
     """Book `starts` for a patient (one booking each, in one series if `series`); the
     caller's transaction makes it all or nothing."""
     now = now or datetime.now(UTC)
@@ -197,7 +198,7 @@ async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
         try:
             starts_at = to_utc(start, about.site_timezone, field)
             booked.append(await _insert(conn, ctx, stype, about, starts_at, room_id,
-                                        provider_id, now, series_id, field))
+                                        provider_id, now, series_id, field, audit))
         except Conflict as exc:
             if series:  # say which session of the series could not be booked
                 exc.details.setdefault("conflicts_with", {})["session_index"] = i

@@ -17,7 +17,8 @@ from fastapi.responses import Response
 from services.booking import rules, store
 from shared.audit import record
 
-Handler = Callable[[asyncpg.Connection], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]
+"""`handler(conn)`, or with `one_write` `handler(conn, audit)`."""
 
 
 def _json(body: Any) -> str:
@@ -36,13 +37,19 @@ async def idempotent(request: Request, clinic_id: UUID, handler: Handler, status
                      *, one_write: bool = False) -> Response:
     """Run `handler(conn)` in a transaction, honouring the request's Idempotency-Key, and
     record the change in the audit trail in that transaction. `one_write`: the handler changes
-    the database with a single statement (atomic by itself), so without a key and without the
-    audit trail (benchmarks' baseline) it runs without a transaction."""
+    the database with a single statement (atomic by itself) that also writes the audit entry
+    it is given (`handler(conn, entry.inline())`), so a request without a key runs without a
+    transaction (round trips fewer)."""
     key = request.headers.get("Idempotency-Key")
     pool = request.app.state.runtime.db
-    if key is None and one_write and not request.app.state.runtime.audit.enabled:
+    if key is None and one_write:
+        trail = request.app.state.runtime.audit
+        audit = trail.entry(request.scope, status_code).inline() if trail.enabled else None
         async with pool.acquire() as conn:
-            return _response(_json(await handler(conn)), status_code)
+            body = _json(await handler(conn, audit))
+        if audit is not None:
+            request.state.audited = status_code
+        return _response(body, status_code)
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
             body = _json(await handler(conn))
