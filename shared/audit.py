@@ -219,8 +219,8 @@ class AuditTrail:
     list every FLUSH_SECONDS (`run`, a worker of the runtime; `flush` on a clean stop).
 
     `owner_query` ($1: patient ids) answers (patient id, clinic id) for the patients this
-    service knows: a 404 about another network's patient is then recorded as refused, in that
-    network's trail as well as the actor's."""
+    service knows: a 404 about another network's patient is then also recorded, as refused,
+    in that network's trail."""
 
     def __init__(self, *, owner_query: str | None = None, proxies: str = "",
                  enabled: bool = True):
@@ -259,8 +259,9 @@ class AuditTrail:
             correlation_id=state.get("correlation_id"))
 
     async def _owners(self, conn: asyncpg.Connection, entries: list[Entry]) -> list[Entry]:
-        """Mark 404s about another network's patients refused and file them under that
-        network (a copy for each further network); returns the copies."""
+        """For each 404 about another network's patient, an entry in that network's trail
+        saying refused (the actor's own trail keeps what the actor was told, not found, so
+        that it learns nothing of the other network)."""
         missed = [e for e in entries if e.outcome == "not_found" and e.patient_ids]
         if not missed or self.owner_query is None:
             return []
@@ -268,10 +269,8 @@ class AuditTrail:
         owners = {r[0]: r[1] for r in await conn.fetch(self.owner_query, ids)}
         copies = []
         for e in missed:
-            others = sorted({owners[p] for p in e.patient_ids if p in owners} - {e.actor_clinic_id})
-            if others:  # the data's network; the actor's stays in actor_clinic_id
-                e.outcome, e.clinic_id = "refused", others[0]
-                copies += [replace(e, clinic_id=other) for other in others[1:]]
+            others = {owners[p] for p in e.patient_ids if p in owners} - {e.actor_clinic_id}
+            copies += [replace(e, clinic_id=other, outcome="refused") for other in sorted(others)]
         return copies
 
     # --- writing -------------------------------------------------------------------------
@@ -298,15 +297,11 @@ class AuditTrail:
             self.dropped = 0
         return len(entries)
 
-    async def run(self, pool: asyncpg.Pool, seal) -> None:
-        """Write the reads every FLUSH_SECONDS and extend the hash chain (`seal(pool)`)."""
+    async def run(self, pool: asyncpg.Pool) -> None:
+        """Write the reads every FLUSH_SECONDS (a worker of the runtime)."""
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             await self.flush(pool)
-            try:
-                await seal(pool)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("audit: sealing failed (%s)", type(exc).__name__)
 
 
 async def record(conn: asyncpg.Connection, request: Any, *, body: bytes | str = b"",

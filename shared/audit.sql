@@ -7,12 +7,11 @@ INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, act
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14);
 
 -- name: entries_page
--- A network's entries (its data, its people's attempts on another's, and the service's
--- own, e.g. the retention purge), newest first.
+-- A network's entries (and the service's own, e.g. the retention purge), newest first.
 SELECT id, at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role, action,
        resource, patient_ids, outcome, status, client, correlation_id
 FROM audit_log
-WHERE (clinic_id = $1 OR actor_clinic_id = $1 OR actor_kind = 'system')
+WHERE (clinic_id = $1 OR actor_kind = 'system')
   AND ($2::uuid IS NULL OR patient_ids @> ARRAY[$2::uuid])
   AND ($3::uuid IS NULL OR staff_id = $3)
   AND ($4::text IS NULL OR actor_label = $4)
@@ -24,11 +23,11 @@ ORDER BY at DESC, id DESC
 LIMIT $10;
 
 -- name: entries_of_period
--- A network's entries of a period, oldest first (the export).
+-- A network's entries of a period (and the service's own), oldest first (the export).
 SELECT id, at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role, action,
        resource, patient_ids, outcome, status, client, correlation_id
 FROM audit_log
-WHERE (clinic_id = $1 OR actor_clinic_id = $1) AND at >= $2 AND at < $3
+WHERE (clinic_id = $1 OR actor_kind = 'system') AND at >= $2 AND at < $3
 ORDER BY at, id;
 
 -- name: lock_sealer

@@ -80,9 +80,9 @@ def audit_router() -> APIRouter:
             since: Annotated[SaneDatetime | None, Query(alias="from")] = None,
             until: Annotated[SaneDatetime | None, Query(alias="to")] = None,
             limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
-        """This service's audit entries about the caller's network (its data, and its
-        people's attempts on another's), newest first; filter by patient, actor (staff id or
-        key label), action and time (`from` inclusive, `to` exclusive); page with `cursor`."""
+        """This service's audit entries of the caller's network (and the service's own, e.g.
+        the retention purge), newest first; filter by patient, actor (staff id or key label),
+        action and time (`from` inclusive, `to` exclusive); page with `cursor`."""
         at, last = _after(cursor)
         staff_id, label = _actor(actor)
         rows = await request.app.state.runtime.db.fetch(

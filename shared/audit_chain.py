@@ -24,10 +24,13 @@ from shared.audit import Q, Entry
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 SEAL_BATCH = 5000
-SEAL_WINDOW = 20_000
-"""Ids below the last sealed one still looked at (an entry whose transaction committed after
-this many later entries would only be reported unsealed by `verify`)."""
-UNSEALED_AFTER_SECONDS = 60.0
+SEAL_WINDOW = 1_000
+"""Ids below the last sealed one looked at on each pass (an entry whose transaction committed
+after this many later entries were sealed waits for a wide pass)."""
+WIDE_WINDOW = 100_000
+"""Ids below the last sealed one looked at on a wide pass (an entry committed later still is
+reported unsealed by `verify`)."""
+UNSEALED_AFTER_SECONDS = 120.0
 
 
 def canonical(entry: Entry) -> bytes:
@@ -45,6 +48,19 @@ def canonical(entry: Entry) -> bytes:
                       separators=(",", ":")).encode()
 
 
+async def sealing(pool: asyncpg.Pool, interval: float = 1.0, wide_every: int = 60) -> None:
+    """Seal every `interval` seconds, looking far back once every `wide_every` passes (a
+    worker of the runtime)."""
+    passes = 0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await seal(pool, WIDE_WINDOW if passes % wide_every == 0 else SEAL_WINDOW)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("audit: sealing failed (%s)", type(exc).__name__)
+        passes += 1
+
+
 def link(prev_hash: str, entry: Entry) -> str:
     """The hash of `entry`'s link after `prev_hash`."""
     return hashlib.sha256(prev_hash.encode() + b"|" + canonical(entry)).hexdigest()
@@ -54,13 +70,14 @@ def day_of(entry: Entry) -> date:
     return entry.at.astimezone(UTC).date()
 
 
-async def seal(pool: asyncpg.Pool) -> int:
-    """Append links for the entries not sealed yet (one instance at a time). Returns how many."""
+async def seal(pool: asyncpg.Pool, window: int = WIDE_WINDOW) -> int:
+    """Append links for the entries not sealed yet, from `window` ids below the last sealed
+    one (one instance at a time). Returns how many."""
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval(Q.lock_sealer):
             return 0
         last = await conn.fetchval(Q.last_sealed)
-        rows = await conn.fetch(Q.entries_to_seal, max(0, last - SEAL_WINDOW), SEAL_BATCH)
+        rows = await conn.fetch(Q.entries_to_seal, max(0, last - window), SEAL_BATCH)
         if not rows:
             return 0
         entries = [Entry.from_row(r) for r in rows]
@@ -83,7 +100,7 @@ async def seal(pool: asyncpg.Pool) -> int:
 
 async def verify(pool: asyncpg.Pool, since: date | None = None) -> dict[str, Any]:
     """Walk every day's chain (from `since`): `ok`, the links checked, the first broken link
-    (day, seq, entry id, why) and entries older than a minute that no link covers."""
+    (day, seq, entry id, why) and entries older than two minutes that no link covers."""
     checked = 0
     async with pool.acquire() as conn:
         for (day,) in await conn.fetch(Q.sealed_days, since or date(1900, 1, 1)):

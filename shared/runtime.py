@@ -109,7 +109,8 @@ class ServiceRuntime:
         self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
                                                interval=s.retention_interval_seconds))
         if self.audit.enabled:
-            self._spawn("audit", self.audit.run(self.pool, audit_chain.seal))
+            self._spawn("audit", self.audit.run(self.pool))
+            self._spawn("audit-seal", audit_chain.sealing(self.pool))
             self._spawn("audit-retention", audit_chain.keep(self.pool, s.audit_retention_days,
                                                            s.retention_interval_seconds))
         await self.broker.start()

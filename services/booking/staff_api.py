@@ -17,7 +17,7 @@ from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, Comple
                                     EnrolmentCode, SignIn)
 from shared import proxies, tokens
 from shared.audit import ANONYMOUS, Actor, act_as, record
-from shared.auth import ADMIN, AUDIT, READ, Principal, require
+from shared.auth import ADMIN, AUDIT, ROLES, Principal, require
 
 router = APIRouter(tags=["staff"])
 _bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
@@ -160,7 +160,7 @@ async def sign_out(request: Request, claims: tokens.TokenClaims = Depends(sessio
 
 
 @router.get("/auth/me", tags=["sign-in"])
-async def me(request: Request, who: Principal = require(*READ)) -> dict:
+async def me(request: Request, who: Principal = require(*ROLES)) -> dict:
     """Who the caller is (a person or an API key)."""
     return {"clinic_id": who.clinic_id, "role": who.role, "name": who.label,
             "staff_id": who.staff_id, "actor": who.actor}

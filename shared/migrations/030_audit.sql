@@ -5,7 +5,7 @@ CREATE TABLE audit_log (
     id              bigserial PRIMARY KEY,
     at              timestamptz NOT NULL DEFAULT clock_timestamp(),
     clinic_id       uuid,            -- the network whose data it is (NULL: none, e.g. ops)
-    actor_clinic_id uuid,            -- the actor's network (another one: a cross-network attempt)
+    actor_clinic_id uuid,            -- the actor's network (another one: a refused cross-network attempt)
     actor_kind      text NOT NULL CHECK (actor_kind IN ('staff', 'key', 'ops', 'operator', 'system', 'anonymous')),
     staff_id        uuid,            -- the person, for actor_kind 'staff'
     actor_label     text,            -- the API key's label (never a person's name)
@@ -20,7 +20,6 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at, id);
 CREATE INDEX audit_log_clinic ON audit_log (clinic_id, at, id);
-CREATE INDEX audit_log_actor_clinic ON audit_log (actor_clinic_id, at, id) WHERE actor_clinic_id IS DISTINCT FROM clinic_id;
 CREATE INDEX audit_log_system ON audit_log (at, id) WHERE actor_kind = 'system';
 CREATE INDEX audit_log_staff ON audit_log (staff_id, at, id) WHERE staff_id IS NOT NULL;
 CREATE INDEX audit_log_patients ON audit_log USING gin (patient_ids);
