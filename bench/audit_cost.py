@@ -1,117 +1,96 @@
-"""What the audit trail costs booking: POST /bookings (each change writes its entry in its own
-transaction) and a list read (GET /bookings, 50 a page: each read is kept in memory and
-written in batches), at C concurrent clients, through the real HTTP service (its own process,
-one worker), with the trail and with it switched off in that process (no such setting
-exists: `--serve-unaudited` is this benchmark's own way to run the service without it).
-Each side runs twice, alternately; the better run of each counts. Target: with the trail at
-least 0.9x the rate without it (at most 10% slower).
+"""What the audit trail costs booking: POST /bookings (each booking writes its entry in its own
+statement) and a list read (GET /bookings, 50 a page: each read is kept in memory and written
+in batches), at C concurrent clients.
 
-Usage: python -m bench.audit_cost [--bookings N] [--reads N] [--clients C]
+One booking app in this process (reached through its ASGI interface, so that no HTTP server
+or client is measured), its trail switched on and off between blocks of requests (no setting
+does that: the benchmark flips `runtime.audit.enabled`), alternately, so that both sides see
+the same machine, tables and caches; the median block of each side counts. Target: with the
+trail at least 0.9x the rate without it (at most 10% slower).
+
+Usage: python -m bench.audit_cost [--blocks N] [--clients C] [--per-block N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
+import statistics
 import sys
 import time
 
-import aiohttp
 import httpx
 
-from bench.booking_throughput import http_bookings, make_network, percentile, start_service
+from bench.booking_throughput import ADMIN, booking_body, make_network
 from bench.common import infrastructure, report
+from services.booking.bootstrap import bootstrap
+from services.booking.settings import BookingSettings
 
 TARGET = 0.9
 
 
-async def start(db: str, kafka: str, schema: str, audited: bool) -> tuple[subprocess.Popen, str]:
-    command = ("-m", "services.booking") if audited else ("-m", "bench.audit_cost", "--serve-unaudited")
-    return await start_service(db, kafka, schema, 1, command)
+async def block(http: httpx.AsyncClient, net: dict, clients: int, per_block: int,
+                made: list[int]) -> tuple[float, float]:
+    """Bookings per second, then list reads per second, of one block."""
+    async def booker(i: int) -> None:
+        for _ in range(per_block):
+            r = await http.post("/bookings", json=booking_body(net, i, made[i], 0))
+            made[i] += 1
+            assert r.status_code == 201, r.text
+
+    async def reader() -> None:
+        for _ in range(per_block):
+            r = await http.get("/bookings", params={"limit": "50"})
+            assert r.status_code == 200, r.text
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(booker(i) for i in range(clients)))
+    t1 = time.perf_counter()
+    await asyncio.gather(*(reader() for _ in range(clients)))
+    t2 = time.perf_counter()
+    n = clients * per_block
+    return n / (t1 - t0), n / (t2 - t1)
 
 
-async def list_reads(url: str, key: str, clients: int, total: int) -> tuple[float, list[float]]:
-    """`clients` concurrent clients reading GET /bookings?limit=50 until `total` reads."""
-    latencies: list[float] = []
-    per_client = max(1, total // clients)
-    async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=clients),
-                                     headers={"X-API-Key": key}) as http:
-        async def client() -> None:
-            for _ in range(per_client):
-                t = time.perf_counter()
-                async with http.get("/bookings", params={"limit": "50"}) as r:
-                    await r.read()
-                latencies.append(time.perf_counter() - t)
-                assert r.status == 200
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - t0
-    return clients * per_client / elapsed, latencies
-
-
-async def one_side(db: str, kafka: str, schema: str, audited: bool, bookings: int, reads: int,
-                   clients: int) -> tuple[float, float, list[float], list[float]]:
-    proc, url = await start(db, kafka, schema, audited)
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            net = await make_network(http, clients)
-        await http_bookings(url, net, clients, 2, offset_days=400)  # warm up
-        write_rate, write_lat = await http_bookings(url, net, clients, max(1, bookings // clients))
-        read_rate, read_lat = await list_reads(url, net["clinic"]["api_key"], clients, reads)
-        return write_rate, read_rate, write_lat, read_lat
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-async def main(bookings: int, reads: int, clients: int) -> bool:
-    best: dict[bool, tuple] = {}
+async def main(blocks: int, clients: int, per_block: int) -> bool:
+    rates: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with infrastructure() as (db, kafka):
-        for round_ in range(2):
-            for audited in (False, True):
-                result = await one_side(db, kafka, f"bench_audit_{int(audited)}_{round_}", audited,
-                                        bookings, reads, clients)
-                if audited not in best or result[0] + result[1] > best[audited][0] + best[audited][1]:
-                    best[audited] = result
-    off, on = best[False], best[True]
-    ok = report(f"audit trail: POST /bookings, {clients} concurrent clients, one worker", [
+        settings = BookingSettings(database_url=db, kafka_bootstrap_servers=kafka,
+                                   db_schema="bench_audit", admin_token=ADMIN, log_level="WARNING")
+        app = bootstrap(settings)
+        trail = app.state.runtime.audit
+        await app.state.runtime.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://booking", timeout=60) as http:
+                net = await make_network(http, clients)
+                made = [0] * clients
+                await block(http, net, clients, 5, made)  # warm up
+                for n in range(2 * blocks):
+                    trail.enabled = n % 2 == 1
+                    rates[trail.enabled].append(await block(http, net, clients, per_block, made))
+                trail.enabled = True
+        finally:
+            await app.state.runtime.stop()
+    off = [statistics.median(r[i] for r in rates[False]) for i in (0, 1)]
+    on = [statistics.median(r[i] for r in rates[True]) for i in (0, 1)]
+    title = f"{clients} concurrent clients, median of {blocks} blocks each, trail on and off alternately"
+    ok = report(f"audit trail: POST /bookings, {title}", [
         ("without the audit trail", off[0]), ("with the audit trail", on[0])],
         baseline="without the audit trail", target=TARGET, unit="bookings/s")
-    ok &= report(f"audit trail: GET /bookings?limit=50, {clients} concurrent clients, one worker", [
+    ok &= report(f"audit trail: GET /bookings?limit=50, {title}", [
         ("without the audit trail", off[1]), ("with the audit trail", on[1])],
         baseline="without the audit trail", target=TARGET, unit="reads/s")
-    for name, index in (("POST /bookings", 2), ("GET /bookings", 3)):
-        print(f"   {name} p50 / p99 ms: without {percentile(off[index], 50) * 1000:.1f} / "
-              f"{percentile(off[index], 99) * 1000:.1f}, with {percentile(on[index], 50) * 1000:.1f}"
-              f" / {percentile(on[index], 99) * 1000:.1f}")
     return ok
-
-
-def serve_unaudited() -> None:
-    """The booking service as `python -m services.booking` runs it, its audit trail off."""
-    from services.booking.bootstrap import bootstrap
-    from services.booking.settings import BookingSettings
-    from shared.serve import serve
-
-    def unaudited(settings):
-        app = bootstrap(settings)
-        app.state.runtime.audit.enabled = False
-        return app
-    serve(unaudited, BookingSettings())
 
 
 def run(argv=None) -> bool:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bookings", type=int, default=1600)
-    parser.add_argument("--reads", type=int, default=3200)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--serve-unaudited", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--blocks", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--per-block", type=int, default=20)
     args, _ = parser.parse_known_args(argv)
-    if args.serve_unaudited:
-        serve_unaudited()
-        return True
-    return asyncio.run(main(args.bookings, args.reads, args.clients))
+    return asyncio.run(main(args.blocks, args.clients, args.per_block))
 
 
 if __name__ == "__main__":

@@ -38,15 +38,13 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-async def start_service(db: str, kafka: str, schema: str, workers: int = 1,
-                        command: tuple[str, ...] = ("-m", "services.booking")) -> tuple[subprocess.Popen, str]:
-    """The booking service in its own process (`command`: how to run it), once ready."""
+async def start_service(db: str, kafka: str, schema: str, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": kafka,
            "BOOKING_HTTP_PORT": str(port), "BOOKING_ADMIN_TOKEN": ADMIN,
            "BOOKING_DB_SCHEMA": schema, "LOG_LEVEL": "WARNING", "BOOKING_DB_POOL_SIZE": "20",
            "BOOKING_HTTP_WORKERS": str(workers)}
-    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "services.booking"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60, proc)
     url = f"http://127.0.0.1:{port}"

@@ -301,7 +301,10 @@ class AuditTrail:
         """Write the reads every FLUSH_SECONDS (a worker of the runtime)."""
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            await self.flush(pool)
+            try:
+                await self.flush(pool)
+            except Exception:  # a bug in building an entry must not stop the trail
+                log.exception("audit: a batch of reads could not be written")
 
 
 async def record(conn: asyncpg.Connection, request: Any, *, body: bytes | str = b"",

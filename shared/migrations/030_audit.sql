@@ -18,7 +18,6 @@ CREATE TABLE audit_log (
     client          text,            -- the client's address
     correlation_id  text
 );
-CREATE INDEX audit_log_at ON audit_log (at, id);
 CREATE INDEX audit_log_clinic ON audit_log (clinic_id, at, id);
 CREATE INDEX audit_log_system ON audit_log (at, id) WHERE actor_kind = 'system';
 CREATE INDEX audit_log_staff ON audit_log (staff_id, at, id) WHERE staff_id IS NOT NULL;
