@@ -93,7 +93,10 @@ def audit_router() -> APIRouter:
                       lambda e: (datetime.fromisoformat(e["at"]), e["id"]))
         return {"service": name, **result}
 
-    @router.get("/audit/export")
+    @router.get("/audit/export", response_class=StreamingResponse, responses={200: {
+        "description": "The entries, one a line (JSON lines) or a CSV table with a header",
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}}}}})
     async def export_audit(
             request: Request, since: Annotated[SaneDatetime, Query(alias="from")],
             until: Annotated[SaneDatetime, Query(alias="to")],
