@@ -11,7 +11,9 @@ texting policy, texts, a reply for staff and an opted-out number); network B's k
 - reads everything that names one of A's rows in its path: 404;
 - tries every action on one of A's rows: 404, and A's rows are as they were.
 Not covered: `/ops` (the platform's ops token, no tenant), the Twilio webhooks (Twilio's
-signature), `/health`, `/ready` and `POST /clinics` (the platform's admin token)."""
+signature), `/health`, `/ready` and `POST /clinics` (the platform's admin token), and the
+audit trails (`/audit`: B's own trail names the ids B itself tried here; that it shows B
+nothing of A, and A the attempts, is tests/test_audit.py's)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from tests.helpers import add_patient, create_network, key_everywhere
 from tests.test_booking_rules import next_local
 
 TWILIO_AUTH_TOKEN = "tenant-twilio-auth-token"
-PLATFORM = ("/ops", "/health", "/ready", "/twilio", "/metrics", "/asyncapi")
+PLATFORM = ("/ops", "/health", "/ready", "/twilio", "/metrics", "/asyncapi", "/audit")
 MARKERS = ("Network A", "Alphonse", "+16045550123", "alpha_only_rule", "Alpha only induction")
 """Strings only network A's rows hold (besides its ids)."""
 

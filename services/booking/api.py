@@ -5,6 +5,7 @@ clinic network; a key never sees another network's data (404). Every POST honour
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -24,6 +25,7 @@ from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddPr
                                        SetPrepItems, SetRemoteWays, UpdateRide)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
+from shared.audit import OPERATOR, record
 from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
                          require_operator)
 from shared.errors import NotFound
@@ -70,7 +72,9 @@ def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
 async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
     """Create a clinic network (platform operator only); returns its first admin API key."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return JSONResponse(jsonable_encoder(await network.add_clinic(conn, cmd)), status_code=201)
+        clinic = await network.add_clinic(conn, cmd)
+        await record(conn, request, status=201, actor=replace(OPERATOR, clinic_id=clinic["id"]))
+        return JSONResponse(jsonable_encoder(clinic), status_code=201)
 
 
 @router.get("/clinic", tags=["network"])
@@ -218,8 +222,8 @@ async def book_session(cmd: BookSession, request: Request, who: Principal = requ
     _within_horizon(request, [cmd.starts_at])
     visit = bookings.visit_from(cmd, _regions(request))
 
-    async def handle(conn):
-        return bookings.view(await bookings.book_session(conn, who, cmd, visit=visit))
+    async def handle(conn, audit=None):
+        return bookings.view(await bookings.book_session(conn, who, cmd, visit=visit, audit=audit))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 

@@ -173,8 +173,9 @@ async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID
 async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionType,
                   about: Context, starts_at: datetime, room_id: UUID | None,
                   provider_id: UUID | None, now: datetime, series_id: UUID | None,
-                  field: str, visit: Visit) -> Booking:
-    """Insert one booking and its `SessionBooked` event in one statement. If a concurrent
+                  field: str, visit: Visit, audit: tuple | None = None) -> Booking:
+    """Insert one booking, its `SessionBooked` event and the request's audit entry (`audit`,
+    if given) in one statement. If a concurrent
     booking took the room or provider picked for it, pick again; a real conflict becomes a
     409 naming what conflicts."""
     assert ctx.site_id is not None
@@ -190,7 +191,7 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
                                                     visit, link))
         booking = await store.insert_booking(
             conn, booking_id, ctx, stype, about, where, series_id, visit, link,
-            store.event(booked, ctx.clinic_id, ctx.patient_id))
+            store.event(booked, ctx.clinic_id, ctx.patient_id), audit)
         if booking is not None:
             return booking
         conflict = await _conflict(conn, where, ctx.patient_id)
@@ -203,13 +204,14 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
 
 
 async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
-                       now: datetime | None = None, visit: Visit = CLINIC_VISIT) -> Booking:
+                       now: datetime | None = None, visit: Visit = CLINIC_VISIT,
+                       audit: tuple | None = None) -> Booking:
     """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
-    booking and its event (the API relies on that to run it without a transaction; the
-    exclusion constraints decide conflicts either way)."""
+    booking, its event and the audit entry `audit` if given (the API relies on that to run it
+    without a transaction; the exclusion constraints decide conflicts either way)."""
     [booking] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id,
                                  cmd.session_type, [cmd.starts_at], cmd.room_id, cmd.provider_id,
-                                 now, visit=visit)
+                                 now, visit=visit, audit=audit)
     return booking
 
 
@@ -224,7 +226,8 @@ async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
 async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,
                      code: str, starts: list[datetime], room_id: UUID | None,
                      provider_id: UUID | None, now: datetime | None,
-                     series: bool = False, visit: Visit = CLINIC_VISIT) -> list[Booking]:
+                     series: bool = False, visit: Visit = CLINIC_VISIT,
+                     audit: tuple | None = None) -> list[Booking]:
     """Book `starts` for a patient (one booking each, in one series if `series`); the
     caller's transaction makes it all or nothing."""
     now = now or datetime.now(UTC)
@@ -246,7 +249,7 @@ async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
         try:
             starts_at = to_utc(start, about.site_timezone, field)
             booked.append(await _insert(conn, ctx, stype, about, starts_at, room_id,
-                                        provider_id, now, series_id, field, visit))
+                                        provider_id, now, series_id, field, visit, audit))
         except Conflict as exc:
             if series:  # say which session of the series could not be booked
                 exc.details.setdefault("conflicts_with", {})["session_index"] = i

@@ -17,7 +17,7 @@ from shared.validation import RequestModel
 from shared.zones import MAX_LENGTH, check_zone
 
 Language = Literal["en", "fr", "es"]
-Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
+Role = Literal["admin", "scheduler", "clinician", "ops", "read-only", "privacy"]
 Mode = Literal["clinic", "phone", "video", "home"]
 ContactPhone = Annotated[str, Field(min_length=3, max_length=40,
                                     description="A US (territories included) or Canadian number; "

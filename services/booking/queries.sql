@@ -366,8 +366,9 @@ SELECT
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
 
 -- name: insert_booking_with_event
--- The booking and its SessionBooked event (made in Python, $18 on: the outbox's row, which
--- shared/outbox.py gives) in one round trip. No row back: an exclusion constraint (room,
+-- The booking, its SessionBooked event (made in Python, $18 on: the outbox's row, which
+-- shared/outbox.py gives) and the request's audit entry ($24 on) in one round trip. No row
+-- back: an exclusion constraint (room,
 -- provider or patient busy) stopped it, and no event either.
 WITH booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
@@ -379,6 +380,12 @@ WITH booked AS (
     RETURNING *
 ), announced AS (
 -- include: session_booked_outbox_row
+), audited AS (
+    -- the request's audit entry ($24 on: shared.audit.Entry.inline; none when $24 is NULL)
+    INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
+                           action, resource, patient_ids, outcome, status, client, correlation_id)
+    SELECT $24, $25, $26, $27, $28, $29, $30, $31, $32, ARRAY[booked.patient_id], $33, $34, $35, $36
+    FROM booked WHERE $24::timestamptz IS NOT NULL
 )
 SELECT id, clinic_id, site_id, room_id, provider_id, patient_id, series_id, session_type,
        is_dosing, starts_at, ends_at, occupied_until, status, version, confirmed_at,
@@ -723,3 +730,7 @@ SELECT json_build_object(
                   ORDER BY lower(st.name), st.id), '[]')
               FROM staff st WHERE st.clinic_id = $1)
 )::text;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT id, clinic_id FROM patients WHERE id = ANY($1::uuid[]);

@@ -31,6 +31,7 @@ Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
     # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $18 on
     "session_booked_outbox_row": insert_row_sql(18, source="booked")})
 PRODUCER = "booking"
+NO_AUDIT = (None,) * 13
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 After = tuple[datetime, UUID]  # a page's cursor: (created_at or starts_at, id) of the last row
@@ -344,14 +345,16 @@ async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
                          about: Context, where: Placement, series_id: UUID | None,
                          visit: Visit, join_link: str | None,
-                         announced: Envelope[Any]) -> Booking | None:
-    """Insert a booking and its event `announced` in one statement; None (and no event)
-    when an exclusion constraint found the room, provider or patient busy."""
+                         announced: Envelope[Any], audit: tuple | None = None) -> Booking | None:
+    """Insert a booking, its event `announced` and the request's audit entry (`audit`:
+    `shared.audit.Entry.inline()`) in one statement; None (and no event, no entry) when an
+    exclusion constraint found the room, provider or patient busy."""
     r = await conn.fetchrow(
         Q.insert_booking_with_event, booking_id, ctx.clinic_id, ctx.site_id, where.room_id,
         where.provider_id, ctx.patient_id, series_id, stype.code, stype.is_dosing,
         where.starts_at, where.ends_at, where.occupied_until, visit.mode, join_link,
-        visit.support_name, visit.support_phone, visit.support_consent, *row(announced))
+        visit.support_name, visit.support_phone, visit.support_consent, *row(announced),
+        *(audit or NO_AUDIT))
     return None if r is None else Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
 
 

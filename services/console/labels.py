@@ -3,7 +3,10 @@
 from services.console.i18n import N_
 
 ROLES = {"admin": N_("admin"), "scheduler": N_("scheduler"), "clinician": N_("clinician"),
-         "ops": N_("ops"), "read-only": N_("read-only")}
+         "ops": N_("ops"), "read-only": N_("read-only"), "privacy": N_("privacy officer")}
+OUTCOMES = {"allowed": N_("allowed"), "refused": N_("refused"), "not_found": N_("not found"),
+            "failed": N_("failed")}
+OUTCOME_TONE = {"allowed": "ok", "refused": "bad", "not_found": "warn", "failed": "warn"}
 SESSION_TYPES = {
     "assessment": N_("Assessment"), "preparation": N_("Preparation"),
     "integration": N_("Integration"), "iv_infusion": N_("IV infusion"),

@@ -3,6 +3,7 @@ and the texts people sent (replies, opt-outs)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from services.notifier import inbox, overrides, policy
 from services.notifier.policy import PolicyIn
 from services.notifier.templates import TEMPLATES
 from services.notifier.store import INBOX, Q, dicts, one_dict
+from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Conflict, Invalid, NotFound
 from shared.pagination import Limit, decode_cursor, page
@@ -51,8 +53,10 @@ async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*
     """Replace the texting policy. Quiet hours apply by site, else by the site's state or
     province (`regions`, e.g. {"US-FL": {"quiet_hours_start": 20, "quiet_hours_end": 8}}),
     else network-wide; texts already planned are moved when they would go out in them."""
-    async with request.app.state.runtime.db.acquire() as conn:
-        return await policy.save(conn, who.clinic_id, cmd)
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
+        saved = await policy.save(conn, who.clinic_id, cmd)
+        await record(conn, request)
+        return saved
 
 
 @router.get("/attention")
@@ -101,10 +105,12 @@ async def get_reply(reply_id: ReplyId, request: Request,
 async def mark_reply_read(reply_id: ReplyId, request: Request,
                           who: Principal = require(*READ)) -> dict[str, Any]:
     """Mark a text read (by this key's label; the first reading is kept)."""
-    async with request.app.state.runtime.db.acquire() as conn:
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
         if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
-        return await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        await record(conn, request, body=json.dumps(item, default=str))
+        return item
 
 
 @router.post("/replies/{reply_id}/opt-out", tags=["replies"])
@@ -114,7 +120,9 @@ async def opt_out_from_reply(reply_id: ReplyId, request: Request,
     actually don't text me at all"): its number opts out, for every network, as if it had
     texted STOP (only the number's own START lifts it)."""
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        return await inbox.staff_opt_out(conn, who.clinic_id, reply_id, who.actor)
+        done = await inbox.staff_opt_out(conn, who.clinic_id, reply_id, who.actor)
+        await record(conn, request, body=json.dumps(done, default=str))
+        return done
 
 
 @router.get("/opt-outs", tags=["replies"])

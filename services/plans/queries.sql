@@ -199,3 +199,7 @@ ORDER BY w.code, w.clinic_id, t.clinic_id IS NULL, t.version DESC;
 INSERT INTO plan_templates (code, version, clinic_id, definition)
 SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plan_templates WHERE code = $1
 RETURNING code, version, clinic_id, definition;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT id, clinic_id FROM patients WHERE id = ANY($1::uuid[]);
