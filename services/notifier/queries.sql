@@ -488,7 +488,7 @@ ON CONFLICT (clinic_id) DO UPDATE
         updated_at = now()
 RETURNING *;
 
--- === Clinics' own words: template overrides, versioned ===========================
+-- === Clinics' own words: template overrides, versioned ==================================
 
 -- name: insert_template_override
 -- A network's ($1) new version of the template of kind $2 in language $3 ($4 its words,
@@ -510,7 +510,7 @@ ORDER BY kind, language, version DESC;
 SELECT DISTINCT ON (clinic_id, kind, language) clinic_id, kind, language, version, body
 FROM template_overrides WHERE clinic_id = ANY($1::uuid[])
 ORDER BY clinic_id, kind, language, version DESC;
-=======
+
 -- name: patient_owners
 -- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
 SELECT DISTINCT patient_id, clinic_id FROM contacts WHERE patient_id = ANY($1::uuid[]);
