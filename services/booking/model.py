@@ -4,28 +4,13 @@ values the rules in services/booking/rules.py decide on. No I/O here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
 from uuid import UUID
 
+from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
 from shared.events.booking import Language, RideContact
 
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def field_names(cls: type) -> tuple[str, ...]:
-    """A dataclass's field names, in order."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """A row's fields by name, in column order: what the API answers for it."""
-    return {name: getattr(value, name) for name in field_names(type(value))}
 
 
 def ride_contact(name: str | None, phone: str | None, consent: bool) -> RideContact | None:

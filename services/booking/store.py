@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -24,6 +24,10 @@ from services.booking.model import (ApiKey, Booking, BookingContext, Busy, Clash
                                     SigningKey, Site, SiteRoom, Span, StaffMember,
                                     StoredResponse, Visit, Waiting, WaitlistEntry, field_names)
 from shared.db import Queries
+from shared.rows import every as _all
+from shared.rows import made as _made
+from shared.rows import one as _one
+from shared.rows import row as _row
 from shared.events import Envelope, Event
 from shared.outbox import enqueue, insert_row_sql, row
 
@@ -35,28 +39,7 @@ NO_AUDIT = (None,) * 13
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 After = tuple[datetime, UUID]  # a page's cursor: (created_at or starts_at, id) of the last row
-T = TypeVar("T")
 
-
-def _row(cls: type[T], record: asyncpg.Record) -> T:
-    """A dataclass from a record's columns of the same names (others are left out)."""
-    return cls(*[record[name] for name in field_names(cls)])
-
-
-async def _one(db: Db, cls: type[T], sql: str, *args: Any) -> T | None:
-    record = await db.fetchrow(sql, *args)
-    return None if record is None else _row(cls, record)
-
-
-async def _made(db: Db, cls: type[T], sql: str, *args: Any) -> T:
-    """The row of a statement that always returns one (INSERT ... RETURNING, an aggregate)."""
-    record = await db.fetchrow(sql, *args)
-    assert record is not None
-    return _row(cls, record)
-
-
-async def _all(db: Db, cls: type[T], sql: str, *args: Any) -> list[T]:
-    return [_row(cls, r) for r in await db.fetch(sql, *args)]
 
 
 # --- events -------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ from services.plans.model import (ClinicSettings, Plan, PlanSession, RemsForm, T
 from services.plans.progress import Session
 from services.plans.templates import parse as parse_template
 from shared.db import Queries
+from shared.rows import every as _all
+from shared.rows import made as _made
+from shared.rows import one as _one
+from shared.rows import row as _row
 from shared.events import Envelope, Event
 from shared.outbox import enqueue
 
@@ -34,26 +38,6 @@ T = TypeVar("T")
 TimerKey = tuple[UUID, str, str]
 """A timer: its plan, kind and ref."""
 
-
-def _row(cls: type[T], record: asyncpg.Record) -> T:
-    """A dataclass from a record's columns of the same names (others are left out)."""
-    return cls(*[record[name] for name in field_names(cls)])
-
-
-async def _one(db: Db, cls: type[T], sql: str, *args: Any) -> T | None:
-    record = await db.fetchrow(sql, *args)
-    return None if record is None else _row(cls, record)
-
-
-async def _made(db: Db, cls: type[T], sql: str, *args: Any) -> T:
-    """The row of a statement that always returns one (INSERT ... RETURNING, an aggregate)."""
-    record = await db.fetchrow(sql, *args)
-    assert record is not None
-    return _row(cls, record)
-
-
-async def _all(db: Db, cls: type[T], sql: str, *args: Any) -> list[T]:
-    return [_row(cls, r) for r in await db.fetch(sql, *args)]
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
