@@ -67,6 +67,7 @@ def view(b: Booking) -> dict[str, Any]:
         "reschedule_requested_at": _iso(b.reschedule_requested_at),
         "cancel_reason": b.cancel_reason, "cancelled_by": b.cancelled_by,
         "created_at": _iso(b.created_at), "updated_at": _iso(b.updated_at),
+        "mode": b.mode, "source": b.source,
     }
 
 

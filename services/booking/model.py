@@ -45,6 +45,7 @@ class Clinic:
     sms_name: str | None
     phone: str
     created_at: datetime
+    slug: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Provider:
     clinic_id: UUID
     name: str
     created_at: datetime
+    consultations: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,7 @@ class Booking:
     id: UUID
     clinic_id: UUID
     site_id: UUID
-    room_id: UUID
+    room_id: UUID | None
     provider_id: UUID
     patient_id: UUID
     series_id: UUID | None
@@ -214,6 +216,10 @@ class Booking:
     cancelled_by: str | None
     created_at: datetime
     updated_at: datetime
+    mode: str
+    """clinic, phone, video (or home)"""
+    source: str
+    """staff, or online (the public booking page)"""
     about: Context
 
 
@@ -248,7 +254,7 @@ class Placement:
     starts_at: datetime
     ends_at: datetime
     occupied_until: datetime
-    room_id: UUID
+    room_id: UUID | None
     provider_id: UUID
 
 
@@ -429,3 +435,38 @@ class PatientMatch:
     sms_consent: bool
     ride_contact_name: str | None
     created_at: datetime
+
+
+# --- online consultation booking ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """Codes asked for within the window, by the number, the address and the network."""
+
+    number: int
+    address: int
+    network: int
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRequest:
+    """A visitor's request to book a consultation, locked while its code is checked."""
+
+    id: UUID
+    clinic_id: UUID
+    site_id: UUID
+    provider_id: UUID
+    starts_at: datetime
+    mode: str
+    given_name: str
+    family_name: str
+    phone_e164: str
+    language: Language
+    timezone: str
+    consent_version: str
+    consent_at: datetime
+    code_hash: str
+    tries: int
+    expires_at: datetime
+    booked: bool
