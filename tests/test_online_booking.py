@@ -208,3 +208,16 @@ async def test_a_number_that_opted_out_is_sent_no_code(spine, db):
     row = await eventually(settled, timeout=30)
     assert (row["status"], row["reason"]) == ("skipped", "number opted out")
     assert await db.fetchval(f'SELECT count(*) FROM "{spine.notifier.schema}".recorded_sms') == 0
+
+
+async def test_a_request_is_checked_only_on_its_own_network_s_page(booking):
+    a = await create_network(booking.http, name="Alpha Clinics")
+    await create_network(booking.http, name="Beta Clinics")
+    request_id = (await ask(booking.http, a.clinic["slug"])).json()["request_id"]
+    r = await booking.http.post(f"/online/beta-clinics/requests/{request_id}/verify",
+                                json={"code": "123456"})
+    assert (r.status_code, r.json()["field"]) == (422, "request_id")
+    other = await create_network(booking.http, name="Gamma Clinics")
+    b = await ask(booking.http, a.clinic["slug"], phone="604-555-0166")
+    seen = await booking.http.post(f"/bookings/{b.json()['request_id']}/lead-seen", headers=other.headers)
+    assert seen.status_code == 404

@@ -1,4 +1,5 @@
-"""The attention inbox: what staff must act on. From booking (with names): reschedule
+"""The attention inbox: what staff must act on. From booking (with names): new leads
+(consultations booked on the public page, until someone marks them seen), reschedule
 requests, rides not arranged 48 h before a dosing session, open waitlist offers; from the
 notifier's staff inbox: replies to read (including texts from numbers it could not match to
 one patient), opt-outs to acknowledge, numbers that cannot be texted. Each has an action and
@@ -18,7 +19,7 @@ from services.console.web import api, checked_form, render, signed_in, t
 from shared.auth import CARE, SCHEDULE
 
 router = APIRouter()
-INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE}
+INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE, "lead-seen": SCHEDULE}
 
 
 async def load_inbox(request: Request) -> dict:
@@ -33,7 +34,8 @@ async def load_inbox(request: Request) -> dict:
     return {"reschedules": [b for b in bookings if b["reschedule_requested"]],
             "rides": [b for b in bookings if b["is_dosing"] and b["ride_status"] != "confirmed"
                       and not b["reschedule_requested"]],
-            "offers": items["offers"], "replies": notifier["replies"],
+            "offers": items["offers"], "leads": items.get("leads", []),
+            "replies": notifier["replies"],
             "opt_outs": notifier["opt_outs"], "numbers": notifier["failing_numbers"],
             "names": names, "tz": items.get("timezone") or "UTC"}
 
@@ -54,7 +56,8 @@ async def inbox_action(request: Request, booking_id: UUID, action: str, staff=De
     body = {"reschedule": lambda: {"starts_at": str(form.get("starts_at", ""))},
             "cancel": lambda: {"reason": str(form.get("reason", "")).strip()},
             "ride": lambda: {"ride_status": "confirmed",
-                             "driver_name": str(form.get("driver_name", "")).strip() or None}}[action]()
+                             "driver_name": str(form.get("driver_name", "")).strip() or None},
+            "lead-seen": dict}[action]()
     flash = ("ok", t(request, N_("Done.")))
     try:
         await api(request).post("booking", f"/bookings/{booking_id}/{action}", body)

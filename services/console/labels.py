@@ -8,8 +8,10 @@ SESSION_TYPES = {
     "assessment": N_("Assessment"), "preparation": N_("Preparation"),
     "integration": N_("Integration"), "iv_infusion": N_("IV infusion"),
     "im_injection": N_("IM injection"), "esketamine_nasal": N_("Esketamine nasal spray"),
-    "oral_lozenge_kap": N_("Lozenge (KAP)"),
+    "oral_lozenge_kap": N_("Lozenge (KAP)"), "consultation": N_("Consultation"),
 }
+MODES = {"clinic": N_("in clinic"), "phone": N_("by phone"), "video": N_("by video"),
+         "home": N_("at home")}
 STATUSES = {"booked": N_("Booked"), "arrived": N_("Checked in"), "fulfilled": N_("Completed"),
             "cancelled": N_("Cancelled"), "noshow": N_("No-show")}
 STATUS_TONE = {"booked": "", "arrived": "ok", "fulfilled": "ok", "cancelled": "bad", "noshow": "bad"}
