@@ -18,18 +18,12 @@ import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from devstack.demo import load_staff, wait_for
+from devstack.demo import load_staff, texts_to, wait_for
 from devstack.embedded import free_port
 from devstack.stack import Stack
 from tests.test_console_e2e import Browser, chrome, pytestmark  # noqa: F401 (slow)
 
 VISITOR_NUMBER = "+16045550199"
-
-
-def texts_to(stack: Stack, number: str) -> list[str]:
-    """The bodies of the messages the local Twilio server took for `number`, in order."""
-    got = httpx.get(f"{stack.twilio_server.url}/_fake/requests", timeout=10).json()["requests"]
-    return [r["Body"] for r in got if r.get("To") == number]
 
 
 def run_scenario(infra, namespace, tmp_path) -> dict:
@@ -71,7 +65,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             me.wait.until(lambda d: "/code/" in d.current_url)
             me.check("book-code")
             # the code, as the local Twilio server received it from the notifier
-            codes = wait_for(lambda: texts_to(stack, VISITOR_NUMBER), bool, timeout=60)
+            codes = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER), bool, timeout=60)
             out["code_text"] = codes[0]
             code = re.search(r"\b\d{6}\b", codes[0]).group(0)
             me.type("#code", code)
@@ -81,7 +75,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             me.check("book-done")
 
             # the confirmation text follows, with reply 2 to change it
-            texts = wait_for(lambda: texts_to(stack, VISITOR_NUMBER), lambda t: len(t) >= 2, timeout=60)
+            texts = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER), lambda t: len(t) >= 2, timeout=60)
             out["confirmation"] = texts[1]
 
             # the same page in French and Spanish
