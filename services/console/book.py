@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console import i18n, sessions
-from services.console.auth_pages import _anonymous_csrf, _anonymous_form
+from services.console.auth_pages import anonymous_csrf, anonymous_form
 from services.console.i18n import N_
 from services.console.services import ServiceError
 from shared.consent import consent_wording
@@ -63,7 +63,7 @@ def _language(request: Request) -> str:
 def _page(request: Request, template: str, language: str, status_code: int = 200,
           **context) -> Response:
     """A public page in `language`, with the anonymous CSRF token (and its cookie)."""
-    csrf, new = _anonymous_csrf(request)
+    csrf, new = anonymous_csrf(request)
     env = i18n.environments()[language]
     html = env.get_template(template).render(request=request, staff=None, csrf=csrf, **context)
     response = HTMLResponse(html, status_code=status_code)
@@ -127,7 +127,7 @@ async def booking_page(request: Request, slug: str, tz: str | None = None):
 @router.post("/book/{slug}")
 async def ask_for_code(request: Request, slug: str):
     """The form: a code is texted to the number (or the form comes back with what to fix)."""
-    form = await _anonymous_form(request)
+    form = await anonymous_form(request)
     language = str(form.get("lang", "")) if form.get("lang") in i18n.PUBLIC_LANGUAGES \
         else _language(request)
     if str(form.get(HONEYPOT, "")).strip():
@@ -173,7 +173,7 @@ async def code_page(request: Request, slug: str, request_id: UUID):
 @router.post("/book/{slug}/code/{request_id}")
 async def book_with_code(request: Request, slug: str, request_id: UUID):
     """The code: the consultation is booked (or the code page again, saying why not)."""
-    form = await _anonymous_form(request)
+    form = await anonymous_form(request)
     language = str(form.get("lang")) if form.get("lang") in i18n.PUBLIC_LANGUAGES \
         else _language(request)
     code = re.sub(r"\s", "", str(form.get("code", "")))[:12] or "-"

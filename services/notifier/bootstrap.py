@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -112,6 +113,15 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
             senders.append(make_sender(settings, runtime))
         return senders[0]
 
+    async def close_code_sender(_: ServiceRuntime) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for sender in senders:
+                if hasattr(sender, "close"):
+                    await sender.close()
+
+    runtime.add_worker("code-sender", close_code_sender)
     each = event_handlers(quiet, code_sender)
     # bookings are scheduled a batch at a time
     in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
