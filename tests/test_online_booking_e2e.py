@@ -48,7 +48,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             Select(me.find("#tz")).select_by_value("America/Toronto")
             me.find("form[method=get] button[type=submit]").click()
             me.wait.until(lambda d: "tz=America%2FToronto" in d.current_url)
-            me.check("book")
+            me.check("online-book")
             first = me.find("#slot-0")
             out["slot"] = first.get_attribute("value")
             out["slot_label"] = me.find("label[for=slot-0]").text
@@ -60,10 +60,10 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             Select(me.find("#language")).select_by_value("en")
             out["consent"] = me.find("[data-testid=consent-wording]").text
             me.find("label[for=consent]").click()
-            me.check("book-filled")
+            me.check("online-book-filled")
             me.find("#book-online button[type=submit]").click()
             me.wait.until(lambda d: "/code/" in d.current_url)
-            me.check("book-code")
+            me.check("online-book-code")
             # the code, as the local Twilio server received it from the notifier
             codes = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER), bool, timeout=60)
             out["code_text"] = codes[0]
@@ -72,7 +72,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             me.find("form[action*='/code/'] button[type=submit]").click()
             me.until_text("Your consultation is booked")
             out["booked_when"] = me.find("[data-testid=booked-when]").text
-            me.check("book-done")
+            me.check("online-book-done")
 
             # the confirmation text follows, with reply 2 to change it
             texts = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER), lambda t: len(t) >= 2, timeout=60)
@@ -82,7 +82,7 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             for lang in ("fr", "es"):
                 me.open(f"/book/{slug}?lang={lang}")
                 out[f"heading_{lang}"] = me.find("h1").text
-                me.check(f"book-{lang}")
+                me.check(f"online-book-{lang}")
 
             # staff: the day sheet and the new lead
             auth = {"X-API-Key": network["api_key"]}
@@ -94,11 +94,11 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             me.open(f"/day?site={online['site_id']}&date={online['starts_at_local'][:10]}")
             row = me.find(f"tr[data-booking='{online['id']}']")
             out["sheet_row"] = row.text
-            me.check("day-sheet-online")
+            me.check("online-day-sheet")
             me.open("/inbox")
             lead = me.find("[data-item=lead]")
             out["lead"] = lead.text
-            me.check("inbox-lead")
+            me.check("online-inbox-lead")
             lead.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
             me.until_text("Done.")
             out["leads_after"] = len(driver.find_elements(By.CSS_SELECTOR, "[data-item=lead]"))
