@@ -8,6 +8,8 @@ import re
 import signal
 import sys
 import threading
+from datetime import datetime
+from urllib.parse import quote
 
 from devstack.demo import (book_demo_session, book_online, console_day_sheet, listing, load_staff,
                            texts_to, wait_for)
@@ -78,11 +80,15 @@ def demo() -> int:
 
         # a visitor books a consultation on the network's public page
         slug, visitor = network["clinic"]["slug"], "+16045550161"
-        when = book_online(stack.url("console"), stack.twilio_server.url, slug, visitor)
+        start, when = book_online(stack.url("console"), stack.twilio_server.url, slug, visitor)
         print(f"booked online at {stack.url('console')}/book/{slug}: consultation by phone, {when}")
-        online = wait_for(lambda: listing(f"{stack.url('booking')}/bookings?status=booked", auth),
-                          lambda page: page and any(b["source"] == "online" for b in page["items"]))
-        consult = next(b for b in online["items"] if b["source"] == "online")
+        def consultation() -> dict | None:  # the booking of that time (earlier runs made others)
+            found = listing(f"{stack.url('booking')}/bookings?status=booked&from={quote(start)}",
+                            auth)
+            return next((b for b in (found or {"items": []})["items"] if b["source"] == "online"
+                         and datetime.fromisoformat(b["starts_at"]) == datetime.fromisoformat(start)),
+                        None)
+        consult = wait_for(consultation, bool)
         texts = wait_for(lambda: texts_to(stack.twilio_server.url, visitor), lambda t: len(t) >= 2)
         print("texts to the visitor (through the Twilio-compatible server):")
         for body in texts:

@@ -158,21 +158,26 @@ def texts_to(twilio: str, number: str) -> list[str]:
     return [r["Body"] for r in got if r.get("To") == number]
 
 
-def book_online(console: str, twilio: str, slug: str, phone: str = "+16045550161") -> str:
-    """Book the first free consultation on the network's public page as a browser without
-    JavaScript posts it (by phone, in Vancouver time), with the code the notifier texted
-    through the Twilio-compatible server; the page's "booked" line."""
+def book_online(console: str, twilio: str, slug: str,
+                phone: str = "+16045550161") -> tuple[str, str]:
+    """Book the first free consultation between 09:00 and 17:00 Vancouver time on the
+    network's public page, as a browser without JavaScript posts it (by phone), with the code
+    the notifier texted through the Twilio-compatible server; its start (UTC, ISO 8601) and
+    the page's "booked" line."""
     import re
 
     with httpx.Client(base_url=console, timeout=10) as browser:
         page = browser.get(f"/book/{slug}", params={"lang": "en", "tz": "America/Vancouver"})
         page.raise_for_status()
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        first = re.search(r'id="slot-0" value="([^"]+)"', page.text)
+        vancouver = ZoneInfo("America/Vancouver")
+        slots = re.findall(r'name="starts_at" id="slot-\d+" value="([^"]+)"', page.text)
+        first = next((value for value in slots
+                      if 9 <= datetime.fromisoformat(value).astimezone(vancouver).hour < 17), None)
         if first is None:
-            raise RuntimeError("the public booking page shows no free consultation")
+            raise RuntimeError("the public booking page shows no free consultation in the day")
         asked = browser.post(f"/book/{slug}", data={
-            "csrf": csrf, "lang": "en", "tz": "America/Vancouver", "starts_at": first.group(1),
+            "csrf": csrf, "lang": "en", "tz": "America/Vancouver", "starts_at": first,
             "mode": "phone", "given_name": "Robin", "family_name": "Online", "phone": phone,
             "language": "en", "consent": "yes", "website": ""})
         if asked.status_code != 303:
@@ -183,4 +188,4 @@ def book_online(console: str, twilio: str, slug: str, phone: str = "+16045550161
                             data={"csrf": csrf, "lang": "en", "code": code})
         if done.status_code != 200 or "Your consultation is booked" not in done.text:
             raise RuntimeError(f"the code was refused ({done.status_code})")
-        return re.search(r'data-testid="booked-when">([^<]+)<', done.text).group(1)
+        return first, re.search(r'data-testid="booked-when">([^<]+)<', done.text).group(1)
