@@ -78,7 +78,8 @@ async def statements_loop(pool, n: int, events: bool) -> float:
                     ids, k = [r["id"] for r in rows], len(rows)
                     notices = list({r["patient_id"] for r in rows if not r["stop_notice_sent"]})
                     claim = await conn.fetchval(Q.claim_picked, ids, ["sending"] * k, [None] * k,
-                                                [None] * k, [BODY] * k, [1] * k, None, notices)
+                                                [None] * k, [BODY] * k, [1] * k, None, notices,
+                                                None)
                 sids = [f"SM{i:032d}" for i in ids]
                 if events:
                     await conn.fetch(Q.mark_sent, ids, [claim] * k, sids)

@@ -11,8 +11,8 @@ import threading
 from datetime import datetime
 from urllib.parse import quote
 
-from devstack.demo import (book_demo_session, book_online, console_day_sheet, listing, load_staff,
-                           texts_to, wait_for)
+from devstack.demo import (book_demo_session, book_home_session, book_online, console_day_sheet,
+                           listing, load_staff, texts_to, wait_for)
 from devstack.stack import Stack
 from devstack.supervise import Supervisor
 from shared.logs import configure_logging
@@ -95,9 +95,29 @@ def demo() -> int:
             print(f"  {re.sub(r'[0-9]{6}', '######', body)}")
         sheet = console_day_sheet(stack.url("console"), people["scheduler"], consult)
         print(f"console day sheet of {consult['starts_at_local'][:10]}: {sheet}")
+        home_session(stack, network)
         log.info("demo passed: booking -> plans -> notifier -> SMS; the console shows the day; "
-                 "a consultation booked online")
+                 "a consultation booked online; a home session's patient and support person were texted")
     return 0
+
+
+def home_session(stack: Stack, network: dict) -> None:
+    """Book an at-home supervised session and wait for its prep text to the patient and
+    its text to the support person; print them."""
+    home = book_home_session(stack.url("booking"), network)
+    print(f"booked {home['session_type']} at home {home['id']} at {home['starts_at_local']}"
+          f" (video: {home['join_link']}; support person: {home['support_person']['name']})")
+    auth = {"X-API-Key": network["api_key"]}
+    texts = wait_for(
+        lambda: listing(f"{stack.url('notifier')}/patients/{home['patient_id']}/texts", auth),
+        lambda ts: {"prep", "support"} <= {t["kind"] for t in ts if t["booking_id"] == home["id"]
+                                           and t["status"] == "sent"})
+    print("texts for the home session:")
+    for t in texts:
+        if t["booking_id"] == home["id"]:
+            to = " (to the support person)" if t["kind"] == "support" else ""
+            print(f"  [{t['status']:>7}] {t['kind']:<16} due {t['due_at']}{to}"
+                  + (f"\n            {t['body']}" if t["body"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,6 +114,34 @@ def book_demo_session(booking: str, network: dict, days_ahead: int = 3) -> dict:
             "starts_at": start["starts_at_local"][:19]}).raise_for_status().json()
 
 
+HOME_SUPPORT = {"name": "Robin Demo", "phone": "604-555-0151", "sms_consent": True}
+VIDEO_LINK = "https://meet.example.com/cedar-{code}"
+
+
+def book_home_session(booking: str, network: dict, days_ahead: int = 1) -> dict:
+    """Book an at-home supervised session (by video, with a support person present) for the
+    first demo patient, `days_ahead` days ahead, in the first slot from 10:00 that is free
+    for them (the network's video link set first)."""
+    site = network["sites"]["Vancouver"]
+    patient = network["patients"]["Alex"]
+    day = datetime.now(ZoneInfo(site["timezone"])).date() + timedelta(days=days_ahead)
+    auth = {"X-API-Key": network["api_key"]}
+    with httpx.Client(base_url=booking, timeout=10, headers=auth) as http:
+        http.post("/clinic/remote-visits", json={"video_link_template": VIDEO_LINK}) \
+            .raise_for_status()
+        slots = http.get(f"/sites/{site['id']}/availability", params={
+            "session_type": "home_low_dose", "from": day.isoformat(), "to": day.isoformat()},
+        ).raise_for_status().json()["slots"]
+        for slot in (s for s in slots if s["starts_at_local"][11:16] >= "10:00"):
+            r = http.post("/bookings", json={
+                "patient_id": patient["id"], "site_id": site["id"],
+                "session_type": "home_low_dose", "mode": "home",
+                "starts_at": slot["starts_at_local"][:19], "support_person": HOME_SUPPORT})
+            if r.status_code != 409:  # the patient is busy then (an earlier demo): next slot
+                return r.raise_for_status().json()
+    raise RuntimeError("no free slot for the demo's home session")
+
+
 def listing(url: str, headers: dict) -> list:
     """A list endpoint's items; [] until the API key has reached that service."""
     r = httpx.get(url, headers=headers, timeout=10)

@@ -26,8 +26,10 @@ from shared.settings import ServiceSettings
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 dlq_app = typer.Typer(help="Dead letters: list, show, replay, discard.", no_args_is_help=True)
 texts_app = typer.Typer(help="The notifier's text queue.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: verify its hash chains.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(texts_app, name="texts")
+app.add_typer(audit_app, name="audit")
 console = Console()
 DATA_DIR = Path(os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
 TOKEN_FILE = DATA_DIR / "ops-token"
@@ -284,6 +286,30 @@ def outbox(ctx: typer.Context) -> None:
             table.add_row(name, t["topic"], str(t["backlog"]), f"{t['oldest_age_seconds']:.0f}",
                           str(t["attempts"]), (t["last_error"] or "")[:60])
     console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, service: Annotated[str | None, typer.Option()] = None,
+                 since: Annotated[str | None, typer.Option(help="first day (YYYY-MM-DD)")] = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="print the JSON")] = False) -> None:
+    """Walk each service's audit hash chains; print the first broken link. Exits 1 when a
+    chain is broken or entries are left unsealed."""
+    ops: Ops = ctx.obj
+    params = {"since": since} if since else {}
+    results = [ops.call("GET", name, "/ops/audit/verify", params=params)
+               for name in _services(ops, service)]
+    if as_json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        table = Table("service", "links checked", "chain", "first broken link", "unsealed")
+        for r in results:
+            broken = r["first_broken"]
+            where = (f"{broken['day']} #{broken['seq']} (entry {broken['entry_id']}): {broken['reason']}"
+                     if broken else "")
+            loose = f"{r['unsealed']['count']} from entry {r['unsealed']['first_id']}" if r["unsealed"] else ""
+            table.add_row(r["service"], str(r["checked"]), "broken" if broken else "ok", where, loose)
+        console.print(table)
+    raise typer.Exit(0 if all(r["ok"] for r in results) else 1)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared import tokens
+from shared.audit import OPERATOR, act_as
 from shared.consumer import Handler
 from shared.db import Queries
 from shared.events import Envelope, Event
@@ -29,8 +30,11 @@ from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 Q = Queries(Path(__file__).with_name("auth.sql"))
-ROLES = ("admin", "scheduler", "clinician", "ops", "read-only")
-READ = ROLES
+ROLES = ("admin", "scheduler", "clinician", "ops", "read-only", "privacy")
+READ = ("admin", "scheduler", "clinician", "ops", "read-only")
+AUDIT = ("admin", "privacy")
+"""Who reads the audit trail: the network's admins and its privacy officers (the `privacy`
+role reads nothing else)."""
 SCHEDULE = ("admin", "scheduler")
 CARE = ("admin", "scheduler", "clinician")
 ADMIN = ("admin",)
@@ -108,9 +112,9 @@ def require(*roles: str):
             if row is None:
                 raise HTTPException(401, "unknown or revoked API key")
             who = Principal(row["clinic_id"], row["role"], row["label"])
+        request.state.principal = who  # the actor of the audit entry, refused or not
         if who.role not in roles:
             raise HTTPException(403, f"the {who.role} role may not do this")
-        request.state.principal = who
         return who
 
     return Depends(dependency)
@@ -128,6 +132,7 @@ async def _person(request: Request, token: str) -> Principal:
 
 
 async def require_operator(request: Request, token: str | None = Security(_admin_token)) -> None:
+    act_as(request, OPERATOR)
     expected = getattr(request.app.state.runtime.settings, "admin_token", "")
     if not expected:
         raise HTTPException(403, "creating clinic networks is disabled (no BOOKING_ADMIN_TOKEN)")

@@ -21,6 +21,7 @@ class RequestContext:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         correlation_id = _correlation_id(scope)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id  # for the audit trail
         status = 500
         started = time.perf_counter()
 

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field
 
 from shared import dead_letters, metrics, ops_history, ops_status
+from shared.audit import ANONYMOUS, OPS, act_as, record
 from shared.asyncapi import document as asyncapi_document
 from shared.dead_letters import Q
 from shared.ops_overview import gather_histories, gather_overview, parse_peers
@@ -30,11 +31,13 @@ VENDORED = {"uPlot-1.6.32.iife.min.js": "text/javascript", "uPlot-1.6.32.min.css
 
 async def require_ops(request: Request, token: str | None = Security(_ops_token)) -> None:
     """Admit requests carrying the configured ops token."""
+    act_as(request, ANONYMOUS)
     expected = request.app.state.runtime.settings.ops_token
     if not expected:
         raise HTTPException(403, "the ops endpoints are disabled (no OPS_TOKEN configured)")
     if not token or not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(401, "a valid X-Ops-Token header is required")
+    act_as(request, OPS)
 
 
 class Action(RequestModel):
@@ -137,10 +140,11 @@ def ops_router() -> APIRouter:
         if body.consumer is not None and body.consumer not in {c.name for c in rt.consumers}:
             raise RequestValidationError([{"loc": ("body", "consumer"), "type": "value_error",
                                            "msg": "not a consumer of this service"}])
-        async with rt.db.acquire() as conn:
+        async with rt.db.acquire() as conn, conn.transaction():
             job = await dead_letters.start_replay_job(
                 conn, actor=body.actor, consumer=body.consumer,
                 batch_size=body.batch_size or rt.settings.dlq_replay_batch_size)
+            await record(conn, request, status=202)
         rt.replay_jobs_wake.set()
         return JSONResponse(jsonable_encoder({"service": rt.settings.service_name, **job}), status_code=202,
                             headers={"Location": f"/ops/dlq/replay/{job['id']}"})
@@ -170,17 +174,19 @@ def ops_router() -> APIRouter:
     async def replay(request: Request, body: Action, letter_id: int = LETTER_ID) -> dict:
         """Put the letter's message back on its source topic (once the cause is fixed)."""
         rt = runtime(request)
-        async with rt.db.acquire() as conn:
+        async with rt.db.acquire() as conn, conn.transaction():
             await dead_letters.replay_letter(conn, letter_id, actor=body.actor,
                                              topic_prefix=rt.settings.topic_prefix)
+            await record(conn, request)
         rt.relay.wake()
         return {"id": letter_id, "status": "replayed"}
 
     @guarded.post("/dlq/{letter_id}/discard")
     async def discard(request: Request, body: Discard, letter_id: int = LETTER_ID) -> dict:
         """Give up on the letter, with the reason."""
-        async with runtime(request).db.acquire() as conn:
+        async with runtime(request).db.acquire() as conn, conn.transaction():
             await dead_letters.discard_letter(conn, letter_id, actor=body.actor, reason=body.reason)
+            await record(conn, request)
         return {"id": letter_id, "status": "discarded"}
 
     router.include_router(guarded)

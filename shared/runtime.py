@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
-from shared import dead_letters, tracing
+from shared import audit_chain, dead_letters, tracing
+from shared.audit import AuditTrail
 from shared.asyncapi import declare_publishers
 from shared.consumer import EventConsumer, Handler
 from shared.ops_history import record_samples
@@ -43,8 +44,11 @@ Worker = Callable[["ServiceRuntime"], Awaitable[None]]
 class ServiceRuntime:
     """Owns a service's connections and background tasks; opened by the app's lifespan."""
 
-    def __init__(self, settings: ServiceSettings, migrations_dir: Path):
+    def __init__(self, settings: ServiceSettings, migrations_dir: Path, *, audited: bool = True):
         self.settings = settings
+        self.audit = AuditTrail(proxies=settings.trusted_proxies, enabled=audited)
+        """The service's audit trail (`shared.audit`); off for the console, which holds no
+        patient data (the services audit its calls, made with the person's token)."""
         self.migrations = discover_migrations(SHARED_MIGRATIONS, migrations_dir)
         self.broker: KafkaBroker = make_broker(settings)
         self.workers: list[tuple[str, Worker]] = []
@@ -123,6 +127,11 @@ class ServiceRuntime:
         self._spawn("ops-history", record_samples(self))
         self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
                                                interval=s.retention_interval_seconds))
+        if self.audit.enabled:
+            self._spawn("audit", self.audit.run(self.pool))
+            self._spawn("audit-seal", audit_chain.sealing(self.pool))
+            self._spawn("audit-retention", audit_chain.keep(self.pool, s.audit_retention_days,
+                                                           s.retention_interval_seconds))
         await self.broker.start()
         for name, worker in self.workers:
             self._spawn(name, worker(self))
@@ -164,6 +173,7 @@ class ServiceRuntime:
         if pending:
             log.error("tasks still running at shutdown: %s", [t.get_name() for t in pending])
         self._tasks.clear()
+        await self._flush_audit()
         await self.lag_reader.close()
         # bounded: leaving the group or flushing must not hang on an unreachable broker
         with contextlib.suppress(Exception):
@@ -177,6 +187,16 @@ class ServiceRuntime:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+
+    async def _flush_audit(self) -> None:
+        """Write the reads still in memory and seal them (a clean stop loses none)."""
+        if self.pool is None or not self.audit.enabled:
+            return
+        await self.audit.flush(self.pool)
+        if self.audit.pending:
+            log.error("audit: %d reads could not be written at shutdown", len(self.audit.pending))
+        with contextlib.suppress(Exception):
+            await audit_chain.seal(self.pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI):
@@ -225,6 +245,8 @@ def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> Fas
     """The FastAPI app of a service: its routers, `/health`, `/ready`, domain error mapping,
     control characters refused in every path and query value; the runtime opens and closes
     with the app's lifespan."""
+    from shared.audit import AuditMiddleware
+    from shared.audit_api import audit_router
     from shared.errors import install_error_handlers
     from shared.http_metrics import RequestContext
     from shared.ops_api import ops_router
@@ -234,9 +256,13 @@ def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> Fas
                   dependencies=[Depends(refuse_control_characters)])
     app.state.runtime = runtime
     install_error_handlers(app)
+    if runtime.audit.enabled:
+        app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContext)
     app.include_router(health_router(runtime))
     app.include_router(ops_router())
+    if runtime.audit.enabled:
+        app.include_router(audit_router())
     for router in routers:
         app.include_router(router)
     tracing.instrument_app(app)  # a span per request, while tracing is on

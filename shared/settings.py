@@ -117,6 +117,11 @@ class ServiceSettings(KafkaSecuritySettings):
         "ones are kept until resolved."))
     retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
     retention_interval_seconds: float = Field(300.0, gt=0, description="How often the purge runs.")
+    audit_retention_days: int = Field(2190, ge=365, description=(
+        "How long the audit trail is kept (whole UTC days; HIPAA asks for six years)."))
+    trusted_proxies: str = Field("", description=(
+        "Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For names "
+        "the client (sign-in limits, audit entries)."))
 
     @property
     def schema(self) -> str:

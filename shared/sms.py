@@ -28,6 +28,10 @@ ADDRESS_MAX = 100
 """A site's address (the day-of and pickup texts carry it)."""
 PHONE_MAX = 40
 """The number texts quote (the booking API's phone fields hold at most this)."""
+JOIN_LINK_MAX = 60
+"""A remote visit's video link or call-in number (its texts carry it)."""
+PREP_ITEMS_MAX = 100
+"""What a session type's prep texts say to bring, in one language."""
 
 # GSM 03.38 basic character set and the extension table (extension chars count twice)
 GSM7_BASIC = frozenset(

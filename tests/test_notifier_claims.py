@@ -243,7 +243,7 @@ async def claim_one(pool, owner: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         [row] = await conn.fetch(Q.pick_due, CRITICAL_KINDS, 1)
         await conn.fetchval(Q.claim_picked, [row["id"]], ["sending"], [None], [None], ["Hi"],
-                            [1], owner, [])
+                            [1], owner, [], None)
     return row["id"]
 
 

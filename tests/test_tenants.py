@@ -11,7 +11,9 @@ texting policy, texts, a reply for staff and an opted-out number); network B's k
 - reads everything that names one of A's rows in its path: 404;
 - tries every action on one of A's rows: 404, and A's rows are as they were.
 Not covered: `/ops` (the platform's ops token, no tenant), the Twilio webhooks (Twilio's
-signature), `/health`, `/ready` and `POST /clinics` (the platform's admin token)."""
+signature), `/health`, `/ready` and `POST /clinics` (the platform's admin token), and the
+audit trails (`/audit`: B's own trail names the ids B itself tried here; that it shows B
+nothing of A, and A the attempts, is tests/test_audit.py's)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from tests.helpers import add_patient, create_network, key_everywhere
 from tests.test_booking_rules import next_local
 
 TWILIO_AUTH_TOKEN = "tenant-twilio-auth-token"
-PLATFORM = ("/ops", "/health", "/ready", "/twilio", "/metrics", "/asyncapi")
+PLATFORM = ("/ops", "/health", "/ready", "/twilio", "/metrics", "/asyncapi", "/audit")
 PUBLIC = ("/online/",)
 """The public booking page's endpoints: no key, a network by its slug (tested in
 tests/test_online_booking.py, another network's request among them)."""
@@ -76,6 +78,9 @@ async def network_a(spine) -> tuple[object, dict[str, str]]:
         "stages": [{"name": "dosing", "sessions": 3, "within_days": 21}]}), 201)
     await _ok(spine.notifier.http.post("/policy", headers=h, json={
         "sites": {a.site["id"]: {"quiet_hours_start": 20, "quiet_hours_end": 9}}}))
+    await _ok(spine.notifier.http.post("/templates", headers=h, json={  # its own words
+        "kind": "session_due", "language": "en",
+        "body": "{clinic}: Alpha only induction words. Call {phone}."}), 201)
 
     async def plan():
         r = await spine.plans.http.get(f"/patients/{a.patient['id']}/plans", headers=h)
@@ -156,6 +161,7 @@ def bodies(ids: dict) -> dict[str, dict]:
         "/sites/{site_id}/closures": {"first_day": "2030-01-01", "last_day": "2030-01-02"},
         "/waitlist/offers/{offer_id}/accept": {"patient_id": ids["patient_id"]},
         "/staff/{staff_id}/role": {"role": "admin"},
+        "/patients/{patient_id}/timezone": {"timezone": "America/Toronto"},
     }
 
 

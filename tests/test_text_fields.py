@@ -6,6 +6,7 @@ site's phone."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import product
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,8 +15,8 @@ from pydantic import ValidationError
 from services.booking.commands import AddClinic, AddSite
 from services.notifier.templates import FASTING, TEMPLATES, TextContext, render
 from shared.phi_words import phi_words_in
-from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, PHONE_MAX, SITE_NAME_MAX, gsm_fold, segments,
-                        septets, text_field_problem)
+from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PHONE_MAX, PREP_ITEMS_MAX,
+                        SITE_NAME_MAX, gsm_fold, segments, septets, text_field_problem)
 from tests.conftest import ADMIN_TOKEN, eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_rules import next_local
@@ -146,14 +147,36 @@ def test_the_longest_dates_and_times_the_locales_write_are_the_ones_the_worst_ca
 def test_every_text_stays_within_3_segments_with_every_field_at_its_cap(lang):
     tz = ZoneInfo("America/Vancouver")
     starts = _longest_local_moment(lang, tz)
+    link = "https://" + "W" * (JOIN_LINK_MAX - len("https://"))
     for kind in TEMPLATES:
-        for rule in (None, *FASTING):
+        for rule, mode in product((None, *FASTING), ("clinic", "phone", "video", "home")):
             ctx = TextContext(lang, "W" * CLINIC_NAME_MAX, "9" * PHONE_MAX, "W" * SITE_NAME_MAX,
                               "W" * ADDRESS_MAX, tz.key, starts, rule,
-                              ends_at=starts)  # the pickup time: as long as the start's
+                              ends_at=starts,  # the pickup time: as long as the start's
+                              mode=mode, join_link=link, prep_items="W" * PREP_ITEMS_MAX)
             body = render(kind, ctx, first_text=True)
             assert "W" * CLINIC_NAME_MAX in body and "9" * PHONE_MAX in body
-            assert segments(body) <= 3, (kind, rule, len(body), body)
+            assert segments(body) <= 3, (kind, rule, mode, len(body), body)
+
+
+def test_remote_visits_texts_carry_the_link_and_never_the_address():
+    tz = "America/Vancouver"
+    starts = datetime(2026, 12, 9, 18, 0, tzinfo=UTC)  # 10:00 in Vancouver
+    for kind in ("confirmation", "day_of"):
+        ctx = TextContext("en", "Cedar", "+16045550101", "Main", "1 Main St", tz, starts, None,
+                          mode="video", join_link="https://meet.example.com/c-1")
+        body = render(kind, ctx)
+        assert "By video: https://meet.example.com/c-1" in body and "1 Main St" not in body
+        assert "Main" not in body.replace("Main St", "")
+    phone = TextContext("fr", "Cedar", "+16045550101", "Main", "1 Main St", tz, starts, None,
+                        mode="phone", join_link="+16045550150")
+    assert render("confirmation", phone) == (
+        "Cedar: votre rendez-vous est le mer. 9 déc. à 10 h 00. Par téléphone: appelez le "
+        "(604) 555-0150 à cette heure. Répondez 1 pour confirmer, 2 pour changer. Questions: "
+        "(604) 555-0101")
+    called = TextContext("en", "Cedar", "+16045550101", "Main", "1 Main St", tz, starts, None,
+                         mode="phone")  # no number to call: the clinic calls
+    assert "By phone: we will call you at that time." in render("day_of", called)
 
 
 # --- through the APIs -------------------------------------------------------------------

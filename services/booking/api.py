@@ -5,6 +5,7 @@ clinic network; a key never sees another network's data (404). Every POST honour
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -20,9 +21,11 @@ from services.booking import availability, bookings, fhir, network, rules, store
 from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
-                                       RegisterPatient, RescheduleSession, UpdateRide)
+                                       RegisterPatient, RescheduleSession, SetPatientTimezone,
+                                       SetPrepItems, SetRemoteWays, UpdateRide)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
+from shared.audit import OPERATOR, record
 from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
                          require_operator)
 from shared.errors import NotFound
@@ -69,7 +72,9 @@ def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
 async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
     """Create a clinic network (platform operator only); returns its first admin API key."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return JSONResponse(jsonable_encoder(await network.add_clinic(conn, cmd)), status_code=201)
+        clinic = await network.add_clinic(conn, cmd)
+        await record(conn, request, status=201, actor=replace(OPERATOR, clinic_id=clinic["id"]))
+        return JSONResponse(jsonable_encoder(clinic), status_code=201)
 
 
 @router.get("/clinic", tags=["network"])
@@ -142,6 +147,15 @@ async def list_providers(request: Request, who: Principal = require(*READ), limi
                                                     limit + 1), limit)
 
 
+@router.post("/clinic/remote-visits", tags=["network"])
+async def set_remote_ways(cmd: SetRemoteWays, request: Request, who: Principal = require(*ADMIN)):
+    """How patients join remote visits: the network's call-in number for phone visits and
+    video link for video and home visits (`{code}` becomes the booking's code)."""
+    async def handle(conn):
+        return await network.set_remote_ways(conn, who, cmd)
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
 @router.get("/session-types", tags=["network"])
 async def list_session_types(request: Request, who: Principal = require(*READ)) -> list[dict]:
     return [as_dict(t) for t in await store.session_types(_db(request), who.clinic_id)]
@@ -152,6 +166,15 @@ async def override_session_type(code: str, cmd: OverrideSessionType, request: Re
                                 who: Principal = require(*ADMIN)):
     async def handle(conn):
         return as_dict(await network.override_session_type(conn, who, code, cmd))
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
+@router.post("/session-types/{code}/prep-items", tags=["network"])
+async def set_prep_items(code: str, cmd: SetPrepItems, request: Request,
+                         who: Principal = require(*ADMIN)):
+    """What the session type's prep texts say to bring (en, fr, es), the network's words."""
+    async def handle(conn):
+        return as_dict(await network.set_prep_items(conn, who, code, cmd))
     return await idempotent(request, who.clinic_id, handle, 200)
 
 
@@ -178,27 +201,41 @@ async def get_patient(patient_id: UUID, request: Request, who: Principal = requi
         return as_dict(await network.get_patient(conn, who.clinic_id, patient_id))
 
 
+@router.post("/patients/{patient_id}/timezone", tags=["patients"])
+async def set_patient_timezone(patient_id: UUID, cmd: SetPatientTimezone, request: Request,
+                               who: Principal = require(*SCHEDULE)):
+    """The patient's own time zone (null: their site's); bookings made from now on carry it."""
+    async def handle(conn):
+        return as_dict(await network.set_patient_timezone(conn, who.clinic_id, patient_id,
+                                                          cmd.timezone))
+    return await idempotent(request, who.clinic_id, handle, 200)
+
+
 # --- bookings ---------------------------------------------------------------------------
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])
 async def book_session(cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)):
-    """Book one session. A conflict (room, provider or patient already booked, recovery
-    included) is a 409 naming what conflicts."""
+    """Book one session, in clinic (a room), by phone or video, or at home (with a support
+    person). A conflict (room, provider or patient already booked, recovery included) is a
+    409 naming what conflicts."""
     _within_horizon(request, [cmd.starts_at])
+    visit = bookings.visit_from(cmd, _regions(request))
 
-    async def handle(conn):
-        return bookings.view(await bookings.book_session(conn, who, cmd))
+    async def handle(conn, audit=None):
+        return bookings.view(await bookings.book_session(conn, who, cmd, visit=visit, audit=audit))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 
 @router.post("/bookings/series", status_code=201, tags=["bookings"])
 async def book_series(cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)):
-    """Book a series (e.g. an induction of 6 sessions): all or nothing."""
+    """Book a series (e.g. an induction of 6 sessions): all or nothing; every session in the
+    same mode (in clinic, by phone or video, or at home with the same support person)."""
     _within_horizon(request, cmd.starts_at, series=True)
+    visit = bookings.visit_from(cmd, _regions(request))
 
     async def handle(conn):
-        rows = await bookings.book_series(conn, who, cmd)
+        rows = await bookings.book_series(conn, who, cmd, visit=visit)
         return {"series_id": rows[0].series_id, "bookings": [bookings.view(r) for r in rows]}
     return await idempotent(request, who.clinic_id, handle)
 
@@ -277,6 +314,13 @@ async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: 
         lambda c: bookings.update_ride(c, who.clinic_id, booking_id, cmd)), 200)
 
 
+@router.post("/bookings/{booking_id}/support-person/confirm", tags=["bookings"])
+async def confirm_support(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+    """The support person of a home session confirmed they will be there."""
+    return await idempotent(request, who.clinic_id, _booking_action(
+        lambda c: bookings.confirm_support(c, who.clinic_id, booking_id)), 200)
+
+
 # --- availability and waitlist -----------------------------------------------------------
 
 
@@ -285,15 +329,17 @@ async def site_availability(
         site_id: UUID, session_type: str, request: Request, who: Principal = require(*READ),
         first_day: Annotated[SaneDate | None, Query(alias="from")] = None,
         last_day: Annotated[SaneDate | None, Query(alias="to")] = None,
-        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15) -> Response:
-    """Free slots for a session type at a site between two local dates (inclusive)."""
+        step_minutes: Annotated[int, Query(ge=5, le=240)] = 15,
+        mode: Literal["clinic", "phone", "video", "home"] = "clinic") -> Response:
+    """Free slots for a session type at a site between two local dates (inclusive); by
+    phone or video, or at home (`mode`), a free provider is enough (no room)."""
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
         stype = await network.session_type(conn, who.clinic_id, session_type)
         today = datetime.now(ZoneInfo(site.timezone)).date()
         first = first_day or today
         slots = await availability.free_slots(conn, site, stype, first, last_day or first,
-                                              step_minutes)
+                                              step_minutes, needs_room=mode == "clinic")
     body = {"site_id": site_id, "session_type": session_type, "timezone": site.timezone,
             "slots": slots}
     return Response(_AVAILABILITY.dump_json(body), media_type="application/json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import NamedTuple
 from uuid import UUID
@@ -27,7 +27,8 @@ class Slot:
     starts_at: datetime
     starts_at_local: str
     occupied_until_local: str
-    room_id: UUID
+    room_id: UUID | None
+    """None for a visit by phone or video, or at home (it takes no room)."""
     provider_id: UUID
 
 
@@ -104,10 +105,11 @@ def _changing_day(t: datetime, close: datetime, tz: ZoneInfo, length: timedelta,
 
 async def free_slots(conn: asyncpg.Connection, site: Site, stype: SessionType, first_day: date,
                      last_day: date, step_minutes: int = 15,
-                     now: datetime | None = None) -> list[Slot]:
+                     now: datetime | None = None, needs_room: bool = True) -> list[Slot]:
     """Free slots for a session type at a site between two local dates (inclusive), in time
     order: the site's hours, closures, rooms, providers' shifts and bookings read, then
-    `candidates` and `open_slots`."""
+    `candidates` and `open_slots`. A visit that takes no room (`needs_room` False: by phone
+    or video, or at home) needs only a free provider."""
     if last_day < first_day or (last_day - first_day).days >= MAX_DAYS:
         raise Invalid(f"search at most {MAX_DAYS} days, from <= to", field="to")
     now = now or datetime.now(UTC)
@@ -120,10 +122,15 @@ async def free_slots(conn: asyncpg.Connection, site: Site, stype: SessionType, f
                        timedelta(minutes=step_minutes), now)
     if not cands:
         return []
-    rooms = [r.id for r in await store.rooms_of_site(conn, site.id)]
+    rooms = [r.id for r in await store.rooms_of_site(conn, site.id)] if needs_room else [NO_ROOM]
     shifts = await store.provider_hours_at_site(conn, site.id)
     busy = await store.busy_at_site(conn, site.id, cands[0].start, cands[-1].start + length)
-    return open_slots(cands, rooms, shifts, busy, length)
+    slots = open_slots(cands, rooms, shifts, busy, length)
+    return slots if needs_room else [replace(s, room_id=None) for s in slots]
+
+
+NO_ROOM = UUID(int=0)
+"""The room a visit that takes none "holds": never busy."""
 
 
 def closed_days(closures: list[tuple[date, date]]) -> set[date]:

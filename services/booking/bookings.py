@@ -19,13 +19,16 @@ from services.booking import rules, store
 from services.booking.commands import (BookSeries, BookSession, CancelSession, RescheduleSession,
                                        UpdateRide)
 from services.booking.localtime import local_iso, to_utc
-from services.booking.model import Booking, BookingContext, Context, Placement, SessionType
+from services.booking.network import check_for_texts, normalise_mobile
+from services.booking.model import (CLINIC_VISIT, Booking, BookingContext, Context, Placement,
+                                    SessionType, Visit)
 from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Event
+from shared.sms import JOIN_LINK_MAX
 from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsUpdated,
                                    SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled)
+                                   SessionRescheduled, SupportPerson)
 
 NO_BOOKING = UUID(int=0)
 
@@ -67,7 +70,11 @@ def view(b: Booking) -> dict[str, Any]:
         "reschedule_requested_at": _iso(b.reschedule_requested_at),
         "cancel_reason": b.cancel_reason, "cancelled_by": b.cancelled_by,
         "created_at": _iso(b.created_at), "updated_at": _iso(b.updated_at),
-        "mode": b.mode, "source": b.source,
+        "mode": b.mode, "source": b.source, "join_link": b.join_link,
+        "support_person": None if b.support_name is None else {
+            "name": b.support_name, "phone": b.support_phone,
+            "sms_consent": b.support_consent, "confirmed": b.support_confirmed_at is not None,
+            "confirmed_at": _iso(b.support_confirmed_at)},
     }
 
 
@@ -76,10 +83,15 @@ def view(b: Booking) -> dict[str, Any]:
 
 def appointment_fields(booking_id: UUID, version: int, series_id: UUID | None, site_id: UUID,
                        session_type: str, is_dosing: bool, where: Placement,
-                       about: Context) -> dict[str, Any]:
+                       about: Context, visit: Visit = CLINIC_VISIT,
+                       join_link: str | None = None) -> dict[str, Any]:
     """What `SessionBooked` and `SessionRescheduled` say about the appointment (the event's
     `ends_at` is the end of recovery)."""
+    support = (SupportPerson(name=visit.support_name, phone_e164=visit.support_phone)
+               if visit.support_consent and visit.support_name and visit.support_phone else None)
     return dict(
+        mode=visit.mode, join_link=join_link, patient_timezone=about.patient_timezone,
+        support_person=support, prep_items=about.prep_text,
         booking_id=booking_id, version=version, series_id=series_id,
         clinic_name=about.clinic_name, clinic_sms_name=about.clinic_sms_name,
         clinic_phone=about.clinic_phone, site_id=site_id, site_name=about.site_name,
@@ -95,6 +107,11 @@ def _placement(b: Booking) -> Placement:
     return Placement(b.starts_at, b.ends_at, b.occupied_until, b.room_id, b.provider_id)
 
 
+def visit_of(b: Booking) -> Visit:
+    """How a booked session is attended."""
+    return Visit(b.mode, b.join_link, b.support_name, b.support_phone, b.support_consent)
+
+
 def change_fields(b: Booking) -> dict[str, Any]:
     """What the events of a change of status say about the booking."""
     return dict(booking_id=b.id, version=b.version, session_type=b.session_type,
@@ -105,6 +122,31 @@ async def _emit(conn: asyncpg.Connection, b: Booking, *payloads: Event) -> None:
     await store.emit(conn, [store.event(p, b.clinic_id, b.patient_id) for p in payloads])
 
 
+# --- how a session is attended ---------------------------------------------------------
+
+
+def visit_from(cmd: BookSession | BookSeries,
+               regions: tuple[str, ...] = ("US", "CA")) -> Visit:
+    """The visit a booking asks for, its fields checked (422 naming the field): a join link
+    is an https link or a call-in number that texts can carry; a support person's number is
+    a mobile one."""
+    link = cmd.join_link
+    if link is not None:
+        if cmd.mode == "phone":
+            link = normalise_mobile(link, regions, "join_link") if not link.startswith(
+                "https://") else link
+        elif not link.startswith("https://"):
+            raise Invalid("join_link must be an https:// link for a video or home visit",
+                          field="join_link")
+        check_for_texts("join_link", link, JOIN_LINK_MAX)
+    support = cmd.support_person
+    if support is None:
+        return Visit(cmd.mode, link)
+    return Visit(cmd.mode, link, support.name,
+                 normalise_mobile(support.phone, regions, "support_person.phone"),
+                 support.sms_consent)
+
+
 # --- placing a session -----------------------------------------------------------------
 
 
@@ -112,14 +154,14 @@ async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezo
                 stype: SessionType, starts_at: datetime, *, room_id: UUID | None,
                 provider_id: UUID | None, now: datetime, moving: UUID = NO_BOOKING,
                 prefer_room: UUID | None = None, prefer_provider: UUID | None = None,
-                field: str = "starts_at") -> Placement:
+                field: str = "starts_at", needs_room: bool = True) -> Placement:
     """Check a start time against the site's rules and pick a free room and provider (one
-    round trip)."""
+    round trip); a remote or home visit (`needs_room` False) takes no room."""
     when = rules.span(starts_at, stype, timezone, now, field)
     fit = await store.fit(conn, clinic_id, site_id, when, room_id=room_id,
                           provider_id=provider_id, moving=moving, prefer_room=prefer_room,
                           prefer_provider=prefer_provider)
-    return rules.place(fit, when, room_id, provider_id, field)
+    return rules.place(fit, when, room_id, provider_id, field, needs_room)
 
 
 async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID) -> Conflict:
@@ -131,21 +173,25 @@ async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID
 async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionType,
                   about: Context, starts_at: datetime, room_id: UUID | None,
                   provider_id: UUID | None, now: datetime, series_id: UUID | None,
-                  field: str) -> Booking:
-    """Insert one booking and its `SessionBooked` event in one statement. If a concurrent
+                  field: str, visit: Visit, audit: tuple | None = None) -> Booking:
+    """Insert one booking, its `SessionBooked` event and the request's audit entry (`audit`,
+    if given) in one statement. If a concurrent
     booking took the room or provider picked for it, pick again; a real conflict becomes a
     409 naming what conflicts."""
     assert ctx.site_id is not None
     for attempt in range(3):
         where = await place(conn, ctx.clinic_id, ctx.site_id, about.site_timezone, stype,
                             starts_at, room_id=room_id, provider_id=provider_id, now=now,
-                            field=field)
+                            field=field, needs_room=visit.mode == "clinic")
         booking_id = uuid4()  # the event tells of the row as it will be (version 1)
+        link = rules.join_link(visit.mode, visit.join_link, about.call_in_phone,
+                               about.video_link_template, booking_id)
         booked = SessionBooked(**appointment_fields(booking_id, 1, series_id, ctx.site_id,
-                                                    stype.code, stype.is_dosing, where, about))
+                                                    stype.code, stype.is_dosing, where, about,
+                                                    visit, link))
         booking = await store.insert_booking(
-            conn, booking_id, ctx, stype, about, where, series_id,
-            store.event(booked, ctx.clinic_id, ctx.patient_id))
+            conn, booking_id, ctx, stype, about, where, series_id, visit, link,
+            store.event(booked, ctx.clinic_id, ctx.patient_id), audit)
         if booking is not None:
             return booking
         conflict = await _conflict(conn, where, ctx.patient_id)
@@ -158,27 +204,30 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
 
 
 async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
-                       now: datetime | None = None) -> Booking:
+                       now: datetime | None = None, visit: Visit = CLINIC_VISIT,
+                       audit: tuple | None = None) -> Booking:
     """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
-    booking and its event (the API relies on that to run it without a transaction; the
-    exclusion constraints decide conflicts either way)."""
+    booking, its event and the audit entry `audit` if given (the API relies on that to run it
+    without a transaction; the exclusion constraints decide conflicts either way)."""
     [booking] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id,
                                  cmd.session_type, [cmd.starts_at], cmd.room_id, cmd.provider_id,
-                                 now)
+                                 now, visit=visit, audit=audit)
     return booking
 
 
 async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
-                      now: datetime | None = None) -> list[Booking]:
+                      now: datetime | None = None, visit: Visit = CLINIC_VISIT) -> list[Booking]:
     """Book several sessions at once, all or nothing; each its own booking in one series."""
     return await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
-                            cmd.starts_at, cmd.room_id, cmd.provider_id, now, series=True)
+                            cmd.starts_at, cmd.room_id, cmd.provider_id, now, series=True,
+                            visit=visit)
 
 
 async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,
                      code: str, starts: list[datetime], room_id: UUID | None,
                      provider_id: UUID | None, now: datetime | None,
-                     series: bool = False) -> list[Booking]:
+                     series: bool = False, visit: Visit = CLINIC_VISIT,
+                     audit: tuple | None = None) -> list[Booking]:
     """Book `starts` for a patient (one booking each, in one series if `series`); the
     caller's transaction makes it all or nothing."""
     now = now or datetime.now(UTC)
@@ -190,7 +239,9 @@ async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
     if ctx.stype is None:
         raise Invalid("unknown session type", field="session_type")
     about, stype = ctx.about, ctx.stype
-    rules.check_contact(stype.is_dosing, ctx.sms_consent, about.ride_contact_phone)
+    rules.check_mode(stype, visit.mode, room_id, visit.support_name is not None)
+    rules.check_contact(stype.is_dosing and visit.mode != "home", ctx.sms_consent,
+                        about.ride_contact_phone)
     series_id = uuid4() if series else None
     booked = []
     for i, start in enumerate(starts):
@@ -198,7 +249,7 @@ async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
         try:
             starts_at = to_utc(start, about.site_timezone, field)
             booked.append(await _insert(conn, ctx, stype, about, starts_at, room_id,
-                                        provider_id, now, series_id, field))
+                                        provider_id, now, series_id, field, visit, audit))
         except Conflict as exc:
             if series:  # say which session of the series could not be booked
                 exc.details.setdefault("conflicts_with", {})["session_index"] = i
@@ -240,11 +291,14 @@ async def reschedule(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     before, stype = found
     rules.check_allowed("reschedule", before.status)
     rules.check_version(cmd.expected_version, before.version)
+    if before.mode != "clinic" and cmd.room_id is not None:
+        raise Invalid(f"a {before.mode} visit takes no room", field="room_id")
     timezone = before.about.site_timezone
     where = await place(conn, who.clinic_id, before.site_id, timezone, stype,
                         to_utc(cmd.starts_at, timezone), room_id=cmd.room_id,
                         provider_id=cmd.provider_id, now=now, moving=booking_id,
-                        prefer_room=before.room_id, prefer_provider=before.provider_id)
+                        prefer_room=before.room_id, prefer_provider=before.provider_id,
+                        needs_room=before.mode == "clinic")
     try:
         moved = await store.move_booking(conn, who.clinic_id, booking_id,
                                          rules.TRANSITIONS["reschedule"].allowed, where)
@@ -253,7 +307,7 @@ async def reschedule(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     b = await _changed(conn, who.clinic_id, booking_id, "reschedule", moved, now)
     await _emit(conn, b, SessionRescheduled(
         **appointment_fields(b.id, b.version, b.series_id, b.site_id, b.session_type,
-                             b.is_dosing, _placement(b), b.about),
+                             b.is_dosing, _placement(b), b.about, visit_of(b), b.join_link),
         previous_starts_at=before.starts_at, previous_ends_at=before.occupied_until))
     return b
 
@@ -298,4 +352,17 @@ async def update_ride(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUI
     b = await _changed(conn, clinic_id, booking_id, "ride", changed, datetime.now(UTC))
     await _emit(conn, b, RideDetailsUpdated(booking_id=b.id, version=b.version,
                                             ride_status=cmd.ride_status, driver_name=driver))
+    return b
+
+
+async def confirm_support(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID) -> Booking:
+    """The support person of a booked home session confirmed they will be there (staff
+    record it; the attention inbox stops listing it)."""
+    b = await store.set_support_confirmed(conn, clinic_id, booking_id)
+    if b is None:
+        found = await store.booking_status(conn, clinic_id, booking_id)
+        if found is None:
+            raise NotFound("unknown booking")
+        raise Conflict("only a booked home session has a support person to confirm",
+                       status=found.status)
     return b

@@ -13,12 +13,13 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_val
 
 from services.booking.online_rules import SLUG, SLUG_MAX
 from shared.phones import contact_e164
-from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX
+from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX, SITE_NAME_MAX
 from shared.validation import RequestModel
 from shared.zones import MAX_LENGTH, check_zone
 
 Language = Literal["en", "fr", "es"]
-Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
+Role = Literal["admin", "scheduler", "clinician", "ops", "read-only", "privacy"]
+Mode = Literal["clinic", "phone", "video", "home"]
 ContactPhone = Annotated[str, Field(min_length=3, max_length=40,
                                     description="A US (territories included) or Canadian number; "
                                                 "stored in E.164"),
@@ -133,9 +134,54 @@ class RegisterPatient(_Command):
     sms_consent: bool = False
     sms_consent_source: str | None = Field(None, max_length=200)
     ride_contact: RideContactIn | None = None
+    timezone: TimeZone | None = Field(None, description="The patient's own time zone "
+                                      "(default: their site's); remote visits' texts use it")
 
 
-class BookSession(_Command):
+class SetPatientTimezone(_Command):
+    timezone: TimeZone | None
+
+
+class SupportPersonIn(_Command):
+    """Who is with the patient during a home session (texted only if they consented)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=3, max_length=40)
+    sms_consent: bool = False
+
+
+JOIN_LINK = (f"A remote visit's video link (https://...) or call-in number, at most "
+             f"{JOIN_LINK_MAX} characters (texts carry it); default: the network's")
+
+
+class SetRemoteWays(_Command):
+    """How patients join remote visits, for the whole network."""
+
+    call_in_phone: ContactPhone | None = Field(None, description="The number phone visits call")
+    video_link_template: str | None = Field(
+        None, min_length=9, max_length=JOIN_LINK_MAX,
+        description="https link of video visits; {code} becomes the booking's code")
+
+
+class SetPrepItems(_Command):
+    """What a session type's prep texts say to bring, per language."""
+
+    en: str = Field(min_length=1, max_length=PREP_ITEMS_MAX)
+    fr: str = Field(min_length=1, max_length=PREP_ITEMS_MAX)
+    es: str = Field(min_length=1, max_length=PREP_ITEMS_MAX)
+
+
+class _Visit(_Command):
+    """How a session is attended (the same for every session of a series)."""
+
+    mode: Mode = Field("clinic", description="In clinic (a room), by phone or video, or at home")
+    join_link: str | None = Field(None, min_length=3, max_length=JOIN_LINK_MAX,
+                                  description=JOIN_LINK)
+    support_person: SupportPersonIn | None = Field(
+        None, description="Who is with the patient at home (required for mode home)")
+
+
+class BookSession(_Visit):
     patient_id: UUID
     site_id: UUID
     session_type: str
@@ -144,7 +190,7 @@ class BookSession(_Command):
     provider_id: UUID | None = Field(None, description="Default: the first free provider")
 
 
-class BookSeries(_Command):
+class BookSeries(_Visit):
     patient_id: UUID
     site_id: UUID
     session_type: str

@@ -37,10 +37,11 @@ def appointment(b: Booking) -> dict[str, Any]:
              "status": "accepted" if b.confirmed_at else "needs-action"},
             {"actor": {"reference": f"Practitioner/{b.provider_id}"}, "required": "required",
              "status": "accepted"},
-            {"actor": {"reference": f"Location/{b.room_id}"}, "required": "required",
-             "status": "accepted"},
         ],
     }
+    if b.room_id is not None:  # phone, video and home visits take no room
+        resource["participant"].append({"actor": {"reference": f"Location/{b.room_id}"},
+                                        "required": "required", "status": "accepted"})
     if b.status == "cancelled" and b.cancel_reason:
         resource["cancelationReason"] = {"text": b.cancel_reason}
     return resource

@@ -135,6 +135,12 @@ class SessionType:
     duration_minutes: int
     recovery_minutes: int
     fasting_rule: str | None
+    modes: tuple[str, ...] | list[str] = ("clinic",)
+    """The modes it may be booked in (clinic, phone, video, home)."""
+    route: str | None = None
+    """How a dosing session's dose is given (esketamine, iv, im, oral, nasal)."""
+    prep_items: str | None = None
+    """What its prep texts say to bring, per language (JSON text: {"en": ..., ...})."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,8 @@ class Patient:
     ride_contact_consent_at: datetime | None
     created_at: datetime
     ride_contact_consent_source: str | None
+    timezone: str | None = None
+    """The patient's own time zone (None: their site's)."""
 
     @property
     def ride_contact(self) -> RideContact | None:
@@ -183,6 +191,13 @@ class Context:
     ride_contact_phone: str | None
     ride_contact_consent: bool
     fasting_rule: str | None
+    patient_timezone: str | None = None
+    call_in_phone: str | None = None
+    """The network's number for phone visits."""
+    video_link_template: str | None = None
+    """The network's video link, `{code}` standing for the booking's code."""
+    prep_text: str | None = None
+    """What the session type's prep texts say to bring, in the patient's language."""
 
     @property
     def ride_contact(self) -> RideContact | None:
@@ -220,7 +235,27 @@ class Booking:
     """clinic, phone, video (or home)"""
     source: str
     """staff, or online (the public booking page)"""
+    join_link: str | None
+    support_name: str | None
+    support_phone: str | None
+    support_consent: bool
+    support_confirmed_at: datetime | None
     about: Context
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """How a session is attended: its mode (clinic, phone, video, home), the call-in number
+    or video link asked for (None: the network's), and at home the support person."""
+
+    mode: str = "clinic"
+    join_link: str | None = None
+    support_name: str | None = None
+    support_phone: str | None = None
+    support_consent: bool = False
+
+
+CLINIC_VISIT = Visit()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ type overrides and patients. Plain functions on one connection, in the caller's 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,7 +12,8 @@ import asyncpg
 
 from services.booking import store
 from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
-                                       IssueApiKey, OverrideSessionType, RegisterPatient)
+                                       IssueApiKey, OverrideSessionType, RegisterPatient,
+                                       SetPrepItems, SetRemoteWays)
 from services.booking.model import (Closure, OpeningHours, Patient, Room, SessionType, Site,
                                     as_dict)
 from services.booking.online_rules import slug_of
@@ -19,7 +21,8 @@ from shared.auth import Principal, new_key
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered
 from shared.phones import mobile_e164
-from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, SITE_NAME_MAX, text_field_problem
+from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX,
+                        SITE_NAME_MAX, text_field_problem)
 
 
 def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:
@@ -147,7 +150,7 @@ async def register_patient(conn: asyncpg.Connection, who: Principal, cmd: Regist
         cmd.language, cmd.sms_consent, now if cmd.sms_consent else None,
         cmd.sms_consent_source if cmd.sms_consent else None,
         ride.name if ride else None, ride_phone, bool(ride and ride.sms_consent),
-        now if ride and ride.sms_consent else None)
+        now if ride and ride.sms_consent else None, cmd.timezone)
     await store.emit(conn, [store.event(
         PatientRegistered(phone_e164=phone, language=cmd.language, sms_consent=cmd.sms_consent,
                           sms_consent_at=patient.sms_consent_at,
@@ -171,3 +174,38 @@ async def session_type(conn: asyncpg.Connection, clinic_id: UUID, code: str) -> 
     if stype is None:
         raise Invalid("unknown session type", field="session_type")
     return stype
+
+
+async def set_patient_timezone(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID,
+                               timezone: str | None) -> Patient:
+    """The patient's own time zone (None: their site's); bookings from now on carry it."""
+    patient = await store.set_patient_timezone(conn, clinic_id, patient_id, timezone)
+    if patient is None:
+        raise NotFound("unknown patient", field="patient_id")
+    return patient
+
+
+async def set_remote_ways(conn: asyncpg.Connection, who: Principal,
+                          cmd: SetRemoteWays) -> dict[str, Any]:
+    """The network's call-in number for phone visits and video link (`{code}`: the
+    booking's code), checked as texts will carry them."""
+    template = cmd.video_link_template
+    if template is not None:
+        if not template.startswith("https://"):
+            raise Invalid("video_link_template must be an https:// link",
+                          field="video_link_template")
+        check_for_texts("video_link_template", template.replace("{code}", "0" * 10),
+                        JOIN_LINK_MAX)
+    return await store.set_remote_ways(conn, who.clinic_id, cmd.call_in_phone, template)
+
+
+async def set_prep_items(conn: asyncpg.Connection, who: Principal, code: str,
+                         cmd: SetPrepItems) -> SessionType:
+    """A network's own words for what a session type's prep texts say to bring, in each
+    language, checked as texts will carry them."""
+    await session_type(conn, who.clinic_id, code)
+    items = cmd.model_dump()
+    for lang, text in items.items():
+        check_for_texts(lang, text, PREP_ITEMS_MAX)
+    await store.set_prep_items(conn, who.clinic_id, code, json.dumps(items))
+    return await session_type(conn, who.clinic_id, code)

@@ -26,7 +26,7 @@ from services.booking.availability import candidates, closed_days, open_slots
 from services.booking.bookings import NO_BOOKING, appointment_fields
 from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
-from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement
+from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement, Visit
 from services.booking.network import session_type
 from services.booking.online_rules import (CODE_VALID, Limits, check_code, check_start,
                                            code_hash, merged_hours, name_key, new_code,
@@ -178,8 +178,9 @@ async def _book(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest,
     booked = SessionBooked(**appointment_fields(booking_id, 1, None, req.site_id, stype.code,
                                                 stype.is_dosing, where, about))
     booking = await store.insert_booking(conn, booking_id, ctx, stype, about, where, None,
+                                         Visit(mode=req.mode), None,
                                          store.event(booked, clinic.id, patient.id),
-                                         mode=req.mode, source="online")
+                                         source="online")
     if booking is None:
         raise taken
     return booking

@@ -92,11 +92,13 @@ SELECT provider_id, weekday, starts, ends FROM provider_hours WHERE site_id = $1
 SELECT count(*) FROM sites WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
 
 -- name: session_type
-SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
+SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule, modes, route,
+       prep_items::text AS prep_items
 FROM clinic_session_types WHERE clinic_id = $1 AND code = $2;
 
 -- name: session_types
-SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule
+SELECT code, is_dosing, duration_minutes, recovery_minutes, fasting_rule, modes, route,
+       prep_items::text AS prep_items
 FROM clinic_session_types WHERE clinic_id = $1 ORDER BY code;
 
 -- name: upsert_session_type_override
@@ -106,18 +108,29 @@ ON CONFLICT (clinic_id, code) DO UPDATE
     SET duration_minutes = EXCLUDED.duration_minutes, recovery_minutes = EXCLUDED.recovery_minutes,
         fasting_rule = EXCLUDED.fasting_rule;
 
+-- name: set_prep_items
+-- A network's own prep items for a session type ($3: JSON {"en": ..., "fr": ..., "es": ...}).
+INSERT INTO session_type_overrides (clinic_id, code, prep_items) VALUES ($1, $2, $3::jsonb)
+ON CONFLICT (clinic_id, code) DO UPDATE SET prep_items = EXCLUDED.prep_items;
+
+-- name: set_remote_ways
+-- A network's number for phone visits and its video link template.
+UPDATE clinics SET call_in_phone = $2, video_link_template = $3 WHERE id = $1
+RETURNING id, call_in_phone, video_link_template;
+
 -- === Patients ===========================================================================
 
 -- fragment: patient_columns
 id, clinic_id, given_name, family_name, phone_e164, language, sms_consent, sms_consent_at,
 sms_consent_source, ride_contact_name, ride_contact_phone, ride_contact_consent,
-ride_contact_consent_at, created_at, ride_contact_consent_source
+ride_contact_consent_at, created_at, ride_contact_consent_source, timezone
 
 -- name: insert_patient
 INSERT INTO patients (id, clinic_id, given_name, family_name, phone_e164, language,
                       sms_consent, sms_consent_at, sms_consent_source, ride_contact_name,
-                      ride_contact_phone, ride_contact_consent, ride_contact_consent_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                      ride_contact_phone, ride_contact_consent, ride_contact_consent_at,
+                      timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING
 -- include: patient_columns
 ;
@@ -169,12 +182,14 @@ RETURNING
 b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
 b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,
 b.confirmed_at, b.ride_status, b.ride_driver_name, b.reschedule_requested_at, b.cancel_reason,
-b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source,
+b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source, b.join_link, b.support_name,
+b.support_phone, b.support_consent, b.support_confirmed_at,
 c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone,
 s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
 s.phone AS site_phone, s.timezone AS site_timezone, s.region AS site_region,
 p.language AS patient_language, p.ride_contact_name, p.ride_contact_phone,
-p.ride_contact_consent, st.fasting_rule
+p.ride_contact_consent, st.fasting_rule, p.timezone AS patient_timezone, c.call_in_phone,
+c.video_link_template, st.prep_items ->> p.language AS prep_text
 
 -- fragment: booking_joins
 JOIN sites s ON s.id = b.site_id
@@ -212,7 +227,10 @@ SELECT
 FROM bookings b
 -- include: booking_joins
 WHERE b.clinic_id = $1 AND b.status = 'booked' AND b.starts_at > now()
-  AND (b.reschedule_requested_at IS NOT NULL OR (b.is_dosing AND b.ride_status <> 'confirmed'))
+  AND (b.reschedule_requested_at IS NOT NULL
+       OR (b.is_dosing AND b.mode <> 'home' AND b.ride_status <> 'confirmed')
+       OR (b.mode = 'home' AND b.support_confirmed_at IS NULL
+           AND b.starts_at < now() + interval '24 hours'))
 ORDER BY b.starts_at, b.id LIMIT $2;
 
 -- name: booking_status
@@ -256,7 +274,8 @@ FROM b
 -- A booking to reschedule, locked, with its session type's length now.
 SELECT
 -- include: booking_columns
-, st.code, st.duration_minutes, st.recovery_minutes
+, st.code, st.duration_minutes, st.recovery_minutes, st.modes, st.route,
+  st.prep_items::text AS prep_items
 FROM bookings b
 -- include: booking_joins
 WHERE b.id = $1 AND b.clinic_id = $2
@@ -281,6 +300,21 @@ FROM b
 -- name: set_confirmed
 UPDATE bookings SET confirmed_at = now(), updated_at = now() WHERE id = $1 AND confirmed_at IS NULL;
 
+-- name: set_support_confirmed
+-- The support person of a home session confirmed they will be there: the booking as it is
+-- now (no row: unknown, or not a booked home session).
+WITH b AS (
+    UPDATE bookings SET support_confirmed_at = coalesce(support_confirmed_at, now()),
+                        updated_at = now()
+    WHERE id = $1 AND clinic_id = $2 AND mode = 'home' AND status = 'booked'
+    RETURNING *
+)
+SELECT
+-- include: booking_columns
+FROM b
+-- include: booking_joins
+;
+
 -- name: set_reschedule_requested
 UPDATE bookings SET reschedule_requested_at = now(), updated_at = now() WHERE id = $1;
 
@@ -292,7 +326,9 @@ SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_co
        s.id AS site_id, s.name AS site_name, s.sms_name AS site_sms_name,
        s.address AS site_address, s.phone AS site_phone, s.timezone AS site_timezone,
        s.region AS site_region, c.name AS clinic_name, c.sms_name AS clinic_sms_name,
-       c.phone AS clinic_phone, st.code, st.is_dosing, st.duration_minutes, st.recovery_minutes, st.fasting_rule
+       c.phone AS clinic_phone, st.code, st.is_dosing, st.duration_minutes, st.recovery_minutes, st.fasting_rule,
+       st.modes, st.route, st.prep_items::text AS prep_items, p.timezone AS patient_timezone,
+       c.call_in_phone, c.video_link_template, st.prep_items ->> p.language AS prep_text
 FROM patients p
 JOIN clinics c ON c.id = p.clinic_id
 LEFT JOIN sites s ON s.id = $2 AND s.clinic_id = p.clinic_id
@@ -333,23 +369,32 @@ SELECT
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
 
 -- name: insert_booking_with_event
--- The booking and its SessionBooked event (made in Python, $15 on: the outbox's row, which
--- shared/outbox.py gives) in one round trip. No row back: an exclusion constraint (room,
+-- The booking, its SessionBooked event (made in Python, $19 on: the outbox's row, which
+-- shared/outbox.py gives) and the request's audit entry ($25 on) in one round trip. No row
+-- back: an exclusion constraint (room,
 -- provider or patient busy) stopped it, and no event either.
 WITH booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
                           session_type, is_dosing, starts_at, ends_at, occupied_until, mode,
-                          source)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                          join_link, support_name, support_phone, support_consent, source)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text, $14::text, $15::text,
+            $16::text, coalesce($17::boolean, false), $18::text)
     ON CONFLICT DO NOTHING
     RETURNING *
 ), announced AS (
 -- include: session_booked_outbox_row
+), audited AS (
+    -- the request's audit entry ($25 on: shared.audit.Entry.inline; none when $25 is NULL)
+    INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
+                           action, resource, patient_ids, outcome, status, client, correlation_id)
+    SELECT $25, $26, $27, $28, $29, $30, $31, $32, $33, ARRAY[booked.patient_id], $34, $35, $36, $37
+    FROM booked WHERE $25::timestamptz IS NOT NULL
 )
 SELECT id, clinic_id, site_id, room_id, provider_id, patient_id, series_id, session_type,
        is_dosing, starts_at, ends_at, occupied_until, status, version, confirmed_at,
        ride_status, ride_driver_name, reschedule_requested_at, cancel_reason, cancelled_by,
-       created_at, updated_at, mode, source
+       created_at, updated_at, mode, source, join_link, support_name, support_phone, support_consent,
+       support_confirmed_at
 FROM booked;
 
 -- name: what_conflicts
@@ -570,7 +615,7 @@ SELECT json_build_object(
                      'ride_status', b.ride_status, 'ride_driver_name', b.ride_driver_name,
                      'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
                      'cancel_reason', b.cancel_reason, 'room_id', b.room_id, 'room_name', r.name,
-                     'mode', b.mode, 'source', b.source,
+                     'mode', b.mode, 'source', b.source, 'support_confirmed', b.support_confirmed_at IS NOT NULL,
                      'provider_id', b.provider_id, 'provider_name', p.name,
                      'patient_id', b.patient_id, 'patient_name',
                      pt.given_name || ' ' || pt.family_name)
@@ -617,6 +662,12 @@ SELECT json_build_object(
 )::text
 FROM patients pt WHERE pt.id = $1 AND pt.clinic_id = $2;
 
+-- name: set_patient_timezone
+UPDATE patients SET timezone = $3 WHERE id = $1 AND clinic_id = $2
+RETURNING
+-- include: patient_columns
+;
+
 -- name: patient_names
 SELECT id, given_name || ' ' || family_name AS name FROM patients
 WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
@@ -632,13 +683,16 @@ SELECT json_build_object(
                      'site_name', s.name, 'timezone', s.timezone, 'session_type', b.session_type,
                      'patient_id', b.patient_id, 'patient_name', pt.given_name || ' ' || pt.family_name,
                      'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
-                     'ride_status', b.ride_status, 'is_dosing', b.is_dosing)
+                     'ride_status', b.ride_status, 'is_dosing', b.is_dosing, 'mode', b.mode,
+                     'support_unconfirmed', b.mode = 'home' AND b.support_confirmed_at IS NULL)
                      ORDER BY b.starts_at, b.id), '[]')
                  FROM bookings b JOIN sites s ON s.id = b.site_id JOIN patients pt ON pt.id = b.patient_id
                  WHERE b.clinic_id = $1 AND b.status = 'booked' AND b.starts_at > now()
                    AND (b.reschedule_requested_at IS NOT NULL
-                        OR (b.is_dosing AND b.ride_status <> 'confirmed'
-                            AND b.starts_at < now() + make_interval(hours => $2)))),
+                        OR (b.is_dosing AND b.mode <> 'home' AND b.ride_status <> 'confirmed'
+                            AND b.starts_at < now() + make_interval(hours => $2))
+                        OR (b.mode = 'home' AND b.support_confirmed_at IS NULL
+                            AND b.starts_at < now() + interval '24 hours'))),
     'leads', (SELECT coalesce(json_agg(json_build_object(
                   'id', b.id, 'starts_at', b.starts_at, 'site_name', s.name, 'timezone', s.timezone,
                   'mode', b.mode, 'patient_id', b.patient_id,
@@ -748,3 +802,7 @@ FOR UPDATE;
 UPDATE bookings SET lead_seen_at = now(), updated_at = now()
 WHERE id = $1 AND clinic_id = $2 AND source = 'online'
 RETURNING id;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT id, clinic_id FROM patients WHERE id = ANY($1::uuid[]);

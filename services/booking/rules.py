@@ -114,12 +114,14 @@ def span(starts_at: datetime, stype: SessionType, timezone: str, now: datetime,
 
 
 def place(fit: Fit, when: Span, room_id: UUID | None, provider_id: UUID | None,
-          field: str = "starts_at") -> Placement:
+          field: str = "starts_at", needs_room: bool = True) -> Placement:
     """Where the session goes, from how the time fits the site's rules: the room and the
-    provider asked for, else the free ones; the refusal naming what does not fit."""
+    provider asked for, else the free ones; the refusal naming what does not fit. A visit
+    by phone or video or at home (`needs_room` False) takes no room and is held by the
+    provider's working hours (and the site's closures), not the site's opening hours."""
     if fit.closed:
         raise Invalid("the site is closed that day", field=field)
-    if not fit.open:
+    if needs_room and not fit.open:
         raise Invalid("outside the site's opening hours (recovery included)", field=field)
     if not fit.room_known:
         raise NotFound("unknown room at this site", field="room_id")
@@ -127,9 +129,9 @@ def place(fit: Fit, when: Span, room_id: UUID | None, provider_id: UUID | None,
         raise NotFound("unknown provider", field="provider_id")
     if not fit.provider_works:
         raise Invalid("the provider does not work at this site then", field="provider_id")
-    room = room_id or fit.free_room
+    room = (room_id or fit.free_room) if needs_room else None
     provider = provider_id or fit.free_provider
-    if room is None:
+    if room is None and needs_room:
         raise Conflict("no room is free then", conflicts_with={"resource": "room"})
     if provider is None:
         raise Conflict("no provider is free then", conflicts_with={"resource": "provider"})
@@ -156,6 +158,64 @@ def check_contact(is_dosing: bool, sms_consent: bool, ride_contact_phone: str | 
     if is_dosing and not sms_consent and not ride_contact_phone:
         raise Invalid("a dosing session needs a way to arrange the ride home: SMS consent or a "
                       "ride contact", field="patient_id")
+
+
+# --- visit modes: in clinic, by phone or video, at home ------------------------------------
+
+MODES = ("clinic", "phone", "video", "home")
+NEVER_AT_HOME = {
+    "esketamine": "esketamine may be given only in a REMS-certified healthcare setting, never "
+                  "at home",
+    "iv": "an IV session is given only in clinic, never at home",
+    "im": "an IM session is given only in clinic, never at home",
+}
+"""Routes never given at home, whatever a session type allows, and why."""
+JOIN_CODE_LENGTH = 10
+
+
+def check_mode(stype: SessionType, mode: str, room_id: UUID | None, has_support: bool) -> None:
+    """Refuse (422 on `mode`, `room_id` or `support_person`) a mode the session type does
+    not allow: remote only where the type allows it (consultations, assessments,
+    integration), dosing in clinic unless the type is dosed at home, never at home for
+    esketamine (Spravato REMS), IV or IM; a room for a visit that takes none; a home
+    session without a support person (or another with one)."""
+    if mode == "home" and stype.route in NEVER_AT_HOME:
+        raise Invalid(NEVER_AT_HOME[stype.route], field="mode")
+    if mode not in stype.modes:
+        raise Invalid(f"{stype.code} sessions may be booked only as "
+                      f"{' or '.join(stype.modes)}", field="mode")
+    if mode != "clinic" and room_id is not None:
+        raise Invalid(f"a {mode} visit takes no room", field="room_id")
+    if mode == "home" and not has_support:
+        raise Invalid("a home session needs a support person present", field="support_person")
+    if mode != "home" and has_support:
+        raise Invalid("only a home session has a support person", field="support_person")
+
+
+def join_code(booking_id: UUID) -> str:
+    """A booking's short code in a video link (`{code}` in the network's template)."""
+    return booking_id.hex[:JOIN_CODE_LENGTH]
+
+
+def join_link(mode: str, given: str | None, call_in_phone: str | None,
+              video_template: str | None, booking_id: UUID) -> str | None:
+    """How the patient joins a remote visit: the link or number given for the booking, else
+    the network's call-in number (phone) or video link (video, home); None in clinic, and
+    for a phone visit with no number to call (the clinic calls the patient). Refused (422 on
+    `join_link`) for a video or home visit without a link, or one given for a clinic visit."""
+    if mode == "clinic":
+        if given is not None:
+            raise Invalid("a clinic visit has no call-in number or video link",
+                          field="join_link")
+        return None
+    if given is not None:
+        return given
+    if mode == "phone":
+        return call_in_phone  # None: the clinic calls the patient
+    if video_template:
+        return video_template.replace("{code}", join_code(booking_id))
+    raise Invalid(f"a {mode} visit needs a video link: give join_link, or set the network's "
+                  "(POST /clinic/remote-visits)", field="join_link")
 
 
 # --- Idempotency-Key ----------------------------------------------------------------------

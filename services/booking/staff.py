@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -37,7 +38,7 @@ from shared.validation import RequestModel
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
 log = logging.getLogger(__name__)
-Role = Literal["admin", "scheduler", "clinician", "ops", "read-only"]
+Role = Literal["admin", "scheduler", "clinician", "ops", "read-only", "privacy"]
 UiLanguage = Literal["en", "fr"]
 TOTP_STEP = 30
 TOTP_ISSUER = "Clinic console"
@@ -303,15 +304,23 @@ async def _signs_in(conn: asyncpg.Connection, person: Credentials | None, cmd: S
     return step is not None and await store.use_totp_step(conn, person.id, step)
 
 
-async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str,
-                  settings: BookingSettings) -> dict[str, Any]:
-    """Check password and TOTP code under the rate limits; a new session and its token."""
+SignInAudit = Callable[[asyncpg.Connection, Credentials | None, bool], Awaitable[None]]
+
+
+async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str, settings: BookingSettings,
+                  audit: SignInAudit | None = None) -> dict[str, Any]:
+    """Check password and TOTP code under the rate limits; a new session and its token.
+    `audit(conn, person, signed_in)` records the attempt with the failure, or in the session's
+    transaction."""
     account, where = f"account:{cmd.email.lower()}", f"address:{address}"
     async with pool.acquire() as conn:
         await _refuse_when_over_limits(conn, account, where, settings)
         person = await store.staff_for_sign_in(conn, cmd.email)
         if not await _signs_in(conn, person, cmd):
-            await store.record_failure(conn, [account, where])
+            async with conn.transaction():
+                await store.record_failure(conn, [account, where])
+                if audit is not None:
+                    await audit(conn, person, False)
             log.info("sign-in failed")
             raise Unauthorized("the email, password or code is not right")
         assert person is not None  # _signs_in says no without one
@@ -321,6 +330,8 @@ async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str,
             expires = datetime.now(UTC) + timedelta(hours=settings.session_max_hours)
             await store.insert_session(conn, session_id, person.id, person.clinic_id, expires)
             key = await signing_key(conn, person.clinic_id)
+            if audit is not None:
+                await audit(conn, person, True)
     log.info("staff %s signed in (session %s)", person.id, session_id)
     return _token(key, person.id, person.clinic_id, session_id, person.role, person.name,
                   person.language, expires, settings)

@@ -16,7 +16,8 @@ from services.booking.model import as_dict
 from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, CompleteEnrolment,
                                     EnrolmentCode, SignIn)
 from shared import proxies, tokens
-from shared.auth import ADMIN, READ, Principal, require
+from shared.audit import ANONYMOUS, Actor, act_as, record
+from shared.auth import ADMIN, AUDIT, ROLES, Principal, require
 
 router = APIRouter(tags=["staff"])
 _bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
@@ -42,9 +43,11 @@ async def session_claims(request: Request, bearer: HTTPAuthorizationCredentials 
     if bearer is None:
         raise HTTPException(401, "a sign-in token is required")
     try:
-        return await tokens.verify(_db(request), bearer.credentials)
+        claims = await tokens.verify(_db(request), bearer.credentials)
     except tokens.BadToken:
         raise HTTPException(401, "invalid, expired or signed-out token") from None
+    act_as(request, Actor("staff", claims.clinic_id, claims.staff_id, None, claims.role))
+    return claims
 
 
 def _json(body: Any, status_code: int = 200) -> JSONResponse:
@@ -60,11 +63,14 @@ async def add_staff(cmd: AddStaff, request: Request, who: Principal = require(*A
     """Add a person to the network; the answer carries their one-time enrolment code, shown
     only here (not replayed by Idempotency-Key: a second request with the same email is a 409)."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return _json(await staff.add_staff(conn, who, cmd, _settings(request).enrolment_hours), 201)
+        added = await staff.add_staff(conn, who, cmd, _settings(request).enrolment_hours)
+        await record(conn, request, status=201)
+        return _json(added, 201)
 
 
 @router.get("/staff")
-async def list_staff(request: Request, who: Principal = require(*ADMIN)) -> list[dict]:
+async def list_staff(request: Request, who: Principal = require(*AUDIT)) -> list[dict]:
+    """The network's people (admins, and privacy officers: audit entries name people by id)."""
     return [as_dict(m) for m in await store.list_staff(_db(request), who.clinic_id)]
 
 
@@ -79,22 +85,27 @@ async def change_role(staff_id: UUID, cmd: ChangeRole, request: Request,
                       who: Principal = require(*ADMIN)) -> dict:
     """Change a person's role; their sessions end."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return as_dict(await staff.change_role(conn, who, staff_id, cmd))
+        changed = as_dict(await staff.change_role(conn, who, staff_id, cmd))
+        await record(conn, request)
+        return changed
 
 
 @router.post("/staff/{staff_id}/disable")
 async def disable_staff(staff_id: UUID, request: Request, who: Principal = require(*ADMIN)) -> dict:
     """Disable a person: they can no longer sign in, and their sessions end."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return as_dict(await staff.disable(conn, who, staff_id))
+        disabled = as_dict(await staff.disable(conn, who, staff_id))
+        await record(conn, request)
+        return disabled
 
 
 @router.post("/staff/{staff_id}/enrolment")
 async def reset_enrolment(staff_id: UUID, request: Request, who: Principal = require(*ADMIN)):
     """Forget a person's password and authenticator: a new one-time enrolment code."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return _json(await staff.reset_enrolment(conn, who, staff_id,
-                                                 _settings(request).enrolment_hours))
+        reset = await staff.reset_enrolment(conn, who, staff_id, _settings(request).enrolment_hours)
+        await record(conn, request)
+        return _json(reset)
 
 
 # --- the person ------------------------------------------------------------------------
@@ -111,7 +122,9 @@ async def start_enrolment(cmd: EnrolmentCode, request: Request):
 async def complete_enrolment(cmd: CompleteEnrolment, request: Request):
     """Set the password and the second factor (a code from the app; required for admins)."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return _json(await staff.complete_enrolment(conn, cmd))
+        done = await staff.complete_enrolment(conn, cmd)
+        await record(conn, request)
+        return _json(done)
 
 
 @router.post("/auth/sign-in", tags=["sign-in"])
@@ -119,7 +132,13 @@ async def sign_in(cmd: SignIn, request: Request):
     """Email, password and (when the person has one) the authenticator's code: a session
     and its short-lived token. Failures are counted per account and per address; past the
     limits the answer is 429 for the window."""
-    body = await staff.sign_in(_db(request), cmd, client_address(request), _settings(request))
+    async def audit(conn, person, signed_in: bool) -> None:
+        actor = ANONYMOUS if person is None else Actor(
+            "staff", person.clinic_id, person.id, None, person.role)
+        await record(conn, request, actor=actor, status=200 if signed_in else 401)
+
+    body = await staff.sign_in(_db(request), cmd, client_address(request), _settings(request),
+                               audit)
     return _json(body)
 
 
@@ -136,11 +155,12 @@ async def sign_out(request: Request, claims: tokens.TokenClaims = Depends(sessio
     """End the caller's session: its tokens are refused from now on, everywhere."""
     async with _db(request).acquire() as conn, conn.transaction():
         await staff.end_sessions(conn, claims.staff_id, claims.session_id)
+        await record(conn, request, status=204)
     return Response(status_code=204)
 
 
 @router.get("/auth/me", tags=["sign-in"])
-async def me(request: Request, who: Principal = require(*READ)) -> dict:
+async def me(request: Request, who: Principal = require(*ROLES)) -> dict:
     """Who the caller is (a person or an API key)."""
     return {"clinic_id": who.clinic_id, "role": who.role, "name": who.label,
             "staff_id": who.staff_id, "actor": who.actor}

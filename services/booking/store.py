@@ -19,19 +19,19 @@ import asyncpg
 
 from services.booking.model import (ApiKey, Booking, BookingContext, Busy, Clash, Clinic, Closure,
                                     Context, Credentials, EndedSession, Failures, Fit, Found,
-                                    NewStaff, Offer, OnlineRequest, OpenSession, OpeningHours,
-                                    Patient, PatientMatch, Placement, Provider, Recent, Room,
-                                    SessionType, Shift, SigningKey, Site, SiteRoom, Span,
-                                    StaffMember, StoredResponse, Waiting, WaitlistEntry,
-                                    field_names)
+                                    NewStaff, Offer, OnlineRequest, OpenSession, OpeningHours, Patient,
+                                    PatientMatch, Placement, Provider, Recent, Room, SessionType, Shift,
+                                    SigningKey, Site, SiteRoom, Span, StaffMember,
+                                    StoredResponse, Visit, Waiting, WaitlistEntry, field_names)
 from shared.db import Queries
 from shared.events import Envelope, Event
 from shared.outbox import enqueue, insert_row_sql, row
 
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
-    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $15 on
-    "session_booked_outbox_row": insert_row_sql(15, source="booked")})
+    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $19 on
+    "session_booked_outbox_row": insert_row_sql(19, source="booked")})
 PRODUCER = "booking"
+NO_AUDIT = (None,) * 13
 
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 After = tuple[datetime, UUID]  # a page's cursor: (created_at or starts_at, id) of the last row
@@ -185,12 +185,22 @@ async def override_session_type(conn: Db, clinic_id: UUID, code: str, duration: 
                        fasting_rule)
 
 
+async def set_prep_items(conn: Db, clinic_id: UUID, code: str, items_json: str) -> None:
+    await conn.execute(Q.set_prep_items, clinic_id, code, items_json)
+
+
+async def set_remote_ways(conn: Db, clinic_id: UUID, call_in_phone: str | None,
+                          video_link_template: str | None) -> dict[str, Any]:
+    r = await conn.fetchrow(Q.set_remote_ways, clinic_id, call_in_phone, video_link_template)
+    return dict(r)
+
+
 # --- patients -----------------------------------------------------------------------------
 
 
 async def insert_patient(conn: Db, *values: Any) -> Patient:
     """A new patient, from the columns of insert_patient ($1 id ... $13 ride contact
-    consent time)."""
+    consent time, $14 time zone)."""
     return await _made(conn, Patient, Q.insert_patient, *values)
 
 
@@ -200,6 +210,11 @@ async def get_patient(db: Db, clinic_id: UUID, patient_id: UUID) -> Patient | No
 
 async def list_patients(db: Db, clinic_id: UUID, after: After, limit: int) -> list[Patient]:
     return await _all(db, Patient, Q.list_patients, clinic_id, *after, limit)
+
+
+async def set_patient_timezone(conn: Db, clinic_id: UUID, patient_id: UUID,
+                               timezone: str | None) -> Patient | None:
+    return await _one(conn, Patient, Q.set_patient_timezone, patient_id, clinic_id, timezone)
 
 
 async def set_sms_consent(conn: Db, clinic_id: UUID, patient_id: UUID, consent: bool,
@@ -302,6 +317,10 @@ async def set_confirmed(conn: Db, booking_id: UUID) -> None:
     await conn.execute(Q.set_confirmed, booking_id)
 
 
+async def set_support_confirmed(conn: Db, clinic_id: UUID, booking_id: UUID) -> Booking | None:
+    return await _one_booking(conn, Q.set_support_confirmed, booking_id, clinic_id)
+
+
 async def set_reschedule_requested(conn: Db, booking_id: UUID) -> None:
     await conn.execute(Q.set_reschedule_requested, booking_id)
 
@@ -331,14 +350,19 @@ async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: 
 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
                          about: Context, where: Placement, series_id: UUID | None,
-                         announced: Envelope[Any], mode: str = "clinic",
+                         visit: Visit, join_link: str | None,
+                         announced: Envelope[Any], audit: tuple | None = None,
                          source: str = "staff") -> Booking | None:
-    """Insert a booking and its event `announced` in one statement; None (and no event)
-    when an exclusion constraint found the room, provider or patient busy."""
+    """Insert a booking, its event `announced` and the request's audit entry (`audit`:
+    `shared.audit.Entry.inline()`) in one statement; None (and no event, no entry) when an
+    exclusion constraint found the room, provider or patient busy. `source`: staff, or
+    online (the public booking page)."""
     r = await conn.fetchrow(
         Q.insert_booking_with_event, booking_id, ctx.clinic_id, ctx.site_id, where.room_id,
         where.provider_id, ctx.patient_id, series_id, stype.code, stype.is_dosing,
-        where.starts_at, where.ends_at, where.occupied_until, mode, source, *row(announced))
+        where.starts_at, where.ends_at, where.occupied_until, visit.mode, join_link,
+        visit.support_name, visit.support_phone, visit.support_consent, source,
+        *row(announced), *(audit or NO_AUDIT))
     return None if r is None else Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
 
 

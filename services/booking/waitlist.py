@@ -38,8 +38,8 @@ async def cancel(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
 async def offer_freed_slot(conn: asyncpg.Connection, freed: Booking) -> UUID | None:
     """Offer the slot of a cancelled booking to the patients waiting for one like it; the
     offer's id, if anyone waits."""
-    if freed.starts_at <= datetime.now(UTC) or freed.room_id is None:
-        return None  # past, or a phone or video session (no room: not a slot anyone waits for)
+    if freed.starts_at <= datetime.now(UTC) or freed.mode != "clinic":
+        return None  # (a remote or home visit frees no room to offer)
     waiting = await store.waiting_for_slot(conn, freed)
     if not waiting:
         return None

@@ -48,6 +48,7 @@ def words(language: str) -> dict:
         return i18n.gettext(language, message)
     return {
         "types": {k: tr(v) for k, v in labels.SESSION_TYPES.items()},
+        "modes": {k: tr(v) for k, v in labels.MODES.items()},
         "statuses": {k: tr(v) for k, v in labels.STATUSES.items()},
         "rides": {k: tr(v) for k, v in labels.RIDES.items()},
         "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
@@ -88,7 +89,8 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict:
         b["when"] = i18n.local_time(b["starts_at"], tz, language)
         b["until"] = i18n.local_time(b["ends_at"], tz, language)
         b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
-        by_room.setdefault(b["room_name"] or w["remote"], []).append(b)
+        # a visit by phone or video, or at home, takes no room: listed under its mode
+        by_room.setdefault(b["room_name"] or w["modes"][b.get("mode", "clinic")], []).append(b)
     staff = request.state.staff
     care, schedule = staff.can(*CARE), staff.can(*SCHEDULE)
     rooms = [(name, sheet_rows.rows(rows, w, str(site), day, care, schedule))

@@ -19,7 +19,10 @@ from services.console.web import api, checked_form, render, signed_in, t
 from shared.auth import CARE, SCHEDULE
 
 router = APIRouter()
-INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE, "lead-seen": SCHEDULE}
+INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE, "support": CARE,
+                 "lead-seen": SCHEDULE}
+PATHS = {"support": "support-person/confirm"}
+"""Booking's path of an inbox action, when it is not the action's name."""
 
 
 async def load_inbox(request: Request) -> dict:
@@ -33,7 +36,9 @@ async def load_inbox(request: Request) -> dict:
     bookings = items["bookings"]
     return {"reschedules": [b for b in bookings if b["reschedule_requested"]],
             "rides": [b for b in bookings if b["is_dosing"] and b["ride_status"] != "confirmed"
-                      and not b["reschedule_requested"]],
+                      and not b["reschedule_requested"] and b.get("mode") != "home"],
+            "supports": [b for b in bookings if b.get("support_unconfirmed")
+                         and not b["reschedule_requested"]],
             "offers": items["offers"], "leads": items.get("leads", []),
             "replies": notifier["replies"],
             "opt_outs": notifier["opt_outs"], "numbers": notifier["failing_numbers"],
@@ -47,7 +52,8 @@ async def inbox_page(request: Request, staff=Depends(signed_in)):
 
 @router.post("/inbox/bookings/{booking_id}/{action}")
 async def inbox_action(request: Request, booking_id: UUID, action: str, staff=Depends(checked_form)):
-    """Handle a booking item (move it, cancel it, record the ride); the inbox again."""
+    """Handle a booking item (move it, cancel it, record the ride or that a home session's
+    support person confirmed); the inbox again."""
     from services.console.web import NotAllowed
 
     if action not in INBOX_ACTIONS or not staff.can(*INBOX_ACTIONS[action]):
@@ -57,10 +63,11 @@ async def inbox_action(request: Request, booking_id: UUID, action: str, staff=De
             "cancel": lambda: {"reason": str(form.get("reason", "")).strip()},
             "ride": lambda: {"ride_status": "confirmed",
                              "driver_name": str(form.get("driver_name", "")).strip() or None},
-            "lead-seen": dict}[action]()
+            "lead-seen": dict, "support": lambda: {}}[action]()
     flash = ("ok", t(request, N_("Done.")))
     try:
-        await api(request).post("booking", f"/bookings/{booking_id}/{action}", body)
+        await api(request).post("booking", f"/bookings/{booking_id}/{PATHS.get(action, action)}",
+                                body)
     except ServiceError as exc:
         if exc.status not in (409, 422):
             raise

@@ -3,15 +3,20 @@
 from services.console.i18n import N_
 
 ROLES = {"admin": N_("admin"), "scheduler": N_("scheduler"), "clinician": N_("clinician"),
-         "ops": N_("ops"), "read-only": N_("read-only")}
+         "ops": N_("ops"), "read-only": N_("read-only"), "privacy": N_("privacy officer")}
+OUTCOMES = {"allowed": N_("allowed"), "refused": N_("refused"), "not_found": N_("not found"),
+            "failed": N_("failed")}
+OUTCOME_TONE = {"allowed": "ok", "refused": "bad", "not_found": "warn", "failed": "warn"}
 SESSION_TYPES = {
     "assessment": N_("Assessment"), "preparation": N_("Preparation"),
     "integration": N_("Integration"), "iv_infusion": N_("IV infusion"),
     "im_injection": N_("IM injection"), "esketamine_nasal": N_("Esketamine nasal spray"),
     "oral_lozenge_kap": N_("Lozenge (KAP)"), "consultation": N_("Consultation"),
+    "home_low_dose": N_("At-home session"),
 }
-MODES = {"clinic": N_("in clinic"), "phone": N_("by phone"), "video": N_("by video"),
-         "home": N_("at home")}
+MODES = {"clinic": N_("In clinic"), "phone": N_("By phone"), "video": N_("By video"),
+         "home": N_("At home")}
+"""How a session is attended: the day sheet lists visits that take no room under these."""
 STATUSES = {"booked": N_("Booked"), "arrived": N_("Checked in"), "fulfilled": N_("Completed"),
             "cancelled": N_("Cancelled"), "noshow": N_("No-show")}
 STATUS_TONE = {"booked": "", "arrived": "ok", "fulfilled": "ok", "cancelled": "bad", "noshow": "bad"}
@@ -21,7 +26,7 @@ TEXT_KINDS = {
     "fasting_reminder": N_("Fasting"), "day_of": N_("Day-of reminder"), "pickup": N_("Pickup"),
     "missed": N_("Missed session"), "session_due": N_("Time to book"),
     "follow_up_due": N_("Follow-up nudge"), "waitlist_offer": N_("Slot offer"),
-    "waitlist_taken": N_("Slot taken"),
+    "waitlist_taken": N_("Slot taken"), "support": N_("Support person"),
 }
 TEXT_STATES = {"delivered": N_("delivered"), "sent": N_("sent"), "failed": N_("failed"),
                "scheduled": N_("scheduled"), "not_sent": N_("not sent")}

@@ -1,7 +1,9 @@
 """Network settings, for admins: staff and their roles (add a person: their one-time
 enrolment code is shown once; change a role; disable; reset an enrolment), sites with their
-hours, closures and rooms, providers and their hours, and the texting policy. Two calls to
-show it (booking's set-up, the notifier's policy); a change is one more."""
+hours, closures and rooms, providers and their hours, the texting policy, and the network's
+own words for its texts (template overrides: previewed, then saved as a new version). Three
+calls to show it (booking's set-up, the notifier's policy and templates); a change is one
+more."""
 
 from __future__ import annotations
 
@@ -18,14 +20,41 @@ router = APIRouter()
 TEXT_KINDS = tuple(labels.TEXT_KINDS)
 
 
-async def _page(request: Request, flash=None, enrolment=None, status_code: int = 200):
+async def _page(request: Request, flash=None, enrolment=None, status_code: int = 200,
+                template: dict | None = None):
     client = api(request)
-    network, policy = await asyncio.gather(client.get("booking", "/network"),
-                                           client.get("notifier", "/policy"))
+    network, policy, templates = await asyncio.gather(
+        client.get("booking", "/network"), client.get("notifier", "/policy"),
+        client.get("notifier", "/templates"))
     site_names = {s["id"]: s["name"] for s in network["sites"]}
     return render(request, "network.html", status_code, nav="network", network=network,
                   policy=policy, site_names=site_names, flash=flash, enrolment=enrolment,
-                  kinds=TEXT_KINDS, weekdays=labels.WEEKDAYS, roles=labels.ROLES)
+                  kinds=TEXT_KINDS, weekdays=labels.WEEKDAYS, roles=labels.ROLES,
+                  templates=templates, override=template or {})
+
+
+@router.post("/network/template")
+async def change_template(request: Request, staff=role(*ADMIN)):
+    """Preview (`action=preview`) or save the network's own words for a kind of text in a
+    language; the page again with the preview, or what refused them."""
+    form = await request.form()
+    f = {k: str(v).strip() for k, v in form.items()}
+    body = {"kind": f.get("kind", ""), "language": f.get("language", ""),
+            "body": " ".join(f.get("body", "").split()) or None,  # a text is one line
+            "accept_ucs2": f.get("accept_ucs2") == "yes"}
+    shown = {**body, "body": body["body"] or ""}
+    try:
+        if f.get("action") == "preview":
+            shown["preview"] = await api(request).post("notifier", "/templates/preview", body)
+            return await _page(request, template=shown)
+        await api(request).post("notifier", "/templates", body)
+    except ServiceError as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        return await _page(request, ("bad", t(request, "Not done: please check the form.")
+                                     + (f" ({exc.message})" if exc.message else "")),
+                           status_code=exc.status, template=shown)
+    return await _page(request, ("ok", t(request, "Saved.")))
 
 
 @router.get("/network")

@@ -1,7 +1,9 @@
 """Patients: finding one (by name or number, posted so that neither is in a URL), and a
 patient's page: contact and consent, ride contact, bookings past and future, plan progress
 (phase, sessions done, next due window, REMS forms due), and every text with its delivery
-state and the patient's replies. Three calls, one to each service, made together."""
+state and the patient's replies. Three calls, one to each service, made together; for admins
+and privacy officers four more, also together: the latest entries of the three audit trails
+about the patient ("who viewed this record") and the staff names."""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 
+from services.console.audit import merged_trail, staff_names
 from services.console.services import ServiceError
 from services.console.web import api, checked_form, render, signed_in
+from shared.auth import AUDIT
 
 router = APIRouter()
+VIEWED = 10
+"""Latest audit entries on the patient page (admins and privacy officers; all at /audit)."""
 
 
 @router.get("/patients")
@@ -45,11 +51,14 @@ async def none_yet(call: Awaitable[Any], empty: Any) -> Any:
 @router.get("/patients/{patient_id}")
 async def patient_page(request: Request, patient_id: UUID, staff=Depends(signed_in)):
     client = api(request)
-    overview, plans, messages = await asyncio.gather(
+    audit_calls = [merged_trail(client, patient_id=patient_id, limit=VIEWED),
+                   staff_names(client)] if staff.can(*AUDIT) else []
+    overview, plans, messages, *seen = await asyncio.gather(
         client.get("booking", f"/patients/{patient_id}/overview"),
         none_yet(client.get("plans", f"/patients/{patient_id}/plans"), []),
         none_yet(client.get("notifier", f"/patients/{patient_id}/messages"),
-                 {"texts": [], "replies": [], "contact": None}))
+                 {"texts": [], "replies": [], "contact": None}), *audit_calls)
+    viewed, names = seen or ([], {})
     now = datetime.now(UTC)
     bookings = overview["bookings"]
     upcoming = [b for b in bookings if datetime.fromisoformat(b["starts_at"]) >= now]
@@ -60,4 +69,4 @@ async def patient_page(request: Request, patient_id: UUID, staff=Depends(signed_
     return render(request, "patient.html", nav="patients", patient=overview["patient"],
                   upcoming=list(reversed(upcoming)), past=past, plans=plans,
                   texts=messages["texts"], replies=messages["replies"],
-                  contact=messages["contact"], tz=timezone)
+                  contact=messages["contact"], tz=timezone, viewed=viewed, names=names)

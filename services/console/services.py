@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from shared.proxies import client_address
+
 log = logging.getLogger(__name__)
 SERVICES = ("booking", "plans", "notifier")
 
@@ -93,11 +95,19 @@ class Api:
         self.token = token
         self.services: Services = request.app.state.services
 
+    def _forwarded(self) -> dict[str, str]:
+        """The person's address, for the services' audit trails (they trust the console's
+        X-Forwarded-For when it is in their `TRUSTED_PROXIES`)."""
+        proxies = self.request.app.state.runtime.settings.trusted_proxies
+        return {"X-Forwarded-For": client_address(self.request, proxies)}
+
     async def get(self, service: str, path: str, **params) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
         return await self.services.call("GET", service, path, token=self.token,
-                                        request=self.request, params=params)
+                                        request=self.request, params=params,
+                                        headers=self._forwarded())
 
     async def post(self, service: str, path: str, body: dict | None = None) -> Any:
         return await self.services.call("POST", service, path, token=self.token,
-                                        request=self.request, json=body or {})
+                                        request=self.request, json=body or {},
+                                        headers=self._forwarded())

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.console import i18n, sessions
 from services.console.services import Api, ServiceError
 from services.console.sessions import Staff
-from shared.auth import ADMIN, CARE, SCHEDULE
+from shared.auth import ADMIN, AUDIT, CARE, SCHEDULE
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     html = env.get_template(template).render(
         request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))), csrf=staff.csrf_token if staff else context.pop("csrf", ""),
         can_schedule=bool(staff and staff.can(*SCHEDULE)), can_care=bool(staff and staff.can(*CARE)),
-        is_admin=bool(staff and staff.can(*ADMIN)), **context)
+        is_admin=bool(staff and staff.can(*ADMIN)), can_audit=bool(staff and staff.can(*AUDIT)),
+        **context)
     response = HTMLResponse(html, status_code=status_code)
     response.headers["X-Console-Service-Calls"] = str(getattr(request.state, "service_calls", 0))
     return response

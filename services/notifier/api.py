@@ -3,19 +3,25 @@ and the texts people sent (replies, opt-outs)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Path, Request
+from pydantic import ConfigDict, Field
 
-from services.notifier import inbox, policy
+from services.notifier import inbox, overrides, policy
 from services.notifier.policy import PolicyIn
+from services.notifier.templates import TEMPLATES
 from services.notifier.store import INBOX, Q, dicts, one_dict
+from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, Principal, require
-from shared.errors import Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.pagination import Limit, decode_cursor, page
+from shared.validation import RequestModel
 
 router = APIRouter(tags=["texts"])
 LAST_ID = 2**63 - 1
@@ -47,8 +53,10 @@ async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*
     """Replace the texting policy. Quiet hours apply by site, else by the site's state or
     province (`regions`, e.g. {"US-FL": {"quiet_hours_start": 20, "quiet_hours_end": 8}}),
     else network-wide; texts already planned are moved when they would go out in them."""
-    async with request.app.state.runtime.db.acquire() as conn:
-        return await policy.save(conn, who.clinic_id, cmd)
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
+        saved = await policy.save(conn, who.clinic_id, cmd)
+        await record(conn, request)
+        return saved
 
 
 @router.get("/attention")
@@ -97,10 +105,12 @@ async def get_reply(reply_id: ReplyId, request: Request,
 async def mark_reply_read(reply_id: ReplyId, request: Request,
                           who: Principal = require(*READ)) -> dict[str, Any]:
     """Mark a text read (by this key's label; the first reading is kept)."""
-    async with request.app.state.runtime.db.acquire() as conn:
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
         if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
-        return await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        await record(conn, request, body=json.dumps(item, default=str))
+        return item
 
 
 @router.post("/replies/{reply_id}/opt-out", tags=["replies"])
@@ -110,7 +120,9 @@ async def opt_out_from_reply(reply_id: ReplyId, request: Request,
     actually don't text me at all"): its number opts out, for every network, as if it had
     texted STOP (only the number's own START lifts it)."""
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        return await inbox.staff_opt_out(conn, who.clinic_id, reply_id, who.actor)
+        done = await inbox.staff_opt_out(conn, who.clinic_id, reply_id, who.actor)
+        await record(conn, request, body=json.dumps(done, default=str))
+        return done
 
 
 @router.get("/opt-outs", tags=["replies"])
@@ -128,3 +140,70 @@ async def list_opt_outs(request: Request, who: Principal = require(*READ), limit
     async with request.app.state.runtime.db.acquire() as conn:
         rows = await dicts(conn, INBOX.opt_outs_page, who.clinic_id, at, phone, limit + 1)
     return page(rows, limit, lambda r: (r["opted_out_at"], r["phone_e164"]))
+
+
+# --- clinics' own words ------------------------------------------------------------------
+
+
+class TemplateIn(RequestModel):
+    """A network's own words for one kind of text in one language."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(max_length=40, description="A kind of text (GET /templates lists them)")
+    language: Literal["en", "fr", "es"]
+    body: str | None = Field(min_length=1, max_length=overrides.BODY_MAX,
+                             description="Its words with {placeholders}; null: back to the "
+                                         "built-in words")
+    accept_ucs2: bool = Field(False, description="Accept characters outside GSM-7 (texts go "
+                                                 "as UCS-2, 67 characters a segment)")
+
+
+def _known_kind(kind: str) -> None:
+    if kind not in TEMPLATES:
+        raise Invalid("unknown kind of text (GET /templates lists them)", field="kind")
+
+
+@router.get("/templates", tags=["templates"])
+async def list_templates(request: Request, who: Principal = require(*READ)) -> dict[str, Any]:
+    """Every kind of text with its built-in words per language and the placeholders it
+    knows and needs, and this network's overrides (every version, newest first)."""
+    async with request.app.state.runtime.db.acquire() as conn:
+        mine = await dicts(conn, Q.template_overrides_of_clinic, who.clinic_id)
+    return {"kinds": {kind: {"built_in": words, "placeholders": sorted(overrides.allowed(kind)),
+                             "needs": sorted(overrides.NEEDED |
+                                             overrides.NEEDED_BY_KIND.get(kind, set()))}
+                      for kind, words in TEMPLATES.items()},
+            "overrides": mine}
+
+
+@router.post("/templates/preview", tags=["templates"])
+async def preview_template(cmd: TemplateIn, request: Request,
+                           who: Principal = require(*READ)) -> dict[str, Any]:
+    """The words rendered for a sample appointment, their segments and encoding, the
+    segments they take at worst, and what would keep them from being saved (nothing is
+    saved)."""
+    _known_kind(cmd.kind)
+    body = cmd.body if cmd.body is not None else TEMPLATES[cmd.kind][cmd.language]
+    return overrides.shown(overrides.preview(cmd.kind, cmd.language, body, cmd.accept_ucs2))
+
+
+@router.post("/templates", status_code=201, tags=["templates"])
+async def save_template(cmd: TemplateIn, request: Request,
+                        who: Principal = require(*ADMIN)) -> dict[str, Any]:
+    """Save the network's own words for a kind of text in a language, as a new version
+    (texts rendered from now on use them and record the version). Refused (422 naming the
+    field and the reason) when they name a drug, procedure or diagnosis, have a placeholder
+    the kind does not know or lack one it needs, take more than 3 segments at worst, or are
+    not GSM-7 without `accept_ucs2`."""
+    _known_kind(cmd.kind)
+    if cmd.body is not None:
+        found = overrides.problems(cmd.kind, cmd.language, cmd.body, cmd.accept_ucs2)
+        if found:
+            raise Invalid(found[0].message, field=found[0].field,
+                          problems=[p.message for p in found])
+    async with request.app.state.runtime.db.acquire() as conn:
+        try:
+            return await one_dict(conn, Q.insert_template_override, who.clinic_id, cmd.kind,
+                                  cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
+        except asyncpg.UniqueViolationError:
+            raise Conflict("the template was saved meanwhile: try again") from None

@@ -26,6 +26,7 @@ from shared.auth import api_key_handlers
 from shared.consumer import Handler
 from shared.events import Event
 from shared.retention import Purge
+from services.notifier.store import Q
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
@@ -105,6 +106,7 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
     settings = settings or NotifierSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    runtime.audit.owner_query = Q.patient_owners
     quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
     senders: list[SmsSender] = []
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.notifier.policy import Policy
-from services.notifier.store import PRODUCER, DueText
+from services.notifier.store import PRODUCER, THIRD_PARTY, DueText
 from shared.events import Envelope, Event
 
 
@@ -24,13 +24,16 @@ class Claimed:
     """When (event loop time) the claim checked that the text stands."""
     body: str = ""
     segments: int = 1
+    template_version: int = 0
+    """The version of its network's own words it was rendered with (0: the built-in ones)."""
     to_driver: bool = False
-    """Whether the text goes to the ride contact (the pickup text), not the patient."""
+    """Whether the text goes to someone else than the patient: the ride contact (the pickup
+    text) or a home session's support person (the support text)."""
     done: bool = False
     """Settled, or handed to the sender (it may have reached the provider)."""
 
     def __post_init__(self) -> None:
-        self.to_driver = self.due.kind == "pickup"
+        self.to_driver = self.due.kind in THIRD_PARTY
 
     @property
     def to(self) -> str | None:

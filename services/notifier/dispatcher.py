@@ -67,7 +67,7 @@ from services.notifier.rules import Verdict, not_now, over_cap, text_context
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.store import DueText, Q
-from services.notifier.templates import render, segments
+from services.notifier.templates import LOCALES, render, segments, template_kind
 from services.notifier.twilio_errors import ErrorClass
 from shared import tracing
 from shared.worker import listen_loop
@@ -256,8 +256,10 @@ class Dispatcher:
             picked = await store.pick_due(conn, CRITICAL_KINDS, limit or self.batch_size)
             if not picked:
                 return 0, None
-            columns, by_patient, notices = self._decide(picked, self.clock())
-            claim = await conn.fetchval(Q.claim_picked, *columns, self.owner, notices)
+            overrides = await store.latest_overrides(conn, {t.clinic_id for t in picked})
+            columns, by_patient, notices = self._decide(picked, self.clock(), overrides)
+            claim = await conn.fetchval(Q.claim_picked, *columns[:6], self.owner, notices,
+                                        columns[6])
         checked = asyncio.get_running_loop().time()
         for texts in by_patient.values():
             handing.left += len(texts)
@@ -280,12 +282,13 @@ class Dispatcher:
         finally:
             await results.flush()
 
-    def _decide(self, picked: list[DueText], now: datetime
+    def _decide(self, picked: list[DueText], now: datetime, overrides: store.Overrides
                 ) -> tuple[list[list], dict[UUID, list[Claimed]], list[UUID]]:
-        """What becomes of each picked text: the columns `claim_picked` takes, the claimed
-        texts by patient, in due order, and the patients whose first text goes with the
-        "reply STOP" notice."""
-        ids, statuses, reasons, dues, bodies, n_segments = columns = [[], [], [], [], [], []]
+        """What becomes of each picked text: the columns `claim_picked` takes (the template
+        versions last), the claimed texts by patient, in due order, and the patients whose
+        first text goes with the "reply STOP" notice. `overrides`: the networks' own words."""
+        ids, statuses, reasons, dues, bodies, n_segments, versions = columns = \
+            [[], [], [], [], [], [], []]
         by_patient: dict[UUID, list[Claimed]] = {}
         notices: list[UUID] = []
         told: set[UUID] = set()  # patients with a text of theirs in this batch
@@ -298,17 +301,19 @@ class Dispatcher:
             verdict = not_now(due, policy, now)
             if verdict:
                 status, reason, due_at = verdict
-                body = n = None
+                body = n = version = None
             else:
-                text = _rendered(Claimed(due, policy), told, notices)
+                text = _rendered(Claimed(due, policy), told, notices, overrides)
                 by_patient.setdefault(due.patient_id, []).append(text)
                 status, reason, due_at, body, n = "sending", None, None, text.body, text.segments
+                version = text.template_version
             ids.append(due.id)
             statuses.append(status)
             reasons.append(reason)
             dues.append(due_at)
             bodies.append(body)
             n_segments.append(n)
+            versions.append(version)
         return columns, by_patient, notices
 
     async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
@@ -403,8 +408,10 @@ class Dispatcher:
         return not_now(again[0], text.policy, self.clock())
 
 
-def _rendered(text: Claimed, told: set[UUID], notices: list[UUID]) -> Claimed:
-    """`text` with its body: the first text to a patient who never had one says how to stop
+def _rendered(text: Claimed, told: set[UUID], notices: list[UUID],
+              overrides: store.Overrides) -> Claimed:
+    """`text` with its body, in its network's own words if it has them (`overrides`), and
+    the version of them: the first text to a patient who never had one says how to stop
     (two dispatchers claiming a new patient's texts at the same moment may both say it:
     harmless), and so does the ride contact's, always. `told`: patients with a text in the
     batch so far; `notices`: those whose first text says it (both updated)."""
@@ -416,7 +423,12 @@ def _rendered(text: Claimed, told: set[UUID], notices: list[UUID]) -> Claimed:
         told.add(patient)
         if first:
             notices.append(patient)
-    text.body = render(text.due.kind, text_context(text.due), first_text=first)
+    ctx = text_context(text.due)
+    lang = ctx.language if ctx.language in LOCALES else "en"
+    version, words = overrides.get(
+        (text.due.clinic_id, template_kind(text.due.kind, ctx.mode), lang), (0, None))
+    text.body = render(text.due.kind, ctx, first_text=first, template=words)
+    text.template_version = version
     text.segments = segments(text.body)
     return text
 

@@ -60,8 +60,9 @@ async def on_sessions_booked(conn: asyncpg.Connection, envs: list[Envelope], *,
 
 def _texts_of(env: Envelope, b: SessionBooked, policy: Policy, now: datetime) -> list[tuple]:
     """The texts a booking's version plans, as `store.TEXT_COLUMNS` rows."""
-    appointment = Appointment(b.starts_at, b.ends_at, b.site_timezone, b.is_dosing,
-                              has_ride_contact=b.ride_contact is not None)
+    appointment = Appointment(b.starts_at, b.ends_at, b.patient_timezone or b.site_timezone,
+                              b.is_dosing, has_ride_contact=b.ride_contact is not None,
+                              mode=b.mode, has_support=b.support_person is not None)
     trace_context = tracing.context_of(env.event_id)
     return [(env.clinic_id, env.patient_id, b.booking_id, b.version, p.kind, p.due_at,
              p.valid_until, "skipped" if p.skipped else "pending",

@@ -21,7 +21,8 @@ from services.notifier.schedule import QuietHours
 from services.notifier.store import Q
 from shared.validation import RequestModel
 
-CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup"})
+CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup",
+                      "support"})
 KINDS = CRITICAL | {"missed", "session_due", "follow_up_due", "waitlist_offer", "waitlist_taken"}
 
 

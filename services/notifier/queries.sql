@@ -16,18 +16,26 @@ WITH stored AS (
                               clinic_name, clinic_phone, site_name, site_address, site_phone,
                               site_timezone, session_type, is_dosing, fasting_rule, language,
                               starts_at, ends_at, site_id, site_region, clinic_sms_name,
-                              site_sms_name, ride_contact_name, ride_contact_phone)
-    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp
+                              site_sms_name, ride_contact_name, ride_contact_phone, mode,
+                              join_link, patient_timezone, support_name, support_phone,
+                              prep_items)
+    SELECT b, c, p, v, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp,
+           m, j, ptz, sun, sup, pi
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[],
                 $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[], $17::uuid[],
-                $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
-        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp)
+                $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+                $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
+        AS a(b, c, p, v, cn, cp, sn, sa, sp, tz, st, d, f, l, s, e, si, sr, csn, ssn, rn, rp,
+             m, j, ptz, sun, sup, pi)
     ON CONFLICT (booking_id) DO UPDATE
         SET version = EXCLUDED.version, schedule_version = EXCLUDED.version,
             starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
             ride_contact_name = EXCLUDED.ride_contact_name,
-            ride_contact_phone = EXCLUDED.ride_contact_phone, updated_at = now()
+            ride_contact_phone = EXCLUDED.ride_contact_phone, join_link = EXCLUDED.join_link,
+            patient_timezone = EXCLUDED.patient_timezone,
+            support_name = EXCLUDED.support_name, support_phone = EXCLUDED.support_phone,
+            prep_items = EXCLUDED.prep_items, updated_at = now()
         WHERE appointments.version < EXCLUDED.version
     RETURNING booking_id
 )
@@ -50,14 +58,17 @@ WITH picked AS (
 -- (the text may reach the provider within milliseconds), carries the dispatcher's lease
 -- ($7, see release_stale_claims) and its time, returned, which is the claim's token:
 -- every later write about the text checks it is still theirs. The patients in $8 are given
--- their "reply STOP" notice with the first text claimed for them.
+-- their "reply STOP" notice with the first text claimed for them. $9: the version of the
+-- template each claimed text was rendered with (0: the built-in words).
 WITH u AS MATERIALIZED (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                         $6::integer[]) AS u(id, status, reason, due_at, body, segments)
+                         $6::integer[], $9::integer[])
+        AS u(id, status, reason, due_at, body, segments, template_version)
 ), claimed AS (
     UPDATE texts t SET status = u.status, status_reason = u.reason,
                        due_at = coalesce(u.due_at, t.due_at), body = u.body,
-                       segments = u.segments, claimed_at = now(), claimed_by = $7,
+                       segments = u.segments, template_version = u.template_version,
+                       claimed_at = now(), claimed_by = $7,
                        handed_at = now(), attempts = t.attempts + 1
     FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id
 ), notice AS (
@@ -91,12 +102,15 @@ WHERE t.id = ANY($1::bigint[]) AND t.id = u.id AND t.status = u.status
              OR (t.kind = 'ride_reminder' AND a.ride_status = 'confirmed')))
   AND NOT EXISTS (
       SELECT 1 FROM contacts c
-      WHERE c.patient_id = t.patient_id AND t.kind <> 'pickup'
+      WHERE c.patient_id = t.patient_id AND t.kind NOT IN ('pickup', 'support')
         AND (c.number_problem IS NOT NULL OR NOT c.sms_consent))
-  AND NOT EXISTS (  -- the number it goes to (the ride contact's for pickup) opted out
-      SELECT 1 FROM number_opt_outs n
-      WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup'
+  AND NOT EXISTS (  -- the number it goes to (the ride contact's for pickup, the support
+      SELECT 1 FROM number_opt_outs n  -- person's for support) opted out
+      WHERE n.phone_e164 = CASE
+          WHEN t.kind = 'pickup'
           THEN (SELECT a.ride_contact_phone FROM appointments a WHERE a.booking_id = t.booking_id)
+          WHEN t.kind = 'support'
+          THEN (SELECT a.support_phone FROM appointments a WHERE a.booking_id = t.booking_id)
           ELSE (SELECT c.phone_e164 FROM contacts c WHERE c.patient_id = t.patient_id) END)
   AND NOT EXISTS (
       SELECT 1 FROM waitlist_offers o
@@ -130,14 +144,22 @@ t AS (
            coalesce(a.site_id, o.site_id, la.site_id) AS site_id,
            coalesce(a.site_region, o.site_region, la.site_region) AS site_region,
            coalesce(a.starts_at, o.starts_at) AS starts_at, a.ends_at, a.fasting_rule,
-           a.ride_status, a.ride_contact_phone,
+           a.ride_status, third.phone AS ride_contact_phone,
            EXISTS (SELECT 1 FROM number_opt_outs n  -- the number it goes to opted out
-                   WHERE n.phone_e164 = CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
-                                             ELSE c.phone_e164 END) AS number_opted_out,
+                   WHERE n.phone_e164 = coalesce(third.phone, c.phone_e164)) AS number_opted_out,
+           coalesce(a.mode, 'clinic') AS mode, a.join_link, a.prep_items,
+           -- the recipient's zone: quiet hours apply in it (the driver's: the site's)
+           CASE WHEN t.kind = 'pickup' THEN a.site_timezone
+                ELSE coalesce(a.patient_timezone, a.site_timezone, o.site_timezone,
+                              la.site_timezone) END AS recipient_timezone,
            t.trace_context
     FROM picked t  -- (LIMIT 1: a lookup by key for each text, never a scan of the table)
     LEFT JOIN LATERAL (SELECT * FROM contacts WHERE patient_id = t.patient_id LIMIT 1) c ON true
     LEFT JOIN LATERAL (SELECT * FROM appointments WHERE booking_id = t.booking_id LIMIT 1) a ON true
+    -- the driver (pickup) or the support person (support): texts to them go to that number
+    LEFT JOIN LATERAL (SELECT CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
+                                   WHEN t.kind = 'support' THEN a.support_phone END AS phone) third
+        ON true
     LEFT JOIN LATERAL (SELECT * FROM waitlist_offers
                        WHERE offer_id = t.offer_id AND patient_id = t.patient_id LIMIT 1) o ON true
     LEFT JOIN LATERAL (
@@ -159,7 +181,7 @@ LEFT JOIN LATERAL (
     FROM (SELECT date_trunc('day', now() AT TIME ZONE t.site_timezone) AS local) midnight,
          LATERAL (SELECT midnight.local AT TIME ZONE t.site_timezone AS start) day,
          texts s
-    WHERE t.kind <> 'pickup'
+    WHERE t.kind NOT IN ('pickup', 'support')
       AND NOT (t.kind = ANY($1::text[]) AND coalesce(p.critical_past_caps, true))
       AND s.patient_id = t.patient_id AND s.status = 'sent'
       AND s.sent_at >= (midnight.local - interval '6 days') AT TIME ZONE t.site_timezone
@@ -271,7 +293,7 @@ SELECT EXISTS (SELECT 1 FROM contacts WHERE patient_id = $1 AND clinic_id = $2);
 
 -- name: texts_of_patient
 SELECT id, booking_id, kind, status, status_reason, due_at, valid_until, sent_at, body,
-       segments, provider_sid
+       segments, provider_sid, template_version
 FROM texts WHERE patient_id = $1 AND clinic_id = $2 ORDER BY due_at, id;
 
 -- name: set_appointment_status
@@ -295,7 +317,8 @@ WHERE patient_id = $1;
 -- name: text_by_sid
 -- The text of a receipt, with the number it went to (the ride contact's for a pickup text).
 SELECT t.id, t.clinic_id, t.patient_id, t.booking_id, t.delivery_status, t.attempts,
-       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone ELSE c.phone_e164 END AS phone,
+       CASE WHEN t.kind = 'pickup' THEN a.ride_contact_phone
+            WHEN t.kind = 'support' THEN a.support_phone ELSE c.phone_e164 END AS phone,
        t.trace_context
 FROM texts t
 LEFT JOIN contacts c ON c.patient_id = t.patient_id
@@ -464,3 +487,30 @@ ON CONFLICT (clinic_id) DO UPDATE
         critical_past_caps = EXCLUDED.critical_past_caps, disabled_kinds = EXCLUDED.disabled_kinds,
         updated_at = now()
 RETURNING *;
+
+-- === Clinics' own words: template overrides, versioned ==================================
+
+-- name: insert_template_override
+-- A network's ($1) new version of the template of kind $2 in language $3 ($4 its words,
+-- NULL: back to the built-in ones); the next version number (a concurrent save of the same
+-- template fails on the primary key).
+INSERT INTO template_overrides (clinic_id, kind, language, version, body, accept_ucs2, created_by)
+SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4, $5, $6
+FROM template_overrides WHERE clinic_id = $1 AND kind = $2 AND language = $3
+RETURNING kind, language, version, body, accept_ucs2, created_by, created_at;
+
+-- name: template_overrides_of_clinic
+-- Every version of a network's overrides, newest first for each kind and language.
+SELECT kind, language, version, body, accept_ucs2, created_by, created_at
+FROM template_overrides WHERE clinic_id = $1
+ORDER BY kind, language, version DESC;
+
+-- name: latest_overrides
+-- The current override of each template of the networks $1, for the dispatcher.
+SELECT DISTINCT ON (clinic_id, kind, language) clinic_id, kind, language, version, body
+FROM template_overrides WHERE clinic_id = ANY($1::uuid[])
+ORDER BY clinic_id, kind, language, version DESC;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT DISTINCT patient_id, clinic_id FROM contacts WHERE patient_id = ANY($1::uuid[]);

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from services.notifier.policy import Policy
 from services.notifier.schedule import move
-from services.notifier.store import DueText
+from services.notifier.store import THIRD_PARTY, DueText
 from services.notifier.templates import TextContext
 
 Verdict = tuple[str, str, datetime | None]
@@ -22,9 +22,10 @@ def why_not(text: DueText, now: datetime) -> str | None:
     """Why the text must not go out at all, or None if it may."""
     if text.number_opted_out:  # the number it goes to (patient's or ride contact's) said STOP
         return "number opted out"
-    if text.kind == "pickup":  # to the ride contact, who agreed to texts
+    if text.kind in THIRD_PARTY:  # to the ride contact or support person, who agreed to texts
         if not text.ride_contact_phone:
-            return "no ride contact who agreed to texts"
+            return ("no ride contact who agreed to texts" if text.kind == "pickup"
+                    else "no support person who agreed to texts")
     elif text.phone_e164 is None:
         return "no contact details for the patient"
     elif not text.sms_consent:
@@ -51,9 +52,10 @@ def not_now(text: DueText, policy: Policy, now: datetime) -> Verdict | None:
     reason = why_not(text, now)
     if reason:
         return ("cancelled" if reason.startswith("appointment") else "skipped"), reason, None
-    if text.site_timezone is None:  # nothing to hold it by
+    zone = text.recipient_timezone or text.site_timezone  # quiet hours: the recipient's
+    if zone is None:  # nothing to hold it by
         return None
-    tz = ZoneInfo(text.site_timezone)
+    tz = ZoneInfo(zone)
     due = move(text.kind, now, tz, policy.quiet, not_before=now, starts_at=text.starts_at,
                planned=text.due_at)
     if due is None:
@@ -71,7 +73,7 @@ def over_cap(text: DueText, policy: Policy, sent_now: int) -> str | None:
     """Why one more text would pass the clinic's daily or weekly cap, or None if it would
     not (appointment-critical texts may pass them; the driver's text never counts);
     `sent_now`: texts sent to the patient in this batch so far."""
-    if text.kind == "pickup" or text.site_timezone is None:
+    if text.kind in THIRD_PARTY or text.site_timezone is None:
         return None
     today, week = text.sent_today + sent_now, text.sent_week + sent_now
     if policy.capped(text.kind, today, week):
@@ -80,8 +82,12 @@ def over_cap(text: DueText, policy: Policy, sent_now: int) -> str | None:
 
 
 def text_context(text: DueText) -> TextContext:
-    """What the text says about its appointment (or slot offer)."""
+    """What the text says about its appointment (or slot offer): a remote or home visit's
+    times in the patient's own zone, an in-clinic visit's at the site."""
+    remote = text.mode != "clinic"
     return TextContext(
         language=text.language, clinic_name=text.clinic_name, phone=text.text_phone,
-        site_name=text.site_name, site_address=text.site_address, timezone=text.site_timezone,
-        starts_at=text.starts_at, fasting_rule=text.fasting_rule, ends_at=text.ends_at)
+        site_name=text.site_name, site_address=text.site_address,
+        timezone=(text.recipient_timezone if remote else None) or text.site_timezone,
+        starts_at=text.starts_at, fasting_rule=text.fasting_rule, ends_at=text.ends_at,
+        mode=text.mode, join_link=text.join_link, prep_items=text.prep_items)

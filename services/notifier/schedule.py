@@ -24,6 +24,10 @@ class Appointment:
     timezone: str
     is_dosing: bool
     has_ride_contact: bool = False
+    mode: str = "clinic"
+    """clinic, phone, video or home (a home session needs no ride, its support person is
+    texted)."""
+    has_support: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ MOVES: dict[str, Moves] = {
     "fasting_reminder": Moves(True, "eve", "says 'tomorrow': only on the day before"),
     "day_of": Moves(True, "appointment", "says 'today': only on the appointment's day"),
     "pickup": Moves(True, "appointment", "tells the driver 'today': only on the appointment's day"),
+    "support": Moves(True, None, "quotes the date; earlier leaves the support person more time"),
     "waitlist_offer": Moves(False, None, "quotes the date; the slot opened now, so it can only wait"),
     "waitlist_taken": Moves(False, None, "quotes the date; due when the slot is taken"),
     "missed": Moves(False, None, "quotes the missed appointment's date; due after it"),
@@ -144,15 +149,19 @@ def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours(
         wanted += [
             # prep carries the ride question: still worth sending on the day
             ("prep", start - timedelta(hours=72), start - timedelta(hours=2)),
-            # only goes out if the ride is still not arranged by then
-            ("ride_reminder", start - timedelta(hours=48), start - timedelta(hours=12)),
             # says "tomorrow": only ever on the day before
             ("fasting_reminder", evening_before.astimezone(UTC),
              min(day_starts.astimezone(UTC), start - timedelta(hours=6))),
         ]
-        if appt.has_ride_contact:  # tell the driver when to come, near the end of recovery
-            wanted.append(("pickup", appt.ends_at - timedelta(minutes=30),
-                           appt.ends_at + timedelta(minutes=30)))
+        if appt.mode == "home":  # no ride home: the support person is there, told by text
+            if appt.has_support:
+                wanted.append(("support", start - timedelta(hours=48), start - timedelta(hours=1)))
+        else:
+            # only goes out if the ride is still not arranged by then
+            wanted.append(("ride_reminder", start - timedelta(hours=48), start - timedelta(hours=12)))
+            if appt.has_ride_contact:  # tell the driver when to come, near the end of recovery
+                wanted.append(("pickup", appt.ends_at - timedelta(minutes=30),
+                               appt.ends_at + timedelta(minutes=30)))
     planned = []
     for kind, due, valid_until in wanted:
         due = max(due, now)

@@ -25,6 +25,9 @@ from shared.outbox import insert_events_sql
 
 PRODUCER = "notifier"
 """The `producer` of the notifier's events."""
+THIRD_PARTY = frozenset({"pickup", "support"})
+"""Kinds of text that go to someone else than the patient: the driver (pickup), a home
+session's support person (support); `DueText.ride_contact_phone` is their number."""
 _HERE = Path(__file__).parent
 
 Q = Queries(_HERE / "queries.sql", fragments={"sms_sent_events": insert_events_sql(
@@ -65,7 +68,9 @@ APPOINTMENT_FIELDS = ("clinic_name", "clinic_phone", "site_name", "site_address"
                       "patient_language", "starts_at", "ends_at", "site_id", "site_region",
                       "clinic_sms_name", "site_sms_name")
 """The `SessionBooked` fields `upsert_appointments` takes after booking, clinic, patient and
-version (then the ride contact's name and phone)."""
+version (then the ride contact's name and phone, then `VISIT_FIELDS` and the support
+person's name and phone)."""
+VISIT_FIELDS = ("mode", "join_link", "patient_timezone")
 TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kind", "due_at",
                 "valid_until", "status", "status_reason", "trace_context")
 """The columns of the texts `insert_texts` writes (the trace context: the `traceparent` of
@@ -80,7 +85,11 @@ async def upsert_appointments(conn: asyncpg.Connection,
                [e.patient_id for e, _ in booked], [b.version for _, b in booked]] + [
         [getattr(b, name) for _, b in booked] for name in APPOINTMENT_FIELDS] + [
         [b.ride_contact.name if b.ride_contact else None for _, b in booked],
-        [b.ride_contact.phone_e164 if b.ride_contact else None for _, b in booked]]
+        [b.ride_contact.phone_e164 if b.ride_contact else None for _, b in booked]] + [
+        [getattr(b, name) for _, b in booked] for name in VISIT_FIELDS] + [
+        [b.support_person.name if b.support_person else None for _, b in booked],
+        [b.support_person.phone_e164 if b.support_person else None for _, b in booked],
+        [b.prep_items for _, b in booked]]
     return set(await conn.fetchval(Q.upsert_appointments, *columns))
 
 
@@ -174,6 +183,10 @@ class DueText(NamedTuple):
     ride_status: str | None
     ride_contact_phone: str | None
     number_opted_out: bool
+    mode: str
+    join_link: str | None
+    prep_items: str | None
+    recipient_timezone: str | None
     trace_context: str | None
     daily_cap: int | None
     weekly_cap: int | None
@@ -183,6 +196,19 @@ class DueText(NamedTuple):
     quiet_end: int | None
     sent_today: int
     sent_week: int
+
+
+Overrides = dict[tuple[UUID, str, str], tuple[int, str | None]]
+"""Networks' current template overrides: (clinic, template kind, language) -> (version,
+words or None for the built-in ones)."""
+
+
+async def latest_overrides(conn: asyncpg.Connection, clinic_ids: set[UUID]) -> Overrides:
+    """The current template overrides of these networks."""
+    if not clinic_ids:
+        return {}
+    return {(r["clinic_id"], r["kind"], r["language"]): (r["version"], r["body"])
+            for r in await conn.fetch(Q.latest_overrides, list(clinic_ids))}
 
 
 def due_texts(rows: list[asyncpg.Record]) -> list[DueText]:

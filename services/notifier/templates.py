@@ -28,9 +28,29 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "{clinic}: su cita en {site} es el {date} a las {time}. Responda 1 para confirmar, 2 para cambiarla. Preguntas: {phone}",
     },
     "prep": {
-        "en": "{clinic}: your appointment is on {date} at {time}. {fasting} Arrive 30 min early. You cannot drive after it: arrange a ride home and reply 3 when it is set. {phone}",
-        "fr": "{clinic}: votre rendez-vous est le {date} à {time}. {fasting} Arrivez 30 min avant. Vous ne pourrez pas conduire après: prévoyez un retour et répondez 3. {phone}",
-        "es": "{clinic}: su cita es el {date} a las {time}. {fasting} Llegue 30 min antes. No debe conducir después: organice quien lo lleve y responda 3. {phone}",
+        "en": "{clinic}: your appointment is on {date} at {time}. {fasting} Arrive 30 min early. {bring} {ride} {phone}",
+        "fr": "{clinic}: votre rendez-vous est le {date} à {time}. {fasting} Arrivez 30 min avant. {bring} {ride} {phone}",
+        "es": "{clinic}: su cita es el {date} a las {time}. {fasting} Llegue 30 min antes. {bring} {ride} {phone}",
+    },
+    "prep_home": {
+        "en": "{clinic}: your appointment at home is on {date} at {time}, by video. {fasting} {bring} No driving for the rest of the day; your support person must be with you. {phone}",
+        "fr": "{clinic}: votre rendez-vous à domicile est le {date} à {time}, par vidéo. {fasting} {bring} Ne conduisez pas du reste de la journée; votre accompagnant doit être là. {phone}",
+        "es": "{clinic}: su cita en casa es el {date} a las {time}, por video. {fasting} {bring} No conduzca el resto del día; su acompañante debe estar con usted. {phone}",
+    },
+    "support": {
+        "en": "{clinic}: you agreed to be with someone for their appointment at home on {date} at {time}. Stay with them the rest of the day and do not let them drive. To confirm or for questions: {phone}",
+        "fr": "{clinic}: vous avez accepté d'accompagner une personne à son rendez-vous à domicile le {date} à {time}. Restez avec elle le reste de la journée; elle ne doit pas conduire. Pour confirmer: {phone}",
+        "es": "{clinic}: usted aceptó acompañar a una persona en su cita en casa el {date} a las {time}. Quédese con ella el resto del día y no la deje conducir. Para confirmar: {phone}",
+    },
+    "confirmation_remote": {
+        "en": "{clinic}: your appointment is on {date} at {time}. {join} Reply 1 to confirm, 2 to reschedule. Questions: {phone}",
+        "fr": "{clinic}: votre rendez-vous est le {date} à {time}. {join} Répondez 1 pour confirmer, 2 pour changer. Questions: {phone}",
+        "es": "{clinic}: su cita es el {date} a las {time}. {join} Responda 1 para confirmar, 2 para cambiarla. Preguntas: {phone}",
+    },
+    "day_of_remote": {
+        "en": "{clinic}: your appointment is today at {time}. {join} Questions: {phone}",
+        "fr": "{clinic}: votre rendez-vous est aujourd'hui à {time}. {join} Questions: {phone}",
+        "es": "{clinic}: su cita es hoy a las {time}. {join} Preguntas: {phone}",
     },
     "ride_reminder": {
         "en": "{clinic}: for your appointment on {date} at {time} someone must drive you home. Reply 3 when your ride is arranged, or call {phone}.",
@@ -92,6 +112,28 @@ FASTING: dict[str, dict[str, str]] = {
     },
 }
 
+RIDE_ASK = {
+    "en": "You cannot drive after it: arrange a ride home and reply 3 when it is set.",
+    "fr": "Vous ne pourrez pas conduire après: prévoyez un retour et répondez 3.",
+    "es": "No debe conducir después: organice quien lo lleve y responda 3.",
+}
+"""The prep text's ride ask (`{ride}`): a clinic's own prep text must keep it."""
+
+JOIN: dict[str, dict[str, str]] = {
+    "phone": {"en": "By phone: call {link} at that time.",
+              "fr": "Par téléphone: appelez le {link} à cette heure.",
+              "es": "Por teléfono: llame al {link} a esa hora."},
+    "called": {"en": "By phone: we will call you at that time.",
+               "fr": "Par téléphone: nous vous appellerons à cette heure.",
+               "es": "Por teléfono: le llamaremos a esa hora."},
+    "video": {"en": "By video: {link}", "fr": "Par vidéo: {link}", "es": "Por video: {link}"},
+}
+"""How a remote visit's texts say to join it (a home session is supervised by video)."""
+
+REMOTE_KINDS = {"confirmation": "confirmation_remote", "day_of": "day_of_remote"}
+"""The texts that would name the site or its address, and their remote visits' form (which
+carries the call-in number or video link instead, never an address)."""
+
 STOP_NOTICE = {"en": " Reply STOP to opt out.", "fr": " STOP pour arrêter.", "es": " STOP para salir."}
 
 
@@ -110,24 +152,65 @@ class TextContext:
     starts_at: datetime
     fasting_rule: str | None
     ends_at: datetime | None = None
+    mode: str = "clinic"
+    join_link: str | None = None
+    prep_items: str | None = None
+    """What to bring (the session type's prep items, in the patient's language)."""
+
+
+def template_kind(kind: str, mode: str) -> str:
+    """The template a text of `kind` uses for a visit of `mode`: a remote or home visit's
+    texts carry the way to join and no address; a home session's prep its own words."""
+    if mode == "clinic":
+        return kind
+    if mode == "home" and kind == "prep":
+        return "prep_home"
+    return REMOTE_KINDS.get(kind, kind)
+
+
+def join_words(mode: str, link: str | None, lang: str) -> str:
+    """How the text says to join a remote visit ("" in clinic)."""
+    if mode == "phone" and not link:
+        return JOIN["called"][lang]
+    if mode == "clinic" or not link:
+        return ""
+    how = "phone" if mode == "phone" else "video"
+    return JOIN[how][lang].format(link=readable(link) if link.startswith("+") else link)
 
 
 _fold_constant = lru_cache(maxsize=None)(gsm_fold)  # templates: folded once
 
 
-def render(kind: str, ctx: TextContext, *, first_text: bool = False) -> str:
-    """The text of `kind` for `ctx`, in the patient's language (English if unknown)."""
+def render(kind: str, ctx: TextContext, *, first_text: bool = False,
+           template: str | None = None) -> str:
+    """The text of `kind` for `ctx`, in the patient's language (English if unknown): the
+    built-in template, or `template` (a clinic's own, checked when it was saved)."""
     lang = ctx.language if ctx.language in LOCALES else "en"
     fasting = _fold_constant(FASTING.get(ctx.fasting_rule or "", {}).get(lang, ""))
     date, start_time, end_time = _local_times(ctx.starts_at, ctx.ends_at, ctx.timezone, lang)
-    body = _fold_constant(TEMPLATES[kind][lang]).format(
-        clinic=ctx.clinic_name, phone=readable(ctx.phone), site=ctx.site_name,
-        address=ctx.site_address, date=date, time=start_time, end_time=end_time,
-        fasting=fasting,
-    ).replace("  ", " ").replace("..", ".")
+    words = (_fold_constant(TEMPLATES[template_kind(kind, ctx.mode)][lang]) if template is None
+             else gsm_fold(template))
+    body = fill(words, lang, clinic=ctx.clinic_name, phone=readable(ctx.phone),
+                site=ctx.site_name, address=ctx.site_address, date=date, time=start_time,
+                end_time=end_time, fasting=fasting,
+                join=gsm_fold(join_words(ctx.mode, ctx.join_link, lang)),
+                bring=gsm_fold(ctx.prep_items or ""))
     if first_text:
         body += _fold_constant(STOP_NOTICE[lang])
     return gsm_fold(body)
+
+
+def fill(words: str, lang: str, **values: str) -> str:
+    """A template's words with its placeholders filled (the ride ask in `lang`), spaces
+    left by empty ones closed up."""
+    return words.format(ride=_fold_constant(RIDE_ASK[lang]), **values) \
+        .replace("  ", " ").replace("..", ".")
+
+
+def local_times(starts_at: datetime, ends_at: datetime | None, timezone: str,
+                lang: str) -> tuple[str, str, str]:
+    """The date, start time and end time as texts write them in `lang`, in `timezone`."""
+    return _local_times(starts_at, ends_at, timezone, lang)
 
 
 @lru_cache(maxsize=4096)  # appointments share start times: a batch formats each once

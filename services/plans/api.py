@@ -17,6 +17,7 @@ from services.plans import handlers, store
 from services.plans.fhir import care_plan
 from services.plans.model import Plan, as_dict
 from services.plans.templates import Template
+from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
@@ -76,6 +77,7 @@ async def start_plan(cmd: StartPlan, request: Request, who: Principal = require(
             raise NotFound("unknown patient", field="patient_id")
         plan = await handlers.start_plan(conn, who.clinic_id, cmd.patient_id, cmd.template,
                                          datetime.now(UTC))
+        await record(conn, request, patients=[cmd.patient_id], status=201)
         return JSONResponse(jsonable_encoder(await plan_view(conn, plan)), status_code=201)
 
 
@@ -103,14 +105,19 @@ async def file_rems_form(plan_id: UUID, booking_id: UUID, request: Request,
                          who: Principal = require(*CARE)) -> dict:
     """Record that the REMS Patient Monitoring Form of a session was filed."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return as_dict(await handlers.file_rems_form(conn, who.clinic_id, plan_id, booking_id,
-                                                     who.actor))
+        filed = as_dict(await handlers.file_rems_form(conn, who.clinic_id, plan_id, booking_id,
+                                                      who.actor))
+        plan = await store.get_plan(conn, who.clinic_id, plan_id)
+        await record(conn, request, patients=[plan.patient_id] if plan else [])
+        return filed
 
 
 @router.post("/plans/{plan_id}/discontinue")
 async def discontinue(plan_id: UUID, request: Request, who: Principal = require(*SCHEDULE)) -> dict:
     async with _db(request).acquire() as conn, conn.transaction():
-        return await plan_view(conn, await handlers.discontinue(conn, who.clinic_id, plan_id))
+        plan = await handlers.discontinue(conn, who.clinic_id, plan_id)
+        await record(conn, request, patients=[plan.patient_id])
+        return await plan_view(conn, plan)
 
 
 @router.get("/plan-templates")
@@ -125,14 +132,19 @@ async def list_templates(request: Request, who: Principal = require(*READ)) -> l
 async def override_template(code: str, definition: Template, request: Request,
                             who: Principal = require(*ADMIN)) -> dict:
     """A new version of a template for this clinic network; new plans use it."""
-    added = await store.add_template_version(_db(request), code, who.clinic_id,
-                                             definition.model_dump_json())
+    async with _db(request).acquire() as conn, conn.transaction():
+        added = await store.add_template_version(conn, code, who.clinic_id,
+                                                 definition.model_dump_json())
+        await record(conn, request, status=201)
     return {"code": added.code, "version": added.version, "definition": definition.model_dump()}
 
 
 @router.post("/settings")
 async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)) -> dict:
-    return as_dict(await store.set_auto_create(_db(request), who.clinic_id, cmd.auto_create_plans))
+    async with _db(request).acquire() as conn, conn.transaction():
+        changed = as_dict(await store.set_auto_create(conn, who.clinic_id, cmd.auto_create_plans))
+        await record(conn, request)
+        return changed
 
 
 @router.get("/fhir/CarePlan/{plan_id}", tags=["fhir"], response_class=FhirJSONResponse)

@@ -13,6 +13,7 @@ from services.plans.settings import PlansSettings
 from services.plans.timers import TimerWorker
 from shared.auth import api_key_handlers
 from shared.events.booking import PatientRegistered
+from services.plans.store import Q
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS
 
@@ -21,6 +22,7 @@ def bootstrap(settings: PlansSettings | None = None) -> FastAPI:
     """Build the plans app: HTTP API, consumer of booking events, timer worker."""
     settings = settings or PlansSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
+    runtime.audit.owner_query = Q.patient_owners
     on_booking = partial(handlers.on_booking_events, auto_create=settings.auto_create_plans)
     runtime.consume("plans", {
         **api_key_handlers(),

@@ -183,7 +183,8 @@ def choose_plans(new: list[Envelope[Any]], open_plans: dict[UUID, list[Plan]],
         if not p.is_dosing:
             plans[p.booking_id] = mine[-1] if mine else None
             continue
-        plan = next((c for c in mine if c.modality == p.session_type), None)
+        plan = next((c for c in mine if parse_template(c.definition).counts(p.session_type)),
+                    None)
         code = DEFAULT_FOR_MODALITY.get(p.session_type)
         plans[p.booking_id] = plan
         if plan is None and code and STATUS_OF[type(p)] != "cancelled" and creates[env.clinic_id]:
@@ -200,7 +201,8 @@ def adopt_into_new_plans(new: list[Envelope[Any]], started: dict[UUID, Plan],
         plan, p = started.get(env.patient_id), env.payload
         if plan is None or plans[p.booking_id] is not None:
             continue
-        if p.is_dosing and p.session_type == plan.modality or not p.is_dosing and \
+        counted = parse_template(plan.definition).counts(p.session_type)
+        if p.is_dosing and counted or not p.is_dosing and \
                 p.starts_at > plan.created_at - timedelta(days=ADOPT_DAYS):
             plans[p.booking_id] = plan
 

@@ -49,7 +49,7 @@ class Progress:
 def evaluate(t: Template, sessions: list[Session], started_at: datetime, phase: str,
              now: datetime) -> Progress:
     """The plan's progress now. `phase` is the stored one (discontinued stays discontinued)."""
-    dosing = [s for s in sessions if s.is_dosing and s.session_type == t.modality]
+    dosing = [s for s in sessions if s.is_dosing and t.counts(s.session_type)]
     done = sorted(s.starts_at for s in dosing if s.status == "completed")
     upcoming = sorted(s.starts_at for s in dosing if s.status in UPCOMING)
     prep = sum(1 for s in sessions if s.session_type == PREPARATION and s.status == "completed")

@@ -87,11 +87,11 @@ RETURNING booking_id;
 
 -- name: adopt_sessions
 -- A new plan takes the patient's recent sessions that had no plan: preparation and
--- integration sessions, and dosing sessions of its treatment.
+-- integration sessions, and dosing sessions of its treatment (the session types in $5).
 UPDATE plan_sessions SET plan_id = $1
 WHERE patient_id = $2 AND clinic_id = $3 AND plan_id IS NULL
   AND starts_at > $4::timestamptz - interval '120 days'
-  AND (NOT is_dosing OR session_type = $5);
+  AND (NOT is_dosing OR session_type = ANY($5::text[]));
 
 -- name: sessions_of_plan
 SELECT booking_id, session_type, is_dosing, starts_at, status, version
@@ -199,3 +199,7 @@ ORDER BY w.code, w.clinic_id, t.clinic_id IS NULL, t.version DESC;
 INSERT INTO plan_templates (code, version, clinic_id, definition)
 SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plan_templates WHERE code = $1
 RETURNING code, version, clinic_id, definition;
+
+-- name: patient_owners
+-- Which network each of these patients belongs to (the audit trail: a refused cross-network read).
+SELECT id, clinic_id FROM patients WHERE id = ANY($1::uuid[]);

@@ -20,6 +20,7 @@ import asyncpg
 from services.plans.model import (ClinicSettings, Plan, PlanSession, RemsForm, TemplateVersion,
                                   Timer, TimerCount, field_names)
 from services.plans.progress import Session
+from services.plans.templates import parse as parse_template
 from shared.db import Queries
 from shared.events import Envelope, Event
 from shared.outbox import enqueue
@@ -148,7 +149,7 @@ async def upsert_sessions(conn: Db, rows: Sequence[tuple[Any, ...]]) -> set[UUID
 async def adopt_sessions(conn: Db, plan: Plan, started_at: datetime) -> None:
     """The new plan takes the patient's recent sessions that had no plan."""
     await conn.execute(Q.adopt_sessions, plan.id, plan.patient_id, plan.clinic_id, started_at,
-                       plan.modality)
+                       parse_template(plan.definition).dosing_types)
 
 
 def _session(r: asyncpg.Record) -> Session:

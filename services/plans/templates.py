@@ -14,6 +14,7 @@ DEFAULT_FOR_MODALITY = {
     "im_injection": "im_series",
     "esketamine_nasal": "esketamine_trd",
     "oral_lozenge_kap": "kap",
+    "home_low_dose": "kap",
 }
 PREPARATION, INTEGRATION = "preparation", "integration"
 
@@ -35,6 +36,9 @@ class Template(RequestModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     title: str = Field(min_length=1, max_length=200)
     modality: str = Field(description="The dosing session type the plan counts")
+    also_counts: list[str] = Field(default_factory=list, max_length=10,
+                                   description="Other dosing session types it counts like its "
+                                               "own, e.g. home sessions (home_low_dose)")
     stages: list[Stage] = Field(min_length=1, max_length=10)
     maintenance_every_days: int | None = Field(None, gt=0, le=365,
                                                description="None: the plan completes after the stages")
@@ -48,6 +52,15 @@ class Template(RequestModel):
     @property
     def target(self) -> int:
         return sum(s.sessions for s in self.stages)
+
+    @property
+    def dosing_types(self) -> list[str]:
+        """The dosing session types the plan counts: its modality's, and `also_counts`."""
+        return [self.modality, *self.also_counts]
+
+    def counts(self, session_type: str) -> bool:
+        """Whether a dosing session of `session_type` counts in the plan."""
+        return session_type == self.modality or session_type in self.also_counts
 
 
 @lru_cache(maxsize=256)

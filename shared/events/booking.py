@@ -46,6 +46,14 @@ class RideContact(BaseModel):
     phone_e164: str
 
 
+class SupportPerson(RideContact):
+    """Who is with the patient during a home session; only sent when they consented to
+    texts."""
+
+
+Mode = Literal["clinic", "phone", "video", "home"]
+
+
 class PatientRegistered(_BookingEvent):
     """A patient was added to a clinic network, with how to reach them."""
 
@@ -96,6 +104,16 @@ class _Appointment(_BookingEvent):
     """End of the session including recovery/monitoring: the earliest pickup time."""
     patient_language: Language = "en"
     ride_contact: RideContact | None = None
+    mode: Mode = "clinic"
+    """In clinic (site and room), by phone or video, or at home (supervised by video)."""
+    join_link: str | None = None
+    """A remote visit's call-in number or video link (texts carry it, never an address)."""
+    patient_timezone: str | None = None
+    """The patient's own time zone (None: the site's)."""
+    support_person: SupportPerson | None = None
+    """At home: who is with the patient, if they consented to texts."""
+    prep_items: str | None = None
+    """What the session type's prep text says to bring, in the patient's language."""
 
     def local_start(self) -> datetime:
         from zoneinfo import ZoneInfo

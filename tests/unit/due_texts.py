@@ -25,7 +25,8 @@ TEXT = DueText(
     site_address="1 Main St", site_timezone="America/Vancouver", site_id=SITE,
     site_region="CA-BC", starts_at=datetime(2026, 6, 13, 17, 0, tzinfo=UTC),
     ends_at=datetime(2026, 6, 13, 18, 30, tzinfo=UTC), fasting_rule=None, ride_status=None,
-    ride_contact_phone=None, number_opted_out=False, trace_context=None, daily_cap=None, weekly_cap=None,
+    ride_contact_phone=None, number_opted_out=False, mode="clinic", join_link=None,
+    prep_items=None, recipient_timezone=None, trace_context=None, daily_cap=None, weekly_cap=None,
     critical_past_caps=None, disabled_kinds=None, quiet_start=None, quiet_end=None,
     sent_today=0, sent_week=0)
 

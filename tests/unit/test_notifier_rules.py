@@ -130,3 +130,24 @@ def test_a_policy_is_the_networks_columns_with_the_sites_quiet_hours_or_the_defa
                                                frozenset({"missed"}))
     assert not policy_from(own, default).allows("missed")
     assert policy_from(own, default).allows("confirmation")
+
+
+def test_quiet_hours_apply_in_the_recipients_time_zone():
+    # 22:30 in Vancouver is 01:30 in Toronto; 07:30 in Vancouver is 10:30 in Toronto
+    toronto = due_text(due_at=NIGHT, recipient_timezone="America/Toronto")
+    assert not_now(toronto, DEFAULT, NIGHT) == (
+        "pending", "held until quiet hours end", datetime(2026, 6, 11, 12, 0, tzinfo=UTC))
+    morning = datetime(2026, 6, 11, 14, 30, tzinfo=UTC)
+    assert not_now(due_text(due_at=morning), DEFAULT, morning) is not None  # Vancouver: 07:30
+    assert not_now(due_text(due_at=morning, recipient_timezone="America/Toronto"), DEFAULT,
+                   morning) is None
+
+
+@pytest.mark.parametrize("changes,reason", [
+    ({"kind": "support"}, "no support person who agreed to texts"),
+    ({"kind": "support", "ride_contact_phone": "+16045550188", "sms_consent": False}, None),
+    ({"kind": "support", "ride_contact_phone": "+16045550188", "number_opted_out": True},
+     "number opted out"),
+])
+def test_the_support_persons_text_goes_to_them_if_they_agreed(changes, reason):
+    assert why_not(due_text(**changes), NOW) == reason

@@ -181,3 +181,18 @@ def test_quiet_hours_that_start_at_midnight_move_a_text_to_the_last_minute_of_th
     assert moved == datetime(2026, 6, 9, 23, 59, tzinfo=miami)
     later = quiet.place(due, miami, due, earlier=False).astimezone(miami)
     assert later == datetime(2026, 6, 10, 10, tzinfo=miami)
+
+
+def test_a_home_session_plans_prep_and_the_support_persons_text_and_no_ride_texts():
+    now = datetime(2026, 6, 1, 17, 0, tzinfo=UTC)  # 10:00 in Vancouver
+    start = datetime(2026, 6, 10, 17, 0, tzinfo=UTC)
+    home = Appointment(start, start + timedelta(hours=2), "America/Vancouver", True,
+                       has_ride_contact=True, mode="home", has_support=True)
+    planned = {p.kind: p.due_at for p in plan_texts(home, now)}
+    assert planned == {"confirmation": now, "prep": start - timedelta(hours=72),
+                       "support": start - timedelta(hours=48),
+                       "fasting_reminder": datetime(2026, 6, 10, 1, 0, tzinfo=UTC),
+                       "day_of": start - timedelta(hours=2)}
+    video = Appointment(start, start + timedelta(hours=1), "America/Vancouver", False,
+                        mode="video")
+    assert [p.kind for p in plan_texts(video, now)] == ["confirmation", "day_of"]
