@@ -143,7 +143,7 @@ async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest)
     if match is None:
         patient = await store.insert_patient(
             conn, uuid4(), clinic.id, req.given_name, req.family_name, req.phone_e164,
-            req.language, True, req.consent_at, source, None, None, False, None)
+            req.language, True, req.consent_at, source, None, None, False, None, req.timezone)
         await store.emit(conn, [store.event(PatientRegistered(
             phone_e164=patient.phone_e164, language=patient.language, sms_consent=True,
             sms_consent_at=patient.sms_consent_at, sms_consent_source=source),
