@@ -122,7 +122,8 @@ async def test_a_visitor_books_a_consultation_online_in_chromium(infra, namespac
     assert out["booking"]["mode"] == "video" and out["booking"]["room_id"] is None
     assert out["booking"]["session_type"] == "consultation"
     assert datetime.fromisoformat(out["booking"]["starts_at"]) == datetime.fromisoformat(out["slot"])
-    assert "Jordan Reyes" in out["sheet_row"] and "by video" in out["sheet_row"]
+    assert "Jordan Reyes" in out["sheet_row"] and "By video" in out["sheet_row"]
+    assert "<span" not in out["sheet_row"], "the chips are HTML, not text"
     assert "booked online" in out["sheet_row"]
     assert "Jordan Reyes" in out["lead"] and out["leads_after"] == 0
     assert out["heading_fr"] == "Prenez une consultation gratuite de 15 minutes"

@@ -36,7 +36,7 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         ride = f'<span class="chip {tone}">{e(w["rides"][b["ride_status"]])}</span>{driver}'
     else:
         ride = f'<span class="muted">{e(w["not_needed"])}</span>'
-    kind = e(w["types"].get(b["session_type"], b["session_type"]))
+    kind = str(e(w["types"].get(b["session_type"], b["session_type"])))  # str: chips are added
     if b.get("mode", "clinic") != "clinic":  # phone or video: no room
         kind += f' <span class="chip" data-field="mode">{e(w["modes"][b["mode"]])}</span>'
     if b.get("source") == "online":
