@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
+from datetime import datetime
+from urllib.parse import quote
 
-from devstack.demo import (book_demo_session, book_home_session, console_day_sheet, listing,
-                           load_staff, wait_for)
+from devstack.demo import (book_demo_session, book_home_session, book_online, console_day_sheet,
+                           listing, load_staff, texts_to, wait_for)
 from devstack.stack import Stack
 from devstack.supervise import Supervisor
 from shared.logs import configure_logging
@@ -44,11 +47,13 @@ def run() -> int:
 
 
 def demo() -> int:
-    """Book one session and follow it through plans and notifier; exit 0 only if it all worked."""
+    """Book one session and follow it through plans and notifier, then one consultation on
+    the public booking page (texts through the local Twilio-compatible server); exit 0 only
+    if it all worked."""
     log = logging.getLogger("devstack")
     # quiet hours off, so that the demo shows a sent text at any hour of the day
-    with Stack(quiet=True, env={"NOTIFIER_QUIET_HOURS_START": "24",
-                                "NOTIFIER_QUIET_HOURS_END": "0"}) as stack:
+    with Stack(quiet=True, twilio=True, env={"NOTIFIER_QUIET_HOURS_START": "24",
+                                             "NOTIFIER_QUIET_HOURS_END": "0"}) as stack:
         network = stack.load_demo_network()
         booking = book_demo_session(stack.url("booking"), network)
         patient = booking["patient_id"]
@@ -72,9 +77,27 @@ def demo() -> int:
                             stack.data_dir / "demo-console.json")
         sheet = console_day_sheet(stack.url("console"), people["scheduler"], booking)
         print(f"console day sheet of {booking['starts_at_local'][:10]}: {sheet}")
+
+        # a visitor books a consultation on the network's public page
+        slug, visitor = network["clinic"]["slug"], "+16045550161"
+        start, when = book_online(stack.url("console"), stack.twilio_server.url, slug, visitor)
+        print(f"booked online at {stack.url('console')}/book/{slug}: consultation by phone, {when}")
+        def consultation() -> dict | None:  # the booking of that time (earlier runs made others)
+            found = listing(f"{stack.url('booking')}/bookings?status=booked&from={quote(start)}",
+                            auth)
+            return next((b for b in (found or {"items": []})["items"] if b["source"] == "online"
+                         and datetime.fromisoformat(b["starts_at"]) == datetime.fromisoformat(start)),
+                        None)
+        consult = wait_for(consultation, bool)
+        texts = wait_for(lambda: texts_to(stack.twilio_server.url, visitor), lambda t: len(t) >= 2)
+        print("texts to the visitor (through the Twilio-compatible server):")
+        for body in texts:
+            print(f"  {re.sub(r'[0-9]{6}', '######', body)}")
+        sheet = console_day_sheet(stack.url("console"), people["scheduler"], consult)
+        print(f"console day sheet of {consult['starts_at_local'][:10]}: {sheet}")
         home_session(stack, network)
-        log.info("demo passed: booking -> plans -> notifier -> SMS; the console shows the day;"
-                 " a home session's patient and support person were texted")
+        log.info("demo passed: booking -> plans -> notifier -> SMS; the console shows the day; "
+                 "a consultation booked online; a home session's patient and support person were texted")
     return 0
 
 

@@ -178,3 +178,42 @@ def console_day_sheet(console: str, person: dict, booking: dict) -> str:
             raise RuntimeError("the booking is not on the console's day sheet")
         count = re.search(r'data-count="(\d+)"', page.text).group(1)
         return f"{count} session(s), calls to the services: {page.headers['x-console-service-calls']}"
+
+
+def texts_to(twilio: str, number: str) -> list[str]:
+    """The bodies of the messages the local Twilio-compatible server took for `number`."""
+    got = httpx.get(f"{twilio}/_fake/requests", timeout=10).raise_for_status().json()["requests"]
+    return [r["Body"] for r in got if r.get("To") == number]
+
+
+def book_online(console: str, twilio: str, slug: str,
+                phone: str = "+16045550161") -> tuple[str, str]:
+    """Book the first free consultation between 09:00 and 17:00 Vancouver time on the
+    network's public page, as a browser without JavaScript posts it (by phone), with the code
+    the notifier texted through the Twilio-compatible server; its start (UTC, ISO 8601) and
+    the page's "booked" line."""
+    import re
+
+    with httpx.Client(base_url=console, timeout=10) as browser:
+        page = browser.get(f"/book/{slug}", params={"lang": "en", "tz": "America/Vancouver"})
+        page.raise_for_status()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        vancouver = ZoneInfo("America/Vancouver")
+        slots = re.findall(r'name="starts_at" id="slot-\d+" value="([^"]+)"', page.text)
+        first = next((value for value in slots
+                      if 9 <= datetime.fromisoformat(value).astimezone(vancouver).hour < 17), None)
+        if first is None:
+            raise RuntimeError("the public booking page shows no free consultation in the day")
+        asked = browser.post(f"/book/{slug}", data={
+            "csrf": csrf, "lang": "en", "tz": "America/Vancouver", "starts_at": first,
+            "mode": "phone", "given_name": "Robin", "family_name": "Online", "phone": phone,
+            "language": "en", "consent": "yes", "website": ""})
+        if asked.status_code != 303:
+            raise RuntimeError(f"the public booking page refused the form ({asked.status_code})")
+        texted = wait_for(lambda: texts_to(twilio, phone), bool)
+        code = re.search(r"\b(\d{6})\b", texted[-1]).group(1)
+        done = browser.post(asked.headers["location"].split("?")[0],
+                            data={"csrf": csrf, "lang": "en", "code": code})
+        if done.status_code != 200 or "Your consultation is booked" not in done.text:
+            raise RuntimeError(f"the code was refused ({done.status_code})")
+        return first, re.search(r'data-testid="booked-when">([^<]+)<', done.text).group(1)

@@ -47,3 +47,12 @@ def test_the_words_of_a_day_sheets_rows_are_in_the_catalogue():
                 "not_yet", "not_needed", "wants_another_time"):
         assert french[key] != english[key], key
     assert french["text_chip"] % {"kind": "Préparation", "state": "livré"} == "Préparation : livré"
+
+
+def test_every_string_of_the_public_booking_page_has_a_spanish_translation():
+    translated = {m.id: m.string for m in catalogue.read("es_US") if m.id}
+    missing = [m.id for m in catalogue.extract(catalogue.PUBLIC) if m.id and not translated.get(m.id)]
+    assert missing == []
+    assert "Book a free 15-minute consultation" in translated
+    mo = catalogue.SPANISH_PO.with_suffix(".mo")
+    assert mo.read_bytes() == catalogue.compiled(catalogue.read("es_US"))

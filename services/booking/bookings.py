@@ -70,7 +70,7 @@ def view(b: Booking) -> dict[str, Any]:
         "reschedule_requested_at": _iso(b.reschedule_requested_at),
         "cancel_reason": b.cancel_reason, "cancelled_by": b.cancelled_by,
         "created_at": _iso(b.created_at), "updated_at": _iso(b.updated_at),
-        "mode": b.mode, "join_link": b.join_link,
+        "mode": b.mode, "source": b.source, "join_link": b.join_link,
         "support_person": None if b.support_name is None else {
             "name": b.support_name, "phone": b.support_phone,
             "sms_consent": b.support_consent, "confirmed": b.support_confirmed_at is not None,

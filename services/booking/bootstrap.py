@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.booking import inbound
 from services.booking.api import router
+from services.booking.online_api import router as online_router
 from services.booking.staff_api import router as staff_router
 from services.booking.views import router as views_router
 from services.booking.settings import BookingSettings
@@ -22,4 +23,5 @@ def bootstrap(settings: BookingSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
     runtime.audit.owner_query = Q.patient_owners
     runtime.consume("booking", inbound.HANDLERS, NOTIFIER_EVENTS)
-    return service_app(runtime, "Booking service", views_router, router, staff_router)
+    return service_app(runtime, "Booking service", views_router, router, staff_router,
+                       online_router)

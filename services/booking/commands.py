@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
 
+from services.booking.online_rules import SLUG, SLUG_MAX
 from shared.phones import contact_e164
 from shared.sms import ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX, SITE_NAME_MAX
 from shared.validation import RequestModel
@@ -60,6 +61,9 @@ class AddClinic(_Command):
     sms_name: str | None = Field(None, min_length=1, max_length=CLINIC_NAME_MAX,
                                  description=SMS_NAME.format(CLINIC_NAME_MAX))
     phone: ContactPhone
+    slug: str | None = Field(None, min_length=3, max_length=SLUG_MAX, pattern=SLUG,
+                             description="The public booking page's address, /book/<slug> "
+                                         "(default: from the name)")
 
 
 class IssueApiKey(_Command):
@@ -106,6 +110,8 @@ class WorkingHours(Hours):
 class AddProvider(_Command):
     name: str = Field(min_length=1, max_length=200)
     hours: list[WorkingHours] = Field(min_length=1, max_length=100)
+    consultations: bool = Field(True, description="Takes the 15-minute phone or video "
+                                                  "consultations booked online")
 
 
 class OverrideSessionType(_Command):
@@ -226,3 +232,23 @@ class JoinWaitlist(_Command):
 
 class AcceptOffer(_Command):
     patient_id: UUID
+
+
+class AskForConsultation(_Command):
+    """A visitor's request for a consultation: the code goes to `phone`."""
+
+    starts_at: AwareDatetime = Field(description="One of the free slots' `starts_at`")
+    mode: Literal["phone", "video"]
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=3, max_length=40, description="Mobile number, US or Canada")
+    language: Language = "en"
+    timezone: TimeZone = Field(description="The visitor's time zone (times are shown in it)")
+    consent: bool = Field(description="The consent checkbox: must be ticked")
+    consent_version: str = Field(min_length=1, max_length=40,
+                                 description="The version of the wording shown (shared/consent.py)")
+    user_agent: str = Field("", max_length=500, description="The visitor's browser")
+
+
+class CheckCode(_Command):
+    code: str = Field(min_length=1, max_length=12)

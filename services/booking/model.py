@@ -30,6 +30,7 @@ class Clinic:
     sms_name: str | None
     phone: str
     created_at: datetime
+    slug: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class Provider:
     clinic_id: UUID
     name: str
     created_at: datetime
+    consultations: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,9 @@ class Booking:
     created_at: datetime
     updated_at: datetime
     mode: str
+    """clinic, phone, video (or home)"""
+    source: str
+    """staff, or online (the public booking page)"""
     join_link: str | None
     support_name: str | None
     support_phone: str | None
@@ -450,3 +455,38 @@ class PatientMatch:
     sms_consent: bool
     ride_contact_name: str | None
     created_at: datetime
+
+
+# --- online consultation booking ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """Codes asked for within the window, by the number, the address and the network."""
+
+    number: int
+    address: int
+    network: int
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRequest:
+    """A visitor's request to book a consultation, locked while its code is checked."""
+
+    id: UUID
+    clinic_id: UUID
+    site_id: UUID
+    provider_id: UUID
+    starts_at: datetime
+    mode: str
+    given_name: str
+    family_name: str
+    phone_e164: str
+    language: Language
+    timezone: str
+    consent_version: str
+    consent_at: datetime
+    code_hash: str
+    tries: int
+    expires_at: datetime
+    booked: bool

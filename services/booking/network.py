@@ -16,8 +16,9 @@ from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRo
                                        SetPrepItems, SetRemoteWays)
 from services.booking.model import (Closure, OpeningHours, Patient, Room, SessionType, Site,
                                     as_dict)
+from services.booking.online_rules import slug_of
 from shared.auth import Principal, new_key
-from shared.errors import Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered
 from shared.phones import mobile_e164
 from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX,
@@ -53,7 +54,13 @@ def check_names_for_texts(name: str, sms_name: str | None, cap: int) -> None:
 async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict[str, Any]:
     """A new clinic network and its first (admin) API key, shown only here."""
     check_names_for_texts(cmd.name, cmd.sms_name, CLINIC_NAME_MAX)
-    clinic = await store.insert_clinic(conn, uuid4(), cmd.name, cmd.phone, cmd.sms_name)
+    clinic_id = uuid4()
+    slug = cmd.slug or slug_of(cmd.name)
+    if await store.slug_taken(conn, slug):
+        if cmd.slug:
+            raise Conflict("another network has this slug", field="slug")
+        slug = f"{slug}-{str(clinic_id)[:8]}"
+    clinic = await store.insert_clinic(conn, clinic_id, cmd.name, cmd.phone, cmd.sms_name, slug)
     key = await _issue(conn, clinic.id, "admin", "initial admin key")
     return {**as_dict(clinic), "api_key": key["api_key"]}
 
@@ -116,7 +123,8 @@ async def add_provider(conn: asyncpg.Connection, who: Principal, cmd: AddProvide
     site_ids = list({h.site_id for h in cmd.hours})
     if await store.sites_in_clinic(conn, who.clinic_id, site_ids) != len(site_ids):
         raise NotFound("unknown site in hours", field="hours")
-    provider = await store.insert_provider(conn, uuid4(), who.clinic_id, cmd.name)
+    provider = await store.insert_provider(conn, uuid4(), who.clinic_id, cmd.name,
+                                           cmd.consultations)
     await store.insert_provider_hours(conn, provider.id, [h.site_id for h in cmd.hours],
                                       _hours(cmd.hours))
     return {**as_dict(provider), "hours": [h.model_dump() for h in cmd.hours]}

@@ -11,11 +11,14 @@
 -- === The network: clinics, API keys, sites, rooms, providers, session types =============
 
 -- name: insert_clinic
-INSERT INTO clinics (id, name, phone, sms_name) VALUES ($1, $2, $3, $4)
-RETURNING id, name, sms_name, phone, created_at;
+INSERT INTO clinics (id, name, phone, sms_name, slug) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, name, sms_name, phone, created_at, slug;
 
 -- name: get_clinic
-SELECT id, name, sms_name, phone, created_at FROM clinics WHERE id = $1;
+SELECT id, name, sms_name, phone, created_at, slug FROM clinics WHERE id = $1;
+
+-- name: slug_taken
+SELECT EXISTS (SELECT 1 FROM clinics WHERE slug = $1);
 
 -- name: insert_api_key
 INSERT INTO api_keys (id, clinic_id, key_hash, role, label) VALUES ($1, $2, $3, $4, $5)
@@ -70,15 +73,15 @@ RETURNING id, clinic_id, site_id, name, created_at;
 SELECT id, site_id, name FROM rooms WHERE site_id = $1 ORDER BY name, id;
 
 -- name: insert_provider
-INSERT INTO providers (id, clinic_id, name) VALUES ($1, $2, $3)
-RETURNING id, clinic_id, name, created_at;
+INSERT INTO providers (id, clinic_id, name, consultations) VALUES ($1, $2, $3, $4)
+RETURNING id, clinic_id, name, created_at, consultations;
 
 -- name: insert_provider_hours
 INSERT INTO provider_hours (provider_id, site_id, weekday, starts, ends)
 SELECT $1, unnest($2::uuid[]), unnest($3::smallint[]), unnest($4::time[]), unnest($5::time[]);
 
 -- name: list_providers
-SELECT id, clinic_id, name, created_at FROM providers
+SELECT id, clinic_id, name, created_at, consultations FROM providers
 WHERE clinic_id = $1 AND (created_at, id) > ($2, $3)
 ORDER BY created_at, id LIMIT $4;
 
@@ -179,7 +182,7 @@ RETURNING
 b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
 b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,
 b.confirmed_at, b.ride_status, b.ride_driver_name, b.reschedule_requested_at, b.cancel_reason,
-b.cancelled_by, b.created_at, b.updated_at, b.mode, b.join_link, b.support_name,
+b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source, b.join_link, b.support_name,
 b.support_phone, b.support_consent, b.support_confirmed_at,
 c.name AS clinic_name, c.sms_name AS clinic_sms_name, c.phone AS clinic_phone,
 s.name AS site_name, s.sms_name AS site_sms_name, s.address AS site_address,
@@ -366,31 +369,31 @@ SELECT
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
 
 -- name: insert_booking_with_event
--- The booking, its SessionBooked event (made in Python, $18 on: the outbox's row, which
--- shared/outbox.py gives) and the request's audit entry ($24 on) in one round trip. No row
+-- The booking, its SessionBooked event (made in Python, $19 on: the outbox's row, which
+-- shared/outbox.py gives) and the request's audit entry ($25 on) in one round trip. No row
 -- back: an exclusion constraint (room,
 -- provider or patient busy) stopped it, and no event either.
 WITH booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
                           session_type, is_dosing, starts_at, ends_at, occupied_until, mode,
-                          join_link, support_name, support_phone, support_consent)
+                          join_link, support_name, support_phone, support_consent, source)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text, $14::text, $15::text,
-            $16::text, coalesce($17::boolean, false))
+            $16::text, coalesce($17::boolean, false), $18::text)
     ON CONFLICT DO NOTHING
     RETURNING *
 ), announced AS (
 -- include: session_booked_outbox_row
 ), audited AS (
-    -- the request's audit entry ($24 on: shared.audit.Entry.inline; none when $24 is NULL)
+    -- the request's audit entry ($25 on: shared.audit.Entry.inline; none when $25 is NULL)
     INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
                            action, resource, patient_ids, outcome, status, client, correlation_id)
-    SELECT $24, $25, $26, $27, $28, $29, $30, $31, $32, ARRAY[booked.patient_id], $33, $34, $35, $36
-    FROM booked WHERE $24::timestamptz IS NOT NULL
+    SELECT $25, $26, $27, $28, $29, $30, $31, $32, $33, ARRAY[booked.patient_id], $34, $35, $36, $37
+    FROM booked WHERE $25::timestamptz IS NOT NULL
 )
 SELECT id, clinic_id, site_id, room_id, provider_id, patient_id, series_id, session_type,
        is_dosing, starts_at, ends_at, occupied_until, status, version, confirmed_at,
        ride_status, ride_driver_name, reschedule_requested_at, cancel_reason, cancelled_by,
-       created_at, updated_at, mode, join_link, support_name, support_phone, support_consent,
+       created_at, updated_at, mode, source, join_link, support_name, support_phone, support_consent,
        support_confirmed_at
 FROM booked;
 
@@ -612,13 +615,13 @@ SELECT json_build_object(
                      'ride_status', b.ride_status, 'ride_driver_name', b.ride_driver_name,
                      'reschedule_requested', b.reschedule_requested_at IS NOT NULL,
                      'cancel_reason', b.cancel_reason, 'room_id', b.room_id, 'room_name', r.name,
-                     'mode', b.mode, 'support_confirmed', b.support_confirmed_at IS NOT NULL,
+                     'mode', b.mode, 'source', b.source, 'support_confirmed', b.support_confirmed_at IS NOT NULL,
                      'provider_id', b.provider_id, 'provider_name', p.name,
                      'patient_id', b.patient_id, 'patient_name',
                      pt.given_name || ' ' || pt.family_name)
                      ORDER BY r.name, b.starts_at, b.id), '[]')
                  FROM bookings b
-                 LEFT JOIN rooms r ON r.id = b.room_id
+                 LEFT JOIN rooms r ON r.id = b.room_id  -- none for a phone or video session
                  JOIN providers p ON p.id = b.provider_id
                  JOIN patients pt ON pt.id = b.patient_id
                  WHERE b.site_id = s.id AND b.clinic_id = $2
@@ -671,7 +674,8 @@ WHERE clinic_id = $1 AND id = ANY($2::uuid[]);
 
 -- name: attention
 -- What staff must act on, with patient names: reschedule requests; dosing sessions within
--- $2 hours whose ride is not arranged; open waitlist offers; the time zone of the network's
+-- $2 hours whose ride is not arranged; new leads (booked online, not yet seen by staff);
+-- open waitlist offers; the time zone of the network's
 -- first site (for times not tied to a site).
 SELECT json_build_object(
     'bookings', (SELECT coalesce(json_agg(json_build_object(
@@ -689,6 +693,14 @@ SELECT json_build_object(
                             AND b.starts_at < now() + make_interval(hours => $2))
                         OR (b.mode = 'home' AND b.support_confirmed_at IS NULL
                             AND b.starts_at < now() + interval '24 hours'))),
+    'leads', (SELECT coalesce(json_agg(json_build_object(
+                  'id', b.id, 'starts_at', b.starts_at, 'site_name', s.name, 'timezone', s.timezone,
+                  'mode', b.mode, 'patient_id', b.patient_id,
+                  'patient_name', pt.given_name || ' ' || pt.family_name, 'language', pt.language)
+                  ORDER BY b.starts_at, b.id), '[]')
+              FROM bookings b JOIN sites s ON s.id = b.site_id JOIN patients pt ON pt.id = b.patient_id
+              WHERE b.clinic_id = $1 AND b.source = 'online' AND b.lead_seen_at IS NULL
+                AND b.status = 'booked'),
     'offers', (SELECT coalesce(json_agg(json_build_object(
                    'id', o.id, 'starts_at', o.starts_at, 'site_name', s.name, 'timezone', s.timezone,
                    'session_type', o.session_type, 'candidates', cardinality(o.candidates))
@@ -730,6 +742,66 @@ SELECT json_build_object(
                   ORDER BY lower(st.name), st.id), '[]')
               FROM staff st WHERE st.clinic_id = $1)
 )::text;
+
+-- === Online consultation booking (services/booking/online.py) ==========================
+
+-- name: clinic_by_slug
+SELECT id, name, sms_name, phone, created_at, slug FROM clinics WHERE slug = $1;
+
+-- name: consultation_sites
+-- The network's sites where a provider who takes consultations works.
+SELECT id, clinic_id, name, sms_name, address, phone, timezone, default_language, region,
+       created_at
+FROM sites s
+WHERE clinic_id = $1 AND EXISTS (
+    SELECT 1 FROM provider_hours h JOIN providers p ON p.id = h.provider_id
+    WHERE h.site_id = s.id AND p.consultations)
+ORDER BY created_at, id;
+
+-- name: consultation_hours_at_site
+SELECT h.provider_id, h.weekday, h.starts, h.ends
+FROM provider_hours h JOIN providers p ON p.id = h.provider_id
+WHERE h.site_id = $1 AND p.consultations;
+
+-- name: recent_code_requests
+-- Codes asked for since $4: for the number $1, from the address $2, for the network $3.
+SELECT (SELECT count(*) FROM online_requests WHERE phone_e164 = $1 AND created_at > $4) AS number,
+       (SELECT count(*) FROM online_requests WHERE consent_address = $2 AND created_at > $4) AS address,
+       (SELECT count(*) FROM online_requests WHERE clinic_id = $3 AND created_at > $4) AS network;
+
+-- name: insert_online_request
+INSERT INTO online_requests (id, clinic_id, site_id, provider_id, starts_at, mode, given_name,
+                             family_name, phone_e164, language, timezone, consent_version,
+                             consent_at, consent_address, consent_user_agent, code_hash,
+                             expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17);
+
+-- name: online_request
+-- A network's request, locked while its code is checked.
+SELECT id, clinic_id, site_id, provider_id, starts_at, mode, given_name, family_name,
+       phone_e164, language, timezone, consent_version, consent_at, code_hash, tries,
+       expires_at, booking_id IS NOT NULL AS booked
+FROM online_requests WHERE id = $1 AND clinic_id = $2
+FOR UPDATE;
+
+-- name: count_wrong_code
+UPDATE online_requests SET tries = tries + 1 WHERE id = $1;
+
+-- name: online_request_booked
+UPDATE online_requests SET verified_at = now(), booking_id = $2, patient_id = $3 WHERE id = $1;
+
+-- name: patients_with_phone
+-- The network's patients with a number (to match a verified visitor by name), locked.
+SELECT
+-- include: patient_columns
+FROM patients WHERE clinic_id = $1 AND phone_e164 = $2
+ORDER BY created_at, id
+FOR UPDATE;
+
+-- name: lead_seen
+UPDATE bookings SET lead_seen_at = now(), updated_at = now()
+WHERE id = $1 AND clinic_id = $2 AND source = 'online'
+RETURNING id;
 
 -- name: patient_owners
 -- Which network each of these patients belongs to (the audit trail: a refused cross-network read).

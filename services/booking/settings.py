@@ -32,3 +32,16 @@ class BookingSettings(ServiceSettings):
     trusted_proxies: str = "127.0.0.1,::1"
     """Peers (the console: addresses or networks, comma-separated) whose X-Forwarded-For
     names the client address for the rate limit."""
+
+    # online consultation booking (services/booking/online.py)
+    online_code_pepper: str = ""
+    """Secret mixed into the HMAC of the verification codes (with the request's id): set it
+    so that a copy of the database alone cannot try the million codes."""
+    online_codes_per_number: int = 3
+    """Codes one mobile number may be sent per hour."""
+    online_codes_per_address: int = 10
+    """Codes asked for from one address per hour."""
+    online_codes_per_network: int = 200
+    """Codes asked for on one network's page per hour."""
+    online_lead_minutes: int = 60
+    """How soon a consultation may start when booked online."""

@@ -19,8 +19,8 @@ import asyncpg
 
 from services.booking.model import (ApiKey, Booking, BookingContext, Busy, Clash, Clinic, Closure,
                                     Context, Credentials, EndedSession, Failures, Fit, Found,
-                                    NewStaff, Offer, OpenSession, OpeningHours, Patient,
-                                    PatientMatch, Placement, Provider, Room, SessionType, Shift,
+                                    NewStaff, Offer, OnlineRequest, OpenSession, OpeningHours, Patient,
+                                    PatientMatch, Placement, Provider, Recent, Room, SessionType, Shift,
                                     SigningKey, Site, SiteRoom, Span, StaffMember,
                                     StoredResponse, Visit, Waiting, WaitlistEntry, field_names)
 from shared.db import Queries
@@ -32,8 +32,8 @@ from shared.events import Envelope, Event
 from shared.outbox import enqueue, insert_row_sql, row
 
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
-    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $18 on
-    "session_booked_outbox_row": insert_row_sql(18, source="booked")})
+    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $19 on
+    "session_booked_outbox_row": insert_row_sql(19, source="booked")})
 PRODUCER = "booking"
 NO_AUDIT = (None,) * 13
 
@@ -61,12 +61,16 @@ async def emit(conn: asyncpg.Connection, envelopes: Iterable[Envelope[Any]]) -> 
 
 
 async def insert_clinic(conn: Db, clinic_id: UUID, name: str, phone: str,
-                        sms_name: str | None) -> Clinic:
-    return await _made(conn, Clinic, Q.insert_clinic, clinic_id, name, phone, sms_name)
+                        sms_name: str | None, slug: str) -> Clinic:
+    return await _made(conn, Clinic, Q.insert_clinic, clinic_id, name, phone, sms_name, slug)
 
 
 async def get_clinic(db: Db, clinic_id: UUID) -> Clinic | None:
     return await _one(db, Clinic, Q.get_clinic, clinic_id)
+
+
+async def slug_taken(db: Db, slug: str) -> bool:
+    return await db.fetchval(Q.slug_taken, slug)
 
 
 async def insert_api_key(conn: Db, key_id: UUID, clinic_id: UUID, key_hash: str, role: str,
@@ -124,8 +128,10 @@ async def rooms_of_site(db: Db, site_id: UUID) -> list[SiteRoom]:
     return await _all(db, SiteRoom, Q.rooms_of_site, site_id)
 
 
-async def insert_provider(conn: Db, provider_id: UUID, clinic_id: UUID, name: str) -> Provider:
-    return await _made(conn, Provider, Q.insert_provider, provider_id, clinic_id, name)
+async def insert_provider(conn: Db, provider_id: UUID, clinic_id: UUID, name: str,
+                          consultations: bool) -> Provider:
+    return await _made(conn, Provider, Q.insert_provider, provider_id, clinic_id, name,
+                       consultations)
 
 
 async def insert_provider_hours(conn: Db, provider_id: UUID, site_ids: list[UUID],
@@ -328,16 +334,18 @@ async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
                          about: Context, where: Placement, series_id: UUID | None,
                          visit: Visit, join_link: str | None,
-                         announced: Envelope[Any], audit: tuple | None = None) -> Booking | None:
+                         announced: Envelope[Any], audit: tuple | None = None,
+                         source: str = "staff") -> Booking | None:
     """Insert a booking, its event `announced` and the request's audit entry (`audit`:
     `shared.audit.Entry.inline()`) in one statement; None (and no event, no entry) when an
-    exclusion constraint found the room, provider or patient busy."""
+    exclusion constraint found the room, provider or patient busy. `source`: staff, or
+    online (the public booking page)."""
     r = await conn.fetchrow(
         Q.insert_booking_with_event, booking_id, ctx.clinic_id, ctx.site_id, where.room_id,
         where.provider_id, ctx.patient_id, series_id, stype.code, stype.is_dosing,
         where.starts_at, where.ends_at, where.occupied_until, visit.mode, join_link,
-        visit.support_name, visit.support_phone, visit.support_consent, *row(announced),
-        *(audit or NO_AUDIT))
+        visit.support_name, visit.support_phone, visit.support_consent, source,
+        *row(announced), *(audit or NO_AUDIT))
     return None if r is None else Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
 
 
@@ -532,3 +540,55 @@ async def attention(db: Db, clinic_id: UUID, ride_hours: int) -> str:
 
 async def network(db: Db, clinic_id: UUID) -> str:
     return await db.fetchval(Q.network, clinic_id)
+
+
+# --- online consultation booking ------------------------------------------------------------
+
+
+async def clinic_by_slug(db: Db, slug: str) -> Clinic | None:
+    return await _one(db, Clinic, Q.clinic_by_slug, slug)
+
+
+async def consultation_sites(db: Db, clinic_id: UUID) -> list[Site]:
+    """The network's sites where someone who takes consultations works."""
+    return await _all(db, Site, Q.consultation_sites, clinic_id)
+
+
+async def consultation_hours_at_site(db: Db, site_id: UUID) -> list[Shift]:
+    """The working hours at a site of the providers who take consultations."""
+    return await _all(db, Shift, Q.consultation_hours_at_site, site_id)
+
+
+async def recent_code_requests(db: Db, phone: str, address: str, clinic_id: UUID,
+                               since: datetime) -> Recent:
+    return await _made(db, Recent, Q.recent_code_requests, phone, address, clinic_id, since)
+
+
+async def insert_online_request(conn: Db, *values: Any) -> None:
+    """A visitor's request, from the columns of insert_online_request ($1 id ... $17
+    expires_at)."""
+    await conn.execute(Q.insert_online_request, *values)
+
+
+async def online_request(conn: Db, clinic_id: UUID, request_id: UUID) -> OnlineRequest | None:
+    """The network's request, locked (in the caller's transaction)."""
+    return await _one(conn, OnlineRequest, Q.online_request, request_id, clinic_id)
+
+
+async def count_wrong_code(conn: Db, request_id: UUID) -> None:
+    await conn.execute(Q.count_wrong_code, request_id)
+
+
+async def online_request_booked(conn: Db, request_id: UUID, booking_id: UUID,
+                                patient_id: UUID) -> None:
+    await conn.execute(Q.online_request_booked, request_id, booking_id, patient_id)
+
+
+async def patients_with_phone(conn: Db, clinic_id: UUID, phone: str) -> list[Patient]:
+    """The network's patients with this number, locked."""
+    return await _all(conn, Patient, Q.patients_with_phone, clinic_id, phone)
+
+
+async def lead_seen(conn: Db, clinic_id: UUID, booking_id: UUID) -> bool:
+    """Whether the network's online booking was found (it is now marked seen)."""
+    return await conn.fetchval(Q.lead_seen, booking_id, clinic_id) is not None

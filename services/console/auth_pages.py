@@ -21,21 +21,22 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _anonymous_csrf(request: Request) -> tuple[str, bool]:
+def anonymous_csrf(request: Request) -> tuple[str, bool]:
     """The CSRF value of a browser not signed in (from its cookie, or new)."""
     value = request.cookies.get(sessions.cookie_name(request, sessions.CSRF_COOKIE))
     return (value, False) if value else (secrets.token_urlsafe(32), True)
 
 
 def _anonymous_page(request: Request, template: str, status_code: int = 200, **context) -> Response:
-    csrf, new = _anonymous_csrf(request)
+    csrf, new = anonymous_csrf(request)
     response = render(request, template, status_code, csrf=csrf, **context)
     if new:
         sessions.set_cookie(request, response, sessions.CSRF_COOKIE, csrf)
     return response
 
 
-async def _anonymous_form(request: Request) -> dict:
+async def anonymous_form(request: Request) -> dict:
+    """A form posted by a browser not signed in, with its CSRF token (else 403)."""
     form = dict(await request.form())
     if not sessions.csrf_ok(request, None, form.get("csrf")):
         raise NotAllowed()
@@ -53,7 +54,7 @@ async def sign_in_page(request: Request, ended: str | None = None):
 
 @router.post("/sign-in")
 async def sign_in(request: Request):
-    form = await _anonymous_form(request)
+    form = await anonymous_form(request)
     body = {"email": str(form.get("email", "")).strip(), "password": str(form.get("password", "")),
             "totp_code": str(form.get("totp_code", "")).strip() or None}
     settings = request.app.state.runtime.settings
@@ -130,7 +131,7 @@ async def _offer(request: Request, code: str) -> dict:
 
 @router.post("/enrol")
 async def enrol_start(request: Request):
-    form = await _anonymous_form(request)
+    form = await anonymous_form(request)
     code = str(form.get("code", "")).strip()
     try:
         offer = await _offer(request, code)
@@ -143,7 +144,7 @@ async def enrol_start(request: Request):
 
 @router.post("/enrol/complete")
 async def enrol_complete(request: Request):
-    form = await _anonymous_form(request)
+    form = await anonymous_form(request)
     code = str(form.get("code", "")).strip()
     password = str(form.get("password", ""))
     body = {"code": code, "password": password,

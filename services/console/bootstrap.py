@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.console import audit, auth_pages, day, inbox, network, patients, web, week
+from services.console import audit, auth_pages, book, day, inbox, network, patients, web, week
 from services.console.live import Hub
 from services.console.services import Services
 from services.console.settings import ConsoleSettings
@@ -44,7 +44,8 @@ def bootstrap(settings: ConsoleSettings | None = None,
     runtime.add_worker("service-clients", close_clients)
     runtime.add_worker("live-updates", live_updates)
     app = service_app(runtime, "Clinic console", auth_pages.router, day.router, week.router,
-                      patients.router, inbox.router, network.router, audit.router)
+                      patients.router, inbox.router, network.router, audit.router,
+                      book.router)
     app.state.services = services
     app.state.hub = hub
     app.add_middleware(web.SecurityHeaders)

@@ -53,11 +53,13 @@ def words(language: str) -> dict:
         "rides": {k: tr(v) for k, v in labels.RIDES.items()},
         "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
         "states": {k: tr(v) for k, v in labels.TEXT_STATES.items()},
+        "modes": {k: tr(v) for k, v in labels.MODES.items()},
         **{key: tr(text) for key, text in (
             ("check_in", N_("Check in")), ("complete", N_("Complete")),
             ("no_show", N_("No-show")), ("ride", N_("Ride")), ("reschedule", N_("Reschedule")),
             ("cancel", N_("Cancel")), ("confirmed", N_("confirmed")), ("not_yet", N_("not yet")),
             ("not_needed", N_("not needed")), ("wants_another_time", N_("wants another time")),
+            ("remote", N_("Phone and video (no room)")), ("online", N_("booked online")),
             ("text_chip", N_("%(kind)s: %(state)s")))},
     }
 

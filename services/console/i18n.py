@@ -19,6 +19,9 @@ HERE = Path(__file__).parent
 LOCALE_DIR = HERE / "locale"
 LANGUAGES = {"en": "en_US", "fr": "fr_CA"}
 """UI language -> Babel locale (catalogue and formats)."""
+PUBLIC_LANGUAGES = {**LANGUAGES, "es": "es_US"}
+"""The public booking page's languages (`book.py`): Spanish too, for its strings only
+(`locale/es_US`)."""
 
 
 def N_(message: str) -> str:
@@ -30,21 +33,20 @@ def N_(message: str) -> str:
 def translations(language: str) -> NullTranslations:
     if language == "en":
         return NullTranslations()
-    return Translations.load(str(LOCALE_DIR), [LANGUAGES[language]], domain="messages")
+    return Translations.load(str(LOCALE_DIR), [PUBLIC_LANGUAGES[language]], domain="messages")
 
 
 def gettext(language: str, message: str) -> str:
     return translations(language).gettext(message)
 
 
-def choose(accept_language: str | None) -> str:
-    """The UI language for someone not signed in, from the browser's Accept-Language."""
+def choose(accept_language: str | None, languages=LANGUAGES) -> str:
+    """The UI language for someone not signed in, from the browser's Accept-Language (the
+    first of `languages` it names)."""
     for part in (accept_language or "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("fr"):
-            return "fr"
-        if tag.startswith("en"):
-            return "en"
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in languages:
+            return tag
     return "en"
 
 
@@ -68,12 +70,12 @@ def environment(language: str) -> Environment:
                       autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(translations(language), newstyle=True)
-    locale = LANGUAGES[language]
+    locale = PUBLIC_LANGUAGES[language]
     from services.console import labels
 
     env.globals["L"] = labels
     env.globals["lang"] = language
-    env.globals["html_lang"] = "fr-CA" if language == "fr" else "en"
+    env.globals["html_lang"] = {"fr": "fr-CA", "es": "es"}.get(language, "en")
     env.filters["time"] = lambda v, tz: babel_dates.format_time(_local(v, tz), "short", locale=locale)
     env.filters["datetime"] = lambda v, tz: babel_dates.format_datetime(
         _local(v, tz), "medium", locale=locale)
@@ -89,4 +91,4 @@ def environment(language: str) -> Environment:
 
 @functools.cache
 def environments() -> dict[str, Environment]:
-    return {language: environment(language) for language in LANGUAGES}
+    return {language: environment(language) for language in PUBLIC_LANGUAGES}

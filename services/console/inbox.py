@@ -1,4 +1,5 @@
-"""The attention inbox: what staff must act on. From booking (with names): reschedule
+"""The attention inbox: what staff must act on. From booking (with names): new leads
+(consultations booked on the public page, until someone marks them seen), reschedule
 requests, rides not arranged 48 h before a dosing session, open waitlist offers; from the
 notifier's staff inbox: replies to read (including texts from numbers it could not match to
 one patient), opt-outs to acknowledge, numbers that cannot be texted. Each has an action and
@@ -18,7 +19,8 @@ from services.console.web import api, checked_form, render, signed_in, t
 from shared.auth import CARE, SCHEDULE
 
 router = APIRouter()
-INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE, "support": CARE}
+INBOX_ACTIONS = {"reschedule": SCHEDULE, "cancel": SCHEDULE, "ride": CARE, "support": CARE,
+                 "lead-seen": SCHEDULE}
 PATHS = {"support": "support-person/confirm"}
 """Booking's path of an inbox action, when it is not the action's name."""
 
@@ -37,7 +39,8 @@ async def load_inbox(request: Request) -> dict:
                       and not b["reschedule_requested"] and b.get("mode") != "home"],
             "supports": [b for b in bookings if b.get("support_unconfirmed")
                          and not b["reschedule_requested"]],
-            "offers": items["offers"], "replies": notifier["replies"],
+            "offers": items["offers"], "leads": items.get("leads", []),
+            "replies": notifier["replies"],
             "opt_outs": notifier["opt_outs"], "numbers": notifier["failing_numbers"],
             "names": names, "tz": items.get("timezone") or "UTC"}
 
@@ -60,7 +63,7 @@ async def inbox_action(request: Request, booking_id: UUID, action: str, staff=De
             "cancel": lambda: {"reason": str(form.get("reason", "")).strip()},
             "ride": lambda: {"ride_status": "confirmed",
                              "driver_name": str(form.get("driver_name", "")).strip() or None},
-            "support": lambda: {}}[action]()
+            "lead-seen": dict, "support": lambda: {}}[action]()
     flash = ("ok", t(request, N_("Done.")))
     try:
         await api(request).post("booking", f"/bookings/{booking_id}/{PATHS.get(action, action)}",

@@ -36,6 +36,11 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         ride = f'<span class="chip {tone}">{e(w["rides"][b["ride_status"]])}</span>{driver}'
     else:
         ride = f'<span class="muted">{e(w["not_needed"])}</span>'
+    kind = str(e(w["types"].get(b["session_type"], b["session_type"])))  # str: chips are added
+    if b.get("mode", "clinic") != "clinic":  # phone or video: no room
+        kind += f' <span class="chip" data-field="mode">{e(w["modes"][b["mode"]])}</span>'
+    if b.get("source") == "online":
+        kind += f' <span class="chip" data-field="source">{e(w["online"])}</span>'
     texts = " ".join(f'<span class="chip {tone}">{e(text)}</span>' for tone, text in b["texts"])
     replies = f'<a href="/inbox">{b["replies"]}</a>' if b["replies"] else "0"
     actions = []
@@ -56,7 +61,7 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         f'<tr data-booking="{bid}"><td>{e(b["when"])}–{e(b["until"])}</td>'
         f'<td><a href="/patients/{e(b["patient_id"])}">{e(b["patient_name"])}</a><br>'
         f'<span class="muted">{e(b["provider_name"])}</span></td>'
-        f'<td>{e(w["types"].get(b["session_type"], b["session_type"]))}</td>'
+        f'<td>{kind}</td>'
         f'<td><span class="chip {labels.STATUS_TONE[status]}" data-field="status">'
         f'{e(w["statuses"][status])}</span>{reschedule}</td>'
         f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">{confirmed}</td>'

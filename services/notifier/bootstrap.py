@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers, ops, views, webhooks
+from services.notifier import codes, handlers, ops, views, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
@@ -16,7 +17,8 @@ from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import RETENTION
 from services.notifier.twilio_sender import TwilioSender
-from shared.events.booking import (PatientContactChanged, PatientNoShow, PatientRegistered,
+from shared.events.booking import (OnlineCodeRequested, PatientContactChanged, PatientNoShow,
+                                   PatientRegistered,
                                    RideDetailsUpdated, SessionBooked, SessionRescheduled,
                                    WaitlistSlotOpened, WaitlistSlotTaken)
 from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
@@ -54,9 +56,13 @@ def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
     return max(1, min(settings.dispatch_batch_size, paced))
 
 
-def event_handlers(quiet: QuietHours) -> dict[type[Event], Handler]:
-    """The handler of each event the notifier consumes (`quiet`: the service's quiet hours)."""
+def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None = None
+                   ) -> dict[type[Event], Handler]:
+    """The handler of each event the notifier consumes (`quiet`: the service's quiet hours;
+    `sender_of`: what verification codes are sent through, if the notifier sends them)."""
+    codes_handler = {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {}
     return {
+        **codes_handler,
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
@@ -102,7 +108,23 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
     runtime.audit.owner_query = Q.patient_owners
     quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
-    each = event_handlers(quiet)
+    senders: list[SmsSender] = []
+
+    def code_sender() -> SmsSender:  # made once, when the first verification code goes
+        if not senders:
+            senders.append(make_sender(settings, runtime))
+        return senders[0]
+
+    async def close_code_sender(_: ServiceRuntime) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for sender in senders:
+                if hasattr(sender, "close"):
+                    await sender.close()
+
+    runtime.add_worker("code-sender", close_code_sender)
+    each = event_handlers(quiet, code_sender)
     # bookings are scheduled a batch at a time
     in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
     runtime.consume("notifier", api_key_handlers(), BOOKING_EVENTS, PLANS_EVENTS,

@@ -18,6 +18,8 @@ class OutgoingSms:
     text_id: int
     to: str
     body: str
+    callback: bool = True
+    """Ask for delivery receipts (naming the text); not for verification codes."""
 
 
 class SendError(Exception):
@@ -63,7 +65,7 @@ class RecordingSender(SmsSender):
         self.pool = pool
 
     async def send(self, sms: OutgoingSms) -> str:
-        sid = f"LOCAL{sms.text_id:020d}"
+        sid = f"LOCAL{sms.text_id:020d}"  # a verification code's (negative id): LOCAL-000...
         async with self.pool.acquire() as conn:
             await conn.execute(Q.record_sms, sms.text_id, sms.to, sms.body, sid)
         log.info("recorded text %d (%d chars) as %s", sms.text_id, len(sms.body), sid)

@@ -169,6 +169,20 @@ class RideDetailsUpdated(_BookingEvent):
     driver_name: str | None = None
 
 
+class OnlineCodeRequested(_BookingEvent):
+    """A visitor of the public booking page asked for a code to verify their mobile number
+    (network-level: no patient yet). The notifier texts it at once; booking keeps only its
+    HMAC. Valid 10 minutes."""
+
+    request_id: UUID
+    phone_e164: str
+    code: str
+    language: Language = "en"
+    clinic_name: str
+    clinic_sms_name: str | None = None
+    expires_at: AwareDatetime
+
+
 class WaitlistSlotOpened(_BookingEvent):
     """A slot opened that this (waiting) patient may take; the first to accept gets it."""
 

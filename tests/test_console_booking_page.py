@@ -1,0 +1,107 @@
+"""The public booking page of the console (`/book/<slug>`), as a browser without JavaScript
+posts it, against the spine's services: slots in the visitor's time zone, the form, the code
+texted through the notifier, the booking; the honeypot; bad input answered with the form and
+what to fix (never a 5xx); English, French and Spanish."""
+
+from __future__ import annotations
+
+import re
+
+from shared.consent import ONLINE_CONSENT, ONLINE_CONSENT_VERSION
+from tests.conftest import eventually
+from tests.console_helpers import console, console_overrides, csrf_of  # noqa: F401 (fixtures)
+from tests.helpers import create_network
+
+
+def form_of(page: str, **fields) -> dict:
+    """The booking form filled in: the first free time, phone, a visitor's details."""
+    first = re.search(r'name="starts_at" id="slot-0" value="([^"]+)"', page).group(1)
+    return {"csrf": csrf_of(page), "lang": "en", "tz": "America/Toronto", "starts_at": first,
+            "mode": "phone", "given_name": "Ari", "family_name": "Stone", "phone": "416-555-0123",
+            "language": "en", "consent": "yes", "website": "", **fields}
+
+
+async def test_a_visitor_books_a_consultation_on_the_page_without_javascript(console, db):
+    spine = console.spine
+    net = await create_network(spine.booking.http, name="Lakeside Clinics")
+    browser = console.browser()
+    page = await browser.get("/book/lakeside-clinics?tz=America/Toronto")
+    assert page.status_code == 200
+    assert "<h1>Book a free 15-minute consultation</h1>" in page.text
+    wording = ONLINE_CONSENT[ONLINE_CONSENT_VERSION]["en"].format(clinic="Lakeside Clinics")
+    assert wording in page.text
+    assert '<option value="America/Toronto" selected>' in page.text
+    # the site opens at 07:00 Vancouver time: 10:00 in Toronto
+    assert re.search(r'<label for="slot-\d+">10:00\s?AM</label>', page.text.replace("\u202f", " "))
+    assert "<script" not in page.text
+
+    asked = await browser.post("/book/lakeside-clinics", data=form_of(page.text))
+    assert asked.status_code == 303, asked.text
+    code_url = asked.headers["location"]
+    assert re.fullmatch(r"/book/lakeside-clinics/code/[0-9a-f-]{36}\?lang=en", code_url)
+
+    async def texted():
+        return await db.fetchval(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
+                                 "WHERE to_e164 = '+14165550123' AND text_id < 0")
+    code = re.search(r"\d{6}", await eventually(texted, timeout=30)).group(0)
+    code_page = await browser.get(code_url)
+    assert code_page.status_code == 200 and "Enter your code" in code_page.text
+    wrong = await browser.post(code_url.split("?")[0], data={
+        "csrf": csrf_of(code_page.text), "lang": "en", "code": "99999x"})
+    assert wrong.status_code == 422 and "That code is not right" in wrong.text
+    done = await browser.post(code_url.split("?")[0], data={
+        "csrf": csrf_of(code_page.text), "lang": "en", "code": code})
+    assert done.status_code == 200, done.text
+    assert "Your consultation is booked" in done.text and "reply 2" in done.text
+    assert "Eastern Standard Time" in done.text  # the visitor's time zone
+    [b] = (await spine.booking.http.get("/bookings", headers=net.headers,
+                                        params={"status": "booked"})).json()["items"]
+    assert (b["source"], b["mode"], b["session_type"]) == ("online", "phone", "consultation")
+
+
+async def test_a_filled_honeypot_is_answered_like_any_form_and_nothing_is_sent(console, db):
+    spine = console.spine
+    await create_network(spine.booking.http, name="Pot Clinics")
+    browser = console.browser()
+    page = await browser.get("/book/pot-clinics")
+    asked = await browser.post("/book/pot-clinics", data=form_of(page.text, website="http://spam"))
+    assert asked.status_code == 303 and "/book/pot-clinics/code/" in asked.headers["location"]
+    assert await db.fetchval(f'SELECT count(*) FROM "{spine.booking.schema}".online_requests') == 0
+
+
+async def test_bad_input_brings_the_form_back_saying_what_to_fix(console):
+    spine = console.spine
+    await create_network(spine.booking.http, name="Form Clinics")
+    browser = console.browser()
+    page = await browser.get("/book/form-clinics")
+    for fields, message in (({"consent": ""}, "Tick the box: the code comes by text."),
+                            ({"phone": "1-800-555-0100"}, "Give a mobile number of the US or Canada."),
+                            ({"given_name": ""}, "Give your first name."),
+                            ({"starts_at": "2020-01-01T00:00:00+00:00"}, "Choose a time that is still free."),
+                            ({"mode": "carrier pigeon"}, "Choose phone or video.")):
+        r = await browser.post("/book/form-clinics", data=form_of(page.text, **fields))
+        assert r.status_code == 422, (fields, r.status_code)
+        assert message in r.text, fields
+        assert 'role="alert"' in r.text
+    no_csrf = await browser.post("/book/form-clinics", data={**form_of(page.text), "csrf": "x"})
+    assert no_csrf.status_code == 403
+    assert (await browser.get("/book/no-such-network")).status_code == 404
+    assert (await browser.get("/book/Not_A_Slug")).status_code == 404
+
+
+async def test_the_page_comes_in_english_french_and_spanish(console):
+    spine = console.spine
+    await create_network(spine.booking.http, name="Tri Clinics")
+    browser = console.browser()
+    headings = {}
+    for lang in ("en", "fr", "es"):
+        page = await browser.get(f"/book/tri-clinics?lang={lang}")
+        headings[lang] = (re.search(r'<html lang="([^"]+)">', page.text).group(1),
+                          re.search(r"<h1>([^<]+)</h1>", page.text).group(1))
+        wording = ONLINE_CONSENT[ONLINE_CONSENT_VERSION][lang].format(clinic="Tri Clinics")
+        assert wording.replace("'", "&#39;") in page.text, lang
+    assert headings == {"en": ("en", "Book a free 15-minute consultation"),
+                        "fr": ("fr-CA", "Prenez une consultation gratuite de 15 minutes"),
+                        "es": ("es", "Reserve una consulta gratuita de 15 minutos")}
+    spanish = await browser.get("/book/tri-clinics", headers={"Accept-Language": "es-US,es;q=0.9"})
+    assert '<html lang="es">' in spanish.text

@@ -1,0 +1,223 @@
+"""Online consultation booking through the services' APIs (booking's public endpoints, the
+notifier texting the code and the confirmation), against real PostgreSQL and Kafka: slots,
+the code by text, booking, the patient created or matched without saying which, the new lead
+for staff, limits, tries, and bad input answered with a 4xx naming the field."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from shared.consent import ONLINE_CONSENT_VERSION
+from tests.conftest import eventually
+from tests.helpers import create_network, key_everywhere
+
+VISITOR = {"given_name": "Rowan", "family_name": "Lee", "phone": "604-555-0188",
+           "language": "en", "timezone": "America/Edmonton", "consent": True,
+           "consent_version": ONLINE_CONSENT_VERSION, "user_agent": "Mozilla/5.0 (test)",
+           "mode": "phone"}
+
+
+async def page(booking_http, slug: str) -> dict:
+    r = await booking_http.get(f"/online/{slug}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def ask(booking_http, slug: str, address: str = "203.0.113.9", **fields):
+    """A request from `address` (forwarded as the console forwards it)."""
+    body = {**VISITOR, **fields}
+    if "starts_at" not in body:
+        body["starts_at"] = (await page(booking_http, slug))["slots"][0]
+    return await booking_http.post(f"/online/{slug}/requests", json=body,
+                                   headers={"X-Forwarded-For": address})
+
+
+async def code_texted(db, spine, to: str, count: int = 1) -> str:
+    """The code in the latest text the notifier recorded to `to` (waiting for `count`)."""
+    async def texted():
+        rows = await db.fetch(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
+                              "WHERE to_e164 = $1 AND text_id < 0 ORDER BY id", to)
+        return len(rows) >= count and rows
+    rows = await eventually(texted, timeout=30)
+    return re.search(r"\b(\d{6})\b", rows[-1]["body"]).group(1)
+
+
+async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_number(spine, db):
+    net = await create_network(spine.booking.http, name="Harbour Clinics")
+    await key_everywhere(spine, net)
+    slug = net.clinic["slug"]
+    assert slug == "harbour-clinics"
+    shown = await page(spine.booking.http, slug)
+    assert shown["name"] == "Harbour Clinics" and shown["timezones"] == ["America/Vancouver"]
+    assert shown["minutes"] == 15 and shown["modes"] == ["phone", "video"]
+    assert len(shown["slots"]) > 14 * 4  # 14 days of 07:00-21:00 at 15 minutes, less the first hour
+    start = shown["slots"][5]
+
+    asked = await ask(spine.booking.http, slug, starts_at=start, mode="video")
+    assert asked.status_code == 201, asked.text
+    request_id = asked.json()["request_id"]
+    code = await code_texted(db, spine, "+16045550188")
+    [body] = [r["body"] for r in await db.fetch(
+        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms WHERE text_id < 0')]
+    assert body == f"Harbour Clinics: your code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this text."
+    stored = await db.fetchrow(f'SELECT * FROM "{spine.booking.schema}".online_requests')
+    assert code not in str(dict(stored)), "the code is stored only as its HMAC"
+    assert (stored["consent_version"], stored["consent_address"], stored["consent_user_agent"]) == \
+        (ONLINE_CONSENT_VERSION, "203.0.113.9", "Mozilla/5.0 (test)")
+
+    wrong = await spine.booking.http.post(f"/online/{slug}/requests/{request_id}/verify",
+                                          json={"code": "000000" if code != "000000" else "111111"})
+    assert (wrong.status_code, wrong.json()["field"]) == (422, "code")
+    booked = await spine.booking.http.post(f"/online/{slug}/requests/{request_id}/verify",
+                                           json={"code": code})
+    assert booked.status_code == 201, booked.text
+    answer = booked.json()
+    assert answer["mode"] == "video" and answer["timezone"] == "America/Edmonton"
+    assert datetime.fromisoformat(answer["starts_at"]) == datetime.fromisoformat(start)
+    assert answer["starts_at_local"].endswith("-07:00")  # Edmonton in December
+
+    b = (await spine.booking.http.get(f"/bookings/{answer['booking_id']}", headers=net.headers)).json()
+    assert (b["source"], b["mode"], b["room_id"], b["session_type"]) == ("online", "video", None, "consultation")
+    assert b["provider_id"] == net.providers[0]["id"]
+    patient = (await spine.booking.http.get(f"/patients/{b['patient_id']}", headers=net.headers)).json()
+    assert (patient["given_name"], patient["phone_e164"], patient["sms_consent"]) == ("Rowan", "+16045550188", True)
+    assert patient["sms_consent_source"] == f"online booking page ({ONLINE_CONSENT_VERSION})"
+
+    # staff see it: on the day sheet (no room) and as a new lead until marked seen
+    sheet = (await spine.booking.http.get(f"/sites/{net.site['id']}/sheet", headers=net.headers,
+                                          params={"from": b["starts_at_local"][:10]})).json()
+    [row] = [x for x in sheet["bookings"] if x["id"] == b["id"]]
+    assert (row["room_name"], row["mode"], row["source"], row["patient_name"]) == (None, "video", "online", "Rowan Lee")
+    attention = (await spine.booking.http.get("/attention/items", headers=net.headers)).json()
+    assert [(lead["id"], lead["patient_name"], lead["mode"]) for lead in attention["leads"]] == \
+        [(b["id"], "Rowan Lee", "video")]
+    seen = await spine.booking.http.post(f"/bookings/{b['id']}/lead-seen", headers=net.headers)
+    assert seen.status_code == 200
+    assert (await spine.booking.http.get("/attention/items", headers=net.headers)).json()["leads"] == []
+
+    # the confirmation text follows, with reply 2 to change it
+    async def confirmation():
+        rows = await db.fetch(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
+                              "WHERE text_id > 0 ORDER BY id")
+        return rows and rows[0]["body"]
+    text = await eventually(confirmation, timeout=30)
+    assert text.startswith("Harbour Clinics: your appointment at Main is on")
+    assert "Reply 1 to confirm, 2 to reschedule." in text
+
+    # the code works once
+    again = await spine.booking.http.post(f"/online/{slug}/requests/{request_id}/verify",
+                                          json={"code": code})
+    assert (again.status_code, again.json()["field"]) == (409, "code")
+
+
+async def test_a_known_patient_is_matched_and_a_new_one_made_with_the_same_answer(spine, db):
+    net = await create_network(spine.booking.http, name="Match Clinics")
+    slug = net.clinic["slug"]
+    answers = []
+    # the network's patient "Pat Test" (604-555-0177), written otherwise; then someone else on that number
+    for i, (given, family) in enumerate((("pat", "  TEST "), ("Robin", "Test"))):
+        slots = (await page(spine.booking.http, slug))["slots"]
+        asked = await ask(spine.booking.http, slug, given_name=given, family_name=family,
+                          phone="(604) 555-0177", starts_at=slots[i * 8])
+        assert asked.status_code == 201, asked.text
+        code = await code_texted(db, spine, "+16045550177", count=i + 1)
+        r = await spine.booking.http.post(
+            f"/online/{slug}/requests/{asked.json()['request_id']}/verify", json={"code": code})
+        assert r.status_code == 201, r.text
+        answers.append(r.json())
+    assert sorted(answers[0]) == sorted(answers[1]) == [
+        "booking_id", "ends_at", "mode", "starts_at", "starts_at_local", "timezone"]
+    patients = (await spine.booking.http.get("/patients", headers=net.headers)).json()["items"]
+    assert sorted((p["given_name"], p["family_name"]) for p in patients) == [("Pat", "Test"), ("Robin", "Test")]
+    booked_for = [(await spine.booking.http.get(f"/bookings/{a['booking_id']}", headers=net.headers)).json()["patient_id"]
+                  for a in answers]
+    assert booked_for[0] == net.patient["id"] and booked_for[1] != net.patient["id"]
+
+
+async def test_codes_are_limited_per_number_and_per_address(booking):
+    net = await create_network(booking.http, name="Limit Clinics")
+    slug = net.clinic["slug"]
+    statuses = [(await ask(booking.http, slug)).status_code for _ in range(4)]
+    assert statuses == [201, 201, 201, 429]  # 3 codes an hour for one number
+    # another number from the same address: 10 an hour per address (this test's booking)
+    others = [(await ask(booking.http, slug, phone=f"604-555-01{n}")).status_code for n in range(10, 18)]
+    assert others == [201] * 7 + [429]
+
+
+async def test_five_wrong_codes_lock_the_request(booking):
+    net = await create_network(booking.http, name="Tries Clinics")
+    slug = net.clinic["slug"]
+    request_id = (await ask(booking.http, slug)).json()["request_id"]
+    url = f"/online/{slug}/requests/{request_id}/verify"
+    statuses = [(await booking.http.post(url, json={"code": "12345x"})).status_code for _ in range(6)]
+    assert statuses == [422] * 5 + [429]
+
+
+async def test_bad_input_is_a_4xx_naming_the_field_without_its_value(booking):
+    net = await create_network(booking.http, name="Door Clinics")
+    slug = net.clinic["slug"]
+    free = (await page(booking.http, slug))["slots"]
+    cases = {
+        "consent": {"consent": False},
+        "consent_version": {"consent_version": "v0"},
+        "phone": {"phone": "1-800-555-0100"},
+        "starts_at": {"starts_at": "2026-01-01T03:07:00+00:00"},
+        "timezone": {"timezone": "Europe/Paris"},
+        "mode": {"mode": "clinic"},
+    }
+    for field, change in cases.items():
+        r = await ask(booking.http, slug, **{"starts_at": free[0], **change})
+        assert r.status_code == 422, (field, r.text)
+        body = r.json()
+        named = body.get("field") or body["fields"][0]["path"].removeprefix("body.")
+        assert named == field, (field, body)
+        for value in change.values():
+            assert str(value) not in r.text or value in (False,), (field, r.text)
+    assert (await booking.http.get("/online/no-such-network")).status_code == 404
+    assert (await booking.http.get("/online/Bad_Slug!")).status_code == 422
+    unknown = await booking.http.post(f"/online/{slug}/requests/00000000-0000-0000-0000-000000000001/verify",
+                                      json={"code": "123456"})
+    assert (unknown.status_code, unknown.json()["field"]) == (422, "request_id")
+
+
+async def test_a_network_s_slug_is_its_own_or_from_its_name(booking):
+    from tests.conftest import ADMIN_TOKEN
+
+    made = []
+    for body in ({"name": "Twin Clinics"}, {"name": "Twin Clinics"}, {"name": "Other", "slug": "my-page"}):
+        r = await booking.http.post("/clinics", headers={"X-Admin-Token": ADMIN_TOKEN},
+                                    json={"phone": "+1 604 555 0100", **body})
+        made.append(r.json()["slug"])
+    assert made[0] == "twin-clinics" and re.fullmatch(r"twin-clinics-[0-9a-f]{8}", made[1])
+    assert made[2] == "my-page"
+    taken = await booking.http.post("/clinics", headers={"X-Admin-Token": ADMIN_TOKEN},
+                                    json={"phone": "+1 604 555 0100", "name": "X", "slug": "my-page"})
+    assert (taken.status_code, taken.json()["field"]) == (409, "slug")
+
+
+async def test_a_number_that_opted_out_is_sent_no_code(spine, db):
+    net = await create_network(spine.booking.http, name="Quiet Clinics")
+    await db.execute(f'INSERT INTO "{spine.notifier.schema}".number_opt_outs (phone_e164, source) '
+                     "VALUES ('+16045550188', 'keyword')")
+    asked = await ask(spine.booking.http, net.clinic["slug"])
+    assert asked.status_code == 201  # the same answer: the page does not tell
+
+    async def settled():
+        return await db.fetchrow(f'SELECT status, reason FROM "{spine.notifier.schema}".verification_texts')
+    row = await eventually(settled, timeout=30)
+    assert (row["status"], row["reason"]) == ("skipped", "number opted out")
+    assert await db.fetchval(f'SELECT count(*) FROM "{spine.notifier.schema}".recorded_sms') == 0
+
+
+async def test_a_request_is_checked_only_on_its_own_network_s_page(booking):
+    a = await create_network(booking.http, name="Alpha Clinics")
+    await create_network(booking.http, name="Beta Clinics")
+    request_id = (await ask(booking.http, a.clinic["slug"])).json()["request_id"]
+    r = await booking.http.post(f"/online/beta-clinics/requests/{request_id}/verify",
+                                json={"code": "123456"})
+    assert (r.status_code, r.json()["field"]) == (422, "request_id")
+    other = await create_network(booking.http, name="Gamma Clinics")
+    b = await ask(booking.http, a.clinic["slug"], phone="604-555-0166")
+    seen = await booking.http.post(f"/bookings/{b.json()['request_id']}/lead-seen", headers=other.headers)
+    assert seen.status_code == 404
