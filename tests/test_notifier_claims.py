@@ -6,7 +6,7 @@ delivery receipt that comes before its SID is stored is kept and applied (real P
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -109,7 +109,12 @@ async def test_the_first_text_to_the_patient_says_how_to_stop_even_after_the_dri
     patient, clinic = uuid4(), uuid4()
     registered = Envelope.new(PatientRegistered(phone_e164="+16045550199", sms_consent=True),
                               producer="booking", clinic_id=clinic, patient_id=patient)
+    # the pickup text names the session's day, so the session is on the site's local today:
+    # a zone where it is now about noon (Etc/GMT-2 is UTC+2), three hours later
+    offset = 12 - datetime.now(UTC).hour
+    zone = "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
     booked = session_booked(patient_id=patient, clinic_id=clinic, starts_in=timedelta(hours=3),
+                            site_timezone=zone,
                             ride_contact={"name": "Sam", "phone_e164": "+16045550123"})
     async with pool.acquire() as conn, conn.transaction():
         await handlers.on_patient_registered(conn, registered)
