@@ -11,8 +11,8 @@ network, the patients concerned (ids found in the path, the query and the JSON a
 the `patient_id` a refused or not-found change's body names), the action (the route's name)
 and resource (method and path: ids only), the outcome (allowed, refused, not found, failed),
 the time, the client's address and the correlation id; never a body, a name or a phone
-number. The hash chain and its verification are shared/audit_chain.py,
-the `/audit` endpoints shared/audit_api.py."""
+number. The hash chain and its verification are shared/audit_chain.py, the `/audit`
+endpoints shared/audit_api.py."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ _PATIENT = re.compile(rb'"patient_id":\s*"([0-9a-f-]{36})"|"Patient/([0-9a-f-]{3
 _ID = re.compile(rb'"id":\s*"([0-9a-f-]{36})"')
 REQUEST_CAP = 64 * 1024
 """A change's request body is kept up to this size, to name the patient it asked for when it
-is refused or not found (bodies of other answers are not kept)."""
+is refused or not found (until the batch is written; other requests' bodies are not kept)."""
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PATIENT_ROUTES = frozenset({"/patients", "/patients/search", "/patient-names"})
 """Routes whose answers' `id`s are patients' ids."""
