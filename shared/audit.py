@@ -7,16 +7,18 @@ outcome (HIPAA's audit controls). Every service records, in its own schema (`aud
 - each change, in the change's own transaction, by `record` (the middleware then skips it).
 
 An entry names the actor (a person by staff id, or an API key by label, with the role), the
-network, the patients concerned (ids found in the path, the query and the JSON answer), the
-action (the route's name) and resource (method and path: ids only), the outcome (allowed,
-refused, not found, failed), the time, the client's address and the correlation id; never a
-body, a name or a phone number. The hash chain and its verification are shared/audit_chain.py,
-the `/audit` endpoints shared/audit_api.py."""
+network, the patients concerned (ids found in the path, the query and the JSON answer, and
+the `patient_id` a refused or not-found change's body names), the action (the route's name)
+and resource (method and path: ids only), the outcome (allowed, refused, not found, failed),
+the time, the client's address and the correlation id; never a body, a name or a phone
+number. The hash chain and its verification are shared/audit_chain.py, the `/audit`
+endpoints shared/audit_api.py."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -51,6 +53,10 @@ COLUMNS = ("at", "clinic_id", "actor_clinic_id", "actor_kind", "staff_id", "acto
            "action", "resource", "patient_ids", "outcome", "status", "client", "correlation_id")
 _PATIENT = re.compile(rb'"patient_id":\s*"([0-9a-f-]{36})"|"Patient/([0-9a-f-]{36})"')
 _ID = re.compile(rb'"id":\s*"([0-9a-f-]{36})"')
+REQUEST_CAP = 64 * 1024
+"""A change's request body is kept up to this size, to name the patient it asked for when it
+is refused or not found (until the batch is written; other requests' bodies are not kept)."""
+CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PATIENT_ROUTES = frozenset({"/patients", "/patients/search", "/patient-names"})
 """Routes whose answers' `id`s are patients' ids."""
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -144,6 +150,17 @@ def patient_ids_in(body: bytes | str, ids_are_patients: bool = False) -> list[UU
         except ValueError:
             continue
     return list(seen)
+
+
+def patients_named_by(request_body: bytes) -> list[UUID]:
+    """The patient a change's JSON body names (its top-level `patient_id`), if any: the id
+    only, nothing else of the body."""
+    try:
+        asked = json.loads(request_body)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+        return []
+    pid = _uuid(asked.get("patient_id")) if isinstance(asked, dict) else None
+    return [] if pid is None else [pid]
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -249,7 +266,8 @@ class AuditTrail:
         who = actor or _actor(state)
         route = scope.get("route")
         in_body = patient_ids_in(body, getattr(route, "path", None) in PATIENT_ROUTES)
-        found = dict.fromkeys([*patients, *_asked_patients(scope), *in_body])
+        named = patients_named_by(scope["audit_asked"]) if "audit_asked" in scope else []
+        found = dict.fromkeys([*patients, *_asked_patients(scope), *named, *in_body])
         return Entry(
             at=at or datetime.now(UTC), clinic_id=who.clinic_id, actor_clinic_id=who.clinic_id,
             actor_kind=who.kind, staff_id=who.staff_id, actor_label=who.label, role=who.role,
@@ -343,6 +361,13 @@ class AuditMiddleware:
         status = 500
         chunks: list[bytes] = []
         size = 0
+        asked: list[bytes] = []
+
+        async def keep_asked() -> dict:
+            message = await receive()
+            if message["type"] == "http.request" and sum(map(len, asked)) < REQUEST_CAP:
+                asked.append(message.get("body", b""))
+            return message
 
         async def capture(message):
             nonlocal status, size
@@ -355,12 +380,15 @@ class AuditMiddleware:
                 size += len(body)
             await send(message)
 
+        change = scope["method"] in CHANGES
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, keep_asked if change else receive, capture)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None)
             state = scope.get("state") or {}
             if path is not None and path not in UNAUDITED and state.get("audited") != status:
                 scope["audit_at"] = datetime.now(UTC)
+                if change and asked and outcome_of(status) in ("refused", "not_found"):
+                    scope["audit_asked"] = b"".join(asked)  # the patient it names, at the flush
                 trail.note(scope, status, b"".join(chunks))

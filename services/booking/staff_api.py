@@ -115,7 +115,9 @@ async def reset_enrolment(staff_id: UUID, request: Request, who: Principal = req
 async def start_enrolment(cmd: EnrolmentCode, request: Request):
     """Who an enrolment code is for, and the authenticator secret offered to them."""
     async with _db(request).acquire() as conn, conn.transaction():
-        return _json(await staff.start_enrolment(conn, cmd))
+        offered = await staff.start_enrolment(conn, cmd)
+        await record(conn, request)
+        return _json(offered)
 
 
 @router.post("/auth/enrolment/complete", tags=["sign-in"])
@@ -170,5 +172,7 @@ async def me(request: Request, who: Principal = require(*ROLES)) -> dict:
 async def set_language(cmd: ChangeLanguage, request: Request,
                        claims: tokens.TokenClaims = Depends(session_claims)) -> dict:
     """The caller's language for the console (en or fr)."""
-    await store.set_language(_db(request), claims.staff_id, cmd.language)
+    async with _db(request).acquire() as conn, conn.transaction():
+        await store.set_language(conn, claims.staff_id, cmd.language)
+        await record(conn, request)
     return {"language": cmd.language}

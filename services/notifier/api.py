@@ -201,9 +201,11 @@ async def save_template(cmd: TemplateIn, request: Request,
         if found:
             raise Invalid(found[0].message, field=found[0].field,
                           problems=[p.message for p in found])
-    async with request.app.state.runtime.db.acquire() as conn:
+    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
         try:
-            return await one_dict(conn, Q.insert_template_override, who.clinic_id, cmd.kind,
-                                  cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
+            saved = await one_dict(conn, Q.insert_template_override, who.clinic_id, cmd.kind,
+                                   cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
         except asyncpg.UniqueViolationError:
             raise Conflict("the template was saved meanwhile: try again") from None
+        await record(conn, request, status=201)
+        return saved
