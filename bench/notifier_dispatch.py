@@ -28,8 +28,15 @@ import time
 import asyncpg
 
 from bench.common import ROUNDS, PostgresCpu, infrastructure, judge, median, report
-from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
-                                   percentile, seed_due, seed_future)
+from bench.notifier_common import (
+    ANY_HOUR,
+    ZeroLatencySender,
+    lateness,
+    notifier_pool,
+    percentile,
+    seed_due,
+    seed_future,
+)
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
 from services.notifier.store import Q
 

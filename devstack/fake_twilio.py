@@ -183,10 +183,9 @@ class FakeTwilio:
                           target: str | None = None) -> int:
         token = "not-the-token" if forged else self.auth_token
         signature = RequestValidator(token).compute_signature(url, params)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(target or url, data=params,
-                                 headers={"X-Twilio-Signature": signature}) as r:
-                return r.status
+        async with aiohttp.ClientSession() as http, http.post(target or url, data=params,
+                             headers={"X-Twilio-Signature": signature}) as r:
+            return r.status
 
     async def _post_until_acknowledged(self, url: str, params: dict[str, str], tries: int = 30) -> int:
         """Post a signed webhook, retrying with backoff (a notifier may be down for a while)."""
@@ -199,7 +198,7 @@ class FakeTwilio:
                     status = r.status
                     if status < 300:
                         return status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status = 0
             await asyncio.sleep(min(10.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
         return status

@@ -19,8 +19,13 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack.embedded import (ManagedProcess, unprivileged_user, die_with_parent, free_port,
-                               wait_for_port)
+from devstack.embedded import (
+    ManagedProcess,
+    die_with_parent,
+    free_port,
+    unprivileged_user,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 UNPACKED = ROOT / ".data" / "pgbouncer"

@@ -20,8 +20,14 @@ from pathlib import Path
 
 import httpx
 
-from devstack.embedded import (ManagedProcess, die_with_parent, free_port, start_postgres,
-                             start_tansu, wait_for_port)
+from devstack.embedded import (
+    ManagedProcess,
+    die_with_parent,
+    free_port,
+    start_postgres,
+    start_tansu,
+    wait_for_port,
+)
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from shared import audit_chain
-from shared.audit import COLUMNS, Q, Entry
+from shared.audit import COLUMNS, Entry, Q
 from shared.auth import AUDIT, Principal, require
 from shared.errors import Invalid
 from shared.ops_api import require_ops

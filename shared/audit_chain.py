@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.audit import Q, Entry
+from shared.audit import Entry, Q
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64

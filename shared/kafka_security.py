@@ -14,8 +14,13 @@ from typing import Any, Literal
 import httpx
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
-from faststream.security import (BaseSecurity, SASLOAuthBearer, SASLPlaintext, SASLScram256,
-                                 SASLScram512)
+from faststream.security import (
+    BaseSecurity,
+    SASLOAuthBearer,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 

@@ -16,8 +16,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import (CollectorRegistry, Counter, Histogram, generate_latest,
-                               multiprocess, REGISTRY)
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 EVENTS_CONSUMED = Counter(

@@ -8,7 +8,8 @@ import hmac
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Security
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -16,8 +17,8 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field
 
 from shared import dead_letters, metrics, ops_history, ops_status
-from shared.audit import ANONYMOUS, OPS, act_as, record
 from shared.asyncapi import document as asyncapi_document
+from shared.audit import ANONYMOUS, OPS, act_as, record
 from shared.dead_letters import Q
 from shared.ops_overview import gather_histories, gather_overview, parse_peers
 from shared.validation import MAX_BIGINT, RequestModel

@@ -18,16 +18,16 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
 from shared import audit_chain, dead_letters, tracing
-from shared.audit import AuditTrail
 from shared.asyncapi import declare_publishers
+from shared.audit import AuditTrail
 from shared.consumer import EventConsumer, Handler
-from shared.ops_history import record_samples
-from shared.ops_status import LagReader, Probe
-from shared.db import Q as DB
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.db import Q as DB
 from shared.events import Event
 from shared.kafka import ensure_service_topics, make_broker, make_producer
 from shared.kafka_security import client_options
+from shared.ops_history import record_samples
+from shared.ops_status import LagReader, Probe
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings

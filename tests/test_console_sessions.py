@@ -3,8 +3,6 @@ sign-out, the security headers, and a stolen cookie useless after sign-out."""
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person

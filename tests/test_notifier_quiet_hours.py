@@ -14,10 +14,10 @@ from services.notifier.policy import PolicyIn, QuietHoursIn
 from services.notifier.schedule import QuietHours
 from shared.events import Envelope
 from shared.events.booking import PatientRegistered
-from tests.test_notifier_claims import ANY_HOUR as ALWAYS, InstantSender, pool  # noqa: F401
-from tests.helpers import session_booked
 from tests.conftest import eventually
-from tests.helpers import EVERY_DAY, _ok, create_network
+from tests.helpers import EVERY_DAY, _ok, create_network, session_booked
+from tests.test_notifier_claims import ANY_HOUR as ALWAYS
+from tests.test_notifier_claims import InstantSender
 from tests.test_spine import listing
 
 MIAMI = ZoneInfo("America/New_York")

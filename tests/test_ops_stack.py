@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 

@@ -12,8 +12,8 @@ import pyotp
 from shared import tokens
 from tests.conftest import eventually
 from tests.helpers import create_network
-from tests.test_booking_rules import next_local
 from tests.staff_helpers import PASSWORD, add_person, bearer, sign_in
+from tests.test_booking_rules import next_local
 
 
 async def _works_at(svc, path: str, token: str) -> bool:

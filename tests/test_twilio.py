@@ -14,10 +14,10 @@ import uvicorn
 from twilio.request_validator import RequestValidator
 
 from devstack.embedded import free_port
+from devstack.fake_twilio import FakeTwilio, Fault
 from services.notifier.bootstrap import bootstrap as notifier_app
 from shared.events import parse_envelope
 from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
-from devstack.fake_twilio import Fault, FakeTwilio
 from tests.helpers import create_network
 
 

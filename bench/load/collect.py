@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send,
-                               TextRow)
+from bench.load.checks import Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow
 
 STATUS = {"SessionBooked": "booked", "SessionRescheduled": "booked", "SessionCancelled": "cancelled",
           "PatientCheckedIn": "arrived", "SessionCompleted": "fulfilled", "PatientNoShow": "noshow"}
@@ -125,7 +124,7 @@ async def event_ids_on_topics(bootstrap: str, topics: list[str]) -> dict[str, se
     try:
         parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topics
+            await consumer._client.force_metadata_update()
             parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)

@@ -18,16 +18,39 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 
 from services.booking import availability, bookings, fhir, network, rules, store, waitlist
-from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
-                                       AddSite, BookSeries, BookSession, CancelSession,
-                                       IssueApiKey, JoinWaitlist, OverrideSessionType,
-                                       RegisterPatient, RescheduleSession, SetPatientTimezone,
-                                       SetPrepItems, SetRemoteWays, UpdateRide)
+from services.booking.commands import (
+    AcceptOffer,
+    AddClinic,
+    AddClosure,
+    AddProvider,
+    AddRoom,
+    AddSite,
+    BookSeries,
+    BookSession,
+    CancelSession,
+    IssueApiKey,
+    JoinWaitlist,
+    OverrideSessionType,
+    RegisterPatient,
+    RescheduleSession,
+    SetPatientTimezone,
+    SetPrepItems,
+    SetRemoteWays,
+    UpdateRide,
+)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
 from shared.audit import OPERATOR, record
-from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
-                         require_operator)
+from shared.auth import (
+    ADMIN,
+    CARE,
+    READ,
+    SCHEDULE,
+    Principal,
+    forget_cached_keys,
+    require,
+    require_operator,
+)
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
 from shared.pagination import MAX_LIMIT, Limit, decode_cursor, page

@@ -16,19 +16,38 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.booking import rules, store
-from services.booking.commands import (BookSeries, BookSession, CancelSession, RescheduleSession,
-                                       UpdateRide)
+from services.booking.commands import (
+    BookSeries,
+    BookSession,
+    CancelSession,
+    RescheduleSession,
+    UpdateRide,
+)
 from services.booking.localtime import local_iso, to_utc
+from services.booking.model import (
+    CLINIC_VISIT,
+    Booking,
+    BookingContext,
+    Context,
+    Placement,
+    SessionType,
+    Visit,
+)
 from services.booking.network import check_for_texts, normalise_mobile
-from services.booking.model import (CLINIC_VISIT, Booking, BookingContext, Context, Placement,
-                                    SessionType, Visit)
 from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Event
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientNoShow,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+    SupportPerson,
+)
 from shared.sms import JOIN_LINK_MAX
-from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsUpdated,
-                                   SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled, SupportPerson)
 
 NO_BOOKING = UUID(int=0)
 

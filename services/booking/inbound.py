@@ -14,9 +14,16 @@ from services.booking.model import Booking, Patient
 from shared.errors import DomainError
 from shared.events import Envelope, Event
 from shared.events.booking import PatientContactChanged
-from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
-                                    RescheduleRequested, RideConfirmed, RideContactOptedIn,
-                                    RideContactOptedOut, WaitlistOfferAccepted)
+from shared.events.notifier import (
+    PatientConfirmed,
+    PatientOptedIn,
+    PatientOptedOut,
+    RescheduleRequested,
+    RideConfirmed,
+    RideContactOptedIn,
+    RideContactOptedOut,
+    WaitlistOfferAccepted,
+)
 
 log = logging.getLogger(__name__)
 AboutBooking = TypeVar("AboutBooking", PatientConfirmed, RescheduleRequested, RideConfirmed)

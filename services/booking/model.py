@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from uuid import UUID
 
-from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
 from shared.events.booking import Language, RideContact
-
+from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
 
 
 def ride_contact(name: str | None, phone: str | None, consent: bool) -> RideContact | None:

@@ -11,18 +11,32 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.booking import store
-from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
-                                       IssueApiKey, OverrideSessionType, RegisterPatient,
-                                       SetPrepItems, SetRemoteWays)
-from services.booking.model import (Closure, OpeningHours, Patient, Room, SessionType, Site,
-                                    as_dict)
+from services.booking.commands import (
+    AddClinic,
+    AddClosure,
+    AddProvider,
+    AddRoom,
+    AddSite,
+    IssueApiKey,
+    OverrideSessionType,
+    RegisterPatient,
+    SetPrepItems,
+    SetRemoteWays,
+)
+from services.booking.model import Closure, OpeningHours, Patient, Room, SessionType, Site, as_dict
 from services.booking.online_rules import slug_of
 from shared.auth import Principal, new_key
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered
 from shared.phones import mobile_e164
-from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX,
-                        SITE_NAME_MAX, text_field_problem)
+from shared.sms import (
+    ADDRESS_MAX,
+    CLINIC_NAME_MAX,
+    JOIN_LINK_MAX,
+    PREP_ITEMS_MAX,
+    SITE_NAME_MAX,
+    text_field_problem,
+)
 
 
 def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:

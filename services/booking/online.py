@@ -28,13 +28,25 @@ from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
 from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement, Visit
 from services.booking.network import session_type
-from services.booking.online_rules import (CODE_VALID, Limits, check_code, check_start,
-                                           code_hash, merged_hours, name_key, new_code,
-                                           over_limit)
+from services.booking.online_rules import (
+    CODE_VALID,
+    Limits,
+    check_code,
+    check_start,
+    code_hash,
+    merged_hours,
+    name_key,
+    new_code,
+    over_limit,
+)
 from shared.consent import ONLINE_CONSENT
 from shared.errors import Conflict, DomainError, Invalid
-from shared.events.booking import (OnlineCodeRequested, PatientContactChanged,
-                                   PatientRegistered, SessionBooked)
+from shared.events.booking import (
+    OnlineCodeRequested,
+    PatientContactChanged,
+    PatientRegistered,
+    SessionBooked,
+)
 
 CONSULTATION = "consultation"
 DAYS = 14

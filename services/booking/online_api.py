@@ -81,11 +81,10 @@ async def verify_and_book(request_id: UUID, cmd: CheckCode, request: Request,
     """The code texted for a request: the consultation is booked (a new patient, or the
     network's patient with this number and name: the answer does not say which). A wrong
     code is a 422 on `code` (5 tries), an expired one a 422, too many a 429."""
-    async with _db(request).acquire() as conn:
-        async with conn.transaction():
-            verdict, booked = await online.verify(conn, clinic, request_id, cmd.code,
-                                                  datetime.now(UTC),
-                                                  _settings(request).online_code_pepper)
+    async with _db(request).acquire() as conn, conn.transaction():
+        verdict, booked = await online.verify(conn, clinic, request_id, cmd.code,
+                                              datetime.now(UTC),
+                                              _settings(request).online_code_pepper)
     if booked is None:
         status, message = REFUSALS[verdict]
         return JSONResponse({"error": verdict, "message": message, "field": "code"},

@@ -17,8 +17,8 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -34,8 +34,8 @@ from services.booking.settings import BookingSettings
 from shared import tokens
 from shared.auth import Principal
 from shared.errors import Conflict, DomainError, Invalid, NotFound
-from shared.validation import RequestModel
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
+from shared.validation import RequestModel
 
 log = logging.getLogger(__name__)
 Role = Literal["admin", "scheduler", "clinician", "ops", "read-only", "privacy"]

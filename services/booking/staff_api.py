@@ -13,8 +13,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.booking import staff, store
 from services.booking.model import as_dict
-from services.booking.staff import (AddStaff, ChangeLanguage, ChangeRole, CompleteEnrolment,
-                                    EnrolmentCode, SignIn)
+from services.booking.staff import (
+    AddStaff,
+    ChangeLanguage,
+    ChangeRole,
+    CompleteEnrolment,
+    EnrolmentCode,
+    SignIn,
+)
 from shared import proxies, tokens
 from shared.audit import ANONYMOUS, Actor, act_as, record
 from shared.auth import ADMIN, AUDIT, ROLES, Principal, require

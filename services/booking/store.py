@@ -17,19 +17,51 @@ from uuid import UUID
 
 import asyncpg
 
-from services.booking.model import (ApiKey, Booking, BookingContext, Busy, Clash, Clinic, Closure,
-                                    Context, Credentials, EndedSession, Failures, Fit, Found,
-                                    NewStaff, Offer, OnlineRequest, OpenSession, OpeningHours, Patient,
-                                    PatientMatch, Placement, Provider, Recent, Room, SessionType, Shift,
-                                    SigningKey, Site, SiteRoom, Span, StaffMember,
-                                    StoredResponse, Visit, Waiting, WaitlistEntry, field_names)
+from services.booking.model import (
+    ApiKey,
+    Booking,
+    BookingContext,
+    Busy,
+    Clash,
+    Clinic,
+    Closure,
+    Context,
+    Credentials,
+    EndedSession,
+    Failures,
+    Fit,
+    Found,
+    NewStaff,
+    Offer,
+    OnlineRequest,
+    OpeningHours,
+    OpenSession,
+    Patient,
+    PatientMatch,
+    Placement,
+    Provider,
+    Recent,
+    Room,
+    SessionType,
+    Shift,
+    SigningKey,
+    Site,
+    SiteRoom,
+    Span,
+    StaffMember,
+    StoredResponse,
+    Visit,
+    Waiting,
+    WaitlistEntry,
+    field_names,
+)
 from shared.db import Queries
+from shared.events import Envelope, Event
+from shared.outbox import enqueue, insert_row_sql, row
 from shared.rows import every as _all
 from shared.rows import made as _made
 from shared.rows import one as _one
 from shared.rows import row as _row
-from shared.events import Envelope, Event
-from shared.outbox import enqueue, insert_row_sql, row
 
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
     # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $19 on

@@ -7,7 +7,6 @@ rest of the API."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated
 from uuid import UUID
 

@@ -10,8 +10,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 
-from services.console.web import api, render, viewer
 from services.console.services import Api
+from services.console.web import api, render, viewer
 from shared.audit_api import merge_trails
 from shared.auth import AUDIT
 

@@ -22,8 +22,16 @@ from fastapi.responses import Response, StreamingResponse
 from services.console import i18n, labels, sessions, sheet_rows
 from services.console.i18n import N_
 from services.console.services import Api, ServiceError
-from services.console.web import (NotAllowed, api, checked_form, redirect, render, signed_in, t,
-                                  watching)
+from services.console.web import (
+    NotAllowed,
+    api,
+    checked_form,
+    redirect,
+    render,
+    signed_in,
+    t,
+    watching,
+)
 from shared.auth import CARE, SCHEDULE
 
 log = logging.getLogger(__name__)
@@ -224,7 +232,7 @@ async def live_day(request: Request, site: UUID, day: Day, staff=Depends(watchin
                 booking_id = getattr(env.payload, "booking_id", None)
                 if booking_id is not None:
                     bookings.add(booking_id)
-                yield "event: changed\ndata: {}\n\n".format(json.dumps(env.event_type))
+                yield f"event: changed\ndata: {json.dumps(env.event_type)}\n\n"
         finally:
             hub.close(stream)
 

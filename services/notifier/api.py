@@ -15,8 +15,8 @@ from pydantic import ConfigDict, Field
 
 from services.notifier import inbox, overrides, policy
 from services.notifier.policy import PolicyIn
-from services.notifier.templates import TEMPLATES
 from services.notifier.store import INBOX, Q, dicts, one_dict
+from services.notifier.templates import TEMPLATES
 from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Conflict, Invalid, NotFound

@@ -15,18 +15,24 @@ from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import RETENTION
+from services.notifier.store import RETENTION, Q
 from services.notifier.twilio_sender import TwilioSender
-from shared.events.booking import (OnlineCodeRequested, PatientContactChanged, PatientNoShow,
-                                   PatientRegistered,
-                                   RideDetailsUpdated, SessionBooked, SessionRescheduled,
-                                   WaitlistSlotOpened, WaitlistSlotTaken)
-from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
 from shared.consumer import Handler
 from shared.events import Event
+from shared.events.booking import (
+    OnlineCodeRequested,
+    PatientContactChanged,
+    PatientNoShow,
+    PatientRegistered,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionRescheduled,
+    WaitlistSlotOpened,
+    WaitlistSlotTaken,
+)
+from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.retention import Purge
-from services.notifier.store import Q
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 

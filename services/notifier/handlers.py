@@ -20,10 +20,19 @@ from services.notifier.store import Q
 from shared import tracing
 from shared.consumer import BatchHandler, Handler
 from shared.events import Envelope, Event
-from shared.events.booking import (PatientCheckedIn, PatientContactChanged, PatientNoShow,
-                                   PatientRegistered, SessionBooked, SessionCancelled,
-                                   RideDetailsUpdated, SessionCompleted, SessionRescheduled,
-                                   WaitlistSlotOpened, WaitlistSlotTaken)
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientContactChanged,
+    PatientNoShow,
+    PatientRegistered,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+    WaitlistSlotOpened,
+    WaitlistSlotTaken,
+)
 from shared.events.plans import PlanProgressed
 
 STATUS_OF = {SessionCancelled: "cancelled", PatientCheckedIn: "arrived",

@@ -28,9 +28,16 @@ from services.notifier.replies import Reading, interpret
 from services.notifier.store import INBOX, PRODUCER, Party, Q
 from shared.errors import NotFound
 from shared.events import Envelope, Event
-from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
-                                    RescheduleRequested, RideConfirmed, RideContactOptedIn,
-                                    RideContactOptedOut, WaitlistOfferAccepted)
+from shared.events.notifier import (
+    PatientConfirmed,
+    PatientOptedIn,
+    PatientOptedOut,
+    RescheduleRequested,
+    RideConfirmed,
+    RideContactOptedIn,
+    RideContactOptedOut,
+    WaitlistOfferAccepted,
+)
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,14 @@ Twilio opt-out word).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_time
 
-from shared.sms import gsm_fold, segments  # noqa: F401 (segments: the dispatcher's import)
 from shared.phones import readable
+from shared.sms import gsm_fold, segments  # noqa: F401 (segments: the dispatcher's import)
 
 LOCALES = {"en": "en_US", "fr": "fr_CA", "es": "es_US"}
 DATE_PATTERNS = {"en": "EEE MMM d", "fr": "EEE d MMM", "es": "EEE d 'de' MMM"}

@@ -80,7 +80,7 @@ class TwilioSender(SmsSender):
             code = str(exc.code or exc.status)
             log.warning("Twilio refused text %d: %s (%s: %s)", sms.text_id, code, kind, meaning)
             raise SendError(code, meaning, kind) from None
-        except (asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             # the request may or may not have reached Twilio: see the dispatcher's notes
             raise SendError("timeout", type(exc).__name__, ErrorClass.TRANSIENT) from None
         log.info("text %d handed to Twilio as %s", sms.text_id, message.sid)

@@ -4,14 +4,13 @@ the console's attention list in one call (the inbox's own queries)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.notifier.store import INBOX, Q, VIEWS, dicts
+from services.notifier.store import INBOX, VIEWS, Q, dicts
 from shared.auth import READ, Principal, require
 from shared.days import day_range
 from shared.errors import NotFound

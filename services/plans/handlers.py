@@ -24,11 +24,22 @@ from services.plans.templates import DEFAULT_FOR_MODALITY, Template
 from services.plans.templates import parse as parse_template
 from shared.errors import Conflict, NotFound
 from shared.events import Envelope
-from shared.events.booking import (PatientCheckedIn, PatientNoShow,
-                                   SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled)
-from shared.events.plans import (IntegrationSessionMissing, PlanCompleted, PlanPhaseChanged,
-                                 PlanProgressed, PlanStarted, RemsMonitoringFormDue)
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientNoShow,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+)
+from shared.events.plans import (
+    IntegrationSessionMissing,
+    PlanCompleted,
+    PlanPhaseChanged,
+    PlanProgressed,
+    PlanStarted,
+    RemsMonitoringFormDue,
+)
 
 STATUS_OF = {SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
              PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
@@ -202,8 +213,8 @@ def adopt_into_new_plans(new: list[Envelope[Any]], started: dict[UUID, Plan],
         if plan is None or plans[p.booking_id] is not None:
             continue
         counted = parse_template(plan.definition).counts(p.session_type)
-        if p.is_dosing and counted or not p.is_dosing and \
-                p.starts_at > plan.created_at - timedelta(days=ADOPT_DAYS):
+        if (p.is_dosing and counted) or (not p.is_dosing and \
+                p.starts_at > plan.created_at - timedelta(days=ADOPT_DAYS)):
             plans[p.booking_id] = plan
 
 

@@ -11,7 +11,6 @@ from uuid import UUID
 from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A patient's treatment plan: its template (a copy, `definition`, as JSON) and where it

@@ -17,17 +17,24 @@ from uuid import UUID
 
 import asyncpg
 
-from services.plans.model import (ClinicSettings, Plan, PlanSession, RemsForm, TemplateVersion,
-                                  Timer, TimerCount, field_names)
+from services.plans.model import (
+    ClinicSettings,
+    Plan,
+    PlanSession,
+    RemsForm,
+    TemplateVersion,
+    Timer,
+    TimerCount,
+)
 from services.plans.progress import Session
 from services.plans.templates import parse as parse_template
 from shared.db import Queries
+from shared.events import Envelope, Event
+from shared.outbox import enqueue
 from shared.rows import every as _all
 from shared.rows import made as _made
 from shared.rows import one as _one
 from shared.rows import row as _row
-from shared.events import Envelope, Event
-from shared.outbox import enqueue
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
 PRODUCER = "plans"

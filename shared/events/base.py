@@ -7,8 +7,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, cast
 from uuid import UUID, uuid4
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny,
-                      ValidationInfo, field_validator)
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+)
 from typing_extensions import TypeVar
 
 _REGISTRY: dict[str, type[Event]] = {}
