@@ -32,7 +32,7 @@ PASSWORD = "bench password 1234"
 
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def build_network(stack: Stack) -> dict:

@@ -208,13 +208,13 @@ class FakeTwilio:
         for status in ("sent", "delivered"):
             params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": self.account_sid,
                       "To": form["To"], "From": form.get("From", "")}
-            if await self._post_until_acknowledged(form["StatusCallback"], params) < 300:
-                if status == "delivered":
-                    self.callbacks_acknowledged += 1
-                    for r in reversed(self.requests):
-                        if r.get("sid") == sid:
-                            r["delivered_acknowledged"] = True
-                            break
+            acknowledged = await self._post_until_acknowledged(form["StatusCallback"], params) < 300
+            if acknowledged and status == "delivered":
+                self.callbacks_acknowledged += 1
+                for r in reversed(self.requests):
+                    if r.get("sid") == sid:
+                        r["delivered_acknowledged"] = True
+                        break
 
     async def callback(self, sid: str, status: str, error_code: str | None = None,
                        forged: bool = False) -> int:

@@ -24,6 +24,7 @@ from devstack.embedded import (
     ManagedProcess,
     die_with_parent,
     free_port,
+    log_to,
     start_postgres,
     start_tansu,
     wait_for_port,
@@ -135,11 +136,11 @@ class Stack:
                 "--account-sid", sid, "--auth-token", token]
         for url in notifier_urls:
             args += ["--webhook-base", url]
-        out = open(self.data_dir / "fake-twilio.log", "ab")
-        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
-        out.close()
+        with open(self.data_dir / "fake-twilio.log", "ab") as out:
+            proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True,
+                                    preexec_fn=die_with_parent(signal.SIGTERM))
         self.twilio_server = ManagedProcess("fake-twilio", proc, url=f"http://127.0.0.1:{port}",
                                             extra={"port": port, "account_sid": sid,
                                                    "auth_token": token})
@@ -165,15 +166,12 @@ class Stack:
         """Start one process of service `name` (instance 0 on `ports[name]`)."""
         port = port or self.ports[name]
         label = name if instance == 0 else f"{name}-{instance + 1}"
-        out = subprocess.DEVNULL if self.quiet else None
-        if self.quiet:
-            out = open(self.data_dir / f"{label}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.service_env(name, port),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
-        if self.quiet:
-            out.close()
+        with log_to(self.data_dir / f"{label}.log" if self.quiet else None, None) as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], cwd=ROOT,
+                env=self.service_env(name, port), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM))
         mp = ManagedProcess(label, proc, url=f"http://127.0.0.1:{port}",
                             extra={"service": name, "instance": instance, "port": port})
         self.processes.append(mp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -44,12 +45,10 @@ async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *, p
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service made it
                     await admin.create_topics(
                         [NewTopic(t, num_partitions=partitions, replication_factor=replication,
                                   topic_configs=configs) for t in missing])
-                except TopicAlreadyExistsError:
-                    pass  # another service created it meanwhile
             return missing
         except (KafkaError, OSError) as exc:
             if asyncio.get_running_loop().time() > deadline:

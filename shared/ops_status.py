@@ -105,7 +105,7 @@ class LagReader:
         ends = await consumer.end_offsets(partitions)
         committed = await asyncio.gather(*(consumer.committed(tp) for tp in partitions))
         rows = []
-        for tp, done in zip(partitions, committed):
+        for tp, done in zip(partitions, committed, strict=True):
             done = done if done is not None and done >= 0 else 0
             rows.append({"group": group, "topic": tp.topic, "partition": tp.partition,
                          "committed": done, "end": ends[tp], "lag": max(0, ends[tp] - done)})
@@ -127,7 +127,7 @@ async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
     `history_minutes`, the probes' series of that many minutes too (`shared.ops_history`)."""
     s = runtime.settings
     report = StatusReport(s.service_name, history_minutes=history_minutes)
-    checks, lag = await asyncio.gather(runtime.readiness(), _lag(runtime, report))
+    checks, _ = await asyncio.gather(runtime.readiness(), _lag(runtime, report))
     report.sections["ready"] = checks
     for name, state in checks.items():
         if state != "ok":

@@ -34,7 +34,7 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(types):
             raise ValueError
-        return tuple(_moment(v) if t is datetime else t(v) for v, t in zip(raw, types))
+        return tuple(_moment(v) if t is datetime else t(v) for v, t in zip(raw, types, strict=True))
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Invalid("invalid cursor", field="cursor") from None
 

@@ -43,7 +43,7 @@ _W3C = TraceContextTextMapPropagator()
 _state: dict[str, Any] = {"provider": None, "tracer": None, "instrumentors": []}
 _enabled = False
 _by_event: contextvars.ContextVar[Mapping[UUID, Span]] = contextvars.ContextVar(
-    "spans_by_event", default={})
+    "spans_by_event")
 
 
 def enabled() -> bool:
@@ -181,7 +181,7 @@ def context_of(event_id: UUID | None) -> str | None:
     while its consumer handles a batch, else the current span's (None while off)."""
     if not _enabled:
         return None
-    span = _by_event.get().get(event_id) if event_id is not None else None
+    span = _by_event.get({}).get(event_id) if event_id is not None else None
     return traceparent(span)
 
 

@@ -21,8 +21,8 @@ async def test_signing_in_sets_a_strict_httponly_cookie_and_pages_are_not_stored
             "csrf": csrf_of(page.text), "email": person.email, "password": person.password,
             "totp_code": person.code(1)})
         assert done.status_code == 303
-        cookie = [v for k, v in done.headers.multi_items() if k == "set-cookie"
-                  and v.startswith("kcb_session=")][0]
+        cookie = next(v for k, v in done.headers.multi_items() if k == "set-cookie"
+                      and v.startswith("kcb_session="))
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
         assert "Secure" not in cookie  # plain HTTP on localhost
         home = await browser.get("/day", follow_redirects=True)

@@ -44,7 +44,7 @@ def test_the_three_nodes_form_one_kraft_quorum_and_keep_three_copies_with_two_in
     envs = [services[n]["environment"] for n in NODES]
     assert [e["KAFKA_NODE_ID"] for e in envs] == [1, 2, 3]
     assert len({e["CLUSTER_ID"] for e in envs}) == 1
-    for node, env in zip(NODES, envs):
+    for node, env in zip(NODES, envs, strict=True):
         assert services[node]["image"] == "apache/kafka:3.9.1"
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
         assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"

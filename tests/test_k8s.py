@@ -243,7 +243,7 @@ def test_network_policies_let_each_service_reach_postgres_kafka_and_only_the_not
     egress = {name: _ports(p["spec"]["egress"]) for name, p in of_kind("prod", "NetworkPolicy").items()}
     assert egress == {"booking": everyone, "plans": everyone, "console": everyone,
                       "notifier": everyone | {"TCP/443"}}
-    for name, policy in of_kind("prod", "NetworkPolicy").items():
+    for policy in of_kind("prod", "NetworkPolicy").values():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         for rule in policy["spec"]["egress"]:  # only DNS and the services are named by peer
             for peer in rule.get("to", []):

@@ -246,7 +246,7 @@ async def test_on_vancouvers_dst_days_the_dispatcher_holds_until_08_00_local(poo
                          (vancouver(2027, 11, 7, 1, 30, fold=1), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
                          (vancouver(2027, 11, 7, 7, 59), datetime(2027, 11, 7, 16, 0, tzinfo=UTC))):
         text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
-        status, reason, due = await dispatched_at(pool, text, clock)
+        status, _reason, due = await dispatched_at(pool, text, clock)
         assert (status, due.astimezone(UTC)) == ("pending", until), clock
     for clock in (vancouver(2027, 3, 14, 8, 0), vancouver(2027, 11, 7, 20, 59)):
         text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))

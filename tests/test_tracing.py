@@ -73,7 +73,7 @@ def _named(spans: list[ReadableSpan], name: str, trace_id: int) -> list[Readable
 
 
 async def test_one_booking_is_one_trace_from_the_request_to_the_twilio_call_and_its_receipt(traced):
-    exporter, twilio, booking, plans, notifier = traced
+    exporter, twilio, booking, _plans, notifier = traced
     net = await create_network(booking.http)
     patient = await add_patient(booking.http, net, given_name="Zelphine",
                                 family_name="Quarrington", phone="604-555-0188")

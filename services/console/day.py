@@ -61,7 +61,6 @@ def words(language: str) -> dict:
         "rides": {k: tr(v) for k, v in labels.RIDES.items()},
         "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
         "states": {k: tr(v) for k, v in labels.TEXT_STATES.items()},
-        "modes": {k: tr(v) for k, v in labels.MODES.items()},
         **{key: tr(text) for key, text in (
             ("check_in", N_("Check in")), ("complete", N_("Complete")),
             ("no_show", N_("No-show")), ("ride", N_("Ride")), ("reschedule", N_("Reschedule")),

@@ -353,9 +353,9 @@ class Dispatcher:
             text.done = True
             results.record(Outcomes().settle(text, "pending", self.pause.reason))
             return
-        if waited or asyncio.get_running_loop().time() - text.checked > RECHECK_AFTER:
-            if not await self._still_stands(text, gate, results):
-                return
+        if (waited or asyncio.get_running_loop().time() - text.checked > RECHECK_AFTER) \
+                and not await self._still_stands(text, gate, results):
+            return
         results.check()  # writes are failing: send nothing more for now
         text.done = True  # from here on, it may have reached the provider
         try:

@@ -68,7 +68,7 @@ class Outcomes:
 
     def settle_args(self) -> list[list]:
         """The settled texts as the columns `settle_claimed` takes."""
-        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
+        return [list(column) for column in zip(*self.settled, strict=True)] if self.settled else [[]] * 5
 
     def size(self) -> int:
         return len(self.sent_rows) + len(self.settled)
@@ -115,7 +115,7 @@ class Coalesced:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for (_, future), result in zip(group, results):
+                for (_, future), result in zip(group, results, strict=True):
                     if not future.done():
                         future.set_result(result)
 
@@ -204,7 +204,7 @@ async def _mark_sent(conn: asyncpg.Connection, sent_rows: list[tuple]) -> None:
     """Record texts the provider took, with their `SmsSent` events (one statement)."""
     if not sent_rows:
         return
-    ids, claims, sids = ([*column] for column in zip(*sent_rows))
+    ids, claims, sids = ([*column] for column in zip(*sent_rows, strict=True))
     stored = await store.mark_sent(conn, ids, claims, sids)
     if len(stored) < len(sent_rows):
         await _explain_unrecorded(conn, sent_rows, stored)

@@ -88,9 +88,8 @@ class QuietHours:
         outside that day: a text due before it waits for it, and None when no allowed moment
         of it is left."""
         local = due.astimezone(tz)
-        if day is None or local.date() == day:
-            if self.allowed(local):
-                return due
+        if (day is None or local.date() == day) and self.allowed(local):
+            return due
         if day is not None:
             first, last = _at(day, 0, tz).astimezone(UTC), _at(day, 24, tz).astimezone(UTC)
             if due >= last:

@@ -135,7 +135,7 @@ async def policies_for_sites(conn: asyncpg.Connection,
     """The policy rows of these (clinic, site, region)."""
     if not keys:
         return []
-    clinics, sites, regions = (list(c) for c in zip(*keys))
+    clinics, sites, regions = (list(c) for c in zip(*keys, strict=True))
     return await _all(conn, PolicyRow, Q.policies_for_sites, clinics, sites, regions)
 
 

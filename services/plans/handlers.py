@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -96,9 +97,9 @@ async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: l
     ids = [uuid4() for _ in wanted]
     inserted = await store.insert_plans(conn, [
         (plan_id, w.clinic_id, w.patient_id, w.code, version, t.model_dump_json(), t.modality,
-         t.target, w.started_at) for plan_id, w, (version, t) in zip(ids, wanted, chosen)])
+         t.target, w.started_at) for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True)])
     plans = []
-    for plan_id, w, (version, t) in zip(ids, wanted, chosen):
+    for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True):
         plan = inserted.get(plan_id)
         if plan is None:
             raise Conflict(f"the patient already has an open plan for {t.modality}")
@@ -263,7 +264,7 @@ def changes(plan: Plan, prog: Progress, cause: Envelope[Any] | None) -> list[Env
         steps = [plan.phase, prog.phase]
         if plan.phase == "assessment" and prog.phase in ("maintenance", "completed"):
             steps.insert(1, "induction")
-        for before_phase, after_phase in zip(steps, steps[1:]):
+        for before_phase, after_phase in pairwise(steps):
             out.append(store.event(plan, PlanPhaseChanged(
                 plan_id=plan.id, previous_phase=before_phase, phase=after_phase), cause))
         if prog.phase == "completed":

@@ -49,7 +49,7 @@ TimerKey = tuple[UUID, str, str]
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as columns, for statements that take one array per column."""
-    return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _by_plan(cls: type[T], records: Iterable[asyncpg.Record]) -> dict[UUID, list[T]]:
