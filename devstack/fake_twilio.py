@@ -112,9 +112,13 @@ class FakeTwilio:
         return entry
 
     async def _create(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
         if request.headers.get("Authorization") != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+            return web.json_response(
+                {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+            )
         form = dict(await request.post())
         if self.holds:
             hold = self.holds.pop(0)
@@ -139,12 +143,20 @@ class FakeTwilio:
                 await asyncio.sleep(fault.delay)
             if fault.status == 0:  # a stalled gateway: the message was not taken
                 self._record(form, refused="timeout")
-                return web.json_response({"code": None, "message": "gateway timeout", "status": 504},
-                                         status=504)
+                return web.json_response(
+                    {"code": None, "message": "gateway timeout", "status": 504}, status=504
+                )
             if fault.status >= 400:
                 self._record(form, refused=fault.code or fault.status)
-                return web.json_response({"code": fault.code, "message": "injected", "status": fault.status,
-                                          "more_info": ""}, status=fault.status)
+                return web.json_response(
+                    {
+                        "code": fault.code,
+                        "message": "injected",
+                        "status": fault.status,
+                        "more_info": "",
+                    },
+                    status=fault.status,
+                )
         sid = f"SM{next(self._ids):032d}"
         self._record(form, sid=sid)
         if self.auto_callbacks and form.get("StatusCallback"):
@@ -187,7 +199,9 @@ class FakeTwilio:
                              headers={"X-Twilio-Signature": signature}) as r:
             return r.status
 
-    async def _post_until_acknowledged(self, url: str, params: dict[str, str], tries: int = 30) -> int:
+    async def _post_until_acknowledged(
+        self, url: str, params: dict[str, str], tries: int = 30
+    ) -> int:
         """Post a signed webhook, retrying with backoff (a notifier may be down for a while)."""
         signature = RequestValidator(self.auth_token).compute_signature(url, params)
         status = 0
@@ -244,16 +258,26 @@ class FakeTwilio:
         if body.get("mode", "off") == "off":
             self.window = None
         else:
-            self.window = FaultWindow(body["mode"], asyncio.get_running_loop().time() + body["seconds"],
-                                      rate=body.get("rate", 0.5),
-                                      stall_seconds=body.get("stall_seconds", 12.0))
+            self.window = FaultWindow(
+                body["mode"],
+                asyncio.get_running_loop().time() + body["seconds"],
+                rate=body.get("rate", 0.5),
+                stall_seconds=body.get("stall_seconds", 12.0),
+            )
         return web.json_response({"ok": True})
 
     async def _post_inbound(self, request: web.Request) -> web.Response:
         body = await request.json()
-        params = {"MessageSid": body.get("sid") or f"SMin{next(self._ids):030d}", "From": body["from"],
-                  "To": "+15005550006", "Body": body["body"], "AccountSid": self.account_sid}
-        status = await self._post_until_acknowledged(body["url"], params, tries=body.get("tries", 30))
+        params = {
+            "MessageSid": body.get("sid") or f"SMin{next(self._ids):030d}",
+            "From": body["from"],
+            "To": "+15005550006",
+            "Body": body["body"],
+            "AccountSid": self.account_sid,
+        }
+        status = await self._post_until_acknowledged(
+            body["url"], params, tries=body.get("tries", 30)
+        )
         return web.json_response({"status": status})
 
 

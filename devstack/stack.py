@@ -145,11 +145,17 @@ class Stack:
                                             extra={"port": port, "account_sid": sid,
                                                    "auth_token": token})
         wait_for_port("127.0.0.1", port, 30, proc)
-        self.env.update({
-            "NOTIFIER_TWILIO_ACCOUNT_SID": sid, "NOTIFIER_TWILIO_AUTH_TOKEN": token,
-            "NOTIFIER_TWILIO_API_BASE_URL": self.twilio_server.url,
-            "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006",
-            "NOTIFIER_PUBLIC_BASE_URL": notifier_urls[0] if notifier_urls else self.url("notifier")})
+        self.env.update(
+            {
+                "NOTIFIER_TWILIO_ACCOUNT_SID": sid,
+                "NOTIFIER_TWILIO_AUTH_TOKEN": token,
+                "NOTIFIER_TWILIO_API_BASE_URL": self.twilio_server.url,
+                "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006",
+                "NOTIFIER_PUBLIC_BASE_URL": notifier_urls[0]
+                if notifier_urls
+                else self.url("notifier"),
+            }
+        )
         return self.twilio_server
 
     def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
@@ -162,7 +168,9 @@ class Stack:
                     env.setdefault(f"CONSOLE_{other.upper()}_URL", self.url(other))
         return env
 
-    def start_service(self, name: str, instance: int = 0, port: int | None = None) -> ManagedProcess:
+    def start_service(
+        self, name: str, instance: int = 0, port: int | None = None
+    ) -> ManagedProcess:
         """Start one process of service `name` (instance 0 on `ports[name]`)."""
         port = port or self.ports[name]
         label = name if instance == 0 else f"{name}-{instance + 1}"
@@ -227,7 +235,9 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def wait_ready(self, processes: list[ManagedProcess] | None = None, timeout: float = 90.0) -> None:
+    def wait_ready(
+        self, processes: list[ManagedProcess] | None = None, timeout: float = 90.0
+    ) -> None:
         deadline = time.monotonic() + timeout
         for mp in self.processes if processes is None else processes:
             while True:

@@ -328,8 +328,9 @@ def act_as(request: Any, actor: Actor) -> None:
 
 class AuditMiddleware:
     """Notes every API request's answer in the runtime's trail (unless it recorded itself with
-    `record` and answered what it recorded: a change that failed after recording rolled back). The request pays one list append; the answer's
-    bytes are kept, unparsed, until the batch is written."""
+    `record` and answered what it recorded: a change that failed after recording rolled back).
+    The request pays one list append; the answer's bytes are kept, unparsed, until the batch
+    is written."""
 
     def __init__(self, app):
         self.app = app

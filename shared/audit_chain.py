@@ -114,7 +114,8 @@ async def verify(pool: asyncpg.Pool, since: date | None = None) -> dict[str, Any
                         "reason": problem}, "unsealed": None}
                 prev, expected_seq = row["hash"], expected_seq + 1
         unsealed = await conn.fetchrow(Q.unsealed_entries, UNSEALED_AFTER_SECONDS)
-    loose = {"count": unsealed["count"], "first_id": unsealed["first_id"]} if unsealed["count"] else None
+    loose = ({"count": unsealed["count"], "first_id": unsealed["first_id"]}
+             if unsealed["count"] else None)
     return {"ok": loose is None, "checked": checked, "first_broken": None, "unsealed": loose}
 
 

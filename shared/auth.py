@@ -101,8 +101,11 @@ def require(*roles: str):
     """A dependency admitting API keys, or people's sign-in tokens, with one of `roles` (401
     without a valid key or token, 403 if the role may not do this)."""
 
-    async def dependency(request: Request, key: str | None = Security(_api_key),
-                         bearer: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Principal:
+    async def dependency(
+        request: Request,
+        key: str | None = Security(_api_key),
+        bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+    ) -> Principal:
         if bearer is not None and not key:
             who = await _person(request, bearer.credentials)
         else:

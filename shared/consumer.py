@@ -121,7 +121,9 @@ class EventConsumer:
             await self.process(records)
 
         # the AsyncAPI document shows the envelopes of the events handled (never validated here)
-        consume.__annotations__["records"] = batch_annotation([*self.handlers, *self.batch_handlers])
+        consume.__annotations__["records"] = batch_annotation(
+            [*self.handlers, *self.batch_handlers]
+        )
         broker.subscriber(
             *physical, group_id=self.group_id, batch=True, max_records=max_records,
             batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
@@ -181,7 +183,8 @@ class EventConsumer:
         fresh = set(await conn.fetchval(Q.record_processed, self.name,
                                         [env.event_id for _, env in events]))
         if tracing.enabled():  # a span per event handled, in its producer's trace
-            spans = tracing.event_spans(self.name, [(r, e) for r, e in events if e.event_id in fresh])
+            spans = tracing.event_spans(self.name,
+                                        [(r, e) for r, e in events if e.event_id in fresh])
             with tracing.handling(spans):
                 await self._handle(conn, events, fresh, result, spans)
         else:
@@ -214,8 +217,12 @@ class EventConsumer:
             except TRANSIENT:
                 raise
             except Exception as exc:
-                log.exception("%s: handler failed for %s %s", self.name, env.event_type, env.event_id)
-                dead.append(_DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type))
+                log.exception(
+                    "%s: handler failed for %s %s", self.name, env.event_type, env.event_id
+                )
+                dead.append(
+                    _DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type)
+                )
 
     async def _dead_letter(self, conn: asyncpg.Connection, dead: list[_DeadLetter], result) -> None:
         for d in dead:
@@ -281,6 +288,8 @@ def _with_ignored(ignored: Counter) -> BatchResult:
 def _describe(exc: Exception) -> str:
     """An error description without input values (they may hold patient data)."""
     if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()[:5]]
+        parts = [
+            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()[:5]
+        ]
         return "; ".join(parts)
     return f"{type(exc).__name__}: {exc}"[:500]

@@ -16,7 +16,8 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
-                      statement_cache_size: int = 100, direct_url: str | None = None) -> asyncpg.Pool:
+                      statement_cache_size: int = 100, direct_url: str | None = None,
+                      ) -> asyncpg.Pool:
     """A pool whose connections use `schema` (created if missing) as their search path.
 
     `statement_cache_size`: asyncpg's prepared statements per connection (0 behind a
@@ -92,7 +93,9 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
                     if done[mig.version] != mig.checksum:
                         raise MigrationChanged(
                             f"migration {mig.name} was changed after it was applied to schema "
-                            f"{schema}; add a new migration instead (or start from an empty database)")
+                            f"{schema}; add a new migration instead "
+                            "(or start from an empty database)"
+                        )
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
@@ -116,8 +119,11 @@ class Queries:
         text = self.path.read_text()
         self._sql: dict[str, str] = {}
         found: dict[str, str] = {}
-        for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
-                                           text, flags=re.M | re.S):
+        for kind, name, body in re.findall(
+            r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
+            text,
+            flags=re.M | re.S,
+        ):
             (self._sql if kind == "name" else found)[name] = body.strip()
         shadowed = set(self._sql) & {"path", "names"}
         if shadowed:

@@ -48,9 +48,13 @@ class KafkaSecuritySettings(BaseSettings):
         "", description="OAUTHBEARER SASL extensions, key=value,... (Confluent Cloud: "
         "logicalCluster=lkc-...,identityPoolId=pool-...).")
     kafka_ssl_cafile: str = Field(
-        "", description="PEM file of the CAs that sign the brokers' certificates; empty: the system's.")
+        "",
+        description="PEM file of the CAs that sign the brokers' certificates; empty: the system's.",
+    )
     kafka_ssl_certfile: str = Field(
-        "", description="Client certificate (PEM) for mutual TLS, e.g. Strimzi's `tls` authentication.")
+        "",
+        description="Client certificate (PEM) for mutual TLS, e.g. Strimzi's `tls` authentication.",
+    )
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = ""
 
@@ -102,9 +106,13 @@ def faststream_security(s: KafkaSecuritySettings) -> BaseSecurity | None:
 
 def token_provider(s: KafkaSecuritySettings) -> AbstractTokenProvider | None:
     """The OAUTHBEARER token provider, or None for the other mechanisms."""
-    if not (s.kafka_security_protocol.startswith("SASL_") and s.kafka_sasl_mechanism == "OAUTHBEARER"):
+    if not (
+        s.kafka_security_protocol.startswith("SASL_") and s.kafka_sasl_mechanism == "OAUTHBEARER"
+    ):
         return None
-    extensions = dict(pair.split("=", 1) for pair in s.kafka_sasl_oauth_extensions.split(",") if pair)
+    extensions = dict(
+        pair.split("=", 1) for pair in s.kafka_sasl_oauth_extensions.split(",") if pair
+    )
     return ClientCredentialsTokenProvider(
         s.kafka_sasl_oauth_token_url, s.kafka_sasl_oauth_client_id,
         s.kafka_sasl_oauth_client_secret, scope=s.kafka_sasl_oauth_scope, extensions=extensions)

@@ -147,8 +147,11 @@ def ops_router() -> APIRouter:
                 batch_size=body.batch_size or rt.settings.dlq_replay_batch_size)
             await record(conn, request, status=202)
         rt.replay_jobs_wake.set()
-        return JSONResponse(jsonable_encoder({"service": rt.settings.service_name, **job}), status_code=202,
-                            headers={"Location": f"/ops/dlq/replay/{job['id']}"})
+        return JSONResponse(
+            jsonable_encoder({"service": rt.settings.service_name, **job}),
+            status_code=202,
+            headers={"Location": f"/ops/dlq/replay/{job['id']}"},
+        )
 
     @guarded.get("/dlq/replay")
     async def replay_jobs(request: Request, limit: int = Query(20, ge=1, le=100)) -> dict:

@@ -29,7 +29,11 @@ async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: st
     try:
         response = await client.get(f"{url}{path}", headers={"X-Ops-Token": token})
     except httpx.HTTPError as exc:
-        return {"service": name, "healthy": False, "problems": [f"unreachable: {type(exc).__name__}"]}
+        return {
+            "service": name,
+            "healthy": False,
+            "problems": [f"unreachable: {type(exc).__name__}"],
+        }
     if response.status_code != 200:
         return {"service": name, "healthy": False,
                 "problems": [f"{path} answered {response.status_code}"]}
@@ -39,7 +43,9 @@ async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: st
 async def gather_overview(peers: dict[str, str], token: str) -> dict[str, Any]:
     """Every peer's status, fetched concurrently, and whether the whole system is healthy."""
     async with httpx.AsyncClient(timeout=STATUS_TIMEOUT) as client:
-        reports = await asyncio.gather(*(fetch_status(client, n, u, token) for n, u in peers.items()))
+        reports = await asyncio.gather(
+            *(fetch_status(client, n, u, token) for n, u in peers.items())
+        )
     services = dict(zip(peers, reports, strict=True))
     problems = [f"{name}: {p}" for name, r in services.items() for p in r.get("problems", [])]
     return {"healthy": not problems, "problems": problems, "services": services}

@@ -148,9 +148,12 @@ async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
 async def _outbox(conn: asyncpg.Connection, report: StatusReport, max_age: float) -> None:
     row = await conn.fetchrow(Q.outbox_backlog)
     report.sections["outbox"] = dict(row)
-    report.gauge("kcb_outbox_backlog", "Outbox rows not yet published to Kafka.").add(row["backlog"])
-    report.gauge("kcb_outbox_oldest_age_seconds",
-                 "Age of the oldest unpublished outbox row (0 when none).").add(row["oldest_age_seconds"])
+    report.gauge("kcb_outbox_backlog", "Outbox rows not yet published to Kafka.").add(
+        row["backlog"]
+    )
+    report.gauge(
+        "kcb_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 when none)."
+    ).add(row["oldest_age_seconds"])
     if row["oldest_age_seconds"] > max_age:
         report.problems.append(f"outbox: {row['backlog']} events waiting, oldest "
                                f"{row['oldest_age_seconds']:.0f}s")

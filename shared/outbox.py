@@ -119,8 +119,10 @@ def insert_events_sql(event: type[Event], *, source: str, producer: str, event_i
     NULL unless given, and so is the trace context (an SQL expression of a `traceparent`)."""
     fields = list(event.model_fields)
     if set(payload) != set(fields):
-        raise ValueError(f"{event.__name__} SQL: fields missing "
-                         f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}")
+        raise ValueError(
+            f"{event.__name__} SQL: fields missing "
+            f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}"
+        )
     envelope = {
         "event_id": event_id, "event_type": f"{_literal(event.event_type())}::text",
         "schema_version": f"{int(event.schema_version)}::integer", "occurred_at": "now()",
@@ -184,7 +186,9 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost etc.: try again shortly
-                log.warning("outbox relay (%s) restarting after %s", self.schema, type(exc).__name__)
+                log.warning(
+                    "outbox relay (%s) restarting after %s", self.schema, type(exc).__name__
+                )
                 self.is_leader = False
                 await asyncio.sleep(1.0)
 
@@ -245,7 +249,9 @@ class OutboxRelay:
                 raise
             await conn.execute(Q.mark_sent, [r["id"] for r in rows])
         self.published += len(rows)
-        for (topic, event_type), n in Counter((r["topic"], r["event_type"] or "raw") for r in rows).items():
+        for (topic, event_type), n in Counter(
+            (r["topic"], r["event_type"] or "raw") for r in rows
+        ).items():
             EVENTS_PUBLISHED.labels(topic, event_type).inc(n)
         return len(rows)
 

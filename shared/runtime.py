@@ -119,14 +119,22 @@ class ServiceRuntime:
         await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()
-        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,
+        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema,
+                                 topic_prefix=s.topic_prefix,
                                  batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
                                  session_pool=self.direct)
         self._spawn("outbox-relay", self.relay.run())
         self._spawn("dlq-replay", self._replay_jobs())
         self._spawn("ops-history", record_samples(self))
-        self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
-                                               interval=s.retention_interval_seconds))
+        self._spawn(
+            "retention",
+            run_retention(
+                self.pool,
+                self.purges,
+                batch_size=s.retention_batch_size,
+                interval=s.retention_interval_seconds,
+            ),
+        )
         if self.audit.enabled:
             self._spawn("audit", self.audit.run(self.pool))
             self._spawn("audit-seal", audit_chain.sealing(self.pool))
@@ -142,7 +150,9 @@ class ServiceRuntime:
         without holding a connection between batches."""
         while True:
             try:
-                more = await dead_letters.replay_job_step(self.db, topic_prefix=self.settings.topic_prefix)
+                more = await dead_letters.replay_job_step(
+                    self.db, topic_prefix=self.settings.topic_prefix
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database gone: the batch rolled back, try again later

@@ -74,16 +74,25 @@ class ServiceSettings(KafkaSecuritySettings):
         False, description="Idempotent producer: on for Apache Kafka, off for tansu."
     )
     kafka_session_timeout_ms: int = Field(
-        10000, description="Consumer group session timeout; the broker's first assignment waits about half of it."
+        10000,
+        description="Consumer group session timeout; "
+        "the broker's first assignment waits about half of it.",
     )
     kafka_heartbeat_interval_ms: int = 3000
     topic_partitions: int = 6
     topic_replication: int = Field(1, ge=1, description=(
         "Replication factor of topics a service creates at start-up (3 on a replicated Kafka)."))
-    topic_min_insync_replicas: int = Field(1, ge=1, description=(
-        "min.insync.replicas of topics a service creates (2 with replication 3); 1: the broker's default."))
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description=(
+            "min.insync.replicas of topics a service creates (2 with replication 3); "
+            "1: the broker's default."
+        ),
+    )
     topic_prefix: str = Field(
-        "", description="Namespace for topic names, e.g. 'staging.' when environments share a cluster."
+        "",
+        description="Namespace for topic names, e.g. 'staging.' when environments share a cluster.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -93,14 +102,20 @@ class ServiceSettings(KafkaSecuritySettings):
         "json", description="json: one JSON object per line (for log shippers); text: for people."
     )
     ops_token: str = Field(
-        "", description="Token for the /ops endpoints and the ops CLI (header X-Ops-Token); empty: /ops disabled."
+        "",
+        description="Token for the /ops endpoints and the ops CLI (header X-Ops-Token); "
+        "empty: /ops disabled.",
     )
     ops_peers: str = Field(
         "booking=http://127.0.0.1:8001,plans=http://127.0.0.1:8002,notifier=http://127.0.0.1:8003",
         description="name=url of every service, for the ops overview and dashboard.",
     )
-    ops_max_lag: int = Field(1000, description="Consumer lag (events) above which a service is unhealthy.")
-    ops_max_outbox_age_seconds: float = Field(60.0, description="Oldest unsent outbox row age above which a service is unhealthy.")
+    ops_max_lag: int = Field(
+        1000, description="Consumer lag (events) above which a service is unhealthy."
+    )
+    ops_max_outbox_age_seconds: float = Field(
+        60.0, description="Oldest unsent outbox row age above which a service is unhealthy."
+    )
     consumer_max_records: int = 500
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0
@@ -111,11 +126,15 @@ class ServiceSettings(KafkaSecuritySettings):
         "exceed how long the broker keeps events and how far back a consumer group may re-read "
         "(Kafka's log.retention and offsets.retention: 7 days by default): an event redelivered "
         "after its row is gone is handled again."))
-    retention_outbox_days: float = Field(7.0, gt=0, description="How long sent outbox rows are kept.")
+    retention_outbox_days: float = Field(
+        7.0, gt=0, description="How long sent outbox rows are kept."
+    )
     retention_dead_letters_days: float = Field(30.0, gt=0, description=(
         "How long replayed and discarded dead letters (and their actions) are kept; pending "
         "ones are kept until resolved."))
-    retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
+    retention_batch_size: int = Field(
+        1000, ge=1, le=100_000, description="Rows deleted per statement."
+    )
     retention_interval_seconds: float = Field(300.0, gt=0, description="How often the purge runs.")
     audit_retention_days: int = Field(2190, ge=365, description=(
         "How long the audit trail is kept (whole UTC days; HIPAA asks for six years)."))

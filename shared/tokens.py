@@ -82,7 +82,9 @@ def sign(key: KeyPair | tuple[str, bytes], *, staff_id: UUID, clinic_id: UUID,
               "sid": str(session_id), "role": role, "name": name, "iat": int(now),
               "exp": int(expires)}
     private = serialization.load_pem_private_key(private_pem, password=None)
-    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid}), float(int(expires))
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid}), float(
+        int(expires)
+    )
 
 
 _public_keys: dict[str, Ed25519PublicKey] = {}

@@ -287,7 +287,9 @@ async def test_the_prod_settings_give_an_idempotent_acks_all_producer_over_tls_w
     assert (producer.client._security_protocol, producer.client._sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
     # and every pod mounts the CA where the setting says
     for deployment in of_kind("prod", "Deployment").values():
-        assert {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True} in container(deployment)["volumeMounts"]
+        assert {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True} in container(deployment)[
+            "volumeMounts"
+        ]
 
 
 def test_the_dev_overlay_runs_one_to_two_pods_with_single_copy_topics():

@@ -91,7 +91,9 @@ def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
 # --- clinic network ----------------------------------------------------------------------
 
 
-@router.post("/clinics", status_code=201, tags=["network"], dependencies=[Depends(require_operator)])
+@router.post(
+    "/clinics", status_code=201, tags=["network"], dependencies=[Depends(require_operator)]
+)
 async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
     """Create a clinic network (platform operator only); returns its first admin API key."""
     async with _db(request).acquire() as conn, conn.transaction():
@@ -117,7 +119,9 @@ async def issue_api_key(cmd: IssueApiKey, request: Request, who: Principal = req
 async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require(*ADMIN)):
     """Revoke a key; every service refuses it within seconds."""
     forget_cached_keys(request.app)
-    return await idempotent(request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200)
+    return await idempotent(
+        request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200
+    )
 
 
 @router.post("/sites", status_code=201, tags=["network"])
@@ -145,7 +149,9 @@ async def get_site(site_id: UUID, request: Request, who: Principal = require(*RE
 
 
 @router.post("/sites/{site_id}/closures", status_code=201, tags=["network"])
-async def add_closure(site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)):
+async def add_closure(
+    site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)
+):
     async def handle(conn):
         return as_dict(await network.add_closure(conn, who, site_id, cmd))
     return await idempotent(request, who.clinic_id, handle)
@@ -205,7 +211,9 @@ async def set_prep_items(code: str, cmd: SetPrepItems, request: Request,
 
 
 @router.post("/patients", status_code=201, tags=["patients"])
-async def register_patient(cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)):
+async def register_patient(
+    cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)
+):
     async def handle(conn):
         return as_dict(await network.register_patient(conn, who, cmd, _regions(request)))
     return await idempotent(request, who.clinic_id, handle)
@@ -265,11 +273,16 @@ async def book_series(cmd: BookSeries, request: Request, who: Principal = requir
 
 @router.get("/bookings", tags=["bookings"])
 async def list_bookings(
-        request: Request, who: Principal = require(*READ), patient_id: UUID | None = None,
-        site_id: UUID | None = None, starts_from: Annotated[SaneDatetime | None, Query(alias="from")] = None,
-        starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
-        status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
-        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    request: Request,
+    who: Principal = require(*READ),
+    patient_id: UUID | None = None,
+    site_id: UUID | None = None,
+    starts_from: Annotated[SaneDatetime | None, Query(alias="from")] = None,
+    starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
+    status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     rows = await store.list_bookings(
         _db(request), who.clinic_id, patient_id=patient_id, site_id=site_id,
         starts_from=starts_from, starts_before=starts_before, status=status,
@@ -332,7 +345,9 @@ async def no_show(booking_id: UUID, request: Request, who: Principal = require(*
 
 
 @router.post("/bookings/{booking_id}/ride", tags=["bookings"])
-async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)):
+async def update_ride(
+    booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)
+):
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.update_ride(c, who.clinic_id, booking_id, cmd)), 200)
 
@@ -376,8 +391,13 @@ async def join_waitlist(cmd: JoinWaitlist, request: Request, who: Principal = re
 
 
 @router.get("/waitlist", tags=["waitlist"])
-async def list_waitlist(request: Request, who: Principal = require(*READ), site_id: UUID | None = None,
-                        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+async def list_waitlist(
+    request: Request,
+    who: Principal = require(*READ),
+    site_id: UUID | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     return _created_page(await store.list_waitlist(_db(request), who.clinic_id, site_id,
                                                    _after(cursor), limit + 1), limit)
 

@@ -185,7 +185,9 @@ class BookSession(_Visit):
     patient_id: UUID
     site_id: UUID
     session_type: str
-    starts_at: datetime = Field(description="With a UTC offset, or the site's local wall-clock time")
+    starts_at: datetime = Field(
+        description="With a UTC offset, or the site's local wall-clock time"
+    )
     room_id: UUID | None = Field(None, description="Default: the first free room at the site")
     provider_id: UUID | None = Field(None, description="Default: the first free provider")
 

@@ -80,7 +80,10 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
             start = start.replace(tzinfo=UTC)
         end = start + timedelta(days=1) if whole_day else start
         if prefix == "eq":
-            lower, upper = _max(lower, start), _min(upper, end if end > start else start + timedelta(seconds=1))
+            lower, upper = (
+                _max(lower, start),
+                _min(upper, end if end > start else start + timedelta(seconds=1)),
+            )
         elif prefix in ("ge", "sa"):
             lower = _max(lower, start if prefix == "ge" else end)
         elif prefix == "gt":

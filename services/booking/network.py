@@ -39,7 +39,9 @@ from shared.sms import (
 )
 
 
-def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:
+def normalise_mobile(
+    raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone"
+) -> str:
     """The mobile number in E.164 if it is one of `regions` (the US with its territories),
     with no extension and not toll-free or premium-rate; else `Invalid` naming `field`."""
     try:
@@ -79,11 +81,15 @@ async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict[str, Any]
     return {**as_dict(clinic), "api_key": key["api_key"]}
 
 
-async def issue_api_key(conn: asyncpg.Connection, who: Principal, cmd: IssueApiKey) -> dict[str, Any]:
+async def issue_api_key(
+    conn: asyncpg.Connection, who: Principal, cmd: IssueApiKey
+) -> dict[str, Any]:
     return await _issue(conn, who.clinic_id, cmd.role, cmd.label)
 
 
-async def _issue(conn: asyncpg.Connection, clinic_id: UUID, role: str, label: str) -> dict[str, Any]:
+async def _issue(
+    conn: asyncpg.Connection, clinic_id: UUID, role: str, label: str
+) -> dict[str, Any]:
     """A new key (shown once); its hash goes to the other services as `ApiKeyIssued`."""
     key, key_hash = new_key()
     row = await store.insert_api_key(conn, uuid4(), clinic_id, key_hash, role, label)
@@ -133,7 +139,9 @@ async def add_room(conn: asyncpg.Connection, who: Principal, cmd: AddRoom) -> Ro
     return await store.insert_room(conn, uuid4(), who.clinic_id, cmd.site_id, cmd.name)
 
 
-async def add_provider(conn: asyncpg.Connection, who: Principal, cmd: AddProvider) -> dict[str, Any]:
+async def add_provider(
+    conn: asyncpg.Connection, who: Principal, cmd: AddProvider
+) -> dict[str, Any]:
     site_ids = list({h.site_id for h in cmd.hours})
     if await store.sites_in_clinic(conn, who.clinic_id, site_ids) != len(site_ids):
         raise NotFound("unknown site in hours", field="hours")

@@ -50,7 +50,9 @@ async def site_sheet(site_id: UUID, request: Request,
 
 class PatientSearch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    q: str = Field(min_length=2, max_length=100, description="Words of the name, or digits of the number")
+    q: str = Field(
+        min_length=2, max_length=100, description="Words of the name, or digits of the number"
+    )
     limit: int = Field(20, ge=1, le=100)
 
 

@@ -23,7 +23,8 @@ MO = PO.with_suffix(".mo")
 METHODS = [("templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 SPANISH_PO = LOCALE_DIR / "es_US" / "LC_MESSAGES" / "messages.po"
-PUBLIC = [("templates/book.html", "jinja2"), ("templates/book_*.html", "jinja2"), ("book.py", "python")]
+PUBLIC = [("templates/book.html", "jinja2"), ("templates/book_*.html", "jinja2"),
+          ("book.py", "python")]
 """The public page's files: the only strings with Spanish."""
 CATALOGUES = {"fr_CA": (PO, METHODS), "es_US": (SPANISH_PO, PUBLIC)}
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": (2,)}

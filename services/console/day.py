@@ -87,15 +87,25 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict:
     for b in sheet["bookings"]:
         about = texts.get(b["id"], {})
         b["confirmed"] = b["confirmed"] or hub.recently_confirmed(UUID(b["id"]))
-        b["texts"] = [(labels.TEXT_TONE[state], w["text_chip"] % {
-                          "kind": w["kinds"].get(x["kind"], x["kind"]), "state": w["states"][state]})
-                      for x in about.get("texts", []) if x["kind"] != "confirmation"
-                      for state in (labels.text_state(x),)]
+        b["texts"] = [
+            (
+                labels.TEXT_TONE[state],
+                w["text_chip"]
+                % {"kind": w["kinds"].get(x["kind"], x["kind"]), "state": w["states"][state]},
+            )
+            for x in about.get("texts", [])
+            if x["kind"] != "confirmation"
+            for state in (labels.text_state(x),)
+        ]
         b["replies"] = about.get("replies", 0)
         b["started"] = datetime.fromisoformat(b["starts_at"]) <= now
         b["when"] = i18n.local_time(b["starts_at"], tz, language)
         b["until"] = i18n.local_time(b["ends_at"], tz, language)
-        b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
+        b["at"] = (
+            datetime.fromisoformat(b["starts_at"])
+            .astimezone(ZoneInfo(tz))
+            .strftime("%Y-%m-%dT%H:%M")
+        )
         # a visit by phone or video, or at home, takes no room: listed under its mode
         by_room.setdefault(b["room_name"] or w["modes"][b.get("mode", "clinic")], []).append(b)
     staff = request.state.staff
@@ -121,7 +131,9 @@ async def day_page(request: Request, staff=Depends(signed_in), site: UUID | None
         if chosen is None:
             return render(request, "empty.html", nav="day", title=t(request, "Day sheet"),
                           message=t(request, "This network has no site yet."))
-        return redirect(request, f"/day?site={chosen['id']}&date={_local_today(chosen['timezone'])}")
+        return redirect(
+            request, f"/day?site={chosen['id']}&date={_local_today(chosen['timezone'])}"
+        )
     return render(request, "day.html", nav="day", **await load_sheet(request, site, day))
 
 
@@ -185,7 +197,9 @@ def _refusal(request: Request, exc: ServiceError) -> str:
     """Why a service refused, in the person's language (the service's own words are English)."""
     field = exc.field or ""
     if exc.status == 409:
-        return t(request, "Not done: it conflicts with the booking's state or with another booking.")
+        return t(
+            request, "Not done: it conflicts with the booking's state or with another booking."
+        )
     if field.startswith("starts_at"):
         return t(request, "Not done: that time is not possible at this site.")
     if field in ("reason", "driver_name", "ride_status"):

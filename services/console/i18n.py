@@ -76,7 +76,9 @@ def environment(language: str) -> Environment:
     env.globals["L"] = labels
     env.globals["lang"] = language
     env.globals["html_lang"] = {"fr": "fr-CA", "es": "es"}.get(language, "en")
-    env.filters["time"] = lambda v, tz: babel_dates.format_time(_local(v, tz), "short", locale=locale)
+    env.filters["time"] = lambda v, tz: babel_dates.format_time(
+        _local(v, tz), "short", locale=locale
+    )
     env.filters["datetime"] = lambda v, tz: babel_dates.format_datetime(
         _local(v, tz), "medium", locale=locale)
     env.filters["day"] = lambda d: babel_dates.format_date(

@@ -51,7 +51,9 @@ async def inbox_page(request: Request, staff=Depends(signed_in)):
 
 
 @router.post("/inbox/bookings/{booking_id}/{action}")
-async def inbox_action(request: Request, booking_id: UUID, action: str, staff=Depends(checked_form)):
+async def inbox_action(
+    request: Request, booking_id: UUID, action: str, staff=Depends(checked_form)
+):
     """Handle a booking item (move it, cancel it, record the ride or that a home session's
     support person confirmed); the inbox again."""
     from services.console.web import NotAllowed

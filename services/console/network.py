@@ -119,7 +119,14 @@ async def change_network(request: Request, change: str, staff=role(*ADMIN)):
     except ServiceError as exc:
         if exc.status not in (404, 409, 422):
             raise
-        return await _page(request, ("bad", t(request, "Not done: please check the form.")
-                                     + (f" ({exc.field})" if exc.field else "")), status_code=exc.status)
+        return await _page(
+            request,
+            (
+                "bad",
+                t(request, "Not done: please check the form.")
+                + (f" ({exc.field})" if exc.field else ""),
+            ),
+            status_code=exc.status,
+        )
     enrolment = done if change in ("staff", "enrolment") else None
     return await _page(request, ("ok", t(request, "Saved.")), enrolment=enrolment)

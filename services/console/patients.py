@@ -33,7 +33,11 @@ async def patients_page(request: Request, staff=Depends(signed_in)):
 @router.post("/patients")
 async def find_patients(request: Request, staff=Depends(checked_form)):
     q = str((await request.form()).get("q", "")).strip()
-    found = await api(request).post("booking", "/patients/search", {"q": q[:100]}) if len(q) >= 2 else []
+    found = (
+        await api(request).post("booking", "/patients/search", {"q": q[:100]})
+        if len(q) >= 2
+        else []
+    )
     return render(request, "patients.html", nav="patients", found=found, q=q)
 
 

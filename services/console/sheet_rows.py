@@ -45,11 +45,17 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
     replies = f'<a href="/inbox">{b["replies"]}</a>' if b["replies"] else "0"
     actions = []
     if can_care and status == "booked":
-        actions.append(_button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label, action="check-in"))
+        actions.append(
+            _button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label, action="check-in")
+        )
     if can_care and status == "arrived":
-        actions.append(_button(f"{url}complete{q}", "#sheet", e(w["complete"]), label, action="complete"))
+        actions.append(
+            _button(f"{url}complete{q}", "#sheet", e(w["complete"]), label, action="complete")
+        )
     if can_care and status == "booked" and b["started"]:
-        actions.append(_button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label, action="no-show"))
+        actions.append(
+            _button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label, action="no-show")
+        )
     if can_care and b["is_dosing"] and status in ("booked", "arrived"):
         actions.append(_button(f"{url}dialog/ride{q}", "#dialog-slot", e(w["ride"]), label, "get"))
     if can_schedule and status == "booked":
@@ -63,10 +69,12 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         f'<span class="muted">{e(b["provider_name"])}</span></td>'
         f'<td>{kind}</td>'
         f'<td><span class="chip {labels.STATUS_TONE[status]}" data-field="status">'
-        f'{e(w["statuses"][status])}</span>{reschedule}</td>'
-        f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">{confirmed}</td>'
+        f"{e(w['statuses'][status])}</span>{reschedule}</td>"
+        f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">'
+        f"{confirmed}</td>"
         f'<td data-field="ride">{ride}</td><td data-field="texts">{texts}</td>'
-        f'<td>{replies}</td><td class="actions">{"".join(actions)}</td></tr>')
+        f'<td>{replies}</td><td class="actions">{"".join(actions)}</td></tr>'
+    )
 
 
 def rows(bookings: list[dict], w: dict, site_id: str, day, can_care: bool,

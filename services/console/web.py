@@ -66,7 +66,9 @@ def language_of(request: Request, staff: Staff | None = None) -> str:
     if staff is not None:
         return staff.language
     chosen = request.cookies.get("kcb_lang")
-    return chosen if chosen in i18n.LANGUAGES else i18n.choose(request.headers.get("accept-language"))
+    return (
+        chosen if chosen in i18n.LANGUAGES else i18n.choose(request.headers.get("accept-language"))
+    )
 
 
 def t(request: Request, message: str) -> str:
@@ -82,8 +84,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     env = i18n.environments()[language]
     idle_seconds = request.app.state.runtime.settings.idle_minutes * 60
     html = env.get_template(template).render(
-        request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))), csrf=staff.csrf_token if staff else context.pop("csrf", ""),
-        can_schedule=bool(staff and staff.can(*SCHEDULE)), can_care=bool(staff and staff.can(*CARE)),
+        request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))),
+        csrf=staff.csrf_token if staff else context.pop("csrf", ""),
+        can_schedule=bool(staff and staff.can(*SCHEDULE)),
+        can_care=bool(staff and staff.can(*CARE)),
         is_admin=bool(staff and staff.can(*ADMIN)), can_audit=bool(staff and staff.can(*AUDIT)),
         **context)
     response = HTMLResponse(html, status_code=status_code)

@@ -65,9 +65,17 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
     first = _monday(day or date.today())
     last = first + timedelta(days=6)
     sheet, free = await asyncio.gather(
-        client.get("booking", f"/sites/{site}/sheet", **{"from": first.isoformat(), "to": last.isoformat()}),
-        client.get("booking", f"/sites/{site}/availability", session_type=session_type,
-                   step_minutes=30, **{"from": first.isoformat(), "to": last.isoformat()}))
+        client.get(
+            "booking", f"/sites/{site}/sheet", **{"from": first.isoformat(), "to": last.isoformat()}
+        ),
+        client.get(
+            "booking",
+            f"/sites/{site}/availability",
+            session_type=session_type,
+            step_minutes=30,
+            **{"from": first.isoformat(), "to": last.isoformat()},
+        ),
+    )
     tz = sheet["site"]["timezone"]
     days = {first + timedelta(days=i): {"booked": [], "free": []} for i in range(7)}
     wanted = _uuid(provider)
@@ -108,11 +116,14 @@ async def find_patient(request: Request, staff=Depends(checked_form)):
 
 
 def _new_patient(form) -> dict:
-    body = {"given_name": str(form.get("given_name", "")).strip(),
-            "family_name": str(form.get("family_name", "")).strip(),
-            "phone": str(form.get("phone", "")).strip(), "language": form.get("language") or "en",
-            "sms_consent": form.get("sms_consent") == "yes",
-            "sms_consent_source": "told staff (console)" if form.get("sms_consent") == "yes" else None}
+    body = {
+        "given_name": str(form.get("given_name", "")).strip(),
+        "family_name": str(form.get("family_name", "")).strip(),
+        "phone": str(form.get("phone", "")).strip(),
+        "language": form.get("language") or "en",
+        "sms_consent": form.get("sms_consent") == "yes",
+        "sms_consent_source": "told staff (console)" if form.get("sms_consent") == "yes" else None,
+    }
     if str(form.get("ride_name", "")).strip():
         body["ride_contact"] = {"name": str(form.get("ride_name")).strip(),
                                 "phone": str(form.get("ride_phone", "")).strip(),
@@ -149,10 +160,16 @@ async def propose_booking(request: Request, staff=role(*SCHEDULE)):
     if form.get("series") == "yes":
         count = max(2, min(12, int(form.get("count") or 6)))
         within = max(count, min(60, int(form.get("within") or 21)))
-        free = await api(request).get("booking", f"/sites/{site}/availability",
-                                      session_type=session_type, step_minutes=30,
-                                      **{"from": at.date().isoformat(),
-                                         "to": (at.date() + timedelta(days=within - 1)).isoformat()})
+        free = await api(request).get(
+            "booking",
+            f"/sites/{site}/availability",
+            session_type=session_type,
+            step_minutes=30,
+            **{
+                "from": at.date().isoformat(),
+                "to": (at.date() + timedelta(days=within - 1)).isoformat(),
+            },
+        )
         chosen = _uuid(str(form.get("provider") or ""))
         times = propose(at, count, within, free_times(
             [s for s in free["slots"] if chosen in (None, s["provider_id"])]))
@@ -189,11 +206,18 @@ async def book(request: Request, staff=role(*SCHEDULE)):
 def _why(request: Request, exc: ServiceError) -> str:
     field = exc.field or ""
     if exc.status == 409:
-        return t(request, "Not booked: a room, a provider or the patient is taken at one of these times. Nothing was booked.")
+        return t(
+            request,
+            "Not booked: a room, a provider or the patient is taken at one of these times. "
+            "Nothing was booked.",
+        )
     if "phone" in field:
         return t(request, "Not booked: the mobile number is not a valid US or Canadian number.")
     if field.startswith("starts_at"):
-        return t(request, "Not booked: one of the times is not possible at this site. Nothing was booked.")
+        return t(
+            request,
+            "Not booked: one of the times is not possible at this site. Nothing was booked.",
+        )
     if field == "patient_id":
         return t(request, "Not booked: a dosing session needs SMS consent or a ride contact.")
     return t(request, "Not booked: please check the form.")

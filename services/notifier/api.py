@@ -27,7 +27,9 @@ router = APIRouter(tags=["texts"])
 LAST_ID = 2**63 - 1
 ReplyId = Annotated[int, Path(ge=1, le=LAST_ID)]
 PHONE = re.compile(r"(?:\+[0-9]{1,19})?")
-Meaning = Literal["confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_in", "help", "other"]
+Meaning = Literal[
+    "confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_in", "help", "other"
+]
 
 
 @router.get("/patients/{patient_id}/texts")
@@ -49,7 +51,9 @@ async def get_policy(request: Request, who: Principal = require(*READ)) -> dict[
 
 
 @router.post("/policy", tags=["policy"])
-async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)) -> dict[str, Any]:
+async def set_policy(
+    cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)
+) -> dict[str, Any]:
     """Replace the texting policy. Quiet hours apply by site, else by the site's state or
     province (`regions`, e.g. {"US-FL": {"quiet_hours_start": 20, "quiet_hours_end": 8}}),
     else network-wide; texts already planned are moved when they would go out in them."""

@@ -39,9 +39,12 @@ from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
 def purges(settings: NotifierSettings) -> list[Purge]:
     """The notifier's own tables that retention purges, with their periods."""
-    return [Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
-            Purge("early_receipts", RETENTION.purge_early_receipts,
-                  settings.retention_early_receipts_days)]
+    return [
+        Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
+        Purge(
+            "early_receipts", RETENTION.purge_early_receipts, settings.retention_early_receipts_days
+        ),
+    ]
 
 
 def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSender:

@@ -104,8 +104,13 @@ def in_order(handlers: dict[type[Event], Handler], sessions_booked: BatchHandler
     return handle
 
 
-async def on_session_rescheduled(conn: asyncpg.Connection, env: Envelope, *,
-                                 quiet: QuietHours = QuietHours(), now: datetime | None = None) -> None:
+async def on_session_rescheduled(
+    conn: asyncpg.Connection,
+    env: Envelope,
+    *,
+    quiet: QuietHours = QuietHours(),
+    now: datetime | None = None,
+) -> None:
     """The appointment moved: its pending texts are cancelled and planned again for the new
     time (a text never quotes a stale time)."""
     b: SessionRescheduled = env.payload  # type: ignore[assignment]
@@ -120,7 +125,9 @@ async def on_booking_over(conn: asyncpg.Connection, env: Envelope) -> None:
     if await conn.fetchval(Q.set_appointment_status, p.booking_id, status, p.version) is None:
         return  # unknown booking, or we already know a newer state
     keep = ["pickup"] if status == "arrived" else []  # checked in: the driver still needs to know
-    await conn.execute(Q.cancel_pending_texts, p.booking_id, p.version + 1, f"appointment {status}", keep)
+    await conn.execute(
+        Q.cancel_pending_texts, p.booking_id, p.version + 1, f"appointment {status}", keep
+    )
 
 
 async def on_contact_changed(conn: asyncpg.Connection, env: Envelope) -> None:
@@ -181,14 +188,18 @@ async def follow_up(conn: asyncpg.Connection, env: Envelope, kind: str, *, valid
                        due, due + valid_for, "pending", None, tracing.context_of(env.event_id))
 
 
-async def on_no_show(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:
+async def on_no_show(
+    conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()
+) -> None:
     await on_booking_over(conn, env)
     p: PatientNoShow = env.payload  # type: ignore[assignment]
     await follow_up(conn, env, "missed", valid_for=timedelta(days=2), quiet=quiet,
                     booking_id=p.booking_id, version=p.version)
 
 
-async def on_session_due(conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()) -> None:
+async def on_session_due(
+    conn: asyncpg.Connection, env: Envelope, *, quiet: QuietHours = QuietHours()
+) -> None:
     await follow_up(conn, env, "session_due", valid_for=timedelta(days=3), quiet=quiet)
 
 

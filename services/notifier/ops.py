@@ -42,11 +42,17 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
         g.add(queue[state], state)
     report.gauge("kcb_texts_oldest_due_seconds", "How long the oldest due text has waited "
                  "for the dispatcher (0 when none is due).").add(queue["oldest_due_seconds"])
-    g = report.gauge("kcb_texts_last_24h", "Texts of the last 24 h by outcome and Twilio error code.",
-                     "outcome", "error_code")
+    g = report.gauge(
+        "kcb_texts_last_24h",
+        "Texts of the last 24 h by outcome and Twilio error code.",
+        "outcome",
+        "error_code",
+    )
     for row in outcomes:
         g.add(row["texts"], row["outcome"], row["error_code"])
-    report.gauge("kcb_failing_numbers", "Patients whose number Twilio refused for good.").add(failing)
+    report.gauge("kcb_failing_numbers", "Patients whose number Twilio refused for good.").add(
+        failing
+    )
     await _pauses(conn, report)
     if queue["late"]:
         report.problems.append(f"texts: {queue['late']} late (due over {late_after:.0f}s ago)")
@@ -58,8 +64,13 @@ async def _pauses(conn: asyncpg.Connection, report: StatusReport) -> None:
     """Sending paused by an account or sender problem: named by Twilio code and meaning."""
     pauses = await dicts(conn, OPS.sender_pauses)
     report.sections["texts"]["sending_paused"] = pauses
-    g = report.gauge("kcb_sending_paused", "1 while sending is paused by an account or sender "
-                     "problem Twilio named (by its code and meaning): texts wait.", "code", "meaning")
+    g = report.gauge(
+        "kcb_sending_paused",
+        "1 while sending is paused by an account or sender "
+        "problem Twilio named (by its code and meaning): texts wait.",
+        "code",
+        "meaning",
+    )
     for p in pauses:
         g.add(1, p["code"], p["meaning"])
         report.problems.append(f"sending paused: Twilio {p['code']} ({p['meaning']}) since "

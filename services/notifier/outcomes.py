@@ -54,7 +54,9 @@ class Outcomes:
         """The provider refused the text: what follows from the error's class."""
         attempts = text.due.attempts
         if exc.kind is ErrorClass.SENDER:  # no one's number is at fault: it waits for the fix
-            return self.settle(text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})")
+            return self.settle(
+                text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})"
+            )
         if exc.kind is ErrorClass.TRANSIENT or (exc.kind is ErrorClass.UNKNOWN
                                                 and attempts < UNKNOWN_ATTEMPTS):
             return self.settle(text, "pending", exc.code,
@@ -68,7 +70,11 @@ class Outcomes:
 
     def settle_args(self) -> list[list]:
         """The settled texts as the columns `settle_claimed` takes."""
-        return [list(column) for column in zip(*self.settled, strict=True)] if self.settled else [[]] * 5
+        return (
+            [list(column) for column in zip(*self.settled, strict=True)]
+            if self.settled
+            else [[]] * 5
+        )
 
     def size(self) -> int:
         return len(self.sent_rows) + len(self.settled)

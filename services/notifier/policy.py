@@ -21,8 +21,8 @@ from services.notifier.schedule import QuietHours
 from services.notifier.store import Q
 from shared.validation import RequestModel
 
-CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup",
-                      "support"})
+CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of",
+                      "pickup", "support"})
 KINDS = CRITICAL | {"missed", "session_due", "follow_up_due", "waitlist_offer", "waitlist_taken"}
 
 
@@ -63,7 +63,9 @@ Region = Annotated[str, StringConstraints(pattern=r"^(US|CA)-[A-Z]{2}$")]
 
 
 class PolicyIn(QuietHoursIn):
-    quiet_hours_start: int = Field(21, ge=1, le=24, description="Local hour texts stop (Florida: 20)")
+    quiet_hours_start: int = Field(
+        21, ge=1, le=24, description="Local hour texts stop (Florida: 20)"
+    )
     quiet_hours_end: int = Field(8, ge=0, le=23, description="Local hour texts may start")
     daily_cap: int = Field(1, gt=0, le=20)
     weekly_cap: int = Field(3, gt=0, le=50)
@@ -131,7 +133,10 @@ async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
         **PolicyIn().model_dump(), "clinic_id": clinic_id}
     shown["regions"], shown["sites"] = {}, {}
     for o in await store.dicts(conn, Q.quiet_hours_overrides, clinic_id):
-        hours = {"quiet_hours_start": o["quiet_hours_start"], "quiet_hours_end": o["quiet_hours_end"]}
+        hours = {
+            "quiet_hours_start": o["quiet_hours_start"],
+            "quiet_hours_end": o["quiet_hours_end"],
+        }
         if o["region"] is not None:
             shown["regions"][o["region"]] = hours
         else:

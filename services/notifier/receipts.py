@@ -122,7 +122,9 @@ async def _undelivered(conn: asyncpg.Connection, text: ReceiptText, error: str |
         if pause_key is not None:
             log.error("sending paused: Twilio %s (%s) in a delivery receipt", error, meaning)
             await conn.execute(Q.pause_sender, pause_key, error, meaning)
-        await conn.execute(Q.send_again, text.id, 0.0, f"sending paused: Twilio {error} ({meaning})")
+        await conn.execute(
+            Q.send_again, text.id, 0.0, f"sending paused: Twilio {error} ({meaning})"
+        )
     elif kind is ErrorClass.TRANSIENT or text.attempts < UNKNOWN_ATTEMPTS:
         await conn.execute(Q.send_again, text.id, retry_delay(text.attempts),
                            f"undelivered: Twilio {error} ({meaning}); sent again")

@@ -1,8 +1,9 @@
 """The notifier's store: its named queries, one `Queries` per `.sql` file beside this module
 (loaded once), and the functions that run those that return rows, which they give to the
 rest of the service as frozen dataclasses (a NamedTuple for the dispatcher's hot path,
-`DueText`; plain dicts for the API's JSON), never as asyncpg Records. A statement that returns no rows, or one value, is run with its `Queries`
-directly (`conn.execute(Q.name, ...)`, `conn.fetchval(INBOX.name, ...)`).
+`DueText`; plain dicts for the API's JSON), never as asyncpg Records. A statement that
+returns no rows, or one value, is run with its `Queries` directly
+(`conn.execute(Q.name, ...)`, `conn.fetchval(INBOX.name, ...)`).
 
 This module imports nothing else of the notifier's: every other module may import it.
 """

@@ -134,7 +134,11 @@ REMOTE_KINDS = {"confirmation": "confirmation_remote", "day_of": "day_of_remote"
 """The texts that would name the site or its address, and their remote visits' form (which
 carries the call-in number or video link instead, never an address)."""
 
-STOP_NOTICE = {"en": " Reply STOP to opt out.", "fr": " STOP pour arrêter.", "es": " STOP para salir."}
+STOP_NOTICE = {
+    "en": " Reply STOP to opt out.",
+    "fr": " STOP pour arrêter.",
+    "es": " STOP para salir.",
+}
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ class TwilioSender(SmsSender):
             params["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
         else:
             params["from_"] = self.settings.twilio_from_number
-        if self.status_callback and sms.callback:  # naming the text: its receipt can record it (crash window)
+        # naming the text: its receipt can record it (crash window)
+        if self.status_callback and sms.callback:
             params["status_callback"] = f"{self.status_callback}?text={sms.text_id}"
         try:
             message = await self.client.messages.create_async(**params)

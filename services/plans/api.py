@@ -29,7 +29,9 @@ router = APIRouter(tags=["plans"])
 class StartPlan(RequestModel):
     model_config = ConfigDict(extra="forbid")
     patient_id: UUID
-    template: str = Field(description="e.g. iv_induction, esketamine_trd, esketamine_si, im_series, kap")
+    template: str = Field(
+        description="e.g. iv_induction, esketamine_trd, esketamine_si, im_series, kap"
+    )
 
 
 class ClinicSettings(RequestModel):
@@ -92,7 +94,9 @@ async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*RE
 
 
 @router.get("/patients/{patient_id}/plans")
-async def patient_plans(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> list[dict]:
+async def patient_plans(
+    patient_id: UUID, request: Request, who: Principal = require(*READ)
+) -> list[dict]:
     """A patient's plans (404 for a patient of another network, or not known here yet)."""
     async with _db(request).acquire() as conn:
         if not await store.patient_known(conn, who.clinic_id, patient_id):
@@ -140,7 +144,9 @@ async def override_template(code: str, definition: Template, request: Request,
 
 
 @router.post("/settings")
-async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)) -> dict:
+async def clinic_settings(
+    cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)
+) -> dict:
     async with _db(request).acquire() as conn, conn.transaction():
         changed = as_dict(await store.set_auto_create(conn, who.clinic_id, cmd.auto_create_plans))
         await record(conn, request)

@@ -95,9 +95,23 @@ async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: l
     templates = await latest_templates(conn, list({(w.code, w.clinic_id) for w in wanted}))
     chosen = [templates[(w.code, w.clinic_id)] for w in wanted]
     ids = [uuid4() for _ in wanted]
-    inserted = await store.insert_plans(conn, [
-        (plan_id, w.clinic_id, w.patient_id, w.code, version, t.model_dump_json(), t.modality,
-         t.target, w.started_at) for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True)])
+    inserted = await store.insert_plans(
+        conn,
+        [
+            (
+                plan_id,
+                w.clinic_id,
+                w.patient_id,
+                w.code,
+                version,
+                t.model_dump_json(),
+                t.modality,
+                t.target,
+                w.started_at,
+            )
+            for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True)
+        ],
+    )
     plans = []
     for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True):
         plan = inserted.get(plan_id)

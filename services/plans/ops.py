@@ -17,9 +17,12 @@ def timer_probe(overdue_after: float) -> Probe:
 
     async def probe(conn: asyncpg.Connection, report: StatusReport) -> None:
         rows = {r.kind: r for r in await store.timer_counts(conn, overdue_after)}
-        pending = report.gauge("kcb_plan_timers_pending", "Durable plan timers not fired yet.", "kind")
-        overdue = report.gauge("kcb_plan_timers_overdue", "Plan timers past their time and not fired.",
-                               "kind")
+        pending = report.gauge(
+            "kcb_plan_timers_pending", "Durable plan timers not fired yet.", "kind"
+        )
+        overdue = report.gauge(
+            "kcb_plan_timers_overdue", "Plan timers past their time and not fired.", "kind"
+        )
         for kind in TIMER_KINDS:
             row = rows.get(kind)
             pending.add(row.pending if row else 0, kind)

@@ -44,13 +44,19 @@ async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
         form = await store.rems_form(conn, UUID(timer.ref))
         if form is None or form.filed_at is not None:
             return None
-        return store.event(plan, RemsMonitoringFormOverdue(plan_id=plan.id, booking_id=form.booking_id,
-                                                           due_at=form.due_at))
+        return store.event(
+            plan,
+            RemsMonitoringFormOverdue(
+                plan_id=plan.id, booking_id=form.booking_id, due_at=form.due_at
+            ),
+        )
     if plan.phase not in ("induction", "maintenance"):
         return None
     now = datetime.now(UTC)
     t = parse_template(plan.definition)
-    prog = evaluate(t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now)
+    prog = evaluate(
+        t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now
+    )
     if timer.kind == "session_due":
         if prog.booked or prog.next_due_from is None:
             return None  # a session got booked meanwhile
@@ -58,9 +64,17 @@ async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
                                                 due_by=prog.next_due_by))
     if prog.gap_due_at is None or prog.gap_due_at > now:
         return None  # a session was completed meanwhile
-    allowed = (prog.gap_due_at - prog.last_completed_at).days if prog.last_completed_at else t.max_gap_days
-    return store.event(plan, PlanAdherenceGap(plan_id=plan.id, last_session_at=prog.last_completed_at,
-                                              allowed_days=allowed))
+    allowed = (
+        (prog.gap_due_at - prog.last_completed_at).days
+        if prog.last_completed_at
+        else t.max_gap_days
+    )
+    return store.event(
+        plan,
+        PlanAdherenceGap(
+            plan_id=plan.id, last_session_at=prog.last_completed_at, allowed_days=allowed
+        ),
+    )
 
 
 class TimerWorker:
