@@ -28,16 +28,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared import tracing
 from shared.asyncapi import batch_annotation
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event, parse_envelope
 from shared.logs import log_context
 from shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED
@@ -47,9 +49,9 @@ from shared.topics import dlq
 log = logging.getLogger(__name__)
 Q = Queries(Path(__file__).with_name("consumer.sql"))
 
-Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+Handler = Callable[[Connection, Envelope[Any]], Awaitable[None]]
 """Handles one event in the consumer's transaction: `async def on_x(conn, env: Envelope[X])`."""
-BatchHandler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+BatchHandler = Callable[[Connection, list[Envelope[Any]]], Awaitable[None]]
 """Handles a batch's new events of its types at once, in order."""
 
 TRANSIENT = (
@@ -71,7 +73,7 @@ class BatchResult:
     duplicates: int = 0
     ignored: int = 0
     dead_lettered: int = 0
-    by_type: Counter = field(default_factory=Counter)
+    by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(event type, outcome) -> count, for the metrics."""
 
     def count(self, outcome: str, event_type: str) -> None:
@@ -109,7 +111,8 @@ class EventConsumer:
         return self.topic_prefix + self.name
 
     def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
-                  batch_timeout_ms: int = 100, **consumer_options: Any):
+                  batch_timeout_ms: int = 100,
+                  **consumer_options: Any) -> Callable[[Any], Awaitable[None]]:
         """Register a FastStream batch subscriber for the logical `topics` on `broker`."""
         physical = [self.topic_prefix + t for t in topics]
         self.topics += physical
@@ -137,7 +140,7 @@ class EventConsumer:
         started = time.perf_counter()
         events: list[tuple[ConsumerRecord, Envelope]] = []
         dead: list[_DeadLetter] = []
-        ignored: Counter = Counter()
+        ignored: Counter[str] = Counter()
         for record in records:
             if replayed_for(record) not in (None, self.name):
                 ignored[_event_type(record)] += 1  # another consumer's dead letter
@@ -177,7 +180,8 @@ class EventConsumer:
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
 
-    async def _apply(self, conn: asyncpg.Connection, events, result: BatchResult) -> None:
+    async def _apply(self, conn: Connection, events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
+                     result: BatchResult) -> None:
         if not events:
             return
         fresh = set(await conn.fetchval(Q.record_processed, self.name,
@@ -190,8 +194,9 @@ class EventConsumer:
         else:
             await self._handle(conn, events, fresh, result, {})
 
-    async def _handle(self, conn: asyncpg.Connection, events, fresh: set, result: BatchResult,
-                      spans: dict) -> None:
+    async def _handle(self, conn: Connection,
+                      events: Sequence[tuple[ConsumerRecord, Envelope[Any]]], fresh: set[UUID],
+                      result: BatchResult, spans: dict[UUID, Span]) -> None:
         grouped: dict[BatchHandler, list[Envelope]] = {}
         for _, env in events:
             if env.event_id in fresh:
@@ -209,7 +214,9 @@ class EventConsumer:
         for batch, envs in grouped.items():
             await batch(conn, envs)
 
-    async def _apply_one_by_one(self, conn, events, dead: list[_DeadLetter], result) -> None:
+    async def _apply_one_by_one(self, conn: Connection,
+                                events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
+                                dead: list[_DeadLetter], result: BatchResult) -> None:
         for record, env in events:
             try:
                 async with conn.transaction():  # a savepoint
@@ -224,7 +231,8 @@ class EventConsumer:
                     _DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type)
                 )
 
-    async def _dead_letter(self, conn: asyncpg.Connection, dead: list[_DeadLetter], result) -> None:
+    async def _dead_letter(self, conn: Connection, dead: list[_DeadLetter],
+                           result: BatchResult) -> None:
         for d in dead:
             r = d.record
             inserted = await conn.fetchval(
@@ -279,7 +287,7 @@ def _event_type(record: ConsumerRecord) -> str:
         return "unparsable"
 
 
-def _with_ignored(ignored: Counter) -> BatchResult:
+def _with_ignored(ignored: Counter[str]) -> BatchResult:
     result = BatchResult(ignored=sum(ignored.values()))
     result.by_type.update({(t, "ignored"): n for t, n in ignored.items()})
     return result

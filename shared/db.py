@@ -8,11 +8,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 _MIGRATION = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one taken from a pool (which asyncpg hands out as a proxy):
+the code takes either."""
 
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
@@ -36,7 +42,7 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     )
 
 
-async def _no_reset_query(conn: asyncpg.Connection) -> None:
+async def _no_reset_query(conn: Connection) -> None:
     """Skip asyncpg's reset query on release (one round trip per request). asyncpg still rolls
     back an open transaction and drops listeners; our code keeps no other session state on a
     pooled connection: the workers that LISTEN or take advisory locks undo them themselves

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -28,9 +30,10 @@ async def ensure_service_topics(settings: ServiceSettings) -> list[str]:
                                options=client_options(s))
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *, prefix: str = "",
+async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ALL_TOPICS, *,
+                        prefix: str = "",
                         replication: int = 1, min_insync_replicas: int = 1,
-                        options: dict | None = None, timeout: float = 60.0) -> list[str]:
+                        options: dict[str, Any] | None = None, timeout: float = 60.0) -> list[str]:
     """Create the topics that are missing (retrying while the broker comes up), with
     `replication` copies and, above 1, `min.insync.replicas`; `options`: the clients'
     security options (`shared.kafka_security.client_options`)."""

@@ -84,10 +84,10 @@ def ssl_context(s: KafkaSecuritySettings) -> ssl.SSLContext | None:
     """The TLS context for SSL and SASL_SSL (hostnames checked), else None."""
     if s.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    return create_ssl_context(cafile=s.kafka_ssl_cafile or None,
-                              certfile=s.kafka_ssl_certfile or None,
-                              keyfile=s.kafka_ssl_keyfile or None,
-                              password=s.kafka_ssl_key_password or None)
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=s.kafka_ssl_cafile or None, certfile=s.kafka_ssl_certfile or None,
+        keyfile=s.kafka_ssl_keyfile or None, password=s.kafka_ssl_key_password or None)
+    return context
 
 
 def faststream_security(s: KafkaSecuritySettings) -> BaseSecurity | None:

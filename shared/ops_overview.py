@@ -37,7 +37,8 @@ async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: st
     if response.status_code != 200:
         return {"service": name, "healthy": False,
                 "problems": [f"{path} answered {response.status_code}"]}
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 async def gather_overview(peers: dict[str, str], token: str) -> dict[str, Any]:

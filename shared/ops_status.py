@@ -15,6 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.consumer import EventConsumer
+from shared.db import Connection
 from shared.dead_letters import Q
 from shared.metrics import Gauge
 from shared.settings import ServiceSettings
@@ -49,7 +50,7 @@ class StatusReport:
                 **self.sections}
 
 
-Probe = Callable[[asyncpg.Connection, StatusReport], Awaitable[None]]
+Probe = Callable[[Connection, StatusReport], Awaitable[None]]
 """A service's own contribution to its report (reads its tables, adds sections and gauges)."""
 
 
@@ -145,8 +146,9 @@ async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
     return report
 
 
-async def _outbox(conn: asyncpg.Connection, report: StatusReport, max_age: float) -> None:
+async def _outbox(conn: Connection, report: StatusReport, max_age: float) -> None:
     row = await conn.fetchrow(Q.outbox_backlog)
+    assert row is not None  # an aggregate: always one row
     report.sections["outbox"] = dict(row)
     report.gauge("kcb_outbox_backlog", "Outbox rows not yet published to Kafka.").add(
         row["backlog"]
@@ -159,7 +161,7 @@ async def _outbox(conn: asyncpg.Connection, report: StatusReport, max_age: float
                                f"{row['oldest_age_seconds']:.0f}s")
 
 
-async def _dead_letters(conn: asyncpg.Connection, report: StatusReport) -> None:
+async def _dead_letters(conn: Connection, report: StatusReport) -> None:
     rows = [dict(r) for r in await conn.fetch(Q.dead_letter_depth)]
     total = sum(r["pending"] for r in rows)
     report.sections["dead_letters"] = {"pending": total, "by_consumer": rows}

@@ -58,7 +58,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared import tracing
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event
 from shared.metrics import EVENTS_PUBLISHED
 
@@ -71,7 +71,7 @@ context: the W3C traceparent of the work that wrote it, NULL while tracing is of
 _TYPES = ("text", "bytea", "bytea", "uuid", "text", "text")
 
 
-async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> int:
+async def enqueue(conn: Connection, envelopes: Iterable[Envelope]) -> int:
     """Add events to the outbox in the caller's transaction. Returns how many."""
     envs = list(envelopes)
     if not envs:
@@ -85,7 +85,7 @@ async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> in
     return len(envs)
 
 
-async def enqueue_raw(conn: asyncpg.Connection, topic: str, key: bytes | None, value: bytes | None,
+async def enqueue_raw(conn: Connection, topic: str, key: bytes | None, value: bytes | None,
                       headers: dict[str, str]) -> None:
     """Add a raw message (e.g. a dead letter) to the outbox in the caller's transaction."""
     await conn.execute(
@@ -192,7 +192,7 @@ class OutboxRelay:
                 self.is_leader = False
                 await asyncio.sleep(1.0)
 
-    async def _lead(self, conn: asyncpg.Connection) -> None:
+    async def _lead(self, conn: Connection) -> None:
         key = f"{self.schema}.outbox_relay"
         while not await conn.fetchval(Q.take_relay_lock, key):
             await asyncio.sleep(2.0)  # another instance publishes; stand by

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import Queries
+from shared.settings import ServiceSettings
 
 Q = Queries(Path(__file__).with_name("retention.sql"))
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class Purge:
     days: float
 
 
-def shared_purges(settings) -> list[Purge]:
+def shared_purges(settings: ServiceSettings) -> list[Purge]:
     """The purges of the tables every service has, with the periods from its settings."""
     return [
         Purge(

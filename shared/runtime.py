@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI
@@ -20,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from shared import audit_chain, dead_letters, tracing
 from shared.asyncapi import declare_publishers
 from shared.audit import AuditTrail
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.db import Q as DB
 from shared.events import Event
@@ -38,7 +39,7 @@ DIRECT_POOL_SIZE = 4
 """Direct sessions a service holds at most: the outbox relay's lock, one listening worker,
 the migrations at start, one spare."""
 
-Worker = Callable[["ServiceRuntime"], Awaitable[None]]
+Worker = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 class ServiceRuntime:
@@ -62,10 +63,11 @@ class ServiceRuntime:
         """Sessions of their own (`database_direct_url`): LISTEN, leader locks, migrations;
         the same pool as `pool` when no direct URL is set."""
         self.relay: OutboxRelay | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.replay_jobs_wake = asyncio.Event()
         """Set when a "replay all" job starts here (other instances find it within seconds)."""
-        self._producer = None
+        self._producer: Any = None
+        """The AIOKafkaProducer the outbox relay publishes with, once started."""
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run `worker(runtime)` as a background task while the service runs."""
@@ -80,7 +82,7 @@ class ServiceRuntime:
         self.purges.append(purge)
 
     def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str,
-                batch_handlers: dict | None = None) -> EventConsumer:
+                batch_handlers: dict[type[Event], BatchHandler] | None = None) -> EventConsumer:
         """Subscribe an idempotent consumer group `name` to `topics` with `handlers` (and
         `batch_handlers`, which take all of a batch's events of their types at once)."""
         consumer = EventConsumer(name, lambda: self.db, handlers,
@@ -163,12 +165,12 @@ class ServiceRuntime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.replay_jobs_wake.wait(), poll_seconds)
 
-    def _spawn(self, name: str, coro) -> None:
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")
         task.add_done_callback(self._on_task_done)
         self._tasks.append(task)
 
-    def _on_task_done(self, task: asyncio.Task) -> None:
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
@@ -209,7 +211,7 @@ class ServiceRuntime:
             await audit_chain.seal(self.pool)
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: FastAPI):
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self.start()
         # what start-up built (modules, schemas, pools) lives as long as the process: kept out
         # of the collector's view, full collections stay short (request latency p99)
@@ -229,7 +231,7 @@ class ServiceRuntime:
         except Exception as exc:
             checks["postgres"] = f"unavailable: {type(exc).__name__}"
         try:
-            client = self._producer.client  # type: ignore[union-attr]
+            client = self._producer.client  # AttributeError before start: unavailable
             ok = await asyncio.wait_for(client.fetch_all_metadata(), 3)
             checks["kafka"] = "ok" if ok is not None else "unavailable"
         except Exception as exc:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
-from pydantic_settings import PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.kafka_security import KAFKA_SECURITY_ENV, KafkaSecuritySettings
 
@@ -142,8 +142,8 @@ class ServiceSettings(KafkaSecuritySettings):
         "Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For names "
         "the client (sign-in limits, audit entries)."))
 
-    @property
-    def schema(self) -> str:
+    @property  # shadows pydantic's deprecated `schema()` classmethod, on purpose
+    def schema(self) -> str:  # type: ignore[override]
         return self.db_schema or self.service_name
 
     @property
@@ -152,8 +152,11 @@ class ServiceSettings(KafkaSecuritySettings):
         return self.database_direct_url or self.database_url
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SharedEnvSource(settings_cls), dotenv_settings,
                 file_secret_settings)
 
