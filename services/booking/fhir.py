@@ -97,9 +97,9 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
     return lower, upper
 
 
-def _max(a, b):
+def _max(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _min(a, b):
+def _min(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a
