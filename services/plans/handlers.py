@@ -16,18 +16,18 @@ from itertools import pairwise
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
 from services.plans import store
 from services.plans.model import Plan, RemsForm
 from services.plans.progress import Progress, evaluate, integration_booked_after
 from services.plans.templates import DEFAULT_FOR_MODALITY, Template
 from services.plans.templates import parse as parse_template
+from shared.db import Connection
 from shared.errors import Conflict, NotFound
-from shared.events import Envelope
+from shared.events import Envelope, Event
 from shared.events.booking import (
     PatientCheckedIn,
     PatientNoShow,
+    PatientRegistered,
     SessionBooked,
     SessionCancelled,
     SessionCompleted,
@@ -42,15 +42,16 @@ from shared.events.plans import (
     RemsMonitoringFormDue,
 )
 
-STATUS_OF = {SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
-             PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
+STATUS_OF: dict[type[Event], str] = {
+    SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
+    PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
 ADOPT_DAYS = 120  # as in the adopt_sessions query
 
 Templates = dict[tuple[str, UUID], tuple[int, Template]]
 
 
-async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None:
-    await store.upsert_patient(conn, env.clinic_id, env.patient_id)
+async def on_patient_registered(conn: Connection, env: Envelope[PatientRegistered]) -> None:
+    await store.upsert_patient(conn, env.clinic_id, env.patient)
 
 
 # --- starting plans ---------------------------------------------------------------------
@@ -67,7 +68,7 @@ class NewPlan:
     cause: Envelope[Any] | None = None
 
 
-async def latest_templates(conn: asyncpg.Connection, wanted: list[tuple[str, UUID]]) -> Templates:
+async def latest_templates(conn: Connection, wanted: list[tuple[str, UUID]]) -> Templates:
     """The newest version of each template for each clinic (the clinic's own version first),
     for several (code, clinic) pairs in one query; 404 if one is unknown."""
     found = await store.latest_templates(conn, wanted)
@@ -77,7 +78,7 @@ async def latest_templates(conn: asyncpg.Connection, wanted: list[tuple[str, UUI
             for key, (version, definition) in found.items()}
 
 
-async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, code: str,
+async def start_plan(conn: Connection, clinic_id: UUID, patient_id: UUID, code: str,
                      started_at: datetime, cause: Envelope[Any] | None = None) -> Plan:
     """Start a plan from the newest version of a template (409 if one is already open)."""
     out: list[Envelope[Any]] = []
@@ -87,7 +88,7 @@ async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
     return plan
 
 
-async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: list[Envelope[Any]],
+async def start_plans(conn: Connection, wanted: list[NewPlan], *, out: list[Envelope[Any]],
                       adopting: set[UUID]) -> list[Plan]:
     """Start plans (one statement for all), in `wanted` order; 409 if one is already open.
     `out` collects the `PlanStarted` events, and plans of `adopting` patients take their
@@ -129,7 +130,7 @@ async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: l
 # --- booking events ---------------------------------------------------------------------
 
 
-async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_create: bool = True,
+async def on_booking_event(conn: Connection, env: Envelope[Any], *, auto_create: bool = True,
                            now: datetime | None = None) -> None:
     """Apply one booking event to the patient's plan (idempotent, order-tolerant)."""
     await on_booking_events(conn, [env], auto_create=auto_create, now=now)
@@ -137,7 +138,7 @@ async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_crea
 
 def newest_per_booking(envs: list[Envelope[Any]]) -> list[Envelope[Any]]:
     """The newest event of each booking (only it matters), in the order bookings first came."""
-    latest: dict[UUID, Envelope] = {}
+    latest: dict[UUID, Envelope[Any]] = {}
     for env in envs:
         seen = latest.get(env.payload.booking_id)
         if seen is None or env.payload.version > seen.payload.version:
@@ -145,7 +146,7 @@ def newest_per_booking(envs: list[Envelope[Any]]) -> list[Envelope[Any]]:
     return list(latest.values())
 
 
-async def on_booking_events(conn: asyncpg.Connection, envs: list[Envelope[Any]], *,
+async def on_booking_events(conn: Connection, envs: list[Envelope[Any]], *,
                             auto_create: bool = True, now: datetime | None = None) -> None:
     """Apply a batch of booking events (in order) with a few statements for the whole
     batch; the result is the same as applying them one by one."""
@@ -175,7 +176,7 @@ async def on_booking_events(conn: asyncpg.Connection, envs: list[Envelope[Any]],
     await store.emit(conn, out)
 
 
-async def _plans_for(conn: asyncpg.Connection, events: list[Envelope[Any]], auto_create: bool,
+async def _plans_for(conn: Connection, events: list[Envelope[Any]], auto_create: bool,
                      out: list[Envelope[Any]]) -> dict[UUID, Plan | None]:
     """The plan each booking counts in: the one it is already in, else the patient's open
     plan for that treatment (started now if the clinic wants that), else none."""
@@ -184,7 +185,7 @@ async def _plans_for(conn: asyncpg.Connection, events: list[Envelope[Any]], auto
     new = [e for e in events if e.payload.booking_id not in plans]
     if not new:
         return plans
-    patients = list({e.patient_id for e in new})
+    patients = list({e.patient for e in new})
     open_plans = await store.open_plans_of(conn, patients)
     creates = await store.auto_create_of(conn, list({e.clinic_id for e in new}), auto_create)
     waiting = await store.patients_with_unplanned_sessions(conn, patients)
@@ -205,7 +206,7 @@ def choose_plans(new: list[Envelope[Any]], open_plans: dict[UUID, list[Plan]],
     to_start: dict[tuple[UUID, str], NewPlan] = {}
     for env in new:
         p = env.payload
-        mine = [c for c in open_plans.get(env.patient_id, []) if c.clinic_id == env.clinic_id]
+        mine = [c for c in open_plans.get(env.patient, []) if c.clinic_id == env.clinic_id]
         if not p.is_dosing:
             plans[p.booking_id] = mine[-1] if mine else None
             continue
@@ -214,8 +215,8 @@ def choose_plans(new: list[Envelope[Any]], open_plans: dict[UUID, list[Plan]],
         code = DEFAULT_FOR_MODALITY.get(p.session_type)
         plans[p.booking_id] = plan
         if plan is None and code and STATUS_OF[type(p)] != "cancelled" and creates[env.clinic_id]:
-            to_start.setdefault((env.patient_id, p.session_type),
-                                NewPlan(env.clinic_id, env.patient_id, code, env.occurred_at, env))
+            to_start.setdefault((env.patient, p.session_type),
+                                NewPlan(env.clinic_id, env.patient, code, env.occurred_at, env))
     return list(to_start.values())
 
 
@@ -224,7 +225,7 @@ def adopt_into_new_plans(new: list[Envelope[Any]], started: dict[UUID, Plan],
     """The plans just started (by patient) take this batch's bookings that had none: dosing
     sessions of their treatment, other sessions of the last `ADOPT_DAYS` days."""
     for env in new:
-        plan, p = started.get(env.patient_id), env.payload
+        plan, p = started.get(env.patient), env.payload
         if plan is None or plans[p.booking_id] is not None:
             continue
         counted = parse_template(plan.definition).counts(p.session_type)
@@ -236,7 +237,7 @@ def adopt_into_new_plans(new: list[Envelope[Any]], started: dict[UUID, Plan],
 # --- recomputing plans ------------------------------------------------------------------
 
 
-async def refresh_many(conn: asyncpg.Connection, items: list[tuple[Plan, Envelope[Any] | None]],
+async def refresh_many(conn: Connection, items: list[tuple[Plan, Envelope[Any] | None]],
                        now: datetime) -> list[Envelope[Any]]:
     """Recompute plans from their sessions (one query for all), save them and their timers
     (one statement each for all), and return the events for what changed."""
@@ -302,7 +303,7 @@ def timer_changes(plan_id: UUID, prog: Progress, sets: list[tuple[UUID, str, str
         drops.append((plan_id, "adherence_gap", ""))
 
 
-async def _after_dosing(conn: asyncpg.Connection, plan: Plan, env: Envelope,
+async def _after_dosing(conn: Connection, plan: Plan, env: Envelope[Any],
                         now: datetime) -> list[Envelope[Any]]:
     """Integration and REMS follow-ups of a completed dosing session."""
     t = parse_template(plan.definition)
@@ -327,7 +328,7 @@ async def _after_dosing(conn: asyncpg.Connection, plan: Plan, env: Envelope,
 # --- staff's changes --------------------------------------------------------------------
 
 
-async def file_rems_form(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUID,
+async def file_rems_form(conn: Connection, clinic_id: UUID, plan_id: UUID,
                          booking_id: UUID, filed_by: str) -> RemsForm:
     """Record that a session's REMS form was filed; its overdue timer goes."""
     if await store.get_plan(conn, clinic_id, plan_id) is None:
@@ -339,7 +340,7 @@ async def file_rems_form(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUI
     return form
 
 
-async def discontinue(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUID) -> Plan:
+async def discontinue(conn: Connection, clinic_id: UUID, plan_id: UUID) -> Plan:
     """End an open plan early; its timers go."""
     before = await store.get_plan(conn, clinic_id, plan_id)
     if before is None:

@@ -28,7 +28,7 @@ from services.plans.model import (
 )
 from services.plans.progress import Session
 from services.plans.templates import parse as parse_template
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event
 from shared.outbox import enqueue
 from shared.rows import every as _all
@@ -39,7 +39,7 @@ from shared.rows import row as _row
 Q = Queries(Path(__file__).with_name("queries.sql"))
 PRODUCER = "plans"
 
-Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = Connection | asyncpg.Pool
 T = TypeVar("T")
 
 TimerKey = tuple[UUID, str, str]
@@ -68,7 +68,7 @@ def event(plan: Plan, payload: Event, cause: Envelope[Any] | None = None) -> Env
                         patient_id=plan.patient_id, cause=cause)
 
 
-async def emit(conn: asyncpg.Connection, envelopes: Iterable[Envelope[Any]]) -> None:
+async def emit(conn: Connection, envelopes: Iterable[Envelope[Any]]) -> None:
     """Hand events to the outbox, in the caller's transaction."""
     await enqueue(conn, envelopes)
 
@@ -201,7 +201,8 @@ async def mark_fired(conn: Db, timer: Timer) -> None:
 
 
 async def next_timer_at(db: Db) -> datetime | None:
-    return await db.fetchval(Q.next_timer_at)
+    value: datetime | None = await db.fetchval(Q.next_timer_at)
+    return value
 
 
 async def timer_counts(db: Db, overdue_after: float) -> list[TimerCount]:

@@ -16,6 +16,7 @@ from services.plans import store
 from services.plans.model import Timer
 from services.plans.progress import evaluate
 from services.plans.templates import parse as parse_template
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
 from shared.worker import listen_loop
@@ -37,7 +38,7 @@ async def fire_due(pool: asyncpg.Pool, batch: int = 100) -> int:
     return len(timers)
 
 
-async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
+async def _fire(conn: Connection, timer: Timer) -> Envelope[Any] | None:
     """The event a timer gives, if what it warns about is still true."""
     plan = await store.lock_plan(conn, timer.plan_id)
     if timer.kind == "rems_overdue":
@@ -58,7 +59,7 @@ async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
         t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now
     )
     if timer.kind == "session_due":
-        if prog.booked or prog.next_due_from is None:
+        if prog.booked or prog.next_due_from is None or prog.next_due_by is None:  # set together
             return None  # a session got booked meanwhile
         return store.event(plan, PlanSessionDue(plan_id=plan.id, due_from=prog.next_due_from,
                                                 due_by=prog.next_due_by))
