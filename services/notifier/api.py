@@ -113,6 +113,7 @@ async def mark_reply_read(reply_id: ReplyId, request: Request,
         if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
         item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        assert item is not None  # marked read just above
         await record(conn, request, body=json.dumps(item, default=str))
         return item
 
@@ -207,7 +208,9 @@ async def save_template(cmd: TemplateIn, request: Request,
                           problems=[p.message for p in found])
     async with request.app.state.runtime.db.acquire() as conn:
         try:
-            return await one_dict(conn, Q.insert_template_override, who.clinic_id, cmd.kind,
-                                  cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
+            saved = await one_dict(conn, Q.insert_template_override, who.clinic_id, cmd.kind,
+                                   cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
         except asyncpg.UniqueViolationError:
             raise Conflict("the template was saved meanwhile: try again") from None
+        assert saved is not None  # INSERT ... RETURNING
+        return saved

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -69,7 +70,8 @@ def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None 
                    ) -> dict[type[Event], Handler]:
     """The handler of each event the notifier consumes (`quiet`: the service's quiet hours;
     `sender_of`: what verification codes are sent through, if the notifier sends them)."""
-    codes_handler = {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {}
+    codes_handler: dict[type[Event], Handler] = (
+        {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {})
     return {
         **codes_handler,
         PatientRegistered: handlers.on_patient_registered,
@@ -89,7 +91,7 @@ def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None 
 
 
 def dispatcher_worker(settings: NotifierSettings, quiet: QuietHours
-                      ) -> Callable[[ServiceRuntime], Awaitable[None]]:
+                      ) -> Callable[[ServiceRuntime], Coroutine[Any, Any, None]]:
     """The dispatcher as the runtime's worker: sending through the configured sender."""
 
     async def dispatch(rt: ServiceRuntime) -> None:

@@ -4,12 +4,12 @@ an account or sender problem; and `/ops/texts`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifier.store import OPS, dicts, one_dict
+from shared.db import Connection
 from shared.ops_api import require_ops
 from shared.ops_status import Probe, StatusReport
 
@@ -20,13 +20,13 @@ def text_probe(late_after: float) -> Probe:
     """The probe adding the text queue and outcomes to the notifier's status and metrics;
     a text due more than `late_after` seconds ago and not sent is late."""
 
-    async def probe(conn: asyncpg.Connection, report: StatusReport) -> None:
+    async def probe(conn: Connection, report: StatusReport) -> None:
         await _texts(conn, report, late_after)
 
     return probe
 
 
-async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: float) -> None:
+async def _texts(conn: Connection, report: StatusReport, late_after: float) -> None:
     queue = await one_dict(conn, OPS.text_queue, late_after) or {}
     outcomes = await dicts(conn, OPS.text_outcomes, OUTCOME_HOURS)
     failing = await conn.fetchval(OPS.failing_number_count)
@@ -60,7 +60,7 @@ async def _texts(conn: asyncpg.Connection, report: StatusReport, late_after: flo
         report.problems.append(f"texts: {queue['stuck']} claimed but not sent")
 
 
-async def _pauses(conn: asyncpg.Connection, report: StatusReport) -> None:
+async def _pauses(conn: Connection, report: StatusReport) -> None:
     """Sending paused by an account or sender problem: named by Twilio code and meaning."""
     pauses = await dicts(conn, OPS.sender_pauses)
     report.sections["texts"]["sending_paused"] = pauses
@@ -82,7 +82,7 @@ router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_op
 
 @router.get("/texts")
 async def texts(request: Request, state: Literal["pending", "late"] = "pending",
-                limit: int = Query(100, ge=1, le=1000)) -> dict:
+                limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Texts waiting to go out, or overdue ones, oldest due first (no patient data)."""
     rt = request.app.state.runtime
     async with rt.db.acquire() as conn:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from string import Formatter
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.notifier.templates import (
@@ -74,7 +75,7 @@ class Preview:
     problems: list[Problem]
 
 
-def shown(p: Preview) -> dict:
+def shown(p: Preview) -> dict[str, Any]:
     """A preview as the API answers it."""
     return asdict(p)
 
@@ -82,7 +83,8 @@ def shown(p: Preview) -> dict:
 def placeholders(body: str) -> tuple[set[str], list[str]]:
     """The placeholders of `body` and what is wrong with its braces or placeholders (a
     format, a conversion, an attribute or index, an unclosed brace)."""
-    names, wrong = set(), []
+    names: set[str] = set()
+    wrong: list[str] = []
     try:
         parts = list(Formatter().parse(body))
     except ValueError:

@@ -85,7 +85,8 @@ class TwilioSender(SmsSender):
             # the request may or may not have reached Twilio: see the dispatcher's notes
             raise SendError("timeout", type(exc).__name__, ErrorClass.TRANSIENT) from None
         log.info("text %d handed to Twilio as %s", sms.text_id, message.sid)
-        return message.sid
+        value: str = message.sid
+        return value
 
     async def close(self) -> None:
         await self.http.close()

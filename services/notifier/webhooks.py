@@ -5,6 +5,7 @@ valid `X-Twilio-Signature` (HMAC-SHA1 of the URL and parameters with the auth to
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
@@ -25,7 +26,7 @@ class TwiML(Response):
     media_type = "text/xml"
 
 
-def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict:
+def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict[str, Any]:
     """OpenAPI for a webhook: the form fields Twilio posts that we read (it sends more), and
     the query parameters of our own callback URL."""
     string = {"type": "string"}
