@@ -53,6 +53,22 @@ async def test_a_form_without_the_csrf_token_is_refused_with_403(console):
     assert [r["name"] for r in rooms] == ["Room 1"]
 
 
+async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_error(console):
+    net = await create_network(console.spine.booking.http)
+    person = await add_person(console.spine.booking.http, net.headers, "admin")
+    upload = {"csrf": ("csrf.txt", b"not-the-token", "text/plain")}
+    async with console.browser() as browser:
+        await sign_in_browser(browser, person)
+        refused = await browser.post("/network/room", files=upload,
+                                     data={"site_id": net.site["id"], "name": "Sneaky"})
+        assert refused.status_code == 403
+    async with console.browser() as anonymous:
+        await anonymous.get("/sign-in")
+        refused = await anonymous.post("/sign-in", files=upload,
+                                       data={"email": person.email, "password": "x"})
+        assert refused.status_code == 403
+
+
 async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler")

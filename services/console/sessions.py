@@ -167,10 +167,12 @@ async def set_language(request: Request, staff: Staff, language: str) -> None:
                                staff.id_hash, language)
 
 
-def csrf_ok(request: Request, staff: Staff | None, submitted: str | None) -> bool:
+def csrf_ok(request: Request, staff: Staff | None, submitted: object) -> bool:
     """Whether the submitted CSRF token (form field or X-CSRF-Token header) is this
-    session's; before sign-in, whether it matches the CSRF cookie (double submit)."""
-    submitted = submitted or request.headers.get("X-CSRF-Token") or ""
+    session's; before sign-in, whether it matches the CSRF cookie (double submit). A form
+    field that is no text (a file) counts as missing."""
+    if not isinstance(submitted, str) or not submitted:
+        submitted = request.headers.get("X-CSRF-Token") or ""
     expected = staff.csrf_token if staff is not None else \
         request.cookies.get(cookie_name(request, CSRF_COOKIE), "")
     return bool(expected) and hmac.compare_digest(submitted.encode(), expected.encode())
