@@ -30,7 +30,7 @@ CATALOGUES = {"fr_CA": (PO, METHODS), "es_US": (SPANISH_PO, PUBLIC)}
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": (2,)}
 
 
-def extract(methods: list = METHODS) -> Catalog:
+def extract(methods: list[tuple[str, str]] = METHODS) -> Catalog:
     """Every message the console shows (of the files `methods` name), as a template
     catalogue."""
     template = Catalog(project="clinic-console", charset="utf-8")
@@ -53,7 +53,7 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
-def update(locale: str = "fr_CA") -> list[str]:
+def update(locale: str = "fr_CA") -> list[str | tuple[str, ...] | list[str]]:
     """Merge the extracted messages into the locale's .po, write it and the .mo; returns
     the messages still without a translation."""
     po, methods = CATALOGUES[locale]

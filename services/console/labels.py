@@ -1,5 +1,7 @@
 """Names people read for the codes the services use (translated where they are shown)."""
 
+from typing import Any
+
 from services.console.i18n import N_
 
 ROLES = {"admin": N_("admin"), "scheduler": N_("scheduler"), "clinician": N_("clinician"),
@@ -54,7 +56,7 @@ WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursd
             5: N_("Friday"), 6: N_("Saturday"), 7: N_("Sunday")}
 
 
-def text_state(text: dict) -> str:
+def text_state(text: dict[str, Any]) -> str:
     """A text's state as staff see it: delivered, sent, failed, scheduled or not sent."""
     if text.get("delivery") == "delivered":
         return "delivered"

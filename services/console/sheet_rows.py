@@ -5,6 +5,8 @@ the catalogue's all the same. The table around them is the template's (`_sheet.h
 
 from __future__ import annotations
 
+from typing import Any
+
 from markupsafe import Markup, escape
 
 from services.console import labels
@@ -18,7 +20,7 @@ def _button(url: str, target: str, text: str, label: str, method: str = "post",
             f'aria-label="{text}: {label}">{text}{"" if method == "post" else "…"}</button>')
 
 
-def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
+def row(b: dict[str, Any], w: dict[str, Any], q: str, can_care: bool, can_schedule: bool) -> str:
     """One session's row: time, patient, type, status, confirmation, ride, texts, replies,
     and the actions the person's role allows in the booking's state."""
     e = escape
@@ -77,7 +79,8 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
     )
 
 
-def rows(bookings: list[dict], w: dict, site_id: str, day, can_care: bool,
+def rows(bookings: list[dict[str, Any]], w: dict[str, Any], site_id: str, day: object,
+         can_care: bool,
          can_schedule: bool) -> Markup:
     q = f"?site={escape(site_id)}&amp;date={day}"
     return Markup("\n".join(row(b, w, q, can_care, can_schedule) for b in bookings))
