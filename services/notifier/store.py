@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +23,8 @@ from shared.events import Envelope
 from shared.events.booking import SessionBooked, SessionRescheduled
 from shared.events.notifier import SmsSent
 from shared.outbox import insert_events_sql
+from shared.rows import every as _all
+from shared.rows import one as _one
 
 PRODUCER = "notifier"
 """The `producer` of the notifier's events."""
@@ -46,20 +48,6 @@ OPS = Queries(_HERE / "ops.sql")
 """The ops figures (no patient data)."""
 RETENTION = Queries(_HERE / "retention.sql")
 """The purges of the notifier's own tables."""
-_Row = TypeVar("_Row")
-
-
-async def _one(conn: Connection, row_type: type[_Row], query: str,
-               *args: Any) -> _Row | None:
-    """The row of `query` as a `row_type` (by column name), or None."""
-    row = await conn.fetchrow(query, *args)
-    return None if row is None else row_type(**row)
-
-
-async def _all(conn: Connection, row_type: type[_Row], query: str,
-               *args: Any) -> list[_Row]:
-    """The rows of `query` as `row_type`s (by column name)."""
-    return [row_type(**row) for row in await conn.fetch(query, *args)]
 
 
 # -- scheduling -------------------------------------------------------------------------
