@@ -138,22 +138,7 @@ class EventConsumer:
     async def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Process one batch exactly once in effect; raises only on transient failures."""
         started = time.perf_counter()
-        events: list[tuple[ConsumerRecord, Envelope]] = []
-        dead: list[_DeadLetter] = []
-        ignored: Counter[str] = Counter()
-        for record in records:
-            if replayed_for(record) not in (None, self.name):
-                ignored[_event_type(record)] += 1  # another consumer's dead letter
-                continue
-            try:
-                env = parse_envelope(record.value or b"")
-            except (ValidationError, ValueError) as exc:
-                dead.append(_DeadLetter(record, f"invalid event: {_describe(exc)}"))
-                continue
-            if type(env.payload) in self.handlers or type(env.payload) in self.batch_handlers:
-                events.append((record, env))
-            else:
-                ignored[env.event_type] += 1
+        events, dead, ignored = self._sort(records)
         result = _with_ignored(ignored)
         try:
             async with self.get_pool().acquire() as conn:
@@ -179,6 +164,28 @@ class EventConsumer:
             EVENTS_CONSUMED.labels(self.name, event_type, outcome).inc(n)
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
+
+    def _sort(self, records: Sequence[ConsumerRecord]) -> tuple[
+            list[tuple[ConsumerRecord, Envelope[Any]]], list[_DeadLetter], Counter[str]]:
+        """A batch's records sorted: the events this consumer handles, the records that are
+        no event (dead letters), and the counts of the events it ignores, by type."""
+        events: list[tuple[ConsumerRecord, Envelope[Any]]] = []
+        dead: list[_DeadLetter] = []
+        ignored: Counter[str] = Counter()
+        for record in records:
+            if replayed_for(record) not in (None, self.name):
+                ignored[_event_type(record)] += 1  # another consumer's dead letter
+                continue
+            try:
+                env = parse_envelope(record.value or b"")
+            except (ValidationError, ValueError) as exc:
+                dead.append(_DeadLetter(record, f"invalid event: {_describe(exc)}"))
+                continue
+            if type(env.payload) in self.handlers or type(env.payload) in self.batch_handlers:
+                events.append((record, env))
+            else:
+                ignored[env.event_type] += 1
+        return events, dead, ignored
 
     async def _apply(self, conn: Connection, events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
                      result: BatchResult) -> None:

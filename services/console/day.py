@@ -91,25 +91,17 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict[str, Any]:
     for b in sheet["bookings"]:
         about = texts.get(b["id"], {})
         b["confirmed"] = b["confirmed"] or hub.recently_confirmed(UUID(b["id"]))
-        b["texts"] = [
-            (
-                labels.TEXT_TONE[state],
-                w["text_chip"]
-                % {"kind": w["kinds"].get(x["kind"], x["kind"]), "state": w["states"][state]},
-            )
-            for x in about.get("texts", [])
-            if x["kind"] != "confirmation"
-            for state in (labels.text_state(x),)
-        ]
+        b["texts"] = [(labels.TEXT_TONE[state], w["text_chip"] % {
+                          "kind": w["kinds"].get(x["kind"], x["kind"]),
+                          "state": w["states"][state]})
+                      for x in about.get("texts", []) if x["kind"] != "confirmation"
+                      for state in (labels.text_state(x),)]
         b["replies"] = about.get("replies", 0)
         b["started"] = datetime.fromisoformat(b["starts_at"]) <= now
         b["when"] = i18n.local_time(b["starts_at"], tz, language)
         b["until"] = i18n.local_time(b["ends_at"], tz, language)
-        b["at"] = (
-            datetime.fromisoformat(b["starts_at"])
-            .astimezone(ZoneInfo(tz))
+        b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)) \
             .strftime("%Y-%m-%dT%H:%M")
-        )
         # a visit by phone or video, or at home, takes no room: listed under its mode
         by_room.setdefault(b["room_name"] or w["modes"][b.get("mode", "clinic")], []).append(b)
     staff = request.state.staff

@@ -25,7 +25,6 @@ def row(b: dict[str, Any], w: dict[str, Any], q: str, can_care: bool, can_schedu
     and the actions the person's role allows in the booking's state."""
     e = escape
     bid = e(b["id"])
-    url = f"/day/bookings/{bid}/"
     label = e(f"{b['patient_name']}, {b['when']}")
     status = b["status"]
     reschedule = f' <span class="chip warn">{e(w["wants_another_time"])}</span>' \
@@ -45,26 +44,7 @@ def row(b: dict[str, Any], w: dict[str, Any], q: str, can_care: bool, can_schedu
         kind += f' <span class="chip" data-field="source">{e(w["online"])}</span>'
     texts = " ".join(f'<span class="chip {tone}">{e(text)}</span>' for tone, text in b["texts"])
     replies = f'<a href="/inbox">{b["replies"]}</a>' if b["replies"] else "0"
-    actions = []
-    if can_care and status == "booked":
-        actions.append(
-            _button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label, action="check-in")
-        )
-    if can_care and status == "arrived":
-        actions.append(
-            _button(f"{url}complete{q}", "#sheet", e(w["complete"]), label, action="complete")
-        )
-    if can_care and status == "booked" and b["started"]:
-        actions.append(
-            _button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label, action="no-show")
-        )
-    if can_care and b["is_dosing"] and status in ("booked", "arrived"):
-        actions.append(_button(f"{url}dialog/ride{q}", "#dialog-slot", e(w["ride"]), label, "get"))
-    if can_schedule and status == "booked":
-        actions.append(_button(f"{url}dialog/reschedule{q}&amp;at={e(b['at'])}", "#dialog-slot",
-                               e(w["reschedule"]), label, "get"))
-        actions.append(_button(f"{url}dialog/cancel{q}", "#dialog-slot", e(w["cancel"]), label,
-                               "get", extra=' class="danger"'))
+    actions = _actions(b, w, q, label, can_care, can_schedule)
     return (
         f'<tr data-booking="{bid}"><td>{e(b["when"])}–{e(b["until"])}</td>'
         f'<td><a href="/patients/{e(b["patient_id"])}">{e(b["patient_name"])}</a><br>'
@@ -79,8 +59,32 @@ def row(b: dict[str, Any], w: dict[str, Any], q: str, can_care: bool, can_schedu
     )
 
 
+def _actions(b: dict[str, Any], w: dict[str, Any], q: str, label: str, can_care: bool,
+             can_schedule: bool) -> list[str]:
+    """The buttons of a session's row: those the person's role allows in its state."""
+    e, status = escape, b["status"]
+    url = f"/day/bookings/{e(b['id'])}/"
+    actions = []
+    if can_care and status == "booked":
+        actions.append(_button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label,
+                               action="check-in"))
+    if can_care and status == "arrived":
+        actions.append(_button(f"{url}complete{q}", "#sheet", e(w["complete"]), label,
+                               action="complete"))
+    if can_care and status == "booked" and b["started"]:
+        actions.append(_button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label,
+                               action="no-show"))
+    if can_care and b["is_dosing"] and status in ("booked", "arrived"):
+        actions.append(_button(f"{url}dialog/ride{q}", "#dialog-slot", e(w["ride"]), label, "get"))
+    if can_schedule and status == "booked":
+        actions.append(_button(f"{url}dialog/reschedule{q}&amp;at={e(b['at'])}", "#dialog-slot",
+                               e(w["reschedule"]), label, "get"))
+        actions.append(_button(f"{url}dialog/cancel{q}", "#dialog-slot", e(w["cancel"]), label,
+                               "get", extra=' class="danger"'))
+    return actions
+
+
 def rows(bookings: list[dict[str, Any]], w: dict[str, Any], site_id: str, day: object,
-         can_care: bool,
-         can_schedule: bool) -> Markup:
+         can_care: bool, can_schedule: bool) -> Markup:
     q = f"?site={escape(site_id)}&amp;date={day}"
     return Markup("\n".join(row(b, w, q, can_care, can_schedule) for b in bookings))

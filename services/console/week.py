@@ -68,17 +68,10 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
     first = _monday(day or date.today())
     last = first + timedelta(days=6)
     sheet, free = await asyncio.gather(
-        client.get(
-            "booking", f"/sites/{site}/sheet", **{"from": first.isoformat(), "to": last.isoformat()}
-        ),
-        client.get(
-            "booking",
-            f"/sites/{site}/availability",
-            session_type=session_type,
-            step_minutes=30,
-            **{"from": first.isoformat(), "to": last.isoformat()},
-        ),
-    )
+        client.get("booking", f"/sites/{site}/sheet",
+                   **{"from": first.isoformat(), "to": last.isoformat()}),
+        client.get("booking", f"/sites/{site}/availability", session_type=session_type,
+                   step_minutes=30, **{"from": first.isoformat(), "to": last.isoformat()}))
     tz = sheet["site"]["timezone"]
     days: dict[date, dict[str, list[Any]]] = {
         first + timedelta(days=i): {"booked": [], "free": []} for i in range(7)}
