@@ -17,7 +17,10 @@ from shared.events.booking import PatientRegistered
 from tests.conftest import eventually
 from tests.helpers import EVERY_DAY, _ok, create_network, session_booked
 from tests.test_notifier_claims import ANY_HOUR as ALWAYS
-from tests.test_notifier_claims import InstantSender
+from tests.test_notifier_claims import (
+    InstantSender,
+    pool,  # noqa: F401 (a fixture)
+)
 from tests.test_spine import listing
 
 MIAMI = ZoneInfo("America/New_York")
