@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser pgbouncer run demo test test-unit bench screenshots clean
+.PHONY: install browser pgbouncer run demo test test-unit lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -42,6 +42,10 @@ test: install browser pgbouncer ## the whole test suite (starts its own PostgreS
 
 test-unit: install ## the rule tests in tests/unit: no PostgreSQL, no broker, seconds
 	$(PY) -m pytest tests/unit -q -p no:cacheprovider -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)
+
+lint: install ## ruff and strict mypy, as tests/test_lint.py runs them (FIX=1: apply ruff's safe fixes)
+	$(PY) -m ruff check $(if $(FIX),--fix) .
+	$(PY) -m mypy
 
 screenshots: install browser ## the console's pages in headless Chromium, as docs/console-*.png (its end-to-end test)
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest tests/test_console_e2e.py -q -p no:cacheprovider

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import sys
 
+from bench import (
+    audit_cost,
+    booking_throughput,
+    console_day_sheet,
+    consumer_throughput,
+    notifier_apscheduler,
+    notifier_dispatch,
+    notifier_pacing,
+    notifier_schedule,
+    plans_throughput,
+    tracing_cost,
+)
 from bench.common import TARGETS
-from bench import (audit_cost, booking_throughput, console_day_sheet, consumer_throughput,
-                   notifier_apscheduler, notifier_dispatch, notifier_pacing, notifier_schedule,
-                   plans_throughput, tracing_cost)
 
 BENCHMARKS = [consumer_throughput, booking_throughput, plans_throughput, notifier_schedule,
               notifier_dispatch, notifier_apscheduler, notifier_pacing, console_day_sheet,

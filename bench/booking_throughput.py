@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -41,7 +41,7 @@ ALL_DAY = [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(1,
 
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def start_service(db: str, kafka: str, schema: str, workers: int = 1, *, root: Path = ROOT,

@@ -36,9 +36,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bench.common import ROUNDS, infrastructure, judge, median
+from bench.notifier_common import ANY_HOUR, ZeroLatencySender, lateness, notifier_pool, percentile, seed_due
 from bench.notifier_dispatch import dispatcher_loop
-from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
-                                   percentile, seed_due)
 from services.notifier import handlers
 from services.notifier.dispatcher import Dispatcher
 from shared.consumer import EventConsumer

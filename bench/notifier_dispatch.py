@@ -28,8 +28,15 @@ import time
 import asyncpg
 
 from bench.common import ROUNDS, PostgresCpu, infrastructure, judge, median, report
-from bench.notifier_common import (ANY_HOUR, ZeroLatencySender, lateness, notifier_pool,
-                                   percentile, seed_due, seed_future)
+from bench.notifier_common import (
+    ANY_HOUR,
+    ZeroLatencySender,
+    lateness,
+    notifier_pool,
+    percentile,
+    seed_due,
+    seed_future,
+)
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
 from services.notifier.store import Q
 
@@ -208,7 +215,7 @@ async def throughput(db: str, n: int, rounds: int = ROUNDS) -> bool:
     rows = [(bare_name, median(bare)), (ours_name, median(ours))]
     report(f"dispatch {n:,} due texts, zero-latency sender, median of {rounds} rounds", rows,
            baseline=bare_name, unit="texts/s")
-    ratio = median([o / b for o, b in zip(ours, bare)])
+    ratio = median([o / b for o, b in zip(ours, bare, strict=True)])
     print(f"   rounds: bare loop {', '.join(f'{b:,.0f}' for b in bare)}; dispatchers "
           f"{', '.join(f'{o:,.0f}' for o in ours)} texts/s")
     fast = judge("dispatchers of 2 notifier processes", median(ours), 7_500, "texts/s")

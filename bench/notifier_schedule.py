@@ -79,7 +79,7 @@ async def raw(bootstrap: str, n: int, pool) -> float:
                         " kind, due_at, valid_until) SELECT c, p, b, 1, k, d, v FROM unnest("
                         "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[],"
                         " $6::timestamptz[]) AS t(c, p, b, k, d, v)",
-                        *[list(column) for column in zip(*rows)])
+                        *[list(column) for column in zip(*rows, strict=True)])
                 await consumer.commit()
                 done += len(records)
     finally:

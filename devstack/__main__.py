@@ -11,8 +11,16 @@ import threading
 from datetime import datetime
 from urllib.parse import quote
 
-from devstack.demo import (book_demo_session, book_home_session, book_online, console_day_sheet,
-                           listing, load_staff, texts_to, wait_for)
+from devstack.demo import (
+    book_demo_session,
+    book_home_session,
+    book_online,
+    console_day_sheet,
+    listing,
+    load_staff,
+    texts_to,
+    wait_for,
+)
 from devstack.stack import Stack
 from devstack.supervise import Supervisor
 from shared.logs import configure_logging
@@ -65,7 +73,10 @@ def demo() -> int:
             lambda ts: any(t["booking_id"] == booking["id"] and t["status"] == "sent" for t in ts))
         plans = wait_for(
             lambda: listing(f"{stack.url('plans')}/patients/{patient}/plans", auth),
-            lambda ps: any(any(s["booking_id"] == booking["id"] for s in p["timeline"]) for p in ps))
+            lambda ps: any(
+                any(s["booking_id"] == booking["id"] for s in p["timeline"]) for p in ps
+            ),
+        )
         for plan in plans:
             print(f"plan {plan['template']}: {plan['sessions_booked']} booked, {plan['progress']}")
         print("texts for this booking:")
@@ -86,8 +97,8 @@ def demo() -> int:
             found = listing(f"{stack.url('booking')}/bookings?status=booked&from={quote(start)}",
                             auth)
             return next((b for b in (found or {"items": []})["items"] if b["source"] == "online"
-                         and datetime.fromisoformat(b["starts_at"]) == datetime.fromisoformat(start)),
-                        None)
+                         and datetime.fromisoformat(b["starts_at"])
+                         == datetime.fromisoformat(start)), None)
         consult = wait_for(consultation, bool)
         texts = wait_for(lambda: texts_to(stack.twilio_server.url, visitor), lambda t: len(t) >= 2)
         print("texts to the visitor (through the Twilio-compatible server):")
@@ -97,7 +108,8 @@ def demo() -> int:
         print(f"console day sheet of {consult['starts_at_local'][:10]}: {sheet}")
         home_session(stack, network)
         log.info("demo passed: booking -> plans -> notifier -> SMS; the console shows the day; "
-                 "a consultation booked online; a home session's patient and support person were texted")
+                 "a consultation booked online; a home session's patient and support person "
+                 "were texted")
     return 0
 
 

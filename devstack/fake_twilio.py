@@ -112,9 +112,13 @@ class FakeTwilio:
         return entry
 
     async def _create(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
         if request.headers.get("Authorization") != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+            return web.json_response(
+                {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+            )
         form = dict(await request.post())
         if self.holds:
             hold = self.holds.pop(0)
@@ -139,12 +143,20 @@ class FakeTwilio:
                 await asyncio.sleep(fault.delay)
             if fault.status == 0:  # a stalled gateway: the message was not taken
                 self._record(form, refused="timeout")
-                return web.json_response({"code": None, "message": "gateway timeout", "status": 504},
-                                         status=504)
+                return web.json_response(
+                    {"code": None, "message": "gateway timeout", "status": 504}, status=504
+                )
             if fault.status >= 400:
                 self._record(form, refused=fault.code or fault.status)
-                return web.json_response({"code": fault.code, "message": "injected", "status": fault.status,
-                                          "more_info": ""}, status=fault.status)
+                return web.json_response(
+                    {
+                        "code": fault.code,
+                        "message": "injected",
+                        "status": fault.status,
+                        "more_info": "",
+                    },
+                    status=fault.status,
+                )
         sid = f"SM{next(self._ids):032d}"
         self._record(form, sid=sid)
         if self.auto_callbacks and form.get("StatusCallback"):
@@ -183,12 +195,13 @@ class FakeTwilio:
                           target: str | None = None) -> int:
         token = "not-the-token" if forged else self.auth_token
         signature = RequestValidator(token).compute_signature(url, params)
-        async with aiohttp.ClientSession() as http:
-            async with http.post(target or url, data=params,
-                                 headers={"X-Twilio-Signature": signature}) as r:
-                return r.status
+        async with aiohttp.ClientSession() as http, http.post(target or url, data=params,
+                             headers={"X-Twilio-Signature": signature}) as r:
+            return r.status
 
-    async def _post_until_acknowledged(self, url: str, params: dict[str, str], tries: int = 30) -> int:
+    async def _post_until_acknowledged(
+        self, url: str, params: dict[str, str], tries: int = 30
+    ) -> int:
         """Post a signed webhook, retrying with backoff (a notifier may be down for a while)."""
         signature = RequestValidator(self.auth_token).compute_signature(url, params)
         status = 0
@@ -199,7 +212,7 @@ class FakeTwilio:
                     status = r.status
                     if status < 300:
                         return status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status = 0
             await asyncio.sleep(min(10.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
         return status
@@ -209,13 +222,13 @@ class FakeTwilio:
         for status in ("sent", "delivered"):
             params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": self.account_sid,
                       "To": form["To"], "From": form.get("From", "")}
-            if await self._post_until_acknowledged(form["StatusCallback"], params) < 300:
-                if status == "delivered":
-                    self.callbacks_acknowledged += 1
-                    for r in reversed(self.requests):
-                        if r.get("sid") == sid:
-                            r["delivered_acknowledged"] = True
-                            break
+            acknowledged = await self._post_until_acknowledged(form["StatusCallback"], params) < 300
+            if acknowledged and status == "delivered":
+                self.callbacks_acknowledged += 1
+                for r in reversed(self.requests):
+                    if r.get("sid") == sid:
+                        r["delivered_acknowledged"] = True
+                        break
 
     async def callback(self, sid: str, status: str, error_code: str | None = None,
                        forged: bool = False) -> int:
@@ -245,16 +258,26 @@ class FakeTwilio:
         if body.get("mode", "off") == "off":
             self.window = None
         else:
-            self.window = FaultWindow(body["mode"], asyncio.get_running_loop().time() + body["seconds"],
-                                      rate=body.get("rate", 0.5),
-                                      stall_seconds=body.get("stall_seconds", 12.0))
+            self.window = FaultWindow(
+                body["mode"],
+                asyncio.get_running_loop().time() + body["seconds"],
+                rate=body.get("rate", 0.5),
+                stall_seconds=body.get("stall_seconds", 12.0),
+            )
         return web.json_response({"ok": True})
 
     async def _post_inbound(self, request: web.Request) -> web.Response:
         body = await request.json()
-        params = {"MessageSid": body.get("sid") or f"SMin{next(self._ids):030d}", "From": body["from"],
-                  "To": "+15005550006", "Body": body["body"], "AccountSid": self.account_sid}
-        status = await self._post_until_acknowledged(body["url"], params, tries=body.get("tries", 30))
+        params = {
+            "MessageSid": body.get("sid") or f"SMin{next(self._ids):030d}",
+            "From": body["from"],
+            "To": "+15005550006",
+            "Body": body["body"],
+            "AccountSid": self.account_sid,
+        }
+        status = await self._post_until_acknowledged(
+            body["url"], params, tries=body.get("tries", 30)
+        )
         return web.json_response({"status": status})
 
 

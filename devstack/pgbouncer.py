@@ -19,8 +19,13 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack.embedded import (ManagedProcess, unprivileged_user, die_with_parent, free_port,
-                               wait_for_port)
+from devstack.embedded import (
+    ManagedProcess,
+    die_with_parent,
+    free_port,
+    unprivileged_user,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 UNPACKED = ROOT / ".data" / "pgbouncer"
@@ -41,7 +46,8 @@ def pgbouncer_binary() -> tuple[Path, dict[str, str]]:
                 str(UNPACKED / "usr" / "lib" / "aarch64-linux-gnu"),
                 os.environ.get("LD_LIBRARY_PATH", "")]
         return unpacked, {"LD_LIBRARY_PATH": ":".join(p for p in libs if p)}
-    found = shutil.which("pgbouncer") or (Path("/usr/sbin/pgbouncer").exists() and "/usr/sbin/pgbouncer")
+    found = shutil.which("pgbouncer") or (Path("/usr/sbin/pgbouncer").exists()
+                                          and "/usr/sbin/pgbouncer")
     if found:
         return Path(found), {}
     raise PgBouncerMissing("pgbouncer is not installed: `make pgbouncer` unpacks Debian's "

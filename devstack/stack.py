@@ -20,8 +20,15 @@ from pathlib import Path
 
 import httpx
 
-from devstack.embedded import (ManagedProcess, die_with_parent, free_port, start_postgres,
-                             start_tansu, wait_for_port)
+from devstack.embedded import (
+    ManagedProcess,
+    die_with_parent,
+    free_port,
+    log_to,
+    start_postgres,
+    start_tansu,
+    wait_for_port,
+)
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,20 +136,26 @@ class Stack:
                 "--account-sid", sid, "--auth-token", token]
         for url in notifier_urls:
             args += ["--webhook-base", url]
-        out = open(self.data_dir / "fake-twilio.log", "ab")
-        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
-        out.close()
+        with open(self.data_dir / "fake-twilio.log", "ab") as out:
+            proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True,
+                                    preexec_fn=die_with_parent(signal.SIGTERM))
         self.twilio_server = ManagedProcess("fake-twilio", proc, url=f"http://127.0.0.1:{port}",
                                             extra={"port": port, "account_sid": sid,
                                                    "auth_token": token})
         wait_for_port("127.0.0.1", port, 30, proc)
-        self.env.update({
-            "NOTIFIER_TWILIO_ACCOUNT_SID": sid, "NOTIFIER_TWILIO_AUTH_TOKEN": token,
-            "NOTIFIER_TWILIO_API_BASE_URL": self.twilio_server.url,
-            "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006",
-            "NOTIFIER_PUBLIC_BASE_URL": notifier_urls[0] if notifier_urls else self.url("notifier")})
+        self.env.update(
+            {
+                "NOTIFIER_TWILIO_ACCOUNT_SID": sid,
+                "NOTIFIER_TWILIO_AUTH_TOKEN": token,
+                "NOTIFIER_TWILIO_API_BASE_URL": self.twilio_server.url,
+                "NOTIFIER_TWILIO_FROM_NUMBER": "+15005550006",
+                "NOTIFIER_PUBLIC_BASE_URL": notifier_urls[0]
+                if notifier_urls
+                else self.url("notifier"),
+            }
+        )
         return self.twilio_server
 
     def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
@@ -155,19 +168,18 @@ class Stack:
                     env.setdefault(f"CONSOLE_{other.upper()}_URL", self.url(other))
         return env
 
-    def start_service(self, name: str, instance: int = 0, port: int | None = None) -> ManagedProcess:
+    def start_service(
+        self, name: str, instance: int = 0, port: int | None = None
+    ) -> ManagedProcess:
         """Start one process of service `name` (instance 0 on `ports[name]`)."""
         port = port or self.ports[name]
         label = name if instance == 0 else f"{name}-{instance + 1}"
-        out = subprocess.DEVNULL if self.quiet else None
-        if self.quiet:
-            out = open(self.data_dir / f"{label}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=self.service_env(name, port),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
-        if self.quiet:
-            out.close()
+        with log_to(self.data_dir / f"{label}.log" if self.quiet else None, None) as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], cwd=ROOT,
+                env=self.service_env(name, port), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM))
         mp = ManagedProcess(label, proc, url=f"http://127.0.0.1:{port}",
                             extra={"service": name, "instance": instance, "port": port})
         self.processes.append(mp)
@@ -223,7 +235,9 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def wait_ready(self, processes: list[ManagedProcess] | None = None, timeout: float = 90.0) -> None:
+    def wait_ready(
+        self, processes: list[ManagedProcess] | None = None, timeout: float = 90.0
+    ) -> None:
         deadline = time.monotonic() + timeout
         for mp in self.processes if processes is None else processes:
             while True:

@@ -16,7 +16,9 @@ class Supervisor:
     and doubles, up to `most`, while a process keeps dying within `stable` seconds of its
     start; one that ran longer starts again after `first`."""
 
-    def __init__(self, stack: Stack, *, first: float = 1.0, most: float = 30.0, stable: float = 60.0):
+    def __init__(
+        self, stack: Stack, *, first: float = 1.0, most: float = 30.0, stable: float = 60.0
+    ):
         self.stack = stack
         self.first, self.most, self.stable = first, most, stable
         self.started = {mp.name: time.monotonic() for mp in stack.processes}

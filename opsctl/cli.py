@@ -1,8 +1,9 @@
 """`kcb-ops`: what an on-call person runs. It talks to the services' `/ops` endpoints only
 (never to their databases), with the ops token from `--token`, `OPS_TOKEN` or the file
 `make run` writes (`.data/ops-token`), at the services of `--peers`, `OPS_PEERS`, the file
-`make run` writes (`.data/ops-peers`: the ports it started them on) or the default ports. Every command exits non-zero when something is
-unhealthy or fails, so `kcb-ops status` can back an alert."""
+`make run` writes (`.data/ops-peers`: the ports it started them on) or the default ports.
+Every command exits non-zero when something is unhealthy or fails, so `kcb-ops status` can
+back an alert."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(texts_app, name="texts")
 app.add_typer(audit_app, name="audit")
 console = Console()
-DATA_DIR = Path(os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
+DATA_DIR = Path(
+    os.environ.get("DEVSTACK_DATA_DIR", Path(__file__).resolve().parent.parent / ".data")
+)
 TOKEN_FILE = DATA_DIR / "ops-token"
 PEERS_FILE = DATA_DIR / "ops-peers"
 DEFAULT_PEERS = ServiceSettings.model_fields["ops_peers"].default
@@ -47,7 +50,9 @@ class Ops:
 
     def url(self, service: str) -> str:
         if service not in self.peers:
-            raise typer.BadParameter(f"unknown service {service!r} (one of {', '.join(self.peers)})")
+            raise typer.BadParameter(
+                f"unknown service {service!r} (one of {', '.join(self.peers)})"
+            )
         return self.peers[service]
 
     def call(self, method: str, service: str, path: str, **kwargs) -> Any:
@@ -95,9 +100,19 @@ def _peers() -> str:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    peers: Annotated[str, typer.Option(envvar="OPS_PEERS", help=(
-        "name=url,... of every service (default: OPS_PEERS, .data/ops-peers, the default ports)"))] = "",
-    token: Annotated[str, typer.Option(help="ops token (default: OPS_TOKEN or .data/ops-token)")] = "",
+    peers: Annotated[
+        str,
+        typer.Option(
+            envvar="OPS_PEERS",
+            help=(
+                "name=url,... of every service "
+                "(default: OPS_PEERS, .data/ops-peers, the default ports)"
+            ),
+        ),
+    ] = "",
+    token: Annotated[
+        str, typer.Option(help="ops token (default: OPS_TOKEN or .data/ops-token)")
+    ] = "",
 ) -> None:
     ctx.obj = Ops(peers or _peers(), token or _token())
 
@@ -155,9 +170,13 @@ def _num(value: Any, fmt: str = "{}") -> str:
 
 
 @dlq_app.command("list")
-def dlq_list(ctx: typer.Context, service: Annotated[str | None, typer.Option()] = None,
-             state: Annotated[str, typer.Option("--status", help="pending, replayed, discarded, all")] = "pending",
-             ) -> None:
+def dlq_list(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[
+        str, typer.Option("--status", help="pending, replayed, discarded, all")
+    ] = "pending",
+) -> None:
     """Dead letters of every service (or one), pending ones by default."""
     ops: Ops = ctx.obj
     table = Table("ref", "consumer", "topic", "event", "error", "at", "status")
@@ -166,8 +185,15 @@ def dlq_list(ctx: typer.Context, service: Annotated[str | None, typer.Option()] 
         while True:
             page = ops.call("GET", name, "/ops/dlq", params={"status": state, "after": after})
             for d in page["items"]:
-                table.add_row(f"{name}:{d['id']}", d["consumer"], f"{d['topic']}[{d['partition']}]@{d['offset']}",
-                              d["event_type"] or "?", d["error"][:80], d["created_at"][:19], d["status"])
+                table.add_row(
+                    f"{name}:{d['id']}",
+                    d["consumer"],
+                    f"{d['topic']}[{d['partition']}]@{d['offset']}",
+                    d["event_type"] or "?",
+                    d["error"][:80],
+                    d["created_at"][:19],
+                    d["status"],
+                )
             if page["next_after"] is None:
                 break
             after = page["next_after"]
@@ -176,17 +202,21 @@ def dlq_list(ctx: typer.Context, service: Annotated[str | None, typer.Option()] 
 
 @dlq_app.command("show")
 def dlq_show(ctx: typer.Context, ref: str) -> None:
-    """One dead letter (SERVICE:ID): source, error, the event with patient data redacted, actions."""
+    """One dead letter (SERVICE:ID): source, error, the event with patient data redacted,
+    actions."""
     service, letter = _ref(ref)
     console.print_json(json.dumps(ctx.obj.call("GET", service, f"/ops/dlq/{letter}"), default=str))
 
 
 @dlq_app.command("replay")
-def dlq_replay(ctx: typer.Context, ref: Annotated[str | None, typer.Argument()] = None,
-               all_: Annotated[bool, typer.Option("--all", help="every pending letter")] = False,
-               service: Annotated[str | None, typer.Option(help="with --all: only this service")] = None,
-               wait: Annotated[bool, typer.Option(help="with --all: follow the jobs to the end")] = True,
-               actor: Annotated[str, typer.Option(help="who replays (recorded)")] = getpass.getuser()) -> None:
+def dlq_replay(
+    ctx: typer.Context,
+    ref: Annotated[str | None, typer.Argument()] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every pending letter")] = False,
+    service: Annotated[str | None, typer.Option(help="with --all: only this service")] = None,
+    wait: Annotated[bool, typer.Option(help="with --all: follow the jobs to the end")] = True,
+    actor: Annotated[str, typer.Option(help="who replays (recorded)")] = getpass.getuser(),
+) -> None:
     """Put dead letters back on their source topics, for the consumer that failed them, once
     the cause is fixed: one (SERVICE:ID), or all pending ones (--all: a job in each service,
     followed with a progress bar; Ctrl-C stops following, not the jobs)."""
@@ -244,12 +274,17 @@ def dlq_jobs(ctx: typer.Context, service: Annotated[str | None, typer.Option()] 
 
 
 @dlq_app.command("discard")
-def dlq_discard(ctx: typer.Context, ref: str,
-                reason: Annotated[str, typer.Option(help="why it is given up (recorded)")],
-                actor: Annotated[str, typer.Option(help="who discards (recorded)")] = getpass.getuser()) -> None:
+def dlq_discard(
+    ctx: typer.Context,
+    ref: str,
+    reason: Annotated[str, typer.Option(help="why it is given up (recorded)")],
+    actor: Annotated[str, typer.Option(help="who discards (recorded)")] = getpass.getuser(),
+) -> None:
     """Give up on a dead letter (SERVICE:ID), saying why."""
     service, letter = _ref(ref)
-    ctx.obj.call("POST", service, f"/ops/dlq/{letter}/discard", json={"actor": actor, "reason": reason})
+    ctx.obj.call(
+        "POST", service, f"/ops/dlq/{letter}/discard", json={"actor": actor, "reason": reason}
+    )
     console.print(f"discarded {ref}")
 
 
@@ -291,7 +326,8 @@ def outbox(ctx: typer.Context) -> None:
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context, service: Annotated[str | None, typer.Option()] = None,
                  since: Annotated[str | None, typer.Option(help="first day (YYYY-MM-DD)")] = None,
-                 as_json: Annotated[bool, typer.Option("--json", help="print the JSON")] = False) -> None:
+                 as_json: Annotated[bool, typer.Option("--json", help="print the JSON")] = False,
+                 ) -> None:
     """Walk each service's audit hash chains; print the first broken link. Exits 1 when a
     chain is broken or entries are left unsealed."""
     ops: Ops = ctx.obj
@@ -304,10 +340,12 @@ def audit_verify(ctx: typer.Context, service: Annotated[str | None, typer.Option
         table = Table("service", "links checked", "chain", "first broken link", "unsealed")
         for r in results:
             broken = r["first_broken"]
-            where = (f"{broken['day']} #{broken['seq']} (entry {broken['entry_id']}): {broken['reason']}"
-                     if broken else "")
-            loose = f"{r['unsealed']['count']} from entry {r['unsealed']['first_id']}" if r["unsealed"] else ""
-            table.add_row(r["service"], str(r["checked"]), "broken" if broken else "ok", where, loose)
+            where = (f"{broken['day']} #{broken['seq']} (entry {broken['entry_id']}): "
+                     f"{broken['reason']}" if broken else "")
+            loose = (f"{r['unsealed']['count']} from entry {r['unsealed']['first_id']}"
+                     if r["unsealed"] else "")
+            table.add_row(r["service"], str(r["checked"]), "broken" if broken else "ok", where,
+                          loose)
         console.print(table)
     raise typer.Exit(0 if all(r["ok"] for r in results) else 1)
 

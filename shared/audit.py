@@ -29,8 +29,9 @@ from urllib.parse import parse_qsl
 from uuid import UUID
 
 import asyncpg
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.proxies import is_trusted
 
 Q = Queries(Path(__file__).with_name("audit.sql"))
@@ -108,13 +109,13 @@ class Entry:
     correlation_id: str | None
     id: int | None = field(default=None)
 
-    def record(self) -> tuple:
+    def record(self) -> tuple[Any, ...]:
         """The values in COLUMNS order."""
         return (self.at, self.clinic_id, self.actor_clinic_id, self.actor_kind, self.staff_id,
                 self.actor_label, self.role, self.action, self.resource, self.patient_ids,
                 self.outcome, self.status, self.client, self.correlation_id)
 
-    def inline(self) -> tuple:
+    def inline(self) -> tuple[Any, ...]:
         """The values in COLUMNS order without `patient_ids`, for a statement that writes
         the entry with its change and takes the patient from the changed row."""
         record = self.record()
@@ -172,7 +173,7 @@ def _uuid(value: Any) -> UUID | None:
         return None
 
 
-def _asked_patients(scope: dict) -> list[UUID]:
+def _asked_patients(scope: Scope) -> list[UUID]:
     """Patient ids in the path (`patient_id`) and the query (`patient_id`, FHIR `patient`)."""
     found = []
     for name, value in (scope.get("path_params") or {}).items():
@@ -188,7 +189,7 @@ def _asked_patients(scope: dict) -> list[UUID]:
     return found
 
 
-def resource_of(scope: dict) -> str:
+def resource_of(scope: Scope) -> str:
     """Method and path, with only the path's ids and codes filled in (e.g. GET
     /patients/<uuid>/texts, POST /plan-templates/kap); any other value stays as its name in
     the route."""
@@ -207,8 +208,8 @@ def resource_of(scope: dict) -> str:
     return f"{scope.get('method', '')} {_PARAM.sub(fill, template)}"
 
 
-def _client(scope: dict, proxies: str) -> str | None:
-    peer = (scope.get("client") or (None,))[0]
+def _client(scope: Scope, proxies: str) -> str | None:
+    peer: str | None = (scope.get("client") or (None,))[0]
     if peer is None or not proxies:
         return peer
     if not is_trusted(peer, proxies):
@@ -223,8 +224,9 @@ def _client(scope: dict, proxies: str) -> str | None:
     return peer
 
 
-def _actor(state: dict) -> Actor:
-    if (actor := state.get("audit_actor")) is not None:
+def _actor(state: dict[str, Any]) -> Actor:
+    actor: Actor | None = state.get("audit_actor")
+    if actor is not None:
         return actor
     if (principal := state.get("principal")) is not None:
         return Actor.of(principal)
@@ -240,16 +242,16 @@ class AuditTrail:
     in that network's trail."""
 
     def __init__(self, *, owner_query: str | None = None, proxies: str = "",
-                 enabled: bool = True):
+                 enabled: bool = True) -> None:
         self.owner_query = owner_query
         self.proxies = proxies
         self.enabled = enabled
-        self.pending: list[tuple[dict, int, bytes]] = []
+        self.pending: list[tuple[Scope, int, bytes]] = []
         self.dropped = 0
 
     # --- the request path: as little as possible ---------------------------------------
 
-    def note(self, scope: dict, status: int, body: bytes) -> None:
+    def note(self, scope: Scope, status: int, body: bytes) -> None:
         """Keep a request's answer to be written with the next batch."""
         if len(self.pending) >= MAX_PENDING:
             self.pending.pop(0)
@@ -258,8 +260,8 @@ class AuditTrail:
 
     # --- building entries ----------------------------------------------------------------
 
-    def entry(self, scope: dict, status: int, body: bytes | str = b"", *,
-              patients: list[UUID] | tuple = (), action: str | None = None,
+    def entry(self, scope: Scope, status: int, body: bytes | str = b"", *,
+              patients: list[UUID] | tuple[UUID, ...] = (), action: str | None = None,
               actor: Actor | None = None, at: datetime | None = None) -> Entry:
         """The entry of a request (its scope) answered with `status` and `body`."""
         state = scope.get("state") or {}
@@ -276,7 +278,7 @@ class AuditTrail:
             status=status, client=_client(scope, self.proxies),
             correlation_id=state.get("correlation_id"))
 
-    async def _owners(self, conn: asyncpg.Connection, entries: list[Entry]) -> list[Entry]:
+    async def _owners(self, conn: Connection, entries: list[Entry]) -> list[Entry]:
         """For each 404 about another network's patient, an entry in that network's trail
         saying refused (the actor's own trail keeps what the actor was told, not found, so
         that it learns nothing of the other network)."""
@@ -325,8 +327,8 @@ class AuditTrail:
                 log.exception("audit: a batch of reads could not be written")
 
 
-async def record(conn: asyncpg.Connection, request: Any, *, body: bytes | str = b"",
-                 patients: list[UUID] | tuple = (), action: str | None = None,
+async def record(conn: Connection, request: Any, *, body: bytes | str = b"",
+                 patients: list[UUID] | tuple[UUID, ...] = (), action: str | None = None,
                  actor: Actor | None = None, status: int = 200) -> None:
     """Record a change in the caller's transaction (`conn`): the request's actor, the
     patients in `patients`, the path and `body` (the answer about to be sent)."""
@@ -346,13 +348,14 @@ def act_as(request: Any, actor: Actor) -> None:
 
 class AuditMiddleware:
     """Notes every API request's answer in the runtime's trail (unless it recorded itself with
-    `record` and answered what it recorded: a change that failed after recording rolled back). The request pays one list append; the answer's
-    bytes are kept, unparsed, until the batch is written."""
+    `record` and answered what it recorded: a change that failed after recording rolled back).
+    The request pays one list append; the answer's bytes are kept, unparsed, until the batch
+    is written."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         trail: AuditTrail = scope["app"].state.runtime.audit
@@ -369,7 +372,7 @@ class AuditMiddleware:
                 asked.append(message.get("body", b""))
             return message
 
-        async def capture(message):
+        async def capture(message: Message) -> None:
             nonlocal status, size
             if message["type"] == "http.response.start":
                 status = message["status"]

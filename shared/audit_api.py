@@ -8,16 +8,16 @@ import heapq
 import io
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from shared import audit_chain
-from shared.audit import COLUMNS, Q, Entry
+from shared.audit import COLUMNS, Entry, Q
 from shared.auth import AUDIT, Principal, require
 from shared.errors import Invalid
 from shared.ops_api import require_ops
@@ -43,6 +43,12 @@ def view(entry: Entry, service: str) -> dict[str, Any]:
             "correlation_id": entry.correlation_id}
 
 
+@overload
+def _utc(moment: datetime) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
+@overload
+def _utc(moment: datetime | None) -> datetime | None: ...
 def _utc(moment: datetime | None) -> datetime | None:
     """A moment without an offset is taken as UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -71,7 +77,8 @@ def audit_router() -> APIRouter:
     router = APIRouter(tags=["audit"])
 
     def service(request: Request) -> str:
-        return request.app.state.runtime.settings.service_name
+        name: str = request.app.state.runtime.settings.service_name
+        return name
 
     @router.get("/audit")
     async def audit_entries(
@@ -151,7 +158,7 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _csv_line(values) -> str:
+def _csv_line(values: Iterable[Any]) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(values)
     return out.getvalue()

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.audit import Q, Entry
+from shared.audit import Entry, Q
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -114,7 +114,9 @@ async def verify(pool: asyncpg.Pool, since: date | None = None) -> dict[str, Any
                         "reason": problem}, "unsealed": None}
                 prev, expected_seq = row["hash"], expected_seq + 1
         unsealed = await conn.fetchrow(Q.unsealed_entries, UNSEALED_AFTER_SECONDS)
-    loose = {"count": unsealed["count"], "first_id": unsealed["first_id"]} if unsealed["count"] else None
+        assert unsealed is not None  # an aggregate: always one row
+    loose = ({"count": unsealed["count"], "first_id": unsealed["first_id"]}
+             if unsealed["count"] else None)
     return {"ok": loose is None, "checked": checked, "first_broken": None, "unsealed": loose}
 
 
@@ -137,7 +139,7 @@ async def purge(pool: asyncpg.Pool, retention_days: int, now: datetime | None = 
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=retention_days)
     async with pool.acquire() as conn, conn.transaction():
-        deleted = await conn.fetchval(Q.purge_before, cutoff)
+        deleted: int = await conn.fetchval(Q.purge_before, cutoff)
         if deleted:
             day = cutoff.astimezone(UTC).date().isoformat()
             await conn.execute(Q.insert_entry, *Entry(

@@ -15,16 +15,17 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared import tokens
 from shared.audit import OPERATOR, act_as
 from shared.consumer import Handler
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
@@ -76,15 +77,17 @@ def hash_key(key: str) -> str:
 KEY_CACHE_SECONDS = 10.0
 
 
-async def _lookup(request: Request, key_hash: str):
+async def _lookup(request: Request, key_hash: str) -> asyncpg.Record | None:
     """The key's row, cached for a few seconds per process (a revoked key stops working
     within KEY_CACHE_SECONDS)."""
-    cache: dict = request.app.state.__dict__.setdefault("api_key_cache", {})
+    cache: dict[str, tuple[asyncpg.Record, float]] = request.app.state.__dict__.setdefault(
+        "api_key_cache", {})
     now = time.monotonic()
     hit = cache.get(key_hash)
     if hit is not None and hit[1] > now:
         return hit[0]
-    row = await request.app.state.runtime.db.fetchrow(Q.api_key_by_hash, key_hash)
+    row: asyncpg.Record | None = await request.app.state.runtime.db.fetchrow(
+        Q.api_key_by_hash, key_hash)
     if row is not None:  # unknown keys are not cached: a new key works at once
         if len(cache) > 10_000:
             cache.clear()
@@ -92,17 +95,20 @@ async def _lookup(request: Request, key_hash: str):
     return row
 
 
-def forget_cached_keys(app) -> None:
+def forget_cached_keys(app: FastAPI) -> None:
     """Drop this process's cached keys (after a revocation)."""
     app.state.__dict__.get("api_key_cache", {}).clear()
 
 
-def require(*roles: str):
+def require(*roles: str) -> Any:  # a `Depends`
     """A dependency admitting API keys, or people's sign-in tokens, with one of `roles` (401
     without a valid key or token, 403 if the role may not do this)."""
 
-    async def dependency(request: Request, key: str | None = Security(_api_key),
-                         bearer: HTTPAuthorizationCredentials | None = Security(_bearer)) -> Principal:
+    async def dependency(
+        request: Request,
+        key: str | None = Security(_api_key),
+        bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+    ) -> Principal:
         if bearer is not None and not key:
             who = await _person(request, bearer.credentials)
         else:
@@ -140,13 +146,13 @@ async def require_operator(request: Request, token: str | None = Security(_admin
         raise HTTPException(401, "a valid X-Admin-Token header is required")
 
 
-async def on_api_key_issued(conn: asyncpg.Connection, env: Envelope[ApiKeyIssued]) -> None:
+async def on_api_key_issued(conn: Connection, env: Envelope[ApiKeyIssued]) -> None:
     """Keep a copy of a key issued by booking (consumer handler for `ApiKeyIssued`)."""
     p = env.payload
     await conn.execute(Q.copy_api_key, p.key_id, env.clinic_id, p.key_hash, p.role, p.label)
 
 
-async def on_api_key_revoked(conn: asyncpg.Connection, env: Envelope[ApiKeyRevoked]) -> None:
+async def on_api_key_revoked(conn: Connection, env: Envelope[ApiKeyRevoked]) -> None:
     """Stop a revoked key (consumer handler for `ApiKeyRevoked`)."""
     await conn.execute(Q.revoke_api_key_copy, env.payload.key_id, env.clinic_id)
 

@@ -28,16 +28,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from shared import tracing
 from shared.asyncapi import batch_annotation
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event, parse_envelope
 from shared.logs import log_context
 from shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED
@@ -47,9 +49,9 @@ from shared.topics import dlq
 log = logging.getLogger(__name__)
 Q = Queries(Path(__file__).with_name("consumer.sql"))
 
-Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+Handler = Callable[[Connection, Envelope[Any]], Awaitable[None]]
 """Handles one event in the consumer's transaction: `async def on_x(conn, env: Envelope[X])`."""
-BatchHandler = Callable[[asyncpg.Connection, list[Envelope[Any]]], Awaitable[None]]
+BatchHandler = Callable[[Connection, list[Envelope[Any]]], Awaitable[None]]
 """Handles a batch's new events of its types at once, in order."""
 
 TRANSIENT = (
@@ -71,7 +73,7 @@ class BatchResult:
     duplicates: int = 0
     ignored: int = 0
     dead_lettered: int = 0
-    by_type: Counter = field(default_factory=Counter)
+    by_type: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(event type, outcome) -> count, for the metrics."""
 
     def count(self, outcome: str, event_type: str) -> None:
@@ -109,7 +111,8 @@ class EventConsumer:
         return self.topic_prefix + self.name
 
     def subscribe(self, broker: KafkaBroker, *topics: str, max_records: int = 500,
-                  batch_timeout_ms: int = 100, **consumer_options: Any):
+                  batch_timeout_ms: int = 100,
+                  **consumer_options: Any) -> Callable[[Any], Awaitable[None]]:
         """Register a FastStream batch subscriber for the logical `topics` on `broker`."""
         physical = [self.topic_prefix + t for t in topics]
         self.topics += physical
@@ -121,7 +124,9 @@ class EventConsumer:
             await self.process(records)
 
         # the AsyncAPI document shows the envelopes of the events handled (never validated here)
-        consume.__annotations__["records"] = batch_annotation([*self.handlers, *self.batch_handlers])
+        consume.__annotations__["records"] = batch_annotation(
+            [*self.handlers, *self.batch_handlers]
+        )
         broker.subscriber(
             *physical, group_id=self.group_id, batch=True, max_records=max_records,
             batch_timeout_ms=batch_timeout_ms, auto_offset_reset="earliest",
@@ -133,22 +138,7 @@ class EventConsumer:
     async def process(self, records: Sequence[ConsumerRecord]) -> BatchResult:
         """Process one batch exactly once in effect; raises only on transient failures."""
         started = time.perf_counter()
-        events: list[tuple[ConsumerRecord, Envelope]] = []
-        dead: list[_DeadLetter] = []
-        ignored: Counter = Counter()
-        for record in records:
-            if replayed_for(record) not in (None, self.name):
-                ignored[_event_type(record)] += 1  # another consumer's dead letter
-                continue
-            try:
-                env = parse_envelope(record.value or b"")
-            except (ValidationError, ValueError) as exc:
-                dead.append(_DeadLetter(record, f"invalid event: {_describe(exc)}"))
-                continue
-            if type(env.payload) in self.handlers or type(env.payload) in self.batch_handlers:
-                events.append((record, env))
-            else:
-                ignored[env.event_type] += 1
+        events, dead, ignored = self._sort(records)
         result = _with_ignored(ignored)
         try:
             async with self.get_pool().acquire() as conn:
@@ -175,20 +165,45 @@ class EventConsumer:
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return result
 
-    async def _apply(self, conn: asyncpg.Connection, events, result: BatchResult) -> None:
+    def _sort(self, records: Sequence[ConsumerRecord]) -> tuple[
+            list[tuple[ConsumerRecord, Envelope[Any]]], list[_DeadLetter], Counter[str]]:
+        """A batch's records sorted: the events this consumer handles, the records that are
+        no event (dead letters), and the counts of the events it ignores, by type."""
+        events: list[tuple[ConsumerRecord, Envelope[Any]]] = []
+        dead: list[_DeadLetter] = []
+        ignored: Counter[str] = Counter()
+        for record in records:
+            if replayed_for(record) not in (None, self.name):
+                ignored[_event_type(record)] += 1  # another consumer's dead letter
+                continue
+            try:
+                env = parse_envelope(record.value or b"")
+            except (ValidationError, ValueError) as exc:
+                dead.append(_DeadLetter(record, f"invalid event: {_describe(exc)}"))
+                continue
+            if type(env.payload) in self.handlers or type(env.payload) in self.batch_handlers:
+                events.append((record, env))
+            else:
+                ignored[env.event_type] += 1
+        return events, dead, ignored
+
+    async def _apply(self, conn: Connection, events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
+                     result: BatchResult) -> None:
         if not events:
             return
         fresh = set(await conn.fetchval(Q.record_processed, self.name,
                                         [env.event_id for _, env in events]))
         if tracing.enabled():  # a span per event handled, in its producer's trace
-            spans = tracing.event_spans(self.name, [(r, e) for r, e in events if e.event_id in fresh])
+            spans = tracing.event_spans(self.name,
+                                        [(r, e) for r, e in events if e.event_id in fresh])
             with tracing.handling(spans):
                 await self._handle(conn, events, fresh, result, spans)
         else:
             await self._handle(conn, events, fresh, result, {})
 
-    async def _handle(self, conn: asyncpg.Connection, events, fresh: set, result: BatchResult,
-                      spans: dict) -> None:
+    async def _handle(self, conn: Connection,
+                      events: Sequence[tuple[ConsumerRecord, Envelope[Any]]], fresh: set[UUID],
+                      result: BatchResult, spans: dict[UUID, Span]) -> None:
         grouped: dict[BatchHandler, list[Envelope]] = {}
         for _, env in events:
             if env.event_id in fresh:
@@ -206,7 +221,9 @@ class EventConsumer:
         for batch, envs in grouped.items():
             await batch(conn, envs)
 
-    async def _apply_one_by_one(self, conn, events, dead: list[_DeadLetter], result) -> None:
+    async def _apply_one_by_one(self, conn: Connection,
+                                events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
+                                dead: list[_DeadLetter], result: BatchResult) -> None:
         for record, env in events:
             try:
                 async with conn.transaction():  # a savepoint
@@ -214,10 +231,15 @@ class EventConsumer:
             except TRANSIENT:
                 raise
             except Exception as exc:
-                log.exception("%s: handler failed for %s %s", self.name, env.event_type, env.event_id)
-                dead.append(_DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type))
+                log.exception(
+                    "%s: handler failed for %s %s", self.name, env.event_type, env.event_id
+                )
+                dead.append(
+                    _DeadLetter(record, f"handler failed: {_describe(exc)}", env.event_type)
+                )
 
-    async def _dead_letter(self, conn: asyncpg.Connection, dead: list[_DeadLetter], result) -> None:
+    async def _dead_letter(self, conn: Connection, dead: list[_DeadLetter],
+                           result: BatchResult) -> None:
         for d in dead:
             r = d.record
             inserted = await conn.fetchval(
@@ -272,7 +294,7 @@ def _event_type(record: ConsumerRecord) -> str:
         return "unparsable"
 
 
-def _with_ignored(ignored: Counter) -> BatchResult:
+def _with_ignored(ignored: Counter[str]) -> BatchResult:
     result = BatchResult(ignored=sum(ignored.values()))
     result.by_type.update({(t, "ignored"): n for t, n in ignored.items()})
     return result
@@ -281,6 +303,8 @@ def _with_ignored(ignored: Counter) -> BatchResult:
 def _describe(exc: Exception) -> str:
     """An error description without input values (they may hold patient data)."""
     if isinstance(exc, ValidationError):
-        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()[:5]]
+        parts = [
+            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['type']}" for e in exc.errors()[:5]
+        ]
         return "; ".join(parts)
     return f"{type(exc).__name__}: {exc}"[:500]

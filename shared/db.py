@@ -8,15 +8,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 _MIGRATION = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+"""A connection of its own or one taken from a pool (which asyncpg hands out as a proxy):
+the code takes either."""
+
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10,
-                      statement_cache_size: int = 100, direct_url: str | None = None) -> asyncpg.Pool:
+                      statement_cache_size: int = 100, direct_url: str | None = None,
+                      ) -> asyncpg.Pool:
     """A pool whose connections use `schema` (created if missing) as their search path.
 
     `statement_cache_size`: asyncpg's prepared statements per connection (0 behind a
@@ -35,7 +42,7 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     )
 
 
-async def _no_reset_query(conn: asyncpg.Connection) -> None:
+async def _no_reset_query(conn: Connection) -> None:
     """Skip asyncpg's reset query on release (one round trip per request). asyncpg still rolls
     back an open transaction and drops listeners; our code keeps no other session state on a
     pooled connection: the workers that LISTEN or take advisory locks undo them themselves
@@ -92,7 +99,9 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration]) -> l
                     if done[mig.version] != mig.checksum:
                         raise MigrationChanged(
                             f"migration {mig.name} was changed after it was applied to schema "
-                            f"{schema}; add a new migration instead (or start from an empty database)")
+                            f"{schema}; add a new migration instead "
+                            "(or start from an empty database)"
+                        )
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
@@ -116,8 +125,11 @@ class Queries:
         text = self.path.read_text()
         self._sql: dict[str, str] = {}
         found: dict[str, str] = {}
-        for kind, name, body in re.findall(r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
-                                           text, flags=re.M | re.S):
+        for kind, name, body in re.findall(
+            r"^-- (name|fragment): (\S+)\n(.*?)(?=^-- (?:name|fragment): |\Z)",
+            text,
+            flags=re.M | re.S,
+        ):
             (self._sql if kind == "name" else found)[name] = body.strip()
         shadowed = set(self._sql) & {"path", "names"}
         if shadowed:

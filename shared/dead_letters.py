@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.errors import Conflict, NotFound
 from shared.outbox import enqueue_raw
 
@@ -77,13 +77,13 @@ def _summary(row: asyncpg.Record) -> dict[str, Any]:
             "event_type": about.get("event_type"), "event_id": about.get("event_id")}
 
 
-async def list_letters(conn: asyncpg.Connection, *, status: str | None = "pending",
+async def list_letters(conn: Connection, *, status: str | None = "pending",
                        after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """Dead letters in id order (by default the pending ones), without their bytes."""
     return [_summary(r) for r in await conn.fetch(Q.list_dead_letters, status, after, limit)]
 
 
-async def show_letter(conn: asyncpg.Connection, letter_id: int) -> dict[str, Any]:
+async def show_letter(conn: Connection, letter_id: int) -> dict[str, Any]:
     """One dead letter: where it came from, the error, the redacted event, the actions taken."""
     row = await conn.fetchrow(Q.get_dead_letter, letter_id)
     if row is None:
@@ -92,7 +92,7 @@ async def show_letter(conn: asyncpg.Connection, letter_id: int) -> dict[str, Any
     return {**_summary(row), "event": describe(row["value"]), "actions": actions}
 
 
-async def replay_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str,
+async def replay_letter(conn: Connection, letter_id: int, *, actor: str,
                         topic_prefix: str = "") -> None:
     """Put a pending letter's original message back on its source topic (through the outbox),
     for its consumer only."""
@@ -100,7 +100,7 @@ async def replay_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str,
         await _replay(conn, await _lock_pending(conn, letter_id), actor, topic_prefix)
 
 
-async def _replay(conn: asyncpg.Connection, row: asyncpg.Record, actor: str, topic_prefix: str,
+async def _replay(conn: Connection, row: asyncpg.Record, actor: str, topic_prefix: str,
                   reason: str | None = None) -> None:
     source = row["topic"].removeprefix(topic_prefix)
     await enqueue_raw(conn, source, row["key"], row["value"], {
@@ -108,7 +108,7 @@ async def _replay(conn: asyncpg.Connection, row: asyncpg.Record, actor: str, top
     await conn.execute(Q.resolve_dead_letter, row["id"], "replayed", actor, reason)
 
 
-async def start_replay_job(conn: asyncpg.Connection, *, actor: str, consumer: str | None,
+async def start_replay_job(conn: Connection, *, actor: str, consumer: str | None,
                            batch_size: int) -> dict[str, Any]:
     """Start replaying every letter pending now (of `consumer`, if given): returns the job.
     One job runs at a time: Conflict (naming it) while another does."""
@@ -116,6 +116,7 @@ async def start_replay_job(conn: asyncpg.Connection, *, actor: str, consumer: st
         try:
             async with conn.transaction():
                 job = await conn.fetchrow(Q.start_replay_job, consumer, actor, batch_size)
+                assert job is not None  # INSERT ... RETURNING
                 await conn.execute(Q.set_replay_job_total, job["id"], job["total"])
             return await get_replay_job(conn, job["id"])
         except asyncpg.UniqueViolationError:
@@ -124,7 +125,7 @@ async def start_replay_job(conn: asyncpg.Connection, *, actor: str, consumer: st
                 raise Conflict(f"replay job {running} is still running", job_id=running) from None
 
 
-async def get_replay_job(conn: asyncpg.Connection, job_id: int) -> dict[str, Any]:
+async def get_replay_job(conn: Connection, job_id: int) -> dict[str, Any]:
     """A replay job and how far it got."""
     row = await conn.fetchrow(Q.get_replay_job, job_id)
     if row is None:
@@ -132,7 +133,7 @@ async def get_replay_job(conn: asyncpg.Connection, job_id: int) -> dict[str, Any
     return _job(row)
 
 
-async def list_replay_jobs(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+async def list_replay_jobs(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The latest replay jobs, newest first."""
     return [_job(r) for r in await conn.fetch(Q.list_replay_jobs, limit)]
 
@@ -161,7 +162,7 @@ async def replay_job_step(pool: asyncpg.Pool, *, topic_prefix: str = "") -> bool
     return not done
 
 
-async def discard_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str,
+async def discard_letter(conn: Connection, letter_id: int, *, actor: str,
                          reason: str) -> None:
     """Give up on a pending letter, saying why."""
     async with conn.transaction():
@@ -169,7 +170,7 @@ async def discard_letter(conn: asyncpg.Connection, letter_id: int, *, actor: str
         await conn.execute(Q.resolve_dead_letter, letter_id, "discarded", actor, reason)
 
 
-async def _lock_pending(conn: asyncpg.Connection, letter_id: int) -> asyncpg.Record:
+async def _lock_pending(conn: Connection, letter_id: int) -> asyncpg.Record:
     row = await conn.fetchrow(Q.lock_pending_dead_letter, letter_id)
     if row is None:
         if await conn.fetchrow(Q.get_dead_letter, letter_id) is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -16,7 +17,7 @@ class DomainError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, **details):
+    def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -57,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _NAME = re.compile(r"^[\w\[\]-]{1,64}$", re.ASCII)
 
 
-def _loc_part(part) -> str:
+def _loc_part(part: int | str) -> str:
     """A part of an error's field path; a part that is no name (a dict key or unknown field
     someone sent: data, not a field) shows as `*`."""
     return str(part) if isinstance(part, int) or _NAME.match(str(part)) else "*"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from shared.logs import log_context
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
@@ -14,10 +16,10 @@ _HEADER = b"x-correlation-id"
 
 
 class RequestContext:
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         correlation_id = _correlation_id(scope)
@@ -25,7 +27,7 @@ class RequestContext:
         status = 500
         started = time.perf_counter()
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -43,7 +45,7 @@ class RequestContext:
             HTTP_SECONDS.labels(scope["method"], path).observe(time.perf_counter() - started)
 
 
-def _correlation_id(scope) -> str:
+def _correlation_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == _HEADER:
             try:

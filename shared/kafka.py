@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,9 +30,10 @@ async def ensure_service_topics(settings: ServiceSettings) -> list[str]:
                                options=client_options(s))
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *, prefix: str = "",
+async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ALL_TOPICS, *,
+                        prefix: str = "",
                         replication: int = 1, min_insync_replicas: int = 1,
-                        options: dict | None = None, timeout: float = 60.0) -> list[str]:
+                        options: dict[str, Any] | None = None, timeout: float = 60.0) -> list[str]:
     """Create the topics that are missing (retrying while the broker comes up), with
     `replication` copies and, above 1, `min.insync.replicas`; `options`: the clients'
     security options (`shared.kafka_security.client_options`)."""
@@ -44,12 +48,10 @@ async def ensure_topics(bootstrap: str, partitions: int, topics=ALL_TOPICS, *, p
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service made it
                     await admin.create_topics(
                         [NewTopic(t, num_partitions=partitions, replication_factor=replication,
                                   topic_configs=configs) for t in missing])
-                except TopicAlreadyExistsError:
-                    pass  # another service created it meanwhile
             return missing
         except (KafkaError, OSError) as exc:
             if asyncio.get_running_loop().time() > deadline:

@@ -14,8 +14,13 @@ from typing import Any, Literal
 import httpx
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
-from faststream.security import (BaseSecurity, SASLOAuthBearer, SASLPlaintext, SASLScram256,
-                                 SASLScram512)
+from faststream.security import (
+    BaseSecurity,
+    SASLOAuthBearer,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
@@ -43,9 +48,13 @@ class KafkaSecuritySettings(BaseSettings):
         "", description="OAUTHBEARER SASL extensions, key=value,... (Confluent Cloud: "
         "logicalCluster=lkc-...,identityPoolId=pool-...).")
     kafka_ssl_cafile: str = Field(
-        "", description="PEM file of the CAs that sign the brokers' certificates; empty: the system's.")
+        "",
+        description="PEM file of the CAs that sign the brokers' certificates; empty: the system's.",
+    )
     kafka_ssl_certfile: str = Field(
-        "", description="Client certificate (PEM) for mutual TLS, e.g. Strimzi's `tls` authentication.")
+        "",
+        description="Client certificate (PEM) for mutual TLS, e.g. Strimzi's `tls` authentication.",
+    )
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = ""
 
@@ -75,10 +84,10 @@ def ssl_context(s: KafkaSecuritySettings) -> ssl.SSLContext | None:
     """The TLS context for SSL and SASL_SSL (hostnames checked), else None."""
     if s.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    return create_ssl_context(cafile=s.kafka_ssl_cafile or None,
-                              certfile=s.kafka_ssl_certfile or None,
-                              keyfile=s.kafka_ssl_keyfile or None,
-                              password=s.kafka_ssl_key_password or None)
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=s.kafka_ssl_cafile or None, certfile=s.kafka_ssl_certfile or None,
+        keyfile=s.kafka_ssl_keyfile or None, password=s.kafka_ssl_key_password or None)
+    return context
 
 
 def faststream_security(s: KafkaSecuritySettings) -> BaseSecurity | None:
@@ -97,9 +106,13 @@ def faststream_security(s: KafkaSecuritySettings) -> BaseSecurity | None:
 
 def token_provider(s: KafkaSecuritySettings) -> AbstractTokenProvider | None:
     """The OAUTHBEARER token provider, or None for the other mechanisms."""
-    if not (s.kafka_security_protocol.startswith("SASL_") and s.kafka_sasl_mechanism == "OAUTHBEARER"):
+    if not (
+        s.kafka_security_protocol.startswith("SASL_") and s.kafka_sasl_mechanism == "OAUTHBEARER"
+    ):
         return None
-    extensions = dict(pair.split("=", 1) for pair in s.kafka_sasl_oauth_extensions.split(",") if pair)
+    extensions = dict(
+        pair.split("=", 1) for pair in s.kafka_sasl_oauth_extensions.split(",") if pair
+    )
     return ClientCredentialsTokenProvider(
         s.kafka_sasl_oauth_token_url, s.kafka_sasl_oauth_client_id,
         s.kafka_sasl_oauth_client_secret, scope=s.kafka_sasl_oauth_scope, extensions=extensions)

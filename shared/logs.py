@@ -16,13 +16,14 @@ from typing import Any
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context")
 
 
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add `fields` (e.g. correlation_id, event_id) to every record logged inside the block."""
-    token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    token = _context.set({**_context.get({}),
+                          **{k: str(v) for k, v in fields.items() if v is not None}})
     try:
         yield
     finally:
@@ -31,7 +32,7 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def current_context() -> dict[str, str]:
     """The fields `log_context` set for the work in hand."""
-    return _context.get()
+    return _context.get({})
 
 
 class _ContextFilter(logging.Filter):
@@ -41,7 +42,7 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        for key, value in _context.get().items():
+        for key, value in _context.get({}).items():
             setattr(record, key, value)
         span = trace.get_current_span().get_span_context()
         if span.is_valid:  # links the line to its trace (Jaeger), as W3C traceparent spells them

@@ -16,8 +16,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import (CollectorRegistry, Counter, Histogram, generate_latest,
-                               multiprocess, REGISTRY)
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 EVENTS_CONSUMED = Counter(
@@ -59,10 +65,10 @@ class Gauge:
 class _Static:
     """A collector that yields gauge families computed beforehand."""
 
-    def __init__(self, gauges: Iterable[Gauge]):
+    def __init__(self, gauges: Iterable[Gauge]) -> None:
         self.gauges = list(gauges)
 
-    def collect(self):
+    def collect(self) -> list[GaugeMetricFamily]:
         return [g.family() for g in self.gauges]
 
 
@@ -71,7 +77,7 @@ def render(gauges: Iterable[Gauge]) -> bytes:
     the scrape-time `gauges`."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         counters = generate_latest(registry)
     else:
         counters = generate_latest(REGISTRY)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Security
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -16,8 +17,8 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field
 
 from shared import dead_letters, metrics, ops_history, ops_status
-from shared.audit import ANONYMOUS, OPS, act_as, record
 from shared.asyncapi import document as asyncapi_document
+from shared.audit import ANONYMOUS, OPS, act_as, record
 from shared.dead_letters import Q
 from shared.ops_overview import gather_histories, gather_overview, parse_peers
 from shared.validation import MAX_BIGINT, RequestModel
@@ -63,7 +64,7 @@ def ops_router() -> APIRouter:
     router = APIRouter(tags=["ops"])
     guarded = APIRouter(prefix="/ops", dependencies=[Depends(require_ops)])
 
-    def runtime(request: Request):
+    def runtime(request: Request) -> Any:  # the service's `Runtime`
         return request.app.state.runtime
 
     @router.get("/metrics", include_in_schema=False)
@@ -72,7 +73,7 @@ def ops_router() -> APIRouter:
         return Response(metrics.render(report.gauges), media_type="text/plain; version=0.0.4")
 
     @router.get("/asyncapi.json", include_in_schema=False)
-    async def asyncapi(request: Request) -> dict:
+    async def asyncapi(request: Request) -> dict[str, Any]:
         """The AsyncAPI document of this service's topics and events."""
         rt = runtime(request)
         return asyncapi_document(rt.broker, rt.settings.service_name, request.app.version)
@@ -89,31 +90,32 @@ def ops_router() -> APIRouter:
                         headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     @guarded.get("/status")
-    async def status(request: Request) -> dict:
+    async def status(request: Request) -> dict[str, Any]:
         """This service's readiness, outbox, dead letters, lag and own figures, with problems."""
         return (await ops_status.collect(runtime(request))).as_dict()
 
     @guarded.get("/overview")
-    async def overview(request: Request) -> dict:
+    async def overview(request: Request) -> dict[str, Any]:
         """Every service's status (from `OPS_PEERS`), as the dashboard shows it."""
         s = runtime(request).settings
         return await gather_overview(parse_peers(s.ops_peers), s.ops_token)
 
     @guarded.get("/history")
-    async def history(request: Request,
-                      minutes: int = Query(ops_history.CHART_MINUTES, ge=1, le=120)) -> dict:
+    async def history(
+        request: Request, minutes: int = Query(ops_history.CHART_MINUTES, ge=1, le=120)
+    ) -> dict[str, Any]:
         """This service's figures over the last `minutes` (lag, outbox, dead letters; the
         notifier's texts per minute), ending with a point for now, as the dashboard charts them."""
         return await ops_history.history(runtime(request), minutes)
 
     @guarded.get("/overview/history")
-    async def overview_history(request: Request) -> dict:
+    async def overview_history(request: Request) -> dict[str, Any]:
         """Every service's `/ops/history` (from `OPS_PEERS`), as the dashboard charts them."""
         s = runtime(request).settings
         return await gather_histories(parse_peers(s.ops_peers), s.ops_token)
 
     @guarded.get("/outbox")
-    async def outbox(request: Request) -> dict:
+    async def outbox(request: Request) -> dict[str, Any]:
         """Unpublished outbox rows by topic, with the last publishing error."""
         async with runtime(request).db.acquire() as conn:
             return {"service": runtime(request).settings.service_name,
@@ -123,7 +125,7 @@ def ops_router() -> APIRouter:
     async def list_dlq(request: Request,
                        status: Literal["pending", "replayed", "discarded", "all"] = "pending",
                        after: int = Query(0, ge=0, le=MAX_BIGINT),
-                       limit: int = Query(100, ge=1, le=1000)) -> dict:
+                       limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         """Dead letters (pending by default) in id order; page with `after` = the last id."""
         async with runtime(request).db.acquire() as conn:
             items = await dead_letters.list_letters(
@@ -146,18 +148,21 @@ def ops_router() -> APIRouter:
                 batch_size=body.batch_size or rt.settings.dlq_replay_batch_size)
             await record(conn, request, status=202)
         rt.replay_jobs_wake.set()
-        return JSONResponse(jsonable_encoder({"service": rt.settings.service_name, **job}), status_code=202,
-                            headers={"Location": f"/ops/dlq/replay/{job['id']}"})
+        return JSONResponse(
+            jsonable_encoder({"service": rt.settings.service_name, **job}),
+            status_code=202,
+            headers={"Location": f"/ops/dlq/replay/{job['id']}"},
+        )
 
     @guarded.get("/dlq/replay")
-    async def replay_jobs(request: Request, limit: int = Query(20, ge=1, le=100)) -> dict:
+    async def replay_jobs(request: Request, limit: int = Query(20, ge=1, le=100)) -> dict[str, Any]:
         """The latest replay jobs, newest first, with their progress."""
         async with runtime(request).db.acquire() as conn:
             jobs = await dead_letters.list_replay_jobs(conn, limit)
         return {"service": runtime(request).settings.service_name, "items": jobs}
 
     @guarded.get("/dlq/replay/{job_id}")
-    async def replay_job(request: Request, job_id: int = JOB_ID) -> dict:
+    async def replay_job(request: Request, job_id: int = JOB_ID) -> dict[str, Any]:
         """A replay job: running or done, letters replayed, skipped (resolved meanwhile) and
         remaining out of the total snapshot when it started."""
         async with runtime(request).db.acquire() as conn:
@@ -165,13 +170,13 @@ def ops_router() -> APIRouter:
         return {"service": runtime(request).settings.service_name, **job}
 
     @guarded.get("/dlq/{letter_id}")
-    async def show_dlq(request: Request, letter_id: int = LETTER_ID) -> dict:
+    async def show_dlq(request: Request, letter_id: int = LETTER_ID) -> dict[str, Any]:
         """One dead letter with its event (patient data redacted) and the actions taken."""
         async with runtime(request).db.acquire() as conn:
             return await dead_letters.show_letter(conn, letter_id)
 
     @guarded.post("/dlq/{letter_id}/replay")
-    async def replay(request: Request, body: Action, letter_id: int = LETTER_ID) -> dict:
+    async def replay(request: Request, body: Action, letter_id: int = LETTER_ID) -> dict[str, Any]:
         """Put the letter's message back on its source topic (once the cause is fixed)."""
         rt = runtime(request)
         async with rt.db.acquire() as conn, conn.transaction():
@@ -182,7 +187,9 @@ def ops_router() -> APIRouter:
         return {"id": letter_id, "status": "replayed"}
 
     @guarded.post("/dlq/{letter_id}/discard")
-    async def discard(request: Request, body: Discard, letter_id: int = LETTER_ID) -> dict:
+    async def discard(
+        request: Request, body: Discard, letter_id: int = LETTER_ID
+    ) -> dict[str, Any]:
         """Give up on the letter, with the reason."""
         async with runtime(request).db.acquire() as conn, conn.transaction():
             await dead_letters.discard_letter(conn, letter_id, actor=body.actor, reason=body.reason)

@@ -46,9 +46,15 @@ async def record_samples(runtime: Runtime, every: float = SAMPLE_SECONDS) -> Non
             sample = sample_of(await collect(runtime))
             if sample is not None:
                 async with runtime.db.acquire() as conn:
-                    await conn.execute(Q.record_sample, every, sample["lag"], sample["outbox_backlog"],
-                                       sample["outbox_oldest_age_seconds"], sample["dead_letters"],
-                                       KEEP_SECONDS)
+                    await conn.execute(
+                        Q.record_sample,
+                        every,
+                        sample["lag"],
+                        sample["outbox_backlog"],
+                        sample["outbox_oldest_age_seconds"],
+                        sample["dead_letters"],
+                        KEEP_SECONDS,
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:

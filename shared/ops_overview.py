@@ -29,18 +29,25 @@ async def fetch_status(client: httpx.AsyncClient, name: str, url: str, token: st
     try:
         response = await client.get(f"{url}{path}", headers={"X-Ops-Token": token})
     except httpx.HTTPError as exc:
-        return {"service": name, "healthy": False, "problems": [f"unreachable: {type(exc).__name__}"]}
+        return {
+            "service": name,
+            "healthy": False,
+            "problems": [f"unreachable: {type(exc).__name__}"],
+        }
     if response.status_code != 200:
         return {"service": name, "healthy": False,
                 "problems": [f"{path} answered {response.status_code}"]}
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 async def gather_overview(peers: dict[str, str], token: str) -> dict[str, Any]:
     """Every peer's status, fetched concurrently, and whether the whole system is healthy."""
     async with httpx.AsyncClient(timeout=STATUS_TIMEOUT) as client:
-        reports = await asyncio.gather(*(fetch_status(client, n, u, token) for n, u in peers.items()))
-    services = dict(zip(peers, reports))
+        reports = await asyncio.gather(
+            *(fetch_status(client, n, u, token) for n, u in peers.items())
+        )
+    services = dict(zip(peers, reports, strict=True))
     problems = [f"{name}: {p}" for name, r in services.items() for p in r.get("problems", [])]
     return {"healthy": not problems, "problems": problems, "services": services}
 
@@ -50,4 +57,4 @@ async def gather_histories(peers: dict[str, str], token: str) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=STATUS_TIMEOUT) as client:
         answers = await asyncio.gather(*(fetch_status(client, n, u, token, "/ops/history")
                                          for n, u in peers.items()))
-    return {"services": dict(zip(peers, answers))}
+    return {"services": dict(zip(peers, answers, strict=True))}

@@ -15,6 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.consumer import EventConsumer
+from shared.db import Connection
 from shared.dead_letters import Q
 from shared.metrics import Gauge
 from shared.settings import ServiceSettings
@@ -49,7 +50,7 @@ class StatusReport:
                 **self.sections}
 
 
-Probe = Callable[[asyncpg.Connection, StatusReport], Awaitable[None]]
+Probe = Callable[[Connection, StatusReport], Awaitable[None]]
 """A service's own contribution to its report (reads its tables, adds sections and gauges)."""
 
 
@@ -105,7 +106,7 @@ class LagReader:
         ends = await consumer.end_offsets(partitions)
         committed = await asyncio.gather(*(consumer.committed(tp) for tp in partitions))
         rows = []
-        for tp, done in zip(partitions, committed):
+        for tp, done in zip(partitions, committed, strict=True):
             done = done if done is not None and done >= 0 else 0
             rows.append({"group": group, "topic": tp.topic, "partition": tp.partition,
                          "committed": done, "end": ends[tp], "lag": max(0, ends[tp] - done)})
@@ -127,7 +128,7 @@ async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
     `history_minutes`, the probes' series of that many minutes too (`shared.ops_history`)."""
     s = runtime.settings
     report = StatusReport(s.service_name, history_minutes=history_minutes)
-    checks, lag = await asyncio.gather(runtime.readiness(), _lag(runtime, report))
+    checks, _ = await asyncio.gather(runtime.readiness(), _lag(runtime, report))
     report.sections["ready"] = checks
     for name, state in checks.items():
         if state != "ok":
@@ -145,18 +146,22 @@ async def collect(runtime: Observed, history_minutes: int = 0) -> StatusReport:
     return report
 
 
-async def _outbox(conn: asyncpg.Connection, report: StatusReport, max_age: float) -> None:
+async def _outbox(conn: Connection, report: StatusReport, max_age: float) -> None:
     row = await conn.fetchrow(Q.outbox_backlog)
+    assert row is not None  # an aggregate: always one row
     report.sections["outbox"] = dict(row)
-    report.gauge("kcb_outbox_backlog", "Outbox rows not yet published to Kafka.").add(row["backlog"])
-    report.gauge("kcb_outbox_oldest_age_seconds",
-                 "Age of the oldest unpublished outbox row (0 when none).").add(row["oldest_age_seconds"])
+    report.gauge("kcb_outbox_backlog", "Outbox rows not yet published to Kafka.").add(
+        row["backlog"]
+    )
+    report.gauge(
+        "kcb_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 when none)."
+    ).add(row["oldest_age_seconds"])
     if row["oldest_age_seconds"] > max_age:
         report.problems.append(f"outbox: {row['backlog']} events waiting, oldest "
                                f"{row['oldest_age_seconds']:.0f}s")
 
 
-async def _dead_letters(conn: asyncpg.Connection, report: StatusReport) -> None:
+async def _dead_letters(conn: Connection, report: StatusReport) -> None:
     rows = [dict(r) for r in await conn.fetch(Q.dead_letter_depth)]
     total = sum(r["pending"] for r in rows)
     report.sections["dead_letters"] = {"pending": total, "by_consumer": rows}

@@ -58,7 +58,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared import tracing
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope, Event
 from shared.metrics import EVENTS_PUBLISHED
 
@@ -71,7 +71,7 @@ context: the W3C traceparent of the work that wrote it, NULL while tracing is of
 _TYPES = ("text", "bytea", "bytea", "uuid", "text", "text")
 
 
-async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> int:
+async def enqueue(conn: Connection, envelopes: Iterable[Envelope]) -> int:
     """Add events to the outbox in the caller's transaction. Returns how many."""
     envs = list(envelopes)
     if not envs:
@@ -85,7 +85,7 @@ async def enqueue(conn: asyncpg.Connection, envelopes: Iterable[Envelope]) -> in
     return len(envs)
 
 
-async def enqueue_raw(conn: asyncpg.Connection, topic: str, key: bytes | None, value: bytes | None,
+async def enqueue_raw(conn: Connection, topic: str, key: bytes | None, value: bytes | None,
                       headers: dict[str, str]) -> None:
     """Add a raw message (e.g. a dead letter) to the outbox in the caller's transaction."""
     await conn.execute(
@@ -119,8 +119,10 @@ def insert_events_sql(event: type[Event], *, source: str, producer: str, event_i
     NULL unless given, and so is the trace context (an SQL expression of a `traceparent`)."""
     fields = list(event.model_fields)
     if set(payload) != set(fields):
-        raise ValueError(f"{event.__name__} SQL: fields missing "
-                         f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}")
+        raise ValueError(
+            f"{event.__name__} SQL: fields missing "
+            f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}"
+        )
     envelope = {
         "event_id": event_id, "event_type": f"{_literal(event.event_type())}::text",
         "schema_version": f"{int(event.schema_version)}::integer", "occurred_at": "now()",
@@ -184,11 +186,13 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost etc.: try again shortly
-                log.warning("outbox relay (%s) restarting after %s", self.schema, type(exc).__name__)
+                log.warning(
+                    "outbox relay (%s) restarting after %s", self.schema, type(exc).__name__
+                )
                 self.is_leader = False
                 await asyncio.sleep(1.0)
 
-    async def _lead(self, conn: asyncpg.Connection) -> None:
+    async def _lead(self, conn: Connection) -> None:
         key = f"{self.schema}.outbox_relay"
         while not await conn.fetchval(Q.take_relay_lock, key):
             await asyncio.sleep(2.0)  # another instance publishes; stand by
@@ -245,7 +249,9 @@ class OutboxRelay:
                 raise
             await conn.execute(Q.mark_sent, [r["id"] for r in rows])
         self.published += len(rows)
-        for (topic, event_type), n in Counter((r["topic"], r["event_type"] or "raw") for r in rows).items():
+        for (topic, event_type), n in Counter(
+            (r["topic"], r["event_type"] or "raw") for r in rows
+        ).items():
             EVENTS_PUBLISHED.labels(topic, event_type).inc(n)
         return len(rows)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,7 +19,7 @@ MAX_LIMIT = 200
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page")]
 
 
-def encode_cursor(values: tuple) -> str:
+def encode_cursor(values: tuple[Any, ...]) -> str:
     def plain(v: Any) -> Any:
         return v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v
 
@@ -26,7 +27,7 @@ def encode_cursor(values: tuple) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
+def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | None:
     """The sort key in `cursor`, converted to `types`; `Invalid` if it was tampered with."""
     if not cursor:
         return None
@@ -34,7 +35,7 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> tuple | None:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(types):
             raise ValueError
-        return tuple(_moment(v) if t is datetime else t(v) for v, t in zip(raw, types))
+        return tuple(_moment(v) if t is datetime else t(v) for v, t in zip(raw, types, strict=True))
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Invalid("invalid cursor", field="cursor") from None
 
@@ -47,7 +48,7 @@ def _moment(value: str) -> datetime:
     return moment
 
 
-def page(rows: list, limit: int, key) -> dict[str, Any]:
+def page(rows: list[Any], limit: int, key: Callable[[Any], tuple[Any, ...]]) -> dict[str, Any]:
     """A page from `rows` fetched with LIMIT `limit + 1`; `key(row)` gives the sort key."""
     more = len(rows) > limit
     rows = rows[:limit]

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import Queries
+from shared.settings import ServiceSettings
 
 Q = Queries(Path(__file__).with_name("retention.sql"))
 log = logging.getLogger(__name__)
@@ -30,11 +31,15 @@ class Purge:
     days: float
 
 
-def shared_purges(settings) -> list[Purge]:
+def shared_purges(settings: ServiceSettings) -> list[Purge]:
     """The purges of the tables every service has, with the periods from its settings."""
-    return [Purge("processed_events", Q.purge_processed_events, settings.retention_processed_events_days),
-            Purge("outbox", Q.purge_sent_outbox, settings.retention_outbox_days),
-            Purge("dead_letters", Q.purge_resolved_dead_letters, settings.retention_dead_letters_days)]
+    return [
+        Purge(
+            "processed_events", Q.purge_processed_events, settings.retention_processed_events_days
+        ),
+        Purge("outbox", Q.purge_sent_outbox, settings.retention_outbox_days),
+        Purge("dead_letters", Q.purge_resolved_dead_letters, settings.retention_dead_letters_days),
+    ]
 
 
 async def purge(pool: asyncpg.Pool, purges: list[Purge], *, batch_size: int,

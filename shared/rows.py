@@ -5,12 +5,14 @@ out), so one query may feed several shapes."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from shared.db import Connection
+
 T = TypeVar("T")
-Db = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = Connection | asyncpg.Pool
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 

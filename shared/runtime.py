@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI
@@ -18,16 +19,16 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
 from shared import audit_chain, dead_letters, tracing
-from shared.audit import AuditTrail
 from shared.asyncapi import declare_publishers
-from shared.consumer import EventConsumer, Handler
-from shared.ops_history import record_samples
-from shared.ops_status import LagReader, Probe
-from shared.db import Q as DB
+from shared.audit import AuditTrail
+from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.db import Q as DB
 from shared.events import Event
 from shared.kafka import ensure_service_topics, make_broker, make_producer
 from shared.kafka_security import client_options
+from shared.ops_history import record_samples
+from shared.ops_status import LagReader, Probe
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
@@ -38,7 +39,7 @@ DIRECT_POOL_SIZE = 4
 """Direct sessions a service holds at most: the outbox relay's lock, one listening worker,
 the migrations at start, one spare."""
 
-Worker = Callable[["ServiceRuntime"], Awaitable[None]]
+Worker = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 class ServiceRuntime:
@@ -62,10 +63,11 @@ class ServiceRuntime:
         """Sessions of their own (`database_direct_url`): LISTEN, leader locks, migrations;
         the same pool as `pool` when no direct URL is set."""
         self.relay: OutboxRelay | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.replay_jobs_wake = asyncio.Event()
         """Set when a "replay all" job starts here (other instances find it within seconds)."""
-        self._producer = None
+        self._producer: Any = None
+        """The AIOKafkaProducer the outbox relay publishes with, once started."""
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """Run `worker(runtime)` as a background task while the service runs."""
@@ -80,7 +82,7 @@ class ServiceRuntime:
         self.purges.append(purge)
 
     def consume(self, name: str, handlers: dict[type[Event], Handler], *topics: str,
-                batch_handlers: dict | None = None) -> EventConsumer:
+                batch_handlers: dict[type[Event], BatchHandler] | None = None) -> EventConsumer:
         """Subscribe an idempotent consumer group `name` to `topics` with `handlers` (and
         `batch_handlers`, which take all of a batch's events of their types at once)."""
         consumer = EventConsumer(name, lambda: self.db, handlers,
@@ -119,14 +121,22 @@ class ServiceRuntime:
         await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()
-        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema, topic_prefix=s.topic_prefix,
+        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema,
+                                 topic_prefix=s.topic_prefix,
                                  batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
                                  session_pool=self.direct)
         self._spawn("outbox-relay", self.relay.run())
         self._spawn("dlq-replay", self._replay_jobs())
         self._spawn("ops-history", record_samples(self))
-        self._spawn("retention", run_retention(self.pool, self.purges, batch_size=s.retention_batch_size,
-                                               interval=s.retention_interval_seconds))
+        self._spawn(
+            "retention",
+            run_retention(
+                self.pool,
+                self.purges,
+                batch_size=s.retention_batch_size,
+                interval=s.retention_interval_seconds,
+            ),
+        )
         if self.audit.enabled:
             self._spawn("audit", self.audit.run(self.pool))
             self._spawn("audit-seal", audit_chain.sealing(self.pool))
@@ -142,7 +152,9 @@ class ServiceRuntime:
         without holding a connection between batches."""
         while True:
             try:
-                more = await dead_letters.replay_job_step(self.db, topic_prefix=self.settings.topic_prefix)
+                more = await dead_letters.replay_job_step(
+                    self.db, topic_prefix=self.settings.topic_prefix
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database gone: the batch rolled back, try again later
@@ -153,12 +165,12 @@ class ServiceRuntime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.replay_jobs_wake.wait(), poll_seconds)
 
-    def _spawn(self, name: str, coro) -> None:
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")
         task.add_done_callback(self._on_task_done)
         self._tasks.append(task)
 
-    def _on_task_done(self, task: asyncio.Task) -> None:
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
@@ -199,7 +211,7 @@ class ServiceRuntime:
             await audit_chain.seal(self.pool)
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: FastAPI):
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self.start()
         # what start-up built (modules, schemas, pools) lives as long as the process: kept out
         # of the collector's view, full collections stay short (request latency p99)
@@ -219,7 +231,7 @@ class ServiceRuntime:
         except Exception as exc:
             checks["postgres"] = f"unavailable: {type(exc).__name__}"
         try:
-            client = self._producer.client  # type: ignore[union-attr]
+            client = self._producer.client  # AttributeError before start: unavailable
             ok = await asyncio.wait_for(client.fetch_all_metadata(), 3)
             checks["kafka"] = "ok" if ok is not None else "unavailable"
         except Exception as exc:

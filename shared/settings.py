@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.fields import FieldInfo
-from pydantic_settings import PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.kafka_security import KAFKA_SECURITY_ENV, KafkaSecuritySettings
 
@@ -74,16 +74,25 @@ class ServiceSettings(KafkaSecuritySettings):
         False, description="Idempotent producer: on for Apache Kafka, off for tansu."
     )
     kafka_session_timeout_ms: int = Field(
-        10000, description="Consumer group session timeout; the broker's first assignment waits about half of it."
+        10000,
+        description="Consumer group session timeout; "
+        "the broker's first assignment waits about half of it.",
     )
     kafka_heartbeat_interval_ms: int = 3000
     topic_partitions: int = 6
     topic_replication: int = Field(1, ge=1, description=(
         "Replication factor of topics a service creates at start-up (3 on a replicated Kafka)."))
-    topic_min_insync_replicas: int = Field(1, ge=1, description=(
-        "min.insync.replicas of topics a service creates (2 with replication 3); 1: the broker's default."))
+    topic_min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description=(
+            "min.insync.replicas of topics a service creates (2 with replication 3); "
+            "1: the broker's default."
+        ),
+    )
     topic_prefix: str = Field(
-        "", description="Namespace for topic names, e.g. 'staging.' when environments share a cluster."
+        "",
+        description="Namespace for topic names, e.g. 'staging.' when environments share a cluster.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -93,14 +102,20 @@ class ServiceSettings(KafkaSecuritySettings):
         "json", description="json: one JSON object per line (for log shippers); text: for people."
     )
     ops_token: str = Field(
-        "", description="Token for the /ops endpoints and the ops CLI (header X-Ops-Token); empty: /ops disabled."
+        "",
+        description="Token for the /ops endpoints and the ops CLI (header X-Ops-Token); "
+        "empty: /ops disabled.",
     )
     ops_peers: str = Field(
         "booking=http://127.0.0.1:8001,plans=http://127.0.0.1:8002,notifier=http://127.0.0.1:8003",
         description="name=url of every service, for the ops overview and dashboard.",
     )
-    ops_max_lag: int = Field(1000, description="Consumer lag (events) above which a service is unhealthy.")
-    ops_max_outbox_age_seconds: float = Field(60.0, description="Oldest unsent outbox row age above which a service is unhealthy.")
+    ops_max_lag: int = Field(
+        1000, description="Consumer lag (events) above which a service is unhealthy."
+    )
+    ops_max_outbox_age_seconds: float = Field(
+        60.0, description="Oldest unsent outbox row age above which a service is unhealthy."
+    )
     consumer_max_records: int = 500
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0
@@ -111,11 +126,15 @@ class ServiceSettings(KafkaSecuritySettings):
         "exceed how long the broker keeps events and how far back a consumer group may re-read "
         "(Kafka's log.retention and offsets.retention: 7 days by default): an event redelivered "
         "after its row is gone is handled again."))
-    retention_outbox_days: float = Field(7.0, gt=0, description="How long sent outbox rows are kept.")
+    retention_outbox_days: float = Field(
+        7.0, gt=0, description="How long sent outbox rows are kept."
+    )
     retention_dead_letters_days: float = Field(30.0, gt=0, description=(
         "How long replayed and discarded dead letters (and their actions) are kept; pending "
         "ones are kept until resolved."))
-    retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
+    retention_batch_size: int = Field(
+        1000, ge=1, le=100_000, description="Rows deleted per statement."
+    )
     retention_interval_seconds: float = Field(300.0, gt=0, description="How often the purge runs.")
     audit_retention_days: int = Field(2190, ge=365, description=(
         "How long the audit trail is kept (whole UTC days; HIPAA asks for six years)."))
@@ -123,8 +142,8 @@ class ServiceSettings(KafkaSecuritySettings):
         "Addresses or networks (comma-separated) of reverse proxies whose X-Forwarded-For names "
         "the client (sign-in limits, audit entries)."))
 
-    @property
-    def schema(self) -> str:
+    @property  # shadows pydantic's deprecated `schema()` classmethod, on purpose
+    def schema(self) -> str:  # type: ignore[override]
         return self.db_schema or self.service_name
 
     @property
@@ -133,8 +152,11 @@ class ServiceSettings(KafkaSecuritySettings):
         return self.database_direct_url or self.database_url
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SharedEnvSource(settings_cls), dotenv_settings,
                 file_secret_settings)
 

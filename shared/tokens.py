@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
 
@@ -82,7 +82,10 @@ def sign(key: KeyPair | tuple[str, bytes], *, staff_id: UUID, clinic_id: UUID,
               "sid": str(session_id), "role": role, "name": name, "iat": int(now),
               "exp": int(expires)}
     private = serialization.load_pem_private_key(private_pem, password=None)
-    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid}), float(int(expires))
+    if not isinstance(private, Ed25519PrivateKey):
+        raise TypeError("a network's signing key is Ed25519")
+    token = jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid})
+    return token, float(int(expires))
 
 
 _public_keys: dict[str, Ed25519PublicKey] = {}
@@ -92,16 +95,16 @@ def _public_key(kid: str, pem: str) -> Ed25519PublicKey:
     """The key object for a `kid` (parsed once per process: a kid's key never changes)."""
     key = _public_keys.get(kid)
     if key is None:
-        key = serialization.load_pem_public_key(pem.encode())
-        if not isinstance(key, Ed25519PublicKey):
+        loaded = serialization.load_pem_public_key(pem.encode())
+        if not isinstance(loaded, Ed25519PublicKey):
             raise BadToken("not an Ed25519 key")
         if len(_public_keys) > 10_000:
             _public_keys.clear()
-        _public_keys[kid] = key
+        _public_keys[kid] = key = loaded
     return key
 
 
-async def verify(db, token: str) -> TokenClaims:
+async def verify(db: Connection | asyncpg.Pool, token: str) -> TokenClaims:
     """The claims of a valid token (its signature, expiry, network and session checked
     against this service's copy of the keys and ended sessions, one query), else `BadToken`."""
     if len(token) > _MAX_TOKEN_LENGTH:
@@ -139,19 +142,19 @@ def _unverified_session(token: str) -> UUID:
         raise BadToken("malformed token") from None
 
 
-async def on_token_key_issued(conn: asyncpg.Connection,
+async def on_token_key_issued(conn: Connection,
                               env: Envelope[StaffTokenKeyIssued]) -> None:
     """Keep a network's public key for staff tokens (consumer handler)."""
     await conn.execute(Q.keep_token_key, env.payload.kid, env.clinic_id, env.payload.public_key)
 
 
-async def on_session_ended(conn: asyncpg.Connection, env: Envelope[StaffSessionEnded]) -> None:
+async def on_session_ended(conn: Connection, env: Envelope[StaffSessionEnded]) -> None:
     """Refuse an ended session's tokens from now on (consumer handler); sessions past their
     expiry are forgotten (their tokens are expired anyway)."""
     await end_session(conn, env.payload.session_id, env.clinic_id, env.payload.expires_at)
 
 
-async def end_session(conn: asyncpg.Connection, session_id: UUID, clinic_id: UUID,
+async def end_session(conn: Connection, session_id: UUID, clinic_id: UUID,
                       expires_at: datetime) -> None:
     """Refuse a session's tokens from now on (booking, at sign-out; the others, on the event)."""
     await conn.execute(Q.end_session, session_id, clinic_id, expires_at)

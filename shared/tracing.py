@@ -28,22 +28,24 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 import aiokafka
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 _W3C = TraceContextTextMapPropagator()
 _state: dict[str, Any] = {"provider": None, "tracer": None, "instrumentors": []}
 _enabled = False
 _by_event: contextvars.ContextVar[Mapping[UUID, Span]] = contextvars.ContextVar(
-    "spans_by_event", default={})
+    "spans_by_event")
 
 
 def enabled() -> bool:
@@ -88,11 +90,13 @@ class CausedOnly(Sampler):
     traced work (a worker's polling: the relay, the dispatcher's claims, the samplers of
     figures) starts no trace of its own: a client span without a parent is dropped."""
 
-    def __init__(self, sampler: Sampler):
+    def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None,
-                      links=None, trace_state=None) -> SamplingResult:
+    def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None,
+                      trace_state: TraceState | None = None) -> SamplingResult:
         if kind is SpanKind.CLIENT and not trace.get_current_span(parent_context) \
                 .get_span_context().is_valid:
             return SamplingResult(Decision.DROP)
@@ -116,7 +120,9 @@ def enable(provider: TracerProvider) -> None:
     disable()
     _state["provider"] = provider
     _state["tracer"] = provider.get_tracer("shared.tracing")
-    instrumentors = [AsyncPGInstrumentor(), AIOKafkaInstrumentor(), AioHttpClientInstrumentor()]
+    instrumentors: list[Any] = [
+        AsyncPGInstrumentor(),  # type: ignore[no-untyped-call]  # its __init__ has no annotations
+        AIOKafkaInstrumentor(), AioHttpClientInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=provider)
     # consumers are FastStream's (its middleware and the per-event spans): aiokafka's own
@@ -139,12 +145,14 @@ def disable() -> None:
 
 def provider() -> TracerProvider | None:
     """The provider in use (None while off)."""
-    return _state["provider"]
+    found: TracerProvider | None = _state["provider"]
+    return found
 
 
 def tracer() -> Tracer:
     """The tracer of the spans made by hand (only while `enabled()`)."""
-    return _state["tracer"]
+    found: Tracer = _state["tracer"]
+    return found
 
 
 def instrument_app(app: Any) -> None:
@@ -155,7 +163,7 @@ def instrument_app(app: Any) -> None:
                                            exclude_spans=["receive", "send"])
 
 
-def broker_middlewares() -> tuple:
+def broker_middlewares() -> tuple[Any, ...]:
     """FastStream's OpenTelemetry middleware for a service's broker, if tracing is on."""
     if not _enabled:
         return ()
@@ -181,7 +189,7 @@ def context_of(event_id: UUID | None) -> str | None:
     while its consumer handles a batch, else the current span's (None while off)."""
     if not _enabled:
         return None
-    span = _by_event.get().get(event_id) if event_id is not None else None
+    span = _by_event.get({}).get(event_id) if event_id is not None else None
     return traceparent(span)
 
 
@@ -257,6 +265,6 @@ def handling(spans: Mapping[UUID, Span]) -> Iterator[None]:
 _NOTHING = contextlib.nullcontext()
 
 
-def current(span: Span | None) -> contextlib.AbstractContextManager:
+def current(span: Span | None) -> contextlib.AbstractContextManager[Any]:
     """Make `span` current in a `with` block (nothing, at no cost, if None)."""
     return _NOTHING if span is None else trace.use_span(span, end_on_exit=False)

@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from shared.db import Connection
+
 log = logging.getLogger(__name__)
 
 
 async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Awaitable[float]],
                       name: str,
-                      on_connect: Callable[[asyncpg.Connection], None] | None = None) -> None:
+                      on_connect: Callable[[Connection], None] | None = None) -> None:
     """Run `step()` until cancelled. It returns how long it may sleep (0: run again at once);
     a NOTIFY on `channel` wakes it early; a lost connection restarts the loop. The listening
     connection is held from `pool`: a direct one (LISTEN needs a session of its own, which a
@@ -22,7 +24,7 @@ async def listen_loop(pool: asyncpg.Pool, channel: str, step: Callable[[], Await
     `on_connect(conn)` is told of each listening connection as the loop takes it."""
     wake = asyncio.Event()
 
-    def on_notify(*_) -> None:
+    def on_notify(*_: object) -> None:
         wake.set()
 
     while True:

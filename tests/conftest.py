@@ -28,7 +28,6 @@ import pytest
 
 from devstack.embedded import ManagedProcess, start_postgres, start_tansu
 
-
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 INFRASTRUCTURE_FIXTURES = frozenset({"infra", "db", "spine", "booking"})
 """Fixtures that start or use PostgreSQL or the broker (the others that do depend on `infra`,

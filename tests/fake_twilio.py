@@ -1,3 +1,3 @@
 """Moved to `devstack.fake_twilio` (the load driver runs it as a process too)."""
 
-from devstack.fake_twilio import Fault, FakeTwilio, Hold  # noqa: F401
+from devstack.fake_twilio import FakeTwilio, Fault, Hold  # noqa: F401

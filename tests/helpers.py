@@ -9,7 +9,6 @@ from uuid import UUID, uuid4
 from shared.events import Envelope
 from shared.events.booking import SessionBooked
 
-
 EVERY_DAY = [{"weekday": d, "opens": "07:00", "closes": "21:00"} for d in range(1, 8)]
 
 

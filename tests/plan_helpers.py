@@ -6,11 +6,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from shared.events import Envelope
-from shared.events.booking import (ApiKeyIssued, PatientCheckedIn, PatientNoShow,
-                                   PatientRegistered, SessionBooked, SessionCancelled,
-                                   SessionCompleted, SessionRescheduled)
 from shared.auth import new_key
+from shared.events import Envelope
+from shared.events.booking import (
+    ApiKeyIssued,
+    PatientCheckedIn,
+    PatientNoShow,
+    PatientRegistered,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+)
 
 SITE = dict(clinic_name="Test Clinic", clinic_phone="+1 604 555 0100", site_name="Main",
             site_address="1 Main St", site_phone="+1 604 555 0101", site_timezone="America/Vancouver")

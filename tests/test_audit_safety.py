@@ -65,7 +65,7 @@ async def test_the_services_role_may_read_and_append_audit_rows_but_never_change
         await db.execute(f'UPDATE "{schema}".audit_log SET outcome = $1', "refused")
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await db.execute(f'DELETE FROM "{schema}".audit_log')
-    assert await db.fetchval(f"SELECT tableowner FROM pg_tables WHERE schemaname = $1"
+    assert await db.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = $1"
                              " AND tablename = 'audit_log'", schema) == "kcb_audit"
     assert net.clinic["id"]
 

@@ -12,11 +12,18 @@ from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
 
 from shared.events import Envelope, parse_envelope
-from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsUpdated,
-                                   SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled, WaitlistSlotOpened, WaitlistSlotTaken)
-from shared.events.notifier import (PatientConfirmed, PatientOptedOut, RescheduleRequested,
-                                    RideConfirmed)
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientNoShow,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+    WaitlistSlotOpened,
+    WaitlistSlotTaken,
+)
+from shared.events.notifier import PatientConfirmed, PatientOptedOut, RescheduleRequested, RideConfirmed
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_rules import next_local

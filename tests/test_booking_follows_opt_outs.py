@@ -8,8 +8,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
 from shared.events.booking import PatientContactChanged
-from shared.events.notifier import (PatientOptedIn, PatientOptedOut, RideContactOptedIn,
-                                    RideContactOptedOut)
+from shared.events.notifier import PatientOptedIn, PatientOptedOut, RideContactOptedIn, RideContactOptedOut
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_api import book, outbox_events

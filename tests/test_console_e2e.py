@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,9 +21,9 @@ import httpx
 import pyotp
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -187,13 +186,18 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
                 d.refresh()
                 chips = d.find_elements(By.CSS_SELECTOR, "[data-kind=confirmation]")
                 return chips and chips[0].text in ("sent", "delivered")
-            WebDriverWait(me.driver, 60, poll_frequency=1, ignored_exceptions=[StaleElementReferenceException]).until(confirmation_sent)
+
+            WebDriverWait(me.driver, 60, poll_frequency=1, ignored_exceptions=[StaleElementReferenceException]).until(
+                confirmation_sent
+            )
             assert "Reply 1 to confirm" in me.text()
             me.check("patient")
 
             # the patient replies "1": the open day sheet shows it without a reload
             me.open(f"/day?site={site['id']}&date={day}")
-            me.wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[sse-connect]").get_attribute("data-live") == "open")
+            me.wait.until(
+                lambda d: d.find_element(By.CSS_SELECTOR, "[sse-connect]").get_attribute("data-live") == "open"
+            )
             marker = me.driver.execute_script("window.notReloaded = true; return window.notReloaded;")
             assert marker is True
             row = me.find("tr[data-booking] td[data-field=confirmed]")
@@ -215,7 +219,10 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             assert reply.json()["status"] == 200
             reply_took = time.monotonic() - sent
             WebDriverWait(me.driver, 5, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]).until(
-                lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-booking] td[data-field=confirmed]").text == "confirmed")
+                lambda d: (
+                    d.find_element(By.CSS_SELECTOR, "tr[data-booking] td[data-field=confirmed]").text == "confirmed"
+                )
+            )
             out["confirmed_after_seconds"] = me.driver.execute_script("return window.shownAt;") / 1000 - wall
             out["replied_after_seconds"] = reply_took
             out["events"] = [(round(at / 1000 - wall, 3), kind) for at, kind in
@@ -247,7 +254,9 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
                 finally:
                     await conn.close()
             asyncio.run(age_sessions())
-            WebDriverWait(me.driver, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: "/sign-in" in d.current_url)
+            WebDriverWait(me.driver, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException]).until(
+                lambda d: "/sign-in" in d.current_url
+            )
             out["idle_url"] = me.driver.current_url
             me.until_text("You were signed out after a while without activity.")
 

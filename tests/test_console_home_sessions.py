@@ -11,7 +11,7 @@ from tests.test_booking_rules import ALL_DAY
 from tests.test_visit_modes import within_a_day
 
 
-async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms_and_the_day_sheet_shows_them(console):  # noqa: F811
+async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms_and_the_day_sheet_shows_them(console):
     http = console.spine.booking.http
     net = await create_network(http, hours=ALL_DAY)
     await http.post("/clinic/remote-visits", headers=net.headers,

@@ -3,8 +3,6 @@ sign-out, the security headers, and a stolen cookie useless after sign-out."""
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
@@ -23,8 +21,8 @@ async def test_signing_in_sets_a_strict_httponly_cookie_and_pages_are_not_stored
             "csrf": csrf_of(page.text), "email": person.email, "password": person.password,
             "totp_code": person.code(1)})
         assert done.status_code == 303
-        cookie = [v for k, v in done.headers.multi_items() if k == "set-cookie"
-                  and v.startswith("kcb_session=")][0]
+        cookie = next(v for k, v in done.headers.multi_items() if k == "set-cookie"
+                      and v.startswith("kcb_session="))
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
         assert "Secure" not in cookie  # plain HTTP on localhost
         home = await browser.get("/day", follow_redirects=True)
@@ -53,6 +51,22 @@ async def test_a_form_without_the_csrf_token_is_refused_with_403(console):
         assert refused.status_code == 403
     rooms = (await console.spine.booking.http.get(f"/sites/{net.site['id']}", headers=net.headers)).json()["rooms"]
     assert [r["name"] for r in rooms] == ["Room 1"]
+
+
+async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_error(console):
+    net = await create_network(console.spine.booking.http)
+    person = await add_person(console.spine.booking.http, net.headers, "admin")
+    upload = {"csrf": ("csrf.txt", b"not-the-token", "text/plain")}
+    async with console.browser() as browser:
+        await sign_in_browser(browser, person)
+        refused = await browser.post("/network/room", files=upload,
+                                     data={"site_id": net.site["id"], "name": "Sneaky"})
+        assert refused.status_code == 403
+    async with console.browser() as anonymous:
+        await anonymous.get("/sign-in")
+        refused = await anonymous.post("/sign-in", files=upload,
+                                       data={"email": person.email, "password": "x"})
+        assert refused.status_code == 403
 
 
 async def test_a_stolen_cookie_is_useless_after_sign_out(console):

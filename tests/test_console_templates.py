@@ -10,7 +10,7 @@ from tests.staff_helpers import add_person
 OWN = "{clinic}: see you on {date} at {time}. Reply 1 to confirm, 2 to change. {phone}"
 
 
-async def test_an_admin_previews_and_saves_the_networks_own_words(console):  # noqa: F811
+async def test_an_admin_previews_and_saves_the_networks_own_words(console):
     http = console.spine.booking.http
     net = await create_network(http)
     await key_everywhere(console.spine, net)

@@ -28,10 +28,9 @@ def start_launcher(tmp_path) -> tuple[subprocess.Popen, list[psutil.Process]]:
     env.update({"DEVSTACK_DATA_DIR": str(tmp_path), "BOOKING_HTTP_PORT": str(free_port()),
                 "PLANS_HTTP_PORT": str(free_port()), "NOTIFIER_HTTP_PORT": str(free_port()),
                 "CONSOLE_HTTP_PORT": str(free_port())})
-    log = open(tmp_path / "launcher.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
+    with open(tmp_path / "launcher.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while b"Ctrl-C stops everything" not in (tmp_path / "launcher.log").read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -128,5 +128,5 @@ async def test_no_request_generated_from_the_openapi_documents_gets_a_server_err
     async with serving(spine) as urls:
         results = await asyncio.gather(*(fuzz(name, urls[name], key, ids, values, tmp_path)
                                          for name in NAMES))
-    failed = {name: out for name, (code, out) in zip(NAMES, results) if code != 0}
+    failed = {name: out for name, (code, out) in zip(NAMES, results, strict=True) if code != 0}
     assert not failed, "\n\n".join(f"--- {name} ---\n{out}" for name, out in failed.items())

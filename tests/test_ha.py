@@ -44,14 +44,17 @@ def test_the_three_nodes_form_one_kraft_quorum_and_keep_three_copies_with_two_in
     envs = [services[n]["environment"] for n in NODES]
     assert [e["KAFKA_NODE_ID"] for e in envs] == [1, 2, 3]
     assert len({e["CLUSTER_ID"] for e in envs}) == 1
-    for node, env in zip(NODES, envs):
+    for node, env in zip(NODES, envs, strict=True):
         assert services[node]["image"] == "apache/kafka:3.9.1"
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
         assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
         assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == (3, 2)
         assert (env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"], env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"],
                 env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"]) == (3, 3, 2)
-        assert (env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"], env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == ("false", "false")
+        assert (env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"], env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == (
+            "false",
+            "false",
+        )
         # inside the compose network by name, from the host on its own published port
         external = re.search(r"EXTERNAL://127\.0\.0\.1:(\d+)", env["KAFKA_ADVERTISED_LISTENERS"]).group(1)
         assert f"INTERNAL://{node}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]

@@ -243,7 +243,7 @@ def test_network_policies_let_each_service_reach_postgres_kafka_and_only_the_not
     egress = {name: _ports(p["spec"]["egress"]) for name, p in of_kind("prod", "NetworkPolicy").items()}
     assert egress == {"booking": everyone, "plans": everyone, "console": everyone,
                       "notifier": everyone | {"TCP/443"}}
-    for name, policy in of_kind("prod", "NetworkPolicy").items():
+    for policy in of_kind("prod", "NetworkPolicy").values():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         for rule in policy["spec"]["egress"]:  # only DNS and the services are named by peer
             for peer in rule.get("to", []):
@@ -287,7 +287,9 @@ async def test_the_prod_settings_give_an_idempotent_acks_all_producer_over_tls_w
     assert (producer.client._security_protocol, producer.client._sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
     # and every pod mounts the CA where the setting says
     for deployment in of_kind("prod", "Deployment").values():
-        assert {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True} in container(deployment)["volumeMounts"]
+        assert {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True} in container(deployment)[
+            "volumeMounts"
+        ]
 
 
 def test_the_dev_overlay_runs_one_to_two_pods_with_single_copy_topics():

@@ -18,7 +18,6 @@ from services.console.live import Hub
 from services.notifier.settings import NotifierSettings
 from shared import kafka
 from shared.kafka_security import ClientCredentialsTokenProvider, client_options
-from shared.ops_status import LagReader
 from shared.runtime import ServiceRuntime
 from tests.tls_helpers import self_signed_ca
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from devstack.embedded import free_port
+from devstack.fake_twilio import FakeTwilio, Hold
 from devstack.stack import ROOT
 from tests.conftest import eventually
-from devstack.fake_twilio import FakeTwilio, Hold
 
 
 class NotifierProcess:

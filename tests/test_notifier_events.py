@@ -12,7 +12,7 @@ from shared.events.notifier import SmsSent
 from tests.test_notifier_claims import ANY_HOUR, InstantSender, book, pool  # noqa: F401
 
 
-async def test_the_sms_sent_rows_written_in_sql_read_as_the_python_model_makes_them(pool):  # noqa: F811
+async def test_the_sms_sent_rows_written_in_sql_read_as_the_python_model_makes_them(pool):
     booked = await book(pool)
     sender = InstantSender()
     assert await Dispatcher(pool, sender, quiet=ANY_HOUR).dispatch_once() == 1

@@ -11,11 +11,9 @@ from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
 from shared.events.notifier import PatientOptedOut
-
 from tests.conftest import eventually
 from tests.helpers import create_network
 from tests.test_spine import listing
-
 
 ANY_HOUR = {"quiet_hours_start": 24, "quiet_hours_end": 0}  # tests run at any hour
 

@@ -22,8 +22,7 @@ from services.notifier.dispatcher import Dispatcher
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import parse_envelope
 from shared.pagination import encode_cursor
-from tests.conftest import (RunningService, eventually, service_settings, start_service,
-                            stop_service)
+from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
 from tests.helpers import Network, add_patient, create_network
 from tests.test_notifier_claims import ANY_HOUR, HeldSender, book, confirmations, pool  # noqa: F401
 

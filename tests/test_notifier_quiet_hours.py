@@ -14,10 +14,13 @@ from services.notifier.policy import PolicyIn, QuietHoursIn
 from services.notifier.schedule import QuietHours
 from shared.events import Envelope
 from shared.events.booking import PatientRegistered
-from tests.test_notifier_claims import ANY_HOUR as ALWAYS, InstantSender, pool  # noqa: F401
-from tests.helpers import session_booked
 from tests.conftest import eventually
-from tests.helpers import EVERY_DAY, _ok, create_network
+from tests.helpers import EVERY_DAY, _ok, create_network, session_booked
+from tests.test_notifier_claims import ANY_HOUR as ALWAYS
+from tests.test_notifier_claims import (
+    InstantSender,
+    pool,  # noqa: F401 (a fixture)
+)
 from tests.test_spine import listing
 
 MIAMI = ZoneInfo("America/New_York")
@@ -246,7 +249,7 @@ async def test_on_vancouvers_dst_days_the_dispatcher_holds_until_08_00_local(poo
                          (vancouver(2027, 11, 7, 1, 30, fold=1), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
                          (vancouver(2027, 11, 7, 7, 59), datetime(2027, 11, 7, 16, 0, tzinfo=UTC))):
         text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
-        status, reason, due = await dispatched_at(pool, text, clock)
+        status, _reason, due = await dispatched_at(pool, text, clock)
         assert (status, due.astimezone(UTC)) == ("pending", until), clock
     for clock in (vancouver(2027, 3, 14, 8, 0), vancouver(2027, 11, 7, 20, 59)):
         text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))

@@ -60,7 +60,8 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
     code = await code_texted(db, spine, "+16045550188")
     [body] = [r["body"] for r in await db.fetch(
         f'SELECT body FROM "{spine.notifier.schema}".recorded_sms WHERE text_id < 0')]
-    assert body == f"Harbour Clinics: your code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this text."
+    assert body == (f"Harbour Clinics: your code is {code}. It expires in 10 minutes. "
+                    "If you did not ask for it, ignore this text.")
     stored = await db.fetchrow(f'SELECT * FROM "{spine.booking.schema}".online_requests')
     assert code not in str(dict(stored)), "the code is stored only as its HMAC"
     assert (stored["consent_version"], stored["consent_address"], stored["consent_user_agent"]) == \
@@ -130,7 +131,8 @@ async def test_a_known_patient_is_matched_and_a_new_one_made_with_the_same_answe
         "booking_id", "ends_at", "mode", "starts_at", "starts_at_local", "timezone"]
     patients = (await spine.booking.http.get("/patients", headers=net.headers)).json()["items"]
     assert sorted((p["given_name"], p["family_name"]) for p in patients) == [("Pat", "Test"), ("Robin", "Test")]
-    booked_for = [(await spine.booking.http.get(f"/bookings/{a['booking_id']}", headers=net.headers)).json()["patient_id"]
+    booked_for = [(await spine.booking.http.get(f"/bookings/{a['booking_id']}",
+                                                headers=net.headers)).json()["patient_id"]
                   for a in answers]
     assert booked_for[0] == net.patient["id"] and booked_for[1] != net.patient["id"]
 

@@ -75,7 +75,8 @@ def run_scenario(infra, namespace, tmp_path) -> dict:
             me.check("online-book-done")
 
             # the confirmation text follows, with reply 2 to change it
-            texts = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER), lambda t: len(t) >= 2, timeout=60)
+            texts = wait_for(lambda: texts_to(stack.twilio_server.url, VISITOR_NUMBER),
+                             lambda t: len(t) >= 2, timeout=60)
             out["confirmation"] = texts[1]
 
             # the same page in French and Spanish

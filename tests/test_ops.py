@@ -343,20 +343,20 @@ async def test_texts_per_minute_count_sent_failed_and_held_texts_in_the_minute_i
                SELECT gen_random_uuid(), gen_random_uuid(), 'confirmation', now(),
                       now() + interval '1 day', s, r, c, t
                FROM (VALUES ($1::text, $2::text, $3::timestamptz, $4::timestamptz)) AS v(s, r, c, t)"""
-    async with spine.notifier.runtime.db.acquire() as conn:
-        async with conn.transaction():  # one now() throughout: the minutes cannot turn
-            this = await conn.fetchval("SELECT date_trunc('minute', now())")
-            before = this - timedelta(minutes=2) + timedelta(seconds=5)
-            for status, reason, claimed, sent in [
-                    ("sent", None, this, this), ("sent", None, before, before),
-                    ("failed", "21211", this, None),
-                    ("skipped", "cap reached (3 today, 3 in 7 days)", this, None),
-                    ("pending", "held until quiet hours end", before, None),
-                    ("pending", None, None, None),  # not due yet: not held
-                    ("cancelled", "appointment cancelled", this, None),
-                    ("sent", None, this - timedelta(hours=2), this - timedelta(hours=2))]:
-                await conn.execute(texts, status, reason, claimed, sent)
-            rows = [dict(r) for r in await conn.fetch(NOTIFIER_OPS.texts_per_minute, 3)]
+    # one now() throughout: the minutes cannot turn
+    async with spine.notifier.runtime.db.acquire() as conn, conn.transaction():
+        this = await conn.fetchval("SELECT date_trunc('minute', now())")
+        before = this - timedelta(minutes=2) + timedelta(seconds=5)
+        for status, reason, claimed, sent in [
+                ("sent", None, this, this), ("sent", None, before, before),
+                ("failed", "21211", this, None),
+                ("skipped", "cap reached (3 today, 3 in 7 days)", this, None),
+                ("pending", "held until quiet hours end", before, None),
+                ("pending", None, None, None),  # not due yet: not held
+                ("cancelled", "appointment cancelled", this, None),
+                ("sent", None, this - timedelta(hours=2), this - timedelta(hours=2))]:
+            await conn.execute(texts, status, reason, claimed, sent)
+        rows = [dict(r) for r in await conn.fetch(NOTIFIER_OPS.texts_per_minute, 3)]
     assert rows == [
         {"minute": this - timedelta(minutes=2), "sent": 1, "failed": 0, "held": 1},
         {"minute": this - timedelta(minutes=1), "sent": 0, "failed": 0, "held": 0},

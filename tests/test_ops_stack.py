@@ -6,6 +6,7 @@ the CLI failing while the broker is paused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,8 +19,8 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -126,12 +127,10 @@ def dashboard_cells(url: str, services: list[str], expected: dict[str, dict[str,
             return driver.execute_script(READ_CHARTS)
 
         # it refreshes on its own: wait for a rendering with the numbers the CLI saw
-        try:
+        with contextlib.suppress(Exception):  # compared below, with a readable failure
             WebDriverWait(driver, 45, poll_frequency=0.5).until(
                 lambda _: all({f: read()[n].get(f) for f in FIELDS} == expected[n] for n in services)
                 and chart_points(charts()) == expected_charts)
-        except Exception:
-            pass  # compared below, with a readable failure
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         summary = driver.find_element(By.ID, "summary").text

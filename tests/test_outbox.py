@@ -54,7 +54,7 @@ async def test_an_event_rolled_back_with_its_state_change_is_never_published(out
 
 
 async def test_events_built_in_sql_from_the_model_read_back_as_those_events(outbox_pool):
-    clinic, patient, booking = (UUID("00000000-0000-0000-0000-00000000000%d" % i) for i in (1, 2, 3))
+    clinic, patient, booking = (UUID(f"00000000-0000-0000-0000-00000000000{i}") for i in (1, 2, 3))
     fields = {"text_id": "id", "kind": "kind", "booking_id": "booking_id",
               "provider_sid": "sid", "segments": "segments"}
     events = insert_events_sql(SmsSent, source="sent", producer="notifier", event_id="event_id",

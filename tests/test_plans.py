@@ -151,7 +151,7 @@ async def test_preparation_sessions_in_the_same_batch_as_the_first_dosing_join_t
         batch += pat.attend("preparation", days_ago(20 - i), dosing=False)
     _, first_dosing = pat.book("oral_lozenge_kap", days_ago(-2))
     async with plans.runtime.db.acquire() as conn, conn.transaction():
-        await handlers.on_booking_events(conn, batch + [first_dosing])
+        await handlers.on_booking_events(conn, [*batch, first_dosing])
     plan = await the_plan(plans, pat)
     sessions = await plans.runtime.db.fetch("SELECT session_type FROM plan_sessions WHERE plan_id = $1",
                                             plan["id"])
@@ -166,12 +166,14 @@ async def test_replayed_duplicated_and_reordered_streams_give_the_same_state(pla
 
     def history(pat: Patient) -> list:
         s = [pat.registered()]
-        b1, e = pat.book("iv_infusion", at(-10)); s.append(e)
-        b2, e = pat.book("iv_infusion", at(-7)); s.append(e)
-        b3, e = pat.book("iv_infusion", at(3)); s.append(e)
+        b1, e1 = pat.book("iv_infusion", at(-10))
+        b2, e2 = pat.book("iv_infusion", at(-7))
+        b3, e3 = pat.book("iv_infusion", at(3))
+        s += [e1, e2, e3]
         s += [pat.reschedule(b3, at(4)), pat.check_in(b1), pat.complete(b1),
               pat.no_show(b2), pat.cancel(b3)]
-        b4, e = pat.book("iv_infusion", at(5)); s.append(e)
+        _b4, e = pat.book("iv_infusion", at(5))
+        s.append(e)
         return s
 
     ordered, messy = Patient(), Patient()
@@ -180,7 +182,7 @@ async def test_replayed_duplicated_and_reordered_streams_give_the_same_state(pla
     await apply(plans, *stream_a)
     # the same events for the other patient: every one twice, each booking's events reversed
     # after the first, then the whole stream replayed
-    shuffled = [stream_b[0], stream_b[1]] + list(reversed(stream_b[2:])) + stream_b[2:]
+    shuffled = [stream_b[0], stream_b[1], *reversed(stream_b[2:]), *stream_b[2:]]
     await apply(plans, *(shuffled + shuffled), *stream_b)
 
     async def state(pat):
@@ -194,7 +196,7 @@ async def test_replayed_duplicated_and_reordered_streams_give_the_same_state(pla
     # and the whole messy stream handed over as one batch, as the consumer does
     batched = Patient()
     stream_c = history(batched)
-    shuffled_c = [stream_c[1]] + list(reversed(stream_c[2:])) + stream_c[2:]
+    shuffled_c = [stream_c[1], *reversed(stream_c[2:]), *stream_c[2:]]
     async with plans.runtime.db.acquire() as conn, conn.transaction():
         await handlers.on_booking_events(conn, shuffled_c + shuffled_c + stream_c[1:])
 
@@ -252,7 +254,7 @@ async def test_timers_fire_once_across_two_instances_and_after_a_restart(infra, 
     events = [parse_envelope(r["value"]) for r in rows]
     for kind in ("PlanSessionDue", "PlanAdherenceGap"):
         got = sorted(str(e.patient_id) for e in events if e.event_type == kind)
-        assert got == sorted(str(p.patient_id) for p in pats + [late]), kind
+        assert got == sorted(str(p.patient_id) for p in [*pats, late]), kind
     assert all(e.payload.allowed_days == 10 for e in events if e.event_type == "PlanAdherenceGap")
     assert fired_by
 

@@ -7,7 +7,7 @@ from tests.plan_helpers import Patient, days_ago
 from tests.test_plans import apply, plans, the_plan  # noqa: F401 (plans: the fixture)
 
 
-async def test_kap_counts_home_sessions_like_its_clinic_dosing_sessions(plans):  # noqa: F811
+async def test_kap_counts_home_sessions_like_its_clinic_dosing_sessions(plans):
     pat = Patient()
     stream = []
     for i in range(3):
@@ -33,7 +33,7 @@ async def test_kap_counts_home_sessions_like_its_clinic_dosing_sessions(plans): 
                                                      "home_low_dose"]
 
 
-async def test_a_first_home_session_starts_a_kap_plan_that_counts_it(plans):  # noqa: F811
+async def test_a_first_home_session_starts_a_kap_plan_that_counts_it(plans):
     pat = Patient()
     await apply(plans, *pat.attend("home_low_dose", days_ago(5)))
     plan = await the_plan(plans, pat)

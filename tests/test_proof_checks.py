@@ -8,8 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow,
-                               check)
+from bench.load.checks import Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow, check
 from services.notifier.templates import TextContext, render
 
 KNOWN = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York (EDT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from devstack.demo import book_demo_session, listing, wait_for
 from devstack.embedded import free_port
 from devstack.stack import Stack

@@ -12,8 +12,8 @@ import pyotp
 from shared import tokens
 from tests.conftest import eventually
 from tests.helpers import create_network
-from tests.test_booking_rules import next_local
 from tests.staff_helpers import PASSWORD, add_person, bearer, sign_in
+from tests.test_booking_rules import next_local
 
 
 async def _works_at(svc, path: str, token: str) -> bool:
@@ -46,8 +46,9 @@ async def test_what_a_person_does_is_recorded_as_that_person_not_as_a_key(spine)
     scheduler = await add_person(spine.booking.http, net.headers, "scheduler", name="Dana Desk")
     token = (await sign_in(spine.booking.http, scheduler))["token"]
     day = next_local(net.site["timezone"], days=3)[:10]  # not today: its slots may have passed
-    slots = (await spine.booking.http.get(f"/sites/{net.site['id']}/availability", headers=net.headers,
-                                          params={"session_type": "assessment", "from": day, "to": day})).json()["slots"]
+    slots = (await spine.booking.http.get(
+        f"/sites/{net.site['id']}/availability", headers=net.headers,
+        params={"session_type": "assessment", "from": day, "to": day})).json()["slots"]
     booked = await spine.booking.http.post("/bookings", headers=bearer(token), json={
         "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
         "starts_at": slots[-1]["starts_at"]})

@@ -120,7 +120,7 @@ async def reply(spine, sender: str, body: str) -> None:
 def operations(spine):
     """(service, method, path template, operation) of every tenant endpoint of the three
     services, from their OpenAPI documents."""
-    for name, svc in spine.services.items():
+    for svc in spine.services.values():
         for path, methods in svc.app.openapi()["paths"].items():
             if path.startswith(PLATFORM + PUBLIC) or path == "/clinics":
                 continue

@@ -15,8 +15,18 @@ from pydantic import ValidationError
 from services.booking.commands import AddClinic, AddSite
 from services.notifier.templates import FASTING, TEMPLATES, TextContext, render
 from shared.phi_words import phi_words_in
-from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PHONE_MAX, PREP_ITEMS_MAX,
-                        SITE_NAME_MAX, gsm_fold, segments, septets, text_field_problem)
+from shared.sms import (
+    ADDRESS_MAX,
+    CLINIC_NAME_MAX,
+    JOIN_LINK_MAX,
+    PHONE_MAX,
+    PREP_ITEMS_MAX,
+    SITE_NAME_MAX,
+    gsm_fold,
+    segments,
+    septets,
+    text_field_problem,
+)
 from tests.conftest import ADMIN_TOKEN, eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_rules import next_local

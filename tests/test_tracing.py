@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from aiokafka import AIOKafkaProducer
 
 from devstack.embedded import free_port
 from devstack.fake_twilio import FakeTwilio
@@ -74,7 +73,7 @@ def _named(spans: list[ReadableSpan], name: str, trace_id: int) -> list[Readable
 
 
 async def test_one_booking_is_one_trace_from_the_request_to_the_twilio_call_and_its_receipt(traced):
-    exporter, twilio, booking, plans, notifier = traced
+    exporter, twilio, booking, _plans, notifier = traced
     net = await create_network(booking.http)
     patient = await add_patient(booking.http, net, given_name="Zelphine",
                                 family_name="Quarrington", phone="604-555-0188")
@@ -126,8 +125,8 @@ async def test_one_booking_is_one_trace_from_the_request_to_the_twilio_call_and_
         (batch,) = [by_id[link.context.span_id] for link in handled.links]
         assert batch.name.endswith("booking.events process")
         assert handled.attributes["messaging.message.id"] == str(
-            (await booking.runtime.db.fetchval(
-                "SELECT event_id FROM outbox WHERE event_type = 'SessionBooked'")))
+            await booking.runtime.db.fetchval(
+                "SELECT event_id FROM outbox WHERE event_type = 'SessionBooked'"))
 
     # the notifier: each Twilio call is a span of the text's trace (the event that scheduled
     # it), with the SID it got; the SDK's HTTP request is inside it

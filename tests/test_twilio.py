@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from itertools import pairwise
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,10 @@ import uvicorn
 from twilio.request_validator import RequestValidator
 
 from devstack.embedded import free_port
+from devstack.fake_twilio import FakeTwilio, Fault
 from services.notifier.bootstrap import bootstrap as notifier_app
 from shared.events import parse_envelope
 from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
-from devstack.fake_twilio import Fault, FakeTwilio
 from tests.helpers import create_network
 
 
@@ -199,7 +200,7 @@ async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
         await sender.close()
         await twilio.stop()
     times = [r["received_at"] for r in twilio.sent()]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 14
     assert times[11] - times[0] >= 11 * 0.1 * 0.95, "no faster than 10 segments per second"
     assert min(gaps[:12]) >= 0.05, "spaced out, not in bursts"

@@ -12,13 +12,13 @@ from uuid import UUID
 
 import pytest
 
-from devstack.fake_twilio import Fault, FakeTwilio
-from tests.conftest import eventually, service_settings, start_service, stop_service
-from tests.helpers import add_patient, create_network
+from devstack.fake_twilio import FakeTwilio, Fault
 from services.notifier import handlers
 from shared.events import Envelope
 from shared.events.booking import PatientContactChanged
-from tests.test_twilio import TwilioStack, stack, sent_kinds  # noqa: F401 (a fixture)
+from tests.conftest import eventually, service_settings, start_service, stop_service
+from tests.helpers import add_patient, create_network
+from tests.test_twilio import TwilioStack, sent_kinds, stack  # noqa: F401 (a fixture)
 
 OPS = "ops-token-for-tests"
 

@@ -5,7 +5,6 @@ attention inbox follows, patients have their own time zone, prep items a clinic 
 from __future__ import annotations
 
 import json
-
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 

@@ -3,14 +3,14 @@ not a service), the topics on the broker, and the Twilio-compatible server's req
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.load.checks import (Booking, BookingEvent, Facts, Plan, PlanSession, Send,
-                               TextRow)
+from bench.load.checks import Booking, BookingEvent, Facts, Plan, PlanSession, Send, TextRow
 
 STATUS = {"SessionBooked": "booked", "SessionRescheduled": "booked", "SessionCancelled": "cancelled",
           "PatientCheckedIn": "arrived", "SessionCompleted": "fulfilled", "PatientNoShow": "noshow"}
@@ -44,7 +44,7 @@ async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashe
     try:
         raw, processed = await booking_history(conn)
         tz_of: dict[str, str] = {}
-        for env, created in raw:
+        for env, _created in raw:
             p = env["payload"]
             if "site_timezone" in p:
                 tz_of[p["booking_id"]] = p["site_timezone"]
@@ -125,7 +125,7 @@ async def event_ids_on_topics(bootstrap: str, topics: list[str]) -> dict[str, se
     try:
         parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topics
+            await consumer._client.force_metadata_update()  # first use of the topics
             parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -135,10 +135,8 @@ async def event_ids_on_topics(bootstrap: str, topics: list[str]) -> dict[str, se
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
             for tp, records in batch.items():
                 for rec in records:
-                    try:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
                         out[tp.topic].add(json.loads(rec.value)["event_id"])
-                    except (ValueError, KeyError, TypeError):
-                        pass
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)

@@ -335,7 +335,7 @@ async def settle(database_url: str, out: Outcome, progress: Progress, timeout: f
                 row = await conn.fetchrow(BUSY, list(STATUS))
             finally:
                 await conn.close()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             row = None  # PostgreSQL restarting
         left = max(0.0, (until - datetime.now(UTC)).total_seconds())
         if row is not None:

@@ -82,7 +82,7 @@ class FaultInjector(threading.Thread):
         self.log.kills += 1
         self.log.note(f"kill -9 {mp.name} (pid {mp.pid})", crash=mp.extra["service"] == "notifier")
         new = mp
-        for attempt in range(5):
+        for _attempt in range(5):
             try:
                 new = self.stack.restart(new, wait=False)
                 self.stack.wait_ready([new])

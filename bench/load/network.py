@@ -76,7 +76,7 @@ def schedule(site_list: list[Site], size: int, t0: datetime, *, lead: timedelta,
     per_site = -(-size // len(site_list))
     rooms = max(1, min(per_site, 100))
     rounds = -(-per_site // rooms)
-    types, weights = zip(*SESSION_MIX)
+    types, weights = zip(*SESSION_MIX, strict=True)
     slots: list[Slot] = []
     patients = 0
     made = 0

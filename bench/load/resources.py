@@ -45,10 +45,9 @@ class ResourceSampler(threading.Thread):
                 procs = [psutil.Process(pid)]
                 if with_children:
                     procs += procs[0].children(recursive=True)
-                if with_children:  # backends share memory: proportional set sizes add up
-                    rss = sum(p.memory_full_info().pss for p in procs)
-                else:
-                    rss = procs[0].memory_info().rss
+                # backends share memory: with children, proportional set sizes add up
+                rss = (sum(p.memory_full_info().pss for p in procs) if with_children
+                       else procs[0].memory_info().rss)
                 usage = self.usage.setdefault(label, Usage())
                 usage.peak_rss = max(usage.peak_rss, rss)
                 for p in procs:

@@ -1,9 +1,8 @@
 """Run the booking service: python -m services.booking"""
 
-from shared.serve import serve
-
 from services.booking.bootstrap import bootstrap
 from services.booking.settings import BookingSettings
+from shared.serve import serve
 
 if __name__ == "__main__":
     serve(bootstrap, BookingSettings())

@@ -18,16 +18,40 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 
 from services.booking import availability, bookings, fhir, network, rules, store, waitlist
-from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddProvider, AddRoom,
-                                       AddSite, BookSeries, BookSession, CancelSession,
-                                       IssueApiKey, JoinWaitlist, OverrideSessionType,
-                                       RegisterPatient, RescheduleSession, SetPatientTimezone,
-                                       SetPrepItems, SetRemoteWays, UpdateRide)
+from services.booking.commands import (
+    AcceptOffer,
+    AddClinic,
+    AddClosure,
+    AddProvider,
+    AddRoom,
+    AddSite,
+    BookSeries,
+    BookSession,
+    CancelSession,
+    IssueApiKey,
+    JoinWaitlist,
+    OverrideSessionType,
+    RegisterPatient,
+    RescheduleSession,
+    SetPatientTimezone,
+    SetPrepItems,
+    SetRemoteWays,
+    UpdateRide,
+)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
 from shared.audit import OPERATOR, record
-from shared.auth import (ADMIN, CARE, READ, SCHEDULE, Principal, forget_cached_keys, require,
-                         require_operator)
+from shared.auth import (
+    ADMIN,
+    CARE,
+    READ,
+    SCHEDULE,
+    Principal,
+    forget_cached_keys,
+    require,
+    require_operator,
+)
+from shared.db import Connection
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
 from shared.pagination import MAX_LIMIT, Limit, decode_cursor, page
@@ -38,8 +62,9 @@ FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
 _AVAILABILITY = TypeAdapter(dict[str, UUID | str | list[availability.Slot]])
 
 
-def _db(request: Request):
-    return request.app.state.runtime.db
+def _db(request: Request) -> asyncpg.Pool:
+    value: asyncpg.Pool = request.app.state.runtime.db
+    return value
 
 
 def _regions(request: Request) -> tuple[str, ...]:
@@ -68,7 +93,9 @@ def _bookings_page(rows: list[Booking], limit: int) -> dict[str, Any]:
 # --- clinic network ----------------------------------------------------------------------
 
 
-@router.post("/clinics", status_code=201, tags=["network"], dependencies=[Depends(require_operator)])
+@router.post(
+    "/clinics", status_code=201, tags=["network"], dependencies=[Depends(require_operator)]
+)
 async def add_clinic(cmd: AddClinic, request: Request) -> JSONResponse:
     """Create a clinic network (platform operator only); returns its first admin API key."""
     async with _db(request).acquire() as conn, conn.transaction():
@@ -86,19 +113,25 @@ async def own_clinic(request: Request, who: Principal = require(*READ)) -> dict[
 
 
 @router.post("/api-keys", status_code=201, tags=["network"])
-async def issue_api_key(cmd: IssueApiKey, request: Request, who: Principal = require(*ADMIN)):
+async def issue_api_key(
+    cmd: IssueApiKey, request: Request, who: Principal = require(*ADMIN)
+) -> Response:
     return await idempotent(request, who.clinic_id, lambda c: network.issue_api_key(c, who, cmd))
 
 
 @router.post("/api-keys/{key_id}/revoke", tags=["network"])
-async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require(*ADMIN)):
+async def revoke_api_key(
+    key_id: UUID, request: Request, who: Principal = require(*ADMIN)
+) -> Response:
     """Revoke a key; every service refuses it within seconds."""
     forget_cached_keys(request.app)
-    return await idempotent(request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200)
+    return await idempotent(
+        request, who.clinic_id, lambda c: network.revoke_api_key(c, who, key_id), 200
+    )
 
 
 @router.post("/sites", status_code=201, tags=["network"])
-async def add_site(cmd: AddSite, request: Request, who: Principal = require(*ADMIN)):
+async def add_site(cmd: AddSite, request: Request, who: Principal = require(*ADMIN)) -> Response:
     return await idempotent(request, who.clinic_id, lambda c: network.add_site(c, who, cmd))
 
 
@@ -110,7 +143,9 @@ async def list_sites(request: Request, who: Principal = require(*READ), limit: L
 
 
 @router.get("/sites/{site_id}", tags=["network"])
-async def get_site(site_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+async def get_site(
+    site_id: UUID, request: Request, who: Principal = require(*READ)
+) -> dict[str, Any]:
     async with _db(request).acquire() as conn:
         site = await network.get_site(conn, who.clinic_id, site_id)
         hours = await store.site_hours(conn, site_id)
@@ -122,21 +157,25 @@ async def get_site(site_id: UUID, request: Request, who: Principal = require(*RE
 
 
 @router.post("/sites/{site_id}/closures", status_code=201, tags=["network"])
-async def add_closure(site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)):
-    async def handle(conn):
+async def add_closure(
+    site_id: UUID, cmd: AddClosure, request: Request, who: Principal = require(*ADMIN)
+) -> Response:
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.add_closure(conn, who, site_id, cmd))
     return await idempotent(request, who.clinic_id, handle)
 
 
 @router.post("/rooms", status_code=201, tags=["network"])
-async def add_room(cmd: AddRoom, request: Request, who: Principal = require(*ADMIN)):
-    async def handle(conn):
+async def add_room(cmd: AddRoom, request: Request, who: Principal = require(*ADMIN)) -> Response:
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.add_room(conn, who, cmd))
     return await idempotent(request, who.clinic_id, handle)
 
 
 @router.post("/providers", status_code=201, tags=["network"])
-async def add_provider(cmd: AddProvider, request: Request, who: Principal = require(*ADMIN)):
+async def add_provider(
+    cmd: AddProvider, request: Request, who: Principal = require(*ADMIN)
+) -> Response:
     return await idempotent(request, who.clinic_id, lambda c: network.add_provider(c, who, cmd))
 
 
@@ -148,32 +187,35 @@ async def list_providers(request: Request, who: Principal = require(*READ), limi
 
 
 @router.post("/clinic/remote-visits", tags=["network"])
-async def set_remote_ways(cmd: SetRemoteWays, request: Request, who: Principal = require(*ADMIN)):
+async def set_remote_ways(cmd: SetRemoteWays, request: Request,
+                          who: Principal = require(*ADMIN)) -> Response:
     """How patients join remote visits: the network's call-in number for phone visits and
     video link for video and home visits (`{code}` becomes the booking's code)."""
-    async def handle(conn):
+    async def handle(conn: Connection) -> dict[str, Any]:
         return await network.set_remote_ways(conn, who, cmd)
     return await idempotent(request, who.clinic_id, handle, 200)
 
 
 @router.get("/session-types", tags=["network"])
-async def list_session_types(request: Request, who: Principal = require(*READ)) -> list[dict]:
+async def list_session_types(
+    request: Request, who: Principal = require(*READ)
+) -> list[dict[str, Any]]:
     return [as_dict(t) for t in await store.session_types(_db(request), who.clinic_id)]
 
 
 @router.post("/session-types/{code}/override", tags=["network"])
 async def override_session_type(code: str, cmd: OverrideSessionType, request: Request,
-                                who: Principal = require(*ADMIN)):
-    async def handle(conn):
+                                who: Principal = require(*ADMIN)) -> Response:
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.override_session_type(conn, who, code, cmd))
     return await idempotent(request, who.clinic_id, handle, 200)
 
 
 @router.post("/session-types/{code}/prep-items", tags=["network"])
 async def set_prep_items(code: str, cmd: SetPrepItems, request: Request,
-                         who: Principal = require(*ADMIN)):
+                         who: Principal = require(*ADMIN)) -> Response:
     """What the session type's prep texts say to bring (en, fr, es), the network's words."""
-    async def handle(conn):
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.set_prep_items(conn, who, code, cmd))
     return await idempotent(request, who.clinic_id, handle, 200)
 
@@ -182,8 +224,10 @@ async def set_prep_items(code: str, cmd: SetPrepItems, request: Request,
 
 
 @router.post("/patients", status_code=201, tags=["patients"])
-async def register_patient(cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)):
-    async def handle(conn):
+async def register_patient(
+    cmd: RegisterPatient, request: Request, who: Principal = require(*SCHEDULE)
+) -> Response:
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.register_patient(conn, who, cmd, _regions(request)))
     return await idempotent(request, who.clinic_id, handle)
 
@@ -196,16 +240,18 @@ async def list_patients(request: Request, who: Principal = require(*READ), limit
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])
-async def get_patient(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+async def get_patient(
+    patient_id: UUID, request: Request, who: Principal = require(*READ)
+) -> dict[str, Any]:
     async with _db(request).acquire() as conn:
         return as_dict(await network.get_patient(conn, who.clinic_id, patient_id))
 
 
 @router.post("/patients/{patient_id}/timezone", tags=["patients"])
 async def set_patient_timezone(patient_id: UUID, cmd: SetPatientTimezone, request: Request,
-                               who: Principal = require(*SCHEDULE)):
+                               who: Principal = require(*SCHEDULE)) -> Response:
     """The patient's own time zone (null: their site's); bookings made from now on carry it."""
-    async def handle(conn):
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await network.set_patient_timezone(conn, who.clinic_id, patient_id,
                                                           cmd.timezone))
     return await idempotent(request, who.clinic_id, handle, 200)
@@ -215,26 +261,31 @@ async def set_patient_timezone(patient_id: UUID, cmd: SetPatientTimezone, reques
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])
-async def book_session(cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)):
+async def book_session(
+    cmd: BookSession, request: Request, who: Principal = require(*SCHEDULE)
+) -> Response:
     """Book one session, in clinic (a room), by phone or video, or at home (with a support
     person). A conflict (room, provider or patient already booked, recovery included) is a
     409 naming what conflicts."""
     _within_horizon(request, [cmd.starts_at])
     visit = bookings.visit_from(cmd, _regions(request))
 
-    async def handle(conn, audit=None):
+    async def handle(conn: Connection,
+                     audit: tuple[Any, ...] | None = None) -> dict[str, Any]:
         return bookings.view(await bookings.book_session(conn, who, cmd, visit=visit, audit=audit))
     return await idempotent(request, who.clinic_id, handle, one_write=True)
 
 
 @router.post("/bookings/series", status_code=201, tags=["bookings"])
-async def book_series(cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)):
+async def book_series(
+    cmd: BookSeries, request: Request, who: Principal = require(*SCHEDULE)
+) -> Response:
     """Book a series (e.g. an induction of 6 sessions): all or nothing; every session in the
     same mode (in clinic, by phone or video, or at home with the same support person)."""
     _within_horizon(request, cmd.starts_at, series=True)
     visit = bookings.visit_from(cmd, _regions(request))
 
-    async def handle(conn):
+    async def handle(conn: Connection) -> dict[str, Any]:
         rows = await bookings.book_series(conn, who, cmd, visit=visit)
         return {"series_id": rows[0].series_id, "bookings": [bookings.view(r) for r in rows]}
     return await idempotent(request, who.clinic_id, handle)
@@ -242,11 +293,16 @@ async def book_series(cmd: BookSeries, request: Request, who: Principal = requir
 
 @router.get("/bookings", tags=["bookings"])
 async def list_bookings(
-        request: Request, who: Principal = require(*READ), patient_id: UUID | None = None,
-        site_id: UUID | None = None, starts_from: Annotated[SaneDatetime | None, Query(alias="from")] = None,
-        starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
-        status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
-        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    request: Request,
+    who: Principal = require(*READ),
+    patient_id: UUID | None = None,
+    site_id: UUID | None = None,
+    starts_from: Annotated[SaneDatetime | None, Query(alias="from")] = None,
+    starts_before: Annotated[SaneDatetime | None, Query(alias="to")] = None,
+    status: Literal["booked", "arrived", "fulfilled", "cancelled", "noshow"] | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     rows = await store.list_bookings(
         _db(request), who.clinic_id, patient_id=patient_id, site_id=site_id,
         starts_from=starts_from, starts_before=starts_before, status=status,
@@ -256,7 +312,7 @@ async def list_bookings(
 
 @router.get("/bookings/attention", tags=["bookings"])
 async def bookings_needing_staff(request: Request, who: Principal = require(*READ),
-                                 limit: Limit = 100) -> list[dict]:
+                                 limit: Limit = 100) -> list[dict[str, Any]]:
     """Upcoming bookings staff should act on: reschedule requested, or a dosing session
     whose ride home is not confirmed."""
     return [bookings.view(b)
@@ -264,20 +320,24 @@ async def bookings_needing_staff(request: Request, who: Principal = require(*REA
 
 
 @router.get("/bookings/{booking_id}", tags=["bookings"])
-async def get_booking(booking_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+async def get_booking(
+    booking_id: UUID, request: Request, who: Principal = require(*READ)
+) -> dict[str, Any]:
     async with _db(request).acquire() as conn:
         return bookings.view(await bookings.load(conn, who.clinic_id, booking_id))
 
 
-def _booking_action(action: Callable[[asyncpg.Connection], Awaitable[Booking]]):
-    async def run(conn: asyncpg.Connection) -> dict[str, Any]:
+def _booking_action(
+        action: Callable[[Connection], Awaitable[Booking]],
+) -> Callable[[Connection], Awaitable[dict[str, Any]]]:
+    async def run(conn: Connection) -> dict[str, Any]:
         return bookings.view(await action(conn))
     return run
 
 
 @router.post("/bookings/{booking_id}/reschedule", tags=["bookings"])
 async def reschedule(booking_id: UUID, cmd: RescheduleSession, request: Request,
-                     who: Principal = require(*SCHEDULE)):
+                     who: Principal = require(*SCHEDULE)) -> Response:
     _within_horizon(request, [cmd.starts_at])
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.reschedule(c, who, booking_id, cmd)), 200)
@@ -285,37 +345,40 @@ async def reschedule(booking_id: UUID, cmd: RescheduleSession, request: Request,
 
 @router.post("/bookings/{booking_id}/cancel", tags=["bookings"])
 async def cancel(booking_id: UUID, cmd: CancelSession, request: Request,
-                 who: Principal = require(*SCHEDULE)):
+                 who: Principal = require(*SCHEDULE)) -> Response:
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: waitlist.cancel(c, who, booking_id, cmd)), 200)
 
 
 @router.post("/bookings/{booking_id}/check-in", tags=["bookings"])
-async def check_in(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+async def check_in(booking_id: UUID, request: Request, who: Principal = require(*CARE)) -> Response:
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.check_in(c, who, booking_id)), 200)
 
 
 @router.post("/bookings/{booking_id}/complete", tags=["bookings"])
-async def complete(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+async def complete(booking_id: UUID, request: Request, who: Principal = require(*CARE)) -> Response:
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.complete(c, who, booking_id)), 200)
 
 
 @router.post("/bookings/{booking_id}/no-show", tags=["bookings"])
-async def no_show(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+async def no_show(booking_id: UUID, request: Request, who: Principal = require(*CARE)) -> Response:
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.no_show(c, who, booking_id)), 200)
 
 
 @router.post("/bookings/{booking_id}/ride", tags=["bookings"])
-async def update_ride(booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)):
+async def update_ride(
+    booking_id: UUID, cmd: UpdateRide, request: Request, who: Principal = require(*CARE)
+) -> Response:
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.update_ride(c, who.clinic_id, booking_id, cmd)), 200)
 
 
 @router.post("/bookings/{booking_id}/support-person/confirm", tags=["bookings"])
-async def confirm_support(booking_id: UUID, request: Request, who: Principal = require(*CARE)):
+async def confirm_support(booking_id: UUID, request: Request,
+                          who: Principal = require(*CARE)) -> Response:
     """The support person of a home session confirmed they will be there."""
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: bookings.confirm_support(c, who.clinic_id, booking_id)), 200)
@@ -340,28 +403,36 @@ async def site_availability(
         first = first_day or today
         slots = await availability.free_slots(conn, site, stype, first, last_day or first,
                                               step_minutes, needs_room=mode == "clinic")
-    body = {"site_id": site_id, "session_type": session_type, "timezone": site.timezone,
-            "slots": slots}
+    body: dict[str, UUID | str | list[availability.Slot]] = {
+        "site_id": site_id, "session_type": session_type, "timezone": site.timezone,
+        "slots": slots}
     return Response(_AVAILABILITY.dump_json(body), media_type="application/json")
 
 
 @router.post("/waitlist", status_code=201, tags=["waitlist"])
-async def join_waitlist(cmd: JoinWaitlist, request: Request, who: Principal = require(*SCHEDULE)):
-    async def handle(conn):
+async def join_waitlist(
+    cmd: JoinWaitlist, request: Request, who: Principal = require(*SCHEDULE)
+) -> Response:
+    async def handle(conn: Connection) -> dict[str, Any]:
         return as_dict(await waitlist.join(conn, who, cmd))
     return await idempotent(request, who.clinic_id, handle)
 
 
 @router.get("/waitlist", tags=["waitlist"])
-async def list_waitlist(request: Request, who: Principal = require(*READ), site_id: UUID | None = None,
-                        limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+async def list_waitlist(
+    request: Request,
+    who: Principal = require(*READ),
+    site_id: UUID | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     return _created_page(await store.list_waitlist(_db(request), who.clinic_id, site_id,
                                                    _after(cursor), limit + 1), limit)
 
 
 @router.post("/waitlist/offers/{offer_id}/accept", status_code=201, tags=["waitlist"])
 async def accept_offer(offer_id: UUID, cmd: AcceptOffer, request: Request,
-                       who: Principal = require(*SCHEDULE)):
+                       who: Principal = require(*SCHEDULE)) -> Response:
     """The patient takes a freed slot; the first to accept gets it (409 for the others)."""
     return await idempotent(request, who.clinic_id, _booking_action(
         lambda c: waitlist.accept(c, who.clinic_id, offer_id, cmd.patient_id)))
@@ -370,15 +441,21 @@ async def accept_offer(offer_id: UUID, cmd: AcceptOffer, request: Request,
 # --- FHIR R4 ------------------------------------------------------------------------------
 
 @router.get("/fhir/Appointment/{booking_id}", tags=["fhir"], response_class=FhirJSONResponse)
-async def fhir_appointment(booking_id: UUID, request: Request, who: Principal = require(*READ)):
+async def fhir_appointment(
+    booking_id: UUID, request: Request, who: Principal = require(*READ)
+) -> FhirJSONResponse:
     async with _db(request).acquire() as conn:
         booking = await bookings.load(conn, who.clinic_id, booking_id)
     return FhirJSONResponse(fhir.appointment(booking))
 
 
 @router.get("/fhir/Appointment", tags=["fhir"], response_class=FhirJSONResponse)
-async def fhir_search(request: Request, patient: str, who: Principal = require(*READ),
-                      date_: Annotated[list[str] | None, Query(alias="date")] = None):
+async def fhir_search(
+    request: Request,
+    patient: str,
+    who: Principal = require(*READ),
+    date_: Annotated[list[str] | None, Query(alias="date")] = None,
+) -> FhirJSONResponse:
     """Search by `patient` (id or Patient/id) and `date` (FHIR prefixes eq/ge/gt/le/lt)."""
     try:
         patient_id = UUID(patient.removeprefix("Patient/"))

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from services.booking import store
 from services.booking.localtime import to_utc
 from services.booking.model import Busy, SessionType, Shift, Site
+from shared.db import Connection
 from shared.errors import Invalid
 
 MAX_DAYS = 31
@@ -45,9 +45,16 @@ class Candidate(NamedTuple):
 
 def _fixed_offset(day: date, tz: ZoneInfo) -> timezone | None:
     """The site's UTC offset on `day` if it stays the same all day (no DST change), else None."""
-    first = datetime.combine(day, time(0), tz).utcoffset()
-    last = datetime.combine(day, time(23, 59, 59), tz).utcoffset()
-    return timezone(first) if first == last else None
+    first = _offset(datetime.combine(day, time(0), tz))
+    last = _offset(datetime.combine(day, time(23, 59, 59), tz))
+    return first if first == last else None
+
+
+def _offset(moment: datetime) -> timezone:
+    """The fixed UTC offset of an aware moment."""
+    offset = moment.utcoffset()
+    assert offset is not None, "aware datetimes only"
+    return timezone(offset)
 
 
 def candidates(first_day: date, last_day: date, hours: dict[int, list[tuple[time, time]]],
@@ -97,13 +104,12 @@ def _changing_day(t: datetime, close: datetime, tz: ZoneInfo, length: timedelta,
             end = (start + length).astimezone(tz)
             if end.replace(tzinfo=None) <= close:
                 out.append(Candidate(start, t, end.replace(tzinfo=None), t.isoweekday(),
-                                      timezone(start.astimezone(tz).utcoffset()),
-                                      timezone(end.utcoffset())))
+                                      _offset(start.astimezone(tz)), _offset(end)))
         t += step
     return out
 
 
-async def free_slots(conn: asyncpg.Connection, site: Site, stype: SessionType, first_day: date,
+async def free_slots(conn: Connection, site: Site, stype: SessionType, first_day: date,
                      last_day: date, step_minutes: int = 15,
                      now: datetime | None = None, needs_room: bool = True) -> list[Slot]:
     """Free slots for a session type at a site between two local dates (inclusive), in time
@@ -212,7 +218,7 @@ def _busy_masks(cands: list[Candidate], busy: list[Busy], length: timedelta) -> 
     return taken
 
 
-def _bits(mask: int):
+def _bits(mask: int) -> Iterator[int]:
     while mask:
         low = mask & -mask
         yield low.bit_length() - 1

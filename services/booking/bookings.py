@@ -13,22 +13,40 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
 from services.booking import rules, store
-from services.booking.commands import (BookSeries, BookSession, CancelSession, RescheduleSession,
-                                       UpdateRide)
+from services.booking.commands import (
+    BookSeries,
+    BookSession,
+    CancelSession,
+    RescheduleSession,
+    UpdateRide,
+)
 from services.booking.localtime import local_iso, to_utc
+from services.booking.model import (
+    CLINIC_VISIT,
+    Booking,
+    BookingContext,
+    Context,
+    Placement,
+    SessionType,
+    Visit,
+)
 from services.booking.network import check_for_texts, normalise_mobile
-from services.booking.model import (CLINIC_VISIT, Booking, BookingContext, Context, Placement,
-                                    SessionType, Visit)
 from shared.auth import Principal
+from shared.db import Connection
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Event
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientNoShow,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+    SupportPerson,
+)
 from shared.sms import JOIN_LINK_MAX
-from shared.events.booking import (PatientCheckedIn, PatientNoShow, RideDetailsUpdated,
-                                   SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled, SupportPerson)
 
 NO_BOOKING = UUID(int=0)
 
@@ -36,7 +54,7 @@ NO_BOOKING = UUID(int=0)
 # --- reading ---------------------------------------------------------------------------
 
 
-async def load(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID) -> Booking:
+async def load(conn: Connection, clinic_id: UUID, booking_id: UUID) -> Booking:
     """The network's booking, or 404."""
     booking = await store.booking(conn, clinic_id, booking_id)
     if booking is None:
@@ -118,7 +136,7 @@ def change_fields(b: Booking) -> dict[str, Any]:
                 is_dosing=b.is_dosing, site_id=b.site_id, starts_at=b.starts_at)
 
 
-async def _emit(conn: asyncpg.Connection, b: Booking, *payloads: Event) -> None:
+async def _emit(conn: Connection, b: Booking, *payloads: Event) -> None:
     await store.emit(conn, [store.event(p, b.clinic_id, b.patient_id) for p in payloads])
 
 
@@ -150,7 +168,7 @@ def visit_from(cmd: BookSession | BookSeries,
 # --- placing a session -----------------------------------------------------------------
 
 
-async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezone: str,
+async def place(conn: Connection, clinic_id: UUID, site_id: UUID, timezone: str,
                 stype: SessionType, starts_at: datetime, *, room_id: UUID | None,
                 provider_id: UUID | None, now: datetime, moving: UUID = NO_BOOKING,
                 prefer_room: UUID | None = None, prefer_provider: UUID | None = None,
@@ -164,16 +182,16 @@ async def place(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID, timezo
     return rules.place(fit, when, room_id, provider_id, field, needs_room)
 
 
-async def _conflict(conn: asyncpg.Connection, where: Placement, patient_id: UUID) -> Conflict:
+async def _conflict(conn: Connection, where: Placement, patient_id: UUID) -> Conflict:
     """The 409 naming which of room, provider or patient is busy, and with which booking."""
     clash = await store.what_conflicts(conn, where, patient_id)
     return rules.busy(clash.resource, clash.id) if clash else rules.busy("booking", None)
 
 
-async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionType,
+async def _insert(conn: Connection, ctx: BookingContext, stype: SessionType,
                   about: Context, starts_at: datetime, room_id: UUID | None,
                   provider_id: UUID | None, now: datetime, series_id: UUID | None,
-                  field: str, visit: Visit, audit: tuple | None = None) -> Booking:
+                  field: str, visit: Visit, audit: tuple[Any, ...] | None = None) -> Booking:
     """Insert one booking, its `SessionBooked` event and the request's audit entry (`audit`,
     if given) in one statement. If a concurrent
     booking took the room or provider picked for it, pick again; a real conflict becomes a
@@ -203,9 +221,9 @@ async def _insert(conn: asyncpg.Connection, ctx: BookingContext, stype: SessionT
 # --- booking ---------------------------------------------------------------------------
 
 
-async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSession,
+async def book_session(conn: Connection, who: Principal, cmd: BookSession,
                        now: datetime | None = None, visit: Visit = CLINIC_VISIT,
-                       audit: tuple | None = None) -> Booking:
+                       audit: tuple[Any, ...] | None = None) -> Booking:
     """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
     booking, its event and the audit entry `audit` if given (the API relies on that to run it
     without a transaction; the exclusion constraints decide conflicts either way)."""
@@ -215,7 +233,7 @@ async def book_session(conn: asyncpg.Connection, who: Principal, cmd: BookSessio
     return booking
 
 
-async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
+async def book_series(conn: Connection, who: Principal, cmd: BookSeries,
                       now: datetime | None = None, visit: Visit = CLINIC_VISIT) -> list[Booking]:
     """Book several sessions at once, all or nothing; each its own booking in one series."""
     return await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id, cmd.session_type,
@@ -223,11 +241,11 @@ async def book_series(conn: asyncpg.Connection, who: Principal, cmd: BookSeries,
                             visit=visit)
 
 
-async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,
+async def book_slots(conn: Connection, clinic_id: UUID, patient_id: UUID, site_id: UUID,
                      code: str, starts: list[datetime], room_id: UUID | None,
                      provider_id: UUID | None, now: datetime | None,
                      series: bool = False, visit: Visit = CLINIC_VISIT,
-                     audit: tuple | None = None) -> list[Booking]:
+                     audit: tuple[Any, ...] | None = None) -> list[Booking]:
     """Book `starts` for a patient (one booking each, in one series if `series`); the
     caller's transaction makes it all or nothing."""
     now = now or datetime.now(UTC)
@@ -260,7 +278,7 @@ async def book_slots(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
 # --- the lifecycle (rules.TRANSITIONS) --------------------------------------------------
 
 
-async def _changed(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID, action: str,
+async def _changed(conn: Connection, clinic_id: UUID, booking_id: UUID, action: str,
                    booking: Booking | None, now: datetime) -> Booking:
     """The booking an action changed; if it changed none, why (one read, only then)."""
     if booking is None:
@@ -268,7 +286,7 @@ async def _changed(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID, 
     return booking
 
 
-async def _advance(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID, action: str,
+async def _advance(conn: Connection, clinic_id: UUID, booking_id: UUID, action: str,
                    now: datetime | None = None, reason: str | None = None,
                    actor: str | None = None) -> Booking:
     """Take a booking to the status `action` leads to (one statement)."""
@@ -281,7 +299,7 @@ async def _advance(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID, 
     return await _changed(conn, clinic_id, booking_id, action, booking, now)
 
 
-async def reschedule(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
+async def reschedule(conn: Connection, who: Principal, booking_id: UUID,
                      cmd: RescheduleSession, now: datetime | None = None) -> Booking:
     """Move a booked session (same id, version + 1) and queue `SessionRescheduled`."""
     now = now or datetime.now(UTC)
@@ -312,7 +330,7 @@ async def reschedule(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     return b
 
 
-async def cancel(conn: asyncpg.Connection, actor: str, clinic_id: UUID, booking_id: UUID,
+async def cancel(conn: Connection, actor: str, clinic_id: UUID, booking_id: UUID,
                  cmd: CancelSession) -> Booking:
     """Cancel a booked session and queue `SessionCancelled` (services/booking/waitlist.py
     offers the freed slot)."""
@@ -322,19 +340,19 @@ async def cancel(conn: asyncpg.Connection, actor: str, clinic_id: UUID, booking_
     return b
 
 
-async def check_in(conn: asyncpg.Connection, who: Principal, booking_id: UUID) -> Booking:
+async def check_in(conn: Connection, who: Principal, booking_id: UUID) -> Booking:
     b = await _advance(conn, who.clinic_id, booking_id, "check_in")
     await _emit(conn, b, PatientCheckedIn(**change_fields(b)))
     return b
 
 
-async def complete(conn: asyncpg.Connection, who: Principal, booking_id: UUID) -> Booking:
+async def complete(conn: Connection, who: Principal, booking_id: UUID) -> Booking:
     b = await _advance(conn, who.clinic_id, booking_id, "complete")
     await _emit(conn, b, SessionCompleted(**change_fields(b)))
     return b
 
 
-async def no_show(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
+async def no_show(conn: Connection, who: Principal, booking_id: UUID,
                   now: datetime | None = None) -> Booking:
     """The patient did not come (only once the session started)."""
     b = await _advance(conn, who.clinic_id, booking_id, "no_show", now)
@@ -342,7 +360,7 @@ async def no_show(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     return b
 
 
-async def update_ride(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID,
+async def update_ride(conn: Connection, clinic_id: UUID, booking_id: UUID,
                       cmd: UpdateRide) -> Booking:
     """Record the ride home (a driver only for a confirmed ride) and queue
     `RideDetailsUpdated`."""
@@ -355,7 +373,7 @@ async def update_ride(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUI
     return b
 
 
-async def confirm_support(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID) -> Booking:
+async def confirm_support(conn: Connection, clinic_id: UUID, booking_id: UUID) -> Booking:
     """The support person of a booked home session confirmed they will be there (staff
     record it; the attention inbox stops listing it)."""
     b = await store.set_support_confirmed(conn, clinic_id, booking_id)

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from services.booking import inbound
 from services.booking.api import router
 from services.booking.online_api import router as online_router
-from services.booking.staff_api import router as staff_router
-from services.booking.views import router as views_router
 from services.booking.settings import BookingSettings
+from services.booking.staff_api import router as staff_router
 from services.booking.store import Q
+from services.booking.views import router as views_router
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import NOTIFIER_EVENTS
 

@@ -6,7 +6,7 @@ wall-clock time."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
@@ -42,7 +42,7 @@ class Hours(_Command):
     closes: time
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if self.closes <= self.opens:
             raise ValueError("closes must be after opens")
         return self
@@ -92,7 +92,7 @@ class AddClosure(_Command):
     reason: str | None = Field(None, max_length=200)
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if self.last_day < self.first_day:
             raise ValueError("last_day is before first_day")
         return self
@@ -185,7 +185,9 @@ class BookSession(_Visit):
     patient_id: UUID
     site_id: UUID
     session_type: str
-    starts_at: datetime = Field(description="With a UTC offset, or the site's local wall-clock time")
+    starts_at: datetime = Field(
+        description="With a UTC offset, or the site's local wall-clock time"
+    )
     room_id: UUID | None = Field(None, description="Default: the first free room at the site")
     provider_id: UUID | None = Field(None, description="Default: the first free provider")
 
@@ -224,7 +226,7 @@ class JoinWaitlist(_Command):
     window_end: AwareDatetime
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be after window_start")
         return self

@@ -80,7 +80,10 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
             start = start.replace(tzinfo=UTC)
         end = start + timedelta(days=1) if whole_day else start
         if prefix == "eq":
-            lower, upper = _max(lower, start), _min(upper, end if end > start else start + timedelta(seconds=1))
+            lower, upper = (
+                _max(lower, start),
+                _min(upper, end if end > start else start + timedelta(seconds=1)),
+            )
         elif prefix in ("ge", "sa"):
             lower = _max(lower, start if prefix == "ge" else end)
         elif prefix == "gt":
@@ -94,9 +97,9 @@ def date_bounds(params: list[str]) -> tuple[datetime | None, datetime | None]:
     return lower, upper
 
 
-def _max(a, b):
+def _max(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _min(a, b):
+def _min(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from uuid import UUID
 
-from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
 from shared.events.booking import Language, RideContact
 
+# re-exported: the service's rows use them
+from shared.rows import as_dict as as_dict
+from shared.rows import field_names as field_names
 
 
 def ride_contact(name: str | None, phone: str | None, consent: bool) -> RideContact | None:
     """The ride contact texts may go to: only one who consented to be texted."""
-    if consent and phone:
+    if consent and name and phone:  # name and phone are set together
         return RideContact(name=name, phone_e164=phone)
     return None
 

@@ -8,24 +8,39 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
 from services.booking import store
-from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
-                                       IssueApiKey, OverrideSessionType, RegisterPatient,
-                                       SetPrepItems, SetRemoteWays)
-from services.booking.model import (Closure, OpeningHours, Patient, Room, SessionType, Site,
-                                    as_dict)
+from services.booking.commands import (
+    AddClinic,
+    AddClosure,
+    AddProvider,
+    AddRoom,
+    AddSite,
+    IssueApiKey,
+    OverrideSessionType,
+    RegisterPatient,
+    SetPrepItems,
+    SetRemoteWays,
+)
+from services.booking.model import Closure, OpeningHours, Patient, Room, SessionType, Site, as_dict
 from services.booking.online_rules import slug_of
 from shared.auth import Principal, new_key
+from shared.db import Connection
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events.booking import ApiKeyIssued, ApiKeyRevoked, PatientRegistered
 from shared.phones import mobile_e164
-from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PREP_ITEMS_MAX,
-                        SITE_NAME_MAX, text_field_problem)
+from shared.sms import (
+    ADDRESS_MAX,
+    CLINIC_NAME_MAX,
+    JOIN_LINK_MAX,
+    PREP_ITEMS_MAX,
+    SITE_NAME_MAX,
+    text_field_problem,
+)
 
 
-def normalise_mobile(raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone") -> str:
+def normalise_mobile(
+    raw: str, regions: tuple[str, ...] = ("US", "CA"), field: str = "phone"
+) -> str:
     """The mobile number in E.164 if it is one of `regions` (the US with its territories),
     with no extension and not toll-free or premium-rate; else `Invalid` naming `field`."""
     try:
@@ -51,7 +66,7 @@ def check_names_for_texts(name: str, sms_name: str | None, cap: int) -> None:
         check_for_texts("name", name, cap, hint="; or give an sms_name, a short name for texts")
 
 
-async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict[str, Any]:
+async def add_clinic(conn: Connection, cmd: AddClinic) -> dict[str, Any]:
     """A new clinic network and its first (admin) API key, shown only here."""
     check_names_for_texts(cmd.name, cmd.sms_name, CLINIC_NAME_MAX)
     clinic_id = uuid4()
@@ -65,11 +80,15 @@ async def add_clinic(conn: asyncpg.Connection, cmd: AddClinic) -> dict[str, Any]
     return {**as_dict(clinic), "api_key": key["api_key"]}
 
 
-async def issue_api_key(conn: asyncpg.Connection, who: Principal, cmd: IssueApiKey) -> dict[str, Any]:
+async def issue_api_key(
+    conn: Connection, who: Principal, cmd: IssueApiKey
+) -> dict[str, Any]:
     return await _issue(conn, who.clinic_id, cmd.role, cmd.label)
 
 
-async def _issue(conn: asyncpg.Connection, clinic_id: UUID, role: str, label: str) -> dict[str, Any]:
+async def _issue(
+    conn: Connection, clinic_id: UUID, role: str, label: str
+) -> dict[str, Any]:
     """A new key (shown once); its hash goes to the other services as `ApiKeyIssued`."""
     key, key_hash = new_key()
     row = await store.insert_api_key(conn, uuid4(), clinic_id, key_hash, role, label)
@@ -78,18 +97,18 @@ async def _issue(conn: asyncpg.Connection, clinic_id: UUID, role: str, label: st
     return {**as_dict(row), "api_key": key}
 
 
-async def revoke_api_key(conn: asyncpg.Connection, who: Principal, key_id: UUID) -> dict[str, Any]:
+async def revoke_api_key(conn: Connection, who: Principal, key_id: UUID) -> dict[str, Any]:
     if not await store.revoke_api_key(conn, who.clinic_id, key_id):
         raise NotFound("unknown or already revoked API key")
     await store.emit(conn, [store.event(ApiKeyRevoked(key_id=key_id), who.clinic_id, None)])
     return {"id": key_id, "revoked": True}
 
 
-def _hours(hours: list) -> list[OpeningHours]:
+def _hours(hours: list[Any]) -> list[OpeningHours]:
     return [OpeningHours(h.weekday, h.opens, h.closes) for h in hours]
 
 
-async def add_site(conn: asyncpg.Connection, who: Principal, cmd: AddSite) -> dict[str, Any]:
+async def add_site(conn: Connection, who: Principal, cmd: AddSite) -> dict[str, Any]:
     check_names_for_texts(cmd.name, cmd.sms_name, SITE_NAME_MAX)
     check_for_texts("address", cmd.address, ADDRESS_MAX, address=True)
     site = await store.insert_site(conn, uuid4(), who.clinic_id, cmd.name, cmd.address,
@@ -99,7 +118,7 @@ async def add_site(conn: asyncpg.Connection, who: Principal, cmd: AddSite) -> di
     return {**as_dict(site), "hours": [h.model_dump() for h in cmd.hours]}
 
 
-async def get_site(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID) -> Site:
+async def get_site(conn: Connection, clinic_id: UUID, site_id: UUID) -> Site:
     """The network's site, or 404."""
     site = await store.get_site(conn, clinic_id, site_id)
     if site is None:
@@ -107,19 +126,21 @@ async def get_site(conn: asyncpg.Connection, clinic_id: UUID, site_id: UUID) -> 
     return site
 
 
-async def add_closure(conn: asyncpg.Connection, who: Principal, site_id: UUID,
+async def add_closure(conn: Connection, who: Principal, site_id: UUID,
                       cmd: AddClosure) -> Closure:
     await get_site(conn, who.clinic_id, site_id)
     return await store.insert_closure(conn, uuid4(), site_id, cmd.first_day, cmd.last_day,
                                       cmd.reason)
 
 
-async def add_room(conn: asyncpg.Connection, who: Principal, cmd: AddRoom) -> Room:
+async def add_room(conn: Connection, who: Principal, cmd: AddRoom) -> Room:
     await get_site(conn, who.clinic_id, cmd.site_id)
     return await store.insert_room(conn, uuid4(), who.clinic_id, cmd.site_id, cmd.name)
 
 
-async def add_provider(conn: asyncpg.Connection, who: Principal, cmd: AddProvider) -> dict[str, Any]:
+async def add_provider(
+    conn: Connection, who: Principal, cmd: AddProvider
+) -> dict[str, Any]:
     site_ids = list({h.site_id for h in cmd.hours})
     if await store.sites_in_clinic(conn, who.clinic_id, site_ids) != len(site_ids):
         raise NotFound("unknown site in hours", field="hours")
@@ -130,7 +151,7 @@ async def add_provider(conn: asyncpg.Connection, who: Principal, cmd: AddProvide
     return {**as_dict(provider), "hours": [h.model_dump() for h in cmd.hours]}
 
 
-async def override_session_type(conn: asyncpg.Connection, who: Principal, code: str,
+async def override_session_type(conn: Connection, who: Principal, code: str,
                                 cmd: OverrideSessionType) -> SessionType:
     if await store.session_type(conn, who.clinic_id, code) is None:
         raise NotFound("unknown session type")
@@ -139,7 +160,7 @@ async def override_session_type(conn: asyncpg.Connection, who: Principal, code: 
     return await session_type(conn, who.clinic_id, code)
 
 
-async def register_patient(conn: asyncpg.Connection, who: Principal, cmd: RegisterPatient,
+async def register_patient(conn: Connection, who: Principal, cmd: RegisterPatient,
                            regions: tuple[str, ...] = ("US", "CA")) -> Patient:
     phone = normalise_mobile(cmd.phone, regions)
     now = datetime.now(UTC)
@@ -160,7 +181,7 @@ async def register_patient(conn: asyncpg.Connection, who: Principal, cmd: Regist
     return patient
 
 
-async def get_patient(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID) -> Patient:
+async def get_patient(conn: Connection, clinic_id: UUID, patient_id: UUID) -> Patient:
     """The network's patient, or 404."""
     patient = await store.get_patient(conn, clinic_id, patient_id)
     if patient is None:
@@ -168,7 +189,7 @@ async def get_patient(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUI
     return patient
 
 
-async def session_type(conn: asyncpg.Connection, clinic_id: UUID, code: str) -> SessionType:
+async def session_type(conn: Connection, clinic_id: UUID, code: str) -> SessionType:
     """The network's session type, or 422 on `session_type`."""
     stype = await store.session_type(conn, clinic_id, code)
     if stype is None:
@@ -176,7 +197,7 @@ async def session_type(conn: asyncpg.Connection, clinic_id: UUID, code: str) -> 
     return stype
 
 
-async def set_patient_timezone(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID,
+async def set_patient_timezone(conn: Connection, clinic_id: UUID, patient_id: UUID,
                                timezone: str | None) -> Patient:
     """The patient's own time zone (None: their site's); bookings from now on carry it."""
     patient = await store.set_patient_timezone(conn, clinic_id, patient_id, timezone)
@@ -185,7 +206,7 @@ async def set_patient_timezone(conn: asyncpg.Connection, clinic_id: UUID, patien
     return patient
 
 
-async def set_remote_ways(conn: asyncpg.Connection, who: Principal,
+async def set_remote_ways(conn: Connection, who: Principal,
                           cmd: SetRemoteWays) -> dict[str, Any]:
     """The network's call-in number for phone visits and video link (`{code}`: the
     booking's code), checked as texts will carry them."""
@@ -199,7 +220,7 @@ async def set_remote_ways(conn: asyncpg.Connection, who: Principal,
     return await store.set_remote_ways(conn, who.clinic_id, cmd.call_in_phone, template)
 
 
-async def set_prep_items(conn: asyncpg.Connection, who: Principal, code: str,
+async def set_prep_items(conn: Connection, who: Principal, code: str,
                          cmd: SetPrepItems) -> SessionType:
     """A network's own words for what a session type's prep texts say to bring, in each
     language, checked as texts will carry them."""

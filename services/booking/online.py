@@ -19,8 +19,6 @@ from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from services.booking import rules, store
 from services.booking.availability import candidates, closed_days, open_slots
 from services.booking.bookings import NO_BOOKING, appointment_fields
@@ -28,13 +26,26 @@ from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
 from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement, Visit
 from services.booking.network import session_type
-from services.booking.online_rules import (CODE_VALID, Limits, check_code, check_start,
-                                           code_hash, merged_hours, name_key, new_code,
-                                           over_limit)
+from services.booking.online_rules import (
+    CODE_VALID,
+    Limits,
+    check_code,
+    check_start,
+    code_hash,
+    merged_hours,
+    name_key,
+    new_code,
+    over_limit,
+)
 from shared.consent import ONLINE_CONSENT
+from shared.db import Connection
 from shared.errors import Conflict, DomainError, Invalid
-from shared.events.booking import (OnlineCodeRequested, PatientContactChanged,
-                                   PatientRegistered, SessionBooked)
+from shared.events.booking import (
+    OnlineCodeRequested,
+    PatientContactChanged,
+    PatientRegistered,
+    SessionBooked,
+)
 
 CONSULTATION = "consultation"
 DAYS = 14
@@ -55,7 +66,7 @@ class FreeConsultation:
     provider_id: UUID
 
 
-async def free_consultations(conn: asyncpg.Connection, clinic_id: UUID, now: datetime,
+async def free_consultations(conn: Connection, clinic_id: UUID, now: datetime,
                              lead: timedelta, days: int = DAYS) -> list[FreeConsultation]:
     """The free consultations of the next `days` days (from `lead` after now), one per start
     time (the first site and provider free then), in time order: per site, the hours of the
@@ -83,7 +94,7 @@ async def free_consultations(conn: asyncpg.Connection, clinic_id: UUID, now: dat
     return [found[at] for at in sorted(found)]
 
 
-async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation, phone: str,
+async def ask(conn: Connection, clinic: Clinic, cmd: AskForConsultation, phone: str,
               address: str, now: datetime, *, limits: Limits, lead: timedelta,
               pepper: str) -> dict[str, Any]:
     """Keep a visitor's request and text them a code (`OnlineCodeRequested`): 429 past a
@@ -112,7 +123,7 @@ async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation,
     return {"request_id": request_id, "expires_at": expires_at}
 
 
-async def verify(conn: asyncpg.Connection, clinic: Clinic, request_id: UUID, code: str,
+async def verify(conn: Connection, clinic: Clinic, request_id: UUID, code: str,
                  now: datetime, pepper: str) -> tuple[str, dict[str, Any] | None]:
     """Check a request's code: (`ok`, the booking) or (why not, None); a wrong code counts
     as a try (the caller commits it before refusing)."""
@@ -133,7 +144,7 @@ async def verify(conn: asyncpg.Connection, clinic: Clinic, request_id: UUID, cod
                   "starts_at_local": local_iso(booking.starts_at, req.timezone)}
 
 
-async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest) -> Patient:
+async def _patient(conn: Connection, clinic: Clinic, req: OnlineRequest) -> Patient:
     """The network's patient with the verified number and the same name (case, accents and
     spaces aside), now consenting to texts; else a new patient."""
     source = f"online booking page ({req.consent_version})"
@@ -151,15 +162,15 @@ async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest)
         return patient
     if match.sms_consent:
         return match
-    patient = await store.set_sms_consent(conn, clinic.id, match.id, True, source)
-    assert patient is not None  # locked above
+    consenting = await store.set_sms_consent(conn, clinic.id, match.id, True, source)
+    assert consenting is not None  # locked above
     await store.emit(conn, [store.event(PatientContactChanged(
-        phone_e164=patient.phone_e164, language=patient.language, sms_consent=True,
-        ride_contact=patient.ride_contact), clinic.id, patient.id)])
-    return patient
+        phone_e164=consenting.phone_e164, language=consenting.language, sms_consent=True,
+        ride_contact=consenting.ride_contact), clinic.id, consenting.id)])
+    return consenting
 
 
-async def _book(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest,
+async def _book(conn: Connection, clinic: Clinic, req: OnlineRequest,
                 patient: Patient, now: datetime) -> Booking:
     """The consultation of the request, by phone or video with its provider (no room), and
     its `SessionBooked`; 409 on `starts_at` when the time was taken meanwhile."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
@@ -17,6 +18,7 @@ from services.booking.commands import AskForConsultation, CheckCode
 from services.booking.model import Clinic
 from services.booking.network import normalise_mobile
 from services.booking.online_rules import REFUSALS, SLUG, SLUG_MAX, Limits
+from services.booking.settings import BookingSettings
 from services.booking.staff_api import client_address
 from shared.auth import SCHEDULE, Principal, require
 from shared.consent import ONLINE_CONSENT_VERSION
@@ -26,12 +28,14 @@ router = APIRouter(tags=["online booking"])
 Slug = Path(min_length=1, max_length=SLUG_MAX, pattern=SLUG)
 
 
-def _db(request: Request):
-    return request.app.state.runtime.db
+def _db(request: Request) -> asyncpg.Pool:
+    value: asyncpg.Pool = request.app.state.runtime.db
+    return value
 
 
-def _settings(request: Request):
-    return request.app.state.runtime.settings
+def _settings(request: Request) -> BookingSettings:
+    value: BookingSettings = request.app.state.runtime.settings
+    return value
 
 
 async def network(request: Request, slug: str = Slug) -> Clinic:
@@ -81,11 +85,10 @@ async def verify_and_book(request_id: UUID, cmd: CheckCode, request: Request,
     """The code texted for a request: the consultation is booked (a new patient, or the
     network's patient with this number and name: the answer does not say which). A wrong
     code is a 422 on `code` (5 tries), an expired one a 422, too many a 429."""
-    async with _db(request).acquire() as conn:
-        async with conn.transaction():
-            verdict, booked = await online.verify(conn, clinic, request_id, cmd.code,
-                                                  datetime.now(UTC),
-                                                  _settings(request).online_code_pepper)
+    async with _db(request).acquire() as conn, conn.transaction():
+        verdict, booked = await online.verify(conn, clinic, request_id, cmd.code,
+                                              datetime.now(UTC),
+                                              _settings(request).online_code_pepper)
     if booked is None:
         status, message = REFUSALS[verdict]
         return JSONResponse({"error": verdict, "message": message, "field": "code"},

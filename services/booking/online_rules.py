@@ -14,7 +14,6 @@ from datetime import datetime, time, timedelta
 from uuid import UUID
 
 from services.booking.model import OnlineRequest, Recent
-
 from shared.errors import Invalid
 
 CODE_DIGITS = 6

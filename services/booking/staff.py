@@ -17,8 +17,8 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -33,9 +33,10 @@ from services.booking.model import Credentials, StaffMember, as_dict
 from services.booking.settings import BookingSettings
 from shared import tokens
 from shared.auth import Principal
+from shared.db import Connection
 from shared.errors import Conflict, DomainError, Invalid, NotFound
-from shared.validation import RequestModel
 from shared.events.staff import StaffSessionEnded, StaffTokenKeyIssued
+from shared.validation import RequestModel
 
 log = logging.getLogger(__name__)
 Role = Literal["admin", "scheduler", "clinician", "ops", "read-only", "privacy"]
@@ -88,7 +89,7 @@ class CompleteEnrolment(EnrolmentCode):
 
     @field_validator("password", mode="before")
     @classmethod
-    def _not_blank(cls, value):
+    def _not_blank(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             raise ValueError("the password is blank")
         return value
@@ -112,7 +113,7 @@ def _new_enrolment(hours: float) -> tuple[str, str, datetime]:
 # --- the network's signing key ---------------------------------------------------------
 
 
-async def signing_key(conn: asyncpg.Connection, clinic_id: UUID) -> tuple[str, bytes]:
+async def signing_key(conn: Connection, clinic_id: UUID) -> tuple[str, bytes]:
     """The network's token key (made on first use, its public half announced in the same
     transaction as `StaffTokenKeyIssued`)."""
     key = await store.signing_key(conn, clinic_id)
@@ -130,7 +131,7 @@ async def signing_key(conn: asyncpg.Connection, clinic_id: UUID) -> tuple[str, b
 # --- accounts (admins) -----------------------------------------------------------------
 
 
-async def add_staff(conn: asyncpg.Connection, who: Principal, cmd: AddStaff,
+async def add_staff(conn: Connection, who: Principal, cmd: AddStaff,
                     enrolment_hours: float) -> dict[str, Any]:
     """A new person; the answer carries their one-time enrolment code (shown once)."""
     await signing_key(conn, who.clinic_id)
@@ -143,7 +144,7 @@ async def add_staff(conn: asyncpg.Connection, who: Principal, cmd: AddStaff,
     return {**as_dict(row), "enrolment_code": code, "enrolment_expires_at": expires}
 
 
-async def get_staff(conn: asyncpg.Connection, clinic_id: UUID, staff_id: UUID) -> StaffMember:
+async def get_staff(conn: Connection, clinic_id: UUID, staff_id: UUID) -> StaffMember:
     """The network's person, or 404."""
     member = await store.get_staff(conn, clinic_id, staff_id)
     if member is None:
@@ -156,7 +157,7 @@ def _not_self(who: Principal, staff_id: UUID, what: str) -> None:
         raise Conflict(f"you cannot {what} yourself: ask another admin")
 
 
-async def change_role(conn: asyncpg.Connection, who: Principal, staff_id: UUID,
+async def change_role(conn: Connection, who: Principal, staff_id: UUID,
                       cmd: ChangeRole) -> StaffMember:
     """A new role; the person's sessions end (they sign in again with it)."""
     _not_self(who, staff_id, "change the role of")
@@ -169,7 +170,7 @@ async def change_role(conn: asyncpg.Connection, who: Principal, staff_id: UUID,
     return await get_staff(conn, who.clinic_id, staff_id)
 
 
-async def disable(conn: asyncpg.Connection, who: Principal, staff_id: UUID) -> StaffMember:
+async def disable(conn: Connection, who: Principal, staff_id: UUID) -> StaffMember:
     """Disable a person (they cannot sign in); their sessions end."""
     _not_self(who, staff_id, "disable")
     if not await store.disable_staff(conn, who.clinic_id, staff_id):
@@ -178,7 +179,7 @@ async def disable(conn: asyncpg.Connection, who: Principal, staff_id: UUID) -> S
     return await get_staff(conn, who.clinic_id, staff_id)
 
 
-async def reset_enrolment(conn: asyncpg.Connection, who: Principal, staff_id: UUID,
+async def reset_enrolment(conn: Connection, who: Principal, staff_id: UUID,
                           enrolment_hours: float) -> dict[str, Any]:
     """Forget the person's password and authenticator; a new one-time enrolment code."""
     code, digest, expires = _new_enrolment(enrolment_hours)
@@ -189,7 +190,7 @@ async def reset_enrolment(conn: asyncpg.Connection, who: Principal, staff_id: UU
             "enrolment_expires_at": expires}
 
 
-async def end_sessions(conn: asyncpg.Connection, staff_id: UUID,
+async def end_sessions(conn: Connection, staff_id: UUID,
                        session_id: UUID | None = None) -> int:
     """End a person's open sessions (or one): refused here at once, elsewhere on the event."""
     ended = await store.end_sessions(conn, staff_id, session_id)
@@ -204,14 +205,14 @@ async def end_sessions(conn: asyncpg.Connection, staff_id: UUID,
 # --- enrolment (the person) ------------------------------------------------------------
 
 
-async def _enrolling(conn: asyncpg.Connection, code: str) -> Credentials:
+async def _enrolling(conn: Connection, code: str) -> Credentials:
     person = await store.staff_by_enrolment(conn, _digest(code))
     if person is None:
         raise NotFound("unknown or expired enrolment code", field="code")
     return person
 
 
-async def start_enrolment(conn: asyncpg.Connection, cmd: EnrolmentCode) -> dict[str, Any]:
+async def start_enrolment(conn: Connection, cmd: EnrolmentCode) -> dict[str, Any]:
     """Who is enrolling, and the authenticator secret offered to them (the same one until
     they complete)."""
     person = await _enrolling(conn, cmd.code)
@@ -238,7 +239,7 @@ def _second_factor(person: Credentials, totp_code: str | None) -> tuple[str | No
     return person.pending_totp_secret, step
 
 
-async def complete_enrolment(conn: asyncpg.Connection, cmd: CompleteEnrolment) -> dict[str, Any]:
+async def complete_enrolment(conn: Connection, cmd: CompleteEnrolment) -> dict[str, Any]:
     """Set the password and, with a code from the app, the second factor (required for
     admins); the code is used up."""
     person = await _enrolling(conn, cmd.code)
@@ -280,7 +281,7 @@ async def _password_ok(stored: str | None, password: str) -> bool:
         return False
 
 
-async def _refuse_when_over_limits(conn: asyncpg.Connection, account: str, address: str,
+async def _refuse_when_over_limits(conn: Connection, account: str, address: str,
                                    settings: BookingSettings) -> None:
     """Refuse (429) while the account or the address failed too often within the window."""
     counts = await store.failures(conn, account, address, settings.sign_in_window_seconds)
@@ -292,7 +293,7 @@ async def _refuse_when_over_limits(conn: asyncpg.Connection, account: str, addre
                               retry_after_seconds=int(settings.sign_in_window_seconds))
 
 
-async def _signs_in(conn: asyncpg.Connection, person: Credentials | None, cmd: SignIn) -> bool:
+async def _signs_in(conn: Connection, person: Credentials | None, cmd: SignIn) -> bool:
     """Whether the password and the code (for a person with a second factor; admins must
     have one) are right for an account that is not disabled. A code works once."""
     ok = await _password_ok(person.password_hash if person else None, cmd.password)
@@ -304,7 +305,7 @@ async def _signs_in(conn: asyncpg.Connection, person: Credentials | None, cmd: S
     return step is not None and await store.use_totp_step(conn, person.id, step)
 
 
-SignInAudit = Callable[[asyncpg.Connection, Credentials | None, bool], Awaitable[None]]
+SignInAudit = Callable[[Connection, Credentials | None, bool], Awaitable[None]]
 
 
 async def sign_in(pool: asyncpg.Pool, cmd: SignIn, address: str, settings: BookingSettings,
@@ -351,7 +352,7 @@ def _token(key: tuple[str, bytes], staff_id: UUID, clinic_id: UUID, session_id: 
                       "language": language}}
 
 
-async def refresh(conn: asyncpg.Connection, who: Principal, session_id: UUID,
+async def refresh(conn: Connection, who: Principal, session_id: UUID,
                   settings: BookingSettings) -> dict[str, Any]:
     """A fresh token for a session that is still open (its person's current role)."""
     session = await store.open_session(conn, session_id)

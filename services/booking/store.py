@@ -17,19 +17,51 @@ from uuid import UUID
 
 import asyncpg
 
-from services.booking.model import (ApiKey, Booking, BookingContext, Busy, Clash, Clinic, Closure,
-                                    Context, Credentials, EndedSession, Failures, Fit, Found,
-                                    NewStaff, Offer, OnlineRequest, OpenSession, OpeningHours, Patient,
-                                    PatientMatch, Placement, Provider, Recent, Room, SessionType, Shift,
-                                    SigningKey, Site, SiteRoom, Span, StaffMember,
-                                    StoredResponse, Visit, Waiting, WaitlistEntry, field_names)
-from shared.db import Queries
+from services.booking.model import (
+    ApiKey,
+    Booking,
+    BookingContext,
+    Busy,
+    Clash,
+    Clinic,
+    Closure,
+    Context,
+    Credentials,
+    EndedSession,
+    Failures,
+    Fit,
+    Found,
+    NewStaff,
+    Offer,
+    OnlineRequest,
+    OpeningHours,
+    OpenSession,
+    Patient,
+    PatientMatch,
+    Placement,
+    Provider,
+    Recent,
+    Room,
+    SessionType,
+    Shift,
+    SigningKey,
+    Site,
+    SiteRoom,
+    Span,
+    StaffMember,
+    StoredResponse,
+    Visit,
+    Waiting,
+    WaitlistEntry,
+    field_names,
+)
+from shared.db import Connection, Queries
+from shared.events import Envelope, Event
+from shared.outbox import enqueue, insert_row_sql, row
 from shared.rows import every as _all
 from shared.rows import made as _made
 from shared.rows import one as _one
 from shared.rows import row as _row
-from shared.events import Envelope, Event
-from shared.outbox import enqueue, insert_row_sql, row
 
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
     # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $19 on
@@ -37,7 +69,7 @@ Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
 PRODUCER = "booking"
 NO_AUDIT = (None,) * 13
 
-Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = Connection | asyncpg.Pool
 After = tuple[datetime, UUID]  # a page's cursor: (created_at or starts_at, id) of the last row
 
 
@@ -52,7 +84,7 @@ def event(payload: Event, clinic_id: UUID, patient_id: UUID | None,
                         cause=cause)
 
 
-async def emit(conn: asyncpg.Connection, envelopes: Iterable[Envelope[Any]]) -> None:
+async def emit(conn: Connection, envelopes: Iterable[Envelope[Any]]) -> None:
     """Hand events to the outbox, in the caller's transaction."""
     await enqueue(conn, envelopes)
 
@@ -70,7 +102,8 @@ async def get_clinic(db: Db, clinic_id: UUID) -> Clinic | None:
 
 
 async def slug_taken(db: Db, slug: str) -> bool:
-    return await db.fetchval(Q.slug_taken, slug)
+    taken: bool = await db.fetchval(Q.slug_taken, slug)
+    return taken
 
 
 async def insert_api_key(conn: Db, key_id: UUID, clinic_id: UUID, key_hash: str, role: str,
@@ -151,7 +184,8 @@ async def provider_hours_at_site(db: Db, site_id: UUID) -> list[Shift]:
 
 async def sites_in_clinic(db: Db, clinic_id: UUID, site_ids: list[UUID]) -> int:
     """How many of `site_ids` are the network's sites."""
-    return await db.fetchval(Q.sites_in_clinic, clinic_id, site_ids)
+    value: int = await db.fetchval(Q.sites_in_clinic, clinic_id, site_ids)
+    return value
 
 
 async def session_type(db: Db, clinic_id: UUID, code: str) -> SessionType | None:
@@ -175,6 +209,7 @@ async def set_prep_items(conn: Db, clinic_id: UUID, code: str, items_json: str) 
 async def set_remote_ways(conn: Db, clinic_id: UUID, call_in_phone: str | None,
                           video_link_template: str | None) -> dict[str, Any]:
     r = await conn.fetchrow(Q.set_remote_ways, clinic_id, call_in_phone, video_link_template)
+    assert r is not None  # UPDATE ... RETURNING of the caller's own clinic
     return dict(r)
 
 
@@ -282,7 +317,7 @@ class Taken(Exception):
     """An exclusion constraint found the room, provider or patient busy: nothing changed."""
 
 
-async def move_booking(conn: asyncpg.Connection, clinic_id: UUID, booking_id: UUID,
+async def move_booking(conn: Connection, clinic_id: UUID, booking_id: UUID,
                        allowed: tuple[str, ...], where: Placement) -> Booking | None:
     """Move a booking in one of `allowed` (version + 1); None if it is unknown or was not
     allowed, `Taken` if the new time is not free (in a savepoint: the caller's transaction
@@ -334,7 +369,7 @@ async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
                          about: Context, where: Placement, series_id: UUID | None,
                          visit: Visit, join_link: str | None,
-                         announced: Envelope[Any], audit: tuple | None = None,
+                         announced: Envelope[Any], audit: tuple[Any, ...] | None = None,
                          source: str = "staff") -> Booking | None:
     """Insert a booking, its event `announced` and the request's audit entry (`audit`:
     `shared.audit.Entry.inline()`) in one statement; None (and no event, no entry) when an
@@ -445,7 +480,8 @@ async def staff_by_enrolment(conn: Db, digest: str) -> Credentials | None:
 
 async def offer_totp(conn: Db, staff_id: UUID, secret: str) -> str:
     """The authenticator secret offered to the person: `secret`, or the one offered before."""
-    return await conn.fetchval(Q.offer_totp, staff_id, secret)
+    value: str = await conn.fetchval(Q.offer_totp, staff_id, secret)
+    return value
 
 
 async def complete_enrolment(conn: Db, staff_id: UUID, password_hash: str,
@@ -518,7 +554,8 @@ async def end_sessions(conn: Db, staff_id: UUID, session_id: UUID | None) -> lis
 
 
 async def sheet(db: Db, clinic_id: UUID, site_id: UUID, first: date, last: date) -> str | None:
-    return await db.fetchval(Q.sheet, site_id, clinic_id, first, last)
+    value: str | None = await db.fetchval(Q.sheet, site_id, clinic_id, first, last)
+    return value
 
 
 async def search_patients(db: Db, clinic_id: UUID, words: list[str], digits: str,
@@ -527,7 +564,8 @@ async def search_patients(db: Db, clinic_id: UUID, words: list[str], digits: str
 
 
 async def patient_overview(db: Db, clinic_id: UUID, patient_id: UUID) -> str | None:
-    return await db.fetchval(Q.patient_overview, patient_id, clinic_id)
+    value: str | None = await db.fetchval(Q.patient_overview, patient_id, clinic_id)
+    return value
 
 
 async def patient_names(db: Db, clinic_id: UUID, ids: list[UUID]) -> dict[str, str]:
@@ -535,11 +573,13 @@ async def patient_names(db: Db, clinic_id: UUID, ids: list[UUID]) -> dict[str, s
 
 
 async def attention(db: Db, clinic_id: UUID, ride_hours: int) -> str:
-    return await db.fetchval(Q.attention, clinic_id, ride_hours)
+    value: str = await db.fetchval(Q.attention, clinic_id, ride_hours)
+    return value
 
 
 async def network(db: Db, clinic_id: UUID) -> str:
-    return await db.fetchval(Q.network, clinic_id)
+    value: str = await db.fetchval(Q.network, clinic_id)
+    return value
 
 
 # --- online consultation booking ------------------------------------------------------------

@@ -7,10 +7,10 @@ rest of the API."""
 from __future__ import annotations
 
 import re
-from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,8 +26,9 @@ router = APIRouter(tags=["staff screens"])
 MAX_SHEET_DAYS = 42
 
 
-def _db(request: Request):
-    return request.app.state.runtime.db
+def _db(request: Request) -> asyncpg.Pool:
+    value: asyncpg.Pool = request.app.state.runtime.db
+    return value
 
 
 def _json(text: str) -> Response:
@@ -51,7 +52,9 @@ async def site_sheet(site_id: UUID, request: Request,
 
 class PatientSearch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    q: str = Field(min_length=2, max_length=100, description="Words of the name, or digits of the number")
+    q: str = Field(
+        min_length=2, max_length=100, description="Words of the name, or digits of the number"
+    )
     limit: int = Field(20, ge=1, le=100)
 
 
@@ -61,7 +64,7 @@ def _like(word: str) -> str:
 
 @router.post("/patients/search", tags=["patients"])
 async def search_patients(cmd: PatientSearch, request: Request,
-                          who: Principal = require(*READ)) -> list[dict]:
+                          who: Principal = require(*READ)) -> list[dict[str, Any]]:
     """Patients by name (every word must match) or by the last digits of their number (4 or
     more). A POST, so that names and numbers stay out of URLs and access logs."""
     digits = re.sub(r"\D", "", cmd.q)
@@ -84,7 +87,7 @@ async def patient_overview(patient_id: UUID, request: Request,
 
 @router.get("/patient-names", tags=["patients"])
 async def patient_names(request: Request, who: Principal = require(*READ),
-                        ids: Annotated[list[UUID], Query(max_length=500)] = []) -> dict:  # noqa: B006
+                        ids: Annotated[list[UUID], Query(max_length=500)] = []) -> dict[str, Any]:  # noqa: B006
     """Names of some of the network's patients by id (others are left out)."""
     return await store.patient_names(_db(request), who.clinic_id, ids)
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-import asyncpg
-
 from services.booking import bookings, store
 from services.booking.commands import CancelSession, JoinWaitlist
 from services.booking.model import Booking, WaitlistEntry
 from services.booking.network import get_patient, get_site, session_type
 from shared.auth import Principal
+from shared.db import Connection
 from shared.errors import Conflict, NotFound
 from shared.events.booking import WaitlistSlotOpened, WaitlistSlotTaken
 
 
-async def join(conn: asyncpg.Connection, who: Principal, cmd: JoinWaitlist) -> WaitlistEntry:
+async def join(conn: Connection, who: Principal, cmd: JoinWaitlist) -> WaitlistEntry:
     await get_patient(conn, who.clinic_id, cmd.patient_id)
     await get_site(conn, who.clinic_id, cmd.site_id)
     await session_type(conn, who.clinic_id, cmd.session_type)
@@ -26,7 +25,7 @@ async def join(conn: asyncpg.Connection, who: Principal, cmd: JoinWaitlist) -> W
                                              cmd.window_end)
 
 
-async def cancel(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
+async def cancel(conn: Connection, who: Principal, booking_id: UUID,
                  cmd: CancelSession) -> Booking:
     """Cancel a booked session (services/booking/bookings.py) and offer its slot to the
     patients waiting for one like it."""
@@ -35,7 +34,7 @@ async def cancel(conn: asyncpg.Connection, who: Principal, booking_id: UUID,
     return freed
 
 
-async def offer_freed_slot(conn: asyncpg.Connection, freed: Booking) -> UUID | None:
+async def offer_freed_slot(conn: Connection, freed: Booking) -> UUID | None:
     """Offer the slot of a cancelled booking to the patients waiting for one like it; the
     offer's id, if anyone waits."""
     if freed.starts_at <= datetime.now(UTC) or freed.mode != "clinic":
@@ -57,7 +56,7 @@ async def offer_freed_slot(conn: asyncpg.Connection, freed: Booking) -> UUID | N
     return offer_id
 
 
-async def accept(conn: asyncpg.Connection, clinic_id: UUID, offer_id: UUID, patient_id: UUID,
+async def accept(conn: Connection, clinic_id: UUID, offer_id: UUID, patient_id: UUID,
                  now: datetime | None = None) -> Booking:
     """The patient takes the offered slot, if nobody took it first."""
     offer = await store.lock_offer(conn, clinic_id, offer_id)

@@ -9,9 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 
-from services.console.web import api, render, viewer
 from services.console.services import Api
+from services.console.sessions import Staff
+from services.console.web import api, render, viewer
 from shared.audit_api import merge_trails
 from shared.auth import AUDIT
 
@@ -36,7 +38,8 @@ async def staff_names(client: Api) -> dict[str, str]:
 
 @router.get("/audit")
 async def audit_page(request: Request, patient_id: UUID | None = None,
-                     staff_id: UUID | None = None, staff=viewer(*AUDIT)):
+                     staff_id: UUID | None = None,
+                     staff: Staff = viewer(*AUDIT)) -> HTMLResponse:
     client = api(request)
     entries, names = await asyncio.gather(
         merged_trail(client, patient_id=patient_id, staff_id=staff_id), staff_names(client))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from typing import Any
 
 import segno
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +15,7 @@ from fastapi.responses import Response
 from services.console import i18n, sessions
 from services.console.i18n import N_
 from services.console.services import ServiceError
+from services.console.sessions import Staff
 from services.console.web import NotAllowed, checked_form, redirect, render, t
 from shared.proxies import client_address
 
@@ -27,7 +29,8 @@ def anonymous_csrf(request: Request) -> tuple[str, bool]:
     return (value, False) if value else (secrets.token_urlsafe(32), True)
 
 
-def _anonymous_page(request: Request, template: str, status_code: int = 200, **context) -> Response:
+def _anonymous_page(request: Request, template: str, status_code: int = 200,
+                    **context: Any) -> Response:
     csrf, new = anonymous_csrf(request)
     response = render(request, template, status_code, csrf=csrf, **context)
     if new:
@@ -35,7 +38,7 @@ def _anonymous_page(request: Request, template: str, status_code: int = 200, **c
     return response
 
 
-async def anonymous_form(request: Request) -> dict:
+async def anonymous_form(request: Request) -> dict[str, Any]:
     """A form posted by a browser not signed in, with its CSRF token (else 403)."""
     form = dict(await request.form())
     if not sessions.csrf_ok(request, None, form.get("csrf")):
@@ -44,7 +47,7 @@ async def anonymous_form(request: Request) -> dict:
 
 
 @router.get("/sign-in")
-async def sign_in_page(request: Request, ended: str | None = None):
+async def sign_in_page(request: Request, ended: str | None = None) -> Response:
     if await sessions.current(request, activity=False) is not None:
         return redirect(request, "/")
     notice = t(request, "You were signed out after a while without activity.") \
@@ -53,7 +56,7 @@ async def sign_in_page(request: Request, ended: str | None = None):
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request):
+async def sign_in(request: Request) -> Response:
     form = await anonymous_form(request)
     body = {"email": str(form.get("email", "")).strip(), "password": str(form.get("password", "")),
             "totp_code": str(form.get("totp_code", "")).strip() or None}
@@ -74,7 +77,7 @@ async def sign_in(request: Request):
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, staff=Depends(checked_form)):
+async def sign_out(request: Request, staff: Staff = Depends(checked_form)) -> Response:
     await sessions.end(request, staff)
     response = redirect(request, "/sign-in")
     sessions.clear_cookie(request, response, sessions.COOKIE)
@@ -82,7 +85,7 @@ async def sign_out(request: Request, staff=Depends(checked_form)):
 
 
 @router.get("/session/status")
-async def session_status(request: Request):
+async def session_status(request: Request) -> Response:
     """The idle timer's check (not activity): 204 while signed in, else to sign-in."""
     if await sessions.current(request, activity=False) is None:
         return Response(status_code=204, headers={"HX-Redirect": "/sign-in?ended=idle"})
@@ -90,13 +93,14 @@ async def session_status(request: Request):
 
 
 @router.post("/language")
-async def set_language(request: Request):
+async def set_language(request: Request) -> Response:
     """Switch the UI language (the person's choice is kept by booking)."""
     staff = await sessions.current(request)
     form = dict(await request.form())
     if not sessions.csrf_ok(request, staff, form.get("csrf")):
         raise NotAllowed()
-    language = form.get("language") if form.get("language") in i18n.LANGUAGES else "en"
+    chosen = form.get("language")
+    language = chosen if isinstance(chosen, str) and chosen in i18n.LANGUAGES else "en"
     target = str(form.get("next") or "/")
     if not target.startswith("/") or target.startswith("//"):
         target = "/"
@@ -115,7 +119,7 @@ async def set_language(request: Request):
 
 
 @router.get("/enrol")
-async def enrol_page(request: Request):
+async def enrol_page(request: Request) -> Response:
     return _anonymous_page(request, "enrol.html", step="code")
 
 
@@ -124,13 +128,15 @@ def _qr(uri: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-async def _offer(request: Request, code: str) -> dict:
-    return await request.app.state.services.call("POST", "booking", "/auth/enrolment",
-                                                 json={"code": code})
+async def _offer(request: Request, code: str) -> dict[str, Any]:
+    value: dict[str, Any] = await request.app.state.services.call(
+        "POST", "booking", "/auth/enrolment", json={"code": code}
+    )
+    return value
 
 
 @router.post("/enrol")
-async def enrol_start(request: Request):
+async def enrol_start(request: Request) -> Response:
     form = await anonymous_form(request)
     code = str(form.get("code", "")).strip()
     try:
@@ -143,7 +149,7 @@ async def enrol_start(request: Request):
 
 
 @router.post("/enrol/complete")
-async def enrol_complete(request: Request):
+async def enrol_complete(request: Request) -> Response:
     form = await anonymous_form(request)
     code = str(form.get("code", "")).strip()
     password = str(form.get("password", ""))

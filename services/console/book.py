@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from babel import dates as babel_dates
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.console import i18n, sessions
+from services.console import i18n, sessions, web
 from services.console.auth_pages import anonymous_csrf, anonymous_form
 from services.console.i18n import N_
 from services.console.services import ServiceError
@@ -61,10 +62,10 @@ def _language(request: Request) -> str:
 
 
 def _page(request: Request, template: str, language: str, status_code: int = 200,
-          **context) -> Response:
+          **context: Any) -> Response:
     """A public page in `language`, with the anonymous CSRF token (and its cookie)."""
     csrf, new = anonymous_csrf(request)
-    env = i18n.environments()[language]
+    env = web.environments()[language]
     html = env.get_template(template).render(request=request, staff=None, csrf=csrf, **context)
     response = HTMLResponse(html, status_code=status_code)
     response.headers["X-Console-Service-Calls"] = str(getattr(request.state, "service_calls", 0))
@@ -77,13 +78,14 @@ def _not_found(request: Request, language: str) -> Response:
     return _page(request, "book_missing.html", language, 404)
 
 
-async def _network(request: Request, slug: str) -> dict | None:
+async def _network(request: Request, slug: str) -> dict[str, Any] | None:
     """The network's public page data from booking (None: no such network)."""
     if not SLUG.match(slug) or len(slug) > 40:
         return None
     try:
-        return await request.app.state.services.call("GET", "booking", f"/online/{slug}",
-                                                     request=request)
+        found: dict[str, Any] = await request.app.state.services.call(
+            "GET", "booking", f"/online/{slug}", request=request)
+        return found
     except ServiceError as exc:
         if exc.status in (404, 422):
             return None
@@ -94,7 +96,7 @@ def _days(slots: list[str], tz: str, language: str) -> list[tuple[str, list[tupl
     """The free times by day in the visitor's time zone: (day, [(value, time), ...])."""
     locale = i18n.PUBLIC_LANGUAGES[language]
     zone = ZoneInfo(tz)
-    days: dict = defaultdict(list)
+    days: dict[date, list[tuple[str, str]]] = defaultdict(list)
     for value in slots:
         local = datetime.fromisoformat(value).astimezone(zone)
         days[local.date()].append((value, babel_dates.format_time(local, "short", locale=locale)))
@@ -102,8 +104,9 @@ def _days(slots: list[str], tz: str, language: str) -> list[tuple[str, list[tupl
             for day, times in sorted(days.items())]
 
 
-def _form_page(request: Request, slug: str, network: dict, language: str, tz: str | None,
-               values: dict | None = None, problems: dict | None = None,
+def _form_page(request: Request, slug: str, network: dict[str, Any], language: str,
+               tz: str | None, values: dict[str, str] | None = None,
+               problems: dict[str, str] | None = None,
                status_code: int = 200) -> Response:
     zones = sorted(allowed_zones())
     tz = tz if tz in zones else (network["timezones"] or ["America/New_York"])[0]
@@ -115,7 +118,7 @@ def _form_page(request: Request, slug: str, network: dict, language: str, tz: st
 
 
 @router.get("/book/{slug}")
-async def booking_page(request: Request, slug: str, tz: str | None = None):
+async def booking_page(request: Request, slug: str, tz: str | None = None) -> Response:
     """The free consultations and the form."""
     language = _language(request)
     network = await _network(request, slug)
@@ -125,7 +128,7 @@ async def booking_page(request: Request, slug: str, tz: str | None = None):
 
 
 @router.post("/book/{slug}")
-async def ask_for_code(request: Request, slug: str):
+async def ask_for_code(request: Request, slug: str) -> Response:
     """The form: a code is texted to the number (or the form comes back with what to fix)."""
     form = await anonymous_form(request)
     language = str(form.get("lang", "")) if form.get("lang") in i18n.PUBLIC_LANGUAGES \
@@ -164,14 +167,14 @@ def _to_code_page(slug: str, request_id: UUID | str, language: str) -> Response:
 
 
 @router.get("/book/{slug}/code/{request_id}")
-async def code_page(request: Request, slug: str, request_id: UUID):
+async def code_page(request: Request, slug: str, request_id: UUID) -> Response:
     """Where the visitor types the code they were texted."""
     return _page(request, "book_code.html", _language(request), slug=slug,
                  request_id=request_id, problem=None)
 
 
 @router.post("/book/{slug}/code/{request_id}")
-async def book_with_code(request: Request, slug: str, request_id: UUID):
+async def book_with_code(request: Request, slug: str, request_id: UUID) -> Response:
     """The code: the consultation is booked (or the code page again, saying why not)."""
     form = await anonymous_form(request)
     language = str(form.get("lang")) if form.get("lang") in i18n.PUBLIC_LANGUAGES \

@@ -23,13 +23,14 @@ MO = PO.with_suffix(".mo")
 METHODS = [("templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 SPANISH_PO = LOCALE_DIR / "es_US" / "LC_MESSAGES" / "messages.po"
-PUBLIC = [("templates/book.html", "jinja2"), ("templates/book_*.html", "jinja2"), ("book.py", "python")]
+PUBLIC = [("templates/book.html", "jinja2"), ("templates/book_*.html", "jinja2"),
+          ("book.py", "python")]
 """The public page's files: the only strings with Spanish."""
 CATALOGUES = {"fr_CA": (PO, METHODS), "es_US": (SPANISH_PO, PUBLIC)}
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": (2,)}
 
 
-def extract(methods: list = METHODS) -> Catalog:
+def extract(methods: list[tuple[str, str]] = METHODS) -> Catalog:
     """Every message the console shows (of the files `methods` name), as a template
     catalogue."""
     template = Catalog(project="clinic-console", charset="utf-8")
@@ -52,7 +53,7 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
-def update(locale: str = "fr_CA") -> list[str]:
+def update(locale: str = "fr_CA") -> list[str | tuple[str, ...] | list[str]]:
     """Merge the extracted messages into the locale's .po, write it and the .mo; returns
     the messages still without a translation."""
     po, methods = CATALOGUES[locale]

@@ -11,20 +11,32 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.datastructures import FormData
 
 from services.console import i18n, labels, sessions, sheet_rows
 from services.console.i18n import N_
 from services.console.services import Api, ServiceError
-from services.console.web import (NotAllowed, api, checked_form, redirect, render, signed_in, t,
-                                  watching)
+from services.console.sessions import Staff
+from services.console.web import (
+    NotAllowed,
+    api,
+    checked_form,
+    redirect,
+    render,
+    signed_in,
+    t,
+    watching,
+)
 from shared.auth import CARE, SCHEDULE
+from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,7 +53,7 @@ def _local_today(timezone: str) -> date:
 
 
 @functools.cache
-def words(language: str) -> dict:
+def words(language: str) -> dict[str, Any]:
     """Every label a sheet's rows use, translated once per language (a sheet has hundreds of
     rows: translating cell by cell costs more than the rest of the page)."""
     def tr(message: str) -> str:
@@ -53,7 +65,6 @@ def words(language: str) -> dict:
         "rides": {k: tr(v) for k, v in labels.RIDES.items()},
         "kinds": {k: tr(v) for k, v in labels.TEXT_KINDS.items()},
         "states": {k: tr(v) for k, v in labels.TEXT_STATES.items()},
-        "modes": {k: tr(v) for k, v in labels.MODES.items()},
         **{key: tr(text) for key, text in (
             ("check_in", N_("Check in")), ("complete", N_("Complete")),
             ("no_show", N_("No-show")), ("ride", N_("Ride")), ("reschedule", N_("Reschedule")),
@@ -64,7 +75,7 @@ def words(language: str) -> dict:
     }
 
 
-async def load_sheet(request: Request, site: UUID, day: date) -> dict:
+async def load_sheet(request: Request, site: UUID, day: date) -> dict[str, Any]:
     """What a day sheet shows, from two calls made together; each row's words and times
     ready to show in the person's language."""
     client: Api = api(request)
@@ -76,19 +87,21 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict:
     w = words(language)
     tz = sheet["site"]["timezone"]
     now = datetime.now(UTC)
-    by_room: dict[str, list[dict]] = {r["name"]: [] for r in sheet["rooms"]}
+    by_room: dict[str, list[dict[str, Any]]] = {r["name"]: [] for r in sheet["rooms"]}
     for b in sheet["bookings"]:
         about = texts.get(b["id"], {})
         b["confirmed"] = b["confirmed"] or hub.recently_confirmed(UUID(b["id"]))
         b["texts"] = [(labels.TEXT_TONE[state], w["text_chip"] % {
-                          "kind": w["kinds"].get(x["kind"], x["kind"]), "state": w["states"][state]})
+                          "kind": w["kinds"].get(x["kind"], x["kind"]),
+                          "state": w["states"][state]})
                       for x in about.get("texts", []) if x["kind"] != "confirmation"
                       for state in (labels.text_state(x),)]
         b["replies"] = about.get("replies", 0)
         b["started"] = datetime.fromisoformat(b["starts_at"]) <= now
         b["when"] = i18n.local_time(b["starts_at"], tz, language)
         b["until"] = i18n.local_time(b["ends_at"], tz, language)
-        b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
+        b["at"] = datetime.fromisoformat(b["starts_at"]).astimezone(ZoneInfo(tz)) \
+            .strftime("%Y-%m-%dT%H:%M")
         # a visit by phone or video, or at home, takes no room: listed under its mode
         by_room.setdefault(b["room_name"] or w["modes"][b.get("mode", "clinic")], []).append(b)
     staff = request.state.staff
@@ -102,8 +115,8 @@ async def load_sheet(request: Request, site: UUID, day: date) -> dict:
 
 
 @router.get("/day")
-async def day_page(request: Request, staff=Depends(signed_in), site: UUID | None = None,
-                   day: Day = None):  # type: ignore[assignment]
+async def day_page(request: Request, staff: Staff = Depends(signed_in), site: UUID | None = None,
+                   day: Annotated[date | None, Query(alias="date")] = None) -> Response:
     """The day sheet of a site (default: the network's first) for a local date (default:
     today at the site)."""
     if site is None or day is None:
@@ -114,19 +127,23 @@ async def day_page(request: Request, staff=Depends(signed_in), site: UUID | None
         if chosen is None:
             return render(request, "empty.html", nav="day", title=t(request, "Day sheet"),
                           message=t(request, "This network has no site yet."))
-        return redirect(request, f"/day?site={chosen['id']}&date={_local_today(chosen['timezone'])}")
+        return redirect(
+            request, f"/day?site={chosen['id']}&date={_local_today(chosen['timezone'])}"
+        )
     return render(request, "day.html", nav="day", **await load_sheet(request, site, day))
 
 
 @router.get("/day/sheet")
-async def day_sheet(request: Request, site: UUID, day: Day, staff=Depends(watching)):
+async def day_sheet(
+    request: Request, site: UUID, day: Day, staff: Staff = Depends(watching)
+) -> HTMLResponse:
     """The sheet alone (live updates re-read it; not counted as the person's activity)."""
     return render(request, "_sheet.html", **await load_sheet(request, site, day))
 
 
 @router.get("/day/bookings/{booking_id}/dialog/{kind}")
 async def action_dialog(request: Request, booking_id: UUID, kind: str, site: UUID, day: Day,
-                        at: str = "", staff=Depends(signed_in)):
+                        at: str = "", staff: Staff = Depends(signed_in)) -> Response:
     """The form of an action that needs more than a click (no call to the services)."""
     if kind not in ("cancel", "reschedule", "ride"):
         return Response(status_code=404)
@@ -134,7 +151,7 @@ async def action_dialog(request: Request, booking_id: UUID, kind: str, site: UUI
                   day=day, at=at[:16])
 
 
-def _action_call(action: str, form) -> tuple[str, dict | None]:
+def _action_call(action: str, form: FormData) -> tuple[str, dict[str, Any] | None]:
     if action == "cancel":
         return "cancel", {"reason": str(form.get("reason", "")).strip()}
     if action == "reschedule":
@@ -147,7 +164,7 @@ def _action_call(action: str, form) -> tuple[str, dict | None]:
 
 @router.post("/day/bookings/{booking_id}/{action}")
 async def booking_action(request: Request, booking_id: UUID, action: str,
-                         staff=Depends(checked_form)):
+                         staff: Staff = Depends(checked_form)) -> Response:
     """Do `action` on a booking with the person's token; the sheet again, with what happened."""
     if action not in ACTIONS:
         return Response(status_code=404)
@@ -178,7 +195,9 @@ def _refusal(request: Request, exc: ServiceError) -> str:
     """Why a service refused, in the person's language (the service's own words are English)."""
     field = exc.field or ""
     if exc.status == 409:
-        return t(request, "Not done: it conflicts with the booking's state or with another booking.")
+        return t(
+            request, "Not done: it conflicts with the booking's state or with another booking."
+        )
     if field.startswith("starts_at"):
         return t(request, "Not done: that time is not possible at this site.")
     if field in ("reason", "driver_name", "ride_status"):
@@ -187,24 +206,26 @@ def _refusal(request: Request, exc: ServiceError) -> str:
 
 
 @router.get("/live/day")
-async def live_day(request: Request, site: UUID, day: Day, staff=Depends(watching)):
+async def live_day(
+    request: Request, site: UUID, day: Day, staff: Staff = Depends(watching)
+) -> StreamingResponse:
     """Server-sent events for an open day sheet: `changed` (read the sheet again),
     `confirmed-<booking id>` (the patient confirmed: the cell to show), `signed-out`."""
     sheet = await api(request).get("booking", f"/sites/{site}/sheet", **{"from": day.isoformat()})
     bookings = {UUID(b["id"]) for b in sheet["bookings"]}
     patients = {UUID(b["patient_id"]) for b in sheet["bookings"]}
 
-    def wants(env) -> bool:
+    def wants(env: Envelope[Any]) -> bool:
         payload = env.payload
         return (env.patient_id in patients or getattr(payload, "booking_id", None) in bookings
                 or getattr(payload, "site_id", None) == site)
 
     hub = request.app.state.hub
     stream = hub.open(staff.clinic_id, wants)
-    chip = render(request, "_confirmed.html").body.decode().strip().replace("\n", " ")
+    chip = bytes(render(request, "_confirmed.html").body).decode().strip().replace("\n", " ")
     poll = request.app.state.runtime.settings.live_poll_seconds
 
-    async def events():
+    async def events() -> AsyncIterator[str]:
         try:
             yield "retry: 3000\n: connected\n\n"
             while True:
@@ -224,7 +245,7 @@ async def live_day(request: Request, site: UUID, day: Day, staff=Depends(watchin
                 booking_id = getattr(env.payload, "booking_id", None)
                 if booking_id is not None:
                     bookings.add(booking_id)
-                yield "event: changed\ndata: {}\n\n".format(json.dumps(env.event_type))
+                yield f"event: changed\ndata: {json.dumps(env.event_type)}\n\n"
         finally:
             hub.close(stream)
 

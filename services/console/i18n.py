@@ -7,8 +7,10 @@ times are formatted by Babel for the person's locale, in the site's time zone.""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import dates as babel_dates
@@ -40,7 +42,7 @@ def gettext(language: str, message: str) -> str:
     return translations(language).gettext(message)
 
 
-def choose(accept_language: str | None, languages=LANGUAGES) -> str:
+def choose(accept_language: str | None, languages: Mapping[str, str] = LANGUAGES) -> str:
     """The UI language for someone not signed in, from the browser's Accept-Language (the
     first of `languages` it names)."""
     for part in (accept_language or "").split(","):
@@ -63,20 +65,21 @@ def _local(value: datetime | str, tz: str) -> datetime:
     return value.astimezone(ZoneInfo(tz))
 
 
-def environment(language: str) -> Environment:
+def environment(language: str, **names: Any) -> Environment:
     """A Jinja environment rendering in `language` (one per language: nothing is switched
-    while requests in other languages render)."""
+    while requests in other languages render); `names`: globals every template sees."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
-    env.install_gettext_translations(translations(language), newstyle=True)
+    env.install_gettext_translations(  # type: ignore[attr-defined]  # added by the extension
+        translations(language), newstyle=True)
     locale = PUBLIC_LANGUAGES[language]
-    from services.console import labels
-
-    env.globals["L"] = labels
+    env.globals.update(names)
     env.globals["lang"] = language
     env.globals["html_lang"] = {"fr": "fr-CA", "es": "es"}.get(language, "en")
-    env.filters["time"] = lambda v, tz: babel_dates.format_time(_local(v, tz), "short", locale=locale)
+    env.filters["time"] = lambda v, tz: babel_dates.format_time(
+        _local(v, tz), "short", locale=locale
+    )
     env.filters["datetime"] = lambda v, tz: babel_dates.format_datetime(
         _local(v, tz), "medium", locale=locale)
     env.filters["day"] = lambda d: babel_dates.format_date(
@@ -87,8 +90,3 @@ def environment(language: str) -> Environment:
     env.filters["localday"] = lambda v, tz: babel_dates.format_date(_local(v, tz), "medium",
                                                                     locale=locale)
     return env
-
-
-@functools.cache
-def environments() -> dict[str, Environment]:
-    return {language: environment(language) for language in PUBLIC_LANGUAGES}

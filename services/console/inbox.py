@@ -9,12 +9,16 @@ booking's list, the notifier's, and booking's names for the notifier's patient i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
 
 from services.console.i18n import N_
 from services.console.services import ServiceError
+from services.console.sessions import Staff
 from services.console.web import api, checked_form, render, signed_in, t
 from shared.auth import CARE, SCHEDULE
 
@@ -25,7 +29,7 @@ PATHS = {"support": "support-person/confirm"}
 """Booking's path of an inbox action, when it is not the action's name."""
 
 
-async def load_inbox(request: Request) -> dict:
+async def load_inbox(request: Request) -> dict[str, Any]:
     client = api(request)
     items, notifier = await asyncio.gather(client.get("booking", "/attention/items"),
                                            client.get("notifier", "/attention/all"))
@@ -46,12 +50,14 @@ async def load_inbox(request: Request) -> dict:
 
 
 @router.get("/inbox")
-async def inbox_page(request: Request, staff=Depends(signed_in)):
+async def inbox_page(request: Request, staff: Staff = Depends(signed_in)) -> HTMLResponse:
     return render(request, "inbox.html", nav="inbox", **await load_inbox(request))
 
 
 @router.post("/inbox/bookings/{booking_id}/{action}")
-async def inbox_action(request: Request, booking_id: UUID, action: str, staff=Depends(checked_form)):
+async def inbox_action(
+    request: Request, booking_id: UUID, action: str, staff: Staff = Depends(checked_form)
+) -> HTMLResponse:
     """Handle a booking item (move it, cancel it, record the ride or that a home session's
     support person confirmed); the inbox again."""
     from services.console.web import NotAllowed
@@ -59,11 +65,13 @@ async def inbox_action(request: Request, booking_id: UUID, action: str, staff=De
     if action not in INBOX_ACTIONS or not staff.can(*INBOX_ACTIONS[action]):
         raise NotAllowed()
     form = await request.form()
-    body = {"reschedule": lambda: {"starts_at": str(form.get("starts_at", ""))},
-            "cancel": lambda: {"reason": str(form.get("reason", "")).strip()},
-            "ride": lambda: {"ride_status": "confirmed",
-                             "driver_name": str(form.get("driver_name", "")).strip() or None},
-            "lead-seen": dict, "support": lambda: {}}[action]()
+    bodies: dict[str, Callable[[], dict[str, Any]]] = {
+        "reschedule": lambda: {"starts_at": str(form.get("starts_at", ""))},
+        "cancel": lambda: {"reason": str(form.get("reason", "")).strip()},
+        "ride": lambda: {"ride_status": "confirmed",
+                         "driver_name": str(form.get("driver_name", "")).strip() or None},
+        "lead-seen": dict, "support": dict}
+    body = bodies[action]()
     flash = ("ok", t(request, N_("Done.")))
     try:
         await api(request).post("booking", f"/bookings/{booking_id}/{PATHS.get(action, action)}",
@@ -76,7 +84,9 @@ async def inbox_action(request: Request, booking_id: UUID, action: str, staff=De
 
 
 @router.post("/inbox/replies/{reply_id}/{action}")
-async def reply_action(request: Request, reply_id: int, action: str, staff=Depends(checked_form)):
+async def reply_action(
+    request: Request, reply_id: int, action: str, staff: Staff = Depends(checked_form)
+) -> HTMLResponse:
     """Mark a text read (it leaves the list), or read it as the patient revoking consent
     (their number opts out, as if they had texted STOP); the inbox again."""
     from services.console.web import NotAllowed

@@ -1,5 +1,7 @@
 """Names people read for the codes the services use (translated where they are shown)."""
 
+from typing import Any
+
 from services.console.i18n import N_
 
 ROLES = {"admin": N_("admin"), "scheduler": N_("scheduler"), "clinician": N_("clinician"),
@@ -19,7 +21,13 @@ MODES = {"clinic": N_("In clinic"), "phone": N_("By phone"), "video": N_("By vid
 """How a session is attended: the day sheet lists visits that take no room under these."""
 STATUSES = {"booked": N_("Booked"), "arrived": N_("Checked in"), "fulfilled": N_("Completed"),
             "cancelled": N_("Cancelled"), "noshow": N_("No-show")}
-STATUS_TONE = {"booked": "", "arrived": "ok", "fulfilled": "ok", "cancelled": "bad", "noshow": "bad"}
+STATUS_TONE = {
+    "booked": "",
+    "arrived": "ok",
+    "fulfilled": "ok",
+    "cancelled": "bad",
+    "noshow": "bad",
+}
 RIDES = {"unknown": N_("not asked"), "requested": N_("asked"), "confirmed": N_("arranged")}
 TEXT_KINDS = {
     "confirmation": N_("Confirmation"), "prep": N_("Prep"), "ride_reminder": N_("Ride reminder"),
@@ -34,15 +42,21 @@ TEXT_TONE = {"delivered": "ok", "sent": "ok", "failed": "bad", "scheduled": "", 
 PLAN_PHASES = {"assessment": N_("assessment"), "induction": N_("induction"),
                "maintenance": N_("maintenance"), "completed": N_("completed"),
                "discontinued": N_("discontinued")}
-REPLY_MEANINGS = {"confirm": N_("confirmed"), "reschedule": N_("asked for another time"),
-                  "ride": N_("ride arranged"), "take_slot": N_("took the offered slot"),
-                  "opt_out": N_("opted out"), "opt_in": N_("opted back in"), "help": N_("asked for help"),
-                  "other": N_("to read")}
+REPLY_MEANINGS = {
+    "confirm": N_("confirmed"),
+    "reschedule": N_("asked for another time"),
+    "ride": N_("ride arranged"),
+    "take_slot": N_("took the offered slot"),
+    "opt_out": N_("opted out"),
+    "opt_in": N_("opted back in"),
+    "help": N_("asked for help"),
+    "other": N_("to read"),
+}
 WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursday"),
             5: N_("Friday"), 6: N_("Saturday"), 7: N_("Sunday")}
 
 
-def text_state(text: dict) -> str:
+def text_state(text: dict[str, Any]) -> str:
     """A text's state as staff see it: delivered, sent, failed, scheduled or not sent."""
     if text.get("delivery") == "delivered":
         return "delivered"

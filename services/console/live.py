@@ -30,8 +30,9 @@ class Stream:
     """One open page's stream: events of its network that `wants` go on its queue."""
 
     clinic_id: UUID
-    wants: Callable[[Envelope], bool]
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    wants: Callable[[Envelope[Any]], bool]
+    queue: asyncio.Queue[Envelope[Any]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=1000))
 
 
 class Hub:
@@ -56,7 +57,7 @@ class Hub:
         at = self.confirmed.get(booking_id)
         return at is not None and time.monotonic() - at < CONFIRMATION_MEMORY_SECONDS
 
-    def publish(self, env: Envelope) -> None:
+    def publish(self, env: Envelope[Any]) -> None:
         if env.event_type == "PatientConfirmed":
             now = time.monotonic()
             self.confirmed[env.payload.booking_id] = now

@@ -8,11 +8,15 @@ more."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
 
 from services.console import labels
 from services.console.services import ServiceError
+from services.console.sessions import Staff
 from services.console.web import api, render, role, t, viewer
 from shared.auth import ADMIN
 
@@ -20,8 +24,9 @@ router = APIRouter()
 TEXT_KINDS = tuple(labels.TEXT_KINDS)
 
 
-async def _page(request: Request, flash=None, enrolment=None, status_code: int = 200,
-                template: dict | None = None):
+async def _page(request: Request, flash: tuple[str, str] | None = None,
+                enrolment: dict[str, Any] | None = None, status_code: int = 200,
+                template: dict[str, Any] | None = None) -> HTMLResponse:
     client = api(request)
     network, policy, templates = await asyncio.gather(
         client.get("booking", "/network"), client.get("notifier", "/policy"),
@@ -34,7 +39,7 @@ async def _page(request: Request, flash=None, enrolment=None, status_code: int =
 
 
 @router.post("/network/template")
-async def change_template(request: Request, staff=role(*ADMIN)):
+async def change_template(request: Request, staff: Staff = role(*ADMIN)) -> HTMLResponse:
     """Preview (`action=preview`) or save the network's own words for a kind of text in a
     language; the page again with the preview, or what refused them."""
     form = await request.form()
@@ -58,18 +63,18 @@ async def change_template(request: Request, staff=role(*ADMIN)):
 
 
 @router.get("/network")
-async def network_page(request: Request, staff=viewer(*ADMIN)):
+async def network_page(request: Request, staff: Staff = viewer(*ADMIN)) -> HTMLResponse:
     return await _page(request)
 
 
-def _hours(form) -> list[dict]:
+def _hours(form: FormData) -> list[dict[str, Any]]:
     """Opening (or working) hours from a form: the same hours on each ticked weekday."""
-    days = [int(d) for d in form.getlist("weekday") if str(d).isdigit()]
+    days = [int(str(d)) for d in form.getlist("weekday") if str(d).isdigit()]
     opens, closes = str(form.get("opens") or "08:00"), str(form.get("closes") or "18:00")
     return [{"weekday": d, "opens": opens, "closes": closes} for d in days]
 
 
-def _request_of(change: str, form) -> tuple[str, str, dict | None]:
+def _request_of(change: str, form: FormData) -> tuple[str, str, dict[str, Any] | None]:
     """(service, path, body) of a settings change from its form."""
     f = {k: str(v).strip() for k, v in form.items()}
     if change == "staff":
@@ -105,7 +110,8 @@ def _request_of(change: str, form) -> tuple[str, str, dict | None]:
 
 
 @router.post("/network/{change}")
-async def change_network(request: Request, change: str, staff=role(*ADMIN)):
+async def change_network(request: Request, change: str,
+                         staff: Staff = role(*ADMIN)) -> HTMLResponse:
     """One change to the network's set-up; the page again with what happened (a new
     person's enrolment code shown once, here)."""
     form = await request.form()
@@ -119,7 +125,14 @@ async def change_network(request: Request, change: str, staff=role(*ADMIN)):
     except ServiceError as exc:
         if exc.status not in (404, 409, 422):
             raise
-        return await _page(request, ("bad", t(request, "Not done: please check the form.")
-                                     + (f" ({exc.field})" if exc.field else "")), status_code=exc.status)
+        return await _page(
+            request,
+            (
+                "bad",
+                t(request, "Not done: please check the form.")
+                + (f" ({exc.field})" if exc.field else ""),
+            ),
+            status_code=exc.status,
+        )
     enrolment = done if change in ("staff", "enrolment") else None
     return await _page(request, ("ok", t(request, "Saved.")), enrolment=enrolment)

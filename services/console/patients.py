@@ -14,9 +14,11 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
 
 from services.console.audit import merged_trail, staff_names
 from services.console.services import ServiceError
+from services.console.sessions import Staff
 from services.console.web import api, checked_form, render, signed_in
 from shared.auth import AUDIT
 
@@ -26,14 +28,18 @@ VIEWED = 10
 
 
 @router.get("/patients")
-async def patients_page(request: Request, staff=Depends(signed_in)):
+async def patients_page(request: Request, staff: Staff = Depends(signed_in)) -> HTMLResponse:
     return render(request, "patients.html", nav="patients", found=None)
 
 
 @router.post("/patients")
-async def find_patients(request: Request, staff=Depends(checked_form)):
+async def find_patients(request: Request, staff: Staff = Depends(checked_form)) -> HTMLResponse:
     q = str((await request.form()).get("q", "")).strip()
-    found = await api(request).post("booking", "/patients/search", {"q": q[:100]}) if len(q) >= 2 else []
+    found = (
+        await api(request).post("booking", "/patients/search", {"q": q[:100]})
+        if len(q) >= 2
+        else []
+    )
     return render(request, "patients.html", nav="patients", found=found, q=q)
 
 
@@ -49,7 +55,9 @@ async def none_yet(call: Awaitable[Any], empty: Any) -> Any:
 
 
 @router.get("/patients/{patient_id}")
-async def patient_page(request: Request, patient_id: UUID, staff=Depends(signed_in)):
+async def patient_page(
+    request: Request, patient_id: UUID, staff: Staff = Depends(signed_in)
+) -> HTMLResponse:
     client = api(request)
     audit_calls = [merged_trail(client, patient_id=patient_id, limit=VIEWED),
                    staff_names(client)] if staff.can(*AUDIT) else []

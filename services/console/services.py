@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from services.console.settings import ConsoleSettings
 from shared.proxies import client_address
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ SERVICES = ("booking", "plans", "notifier")
 class ServiceError(Exception):
     """A service refused or failed a call: its status and its error body."""
 
-    def __init__(self, service: str, status: int, body: Any):
+    def __init__(self, service: str, status: int, body: Any) -> None:
         super().__init__(f"{service} answered {status}")
         self.service = service
         self.status = status
@@ -41,7 +42,10 @@ class ServiceError(Exception):
 class Services:
     """HTTP clients of the three services (one connection pool each, for the process)."""
 
-    def __init__(self, settings, transports: dict[str, httpx.AsyncBaseTransport] | None = None):
+    def __init__(
+        self, settings: ConsoleSettings,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
         transports = transports or {}
         self.clients = {
             name: httpx.AsyncClient(base_url=getattr(settings, f"{name}_url"),
@@ -54,7 +58,7 @@ class Services:
             await client.aclose()
 
     async def call(self, method: str, service: str, path: str, *, token: str | None = None,
-                   request: Request | None = None, **kwargs) -> Any:
+                   request: Request | None = None, **kwargs: Any) -> Any:
         """One call; the JSON answer, or `ServiceError`. Counted on `request` (a page's
         budget) when given."""
         headers = kwargs.pop("headers", {})
@@ -76,12 +80,14 @@ class Services:
         return response.json()
 
     # sign-in (booking), before and outside a page's budget
-    async def sign_in(self, body: dict, address: str) -> dict:
-        return await self.call("POST", "booking", "/auth/sign-in", json=body,
-                               headers={"X-Forwarded-For": address})
+    async def sign_in(self, body: dict[str, Any], address: str) -> dict[str, Any]:
+        value: dict[str, Any] = await self.call("POST", "booking", "/auth/sign-in", json=body,
+                                                headers={"X-Forwarded-For": address})
+        return value
 
-    async def refresh(self, token: str) -> dict:
-        return await self.call("POST", "booking", "/auth/refresh", token=token)
+    async def refresh(self, token: str) -> dict[str, Any]:
+        value: dict[str, Any] = await self.call("POST", "booking", "/auth/refresh", token=token)
+        return value
 
     async def sign_out(self, token: str) -> None:
         await self.call("POST", "booking", "/auth/sign-out", token=token)
@@ -90,7 +96,7 @@ class Services:
 class Api:
     """The services as one signed-in person calls them during one request."""
 
-    def __init__(self, request: Request, token: str):
+    def __init__(self, request: Request, token: str) -> None:
         self.request = request
         self.token = token
         self.services: Services = request.app.state.services
@@ -101,13 +107,13 @@ class Api:
         proxies = self.request.app.state.runtime.settings.trusted_proxies
         return {"X-Forwarded-For": client_address(self.request, proxies)}
 
-    async def get(self, service: str, path: str, **params) -> Any:
+    async def get(self, service: str, path: str, **params: Any) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
         return await self.services.call("GET", service, path, token=self.token,
                                         request=self.request, params=params,
                                         headers=self._forwarded())
 
-    async def post(self, service: str, path: str, body: dict | None = None) -> Any:
+    async def post(self, service: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return await self.services.call("POST", service, path, token=self.token,
                                         request=self.request, json=body or {},
                                         headers=self._forwarded())

@@ -16,14 +16,20 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import Request
 from fastapi.responses import Response
+
+from shared.db import Queries
 
 log = logging.getLogger(__name__)
 COOKIE = "kcb_session"
 CSRF_COOKIE = "kcb_csrf"
+Q = Queries(Path(__file__).with_name("sessions.sql"))
 
 
 @dataclass
@@ -54,7 +60,8 @@ def secure(request: Request) -> bool:
     """Whether cookies must be Secure here."""
     mode = request.app.state.runtime.settings.secure_cookies
     if mode != "auto":
-        return mode == "always"
+        value: bool = mode == "always"
+        return value
     local = request.url.hostname in ("localhost", "127.0.0.1", "::1")
     return not (local and request.url.scheme == "http")
 
@@ -74,27 +81,25 @@ def clear_cookie(request: Request, response: Response, base: str) -> None:
                            samesite="strict", secure=secure(request))
 
 
-def _db(request: Request):
-    return request.app.state.runtime.db
+def _db(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.runtime.db
+    return pool
 
 
 def _idle(request: Request) -> timedelta:
     return timedelta(minutes=request.app.state.runtime.settings.idle_minutes)
 
 
-async def start(request: Request, response: Response, signed: dict) -> None:
+async def start(request: Request, response: Response, signed: dict[str, Any]) -> None:
     """A new session for a person booking signed in; its cookie on `response`."""
     value = secrets.token_urlsafe(32)
     person = signed["staff"]
     await _db(request).execute(
-        "INSERT INTO sessions (id_hash, csrf_token, staff_id, clinic_id, session_id, name, role,"
-        " language, token, token_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        _hash(value), secrets.token_urlsafe(32), UUID(str(person["id"])),
+        Q.insert_session, _hash(value), secrets.token_urlsafe(32), UUID(str(person["id"])),
         UUID(str(person["clinic_id"])), UUID(str(signed["session_id"])), person["name"],
         person["role"], person["language"], signed["token"],
         datetime.fromisoformat(signed["expires_at"]))
-    await _db(request).execute("DELETE FROM sessions WHERE last_seen_at < now() - $1::interval",
-                               _idle(request))
+    await _db(request).execute(Q.delete_idle_sessions, _idle(request))
     set_cookie(request, response, COOKIE, value)
 
 
@@ -102,11 +107,12 @@ async def current(request: Request, *, activity: bool = True) -> Staff | None:
     """The signed-in person of this request, or None (no cookie, unknown, or idle too long:
     then the session is ended). `activity`: the request counts as the person's activity."""
     if hasattr(request.state, "staff"):
-        return request.state.staff
+        seen: Staff | None = request.state.staff
+        return seen
     value = request.cookies.get(cookie_name(request, COOKIE))
     staff = None
     if value:
-        row = await _db(request).fetchrow("SELECT * FROM sessions WHERE id_hash = $1", _hash(value))
+        row = await _db(request).fetchrow(Q.session_by_hash, _hash(value))
         if row is not None:
             staff = Staff(**{k: row[k] for k in Staff.__dataclass_fields__})
             if datetime.now(UTC) - staff.last_seen_at > _idle(request):
@@ -116,8 +122,7 @@ async def current(request: Request, *, activity: bool = True) -> Staff | None:
                 request.state.ended = "idle"
                 staff = None
             elif activity:
-                await _db(request).execute(
-                    "UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1", staff.id_hash)
+                await _db(request).execute(Q.touch_session, staff.id_hash)
     request.state.staff = staff
     return staff
 
@@ -125,8 +130,7 @@ async def current(request: Request, *, activity: bool = True) -> Staff | None:
 async def still_signed_in(request: Request, staff: Staff) -> bool:
     """Whether a session seen earlier in this request is still open (a long-lived stream
     asks now and then; not activity): ended when it has been idle too long."""
-    row = await _db(request).fetchrow("SELECT last_seen_at FROM sessions WHERE id_hash = $1",
-                                      staff.id_hash)
+    row = await _db(request).fetchrow(Q.last_seen, staff.id_hash)
     if row is None:
         return False
     if datetime.now(UTC) - row["last_seen_at"] > _idle(request):
@@ -138,7 +142,7 @@ async def still_signed_in(request: Request, staff: Staff) -> bool:
 async def end(request: Request, staff: Staff) -> None:
     """Delete the session here and sign it out at booking (best effort: the token expires
     within minutes anyway)."""
-    await _db(request).execute("DELETE FROM sessions WHERE id_hash = $1", staff.id_hash)
+    await _db(request).execute(Q.delete_session, staff.id_hash)
     try:
         await request.app.state.services.sign_out(staff.token)
     except Exception as exc:  # booking unreachable: the session here is gone all the same
@@ -155,22 +159,21 @@ async def keep_token_fresh(request: Request, staff: Staff) -> None:
     staff.token = fresh["token"]
     staff.token_expires_at = datetime.fromisoformat(fresh["expires_at"])
     staff.role, staff.name = fresh["staff"]["role"], fresh["staff"]["name"]
-    await _db(request).execute(
-        "UPDATE sessions SET token = $2, token_expires_at = $3, role = $4, name = $5"
-        " WHERE id_hash = $1", staff.id_hash, staff.token, staff.token_expires_at, staff.role,
-        staff.name)
+    await _db(request).execute(Q.refresh_token, staff.id_hash, staff.token,
+                               staff.token_expires_at, staff.role, staff.name)
 
 
 async def set_language(request: Request, staff: Staff, language: str) -> None:
     staff.language = language
-    await _db(request).execute("UPDATE sessions SET language = $2 WHERE id_hash = $1",
-                               staff.id_hash, language)
+    await _db(request).execute(Q.set_language, staff.id_hash, language)
 
 
-def csrf_ok(request: Request, staff: Staff | None, submitted: str | None) -> bool:
+def csrf_ok(request: Request, staff: Staff | None, submitted: object) -> bool:
     """Whether the submitted CSRF token (form field or X-CSRF-Token header) is this
-    session's; before sign-in, whether it matches the CSRF cookie (double submit)."""
-    submitted = submitted or request.headers.get("X-CSRF-Token") or ""
+    session's; before sign-in, whether it matches the CSRF cookie (double submit). A form
+    field that is no text (a file) counts as missing."""
+    if not isinstance(submitted, str) or not submitted:
+        submitted = request.headers.get("X-CSRF-Token") or ""
     expected = staff.csrf_token if staff is not None else \
         request.cookies.get(cookie_name(request, CSRF_COOKIE), "")
     return bool(expected) and hmac.compare_digest(submitted.encode(), expected.encode())

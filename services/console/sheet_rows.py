@@ -5,6 +5,8 @@ the catalogue's all the same. The table around them is the template's (`_sheet.h
 
 from __future__ import annotations
 
+from typing import Any
+
 from markupsafe import Markup, escape
 
 from services.console import labels
@@ -18,12 +20,11 @@ def _button(url: str, target: str, text: str, label: str, method: str = "post",
             f'aria-label="{text}: {label}">{text}{"" if method == "post" else "…"}</button>')
 
 
-def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
+def row(b: dict[str, Any], w: dict[str, Any], q: str, can_care: bool, can_schedule: bool) -> str:
     """One session's row: time, patient, type, status, confirmation, ride, texts, replies,
     and the actions the person's role allows in the booking's state."""
     e = escape
     bid = e(b["id"])
-    url = f"/day/bookings/{bid}/"
     label = e(f"{b['patient_name']}, {b['when']}")
     status = b["status"]
     reschedule = f' <span class="chip warn">{e(w["wants_another_time"])}</span>' \
@@ -43,13 +44,36 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
         kind += f' <span class="chip" data-field="source">{e(w["online"])}</span>'
     texts = " ".join(f'<span class="chip {tone}">{e(text)}</span>' for tone, text in b["texts"])
     replies = f'<a href="/inbox">{b["replies"]}</a>' if b["replies"] else "0"
+    actions = _actions(b, w, q, label, can_care, can_schedule)
+    return (
+        f'<tr data-booking="{bid}"><td>{e(b["when"])}–{e(b["until"])}</td>'
+        f'<td><a href="/patients/{e(b["patient_id"])}">{e(b["patient_name"])}</a><br>'
+        f'<span class="muted">{e(b["provider_name"])}</span></td>'
+        f'<td>{kind}</td>'
+        f'<td><span class="chip {labels.STATUS_TONE[status]}" data-field="status">'
+        f"{e(w['statuses'][status])}</span>{reschedule}</td>"
+        f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">'
+        f"{confirmed}</td>"
+        f'<td data-field="ride">{ride}</td><td data-field="texts">{texts}</td>'
+        f'<td>{replies}</td><td class="actions">{"".join(actions)}</td></tr>'
+    )
+
+
+def _actions(b: dict[str, Any], w: dict[str, Any], q: str, label: str, can_care: bool,
+             can_schedule: bool) -> list[str]:
+    """The buttons of a session's row: those the person's role allows in its state."""
+    e, status = escape, b["status"]
+    url = f"/day/bookings/{e(b['id'])}/"
     actions = []
     if can_care and status == "booked":
-        actions.append(_button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label, action="check-in"))
+        actions.append(_button(f"{url}check-in{q}", "#sheet", e(w["check_in"]), label,
+                               action="check-in"))
     if can_care and status == "arrived":
-        actions.append(_button(f"{url}complete{q}", "#sheet", e(w["complete"]), label, action="complete"))
+        actions.append(_button(f"{url}complete{q}", "#sheet", e(w["complete"]), label,
+                               action="complete"))
     if can_care and status == "booked" and b["started"]:
-        actions.append(_button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label, action="no-show"))
+        actions.append(_button(f"{url}no-show{q}", "#sheet", e(w["no_show"]), label,
+                               action="no-show"))
     if can_care and b["is_dosing"] and status in ("booked", "arrived"):
         actions.append(_button(f"{url}dialog/ride{q}", "#dialog-slot", e(w["ride"]), label, "get"))
     if can_schedule and status == "booked":
@@ -57,19 +81,10 @@ def row(b: dict, w: dict, q: str, can_care: bool, can_schedule: bool) -> str:
                                e(w["reschedule"]), label, "get"))
         actions.append(_button(f"{url}dialog/cancel{q}", "#dialog-slot", e(w["cancel"]), label,
                                "get", extra=' class="danger"'))
-    return (
-        f'<tr data-booking="{bid}"><td>{e(b["when"])}–{e(b["until"])}</td>'
-        f'<td><a href="/patients/{e(b["patient_id"])}">{e(b["patient_name"])}</a><br>'
-        f'<span class="muted">{e(b["provider_name"])}</span></td>'
-        f'<td>{kind}</td>'
-        f'<td><span class="chip {labels.STATUS_TONE[status]}" data-field="status">'
-        f'{e(w["statuses"][status])}</span>{reschedule}</td>'
-        f'<td sse-swap="confirmed-{bid}" hx-swap="innerHTML" data-field="confirmed">{confirmed}</td>'
-        f'<td data-field="ride">{ride}</td><td data-field="texts">{texts}</td>'
-        f'<td>{replies}</td><td class="actions">{"".join(actions)}</td></tr>')
+    return actions
 
 
-def rows(bookings: list[dict], w: dict, site_id: str, day, can_care: bool,
-         can_schedule: bool) -> Markup:
+def rows(bookings: list[dict[str, Any]], w: dict[str, Any], site_id: str, day: object,
+         can_care: bool, can_schedule: bool) -> Markup:
     q = f"?site={escape(site_id)}&amp;date={day}"
     return Markup("\n".join(row(b, w, q, can_care, can_schedule) for b in bookings))

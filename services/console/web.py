@@ -5,13 +5,16 @@ pages show patient data), and how the services' refusals are shown."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console import i18n, sessions
+from services.console import i18n, labels, sessions
 from services.console.services import Api, ServiceError
 from services.console.sessions import Staff
 from shared.auth import ADMIN, AUDIT, CARE, SCHEDULE
@@ -33,15 +36,15 @@ class SecurityHeaders:
     """ASGI middleware: the security headers on every response; no-store on all but the
     static files (which carry no patient data)."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         static = scope["path"].startswith("/static/")
 
-        async def with_headers(message):
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"
                            or static]
@@ -66,7 +69,9 @@ def language_of(request: Request, staff: Staff | None = None) -> str:
     if staff is not None:
         return staff.language
     chosen = request.cookies.get("kcb_lang")
-    return chosen if chosen in i18n.LANGUAGES else i18n.choose(request.headers.get("accept-language"))
+    return (
+        chosen if chosen in i18n.LANGUAGES else i18n.choose(request.headers.get("accept-language"))
+    )
 
 
 def t(request: Request, message: str) -> str:
@@ -75,15 +80,23 @@ def t(request: Request, message: str) -> str:
     return i18n.gettext(language_of(request, staff), message)
 
 
+@functools.cache
+def environments() -> dict[str, Environment]:
+    """The templates' environment in each language, with the labels they name (`L`)."""
+    return {language: i18n.environment(language, L=labels) for language in i18n.PUBLIC_LANGUAGES}
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page or fragment in the person's language."""
     staff: Staff | None = getattr(request.state, "staff", None)
     language = language_of(request, staff)
-    env = i18n.environments()[language]
+    env = environments()[language]
     idle_seconds = request.app.state.runtime.settings.idle_minutes * 60
     html = env.get_template(template).render(
-        request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))), csrf=staff.csrf_token if staff else context.pop("csrf", ""),
-        can_schedule=bool(staff and staff.can(*SCHEDULE)), can_care=bool(staff and staff.can(*CARE)),
+        request=request, staff=staff, idle_check_seconds=int(max(2, min(30, idle_seconds / 20))),
+        csrf=staff.csrf_token if staff else context.pop("csrf", ""),
+        can_schedule=bool(staff and staff.can(*SCHEDULE)),
+        can_care=bool(staff and staff.can(*CARE)),
         is_admin=bool(staff and staff.can(*ADMIN)), can_audit=bool(staff and staff.can(*AUDIT)),
         **context)
     response = HTMLResponse(html, status_code=status_code)
@@ -119,7 +132,7 @@ async def checked_form(request: Request, staff: Staff = Depends(signed_in)) -> S
     return staff
 
 
-def role(*roles: str):
+def role(*roles: str) -> Any:  # a `Depends`
     """A dependency: a signed-in person with one of `roles` who posted a valid form."""
     async def dependency(staff: Staff = Depends(checked_form)) -> Staff:
         if not staff.can(*roles):
@@ -128,7 +141,7 @@ def role(*roles: str):
     return Depends(dependency)
 
 
-def viewer(*roles: str):
+def viewer(*roles: str) -> Any:  # a `Depends`
     """A dependency: a signed-in person with one of `roles` (a page, not a form post)."""
     async def dependency(staff: Staff = Depends(signed_in)) -> Staff:
         if not staff.can(*roles):

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
 
 from services.console import labels
 from services.console.services import ServiceError
+from services.console.sessions import Staff
 from services.console.web import api, checked_form, render, role, signed_in, t
 from shared.auth import SCHEDULE
 
@@ -36,7 +39,7 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.isoweekday() - 1)
 
 
-def free_times(slots: list[dict]) -> dict[date, list[str]]:
+def free_times(slots: list[dict[str, Any]]) -> dict[date, list[str]]:
     """Free local start times (HH:MM) by local day, once each whatever the room."""
     by_day: dict[date, list[str]] = {}
     for s in slots:
@@ -50,7 +53,7 @@ def free_times(slots: list[dict]) -> dict[date, list[str]]:
 @router.get("/week")
 async def week_page(request: Request, site: UUID | None = None, day: Day = None,
                     session_type: str = "iv_infusion", provider: str | None = None,
-                    staff=Depends(signed_in)):
+                    staff: Staff = Depends(signed_in)) -> HTMLResponse:
     """Seven days from the Monday of `date` at a site (or one provider there): sessions and
     free slots."""
     client = api(request)
@@ -65,11 +68,13 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
     first = _monday(day or date.today())
     last = first + timedelta(days=6)
     sheet, free = await asyncio.gather(
-        client.get("booking", f"/sites/{site}/sheet", **{"from": first.isoformat(), "to": last.isoformat()}),
+        client.get("booking", f"/sites/{site}/sheet",
+                   **{"from": first.isoformat(), "to": last.isoformat()}),
         client.get("booking", f"/sites/{site}/availability", session_type=session_type,
                    step_minutes=30, **{"from": first.isoformat(), "to": last.isoformat()}))
     tz = sheet["site"]["timezone"]
-    days = {first + timedelta(days=i): {"booked": [], "free": []} for i in range(7)}
+    days: dict[date, dict[str, list[Any]]] = {
+        first + timedelta(days=i): {"booked": [], "free": []} for i in range(7)}
     wanted = _uuid(provider)
     for b in sheet["bookings"]:
         if b["status"] in ("booked", "arrived", "fulfilled") and wanted in (None, b["provider_id"]):
@@ -79,8 +84,8 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
     for d, times in free_times(slots).items():
         if d in days:
             days[d]["free"] = times
-    for d in days.values():
-        d["booked"].sort(key=lambda b: b["starts_at"])
+    for lists in days.values():
+        lists["booked"].sort(key=lambda b: b["starts_at"])
     return render(request, "week.html", nav="week", site=sheet["site"], sites=sheet["sites"],
                   days=sorted(days.items()), session_type=session_type, first=first,
                   providers=sheet["providers"], provider=wanted,
@@ -88,8 +93,14 @@ async def week_page(request: Request, site: UUID | None = None, day: Day = None,
 
 
 @router.get("/week/book")
-async def booking_form(request: Request, site: UUID, at: str, session_type: str = "iv_infusion",
-                       provider: str | None = None, staff=Depends(signed_in)):
+async def booking_form(
+    request: Request,
+    site: UUID,
+    at: str,
+    session_type: str = "iv_infusion",
+    provider: str | None = None,
+    staff: Staff = Depends(signed_in),
+) -> HTMLResponse:
     """The booking form for a free slot (no call to the services)."""
     count, within = SERIES.get(session_type, (1, 1))
     return render(request, "_book.html", site_id=site, at=at[:16], session_type=session_type,
@@ -98,7 +109,7 @@ async def booking_form(request: Request, site: UUID, at: str, session_type: str 
 
 
 @router.post("/week/find-patient")
-async def find_patient(request: Request, staff=Depends(checked_form)):
+async def find_patient(request: Request, staff: Staff = Depends(checked_form)) -> HTMLResponse:
     """Patients matching a name or number (a POST: names and numbers stay out of URLs)."""
     q = str((await request.form()).get("q", "")).strip()
     found = []
@@ -107,12 +118,15 @@ async def find_patient(request: Request, staff=Depends(checked_form)):
     return render(request, "_patients_found.html", found=found, q=q)
 
 
-def _new_patient(form) -> dict:
-    body = {"given_name": str(form.get("given_name", "")).strip(),
-            "family_name": str(form.get("family_name", "")).strip(),
-            "phone": str(form.get("phone", "")).strip(), "language": form.get("language") or "en",
-            "sms_consent": form.get("sms_consent") == "yes",
-            "sms_consent_source": "told staff (console)" if form.get("sms_consent") == "yes" else None}
+def _new_patient(form: FormData) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "given_name": str(form.get("given_name", "")).strip(),
+        "family_name": str(form.get("family_name", "")).strip(),
+        "phone": str(form.get("phone", "")).strip(),
+        "language": form.get("language") or "en",
+        "sms_consent": form.get("sms_consent") == "yes",
+        "sms_consent_source": "told staff (console)" if form.get("sms_consent") == "yes" else None,
+    }
     if str(form.get("ride_name", "")).strip():
         body["ride_contact"] = {"name": str(form.get("ride_name")).strip(),
                                 "phone": str(form.get("ride_phone", "")).strip(),
@@ -140,28 +154,39 @@ def propose(at: datetime, count: int, within: int, free: dict[date, list[str]]) 
 
 
 @router.post("/week/propose")
-async def propose_booking(request: Request, staff=role(*SCHEDULE)):
+async def propose_booking(request: Request, staff: Staff = role(*SCHEDULE)) -> HTMLResponse:
     """What would be booked: one session, or the series proposed from the free slots."""
     form = await request.form()
     site, session_type = str(form.get("site")), str(form.get("session_type"))
     at = datetime.fromisoformat(str(form.get("at")))
     times = [at.strftime("%Y-%m-%dT%H:%M")]
     if form.get("series") == "yes":
-        count = max(2, min(12, int(form.get("count") or 6)))
-        within = max(count, min(60, int(form.get("within") or 21)))
-        free = await api(request).get("booking", f"/sites/{site}/availability",
-                                      session_type=session_type, step_minutes=30,
-                                      **{"from": at.date().isoformat(),
-                                         "to": (at.date() + timedelta(days=within - 1)).isoformat()})
+        count = max(2, min(12, int(str(form.get("count") or 6))))
+        within = max(count, min(60, int(str(form.get("within") or 21))))
+        free = await api(request).get(
+            "booking",
+            f"/sites/{site}/availability",
+            session_type=session_type,
+            step_minutes=30,
+            **{
+                "from": at.date().isoformat(),
+                "to": (at.date() + timedelta(days=within - 1)).isoformat(),
+            },
+        )
         chosen = _uuid(str(form.get("provider") or ""))
         times = propose(at, count, within, free_times(
             [s for s in free["slots"] if chosen in (None, s["provider_id"])]))
-    return render(request, "_proposal.html", times=times, form=dict(form),
-                  complete=len(times) == int(form.get("count") or 1) or form.get("series") != "yes")
+    return render(
+        request,
+        "_proposal.html",
+        times=times,
+        form=dict(form),
+        complete=len(times) == int(str(form.get("count") or 1)) or form.get("series") != "yes",
+    )
 
 
 @router.post("/week/book")
-async def book(request: Request, staff=role(*SCHEDULE)):
+async def book(request: Request, staff: Staff = role(*SCHEDULE)) -> HTMLResponse:
     """Register the patient if new, then book (a series all or nothing)."""
     form = await request.form()
     client = api(request)
@@ -170,7 +195,7 @@ async def book(request: Request, staff=role(*SCHEDULE)):
         patient_id = str(form.get("patient_id") or "")
         if not patient_id:
             patient_id = (await client.post("booking", "/patients", _new_patient(form)))["id"]
-        body = {"patient_id": patient_id, "site_id": str(form.get("site")),
+        body: dict[str, Any] = {"patient_id": patient_id, "site_id": str(form.get("site")),
                 "session_type": str(form.get("session_type"))}
         if _uuid(str(form.get("provider") or "")):
             body["provider_id"] = _uuid(str(form.get("provider")))
@@ -189,11 +214,18 @@ async def book(request: Request, staff=role(*SCHEDULE)):
 def _why(request: Request, exc: ServiceError) -> str:
     field = exc.field or ""
     if exc.status == 409:
-        return t(request, "Not booked: a room, a provider or the patient is taken at one of these times. Nothing was booked.")
+        return t(
+            request,
+            "Not booked: a room, a provider or the patient is taken at one of these times. "
+            "Nothing was booked.",
+        )
     if "phone" in field:
         return t(request, "Not booked: the mobile number is not a valid US or Canadian number.")
     if field.startswith("starts_at"):
-        return t(request, "Not booked: one of the times is not possible at this site. Nothing was booked.")
+        return t(
+            request,
+            "Not booked: one of the times is not possible at this site. Nothing was booked.",
+        )
     if field == "patient_id":
         return t(request, "Not booked: a dosing session needs SMS consent or a ride contact.")
     return t(request, "Not booked: please check the form.")

@@ -41,7 +41,7 @@ class Sender:
     is not one network's, the sender itself (the notifier's settings)."""
 
     name: str
-    phone: str
+    phone: str | None
 
 
 def answer(kind: str, sender: Sender, language: str) -> str:
@@ -49,7 +49,8 @@ def answer(kind: str, sender: Sender, language: str) -> str:
     lang = language if language in ("en", "fr", "es") else "en"
     if kind == "help" and not sender.phone:
         kind = "help_no_phone"
-    return gsm_fold(ANSWERS[kind][lang].format(who=sender.name, phone=readable(sender.phone)))
+    phone = readable(sender.phone) if sender.phone else ""  # help_no_phone, or not quoted
+    return gsm_fold(ANSWERS[kind][lang].format(who=sender.name, phone=phone))
 
 
 def twiml(message: str | None) -> str:

@@ -15,8 +15,8 @@ from pydantic import ConfigDict, Field
 
 from services.notifier import inbox, overrides, policy
 from services.notifier.policy import PolicyIn
-from services.notifier.templates import TEMPLATES
 from services.notifier.store import INBOX, Q, dicts, one_dict
+from services.notifier.templates import TEMPLATES
 from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, Principal, require
 from shared.errors import Conflict, Invalid, NotFound
@@ -27,7 +27,9 @@ router = APIRouter(tags=["texts"])
 LAST_ID = 2**63 - 1
 ReplyId = Annotated[int, Path(ge=1, le=LAST_ID)]
 PHONE = re.compile(r"(?:\+[0-9]{1,19})?")
-Meaning = Literal["confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_in", "help", "other"]
+Meaning = Literal[
+    "confirm", "reschedule", "ride", "take_slot", "opt_out", "opt_in", "help", "other"
+]
 
 
 @router.get("/patients/{patient_id}/texts")
@@ -49,7 +51,9 @@ async def get_policy(request: Request, who: Principal = require(*READ)) -> dict[
 
 
 @router.post("/policy", tags=["policy"])
-async def set_policy(cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)) -> dict[str, Any]:
+async def set_policy(
+    cmd: PolicyIn, request: Request, who: Principal = require(*ADMIN)
+) -> dict[str, Any]:
     """Replace the texting policy. Quiet hours apply by site, else by the site's state or
     province (`regions`, e.g. {"US-FL": {"quiet_hours_start": 20, "quiet_hours_end": 8}}),
     else network-wide; texts already planned are moved when they would go out in them."""
@@ -109,6 +113,7 @@ async def mark_reply_read(reply_id: ReplyId, request: Request,
         if await conn.fetchval(INBOX.mark_read, reply_id, who.clinic_id, who.actor) is None:
             raise NotFound("unknown reply", field="reply_id")
         item = await one_dict(conn, INBOX.inbox_item, reply_id, who.clinic_id)
+        assert item is not None  # marked read just above
         await record(conn, request, body=json.dumps(item, default=str))
         return item
 
@@ -207,5 +212,6 @@ async def save_template(cmd: TemplateIn, request: Request,
                                    cmd.language, cmd.body, cmd.accept_ucs2, who.actor)
         except asyncpg.UniqueViolationError:
             raise Conflict("the template was saved meanwhile: try again") from None
+        assert saved is not None  # INSERT ... RETURNING
         await record(conn, request, status=201)
         return saved

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,27 +16,36 @@ from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import RETENTION
+from services.notifier.store import RETENTION, Q
 from services.notifier.twilio_sender import TwilioSender
-from shared.events.booking import (OnlineCodeRequested, PatientContactChanged, PatientNoShow,
-                                   PatientRegistered,
-                                   RideDetailsUpdated, SessionBooked, SessionRescheduled,
-                                   WaitlistSlotOpened, WaitlistSlotTaken)
-from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.auth import api_key_handlers
 from shared.consumer import Handler
 from shared.events import Event
+from shared.events.booking import (
+    OnlineCodeRequested,
+    PatientContactChanged,
+    PatientNoShow,
+    PatientRegistered,
+    RideDetailsUpdated,
+    SessionBooked,
+    SessionRescheduled,
+    WaitlistSlotOpened,
+    WaitlistSlotTaken,
+)
+from shared.events.plans import IntegrationSessionMissing, PlanProgressed, PlanSessionDue
 from shared.retention import Purge
-from services.notifier.store import Q
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS, PLANS_EVENTS
 
 
 def purges(settings: NotifierSettings) -> list[Purge]:
     """The notifier's own tables that retention purges, with their periods."""
-    return [Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
-            Purge("early_receipts", RETENTION.purge_early_receipts,
-                  settings.retention_early_receipts_days)]
+    return [
+        Purge("recorded_sms", RETENTION.purge_recorded_sms, settings.retention_recorded_sms_days),
+        Purge(
+            "early_receipts", RETENTION.purge_early_receipts, settings.retention_early_receipts_days
+        ),
+    ]
 
 
 def make_sender(settings: NotifierSettings, runtime: ServiceRuntime) -> SmsSender:
@@ -60,7 +70,8 @@ def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None 
                    ) -> dict[type[Event], Handler]:
     """The handler of each event the notifier consumes (`quiet`: the service's quiet hours;
     `sender_of`: what verification codes are sent through, if the notifier sends them)."""
-    codes_handler = {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {}
+    codes_handler: dict[type[Event], Handler] = (
+        {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {})
     return {
         **codes_handler,
         PatientRegistered: handlers.on_patient_registered,
@@ -80,7 +91,7 @@ def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None 
 
 
 def dispatcher_worker(settings: NotifierSettings, quiet: QuietHours
-                      ) -> Callable[[ServiceRuntime], Awaitable[None]]:
+                      ) -> Callable[[ServiceRuntime], Coroutine[Any, Any, None]]:
     """The dispatcher as the runtime's worker: sending through the configured sender."""
 
     async def dispatch(rt: ServiceRuntime) -> None:

@@ -36,11 +36,14 @@ class Claimed:
         self.to_driver = self.due.kind in THIRD_PARTY
 
     @property
-    def to(self) -> str | None:
-        """The number the text goes to."""
-        return self.due.ride_contact_phone if self.to_driver else self.due.phone_e164
+    def to(self) -> str:
+        """The number the text goes to (a text without one is never claimed: `why_not`)."""
+        number = self.due.ride_contact_phone if self.to_driver else self.due.phone_e164
+        if number is None:
+            raise ValueError(f"text {self.due.id} has no number to go to")
+        return number
 
-    def envelope(self, payload: Event) -> Envelope:
+    def envelope(self, payload: Event) -> Envelope[Event]:
         """`payload` as the notifier's event about this text's patient."""
         return Envelope.new(payload, producer=PRODUCER, clinic_id=self.due.clinic_id,
                             patient_id=self.due.patient_id)

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
-from shared.db import Queries
+from shared.consumer import Handler
+from shared.db import Connection, Queries
 from shared.events import Envelope
 from shared.events.booking import OnlineCodeRequested
 from shared.sms import gsm_fold
@@ -37,12 +36,12 @@ def code_text(language: str, clinic: str, code: str) -> str:
     return gsm_fold(CODE_TEXT.get(language, CODE_TEXT["en"]).format(clinic=clinic, code=code))
 
 
-def handler(sender_of: Callable[[], SmsSender]):
+def handler(sender_of: Callable[[], SmsSender]) -> Handler:
     """The handler of `OnlineCodeRequested`, sending through the sender `sender_of` gives
     (made when the first code goes: the database pool is open by then)."""
 
-    async def on_code_requested(conn: asyncpg.Connection, env: Envelope) -> None:
-        p: OnlineCodeRequested = env.payload  # type: ignore[assignment]
+    async def on_code_requested(conn: Connection, env: Envelope[OnlineCodeRequested]) -> None:
+        p = env.payload
         text_id = await conn.fetchval(Q.start_verification_text, p.request_id, env.clinic_id)
         if text_id is None:
             return  # handled before (a redelivery)
@@ -63,6 +62,6 @@ def handler(sender_of: Callable[[], SmsSender]):
     return on_code_requested
 
 
-async def _settle(conn: asyncpg.Connection, text_id: int, status: str, reason: str | None,
+async def _settle(conn: Connection, text_id: int, status: str, reason: str | None,
                   sid: str | None = None) -> None:
     await conn.execute(Q.settle_verification_text, text_id, status, reason, sid)

@@ -120,7 +120,7 @@ class Dispatcher:
         self.pause = Pause(pool, sender.pause_key, probe_seconds)
         self.unreachable_marks_after = unreachable_marks_after
         self._last_release = self._last_receipts = float("-inf")
-        self._sending: dict[asyncio.Task, Handing] = {}
+        self._sending: dict[asyncio.Task[None], Handing] = {}
         self._progress = asyncio.Event()  # a batch handed over its last text, or ended
 
     async def run(self) -> None:
@@ -225,7 +225,7 @@ class Dispatcher:
             self._sending[task] = handing
             task.add_done_callback(self._sent)
 
-    def _sent(self, task: asyncio.Task) -> None:
+    def _sent(self, task: asyncio.Task[None]) -> None:
         del self._sending[task]
         self._progress.set()
         if not task.cancelled() and task.exception() is not None:
@@ -283,16 +283,16 @@ class Dispatcher:
             await results.flush()
 
     def _decide(self, picked: list[DueText], now: datetime, overrides: store.Overrides
-                ) -> tuple[list[list], dict[UUID, list[Claimed]], list[UUID]]:
+                ) -> tuple[list[list[Any]], dict[UUID, list[Claimed]], list[UUID]]:
         """What becomes of each picked text: the columns `claim_picked` takes (the template
         versions last), the claimed texts by patient, in due order, and the patients whose
         first text goes with the "reply STOP" notice. `overrides`: the networks' own words."""
-        ids, statuses, reasons, dues, bodies, n_segments, versions = columns = \
-            [[], [], [], [], [], [], []]
+        columns: list[list[Any]] = [[], [], [], [], [], [], []]
+        ids, statuses, reasons, dues, bodies, n_segments, versions = columns
         by_patient: dict[UUID, list[Claimed]] = {}
         notices: list[UUID] = []
         told: set[UUID] = set()  # patients with a text of theirs in this batch
-        policies: dict[tuple, Policy] = {}  # a batch holds the texts of few clinics
+        policies: dict[tuple[Any, ...], Policy] = {}  # a batch holds the texts of few clinics
         for due in picked:  # already in due order
             key = (due.clinic_id, due.quiet_start, due.quiet_end)
             policy = policies.get(key)
@@ -353,9 +353,9 @@ class Dispatcher:
             text.done = True
             results.record(Outcomes().settle(text, "pending", self.pause.reason))
             return
-        if waited or asyncio.get_running_loop().time() - text.checked > RECHECK_AFTER:
-            if not await self._still_stands(text, gate, results):
-                return
+        if (waited or asyncio.get_running_loop().time() - text.checked > RECHECK_AFTER) \
+                and not await self._still_stands(text, gate, results):
+            return
         results.check()  # writes are failing: send nothing more for now
         text.done = True  # from here on, it may have reached the provider
         try:

@@ -18,19 +18,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID
-
-import asyncpg
 
 from services.notifier import store
 from services.notifier.answers import Sender, answer
 from services.notifier.replies import Reading, interpret
 from services.notifier.store import INBOX, PRODUCER, Party, Q
+from shared.db import Connection
 from shared.errors import NotFound
 from shared.events import Envelope, Event
-from shared.events.notifier import (PatientConfirmed, PatientOptedIn, PatientOptedOut,
-                                    RescheduleRequested, RideConfirmed, RideContactOptedIn,
-                                    RideContactOptedOut, WaitlistOfferAccepted)
+from shared.events.notifier import (
+    PatientConfirmed,
+    PatientOptedIn,
+    PatientOptedOut,
+    RescheduleRequested,
+    RideConfirmed,
+    RideContactOptedIn,
+    RideContactOptedOut,
+    WaitlistOfferAccepted,
+)
 from shared.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -60,7 +67,7 @@ class Act:
         return self.matched is not None and self.reading.meaning in REPLIES
 
 
-async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
+async def receive(conn: Connection, sid: str, number: str, body: str, *,
                   twilio_says: str = "", operator: Sender) -> str | None:
     """Record and act on one text from `number`, in the caller's transaction, once per
     MessageSid (a retried webhook acts on nothing again). `twilio_says`: Twilio's
@@ -86,11 +93,12 @@ async def receive(conn: asyncpg.Connection, sid: str, number: str, body: str, *,
     log.info("inbound text read as %s%s", reading.meaning, f" ({act.note})" if act.note else "")
     everywhere = await _act(conn, act, number, parties, opted_out, inbound)
     await _staff_rows(conn, inbound, parties, (lambda clinic: True) if everywhere else (
-        lambda clinic: act.payload is not None and clinic == matched.clinic_id))
+        lambda clinic: act.payload is not None and matched is not None
+        and clinic == matched.clinic_id))
     return reply
 
 
-async def _act(conn: asyncpg.Connection, act: Act, number: str, parties: list[Party],
+async def _act(conn: Connection, act: Act, number: str, parties: list[Party],
                opted_out: bool, inbound: int) -> bool:
     """Do what a newly recorded text says: opt its number out or back in, or send the event
     of a reply. Returns whether that acts for every network that has the number."""
@@ -111,7 +119,7 @@ async def _act(conn: asyncpg.Connection, act: Act, number: str, parties: list[Pa
     return False
 
 
-async def opt_out(conn: asyncpg.Connection, number: str, parties: list[Party], *, source: str,
+async def opt_out(conn: Connection, number: str, parties: list[Party], *, source: str,
                   inbound_id: int | None) -> bool:
     """Opt `number` out (if it is not already) and tell booking about every party, in the
     caller's transaction. Returns whether the opt-out is new."""
@@ -120,7 +128,7 @@ async def opt_out(conn: asyncpg.Connection, number: str, parties: list[Party], *
     return bool(new)
 
 
-async def refused_number(conn: asyncpg.Connection, number: str, code: str, problem: str) -> None:
+async def refused_number(conn: Connection, number: str, code: str, problem: str) -> None:
     """Twilio refused `number` itself (a number-class error, `twilio_errors`): 21610 means
     it opted out by STOP at Twilio, so it is the number's opt-out here too (START lifts
     it, and booking hears of it); any other code marks the number for every contact with it."""
@@ -132,7 +140,7 @@ async def refused_number(conn: asyncpg.Connection, number: str, code: str, probl
         await conn.execute(Q.mark_number_problem, number, problem)
 
 
-async def opt_in(conn: asyncpg.Connection, number: str, parties: list[Party]) -> bool:
+async def opt_in(conn: Connection, number: str, parties: list[Party]) -> bool:
     """Lift `number`'s opt-out, if it has one, and tell booking about every party: those it
     has now and those told of the opt-out. Returns whether there was one."""
     told_before = await store.lift_opt_out(conn, number)
@@ -143,8 +151,8 @@ async def opt_in(conn: asyncpg.Connection, number: str, parties: list[Party]) ->
     return True
 
 
-async def staff_opt_out(conn: asyncpg.Connection, clinic_id: UUID, item_id: int,
-                        actor: str) -> dict:
+async def staff_opt_out(conn: Connection, clinic_id: UUID, item_id: int,
+                        actor: str) -> dict[str, Any]:
     """Staff read a text in their inbox as a revocation of consent (FCC 24-24: any
     reasonable means): its number opts out as if it had texted STOP."""
     item = await store.number_of_item(conn, item_id, clinic_id)
@@ -206,7 +214,7 @@ def aimed(act: Act, target: UUID | None) -> Act:
     return replace(act, booking_id=target, payload=payload)
 
 
-async def _aimed(conn: asyncpg.Connection, act: Act) -> Act:
+async def _aimed(conn: Connection, act: Act) -> Act:
     """`aimed`, with what the reply is about looked up."""
     if act.matched is None:
         return act
@@ -235,7 +243,7 @@ def answer_language(reading: Reading, parties: list[Party]) -> str:
     return reading.language or (languages.pop() if len(languages) == 1 else "en")
 
 
-async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sender) -> Sender:
+async def _speaker(conn: Connection, parties: list[Party], operator: Sender) -> Sender:
     """The clinic network the number is to, if it is to one (its name and the site's phone as
     its latest texts gave them), else the sender (the notifier's settings)."""
     clinics = {p.clinic_id for p in parties}
@@ -247,7 +255,7 @@ async def _speaker(conn: asyncpg.Connection, parties: list[Party], operator: Sen
     return operator
 
 
-async def _staff_rows(conn: asyncpg.Connection, inbound: int, parties: list[Party],
+async def _staff_rows(conn: Connection, inbound: int, parties: list[Party],
                       acted_in: Callable[[UUID], bool]) -> None:
     """The text in the inbox of every clinic network that has its number."""
     await conn.executemany(INBOX.insert_staff_row, [

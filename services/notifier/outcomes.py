@@ -10,6 +10,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +21,7 @@ from services.notifier.inbox import refused_number
 from services.notifier.senders import SendError
 from services.notifier.store import Q
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, ErrorClass
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.notifier import SmsFailed
 from shared.outbox import enqueue
@@ -31,11 +33,11 @@ log = logging.getLogger(__name__)
 class Outcomes:
     """What happened to some claimed texts, as the rows and events to write."""
 
-    sent_rows: list[tuple] = field(default_factory=list)
+    sent_rows: list[tuple[Any, ...]] = field(default_factory=list)
     """(id, claim, SID) of texts the provider took; `mark_sent` writes their `SmsSent`."""
-    settled: list[tuple] = field(default_factory=list)
+    settled: list[tuple[Any, ...]] = field(default_factory=list)
     """(id, claim, status, reason, new due time or None) of texts that did not go out."""
-    events: list[Envelope] = field(default_factory=list)
+    events: list[Envelope[Any]] = field(default_factory=list)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     """(number, Twilio code, what is wrong) of numbers Twilio refused (`inbox.refused_number`)."""
     releases: list[UUID] = field(default_factory=list)
@@ -54,7 +56,9 @@ class Outcomes:
         """The provider refused the text: what follows from the error's class."""
         attempts = text.due.attempts
         if exc.kind is ErrorClass.SENDER:  # no one's number is at fault: it waits for the fix
-            return self.settle(text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})")
+            return self.settle(
+                text, "pending", f"sending paused: Twilio {exc.code} ({exc.meaning})"
+            )
         if exc.kind is ErrorClass.TRANSIENT or (exc.kind is ErrorClass.UNKNOWN
                                                 and attempts < UNKNOWN_ATTEMPTS):
             return self.settle(text, "pending", exc.code,
@@ -66,9 +70,13 @@ class Outcomes:
                                                    permanent=exc.permanent)))
         return self.settle(text, "failed", exc.code)
 
-    def settle_args(self) -> list[list]:
+    def settle_args(self) -> list[list[Any]]:
         """The settled texts as the columns `settle_claimed` takes."""
-        return [list(column) for column in zip(*self.settled)] if self.settled else [[]] * 5
+        return (
+            [list(column) for column in zip(*self.settled, strict=True)]
+            if self.settled
+            else [[]] * 5
+        )
 
     def size(self) -> int:
         return len(self.sent_rows) + len(self.settled)
@@ -93,12 +101,12 @@ class Coalesced:
     call under way, then goes with every item that arrived meanwhile. `work` returns one
     result per item, in order."""
 
-    def __init__(self, work: Callable[[list], Awaitable[list]]):
+    def __init__(self, work: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
         self.work = work
-        self._waiting: list[tuple[object, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
+        self._waiting: list[tuple[object, asyncio.Future[Any]]] = []
+        self._worker: asyncio.Task[None] | None = None
 
-    async def __call__(self, item):
+    async def __call__(self, item: Any) -> Any:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((item, done))
         if self._worker is None or self._worker.done():
@@ -115,7 +123,7 @@ class Coalesced:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for (_, future), result in zip(group, results):
+                for (_, future), result in zip(group, results, strict=True):
                     if not future.done():
                         future.set_result(result)
 
@@ -128,11 +136,11 @@ class Results:
     Meanwhile `check` raises (the batch sends nothing more); `flush` waits for everything
     recorded to be written."""
 
-    def __init__(self, pool: asyncpg.Pool, *, retry_for: float = 30.0):
+    def __init__(self, pool: asyncpg.Pool, *, retry_for: float = 30.0) -> None:
         self.pool = pool
         self.retry_for = retry_for
         self._todo = Outcomes()
-        self._writer: asyncio.Task | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._failure: Exception | None = None  # of the last write, while it is retried
         self._error: Exception | None = None  # given up
 
@@ -200,17 +208,17 @@ class Results:
                 await enqueue(conn, todo.events)
 
 
-async def _mark_sent(conn: asyncpg.Connection, sent_rows: list[tuple]) -> None:
+async def _mark_sent(conn: Connection, sent_rows: list[tuple[Any, ...]]) -> None:
     """Record texts the provider took, with their `SmsSent` events (one statement)."""
     if not sent_rows:
         return
-    ids, claims, sids = ([*column] for column in zip(*sent_rows))
+    ids, claims, sids = ([*column] for column in zip(*sent_rows, strict=True))
     stored = await store.mark_sent(conn, ids, claims, sids)
     if len(stored) < len(sent_rows):
         await _explain_unrecorded(conn, sent_rows, stored)
 
 
-async def _explain_unrecorded(conn: asyncpg.Connection, sent_rows: list[tuple],
+async def _explain_unrecorded(conn: Connection, sent_rows: list[tuple[Any, ...]],
                               stored: set[int]) -> None:
     """Log why sent texts were not recorded by `mark_sent`: their receipt came first (the
     same SID), or another dispatcher sent them too (which the claim tokens should prevent)."""

@@ -18,15 +18,33 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache
 from string import Formatter
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.notifier.templates import (FASTING, JOIN, STOP_NOTICE, TEMPLATES,
-                                         TextContext, fill, local_times, render)
+from services.notifier.templates import (
+    FASTING,
+    JOIN,
+    STOP_NOTICE,
+    TEMPLATES,
+    TextContext,
+    fill,
+    local_times,
+    render,
+)
 from shared.phi_words import phi_words_in
-from shared.sms import (ADDRESS_MAX, CLINIC_NAME_MAX, JOIN_LINK_MAX, PHONE_MAX, PREP_ITEMS_MAX,
-                        SITE_NAME_MAX, gsm_fold, segments, septets)
+from shared.sms import (
+    ADDRESS_MAX,
+    CLINIC_NAME_MAX,
+    JOIN_LINK_MAX,
+    PHONE_MAX,
+    PREP_ITEMS_MAX,
+    SITE_NAME_MAX,
+    gsm_fold,
+    segments,
+    septets,
+)
 
 MAX_SEGMENTS = 3
 BODY_MAX = 640
@@ -57,7 +75,7 @@ class Preview:
     problems: list[Problem]
 
 
-def shown(p: Preview) -> dict:
+def shown(p: Preview) -> dict[str, Any]:
     """A preview as the API answers it."""
     return asdict(p)
 
@@ -65,7 +83,8 @@ def shown(p: Preview) -> dict:
 def placeholders(body: str) -> tuple[set[str], list[str]]:
     """The placeholders of `body` and what is wrong with its braces or placeholders (a
     format, a conversion, an attribute or index, an unclosed brace)."""
-    names, wrong = set(), []
+    names: set[str] = set()
+    wrong: list[str] = []
     try:
         parts = list(Formatter().parse(body))
     except ValueError:
@@ -81,7 +100,7 @@ def placeholders(body: str) -> tuple[set[str], list[str]]:
     return names, wrong
 
 
-@lru_cache(maxsize=None)
+@cache
 def allowed(kind: str) -> frozenset[str]:
     """The placeholders a kind's texts may use: those of its built-in templates."""
     return frozenset().union(*(placeholders(t)[0] for t in TEMPLATES[kind].values()))
@@ -145,7 +164,7 @@ def worst_case_segments(lang: str, body: str) -> int:
     return segments(gsm_fold(text + STOP_NOTICE[lang]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _longest_date_and_time(lang: str) -> tuple[str, str]:
     """The longest date (over a leap year) and time (over a day) texts write in `lang`."""
     tz = ZoneInfo("America/Vancouver")

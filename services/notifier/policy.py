@@ -10,19 +10,19 @@ a text are the site's, else its region's, else the network's, else the service's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, Self
 from uuid import UUID
 
-import asyncpg
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from services.notifier import store
 from services.notifier.schedule import QuietHours
 from services.notifier.store import Q
+from shared.db import Connection
 from shared.validation import RequestModel
 
-CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of", "pickup",
-                      "support"})
+CRITICAL = frozenset({"confirmation", "prep", "ride_reminder", "fasting_reminder", "day_of",
+                      "pickup", "support"})
 KINDS = CRITICAL | {"missed", "session_due", "follow_up_due", "waitlist_offer", "waitlist_taken"}
 
 
@@ -52,7 +52,7 @@ class QuietHoursIn(RequestModel):
     quiet_hours_end: int = Field(ge=0, le=23, description="Local hour texts may start")
 
     @model_validator(mode="after")
-    def _some_hours_left(self):
+    def _some_hours_left(self) -> Self:
         if self.quiet_hours_end >= self.quiet_hours_start:
             raise ValueError("quiet_hours_end (when texts may start) must come before "
                              "quiet_hours_start (when they stop), e.g. 8 and 21")
@@ -63,7 +63,9 @@ Region = Annotated[str, StringConstraints(pattern=r"^(US|CA)-[A-Z]{2}$")]
 
 
 class PolicyIn(QuietHoursIn):
-    quiet_hours_start: int = Field(21, ge=1, le=24, description="Local hour texts stop (Florida: 20)")
+    quiet_hours_start: int = Field(
+        21, ge=1, le=24, description="Local hour texts stop (Florida: 20)"
+    )
     quiet_hours_end: int = Field(8, ge=0, le=23, description="Local hour texts may start")
     daily_cap: int = Field(1, gt=0, le=20)
     weekly_cap: int = Field(3, gt=0, le=50)
@@ -103,35 +105,39 @@ class PolicyColumns(Protocol):
 
 def policy_from(row: PolicyColumns, default_quiet: QuietHours) -> Policy:
     """The policy from a network's columns and a site's resolved quiet hours."""
-    quiet = default_quiet if row.quiet_start is None else QuietHours(row.quiet_start,
-                                                                     row.quiet_end)
-    if row.daily_cap is None:
+    # the columns of one row are set together (NOT NULL in a policy or a site's hours)
+    quiet = default_quiet if row.quiet_start is None or row.quiet_end is None else \
+        QuietHours(row.quiet_start, row.quiet_end)
+    if row.daily_cap is None or row.weekly_cap is None or row.critical_past_caps is None:
         return Policy(quiet=quiet)
     return Policy(quiet, row.daily_cap, row.weekly_cap, row.critical_past_caps,
-                  frozenset(row.disabled_kinds))
+                  frozenset(row.disabled_kinds or ()))
 
 
-async def load(conn: asyncpg.Connection, clinic_id: UUID, default_quiet: QuietHours, *,
+async def load(conn: Connection, clinic_id: UUID, default_quiet: QuietHours, *,
                site_id: UUID | None = None, region: str | None = None) -> Policy:
     """The clinic's policy for texts about a site (quiet hours: site > region > network)."""
     key = (clinic_id, site_id, region)
     return (await load_many(conn, {key}, default_quiet))[key]
 
 
-async def load_many(conn: asyncpg.Connection, keys: set[tuple[UUID, UUID | None, str | None]],
-                    default_quiet: QuietHours) -> dict[tuple, Policy]:
+async def load_many(conn: Connection, keys: set[tuple[UUID, UUID | None, str | None]],
+                    default_quiet: QuietHours) -> dict[tuple[Any, ...], Policy]:
     """`load` for several (clinic, site, region) at once, by key."""
     return {(r.clinic_id, r.site_id, r.region): policy_from(r, default_quiet)
             for r in await store.policies_for_sites(conn, keys)}
 
 
-async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
+async def show(conn: Connection, clinic_id: UUID) -> dict[str, Any]:
     """The policy as the API shows it: the network's, with its regions' and sites' hours."""
     shown = await store.one_dict(conn, Q.policy, clinic_id) or {
         **PolicyIn().model_dump(), "clinic_id": clinic_id}
     shown["regions"], shown["sites"] = {}, {}
     for o in await store.dicts(conn, Q.quiet_hours_overrides, clinic_id):
-        hours = {"quiet_hours_start": o["quiet_hours_start"], "quiet_hours_end": o["quiet_hours_end"]}
+        hours = {
+            "quiet_hours_start": o["quiet_hours_start"],
+            "quiet_hours_end": o["quiet_hours_end"],
+        }
         if o["region"] is not None:
             shown["regions"][o["region"]] = hours
         else:
@@ -139,7 +145,7 @@ async def show(conn: asyncpg.Connection, clinic_id: UUID) -> dict[str, Any]:
     return shown
 
 
-async def save(conn: asyncpg.Connection, clinic_id: UUID, cmd: PolicyIn) -> dict[str, Any]:
+async def save(conn: Connection, clinic_id: UUID, cmd: PolicyIn) -> dict[str, Any]:
     """Replace the clinic's policy (its region and site hours included) with `cmd`."""
     async with conn.transaction():
         await conn.execute(Q.upsert_policy, clinic_id, cmd.quiet_hours_start, cmd.quiet_hours_end,

@@ -17,6 +17,7 @@ that text; a passing one sends the text again with backoff (while still useful),
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -28,6 +29,7 @@ from services.notifier.store import PRODUCER, Q, ReceiptText
 from services.notifier.twilio_errors import UNKNOWN_ATTEMPTS, UNREACHABLE, ErrorClass, classify
 from services.notifier.twilio_sender import pause_key as twilio_pause_key
 from shared import tracing
+from shared.db import Connection
 from shared.events import Envelope, Event
 from shared.events.notifier import SmsDelivered, SmsFailed, SmsSent
 from shared.outbox import enqueue
@@ -37,7 +39,7 @@ RANK = {"accepted": 0, "queued": 0, "scheduled": 0, "sending": 1, "sent": 2, "de
         "undelivered": 3, "failed": 3, "canceled": 3, "read": 4}
 
 
-async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: str | None,
+async def apply_receipt(conn: Connection, sid: str, status: str, error: str | None,
                         text_id: int | None = None, *, pause_key: str | None = None,
                         unreachable_marks_after: int = 3) -> bool:
     """Record one receipt in the caller's transaction, with its event (`SmsDelivered`,
@@ -62,7 +64,7 @@ async def apply_receipt(conn: asyncpg.Connection, sid: str, status: str, error: 
     return True
 
 
-async def _apply(conn: asyncpg.Connection, text: ReceiptText, sid: str, status: str,
+async def _apply(conn: Connection, text: ReceiptText, sid: str, status: str,
                  error: str | None, pause_key: str | None, unreachable_marks_after: int) -> None:
     if RANK.get(status, -1) <= RANK.get(text.delivery_status or "", -1):
         return  # a repeat, or older than what we know
@@ -80,7 +82,7 @@ async def _apply(conn: asyncpg.Connection, text: ReceiptText, sid: str, status: 
                                       patient_id=text.patient_id) for p in out])
 
 
-async def _sent_per_receipt(conn: asyncpg.Connection, text_id: int,
+async def _sent_per_receipt(conn: Connection, text_id: int,
                             sid: str) -> ReceiptText | None:
     """The receipt's callback URL names a text whose SID is not stored: record it as sent
     (with `SmsSent`) if it was handed over; the text with its new SID, or None."""
@@ -95,14 +97,14 @@ async def _sent_per_receipt(conn: asyncpg.Connection, text_id: int,
     return await store.text_by_sid(conn, sid)
 
 
-def receipt_rules(settings: NotifierSettings) -> dict:
+def receipt_rules(settings: NotifierSettings) -> dict[str, Any]:
     """`apply_receipt`'s keywords from the notifier's settings: the Twilio sender a receipt
     may pause (None without Twilio) and how many 30003s in a row mark a number."""
     return {"pause_key": twilio_pause_key(settings) if settings.twilio_account_sid else None,
             "unreachable_marks_after": settings.unreachable_marks_after}
 
 
-async def _undelivered(conn: asyncpg.Connection, text: ReceiptText, error: str | None,
+async def _undelivered(conn: Connection, text: ReceiptText, error: str | None,
                        pause_key: str | None, unreachable_marks_after: int) -> bool:
     """Act on a text Twilio could not deliver, by its error's class; return whether it will
     not be sent again (the number or the message is at fault)."""
@@ -122,14 +124,16 @@ async def _undelivered(conn: asyncpg.Connection, text: ReceiptText, error: str |
         if pause_key is not None:
             log.error("sending paused: Twilio %s (%s) in a delivery receipt", error, meaning)
             await conn.execute(Q.pause_sender, pause_key, error, meaning)
-        await conn.execute(Q.send_again, text.id, 0.0, f"sending paused: Twilio {error} ({meaning})")
+        await conn.execute(
+            Q.send_again, text.id, 0.0, f"sending paused: Twilio {error} ({meaning})"
+        )
     elif kind is ErrorClass.TRANSIENT or text.attempts < UNKNOWN_ATTEMPTS:
         await conn.execute(Q.send_again, text.id, retry_delay(text.attempts),
                            f"undelivered: Twilio {error} ({meaning}); sent again")
     return False
 
 
-async def apply_early_receipts(pool: asyncpg.Pool, **rules) -> int:
+async def apply_early_receipts(pool: asyncpg.Pool, **rules: Any) -> int:
     """Apply the kept receipts whose SID is now stored; returns how many. `rules`: see
     `apply_receipt`."""
     async with pool.acquire() as conn, conn.transaction():

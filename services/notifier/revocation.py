@@ -78,7 +78,7 @@ _POLITE = (r"(?:please|pls|plz|ok|okay|hi|hello|hey|just|kindly|seriously|bonjou
 _AROUND = re.compile(rf"^(?:{_POLITE} )*(.*?)(?: {_POLITE})*$")
 
 
-def _language(patterns: list[str], more: str) -> re.Pattern:
+def _language(patterns: list[str], more: str) -> re.Pattern[str]:
     return re.compile("(?:" + "|".join(f"(?:{p})" for p in patterns) + ")" + more)
 
 

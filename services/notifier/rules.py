@@ -85,9 +85,11 @@ def text_context(text: DueText) -> TextContext:
     """What the text says about its appointment (or slot offer): a remote or home visit's
     times in the patient's own zone, an in-clinic visit's at the site."""
     remote = text.mode != "clinic"
+    timezone = (text.recipient_timezone if remote else None) or text.site_timezone
+    if timezone is None:  # every text has one (follow-ups need a site); without it,
+        raise TypeError(f"text {text.id} has no time zone")  # ZoneInfo failed here
     return TextContext(
         language=text.language, clinic_name=text.clinic_name, phone=text.text_phone,
-        site_name=text.site_name, site_address=text.site_address,
-        timezone=(text.recipient_timezone if remote else None) or text.site_timezone,
+        site_name=text.site_name, site_address=text.site_address, timezone=timezone,
         starts_at=text.starts_at, fasting_rule=text.fasting_rule, ends_at=text.ends_at,
         mode=text.mode, join_link=text.join_link, prep_items=text.prep_items)

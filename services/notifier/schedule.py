@@ -54,17 +54,23 @@ class Moves:
 
 MOVES: dict[str, Moves] = {
     "confirmation": Moves(False, None, "quotes the date; due when booked, so it can only wait"),
-    "prep": Moves(True, None, "quotes the date; earlier leaves more time to prepare and find a ride"),
+    "prep": Moves(
+        True, None, "quotes the date; earlier leaves more time to prepare and find a ride"
+    ),
     "ride_reminder": Moves(True, None, "quotes the date; earlier leaves more time to find a ride"),
     "fasting_reminder": Moves(True, "eve", "says 'tomorrow': only on the day before"),
     "day_of": Moves(True, "appointment", "says 'today': only on the appointment's day"),
     "pickup": Moves(True, "appointment", "tells the driver 'today': only on the appointment's day"),
     "support": Moves(True, None, "quotes the date; earlier leaves the support person more time"),
-    "waitlist_offer": Moves(False, None, "quotes the date; the slot opened now, so it can only wait"),
+    "waitlist_offer": Moves(
+        False, None, "quotes the date; the slot opened now, so it can only wait"
+    ),
     "waitlist_taken": Moves(False, None, "quotes the date; due when the slot is taken"),
     "missed": Moves(False, None, "quotes the missed appointment's date; due after it"),
     "session_due": Moves(False, None, "names no day; due when the plan says so"),
-    "follow_up_due": Moves(False, "due", "says 'within the next 2 days', counted from when it is read"),
+    "follow_up_due": Moves(
+        False, "due", "says 'within the next 2 days', counted from when it is read"
+    ),
 }
 """Every kind of text and where quiet hours may move it (the README's table)."""
 LATER = Moves(False, None, "a kind this table does not know: it only waits")
@@ -88,9 +94,8 @@ class QuietHours:
         outside that day: a text due before it waits for it, and None when no allowed moment
         of it is left."""
         local = due.astimezone(tz)
-        if day is None or local.date() == day:
-            if self.allowed(local):
-                return due
+        if (day is None or local.date() == day) and self.allowed(local):
+            return due
         if day is not None:
             first, last = _at(day, 0, tz).astimezone(UTC), _at(day, 24, tz).astimezone(UTC)
             if due >= last:
@@ -134,7 +139,9 @@ def move(kind: str, due: datetime, tz: ZoneInfo, quiet: QuietHours, *, not_befor
     return quiet.place(due, tz, not_before, earlier=rule.earlier, day=day)
 
 
-def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours()) -> list[PlannedText]:
+def plan_texts(
+    appt: Appointment, now: datetime, quiet: QuietHours = QuietHours()
+) -> list[PlannedText]:
     """The texts for a newly booked (or moved) appointment, with due times in UTC."""
     tz = ZoneInfo(appt.timezone)
     start = appt.starts_at
@@ -158,7 +165,8 @@ def plan_texts(appt: Appointment, now: datetime, quiet: QuietHours = QuietHours(
                 wanted.append(("support", start - timedelta(hours=48), start - timedelta(hours=1)))
         else:
             # only goes out if the ride is still not arranged by then
-            wanted.append(("ride_reminder", start - timedelta(hours=48), start - timedelta(hours=12)))
+            wanted.append(("ride_reminder", start - timedelta(hours=48),
+                           start - timedelta(hours=12)))
             if appt.has_ride_contact:  # tell the driver when to come, near the end of recovery
                 wanted.append(("pickup", appt.ends_at - timedelta(minutes=30),
                                appt.ends_at + timedelta(minutes=30)))

@@ -1,8 +1,9 @@
 """The notifier's store: its named queries, one `Queries` per `.sql` file beside this module
 (loaded once), and the functions that run those that return rows, which they give to the
 rest of the service as frozen dataclasses (a NamedTuple for the dispatcher's hot path,
-`DueText`; plain dicts for the API's JSON), never as asyncpg Records. A statement that returns no rows, or one value, is run with its `Queries`
-directly (`conn.execute(Q.name, ...)`, `conn.fetchval(INBOX.name, ...)`).
+`DueText`; plain dicts for the API's JSON), never as asyncpg Records. A statement that
+returns no rows, or one value, is run with its `Queries` directly
+(`conn.execute(Q.name, ...)`, `conn.fetchval(INBOX.name, ...)`).
 
 This module imports nothing else of the notifier's: every other module may import it.
 """
@@ -12,16 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
-from shared.db import Queries
+from shared.db import Connection, Queries
 from shared.events import Envelope
-from shared.events.booking import SessionBooked
+from shared.events.booking import SessionBooked, SessionRescheduled
 from shared.events.notifier import SmsSent
 from shared.outbox import insert_events_sql
+from shared.rows import every as _all
+from shared.rows import one as _one
 
 PRODUCER = "notifier"
 """The `producer` of the notifier's events."""
@@ -45,20 +48,6 @@ OPS = Queries(_HERE / "ops.sql")
 """The ops figures (no patient data)."""
 RETENTION = Queries(_HERE / "retention.sql")
 """The purges of the notifier's own tables."""
-_Row = TypeVar("_Row")
-
-
-async def _one(conn: asyncpg.Connection, row_type: type[_Row], query: str,
-               *args: Any) -> _Row | None:
-    """The row of `query` as a `row_type` (by column name), or None."""
-    row = await conn.fetchrow(query, *args)
-    return None if row is None else row_type(**row)
-
-
-async def _all(conn: asyncpg.Connection, row_type: type[_Row], query: str,
-               *args: Any) -> list[_Row]:
-    """The rows of `query` as `row_type`s (by column name)."""
-    return [row_type(**row) for row in await conn.fetch(query, *args)]
 
 
 # -- scheduling -------------------------------------------------------------------------
@@ -77,8 +66,10 @@ TEXT_COLUMNS = ("clinic_id", "patient_id", "booking_id", "booking_version", "kin
 the event that scheduled the text, None while tracing is off)."""
 
 
-async def upsert_appointments(conn: asyncpg.Connection,
-                              booked: list[tuple[Envelope, SessionBooked]]) -> set[UUID]:
+async def upsert_appointments(conn: Connection,
+                              booked: list[tuple[Envelope[Any],
+                                                 SessionBooked | SessionRescheduled]],
+                              ) -> set[UUID]:
     """Store the appointments of these bookings (one each); returns the bookings stored: all
     but those we already hold a newer version of."""
     columns = [[b.booking_id for _, b in booked], [e.clinic_id for e, _ in booked],
@@ -93,7 +84,7 @@ async def upsert_appointments(conn: asyncpg.Connection,
     return set(await conn.fetchval(Q.upsert_appointments, *columns))
 
 
-async def insert_texts(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def insert_texts(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Write texts (`TEXT_COLUMNS`) by binary COPY: the cheapest way in for many rows."""
     if rows:
         await conn.copy_records_to_table("texts", records=rows, columns=TEXT_COLUMNS)
@@ -108,7 +99,7 @@ class PatientSite:
     site_timezone: str
 
 
-async def latest_site(conn: asyncpg.Connection, patient_id: UUID) -> PatientSite | None:
+async def latest_site(conn: Connection, patient_id: UUID) -> PatientSite | None:
     return await _one(conn, PatientSite, Q.latest_site, patient_id)
 
 
@@ -130,12 +121,12 @@ class PolicyRow:
     quiet_end: int | None
 
 
-async def policies_for_sites(conn: asyncpg.Connection,
+async def policies_for_sites(conn: Connection,
                              keys: set[tuple[UUID, UUID | None, str | None]]) -> list[PolicyRow]:
     """The policy rows of these (clinic, site, region)."""
     if not keys:
         return []
-    clinics, sites, regions = (list(c) for c in zip(*keys))
+    clinics, sites, regions = (list(c) for c in zip(*keys, strict=True))
     return await _all(conn, PolicyRow, Q.policies_for_sites, clinics, sites, regions)
 
 
@@ -203,7 +194,7 @@ Overrides = dict[tuple[UUID, str, str], tuple[int, str | None]]
 words or None for the built-in ones)."""
 
 
-async def latest_overrides(conn: asyncpg.Connection, clinic_ids: set[UUID]) -> Overrides:
+async def latest_overrides(conn: Connection, clinic_ids: set[UUID]) -> Overrides:
     """The current template overrides of these networks."""
     if not clinic_ids:
         return {}
@@ -218,54 +209,55 @@ def due_texts(rows: list[asyncpg.Record]) -> list[DueText]:
     return list(map(DueText._make, rows))
 
 
-async def pick_due(conn: asyncpg.Connection, critical_kinds: list[str],
+async def pick_due(conn: Connection, critical_kinds: list[str],
                    limit: int) -> list[DueText]:
     """Up to `limit` due texts, in due order, locked until the transaction ends (others pass
     them by); `critical_kinds`: those whose texts are not counted when they may pass caps."""
     return due_texts(await conn.fetch(Q.pick_due, critical_kinds, limit))
 
 
-async def texts_in_context(conn: asyncpg.Connection, critical_kinds: list[str],
+async def texts_in_context(conn: Connection, critical_kinds: list[str],
                            ids: list[int]) -> list[DueText]:
     """The texts `ids` as `pick_due` gives them (not locked, whatever their status)."""
     return due_texts(await conn.fetch(Q.texts_in_context, critical_kinds, ids))
 
 
-async def hand_over(conn: asyncpg.Connection, ids: list[int],
-                    claims: list[datetime]) -> set[int]:
+async def hand_over(conn: Connection, ids: list[int],
+                    claims: list[datetime | None]) -> set[int]:
     """Of these claimed texts, those still this dispatcher's that still stand, marked as
     handed over again (`hand_over`)."""
     return {r[0] for r in await conn.fetch(Q.hand_over, ids, claims)}
 
 
-async def mark_sent(conn: asyncpg.Connection, ids: list[int], claims: list[datetime],
+async def mark_sent(conn: Connection, ids: list[int], claims: list[datetime],
                     sids: list[str]) -> set[int]:
     """Record texts the provider took, with their `SmsSent` events (one statement); returns
     those recorded (not those recorded from their receipt first, nor lost claims)."""
     return {r[0] for r in await conn.fetch(Q.mark_sent, ids, claims, sids)}
 
 
-async def sids_of_texts(conn: asyncpg.Connection, ids: list[int]) -> dict[int, str | None]:
+async def sids_of_texts(conn: Connection, ids: list[int]) -> dict[int, str | None]:
     return {r[0]: r[1] for r in await conn.fetch(Q.sids_of_texts, ids)}
 
 
-async def release_stale_claims(conn: asyncpg.Connection, stale_seconds: float,
+async def release_stale_claims(conn: Connection, stale_seconds: float,
                                grace_seconds: float) -> int:
     """Put back the claims of dispatchers that died or are stuck; returns how many."""
     return len(await conn.fetch(Q.release_stale_claims, stale_seconds, grace_seconds))
 
 
-async def take_lease(conn: asyncpg.Connection | asyncpg.Pool, seconds: float) -> int:
+async def take_lease(conn: Connection | asyncpg.Pool, seconds: float) -> int:
     """A new dispatcher lease lasting `seconds` unless renewed; returns its id."""
-    return await conn.fetchval(Q.take_lease, seconds)
+    lease: int = await conn.fetchval(Q.take_lease, seconds)
+    return lease
 
 
-async def renew_lease(conn: asyncpg.Connection | asyncpg.Pool, lease: int, seconds: float) -> bool:
+async def renew_lease(conn: Connection | asyncpg.Pool, lease: int, seconds: float) -> bool:
     """Extend `lease` by `seconds` from now; False if it had lapsed (it is not revived)."""
     return await conn.fetchval(Q.renew_lease, lease, seconds) is not None
 
 
-async def drop_lease(conn: asyncpg.Connection | asyncpg.Pool, lease: int) -> None:
+async def drop_lease(conn: Connection | asyncpg.Pool, lease: int) -> None:
     """End `lease` (its dispatcher stops)."""
     await conn.execute(Q.drop_lease, lease)
 
@@ -288,7 +280,7 @@ class ReceiptText:
     """The `traceparent` of the event that scheduled it (its receipt's span links to it)."""
 
 
-async def text_by_sid(conn: asyncpg.Connection, sid: str) -> ReceiptText | None:
+async def text_by_sid(conn: Connection, sid: str) -> ReceiptText | None:
     """The text with SID `sid`, locked until the transaction ends."""
     return await _one(conn, ReceiptText, Q.text_by_sid, sid)
 
@@ -302,10 +294,11 @@ class SentText:
     patient_id: UUID
     booking_id: UUID | None
     kind: str
-    segments: int | None
+    segments: int
+    """Set when the text was handed over (the only texts this is asked of)."""
 
 
-async def sent_per_receipt(conn: asyncpg.Connection, text_id: int, sid: str) -> SentText | None:
+async def sent_per_receipt(conn: Connection, text_id: int, sid: str) -> SentText | None:
     """Record text `text_id` as sent as `sid` (`sent_per_receipt`), if it was handed over and
     has no SID; None if not."""
     return await _one(conn, SentText, Q.sent_per_receipt, text_id, sid)
@@ -319,7 +312,7 @@ class EarlyReceipt:
     received_at: datetime
 
 
-async def take_early_receipts(conn: asyncpg.Connection) -> list[EarlyReceipt]:
+async def take_early_receipts(conn: Connection) -> list[EarlyReceipt]:
     """The kept receipts whose SID is now stored, removed as they are taken."""
     return await _all(conn, EarlyReceipt, Q.take_early_receipts)
 
@@ -331,7 +324,7 @@ class SenderPause:
     since: datetime
 
 
-async def sender_pause(conn: asyncpg.Connection, key: str) -> SenderPause | None:
+async def sender_pause(conn: Connection, key: str) -> SenderPause | None:
     return await _one(conn, SenderPause, Q.sender_pause, key)
 
 
@@ -348,12 +341,12 @@ class Party:
     language: str = "en"
 
 
-async def parties_of(conn: asyncpg.Connection, number: str) -> list[Party]:
+async def parties_of(conn: Connection, number: str) -> list[Party]:
     """Everyone `number` is to us (patients with it, patients whose ride contact has it)."""
     return await _all(conn, Party, INBOX.parties_of_number, number)
 
 
-async def lift_opt_out(conn: asyncpg.Connection, number: str) -> list[Party] | None:
+async def lift_opt_out(conn: Connection, number: str) -> list[Party] | None:
     """Lift `number`'s opt-out: the parties that were told of it (the staff rows of the
     message that made it; none if staff or Twilio made it), or None if it had none."""
     lifted = await conn.fetchrow(INBOX.lift_opt_out, number)
@@ -375,7 +368,7 @@ class InboxNumber:
     from_e164: str
 
 
-async def number_of_item(conn: asyncpg.Connection, item_id: int,
+async def number_of_item(conn: Connection, item_id: int,
                          clinic_id: UUID) -> InboxNumber | None:
     return await _one(conn, InboxNumber, INBOX.number_of_item, item_id, clinic_id)
 
@@ -388,20 +381,20 @@ class ClinicVoice:
     phone: str | None
 
 
-async def clinic_of_patients(conn: asyncpg.Connection, clinic_id: UUID,
+async def clinic_of_patients(conn: Connection, clinic_id: UUID,
                              patients: list[UUID]) -> ClinicVoice | None:
     return await _one(conn, ClinicVoice, INBOX.clinic_of_patients, clinic_id, patients)
 
 
 # -- reads the API returns as they are --------------------------------------------------
 
-async def dicts(conn: asyncpg.Connection | asyncpg.Pool, query: str,
+async def dicts(conn: Connection | asyncpg.Pool, query: str,
                 *args: Any) -> list[dict[str, Any]]:
     """The rows of `query` as dicts (for the API's JSON)."""
     return [dict(r) for r in await conn.fetch(query, *args)]
 
 
-async def one_dict(conn: asyncpg.Connection | asyncpg.Pool, query: str,
+async def one_dict(conn: Connection | asyncpg.Pool, query: str,
                    *args: Any) -> dict[str, Any] | None:
     """The row of `query` as a dict, or None."""
     row = await conn.fetchrow(query, *args)

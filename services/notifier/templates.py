@@ -9,14 +9,15 @@ Twilio opt-out word).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_time
 
-from shared.sms import gsm_fold, segments  # noqa: F401 (segments: the dispatcher's import)
 from shared.phones import readable
+from shared.sms import gsm_fold as gsm_fold  # also for answers
+from shared.sms import segments as segments  # the dispatcher's import
 
 LOCALES = {"en": "en_US", "fr": "fr_CA", "es": "es_US"}
 DATE_PATTERNS = {"en": "EEE MMM d", "fr": "EEE d MMM", "es": "EEE d 'de' MMM"}
@@ -134,7 +135,11 @@ REMOTE_KINDS = {"confirmation": "confirmation_remote", "day_of": "day_of_remote"
 """The texts that would name the site or its address, and their remote visits' form (which
 carries the call-in number or video link instead, never an address)."""
 
-STOP_NOTICE = {"en": " Reply STOP to opt out.", "fr": " STOP pour arrêter.", "es": " STOP para salir."}
+STOP_NOTICE = {
+    "en": " Reply STOP to opt out.",
+    "fr": " STOP pour arrêter.",
+    "es": " STOP para salir.",
+}
 
 
 @dataclass(frozen=True)
@@ -143,13 +148,14 @@ class TextContext:
     the site (their `sms_name` if set); `phone` is the number patients call: the site's
     (the clinic's for a slot offer from before sites' phones were carried)."""
 
-    language: str
-    clinic_name: str
-    phone: str
-    site_name: str
-    site_address: str
+    language: str | None
+    clinic_name: str | None
+    phone: str | None
+    site_name: str | None
+    site_address: str | None
     timezone: str
-    starts_at: datetime
+    starts_at: datetime | None
+    """None for a text that names no time (a follow-up: its words quote no date or time)."""
     fasting_rule: str | None
     ends_at: datetime | None = None
     mode: str = "clinic"
@@ -185,7 +191,7 @@ def render(kind: str, ctx: TextContext, *, first_text: bool = False,
            template: str | None = None) -> str:
     """The text of `kind` for `ctx`, in the patient's language (English if unknown): the
     built-in template, or `template` (a clinic's own, checked when it was saved)."""
-    lang = ctx.language if ctx.language in LOCALES else "en"
+    lang = ctx.language if ctx.language in LOCALES and ctx.language else "en"
     fasting = _fold_constant(FASTING.get(ctx.fasting_rule or "", {}).get(lang, ""))
     date, start_time, end_time = _local_times(ctx.starts_at, ctx.ends_at, ctx.timezone, lang)
     words = (_fold_constant(TEMPLATES[template_kind(kind, ctx.mode)][lang]) if template is None
@@ -200,21 +206,21 @@ def render(kind: str, ctx: TextContext, *, first_text: bool = False,
     return gsm_fold(body)
 
 
-def fill(words: str, lang: str, **values: str) -> str:
+def fill(words: str, lang: str, **values: str | None) -> str:
     """A template's words with its placeholders filled (the ride ask in `lang`), spaces
     left by empty ones closed up."""
     return words.format(ride=_fold_constant(RIDE_ASK[lang]), **values) \
         .replace("  ", " ").replace("..", ".")
 
 
-def local_times(starts_at: datetime, ends_at: datetime | None, timezone: str,
+def local_times(starts_at: datetime | None, ends_at: datetime | None, timezone: str,
                 lang: str) -> tuple[str, str, str]:
     """The date, start time and end time as texts write them in `lang`, in `timezone`."""
     return _local_times(starts_at, ends_at, timezone, lang)
 
 
 @lru_cache(maxsize=4096)  # appointments share start times: a batch formats each once
-def _local_times(starts_at: datetime, ends_at: datetime | None, timezone: str,
+def _local_times(starts_at: datetime | None, ends_at: datetime | None, timezone: str,
                  lang: str) -> tuple[str, str, str]:
     """The date, start time and end time as the patient reads them, at the site."""
     tz, locale = ZoneInfo(timezone), LOCALES[lang]

@@ -71,7 +71,8 @@ class TwilioSender(SmsSender):
             params["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
         else:
             params["from_"] = self.settings.twilio_from_number
-        if self.status_callback and sms.callback:  # naming the text: its receipt can record it (crash window)
+        # naming the text: its receipt can record it (crash window)
+        if self.status_callback and sms.callback:
             params["status_callback"] = f"{self.status_callback}?text={sms.text_id}"
         try:
             message = await self.client.messages.create_async(**params)
@@ -80,11 +81,12 @@ class TwilioSender(SmsSender):
             code = str(exc.code or exc.status)
             log.warning("Twilio refused text %d: %s (%s: %s)", sms.text_id, code, kind, meaning)
             raise SendError(code, meaning, kind) from None
-        except (asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             # the request may or may not have reached Twilio: see the dispatcher's notes
             raise SendError("timeout", type(exc).__name__, ErrorClass.TRANSIENT) from None
         log.info("text %d handed to Twilio as %s", sms.text_id, message.sid)
-        return message.sid
+        value: str = message.sid
+        return value
 
     async def close(self) -> None:
         await self.http.close()

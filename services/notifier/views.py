@@ -4,14 +4,13 @@ the console's attention list in one call (the inbox's own queries)."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.notifier.store import INBOX, Q, VIEWS, dicts
+from services.notifier.store import INBOX, VIEWS, Q, dicts
 from shared.auth import READ, Principal, require
 from shared.days import day_range
 from shared.errors import NotFound
@@ -56,7 +55,7 @@ LAST_ID = 2**63 - 1
 
 @router.get("/attention/all")
 async def attention_all(request: Request, who: Principal = require(*READ),
-                        limit: Annotated[int, Query(ge=1, le=200)] = 100) -> dict:
+                        limit: Annotated[int, Query(ge=1, le=200)] = 100) -> dict[str, Any]:
     """What staff must act on, in one call: numbers that cannot be texted, unread texts that
     changed nothing (to read and answer), and unread opt-outs (to acknowledge)."""
     async with request.app.state.runtime.db.acquire() as conn:

@@ -5,6 +5,7 @@ valid `X-Twilio-Signature` (HMAC-SHA1 of the URL and parameters with the auth to
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
@@ -25,7 +26,7 @@ class TwiML(Response):
     media_type = "text/xml"
 
 
-def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict:
+def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict[str, Any]:
     """OpenAPI for a webhook: the form fields Twilio posts that we read (it sends more), and
     the query parameters of our own callback URL."""
     string = {"type": "string"}
@@ -36,7 +37,9 @@ def _twilio_form(*fields: str, query: tuple[str, ...] = ()) -> dict:
 
 async def _verified_form(request: Request) -> dict[str, str]:
     settings = request.app.state.runtime.settings
-    params = dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
+    params = dict(
+        parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True)
+    )
     url = settings.public_base_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
@@ -48,8 +51,12 @@ async def _verified_form(request: Request) -> dict[str, str]:
     return {k: v.replace("\x00", "") for k, v in params.items()}  # PostgreSQL refuses NUL
 
 
-@router.post("/status", status_code=204, response_class=Response,
-             openapi_extra=_twilio_form("MessageSid", "MessageStatus", "ErrorCode", query=("text",)))
+@router.post(
+    "/status",
+    status_code=204,
+    response_class=Response,
+    openapi_extra=_twilio_form("MessageSid", "MessageStatus", "ErrorCode", query=("text",)),
+)
 async def status_callback(request: Request) -> Response:
     """A delivery receipt (see `receipts`): recorded once, never going back."""
     form = await _verified_form(request)
@@ -71,7 +78,9 @@ async def inbound_message(request: Request) -> Response:
     with TwiML: HELP always gets who we are, how to reach a person and how to stop."""
     form = await _verified_form(request)
     settings = request.app.state.runtime.settings
-    sid, sender, body = (form.get(name, "").replace("\x00", "") for name in ("MessageSid", "From", "Body"))
+    sid, sender, body = (
+        form.get(name, "").replace("\x00", "") for name in ("MessageSid", "From", "Body")
+    )
     async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
         message = await inbox.receive(
             conn, sid, sender.strip(), body, twilio_says=form.get("OptOutType", ""),

@@ -19,6 +19,7 @@ from services.plans.model import Plan, as_dict
 from services.plans.templates import Template
 from shared.audit import record
 from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require
+from shared.db import Connection
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
 from shared.validation import RequestModel
@@ -29,7 +30,9 @@ router = APIRouter(tags=["plans"])
 class StartPlan(RequestModel):
     model_config = ConfigDict(extra="forbid")
     patient_id: UUID
-    template: str = Field(description="e.g. iv_induction, esketamine_trd, esketamine_si, im_series, kap")
+    template: str = Field(
+        description="e.g. iv_induction, esketamine_trd, esketamine_si, im_series, kap"
+    )
 
 
 class ClinicSettings(RequestModel):
@@ -37,11 +40,12 @@ class ClinicSettings(RequestModel):
     auto_create_plans: bool
 
 
-def _db(request: Request):
-    return request.app.state.runtime.db
+def _db(request: Request) -> asyncpg.Pool:
+    value: asyncpg.Pool = request.app.state.runtime.db
+    return value
 
 
-async def plan_views(conn: asyncpg.Connection, plans: list[Plan]) -> list[dict[str, Any]]:
+async def plan_views(conn: Connection, plans: list[Plan]) -> list[dict[str, Any]]:
     """Plans with their progress, timeline and REMS forms (three queries however many)."""
     ids = [plan.id for plan in plans]
     timelines = await store.timelines(conn, ids)
@@ -63,14 +67,16 @@ async def plan_views(conn: asyncpg.Connection, plans: list[Plan]) -> list[dict[s
     return views
 
 
-async def plan_view(conn: asyncpg.Connection, plan: Plan) -> dict[str, Any]:
+async def plan_view(conn: Connection, plan: Plan) -> dict[str, Any]:
     """A plan with its progress, timeline and REMS forms."""
     [view] = await plan_views(conn, [plan])
     return view
 
 
 @router.post("/plans", status_code=201)
-async def start_plan(cmd: StartPlan, request: Request, who: Principal = require(*SCHEDULE)):
+async def start_plan(
+    cmd: StartPlan, request: Request, who: Principal = require(*SCHEDULE)
+) -> JSONResponse:
     """Start a plan from a template for a patient (409 if one is open for that treatment)."""
     async with _db(request).acquire() as conn, conn.transaction():
         if not await store.patient_known(conn, who.clinic_id, cmd.patient_id):
@@ -82,7 +88,9 @@ async def start_plan(cmd: StartPlan, request: Request, who: Principal = require(
 
 
 @router.get("/plans/{plan_id}")
-async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*READ)) -> dict:
+async def get_plan(
+    plan_id: UUID, request: Request, who: Principal = require(*READ)
+) -> dict[str, Any]:
     """A plan with its progress and timeline."""
     async with _db(request).acquire() as conn:
         plan = await store.get_plan(conn, who.clinic_id, plan_id)
@@ -92,7 +100,9 @@ async def get_plan(plan_id: UUID, request: Request, who: Principal = require(*RE
 
 
 @router.get("/patients/{patient_id}/plans")
-async def patient_plans(patient_id: UUID, request: Request, who: Principal = require(*READ)) -> list[dict]:
+async def patient_plans(
+    patient_id: UUID, request: Request, who: Principal = require(*READ)
+) -> list[dict[str, Any]]:
     """A patient's plans (404 for a patient of another network, or not known here yet)."""
     async with _db(request).acquire() as conn:
         if not await store.patient_known(conn, who.clinic_id, patient_id):
@@ -102,7 +112,7 @@ async def patient_plans(patient_id: UUID, request: Request, who: Principal = req
 
 @router.post("/plans/{plan_id}/rems-forms/{booking_id}/filed")
 async def file_rems_form(plan_id: UUID, booking_id: UUID, request: Request,
-                         who: Principal = require(*CARE)) -> dict:
+                         who: Principal = require(*CARE)) -> dict[str, Any]:
     """Record that the REMS Patient Monitoring Form of a session was filed."""
     async with _db(request).acquire() as conn, conn.transaction():
         filed = as_dict(await handlers.file_rems_form(conn, who.clinic_id, plan_id, booking_id,
@@ -113,7 +123,9 @@ async def file_rems_form(plan_id: UUID, booking_id: UUID, request: Request,
 
 
 @router.post("/plans/{plan_id}/discontinue")
-async def discontinue(plan_id: UUID, request: Request, who: Principal = require(*SCHEDULE)) -> dict:
+async def discontinue(
+    plan_id: UUID, request: Request, who: Principal = require(*SCHEDULE)
+) -> dict[str, Any]:
     async with _db(request).acquire() as conn, conn.transaction():
         plan = await handlers.discontinue(conn, who.clinic_id, plan_id)
         await record(conn, request, patients=[plan.patient_id])
@@ -121,7 +133,7 @@ async def discontinue(plan_id: UUID, request: Request, who: Principal = require(
 
 
 @router.get("/plan-templates")
-async def list_templates(request: Request, who: Principal = require(*READ)) -> list[dict]:
+async def list_templates(request: Request, who: Principal = require(*READ)) -> list[dict[str, Any]]:
     """The templates this clinic network uses (its own versions over the built-in ones)."""
     return [{"code": t.code, "version": t.version, "own": t.clinic_id is not None,
              "definition": Template.model_validate_json(t.definition).model_dump()}
@@ -130,7 +142,7 @@ async def list_templates(request: Request, who: Principal = require(*READ)) -> l
 
 @router.post("/plan-templates/{code}", status_code=201)
 async def override_template(code: str, definition: Template, request: Request,
-                            who: Principal = require(*ADMIN)) -> dict:
+                            who: Principal = require(*ADMIN)) -> dict[str, Any]:
     """A new version of a template for this clinic network; new plans use it."""
     async with _db(request).acquire() as conn, conn.transaction():
         added = await store.add_template_version(conn, code, who.clinic_id,
@@ -140,7 +152,9 @@ async def override_template(code: str, definition: Template, request: Request,
 
 
 @router.post("/settings")
-async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)) -> dict:
+async def clinic_settings(
+    cmd: ClinicSettings, request: Request, who: Principal = require(*ADMIN)
+) -> dict[str, Any]:
     async with _db(request).acquire() as conn, conn.transaction():
         changed = as_dict(await store.set_auto_create(conn, who.clinic_id, cmd.auto_create_plans))
         await record(conn, request)
@@ -148,7 +162,9 @@ async def clinic_settings(cmd: ClinicSettings, request: Request, who: Principal 
 
 
 @router.get("/fhir/CarePlan/{plan_id}", tags=["fhir"], response_class=FhirJSONResponse)
-async def fhir_care_plan(plan_id: UUID, request: Request, who: Principal = require(*READ)):
+async def fhir_care_plan(
+    plan_id: UUID, request: Request, who: Principal = require(*READ)
+) -> FhirJSONResponse:
     async with _db(request).acquire() as conn:
         plan = await store.get_plan(conn, who.clinic_id, plan_id)
         if plan is None:

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from services.plans import handlers, ops
 from services.plans.api import router
 from services.plans.settings import PlansSettings
+from services.plans.store import Q
 from services.plans.timers import TimerWorker
 from shared.auth import api_key_handlers
 from shared.events.booking import PatientRegistered
-from services.plans.store import Q
 from shared.runtime import ServiceRuntime, service_app
 from shared.topics import BOOKING_EVENTS
 

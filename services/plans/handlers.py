@@ -12,33 +12,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from uuid import UUID, uuid4
-
-import asyncpg
 
 from services.plans import store
 from services.plans.model import Plan, RemsForm
 from services.plans.progress import Progress, evaluate, integration_booked_after
 from services.plans.templates import DEFAULT_FOR_MODALITY, Template
 from services.plans.templates import parse as parse_template
+from shared.db import Connection
 from shared.errors import Conflict, NotFound
-from shared.events import Envelope
-from shared.events.booking import (PatientCheckedIn, PatientNoShow,
-                                   SessionBooked, SessionCancelled, SessionCompleted,
-                                   SessionRescheduled)
-from shared.events.plans import (IntegrationSessionMissing, PlanCompleted, PlanPhaseChanged,
-                                 PlanProgressed, PlanStarted, RemsMonitoringFormDue)
+from shared.events import Envelope, Event
+from shared.events.booking import (
+    PatientCheckedIn,
+    PatientNoShow,
+    PatientRegistered,
+    SessionBooked,
+    SessionCancelled,
+    SessionCompleted,
+    SessionRescheduled,
+)
+from shared.events.plans import (
+    IntegrationSessionMissing,
+    PlanCompleted,
+    PlanPhaseChanged,
+    PlanProgressed,
+    PlanStarted,
+    RemsMonitoringFormDue,
+)
 
-STATUS_OF = {SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
-             PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
+STATUS_OF: dict[type[Event], str] = {
+    SessionBooked: "booked", SessionRescheduled: "booked", SessionCancelled: "cancelled",
+    PatientCheckedIn: "arrived", SessionCompleted: "completed", PatientNoShow: "missed"}
 ADOPT_DAYS = 120  # as in the adopt_sessions query
 
 Templates = dict[tuple[str, UUID], tuple[int, Template]]
 
 
-async def on_patient_registered(conn: asyncpg.Connection, env: Envelope) -> None:
-    await store.upsert_patient(conn, env.clinic_id, env.patient_id)
+async def on_patient_registered(conn: Connection, env: Envelope[PatientRegistered]) -> None:
+    await store.upsert_patient(conn, env.clinic_id, env.patient)
 
 
 # --- starting plans ---------------------------------------------------------------------
@@ -55,7 +68,7 @@ class NewPlan:
     cause: Envelope[Any] | None = None
 
 
-async def latest_templates(conn: asyncpg.Connection, wanted: list[tuple[str, UUID]]) -> Templates:
+async def latest_templates(conn: Connection, wanted: list[tuple[str, UUID]]) -> Templates:
     """The newest version of each template for each clinic (the clinic's own version first),
     for several (code, clinic) pairs in one query; 404 if one is unknown."""
     found = await store.latest_templates(conn, wanted)
@@ -65,7 +78,7 @@ async def latest_templates(conn: asyncpg.Connection, wanted: list[tuple[str, UUI
             for key, (version, definition) in found.items()}
 
 
-async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID, code: str,
+async def start_plan(conn: Connection, clinic_id: UUID, patient_id: UUID, code: str,
                      started_at: datetime, cause: Envelope[Any] | None = None) -> Plan:
     """Start a plan from the newest version of a template (409 if one is already open)."""
     out: list[Envelope[Any]] = []
@@ -75,7 +88,7 @@ async def start_plan(conn: asyncpg.Connection, clinic_id: UUID, patient_id: UUID
     return plan
 
 
-async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: list[Envelope[Any]],
+async def start_plans(conn: Connection, wanted: list[NewPlan], *, out: list[Envelope[Any]],
                       adopting: set[UUID]) -> list[Plan]:
     """Start plans (one statement for all), in `wanted` order; 409 if one is already open.
     `out` collects the `PlanStarted` events, and plans of `adopting` patients take their
@@ -83,11 +96,25 @@ async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: l
     templates = await latest_templates(conn, list({(w.code, w.clinic_id) for w in wanted}))
     chosen = [templates[(w.code, w.clinic_id)] for w in wanted]
     ids = [uuid4() for _ in wanted]
-    inserted = await store.insert_plans(conn, [
-        (plan_id, w.clinic_id, w.patient_id, w.code, version, t.model_dump_json(), t.modality,
-         t.target, w.started_at) for plan_id, w, (version, t) in zip(ids, wanted, chosen)])
+    inserted = await store.insert_plans(
+        conn,
+        [
+            (
+                plan_id,
+                w.clinic_id,
+                w.patient_id,
+                w.code,
+                version,
+                t.model_dump_json(),
+                t.modality,
+                t.target,
+                w.started_at,
+            )
+            for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True)
+        ],
+    )
     plans = []
-    for plan_id, w, (version, t) in zip(ids, wanted, chosen):
+    for plan_id, w, (version, t) in zip(ids, wanted, chosen, strict=True):
         plan = inserted.get(plan_id)
         if plan is None:
             raise Conflict(f"the patient already has an open plan for {t.modality}")
@@ -103,7 +130,7 @@ async def start_plans(conn: asyncpg.Connection, wanted: list[NewPlan], *, out: l
 # --- booking events ---------------------------------------------------------------------
 
 
-async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_create: bool = True,
+async def on_booking_event(conn: Connection, env: Envelope[Any], *, auto_create: bool = True,
                            now: datetime | None = None) -> None:
     """Apply one booking event to the patient's plan (idempotent, order-tolerant)."""
     await on_booking_events(conn, [env], auto_create=auto_create, now=now)
@@ -111,7 +138,7 @@ async def on_booking_event(conn: asyncpg.Connection, env: Envelope, *, auto_crea
 
 def newest_per_booking(envs: list[Envelope[Any]]) -> list[Envelope[Any]]:
     """The newest event of each booking (only it matters), in the order bookings first came."""
-    latest: dict[UUID, Envelope] = {}
+    latest: dict[UUID, Envelope[Any]] = {}
     for env in envs:
         seen = latest.get(env.payload.booking_id)
         if seen is None or env.payload.version > seen.payload.version:
@@ -119,7 +146,7 @@ def newest_per_booking(envs: list[Envelope[Any]]) -> list[Envelope[Any]]:
     return list(latest.values())
 
 
-async def on_booking_events(conn: asyncpg.Connection, envs: list[Envelope[Any]], *,
+async def on_booking_events(conn: Connection, envs: list[Envelope[Any]], *,
                             auto_create: bool = True, now: datetime | None = None) -> None:
     """Apply a batch of booking events (in order) with a few statements for the whole
     batch; the result is the same as applying them one by one."""
@@ -149,7 +176,7 @@ async def on_booking_events(conn: asyncpg.Connection, envs: list[Envelope[Any]],
     await store.emit(conn, out)
 
 
-async def _plans_for(conn: asyncpg.Connection, events: list[Envelope[Any]], auto_create: bool,
+async def _plans_for(conn: Connection, events: list[Envelope[Any]], auto_create: bool,
                      out: list[Envelope[Any]]) -> dict[UUID, Plan | None]:
     """The plan each booking counts in: the one it is already in, else the patient's open
     plan for that treatment (started now if the clinic wants that), else none."""
@@ -158,7 +185,7 @@ async def _plans_for(conn: asyncpg.Connection, events: list[Envelope[Any]], auto
     new = [e for e in events if e.payload.booking_id not in plans]
     if not new:
         return plans
-    patients = list({e.patient_id for e in new})
+    patients = list({e.patient for e in new})
     open_plans = await store.open_plans_of(conn, patients)
     creates = await store.auto_create_of(conn, list({e.clinic_id for e in new}), auto_create)
     waiting = await store.patients_with_unplanned_sessions(conn, patients)
@@ -179,7 +206,7 @@ def choose_plans(new: list[Envelope[Any]], open_plans: dict[UUID, list[Plan]],
     to_start: dict[tuple[UUID, str], NewPlan] = {}
     for env in new:
         p = env.payload
-        mine = [c for c in open_plans.get(env.patient_id, []) if c.clinic_id == env.clinic_id]
+        mine = [c for c in open_plans.get(env.patient, []) if c.clinic_id == env.clinic_id]
         if not p.is_dosing:
             plans[p.booking_id] = mine[-1] if mine else None
             continue
@@ -188,8 +215,8 @@ def choose_plans(new: list[Envelope[Any]], open_plans: dict[UUID, list[Plan]],
         code = DEFAULT_FOR_MODALITY.get(p.session_type)
         plans[p.booking_id] = plan
         if plan is None and code and STATUS_OF[type(p)] != "cancelled" and creates[env.clinic_id]:
-            to_start.setdefault((env.patient_id, p.session_type),
-                                NewPlan(env.clinic_id, env.patient_id, code, env.occurred_at, env))
+            to_start.setdefault((env.patient, p.session_type),
+                                NewPlan(env.clinic_id, env.patient, code, env.occurred_at, env))
     return list(to_start.values())
 
 
@@ -198,19 +225,19 @@ def adopt_into_new_plans(new: list[Envelope[Any]], started: dict[UUID, Plan],
     """The plans just started (by patient) take this batch's bookings that had none: dosing
     sessions of their treatment, other sessions of the last `ADOPT_DAYS` days."""
     for env in new:
-        plan, p = started.get(env.patient_id), env.payload
+        plan, p = started.get(env.patient), env.payload
         if plan is None or plans[p.booking_id] is not None:
             continue
         counted = parse_template(plan.definition).counts(p.session_type)
-        if p.is_dosing and counted or not p.is_dosing and \
-                p.starts_at > plan.created_at - timedelta(days=ADOPT_DAYS):
+        if (p.is_dosing and counted) or (not p.is_dosing and \
+                p.starts_at > plan.created_at - timedelta(days=ADOPT_DAYS)):
             plans[p.booking_id] = plan
 
 
 # --- recomputing plans ------------------------------------------------------------------
 
 
-async def refresh_many(conn: asyncpg.Connection, items: list[tuple[Plan, Envelope[Any] | None]],
+async def refresh_many(conn: Connection, items: list[tuple[Plan, Envelope[Any] | None]],
                        now: datetime) -> list[Envelope[Any]]:
     """Recompute plans from their sessions (one query for all), save them and their timers
     (one statement each for all), and return the events for what changed."""
@@ -252,7 +279,7 @@ def changes(plan: Plan, prog: Progress, cause: Envelope[Any] | None) -> list[Env
         steps = [plan.phase, prog.phase]
         if plan.phase == "assessment" and prog.phase in ("maintenance", "completed"):
             steps.insert(1, "induction")
-        for before_phase, after_phase in zip(steps, steps[1:]):
+        for before_phase, after_phase in pairwise(steps):
             out.append(store.event(plan, PlanPhaseChanged(
                 plan_id=plan.id, previous_phase=before_phase, phase=after_phase), cause))
         if prog.phase == "completed":
@@ -276,7 +303,7 @@ def timer_changes(plan_id: UUID, prog: Progress, sets: list[tuple[UUID, str, str
         drops.append((plan_id, "adherence_gap", ""))
 
 
-async def _after_dosing(conn: asyncpg.Connection, plan: Plan, env: Envelope,
+async def _after_dosing(conn: Connection, plan: Plan, env: Envelope[Any],
                         now: datetime) -> list[Envelope[Any]]:
     """Integration and REMS follow-ups of a completed dosing session."""
     t = parse_template(plan.definition)
@@ -301,7 +328,7 @@ async def _after_dosing(conn: asyncpg.Connection, plan: Plan, env: Envelope,
 # --- staff's changes --------------------------------------------------------------------
 
 
-async def file_rems_form(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUID,
+async def file_rems_form(conn: Connection, clinic_id: UUID, plan_id: UUID,
                          booking_id: UUID, filed_by: str) -> RemsForm:
     """Record that a session's REMS form was filed; its overdue timer goes."""
     if await store.get_plan(conn, clinic_id, plan_id) is None:
@@ -313,7 +340,7 @@ async def file_rems_form(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUI
     return form
 
 
-async def discontinue(conn: asyncpg.Connection, clinic_id: UUID, plan_id: UUID) -> Plan:
+async def discontinue(conn: Connection, clinic_id: UUID, plan_id: UUID) -> Plan:
     """End an open plan early; its timers go."""
     before = await store.get_plan(conn, clinic_id, plan_id)
     if before is None:

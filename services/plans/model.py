@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from shared.rows import as_dict, field_names  # noqa: F401 (the service's rows use them)
-
+# re-exported: the service's rows use them
+from shared.rows import as_dict as as_dict
+from shared.rows import field_names as field_names
 
 
 @dataclass(frozen=True, slots=True)

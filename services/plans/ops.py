@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from services.plans import store
 from services.plans.model import as_dict
+from shared.db import Connection
 from shared.ops_status import Probe, StatusReport
 
 TIMER_KINDS = ("session_due", "adherence_gap", "rems_overdue")
@@ -15,11 +14,14 @@ def timer_probe(overdue_after: float) -> Probe:
     """The probe adding the timers to the status and metrics; a timer not fired
     `overdue_after` seconds after its time is overdue (the timer worker is not keeping up)."""
 
-    async def probe(conn: asyncpg.Connection, report: StatusReport) -> None:
+    async def probe(conn: Connection, report: StatusReport) -> None:
         rows = {r.kind: r for r in await store.timer_counts(conn, overdue_after)}
-        pending = report.gauge("kcb_plan_timers_pending", "Durable plan timers not fired yet.", "kind")
-        overdue = report.gauge("kcb_plan_timers_overdue", "Plan timers past their time and not fired.",
-                               "kind")
+        pending = report.gauge(
+            "kcb_plan_timers_pending", "Durable plan timers not fired yet.", "kind"
+        )
+        overdue = report.gauge(
+            "kcb_plan_timers_overdue", "Plan timers past their time and not fired.", "kind"
+        )
         for kind in TIMER_KINDS:
             row = rows.get(kind)
             pending.add(row.pending if row else 0, kind)

@@ -17,22 +17,29 @@ from uuid import UUID
 
 import asyncpg
 
-from services.plans.model import (ClinicSettings, Plan, PlanSession, RemsForm, TemplateVersion,
-                                  Timer, TimerCount, field_names)
+from services.plans.model import (
+    ClinicSettings,
+    Plan,
+    PlanSession,
+    RemsForm,
+    TemplateVersion,
+    Timer,
+    TimerCount,
+)
 from services.plans.progress import Session
 from services.plans.templates import parse as parse_template
-from shared.db import Queries
+from shared.db import Connection, Queries
+from shared.events import Envelope, Event
+from shared.outbox import enqueue
 from shared.rows import every as _all
 from shared.rows import made as _made
 from shared.rows import one as _one
 from shared.rows import row as _row
-from shared.events import Envelope, Event
-from shared.outbox import enqueue
 
 Q = Queries(Path(__file__).with_name("queries.sql"))
 PRODUCER = "plans"
 
-Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = Connection | asyncpg.Pool
 T = TypeVar("T")
 
 TimerKey = tuple[UUID, str, str]
@@ -42,7 +49,7 @@ TimerKey = tuple[UUID, str, str]
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as columns, for statements that take one array per column."""
-    return [list(c) for c in zip(*rows)] if rows else [[] for _ in range(width)]
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _by_plan(cls: type[T], records: Iterable[asyncpg.Record]) -> dict[UUID, list[T]]:
@@ -61,7 +68,7 @@ def event(plan: Plan, payload: Event, cause: Envelope[Any] | None = None) -> Env
                         patient_id=plan.patient_id, cause=cause)
 
 
-async def emit(conn: asyncpg.Connection, envelopes: Iterable[Envelope[Any]]) -> None:
+async def emit(conn: Connection, envelopes: Iterable[Envelope[Any]]) -> None:
     """Hand events to the outbox, in the caller's transaction."""
     await enqueue(conn, envelopes)
 
@@ -194,7 +201,8 @@ async def mark_fired(conn: Db, timer: Timer) -> None:
 
 
 async def next_timer_at(db: Db) -> datetime | None:
-    return await db.fetchval(Q.next_timer_at)
+    value: datetime | None = await db.fetchval(Q.next_timer_at)
+    return value
 
 
 async def timer_counts(db: Db, overdue_after: float) -> list[TimerCount]:

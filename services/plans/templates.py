@@ -40,8 +40,9 @@ class Template(RequestModel):
                                    description="Other dosing session types it counts like its "
                                                "own, e.g. home sessions (home_low_dose)")
     stages: list[Stage] = Field(min_length=1, max_length=10)
-    maintenance_every_days: int | None = Field(None, gt=0, le=365,
-                                               description="None: the plan completes after the stages")
+    maintenance_every_days: int | None = Field(
+        None, gt=0, le=365, description="None: the plan completes after the stages"
+    )
     max_gap_days: int = Field(14, gt=0, le=365)
     preparation_min: int = Field(0, ge=0, le=20)
     integration_min: int = Field(0, ge=0, le=20)

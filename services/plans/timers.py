@@ -16,6 +16,7 @@ from services.plans import store
 from services.plans.model import Timer
 from services.plans.progress import evaluate
 from services.plans.templates import parse as parse_template
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.plans import PlanAdherenceGap, PlanSessionDue, RemsMonitoringFormOverdue
 from shared.worker import listen_loop
@@ -37,30 +38,44 @@ async def fire_due(pool: asyncpg.Pool, batch: int = 100) -> int:
     return len(timers)
 
 
-async def _fire(conn: asyncpg.Connection, timer: Timer) -> Envelope[Any] | None:
+async def _fire(conn: Connection, timer: Timer) -> Envelope[Any] | None:
     """The event a timer gives, if what it warns about is still true."""
     plan = await store.lock_plan(conn, timer.plan_id)
     if timer.kind == "rems_overdue":
         form = await store.rems_form(conn, UUID(timer.ref))
         if form is None or form.filed_at is not None:
             return None
-        return store.event(plan, RemsMonitoringFormOverdue(plan_id=plan.id, booking_id=form.booking_id,
-                                                           due_at=form.due_at))
+        return store.event(
+            plan,
+            RemsMonitoringFormOverdue(
+                plan_id=plan.id, booking_id=form.booking_id, due_at=form.due_at
+            ),
+        )
     if plan.phase not in ("induction", "maintenance"):
         return None
     now = datetime.now(UTC)
     t = parse_template(plan.definition)
-    prog = evaluate(t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now)
+    prog = evaluate(
+        t, await store.sessions_of_plan(conn, plan.id), plan.created_at, plan.phase, now
+    )
     if timer.kind == "session_due":
-        if prog.booked or prog.next_due_from is None:
+        if prog.booked or prog.next_due_from is None or prog.next_due_by is None:  # set together
             return None  # a session got booked meanwhile
         return store.event(plan, PlanSessionDue(plan_id=plan.id, due_from=prog.next_due_from,
                                                 due_by=prog.next_due_by))
     if prog.gap_due_at is None or prog.gap_due_at > now:
         return None  # a session was completed meanwhile
-    allowed = (prog.gap_due_at - prog.last_completed_at).days if prog.last_completed_at else t.max_gap_days
-    return store.event(plan, PlanAdherenceGap(plan_id=plan.id, last_session_at=prog.last_completed_at,
-                                              allowed_days=allowed))
+    allowed = (
+        (prog.gap_due_at - prog.last_completed_at).days
+        if prog.last_completed_at
+        else t.max_gap_days
+    )
+    return store.event(
+        plan,
+        PlanAdherenceGap(
+            plan_id=plan.id, last_session_at=prog.last_completed_at, allowed_days=allowed
+        ),
+    )
 
 
 class TimerWorker:

@@ -6,6 +6,7 @@ patient's events stay in order). The envelope's `payload` is a frozen, past-tens
 Consumers ignore fields they do not know, and older versions are upcast on parsing.
 """
 
+from shared.events import booking, notifier, plans, staff
 from shared.events.base import (
     Envelope,
     Event,
@@ -14,17 +15,16 @@ from shared.events.base import (
     parse_envelope,
     register_upcaster,
 )
-from shared.events import booking, notifier, plans, staff  # noqa: F401  (registers the events)
 
 __all__ = [
     "Envelope",
     "Event",
     "UnknownEvent",
-    "event_types",
-    "parse_envelope",
-    "register_upcaster",
     "booking",
-    "plans",
+    "event_types",
     "notifier",
+    "parse_envelope",
+    "plans",
+    "register_upcaster",
     "staff",
 ]

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, cast
+from typing import Any, ClassVar, Generic
 from uuid import UUID, uuid4
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny,
-                      ValidationInfo, field_validator)
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+)
 from typing_extensions import TypeVar
 
 _REGISTRY: dict[str, type[Event]] = {}
-_UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+_UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
 class Event(BaseModel):
@@ -50,10 +58,10 @@ def event_types() -> dict[str, type[Event]]:
     return dict(_REGISTRY)
 
 
-def register_upcaster(event_type: str, from_version: int):
+def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
     """Register a function turning a payload of `from_version` into `from_version + 1`."""
 
-    def decorator(fn: Callable[[dict[str, Any]], dict[str, Any]]):
+    def decorator(fn: Upcaster) -> Upcaster:
         _UPCASTERS[(event_type, from_version)] = fn
         return fn
 
@@ -71,7 +79,7 @@ def _upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str,
     return payload
 
 
-P = TypeVar("P", bound=BaseModel, default=BaseModel)
+P = TypeVar("P", bound=BaseModel, default=BaseModel, covariant=True)
 """An envelope's payload type: `Envelope[SessionBooked]` types `.payload`; a bare `Envelope`
 holds any payload (validated as the model its `event_type` names, as it always is)."""
 E = TypeVar("E", bound=Event)
@@ -122,9 +130,16 @@ class Envelope(BaseModel, Generic[P]):
         return model.model_validate(_upcast(event_type, version, value))
 
     @classmethod
-    def new(cls, payload: E, *, producer: str, clinic_id: UUID, patient_id: UUID | None,
-            cause: Envelope[Any] | None = None,
-            correlation_id: UUID | None = None) -> Envelope[E]:
+    def new(
+        cls: type[Envelope[E]],
+        payload: E,
+        *,
+        producer: str,
+        clinic_id: UUID,
+        patient_id: UUID | None,
+        cause: Envelope[Any] | None = None,
+        correlation_id: UUID | None = None,
+    ) -> Envelope[E]:
         """Wrap `payload` in a new envelope; `cause` links it to the event that led to it."""
         event_id = uuid4()
         if cause is not None:
@@ -138,7 +153,7 @@ class Envelope(BaseModel, Generic[P]):
             patient_id = UUID(str(patient_id))
         if correlation_id is not None and not isinstance(correlation_id, UUID):
             correlation_id = UUID(str(correlation_id))
-        return cast("Envelope[E]", cls.model_construct(
+        return cls.model_construct(
             event_id=event_id,
             event_type=payload.event_type(),
             schema_version=payload.schema_version,
@@ -149,7 +164,7 @@ class Envelope(BaseModel, Generic[P]):
             correlation_id=correlation_id or event_id,
             causation_id=cause.event_id if cause else None,
             payload=payload,
-        ))
+        )
 
     @property
     def topic(self) -> str:
@@ -157,6 +172,14 @@ class Envelope(BaseModel, Generic[P]):
         if isinstance(self.payload, Event):
             return self.payload.topic
         raise ValueError(f"unknown event type {self.event_type} has no topic")
+
+    @property
+    def patient(self) -> UUID:
+        """`patient_id` of an event about a patient (its producer always sets it); asked of a
+        network-level event, a ValueError."""
+        if self.patient_id is None:
+            raise ValueError(f"{self.event_type} {self.event_id} names no patient")
+        return self.patient_id
 
     @property
     def key(self) -> bytes:

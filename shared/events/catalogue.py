@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import get_args
+from typing import Any, get_args
 
-from shared.events import event_types
+from shared.events import Event, event_types
 from shared.topics import dlq
 
 
-def _fields(model) -> str:
+def _fields(model: type[Event]) -> str:
     parts = []
     for name, info in model.model_fields.items():
         ann = info.annotation
@@ -26,7 +26,7 @@ def render() -> str:
              "Generated from `shared/events/` by `python -m shared.events.catalogue`; a test keeps",
              "it current. Every event travels in the envelope described in the README, keyed by",
              "patient (network-level events by clinic). `?` marks optional fields.", ""]
-    by_topic: dict[str, list] = {}
+    by_topic: dict[str, list[Any]] = {}
     for name, model in sorted(event_types().items()):
         by_topic.setdefault(model.topic, []).append((name, model))
     for topic in sorted(by_topic):

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.booking.model import Found
-from services.booking.rules import (TRANSITIONS, check_allowed, check_version, refusal,
-                                    ride_driver, started_by)
+from services.booking.rules import TRANSITIONS, check_allowed, check_version, refusal, ride_driver, started_by
 from shared.errors import Conflict, NotFound
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

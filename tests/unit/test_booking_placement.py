@@ -9,8 +9,7 @@ from uuid import UUID
 import pytest
 
 from services.booking.model import Fit, Placement, SessionType, Span
-from services.booking.rules import (busy, check_contact, check_horizon, pick_again, place, span,
-                                    start_field)
+from services.booking.rules import busy, check_contact, check_horizon, pick_again, place, span, start_field
 from shared.errors import Conflict, Invalid, NotFound
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

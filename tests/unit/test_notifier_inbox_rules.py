@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from services.notifier.inbox import (Act, aimed, answer_kind, answer_language, by_clinic, decide,
-                                     told, with_twilio)
+from services.notifier.inbox import Act, aimed, answer_kind, answer_language, by_clinic, decide, told, with_twilio
 from services.notifier.replies import Reading
 from services.notifier.store import Party
-from shared.events.notifier import (PatientConfirmed, PatientOptedOut, RescheduleRequested,
-                                    RideConfirmed, RideContactOptedOut, WaitlistOfferAccepted)
+from shared.events.notifier import (
+    PatientConfirmed,
+    PatientOptedOut,
+    RescheduleRequested,
+    RideConfirmed,
+    RideContactOptedOut,
+    WaitlistOfferAccepted,
+)
 
 NET_A = UUID("00000000-0000-0000-0000-0000000000a1")
 NET_B = UUID("00000000-0000-0000-0000-0000000000b1")

@@ -9,9 +9,17 @@ from uuid import UUID
 import pytest
 
 from services.booking.model import OnlineRequest, Recent
-from services.booking.online_rules import (Limits, check_code, check_start, code_hash,
-                                           merged_hours, name_key, new_code, over_limit,
-                                           slug_of)
+from services.booking.online_rules import (
+    Limits,
+    check_code,
+    check_start,
+    code_hash,
+    merged_hours,
+    name_key,
+    new_code,
+    over_limit,
+    slug_of,
+)
 from shared.errors import Invalid
 
 NOW = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
