@@ -366,7 +366,7 @@ class AuditMiddleware:
         size = 0
         asked: list[bytes] = []
 
-        async def keep_asked() -> dict:
+        async def keep_asked() -> Message:
             message = await receive()
             if message["type"] == "http.request" and sum(map(len, asked)) < REQUEST_CAP:
                 asked.append(message.get("body", b""))
