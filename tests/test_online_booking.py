@@ -221,3 +221,19 @@ async def test_a_request_is_checked_only_on_its_own_network_s_page(booking):
     b = await ask(booking.http, a.clinic["slug"], phone="604-555-0166")
     seen = await booking.http.post(f"/bookings/{b.json()['request_id']}/lead-seen", headers=other.headers)
     assert seen.status_code == 404
+
+
+async def test_concurrent_requests_at_a_limit_pass_exactly_as_many_as_the_limit(booking):
+    import asyncio
+
+    net = await create_network(booking.http, name="Rush Clinics")
+    slug = net.clinic["slug"]
+    start = (await page(booking.http, slug))["slots"][0]
+    same_number = await asyncio.gather(*(ask(booking.http, slug, address=f"198.51.100.{n}",
+                                             starts_at=start) for n in range(8)))
+    assert sorted(r.status_code for r in same_number) == [201] * 3 + [429] * 5  # 3 per number
+    same_address = await asyncio.gather(*(ask(booking.http, slug, phone=f"604-555-01{n}",
+                                              starts_at=start) for n in range(20, 34)))
+    assert sorted(r.status_code for r in same_address) == [201] * 10 + [429] * 4  # 10 per address
+    assert await booking.runtime.db.fetchval(
+        f'SELECT count(*) FROM "{booking.schema}".online_requests') == 13

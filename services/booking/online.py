@@ -93,6 +93,7 @@ async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation,
         raise Invalid("the consent to texts is needed to book online", field="consent")
     if cmd.consent_version not in ONLINE_CONSENT:
         raise Invalid("unknown consent wording", field="consent_version")
+    await store.lock_code_limits(conn, phone, address, clinic.id)
     if over_limit(await store.recent_code_requests(conn, phone, address, clinic.id, now - WINDOW),
                   limits):
         raise TooMany("too many codes asked for: try again in an hour")

@@ -763,6 +763,15 @@ SELECT h.provider_id, h.weekday, h.starts, h.ends
 FROM provider_hours h JOIN providers p ON p.id = h.provider_id
 WHERE h.site_id = $1 AND p.consultations;
 
+-- name: lock_code_limits
+-- Until the transaction ends, one code request at a time for each key $1 (its number, address
+-- and network): the counts of recent_code_requests and the new row go together. Locked in
+-- the order of the keys' hashes (volatile: evaluated after the sort), so two requests never
+-- wait for each other crosswise.
+SELECT pg_advisory_xact_lock(130, h)
+FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k) AS keys
+ORDER BY h;
+
 -- name: recent_code_requests
 -- Codes asked for since $4: for the number $1, from the address $2, for the network $3.
 SELECT (SELECT count(*) FROM online_requests WHERE phone_e164 = $1 AND created_at > $4) AS number,

@@ -559,6 +559,13 @@ async def consultation_hours_at_site(db: Db, site_id: UUID) -> list[Shift]:
     return await _all(db, Shift, Q.consultation_hours_at_site, site_id)
 
 
+async def lock_code_limits(conn: Db, phone: str, address: str, clinic_id: UUID) -> None:
+    """Hold the code limits of this number, address and network until the transaction ends
+    (a concurrent request for any of them waits), so that counting and inserting are one."""
+    await conn.execute(Q.lock_code_limits, [f"online-number:{phone}", f"online-address:{address}",
+                                            f"online-network:{clinic_id}"])
+
+
 async def recent_code_requests(db: Db, phone: str, address: str, clinic_id: UUID,
                                since: datetime) -> Recent:
     return await _made(db, Recent, Q.recent_code_requests, phone, address, clinic_id, since)
