@@ -237,3 +237,18 @@ async def test_concurrent_requests_at_a_limit_pass_exactly_as_many_as_the_limit(
     assert sorted(r.status_code for r in same_address) == [201] * 10 + [429] * 4  # 10 per address
     assert await booking.runtime.db.fetchval(
         f'SELECT count(*) FROM "{booking.schema}".online_requests') == 13
+
+
+async def test_without_a_key_to_seal_codes_online_booking_answers_503_and_keeps_nothing(infra, namespace):
+    from tests.conftest import service_settings, start_service, stop_service
+
+    svc = await start_service("booking", service_settings("booking", infra, namespace,
+                                                          online_code_key=""))
+    try:
+        net = await create_network(svc.http, name="Keyless Clinics")
+        r = await ask(svc.http, net.clinic["slug"])
+        assert (r.status_code, r.json()["error"]) == (503, "online_booking_not_set_up")
+        assert await svc.runtime.db.fetchval(
+            f'SELECT count(*) FROM "{svc.schema}".online_requests') == 0
+    finally:
+        await stop_service(svc)

@@ -35,6 +35,7 @@ from shared.consent import ONLINE_CONSENT
 from shared.errors import Conflict, DomainError, Invalid
 from shared.events.booking import (OnlineCodeRequested, PatientContactChanged,
                                    PatientRegistered, SessionBooked)
+from shared.sealed import seal
 
 CONSULTATION = "consultation"
 DAYS = 14
@@ -46,6 +47,11 @@ WINDOW = timedelta(hours=1)
 class TooMany(DomainError):
     status_code = 429
     code = "too_many_requests"
+
+
+class NotSetUp(DomainError):
+    status_code = 503
+    code = "online_booking_not_set_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +91,12 @@ async def free_consultations(conn: asyncpg.Connection, clinic_id: UUID, now: dat
 
 async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation, phone: str,
               address: str, now: datetime, *, limits: Limits, lead: timedelta,
-              pepper: str) -> dict[str, Any]:
-    """Keep a visitor's request and text them a code (`OnlineCodeRequested`): 429 past a
-    limit, 422 naming the field when the consent is missing or the time not free. Whether
-    the number is a patient's is not looked at."""
+              pepper: str, key: str) -> dict[str, Any]:
+    """Keep a visitor's request and text them a code (`OnlineCodeRequested`, the code sealed
+    with `key`): 429 past a limit, 422 naming the field when the consent is missing or the
+    time not free, 503 without a key. Whether the number is a patient's is not looked at."""
+    if not key:
+        raise NotSetUp("online booking is not set up (ONLINE_CODE_KEY): please call the clinic")
     if not cmd.consent:
         raise Invalid("the consent to texts is needed to book online", field="consent")
     if cmd.consent_version not in ONLINE_CONSENT:
@@ -107,8 +115,9 @@ async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation,
         cmd.consent_version, now, address, cmd.user_agent, code_hash(request_id, code, pepper),
         expires_at)
     await store.emit(conn, [store.event(OnlineCodeRequested(
-        request_id=request_id, phone_e164=phone, code=code, language=cmd.language,
-        clinic_name=clinic.name, clinic_sms_name=clinic.sms_name, expires_at=expires_at),
+        request_id=request_id, phone_e164=phone, sealed_code=seal(key, code),
+        language=cmd.language, clinic_name=clinic.name, clinic_sms_name=clinic.sms_name,
+        expires_at=expires_at),
         clinic.id, None)])
     return {"request_id": request_id, "expires_at": expires_at}
 

@@ -72,7 +72,8 @@ async def ask_for_consultation(cmd: AskForConsultation, request: Request,
     async with _db(request).acquire() as conn, conn.transaction():
         return await online.ask(conn, clinic, cmd, phone, client_address(request),
                                 datetime.now(UTC), limits=limits, lead=_lead(request),
-                                pepper=settings.online_code_pepper)
+                                pepper=settings.online_code_pepper,
+                                key=settings.online_code_key)
 
 
 @router.post("/online/{slug}/requests/{request_id}/verify", status_code=201)

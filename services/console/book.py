@@ -153,6 +153,9 @@ async def ask_for_code(request: Request, slug: str):
         if exc.status == 429:
             return _form_page(request, slug, network, language, tz, values, {
                 "form": N_("Too many codes were asked for. Try again in an hour.")}, 429)
+        if exc.status == 503:  # booking has no key to seal codes with (ONLINE_CODE_KEY)
+            return _form_page(request, slug, network, language, tz, values, {
+                "form": N_("Booking online is not available right now. Please call us.")}, 503)
         if exc.status not in (404, 409, 422):
             raise
         field = exc.field if exc.field in PROBLEMS else "form"
