@@ -252,3 +252,35 @@ async def test_without_a_key_to_seal_codes_online_booking_answers_503_and_keeps_
             f'SELECT count(*) FROM "{svc.schema}".online_requests') == 0
     finally:
         await stop_service(svc)
+
+
+async def test_an_admin_changes_whether_a_provider_takes_online_consultations(booking, db):
+    net = await create_network(booking.http, name="Switch Clinics")
+    slug, provider = net.clinic["slug"], net.providers[0]["id"]
+    assert (await page(booking.http, slug))["slots"]
+    off = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                   json={"consultations": False})
+    assert off.status_code == 200, off.text
+    assert (off.json()["id"], off.json()["consultations"]) == (provider, False)
+    assert (await page(booking.http, slug))["slots"] == []
+    listed = (await booking.http.get("/providers", headers=net.headers)).json()["items"]
+    assert [(p["id"], p["consultations"]) for p in listed] == [(provider, False)]
+    [entry] = await db.fetch(f'SELECT action, resource, outcome, actor_kind FROM "{booking.schema}".audit_log '
+                             "WHERE action = 'update_provider'")
+    assert tuple(entry) == ("update_provider", f"PATCH /providers/{provider}", "allowed", "key")
+
+    desk = await booking.http.post("/api-keys", headers=net.headers,
+                                   json={"role": "scheduler", "label": "desk"})
+    refused = await booking.http.patch(f"/providers/{provider}", json={"consultations": True},
+                                       headers={"X-API-Key": desk.json()["api_key"]})
+    assert refused.status_code == 403
+    other = await create_network(booking.http, name="Other Switch Clinics")
+    foreign = await booking.http.patch(f"/providers/{provider}", headers=other.headers,
+                                       json={"consultations": True})
+    assert (foreign.status_code, foreign.json()["field"]) == (404, "provider_id")
+    bad = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                   json={"consultations": "sometimes"})
+    assert bad.status_code == 422 and "sometimes" not in bad.text
+    on = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                  json={"consultations": True})
+    assert on.status_code == 200 and (await page(booking.http, slug))["slots"]

@@ -22,7 +22,8 @@ from services.booking.commands import (AcceptOffer, AddClinic, AddClosure, AddPr
                                        AddSite, BookSeries, BookSession, CancelSession,
                                        IssueApiKey, JoinWaitlist, OverrideSessionType,
                                        RegisterPatient, RescheduleSession, SetPatientTimezone,
-                                       SetPrepItems, SetRemoteWays, UpdateRide)
+                                       SetPrepItems, SetRemoteWays, UpdateProvider,
+                                       UpdateRide)
 from services.booking.idempotency import idempotent
 from services.booking.model import Booking, as_dict
 from shared.audit import OPERATOR, record
@@ -138,6 +139,15 @@ async def add_room(cmd: AddRoom, request: Request, who: Principal = require(*ADM
 @router.post("/providers", status_code=201, tags=["network"])
 async def add_provider(cmd: AddProvider, request: Request, who: Principal = require(*ADMIN)):
     return await idempotent(request, who.clinic_id, lambda c: network.add_provider(c, who, cmd))
+
+
+@router.patch("/providers/{provider_id}", tags=["network"])
+async def update_provider(provider_id: UUID, cmd: UpdateProvider, request: Request,
+                          who: Principal = require(*ADMIN)) -> Response:
+    """Change a provider: whether they take the consultations booked online (the public
+    page's free times follow at once; consultations already booked stay)."""
+    return await idempotent(request, who.clinic_id,
+                            lambda c: network.update_provider(c, who, provider_id, cmd), 200)
 
 
 @router.get("/providers", tags=["network"])

@@ -13,7 +13,7 @@ import asyncpg
 from services.booking import store
 from services.booking.commands import (AddClinic, AddClosure, AddProvider, AddRoom, AddSite,
                                        IssueApiKey, OverrideSessionType, RegisterPatient,
-                                       SetPrepItems, SetRemoteWays)
+                                       SetPrepItems, SetRemoteWays, UpdateProvider)
 from services.booking.model import (Closure, OpeningHours, Patient, Room, SessionType, Site,
                                     as_dict)
 from services.booking.online_rules import slug_of
@@ -128,6 +128,16 @@ async def add_provider(conn: asyncpg.Connection, who: Principal, cmd: AddProvide
     await store.insert_provider_hours(conn, provider.id, [h.site_id for h in cmd.hours],
                                       _hours(cmd.hours))
     return {**as_dict(provider), "hours": [h.model_dump() for h in cmd.hours]}
+
+
+async def update_provider(conn: asyncpg.Connection, who: Principal, provider_id: UUID,
+                          cmd: UpdateProvider) -> dict[str, Any]:
+    """Change whether a provider takes online consultations (404 on another network's)."""
+    provider = await store.set_provider_consultations(conn, who.clinic_id, provider_id,
+                                                      cmd.consultations)
+    if provider is None:
+        raise NotFound("unknown provider", field="provider_id")
+    return as_dict(provider)
 
 
 async def override_session_type(conn: asyncpg.Connection, who: Principal, code: str,

@@ -76,6 +76,10 @@ SELECT id, site_id, name FROM rooms WHERE site_id = $1 ORDER BY name, id;
 INSERT INTO providers (id, clinic_id, name, consultations) VALUES ($1, $2, $3, $4)
 RETURNING id, clinic_id, name, created_at, consultations;
 
+-- name: set_provider_consultations
+UPDATE providers SET consultations = $3 WHERE id = $1 AND clinic_id = $2
+RETURNING id, clinic_id, name, created_at, consultations;
+
 -- name: insert_provider_hours
 INSERT INTO provider_hours (provider_id, site_id, weekday, starts, ends)
 SELECT $1, unnest($2::uuid[]), unnest($3::smallint[]), unnest($4::time[]), unnest($5::time[]);

@@ -134,6 +134,13 @@ async def insert_provider(conn: Db, provider_id: UUID, clinic_id: UUID, name: st
                        consultations)
 
 
+async def set_provider_consultations(conn: Db, clinic_id: UUID, provider_id: UUID,
+                                     consultations: bool) -> Provider | None:
+    """Whether the network's provider takes online consultations; None: no such provider."""
+    return await _one(conn, Provider, Q.set_provider_consultations, provider_id, clinic_id,
+                      consultations)
+
+
 async def insert_provider_hours(conn: Db, provider_id: UUID, site_ids: list[UUID],
                                 hours: Sequence[OpeningHours]) -> None:
     """A provider's working hours, `site_ids[i]` for `hours[i]`."""
