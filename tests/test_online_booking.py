@@ -102,7 +102,7 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
                               "WHERE text_id > 0 ORDER BY id")
         return rows and rows[0]["body"]
     text = await eventually(confirmation, timeout=30)
-    assert text.startswith("Harbour Clinics: your appointment at Main is on")
+    assert text.startswith("Harbour Clinics: your appointment is on")  # by video: no site
     assert "Reply 1 to confirm, 2 to reschedule." in text
 
     # the code works once
@@ -284,3 +284,32 @@ async def test_an_admin_changes_whether_a_provider_takes_online_consultations(bo
     on = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
                                   json={"consultations": True})
     assert on.status_code == 200 and (await page(booking.http, slug))["slots"]
+
+
+async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, db):
+    # the site is in Vancouver; both visitors, a known patient and a new one, are in Toronto
+    net = await create_network(spine.booking.http, name="Zone Clinics")
+    slug = net.clinic["slug"]
+    sevens = [s for s in (await page(spine.booking.http, slug))["slots"]
+              if s.endswith("T15:00:00+00:00")]  # 07:00 in Vancouver, 10:00 in Toronto
+    for i, (given, phone) in enumerate((("Pat", "604-555-0177"), ("Toni", "604-555-0196"))):
+        asked = await ask(spine.booking.http, slug, given_name=given, family_name="Test",
+                          phone=phone, timezone="America/Toronto", starts_at=sevens[i])
+        assert asked.status_code == 201, asked.text
+        code = await code_texted(db, spine, "+1" + phone.replace("-", ""))
+        r = await spine.booking.http.post(f"/online/{slug}/requests/{asked.json()['request_id']}/verify",
+                                          json={"code": code})
+        assert r.status_code == 201, r.text
+        assert r.json()["starts_at_local"].endswith("T10:00:00-05:00")
+
+    async def confirmations():
+        rows = await db.fetch(f'SELECT r.to_e164, r.body FROM "{spine.notifier.schema}".recorded_sms r '
+                              f'JOIN "{spine.notifier.schema}".texts t ON t.id = r.text_id '
+                              "WHERE t.kind = 'confirmation' ORDER BY r.to_e164")
+        return len(rows) == 2 and rows
+    rows = await eventually(confirmations, timeout=30)
+    assert [r["to_e164"] for r in rows] == ["+16045550177", "+16045550196"]
+    for row in rows:
+        assert " at 10:00 AM" in row["body"] and "7:00 AM" not in row["body"], row["body"]
+    patient = (await spine.booking.http.get(f"/patients/{net.patient['id']}", headers=net.headers)).json()
+    assert patient["timezone"] == "America/Toronto"

@@ -26,7 +26,8 @@ from services.booking.availability import candidates, closed_days, open_slots
 from services.booking.bookings import NO_BOOKING, appointment_fields
 from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
-from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement, Visit
+from services.booking.model import (Booking, Clinic, Context, OnlineRequest, Patient, Placement,
+                                    Visit)
 from services.booking.network import session_type
 from services.booking.online_rules import (CODE_VALID, Limits, check_code, check_start,
                                            code_hash, merged_hours, name_key, new_code,
@@ -145,7 +146,8 @@ async def verify(conn: asyncpg.Connection, clinic: Clinic, request_id: UUID, cod
 
 async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest) -> Patient:
     """The network's patient with the verified number and the same name (case, accents and
-    spaces aside), now consenting to texts; else a new patient."""
+    spaces aside), now consenting to texts and in the visitor's time zone (their texts quote
+    it); else a new patient, in that zone."""
     source = f"online booking page ({req.consent_version})"
     key = (name_key(req.given_name), name_key(req.family_name))
     match = next((p for p in await store.patients_with_phone(conn, clinic.id, req.phone_e164)
@@ -159,6 +161,8 @@ async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest)
             sms_consent_at=patient.sms_consent_at, sms_consent_source=source),
             clinic.id, patient.id)])
         return patient
+    if match.timezone != req.timezone:
+        match = await store.set_patient_timezone(conn, clinic.id, match.id, req.timezone) or match
     if match.sms_consent:
         return match
     patient = await store.set_sms_consent(conn, clinic.id, match.id, True, source)
@@ -167,6 +171,16 @@ async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest)
         phone_e164=patient.phone_e164, language=patient.language, sms_consent=True,
         ride_contact=patient.ride_contact), clinic.id, patient.id)])
     return patient
+
+
+def _join_link(mode: str, about: Context, booking_id: UUID) -> str | None:
+    """How the visitor joins their consultation: the network's call-in number (phone) or video
+    link; None when the network has none (the clinic calls, or staff text the link)."""
+    try:
+        return rules.join_link(mode, None, about.call_in_phone, about.video_link_template,
+                               booking_id)
+    except Invalid:
+        return None
 
 
 async def _book(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest,
@@ -184,12 +198,12 @@ async def _book(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest,
     if fit.closed or not fit.provider_works:
         raise taken
     where = Placement(when.starts_at, when.ends_at, when.occupied_until, None, req.provider_id)
-    booking_id = uuid4()
+    booking_id, visit = uuid4(), Visit(mode=req.mode)
+    link = _join_link(req.mode, about, booking_id)
     booked = SessionBooked(**appointment_fields(booking_id, 1, None, req.site_id, stype.code,
-                                                stype.is_dosing, where, about))
+                                                stype.is_dosing, where, about, visit, link))
     booking = await store.insert_booking(conn, booking_id, ctx, stype, about, where, None,
-                                         Visit(mode=req.mode), None,
-                                         store.event(booked, clinic.id, patient.id),
+                                         visit, link, store.event(booked, clinic.id, patient.id),
                                          source="online")
     if booking is None:
         raise taken
