@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from uuid import UUID
 
 from shared.consent import ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
@@ -313,3 +314,45 @@ async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, 
         assert " at 10:00 AM" in row["body"] and "7:00 AM" not in row["body"], row["body"]
     patient = (await spine.booking.http.get(f"/patients/{net.patient['id']}", headers=net.headers)).json()
     assert patient["timezone"] == "America/Toronto"
+
+
+async def test_each_change_of_the_public_page_is_in_the_audit_trail_with_the_change(spine, db):
+    net = await create_network(spine.booking.http, name="Trail Clinics")
+    slug, schema = net.clinic["slug"], spine.booking.schema
+    asked = await ask(spine.booking.http, slug, given_name="Pat", family_name="Test",
+                      phone="604-555-0177")
+    request_id = asked.json()["request_id"]
+    code = await code_texted(db, spine, "+16045550177")
+    url = f"/online/{slug}/requests/{request_id}/verify"
+    wrong = await spine.booking.http.post(url, json={"code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 422
+
+    # the entry goes with its change: when it cannot be written, nothing is booked
+    await db.execute(f"""CREATE FUNCTION "{schema}".no_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+                         BEGIN RAISE EXCEPTION 'audit down'; END $$;
+                         CREATE TRIGGER no_entry BEFORE INSERT ON "{schema}".audit_log FOR EACH ROW
+                         WHEN (NEW.action = 'verify_and_book') EXECUTE FUNCTION "{schema}".no_entry()""")
+    try:
+        failed = await spine.booking.http.post(url, json={"code": code})
+        assert failed.status_code == 500
+    except Exception as exc:  # the in-process transport hands the app's error on
+        assert "audit down" in str(exc)
+    assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings') == 0
+    assert await db.fetchval(f'SELECT booking_id FROM "{schema}".online_requests') is None
+    await db.execute(f'DROP TRIGGER no_entry ON "{schema}".audit_log')
+
+    booked = await spine.booking.http.post(url, json={"code": code})
+    assert booked.status_code == 201, booked.text
+    seen = await spine.booking.http.post(f"/bookings/{booked.json()['booking_id']}/lead-seen",
+                                         headers=net.headers)
+    assert seen.status_code == 200
+    rows = await db.fetch(f'SELECT action, actor_kind, actor_label, clinic_id, patient_ids, outcome, status '
+                          f'FROM "{schema}".audit_log WHERE action IN '
+                          "('ask_for_consultation', 'verify_and_book', 'lead_seen') ORDER BY id")
+    clinic, patient = UUID(net.clinic["id"]), UUID(net.patient["id"])
+    assert [tuple(r) for r in rows[:3]] == [
+        ("ask_for_consultation", "anonymous", "online booking page", clinic, [], "allowed", 201),
+        ("verify_and_book", "anonymous", "online booking page", clinic, [], "failed", 422),
+        ("verify_and_book", "anonymous", "online booking page", clinic, [patient], "allowed", 201)]
+    assert [(r["action"], r["actor_kind"], r["clinic_id"], r["outcome"]) for r in rows[3:]] == [
+        ("lead_seen", "key", clinic, "allowed")]

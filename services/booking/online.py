@@ -124,9 +124,10 @@ async def ask(conn: asyncpg.Connection, clinic: Clinic, cmd: AskForConsultation,
 
 
 async def verify(conn: asyncpg.Connection, clinic: Clinic, request_id: UUID, code: str,
-                 now: datetime, pepper: str) -> tuple[str, dict[str, Any] | None]:
-    """Check a request's code: (`ok`, the booking) or (why not, None); a wrong code counts
-    as a try (the caller commits it before refusing)."""
+                 now: datetime, pepper: str) -> tuple[str, dict[str, Any] | None, UUID | None]:
+    """Check a request's code: (`ok`, the booking, its patient) or (why not, None, None); a
+    wrong code counts as a try (the caller commits it before refusing). The patient's id is
+    for the audit trail, never for the visitor."""
     req = await store.online_request(conn, clinic.id, request_id)
     if req is None:
         raise Invalid("unknown request: ask for a new code", field="request_id")
@@ -134,14 +135,14 @@ async def verify(conn: asyncpg.Connection, clinic: Clinic, request_id: UUID, cod
     if verdict == "wrong":
         await store.count_wrong_code(conn, req.id)
     if verdict != "ok":
-        return verdict, None
+        return verdict, None, None
     patient = await _patient(conn, clinic, req)
     booking = await _book(conn, clinic, req, patient, now)
     await store.online_request_booked(conn, req.id, booking.id, patient.id)
     return "ok", {"booking_id": booking.id, "starts_at": booking.starts_at.isoformat(),
                   "ends_at": booking.ends_at.isoformat(), "mode": booking.mode,
                   "timezone": req.timezone,
-                  "starts_at_local": local_iso(booking.starts_at, req.timezone)}
+                  "starts_at_local": local_iso(booking.starts_at, req.timezone)}, patient.id
 
 
 async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest) -> Patient:
