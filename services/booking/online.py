@@ -163,7 +163,9 @@ async def _patient(conn: asyncpg.Connection, clinic: Clinic, req: OnlineRequest)
             clinic.id, patient.id)])
         return patient
     if match.timezone != req.timezone:
-        match = await store.set_patient_timezone(conn, clinic.id, match.id, req.timezone) or match
+        moved = await store.set_patient_timezone(conn, clinic.id, match.id, req.timezone)
+        assert moved is not None  # locked above
+        match = moved
     if match.sms_consent:
         return match
     patient = await store.set_sms_consent(conn, clinic.id, match.id, True, source)

@@ -101,15 +101,13 @@ class CodeSender:
         return 0.0 if len(rows) == BATCH else min(POLL_SECONDS, self.reclaim_seconds)
 
     async def _send(self, row: asyncpg.Record) -> None:
-        """Send one code and settle its row (an unexpected error leaves it claimed: it is
+        """Send one code and settle its row (a database error leaves it claimed: it is
         sent again after `reclaim_seconds`)."""
         try:
             status, reason, sid = await self._outcome(row)
             async with self.pool.acquire() as conn:
                 await conn.execute(Q.settle_verification_text, row["id"], status, reason, sid)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("verification code of request %s not settled: %s", row["request_id"],
                         type(exc).__name__)
 
