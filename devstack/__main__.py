@@ -18,6 +18,7 @@ from devstack.demo import (
     console_day_sheet,
     listing,
     load_staff,
+    online_starts,
     texts_to,
     wait_for,
 )
@@ -90,8 +91,10 @@ def demo() -> int:
         print(f"console day sheet of {booking['starts_at_local'][:10]}: {sheet}")
 
         # a visitor books a consultation on the network's public page
-        slug, visitor = network["clinic"]["slug"], "+16045550161"
-        start, when = book_online(stack.url("console"), stack.twilio_server.url, slug, visitor)
+        slug, visitor = network["clinic"]["slug"], "+16045550161"  # fictional: 604-555-0100..0199
+        earlier = online_starts(stack.url("booking"), network["api_key"])
+        start, when = book_online(stack.url("console"), stack.twilio_server.url, slug, visitor,
+                                  earlier)
         print(f"booked online at {stack.url('console')}/book/{slug}: consultation by phone, {when}")
         def consultation() -> dict | None:  # the booking of that time (earlier runs made others)
             found = listing(f"{stack.url('booking')}/bookings?status=booked&from={quote(start)}",

@@ -210,14 +210,33 @@ def texts_to(twilio: str, number: str) -> list[str]:
     return [r["Body"] for r in got if r.get("To") == number]
 
 
-def book_online(console: str, twilio: str, slug: str,
-                phone: str = "+16045550161") -> tuple[str, str]:
+def online_starts(booking: str, api_key: str) -> list[datetime]:
+    """The start times of the network's consultations booked online that are still to come
+    (earlier runs of the demo made them)."""
+    starts: list[datetime] = []
+    params: dict[str, str | int] = {"status": "booked", "limit": 200,
+                                    "from": datetime.now(ZoneInfo("UTC")).isoformat()}
+    with httpx.Client(base_url=booking, timeout=10, headers={"X-API-Key": api_key}) as http:
+        while True:
+            found = http.get("/bookings", params=params).raise_for_status().json()
+            starts += [datetime.fromisoformat(b["starts_at"]) for b in found["items"]
+                       if b["source"] == "online"]
+            if not found["next_cursor"]:
+                return starts
+            params["cursor"] = found["next_cursor"]
+
+
+def book_online(console: str, twilio: str, slug: str, phone: str = "+16045550161",
+                avoid: list[datetime] | None = None) -> tuple[str, str]:
     """Book the first free consultation between 09:00 and 17:00 Vancouver time on the
     network's public page, as a browser without JavaScript posts it (by phone), with the code
     the notifier texted through the Twilio-compatible server; its start (UTC, ISO 8601) and
-    the page's "booked" line."""
+    the page's "booked" line. Times within an hour of one in `avoid` (earlier runs' online
+    bookings: the same visitor, matched to the same patient, cannot be booked twice at once)
+    are passed over."""
     import re
 
+    avoid = avoid or []
     with httpx.Client(base_url=console, timeout=10) as browser:
         page = browser.get(f"/book/{slug}", params={"lang": "en", "tz": "America/Vancouver"})
         page.raise_for_status()
@@ -225,13 +244,21 @@ def book_online(console: str, twilio: str, slug: str,
         vancouver = ZoneInfo("America/Vancouver")
         slots = re.findall(r'name="starts_at" id="slot-\d+" value="([^"]+)"', page.text)
         first = next((value for value in slots
-                      if 9 <= datetime.fromisoformat(value).astimezone(vancouver).hour < 17), None)
+                      if 9 <= datetime.fromisoformat(value).astimezone(vancouver).hour < 17
+                      and all(abs(datetime.fromisoformat(value) - taken) >= timedelta(hours=1)
+                              for taken in avoid)), None)
         if first is None:
             raise RuntimeError("the public booking page shows no free consultation in the day")
         asked = browser.post(f"/book/{slug}", data={
             "csrf": csrf, "lang": "en", "tz": "America/Vancouver", "starts_at": first,
             "mode": "phone", "given_name": "Robin", "family_name": "Online", "phone": phone,
             "language": "en", "consent": "yes", "website": ""})
+        if asked.status_code == 429:
+            raise RuntimeError(
+                "the public booking page refused to text another code: too many were asked for "
+                "this number or from this address within the hour (BOOKING_ONLINE_CODES_PER_NUMBER,"
+                " BOOKING_ONLINE_CODES_PER_ADDRESS); run the demo again in an hour, or after "
+                "`make clean`")
         if asked.status_code != 303:
             raise RuntimeError(f"the public booking page refused the form ({asked.status_code})")
         texted = wait_for(lambda: texts_to(twilio, phone), bool)

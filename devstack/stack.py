@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from devstack.embedded import (
     start_tansu,
     wait_for_port,
 )
+from shared.sealed import new_key
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,8 @@ class Stack:
         self.env.setdefault("BOOKING_ADMIN_TOKEN", os.environ.get("BOOKING_ADMIN_TOKEN")
                             or secrets.token_urlsafe(24))
         self.env.setdefault("OPS_TOKEN", os.environ.get("OPS_TOKEN") or secrets.token_urlsafe(24))
+        self.env.setdefault("ONLINE_CODE_KEY", os.environ.get("ONLINE_CODE_KEY")
+                            or self.kept_secret("online-code-key", new_key))
         self.env.setdefault("OPS_PEERS", ",".join(f"{n}={self.url(n)}" for n in self.ports
                                                   if n != "console"))
         self.env.setdefault("LOG_FORMAT", os.environ.get("LOG_FORMAT", "text"))  # for people
@@ -93,6 +97,17 @@ class Stack:
         for (name, i), port in ports.items():
             self.start_service(name, instance=i, port=port)
         self.wait_ready()
+
+    def kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret of the data directory, made (by `make`) the first time: kept across runs
+        (the verification codes sealed in earlier runs' events stay readable)."""
+        path = self.data_dir / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        value = make()
+        self.write_secret(name, value)
+        return value
 
     def write_secret(self, name: str, value: str) -> None:
         """Write a token into the data directory, readable by its owner only."""

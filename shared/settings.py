@@ -32,6 +32,7 @@ SHARED_ENV = {
     "log_format": "LOG_FORMAT",
     "ops_token": "OPS_TOKEN",
     "ops_peers": "OPS_PEERS",
+    "online_code_key": "ONLINE_CODE_KEY",  # booking and notifier (shared/sealed.py)
     **KAFKA_SECURITY_ENV,
 }
 

@@ -109,6 +109,8 @@ def infra() -> Iterator[Infra]:
 
 _counter = itertools.count(1)
 ADMIN_TOKEN = "test-operator-token"
+ONLINE_CODE_KEY = "dGVzdC1vbmxpbmUtY29kZS1rZXktMzItYnl0ZXMhISE="
+"""The key booking and the notifier seal verification codes with in tests (shared/sealed.py)."""
 
 
 @pytest.fixture
@@ -164,6 +166,8 @@ def service_settings(name: str, infra: Infra, namespace: str, **overrides):
     cls = {"booking": BookingSettings, "plans": PlansSettings, "notifier": NotifierSettings}[name]
     if name == "booking":
         overrides.setdefault("admin_token", ADMIN_TOKEN)
+    if name in ("booking", "notifier"):
+        overrides.setdefault("online_code_key", ONLINE_CODE_KEY)
     if name == "notifier":  # tests must not depend on the hour they run at (quiet hours
         overrides.setdefault("quiet_hours_start", 24)  # have their own tests)
         overrides.setdefault("quiet_hours_end", 0)

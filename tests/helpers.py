@@ -90,3 +90,17 @@ def session_booked(*, patient_id: UUID | None = None, clinic_id: UUID | None = N
     payload.update(overrides)
     return Envelope.new(SessionBooked(**payload), producer="booking",
                         clinic_id=clinic_id or uuid4(), patient_id=patient_id or uuid4())
+
+
+async def records_on(bootstrap_servers: str, topic: str) -> list[bytes]:
+    """The values of every record of `topic` so far (from the earliest, up to 3 s of reading)."""
+    from aiokafka import AIOKafkaConsumer
+
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers,
+                              auto_offset_reset="earliest", enable_auto_commit=False)
+    await reader.start()
+    try:
+        batch = await reader.getmany(timeout_ms=3000)
+    finally:
+        await reader.stop()
+    return [m.value for msgs in batch.values() for m in msgs]

@@ -105,3 +105,35 @@ async def test_the_page_comes_in_english_french_and_spanish(console):
                         "es": ("es", "Reserve una consulta gratuita de 15 minutos")}
     spanish = await browser.get("/book/tri-clinics", headers={"Accept-Language": "es-US,es;q=0.9"})
     assert '<html lang="es">' in spanish.text
+
+
+async def test_a_time_taken_meanwhile_says_so_and_leads_back_to_the_times(console, db):
+    spine = console.spine
+    await create_network(spine.booking.http, name="Taken Clinics")
+    browser = console.browser()
+    page = await browser.get("/book/taken-clinics?tz=America/Toronto")
+    code_urls = {}
+    for phone in ("416-555-0124", "416-555-0125"):  # two visitors ask for the same time
+        asked = await browser.post("/book/taken-clinics", data=form_of(page.text, phone=phone))
+        assert asked.status_code == 303, asked.text
+        code_urls[phone] = asked.headers["location"].split("?")[0]
+
+    async def code_to(number: str) -> str:
+        async def texted():
+            return await db.fetchval(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
+                                     "WHERE to_e164 = $1 AND text_id < 0", number)
+        return re.search(r"\d{6}", await eventually(texted, timeout=30)).group(0)
+
+    first, second = await code_to("+14165550124"), await code_to("+14165550125")
+    csrf = csrf_of(page.text)
+    done = await browser.post(code_urls["416-555-0124"], data={"csrf": csrf, "lang": "en", "code": first})
+    assert done.status_code == 200 and "Your consultation is booked" in done.text
+    taken = await browser.post(code_urls["416-555-0125"], data={"csrf": csrf, "lang": "en", "code": second})
+    assert taken.status_code == 409
+    assert "That time can no longer be booked. Please choose another time." in taken.text
+    assert '<a href="/book/taken-clinics?lang=en" data-testid="choose-another">Choose another time</a>' in taken.text
+    assert "already used" not in taken.text and 'name="code"' not in taken.text
+    again = await browser.post(code_urls["416-555-0124"], data={"csrf": csrf, "lang": "en", "code": first})
+    assert again.status_code == 409
+    assert "This code was already used: your consultation is booked." in again.text
+    assert "choose-another" not in again.text

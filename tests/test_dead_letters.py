@@ -18,6 +18,7 @@ from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
 from shared.topics import BOOKING_EVENTS, dlq
 from tests.conftest import eventually, service_settings, start_service, stop_service
+from tests.helpers import records_on
 
 OPS_TOKEN = "test-ops-token"
 OPS = {"X-Ops-Token": OPS_TOKEN}
@@ -92,14 +93,7 @@ class OneRun:
         relay = OutboxRelay(self.pool, self.producer, schema=self.schema, topic_prefix=self.prefix)
         while await relay.publish_batch():
             pass
-        reader = AIOKafkaConsumer(self.prefix + dlq(BOOKING_EVENTS), bootstrap_servers=self.bootstrap,
-                                  auto_offset_reset="earliest", enable_auto_commit=False)
-        await reader.start()
-        try:
-            batch = await reader.getmany(timeout_ms=3000)
-        finally:
-            await reader.stop()
-        return [m.value for msgs in batch.values() for m in msgs]
+        return await records_on(self.bootstrap, self.prefix + dlq(BOOKING_EVENTS))
 
     async def letters(self) -> list[tuple]:
         return [tuple(r) for r in await self.pool.fetch(

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import pytest
 
 from shared.consent import ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
@@ -103,7 +107,7 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
                               "WHERE text_id > 0 ORDER BY id")
         return rows and rows[0]["body"]
     text = await eventually(confirmation, timeout=30)
-    assert text.startswith("Harbour Clinics: your appointment at Main is on")
+    assert text.startswith("Harbour Clinics: your appointment is on")  # by video: no site
     assert "Reply 1 to confirm, 2 to reschedule." in text
 
     # the code works once
@@ -223,3 +227,134 @@ async def test_a_request_is_checked_only_on_its_own_network_s_page(booking):
     b = await ask(booking.http, a.clinic["slug"], phone="604-555-0166")
     seen = await booking.http.post(f"/bookings/{b.json()['request_id']}/lead-seen", headers=other.headers)
     assert seen.status_code == 404
+
+
+async def test_concurrent_requests_at_a_limit_pass_exactly_as_many_as_the_limit(booking):
+    import asyncio
+
+    net = await create_network(booking.http, name="Rush Clinics")
+    slug = net.clinic["slug"]
+    start = (await page(booking.http, slug))["slots"][0]
+    same_number = await asyncio.gather(*(ask(booking.http, slug, address=f"198.51.100.{n}",
+                                             starts_at=start) for n in range(8)))
+    assert sorted(r.status_code for r in same_number) == [201] * 3 + [429] * 5  # 3 per number
+    same_address = await asyncio.gather(*(ask(booking.http, slug, phone=f"604-555-01{n}",
+                                              starts_at=start) for n in range(20, 34)))
+    assert sorted(r.status_code for r in same_address) == [201] * 10 + [429] * 4  # 10 per address
+    assert await booking.runtime.db.fetchval(
+        f'SELECT count(*) FROM "{booking.schema}".online_requests') == 13
+
+
+async def test_without_a_key_to_seal_codes_online_booking_answers_503_and_keeps_nothing(infra, namespace):
+    from tests.conftest import service_settings, start_service, stop_service
+
+    svc = await start_service("booking", service_settings("booking", infra, namespace,
+                                                          online_code_key=""))
+    try:
+        net = await create_network(svc.http, name="Keyless Clinics")
+        r = await ask(svc.http, net.clinic["slug"])
+        assert (r.status_code, r.json()["error"]) == (503, "online_booking_not_set_up")
+        assert await svc.runtime.db.fetchval(
+            f'SELECT count(*) FROM "{svc.schema}".online_requests') == 0
+    finally:
+        await stop_service(svc)
+
+
+async def test_an_admin_changes_whether_a_provider_takes_online_consultations(booking, db):
+    net = await create_network(booking.http, name="Switch Clinics")
+    slug, provider = net.clinic["slug"], net.providers[0]["id"]
+    assert (await page(booking.http, slug))["slots"]
+    off = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                   json={"consultations": False})
+    assert off.status_code == 200, off.text
+    assert (off.json()["id"], off.json()["consultations"]) == (provider, False)
+    assert (await page(booking.http, slug))["slots"] == []
+    listed = (await booking.http.get("/providers", headers=net.headers)).json()["items"]
+    assert [(p["id"], p["consultations"]) for p in listed] == [(provider, False)]
+    [entry] = await db.fetch(f'SELECT action, resource, outcome, actor_kind FROM "{booking.schema}".audit_log '
+                             "WHERE action = 'update_provider'")
+    assert tuple(entry) == ("update_provider", f"PATCH /providers/{provider}", "allowed", "key")
+
+    desk = await booking.http.post("/api-keys", headers=net.headers,
+                                   json={"role": "scheduler", "label": "desk"})
+    refused = await booking.http.patch(f"/providers/{provider}", json={"consultations": True},
+                                       headers={"X-API-Key": desk.json()["api_key"]})
+    assert refused.status_code == 403
+    other = await create_network(booking.http, name="Other Switch Clinics")
+    foreign = await booking.http.patch(f"/providers/{provider}", headers=other.headers,
+                                       json={"consultations": True})
+    assert (foreign.status_code, foreign.json()["field"]) == (404, "provider_id")
+    bad = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                   json={"consultations": "sometimes"})
+    assert bad.status_code == 422 and "sometimes" not in bad.text
+    on = await booking.http.patch(f"/providers/{provider}", headers=net.headers,
+                                  json={"consultations": True})
+    assert on.status_code == 200 and (await page(booking.http, slug))["slots"]
+
+
+async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, db):
+    # the site is in Vancouver; both visitors, a known patient and a new one, are in Toronto
+    net = await create_network(spine.booking.http, name="Zone Clinics")
+    slug = net.clinic["slug"]
+    sevens = [s for s in (await page(spine.booking.http, slug))["slots"]
+              if s.endswith("T15:00:00+00:00")]  # 07:00 in Vancouver, 10:00 in Toronto
+    for i, (given, phone) in enumerate((("Pat", "604-555-0177"), ("Toni", "604-555-0196"))):
+        asked = await ask(spine.booking.http, slug, given_name=given, family_name="Test",
+                          phone=phone, timezone="America/Toronto", starts_at=sevens[i])
+        assert asked.status_code == 201, asked.text
+        code = await code_texted(db, spine, "+1" + phone.replace("-", ""))
+        r = await spine.booking.http.post(f"/online/{slug}/requests/{asked.json()['request_id']}/verify",
+                                          json={"code": code})
+        assert r.status_code == 201, r.text
+        assert r.json()["starts_at_local"].endswith("T10:00:00-05:00")
+
+    async def confirmations():
+        rows = await db.fetch(f'SELECT r.to_e164, r.body FROM "{spine.notifier.schema}".recorded_sms r '
+                              f'JOIN "{spine.notifier.schema}".texts t ON t.id = r.text_id '
+                              "WHERE t.kind = 'confirmation' ORDER BY r.to_e164")
+        return len(rows) == 2 and rows
+    rows = await eventually(confirmations, timeout=30)
+    assert [r["to_e164"] for r in rows] == ["+16045550177", "+16045550196"]
+    for row in rows:
+        assert " at 10:00 AM" in row["body"] and "7:00 AM" not in row["body"], row["body"]
+    patient = (await spine.booking.http.get(f"/patients/{net.patient['id']}", headers=net.headers)).json()
+    assert patient["timezone"] == "America/Toronto"
+
+
+async def test_each_change_of_the_public_page_is_in_the_audit_trail_with_the_change(spine, db):
+    net = await create_network(spine.booking.http, name="Trail Clinics")
+    slug, schema = net.clinic["slug"], spine.booking.schema
+    asked = await ask(spine.booking.http, slug, given_name="Pat", family_name="Test",
+                      phone="604-555-0177")
+    request_id = asked.json()["request_id"]
+    code = await code_texted(db, spine, "+16045550177")
+    url = f"/online/{slug}/requests/{request_id}/verify"
+    wrong = await spine.booking.http.post(url, json={"code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 422
+
+    # the entry goes with its change: when it cannot be written, nothing is booked
+    await db.execute(f"""CREATE FUNCTION "{schema}".no_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+                         BEGIN RAISE EXCEPTION 'audit down'; END $$;
+                         CREATE TRIGGER no_entry BEFORE INSERT ON "{schema}".audit_log FOR EACH ROW
+                         WHEN (NEW.action = 'verify_and_book') EXECUTE FUNCTION "{schema}".no_entry()""")
+    with pytest.raises(asyncpg.RaiseError, match="audit down"):  # handed on in process
+        await spine.booking.http.post(url, json={"code": code})
+    assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings') == 0
+    assert await db.fetchval(f'SELECT booking_id FROM "{schema}".online_requests') is None
+    await db.execute(f'DROP TRIGGER no_entry ON "{schema}".audit_log')
+
+    booked = await spine.booking.http.post(url, json={"code": code})
+    assert booked.status_code == 201, booked.text
+    seen = await spine.booking.http.post(f"/bookings/{booked.json()['booking_id']}/lead-seen",
+                                         headers=net.headers)
+    assert seen.status_code == 200
+    rows = await db.fetch(f'SELECT action, actor_kind, actor_label, clinic_id, patient_ids, outcome, status '
+                          f'FROM "{schema}".audit_log WHERE action IN '
+                          "('ask_for_consultation', 'verify_and_book', 'lead_seen') ORDER BY id")
+    clinic, patient = UUID(net.clinic["id"]), UUID(net.patient["id"])
+    assert [tuple(r) for r in rows[:3]] == [
+        ("ask_for_consultation", "anonymous", "online booking page", clinic, [], "allowed", 201),
+        ("verify_and_book", "anonymous", "online booking page", clinic, [], "failed", 422),
+        ("verify_and_book", "anonymous", "online booking page", clinic, [patient], "allowed", 201)]
+    assert [(r["action"], r["actor_kind"], r["clinic_id"], r["outcome"]) for r in rows[3:]] == [
+        ("lead_seen", "key", clinic, "allowed")]

@@ -118,7 +118,8 @@ async def test_a_visitor_books_a_consultation_online_in_chromium(infra, namespac
     assert re.fullmatch(r"Cedar Grove Clinics: your code is \d{6}\. It expires in 10 minutes\. "
                         r"If you did not ask for it, ignore this text\.", out["code_text"])
     assert "Eastern Standard Time" in out["booked_when"]
-    assert out["confirmation"].startswith("Cedar Grove Clinics: your appointment at ")
+    assert out["confirmation"].startswith("Cedar Grove Clinics: your appointment is on ")  # by video
+    assert f' at {local.strftime("%-I:%M %p")}.' in out["confirmation"]  # the visitor's Toronto time
     assert "Reply 1 to confirm, 2 to reschedule." in out["confirmation"]
     assert out["booking"]["mode"] == "video" and out["booking"]["room_id"] is None
     assert out["booking"]["session_type"] == "consultation"

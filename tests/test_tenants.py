@@ -162,6 +162,7 @@ def bodies(ids: dict) -> dict[str, dict]:
         "/waitlist/offers/{offer_id}/accept": {"patient_id": ids["patient_id"]},
         "/staff/{staff_id}/role": {"role": "admin"},
         "/patients/{patient_id}/timezone": {"timezone": "America/Toronto"},
+        "/providers/{provider_id}": {"consultations": False},
     }
 
 

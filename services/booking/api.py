@@ -36,6 +36,7 @@ from services.booking.commands import (
     SetPatientTimezone,
     SetPrepItems,
     SetRemoteWays,
+    UpdateProvider,
     UpdateRide,
 )
 from services.booking.idempotency import idempotent
@@ -177,6 +178,15 @@ async def add_provider(
     cmd: AddProvider, request: Request, who: Principal = require(*ADMIN)
 ) -> Response:
     return await idempotent(request, who.clinic_id, lambda c: network.add_provider(c, who, cmd))
+
+
+@router.patch("/providers/{provider_id}", tags=["network"])
+async def update_provider(provider_id: UUID, cmd: UpdateProvider, request: Request,
+                          who: Principal = require(*ADMIN)) -> Response:
+    """Change a provider: whether they take the consultations booked online (the public
+    page's free times follow at once; consultations already booked stay)."""
+    return await idempotent(request, who.clinic_id,
+                            lambda c: network.update_provider(c, who, provider_id, cmd), 200)
 
 
 @router.get("/providers", tags=["network"])

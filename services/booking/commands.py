@@ -114,6 +114,11 @@ class AddProvider(_Command):
                                                   "consultations booked online")
 
 
+class UpdateProvider(_Command):
+    consultations: bool = Field(description="Takes the 15-minute phone or video consultations "
+                                            "booked online (from now on: booked ones stay)")
+
+
 class OverrideSessionType(_Command):
     duration_minutes: int | None = Field(None, gt=0, le=24 * 60)
     recovery_minutes: int | None = Field(None, ge=0, le=24 * 60)

@@ -20,6 +20,7 @@ from services.booking.commands import (
     RegisterPatient,
     SetPrepItems,
     SetRemoteWays,
+    UpdateProvider,
 )
 from services.booking.model import Closure, OpeningHours, Patient, Room, SessionType, Site, as_dict
 from services.booking.online_rules import slug_of
@@ -149,6 +150,16 @@ async def add_provider(
     await store.insert_provider_hours(conn, provider.id, [h.site_id for h in cmd.hours],
                                       _hours(cmd.hours))
     return {**as_dict(provider), "hours": [h.model_dump() for h in cmd.hours]}
+
+
+async def update_provider(conn: Connection, who: Principal, provider_id: UUID,
+                          cmd: UpdateProvider) -> dict[str, Any]:
+    """Change whether a provider takes online consultations (404 on another network's)."""
+    provider = await store.set_provider_consultations(conn, who.clinic_id, provider_id,
+                                                      cmd.consultations)
+    if provider is None:
+        raise NotFound("unknown provider", field="provider_id")
+    return as_dict(provider)
 
 
 async def override_session_type(conn: Connection, who: Principal, code: str,

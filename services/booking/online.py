@@ -24,7 +24,15 @@ from services.booking.availability import candidates, closed_days, open_slots
 from services.booking.bookings import NO_BOOKING, appointment_fields
 from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
-from services.booking.model import Booking, Clinic, OnlineRequest, Patient, Placement, Visit
+from services.booking.model import (
+    Booking,
+    Clinic,
+    Context,
+    OnlineRequest,
+    Patient,
+    Placement,
+    Visit,
+)
 from services.booking.network import session_type
 from services.booking.online_rules import (
     CODE_VALID,
@@ -46,6 +54,7 @@ from shared.events.booking import (
     PatientRegistered,
     SessionBooked,
 )
+from shared.sealed import seal
 
 CONSULTATION = "consultation"
 DAYS = 14
@@ -57,6 +66,11 @@ WINDOW = timedelta(hours=1)
 class TooMany(DomainError):
     status_code = 429
     code = "too_many_requests"
+
+
+class NotSetUp(DomainError):
+    status_code = 503
+    code = "online_booking_not_set_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +110,17 @@ async def free_consultations(conn: Connection, clinic_id: UUID, now: datetime,
 
 async def ask(conn: Connection, clinic: Clinic, cmd: AskForConsultation, phone: str,
               address: str, now: datetime, *, limits: Limits, lead: timedelta,
-              pepper: str) -> dict[str, Any]:
-    """Keep a visitor's request and text them a code (`OnlineCodeRequested`): 429 past a
-    limit, 422 naming the field when the consent is missing or the time not free. Whether
-    the number is a patient's is not looked at."""
+              pepper: str, key: str) -> dict[str, Any]:
+    """Keep a visitor's request and text them a code (`OnlineCodeRequested`, the code sealed
+    with `key`): 429 past a limit, 422 naming the field when the consent is missing or the
+    time not free, 503 without a key. Whether the number is a patient's is not looked at."""
+    if not key:
+        raise NotSetUp("online booking is not set up (ONLINE_CODE_KEY): please call the clinic")
     if not cmd.consent:
         raise Invalid("the consent to texts is needed to book online", field="consent")
     if cmd.consent_version not in ONLINE_CONSENT:
         raise Invalid("unknown consent wording", field="consent_version")
+    await store.lock_code_limits(conn, phone, address, clinic.id)
     if over_limit(await store.recent_code_requests(conn, phone, address, clinic.id, now - WINDOW),
                   limits):
         raise TooMany("too many codes asked for: try again in an hour")
@@ -117,16 +134,18 @@ async def ask(conn: Connection, clinic: Clinic, cmd: AskForConsultation, phone: 
         cmd.consent_version, now, address, cmd.user_agent, code_hash(request_id, code, pepper),
         expires_at)
     await store.emit(conn, [store.event(OnlineCodeRequested(
-        request_id=request_id, phone_e164=phone, code=code, language=cmd.language,
-        clinic_name=clinic.name, clinic_sms_name=clinic.sms_name, expires_at=expires_at),
+        request_id=request_id, phone_e164=phone, sealed_code=seal(key, code),
+        language=cmd.language, clinic_name=clinic.name, clinic_sms_name=clinic.sms_name,
+        expires_at=expires_at),
         clinic.id, None)])
     return {"request_id": request_id, "expires_at": expires_at}
 
 
 async def verify(conn: Connection, clinic: Clinic, request_id: UUID, code: str,
-                 now: datetime, pepper: str) -> tuple[str, dict[str, Any] | None]:
-    """Check a request's code: (`ok`, the booking) or (why not, None); a wrong code counts
-    as a try (the caller commits it before refusing)."""
+                 now: datetime, pepper: str) -> tuple[str, dict[str, Any] | None, UUID | None]:
+    """Check a request's code: (`ok`, the booking, its patient) or (why not, None, None); a
+    wrong code counts as a try (the caller commits it before refusing). The patient's id is
+    for the audit trail, never for the visitor."""
     req = await store.online_request(conn, clinic.id, request_id)
     if req is None:
         raise Invalid("unknown request: ask for a new code", field="request_id")
@@ -134,19 +153,20 @@ async def verify(conn: Connection, clinic: Clinic, request_id: UUID, code: str,
     if verdict == "wrong":
         await store.count_wrong_code(conn, req.id)
     if verdict != "ok":
-        return verdict, None
+        return verdict, None, None
     patient = await _patient(conn, clinic, req)
     booking = await _book(conn, clinic, req, patient, now)
     await store.online_request_booked(conn, req.id, booking.id, patient.id)
     return "ok", {"booking_id": booking.id, "starts_at": booking.starts_at.isoformat(),
                   "ends_at": booking.ends_at.isoformat(), "mode": booking.mode,
                   "timezone": req.timezone,
-                  "starts_at_local": local_iso(booking.starts_at, req.timezone)}
+                  "starts_at_local": local_iso(booking.starts_at, req.timezone)}, patient.id
 
 
 async def _patient(conn: Connection, clinic: Clinic, req: OnlineRequest) -> Patient:
     """The network's patient with the verified number and the same name (case, accents and
-    spaces aside), now consenting to texts; else a new patient."""
+    spaces aside), now consenting to texts and in the visitor's time zone (their texts quote
+    it); else a new patient, in that zone."""
     source = f"online booking page ({req.consent_version})"
     key = (name_key(req.given_name), name_key(req.family_name))
     match = next((p for p in await store.patients_with_phone(conn, clinic.id, req.phone_e164)
@@ -160,6 +180,10 @@ async def _patient(conn: Connection, clinic: Clinic, req: OnlineRequest) -> Pati
             sms_consent_at=patient.sms_consent_at, sms_consent_source=source),
             clinic.id, patient.id)])
         return patient
+    if match.timezone != req.timezone:
+        moved = await store.set_patient_timezone(conn, clinic.id, match.id, req.timezone)
+        assert moved is not None  # locked above
+        match = moved
     if match.sms_consent:
         return match
     consenting = await store.set_sms_consent(conn, clinic.id, match.id, True, source)
@@ -168,6 +192,16 @@ async def _patient(conn: Connection, clinic: Clinic, req: OnlineRequest) -> Pati
         phone_e164=consenting.phone_e164, language=consenting.language, sms_consent=True,
         ride_contact=consenting.ride_contact), clinic.id, consenting.id)])
     return consenting
+
+
+def _join_link(mode: str, about: Context, booking_id: UUID) -> str | None:
+    """How the visitor joins their consultation: the network's call-in number (phone) or video
+    link; None when the network has none (the clinic calls, or staff text the link)."""
+    try:
+        return rules.join_link(mode, None, about.call_in_phone, about.video_link_template,
+                               booking_id)
+    except Invalid:
+        return None
 
 
 async def _book(conn: Connection, clinic: Clinic, req: OnlineRequest,
@@ -185,12 +219,12 @@ async def _book(conn: Connection, clinic: Clinic, req: OnlineRequest,
     if fit.closed or not fit.provider_works:
         raise taken
     where = Placement(when.starts_at, when.ends_at, when.occupied_until, None, req.provider_id)
-    booking_id = uuid4()
+    booking_id, visit = uuid4(), Visit(mode=req.mode)
+    link = _join_link(req.mode, about, booking_id)
     booked = SessionBooked(**appointment_fields(booking_id, 1, None, req.site_id, stype.code,
-                                                stype.is_dosing, where, about))
+                                                stype.is_dosing, where, about, visit, link))
     booking = await store.insert_booking(conn, booking_id, ctx, stype, about, where, None,
-                                         Visit(mode=req.mode), None,
-                                         store.event(booked, clinic.id, patient.id),
+                                         visit, link, store.event(booked, clinic.id, patient.id),
                                          source="online")
     if booking is None:
         raise taken

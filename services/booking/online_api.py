@@ -20,6 +20,7 @@ from services.booking.network import normalise_mobile
 from services.booking.online_rules import REFUSALS, SLUG, SLUG_MAX, Limits
 from services.booking.settings import BookingSettings
 from services.booking.staff_api import client_address
+from shared.audit import Actor, record
 from shared.auth import SCHEDULE, Principal, require
 from shared.consent import ONLINE_CONSENT_VERSION
 from shared.errors import NotFound
@@ -44,6 +45,11 @@ async def network(request: Request, slug: str = Slug) -> Clinic:
     if clinic is None:
         raise NotFound("unknown clinic network", field="slug")
     return clinic
+
+
+def visitor(clinic: Clinic) -> Actor:
+    """Who acts on the public page, as the network's audit trail names them: nobody known."""
+    return Actor("anonymous", clinic.id, label="online booking page")
 
 
 def _lead(request: Request) -> timedelta:
@@ -74,9 +80,12 @@ async def ask_for_consultation(cmd: AskForConsultation, request: Request,
     limits = Limits(settings.online_codes_per_number, settings.online_codes_per_address,
                     settings.online_codes_per_network)
     async with _db(request).acquire() as conn, conn.transaction():
-        return await online.ask(conn, clinic, cmd, phone, client_address(request),
-                                datetime.now(UTC), limits=limits, lead=_lead(request),
-                                pepper=settings.online_code_pepper)
+        asked = await online.ask(conn, clinic, cmd, phone, client_address(request),
+                                 datetime.now(UTC), limits=limits, lead=_lead(request),
+                                 pepper=settings.online_code_pepper,
+                                 key=settings.online_code_key)
+        await record(conn, request, actor=visitor(clinic), status=201)  # with the request
+        return asked
 
 
 @router.post("/online/{slug}/requests/{request_id}/verify", status_code=201)
@@ -84,11 +93,17 @@ async def verify_and_book(request_id: UUID, cmd: CheckCode, request: Request,
                           clinic: Clinic = Depends(network)) -> JSONResponse:
     """The code texted for a request: the consultation is booked (a new patient, or the
     network's patient with this number and name: the answer does not say which). A wrong
-    code is a 422 on `code` (5 tries), an expired one a 422, too many a 429."""
+    code is a 422 on `code` (5 tries), an expired one a 422, too many a 429. The booking
+    (with the patient made or matched) or the wrong try goes into the audit trail in its
+    transaction, naming the patient."""
     async with _db(request).acquire() as conn, conn.transaction():
-        verdict, booked = await online.verify(conn, clinic, request_id, cmd.code,
-                                              datetime.now(UTC),
-                                              _settings(request).online_code_pepper)
+        verdict, booked, patient_id = await online.verify(
+            conn, clinic, request_id, cmd.code, datetime.now(UTC),
+            _settings(request).online_code_pepper)
+        if booked is not None or verdict == "wrong":
+            await record(conn, request, actor=visitor(clinic),
+                         patients=[patient_id] if patient_id else [],
+                         status=201 if booked is not None else REFUSALS[verdict][0])
     if booked is None:
         status, message = REFUSALS[verdict]
         return JSONResponse({"error": verdict, "message": message, "field": "code"},
@@ -100,7 +115,8 @@ async def verify_and_book(request_id: UUID, cmd: CheckCode, request: Request,
 async def lead_seen(booking_id: UUID, request: Request,
                     who: Principal = require(*SCHEDULE)) -> dict[str, Any]:
     """Staff saw (and will call) a consultation booked online: it leaves the new leads."""
-    async with _db(request).acquire() as conn:
+    async with _db(request).acquire() as conn, conn.transaction():
         if not await store.lead_seen(conn, who.clinic_id, booking_id):
             raise NotFound("unknown online booking")
+        await record(conn, request)
     return {"id": booking_id, "lead_seen": True}

@@ -76,6 +76,10 @@ SELECT id, site_id, name FROM rooms WHERE site_id = $1 ORDER BY name, id;
 INSERT INTO providers (id, clinic_id, name, consultations) VALUES ($1, $2, $3, $4)
 RETURNING id, clinic_id, name, created_at, consultations;
 
+-- name: set_provider_consultations
+UPDATE providers SET consultations = $3 WHERE id = $1 AND clinic_id = $2
+RETURNING id, clinic_id, name, created_at, consultations;
+
 -- name: insert_provider_hours
 INSERT INTO provider_hours (provider_id, site_id, weekday, starts, ends)
 SELECT $1, unnest($2::uuid[]), unnest($3::smallint[]), unnest($4::time[]), unnest($5::time[]);
@@ -762,6 +766,15 @@ ORDER BY created_at, id;
 SELECT h.provider_id, h.weekday, h.starts, h.ends
 FROM provider_hours h JOIN providers p ON p.id = h.provider_id
 WHERE h.site_id = $1 AND p.consultations;
+
+-- name: lock_code_limits
+-- Until the transaction ends, one code request at a time for each key $1 (its number, address
+-- and network): the counts of recent_code_requests and the new row go together. Locked in
+-- the order of the keys' hashes (volatile: evaluated after the sort), so two requests never
+-- wait for each other crosswise.
+SELECT pg_advisory_xact_lock(130, h)
+FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k) AS keys
+ORDER BY h;
 
 -- name: recent_code_requests
 -- Codes asked for since $4: for the number $1, from the address $2, for the network $3.

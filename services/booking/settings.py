@@ -37,6 +37,11 @@ class BookingSettings(ServiceSettings):
     online_code_pepper: str = ""
     """Secret mixed into the HMAC of the verification codes (with the request's id): set it
     so that a copy of the database alone cannot try the million codes."""
+    online_code_key: str = ""
+    """Key (Fernet: `python -c 'from shared.sealed import new_key; print(new_key())'`) the
+    verification code is encrypted with on its way to the notifier; the notifier reads the
+    same one (`ONLINE_CODE_KEY` for both). Empty: online booking answers 503 (`make run`
+    and `make demo` generate one into .data)."""
     online_codes_per_number: int = 3
     """Codes one mobile number may be sent per hour."""
     online_codes_per_address: int = 10

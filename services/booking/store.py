@@ -167,6 +167,13 @@ async def insert_provider(conn: Db, provider_id: UUID, clinic_id: UUID, name: st
                        consultations)
 
 
+async def set_provider_consultations(conn: Db, clinic_id: UUID, provider_id: UUID,
+                                     consultations: bool) -> Provider | None:
+    """Whether the network's provider takes online consultations; None: no such provider."""
+    return await _one(conn, Provider, Q.set_provider_consultations, provider_id, clinic_id,
+                      consultations)
+
+
 async def insert_provider_hours(conn: Db, provider_id: UUID, site_ids: list[UUID],
                                 hours: Sequence[OpeningHours]) -> None:
     """A provider's working hours, `site_ids[i]` for `hours[i]`."""
@@ -597,6 +604,13 @@ async def consultation_sites(db: Db, clinic_id: UUID) -> list[Site]:
 async def consultation_hours_at_site(db: Db, site_id: UUID) -> list[Shift]:
     """The working hours at a site of the providers who take consultations."""
     return await _all(db, Shift, Q.consultation_hours_at_site, site_id)
+
+
+async def lock_code_limits(conn: Db, phone: str, address: str, clinic_id: UUID) -> None:
+    """Hold the code limits of this number, address and network until the transaction ends
+    (a concurrent request for any of them waits), so that counting and inserting are one."""
+    await conn.execute(Q.lock_code_limits, [f"online-number:{phone}", f"online-address:{address}",
+                                            f"online-network:{clinic_id}"])
 
 
 async def recent_code_requests(db: Db, phone: str, address: str, clinic_id: UUID,

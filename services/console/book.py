@@ -52,6 +52,9 @@ CODE_PROBLEMS = {
     429: N_("Too many wrong codes. Ask for a new one."),
     409: N_("This code was already used: your consultation is booked."),
 }
+TAKEN = N_("That time can no longer be booked. Please choose another time.")
+"""A 409 on `starts_at`: the time was taken meanwhile (by anyone: the visitor is not told
+whether a patient with their number and name exists)."""
 
 
 def _language(request: Request) -> str:
@@ -153,6 +156,9 @@ async def ask_for_code(request: Request, slug: str) -> Response:
         if exc.status == 429:
             return _form_page(request, slug, network, language, tz, values, {
                 "form": N_("Too many codes were asked for. Try again in an hour.")}, 429)
+        if exc.status == 503:  # booking has no key to seal codes with (ONLINE_CODE_KEY)
+            return _form_page(request, slug, network, language, tz, values, {
+                "form": N_("Booking online is not available right now. Please call us.")}, 503)
         if exc.status not in (404, 409, 422):
             raise
         field = exc.field if exc.field in PROBLEMS else "form"
@@ -170,7 +176,7 @@ def _to_code_page(slug: str, request_id: UUID | str, language: str) -> Response:
 async def code_page(request: Request, slug: str, request_id: UUID) -> Response:
     """Where the visitor types the code they were texted."""
     return _page(request, "book_code.html", _language(request), slug=slug,
-                 request_id=request_id, problem=None)
+                 request_id=request_id, problem=None, taken=False)
 
 
 @router.post("/book/{slug}/code/{request_id}")
@@ -189,9 +195,10 @@ async def book_with_code(request: Request, slug: str, request_id: UUID) -> Respo
     except ServiceError as exc:
         if exc.status not in (404, 409, 422, 429):
             raise
+        taken = exc.status == 409 and exc.field == "starts_at"
         return _page(request, "book_code.html", language, exc.status if exc.status != 404 else 422,
-                     slug=slug, request_id=request_id,
-                     problem=CODE_PROBLEMS.get(exc.status, CODE_PROBLEMS[422]))
+                     slug=slug, request_id=request_id, taken=taken,
+                     problem=TAKEN if taken else CODE_PROBLEMS.get(exc.status, CODE_PROBLEMS[422]))
     log.info("booking page of %s: booked %s", slug, booked["booking_id"])
     local = datetime.fromisoformat(booked["starts_at_local"])
     locale = i18n.PUBLIC_LANGUAGES[language]

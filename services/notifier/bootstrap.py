@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
@@ -66,14 +65,10 @@ def dispatch_batch_size(settings: NotifierSettings, sender: SmsSender) -> int:
     return max(1, min(settings.dispatch_batch_size, paced))
 
 
-def event_handlers(quiet: QuietHours, sender_of: Callable[[], SmsSender] | None = None
-                   ) -> dict[type[Event], Handler]:
-    """The handler of each event the notifier consumes (`quiet`: the service's quiet hours;
-    `sender_of`: what verification codes are sent through, if the notifier sends them)."""
-    codes_handler: dict[type[Event], Handler] = (
-        {OnlineCodeRequested: codes.handler(sender_of)} if sender_of else {})
+def event_handlers(quiet: QuietHours) -> dict[type[Event], Handler]:
+    """The handler of each event the notifier consumes (`quiet`: the service's quiet hours)."""
     return {
-        **codes_handler,
+        OnlineCodeRequested: codes.on_code_requested,
         PatientRegistered: handlers.on_patient_registered,
         SessionBooked: partial(handlers.on_session_booked, quiet=quiet),
         SessionRescheduled: partial(handlers.on_session_rescheduled, quiet=quiet),
@@ -113,29 +108,31 @@ def dispatcher_worker(settings: NotifierSettings, quiet: QuietHours
     return dispatch
 
 
+def code_sender_worker(settings: NotifierSettings
+                       ) -> Callable[[ServiceRuntime], Coroutine[Any, Any, None]]:
+    """The code sender (services/notifier/codes.py) as the runtime's worker: sending the
+    verification codes through the configured sender."""
+
+    async def send_codes(rt: ServiceRuntime) -> None:
+        sender = make_sender(settings, rt)
+        try:
+            await codes.CodeSender(rt.db, sender, settings.online_code_key,
+                                   schema=settings.schema).run(rt.session_db)
+        finally:
+            if hasattr(sender, "close"):
+                await sender.close()
+
+    return send_codes
+
+
 def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
     """Build the notifier app: consumers of booking and plan events, the dispatcher, HTTP."""
     settings = settings or NotifierSettings()
     runtime = ServiceRuntime(settings, Path(__file__).with_name("migrations"))
     runtime.audit.owner_query = Q.patient_owners
     quiet = QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end)
-    senders: list[SmsSender] = []
-
-    def code_sender() -> SmsSender:  # made once, when the first verification code goes
-        if not senders:
-            senders.append(make_sender(settings, runtime))
-        return senders[0]
-
-    async def close_code_sender(_: ServiceRuntime) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            for sender in senders:
-                if hasattr(sender, "close"):
-                    await sender.close()
-
-    runtime.add_worker("code-sender", close_code_sender)
-    each = event_handlers(quiet, code_sender)
+    runtime.add_worker("code-sender", code_sender_worker(settings))
+    each = event_handlers(quiet)
     # bookings are scheduled a batch at a time
     in_order = handlers.in_order(each, partial(handlers.on_sessions_booked, quiet=quiet))
     runtime.consume("notifier", api_key_handlers(), BOOKING_EVENTS, PLANS_EVENTS,

@@ -15,6 +15,9 @@ class NotifierSettings(ServiceSettings):
     """Local hour from which no text goes out (TCPA: 21:00; 24 with end 0: no quiet hours)."""
     quiet_hours_end: int = Field(8, ge=0, le=23)
     """Local hour from which texts may go out again (TCPA: 08:00)."""
+    online_code_key: str = ""
+    """The key booking seals the verification codes with (`ONLINE_CODE_KEY`, the same for
+    both: shared/sealed.py); without it no code can be opened, and none is sent."""
     dispatch_batch_size: int = 200
     dispatch_poll_seconds: float = 0.5
     stale_claim_seconds: float = Field(300.0, gt=0)

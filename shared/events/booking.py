@@ -8,12 +8,12 @@ a dosing session, the times, the patient's language and, if they consented, the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from shared.events.base import Event
+from shared.events.base import Event, register_upcaster
 from shared.topics import BOOKING_EVENTS
 
 Language = Literal["en", "fr", "es"]
@@ -172,11 +172,14 @@ class RideDetailsUpdated(_BookingEvent):
 class OnlineCodeRequested(_BookingEvent):
     """A visitor of the public booking page asked for a code to verify their mobile number
     (network-level: no patient yet). The notifier texts it at once; booking keeps only its
-    HMAC. Valid 10 minutes."""
+    HMAC. Valid 10 minutes. The code travels sealed (`shared.sealed`, with the key booking
+    and the notifier share): never in plain text in the event log. v2: `sealed_code`
+    instead of v1's plain `code`."""
 
+    schema_version: ClassVar[int] = 2
     request_id: UUID
     phone_e164: str
-    code: str
+    sealed_code: str
     language: Language = "en"
     clinic_name: str
     clinic_sms_name: str | None = None
@@ -206,3 +209,11 @@ class WaitlistSlotTaken(_BookingEvent):
     """A slot offered to this patient went to someone else."""
 
     offer_id: UUID
+
+
+@register_upcaster("OnlineCodeRequested", 1)
+def _code_sealed(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 carried the code in plain text: it is dropped (nothing can open an empty seal: the
+    visitor asks for a new code)."""
+    rest = {k: v for k, v in payload.items() if k != "code"}
+    return {**rest, "sealed_code": ""}

@@ -124,3 +124,16 @@ def test_a_bare_envelope_holds_whatever_event_its_type_names():
     assert type(booked.payload) is SessionBooked
     assert type(parse_envelope(booked.to_bytes()).payload) is SessionBooked
     assert type(Envelope.model_construct(payload=booked.payload).payload) is SessionBooked
+
+
+def test_a_v1_code_request_loses_its_plain_code_when_read():
+    from shared.events.booking import OnlineCodeRequested
+
+    raw = json.loads(session_booked().to_bytes())
+    raw.update(event_type="OnlineCodeRequested", schema_version=1, payload={
+        "request_id": "7d0c6a4e-1f0b-4a53-9d7c-0f6e2b1a9c11", "phone_e164": "+16045550188",
+        "code": "042917", "language": "en", "clinic_name": "Harbour Clinics",
+        "expires_at": "2026-12-02T05:10:00+00:00"})
+    env = parse_envelope(json.dumps(raw))
+    assert isinstance(env.payload, OnlineCodeRequested)
+    assert env.payload.sealed_code == "" and "042917" not in env.payload.model_dump_json()
