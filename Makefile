@@ -37,8 +37,12 @@ run: install ## start PostgreSQL, the broker and the three services with a demo 
 demo: install ## book a session, follow it to the patient's texts, print them, stop, exit 0 if it worked
 	$(PY) -m devstack demo
 
-test: install browser pgbouncer ## the whole test suite (starts its own PostgreSQL and broker)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# the suite's tests mostly wait (on services, the broker, PostgreSQL): more workers than
+# cores; they share one PostgreSQL and one broker (tests/conftest.py). TEST_JOBS=0: one process
+TEST_JOBS ?= 4
+
+test: install browser pgbouncer ## the whole test suite on TEST_JOBS pytest-xdist workers (starts its own PostgreSQL and broker)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: install ## the rule tests in tests/unit: no PostgreSQL, no broker, seconds
 	$(PY) -m pytest tests/unit -q -p no:cacheprovider -p no:schemathesis -p no:hypothesispytest $(PYTEST_ARGS)

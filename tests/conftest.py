@@ -27,8 +27,10 @@ import httpx
 import pytest
 
 from devstack.embedded import ManagedProcess, start_postgres, start_tansu
+from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+SERVICES = Path(__file__).resolve().parent.parent / "services"
 INFRASTRUCTURE_FIXTURES = frozenset({"infra", "db", "spine", "booking"})
 """Fixtures that start or use PostgreSQL or the broker (the others that do depend on `infra`,
 so it is in their tests' fixture closure too)."""
@@ -40,6 +42,19 @@ def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> li
     if not path.resolve().is_relative_to(UNIT_TESTS):
         return []
     return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
+
+
+SLOW_FIRST = ("test_console_e2e.py", "test_online_booking_e2e.py", "test_ops_stack.py",
+              "test_fuzz.py", "test_proof_run.py", "test_table_sizes.py", "test_notifier_crash.py",
+              "test_devstack.py", "test_stack.py", "test_staff_sign_in.py", "test_template_overrides.py")
+"""Modules of the longest tests (a minute or more, or many long ones), started first: under
+xdist the workers then end on short tests, not on one long test while the others idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of `SLOW_FIRST` first, in its order (the others keep theirs)."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -91,13 +106,28 @@ def running_infrastructure() -> Iterator[Infra]:
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (`-n`), the controlling process starts one PostgreSQL and one broker
     for all its workers (they inherit the TEST_* variables): each test has its own schemas
-    and topic prefix already, so workers share them as tests do."""
+    and topic prefix already, so workers share them as tests do. It migrates the database
+    once before the workers start (`prepare_database`)."""
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         shared = running_infrastructure()
         infra = shared.__enter__()
         config.add_cleanup(lambda: shared.__exit__(None, None, None))
+        asyncio.run(prepare_database(infra.database_url))
         os.environ["TEST_DATABASE_URL"] = infra.database_url
         os.environ["TEST_KAFKA_BOOTSTRAP_SERVERS"] = infra.bootstrap_servers
+
+
+async def prepare_database(database_url: str) -> None:
+    """Apply every service's migrations once, each in a schema of its own, so that the
+    database-wide objects they create (the btree_gist extension, the audit roles) exist
+    before xdist's workers migrate their first schemas at the same moment: `CREATE EXTENSION
+    IF NOT EXISTS` run together in two sessions fails in one of them (a unique violation)."""
+    for folder in sorted(SERVICES.glob("*/migrations")):
+        pool = await create_pool(database_url, f"xdist_prepared_{folder.parent.name}", max_size=1)
+        try:
+            await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS, folder))
+        finally:
+            await pool.close()
 
 
 @pytest.fixture(scope="session")

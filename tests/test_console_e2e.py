@@ -36,7 +36,8 @@ SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS", ROOT / ".test-artifacts" / "c
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 PASSWORD = "a long enough password 42"
-pytestmark = pytest.mark.slow
+# under `make test` (xdist, --dist loadgroup) the Chromium tests take turns on one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 
 def chrome() -> webdriver.Chrome:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -251,6 +252,7 @@ def run_ops_scenario(infra, namespace, tmp_path) -> None:
         assert wait_until(lambda: status(stack)[0] == 0, timeout=90), status(stack)[1]["problems"]
 
 
+@pytest.mark.xdist_group("chromium")  # takes turns with the other Chromium tests (make test)
 async def test_the_cli_and_the_dashboard_show_the_same_health_and_the_cli_fails_while_the_broker_is_paused(
         infra, namespace, tmp_path):
     await asyncio.to_thread(run_ops_scenario, infra, namespace, tmp_path)
