@@ -248,6 +248,9 @@ class AuditTrail:
         self.enabled = enabled
         self.pending: list[tuple[Scope, int, bytes]] = []
         self.dropped = 0
+        self._writing = asyncio.Lock()
+        """One flush at a time: a flush asked for while another writes waits for its rows to
+        be committed, so "flushed" means written (a clean stop, a test, an export)."""
 
     # --- the request path: as little as possible ---------------------------------------
 
@@ -297,7 +300,11 @@ class AuditTrail:
 
     async def flush(self, pool: asyncpg.Pool) -> int:
         """Write the reads kept so far (one COPY); on failure they are kept for the next try.
-        Returns how many were written."""
+        Returns how many were written; waits for a flush already under way."""
+        async with self._writing:
+            return await self._write(pool)
+
+    async def _write(self, pool: asyncpg.Pool) -> int:
         batch, self.pending = self.pending, []
         if not batch:
             return 0
@@ -322,7 +329,10 @@ class AuditTrail:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             try:
-                await self.flush(pool)
+                # shielded: a stop cancelling this worker mid-COPY neither loses the batch
+                # nor leaves it half-known; the stop's own flush waits for it, then writes
+                # the rest
+                await asyncio.shield(self.flush(pool))
             except Exception:  # a bug in building an entry must not stop the trail
                 log.exception("audit: a batch of reads could not be written")
 
