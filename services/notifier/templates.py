@@ -128,6 +128,9 @@ JOIN: dict[str, dict[str, str]] = {
                "fr": "Par téléphone: nous vous appellerons à cette heure.",
                "es": "Por teléfono: le llamaremos a esa hora."},
     "video": {"en": "By video: {link}", "fr": "Par vidéo: {link}", "es": "Por video: {link}"},
+    "video_later": {"en": "By video: we will text you the link.",
+                    "fr": "Par vidéo: nous vous enverrons le lien par texto.",
+                    "es": "Por video: le enviaremos el enlace por mensaje."},
 }
 """How a remote visit's texts say to join it (a home session is supervised by video)."""
 
@@ -178,6 +181,8 @@ def join_words(mode: str, link: str | None, lang: str) -> str:
     """How the text says to join a remote visit ("" in clinic)."""
     if mode == "phone" and not link:
         return JOIN["called"][lang]
+    if mode == "video" and not link:  # an online consultation in a network without a link
+        return JOIN["video_later"][lang]
     if mode == "clinic" or not link:
         return ""
     how = "phone" if mode == "phone" else "video"
