@@ -307,7 +307,10 @@ class Driver:
 
 BUSY = """
 SELECT (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND due_at <= now())
-     + (SELECT count(*) FROM notifier.texts WHERE status = 'sending') AS texts,
+     + (SELECT count(*) FROM notifier.texts WHERE status = 'sending')
+     -- a text Twilio refused for a while waits for its next try (backoff, at most 5 min)
+     + (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND attempts > 0
+          AND due_at <= now() + interval '5 minutes') AS texts,
        (SELECT count(*) FROM booking.outbox WHERE sent_at IS NULL)
      + (SELECT count(*) FROM plans.outbox WHERE sent_at IS NULL)
      + (SELECT count(*) FROM notifier.outbox WHERE sent_at IS NULL) AS unsent,
@@ -322,7 +325,8 @@ SELECT (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND due_at 
 async def settle(database_url: str, out: Outcome, progress: Progress, timeout: float,
                  until: datetime, faults_done=lambda: True) -> None:
     """Wait until the last planned reminder fell due and nothing is left to do: no due text
-    unsent, no outbox row unpublished, no booking event unconsumed (twice in a row)."""
+    unsent, no text waiting for its next try after a Twilio error, no outbox row
+    unpublished, no booking event unconsumed (twice in a row)."""
     from bench.load.collect import STATUS
 
     task = progress.add_task("settling: texts due, events in flight", total=None)
