@@ -121,11 +121,11 @@ def case(service: str, method: str, path: str) -> Callable[[Case], Case]:
 
 
 def post(w: World, service: str, path: str, headers: dict[str, str] | None = None,
-         **kwargs: Any) -> Send:
-    """Send a POST to `service` with the network's admin key (or `headers`)."""
+         method: str = "POST", **kwargs: Any) -> Send:
+    """Send a POST (or `method`) to `service` with the network's admin key (or `headers`)."""
     async def send(extra: dict[str, str]) -> httpx.Response:
-        return await w.svc(service).http.post(path, headers={**(headers or w.net.headers), **extra},
-                                              **kwargs)
+        return await w.svc(service).http.request(
+            method, path, headers={**(headers or w.net.headers), **extra}, **kwargs)
     return send
 
 
@@ -209,12 +209,8 @@ async def _update_provider(w: World) -> Send:
     added = await ok(w.svc("booking").http.post("/providers", headers=w.net.headers, json={
         "name": "Provider C", "hours": [
             {"site_id": w.net.site["id"], "weekday": 2, "opens": "08:00", "closes": "09:00"}]}))
-
-    async def send(extra: dict[str, str]) -> httpx.Response:
-        return await w.svc("booking").http.patch(f"/providers/{added['id']}",
-                                                 headers={**w.net.headers, **extra},
-                                                 json={"consultations": False})
-    return send
+    return post(w, "booking", f"/providers/{added['id']}", method="PATCH",
+                json={"consultations": False})
 
 
 @case("booking", "POST", "/clinic/remote-visits")

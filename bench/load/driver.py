@@ -306,11 +306,10 @@ class Driver:
 # --- settling ------------------------------------------------------------------------------
 
 BUSY = """
-SELECT (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND due_at <= now())
-     + (SELECT count(*) FROM notifier.texts WHERE status = 'sending')
-     -- a text Twilio refused for a while waits for its next try (backoff, at most 5 min)
-     + (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND attempts > 0
-          AND due_at <= now() + interval '5 minutes') AS texts,
+SELECT (SELECT count(*) FROM notifier.texts WHERE status = 'pending' AND (due_at <= now()
+          -- a text Twilio refused for a while waits for its next try (backoff, at most 5 min)
+          OR attempts > 0 AND due_at <= now() + interval '5 minutes'))
+     + (SELECT count(*) FROM notifier.texts WHERE status = 'sending') AS texts,
        (SELECT count(*) FROM booking.outbox WHERE sent_at IS NULL)
      + (SELECT count(*) FROM plans.outbox WHERE sent_at IS NULL)
      + (SELECT count(*) FROM notifier.outbox WHERE sent_at IS NULL) AS unsent,
