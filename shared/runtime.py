@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
@@ -297,3 +297,14 @@ def health_router(runtime: ServiceRuntime) -> APIRouter:
                             status_code=200 if ok else 503)
 
     return router
+
+
+def db_of(request: Request) -> asyncpg.Pool:
+    """The pool of the service answering `request` (its runtime hangs on the app's state)."""
+    pool: asyncpg.Pool = request.app.state.runtime.db
+    return pool
+
+
+def settings_of(request: Request) -> Any:
+    """The settings of the service answering `request` (the caller names their class)."""
+    return request.app.state.runtime.settings

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
@@ -56,6 +55,7 @@ from shared.db import Connection
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
 from shared.pagination import MAX_LIMIT, Limit, decode_cursor, page
+from shared.runtime import db_of as _db
 from shared.validation import SaneDate, SaneDatetime
 
 router = APIRouter()
@@ -63,9 +63,6 @@ FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
 _AVAILABILITY = TypeAdapter(dict[str, UUID | str | list[availability.Slot]])
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    value: asyncpg.Pool = request.app.state.runtime.db
-    return value
 
 
 def _regions(request: Request) -> tuple[str, ...]:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
@@ -24,19 +23,18 @@ from shared.audit import Actor, record
 from shared.auth import SCHEDULE, Principal, require
 from shared.consent import ONLINE_CONSENT_VERSION
 from shared.errors import NotFound
+from shared.runtime import db_of as _db
+from shared.runtime import settings_of
 
 router = APIRouter(tags=["online booking"])
 Slug = Path(min_length=1, max_length=SLUG_MAX, pattern=SLUG)
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    value: asyncpg.Pool = request.app.state.runtime.db
-    return value
 
 
 def _settings(request: Request) -> BookingSettings:
-    value: BookingSettings = request.app.state.runtime.settings
-    return value
+    settings: BookingSettings = settings_of(request)
+    return settings
 
 
 async def network(request: Request, slug: str = Slug) -> Clinic:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
@@ -27,19 +26,18 @@ from shared import proxies, tokens
 from shared.audit import ANONYMOUS, Actor, act_as, record
 from shared.auth import ADMIN, AUDIT, ROLES, Principal, require
 from shared.db import Connection
+from shared.runtime import db_of as _db
+from shared.runtime import settings_of
 
 router = APIRouter(tags=["staff"])
 _bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    value: asyncpg.Pool = request.app.state.runtime.db
-    return value
 
 
 def _settings(request: Request) -> BookingSettings:
-    value: BookingSettings = request.app.state.runtime.settings
-    return value
+    settings: BookingSettings = settings_of(request)
+    return settings
 
 
 def client_address(request: Request) -> str:

@@ -10,7 +10,6 @@ import re
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,15 +19,13 @@ from services.booking.model import as_dict
 from shared.auth import ADMIN, READ, Principal, require
 from shared.days import day_range
 from shared.errors import NotFound
+from shared.runtime import db_of as _db
 from shared.validation import SaneDate
 
 router = APIRouter(tags=["staff screens"])
 MAX_SHEET_DAYS = 42
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    value: asyncpg.Pool = request.app.state.runtime.db
-    return value
 
 
 def _json(text: str) -> Response:

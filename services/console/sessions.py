@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import Request
 from fastapi.responses import Response
 
 from shared.db import Queries
+from shared.runtime import db_of as _db
 
 log = logging.getLogger(__name__)
 COOKIE = "kcb_session"
@@ -81,9 +81,6 @@ def clear_cookie(request: Request, response: Response, base: str) -> None:
                            samesite="strict", secure=secure(request))
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.runtime.db
-    return pool
 
 
 def _idle(request: Request) -> timedelta:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -22,6 +21,7 @@ from shared.auth import ADMIN, CARE, READ, SCHEDULE, Principal, require
 from shared.db import Connection
 from shared.errors import NotFound
 from shared.fhir import FhirJSONResponse
+from shared.runtime import db_of as _db
 from shared.validation import RequestModel
 
 router = APIRouter(tags=["plans"])
@@ -40,9 +40,6 @@ class ClinicSettings(RequestModel):
     auto_create_plans: bool
 
 
-def _db(request: Request) -> asyncpg.Pool:
-    value: asyncpg.Pool = request.app.state.runtime.db
-    return value
 
 
 async def plan_views(conn: Connection, plans: list[Plan]) -> list[dict[str, Any]]:
