@@ -165,6 +165,47 @@ async def test_a_dispatcher_killed_behind_pgbouncer_has_its_claim_sent_once_when
     assert row["claimed_by"] != lease["id"], "sent under the new dispatcher's lease"
 
 
+@pytest.fixture
+async def two_notifiers(bouncer, infra, namespace):
+    """Two notifier processes behind PgBouncer on one schema, and the fake Twilio they call."""
+    twilio = FakeTwilio()
+    await twilio.start()
+    schema = f"{namespace}_notifier"
+    notifiers = [NotifierProcess(infra, namespace, twilio) for _ in range(2)]
+    for notifier in notifiers:
+        notifier.env.update(DATABASE_URL=url_for(bouncer, schema),
+                            DATABASE_DIRECT_URL=infra.database_url,
+                            DATABASE_STATEMENT_CACHE_SIZE="0", NOTIFIER_DISPATCH_BATCH_SIZE="5",
+                            NOTIFIER_TWILIO_SEGMENTS_PER_SECOND="200")
+    try:
+        await asyncio.gather(*(notifier.start() for notifier in notifiers))  # both migrate
+        yield twilio, f'"{schema}"'
+    finally:
+        for notifier in notifiers:
+            notifier.stop()
+        await twilio.stop()
+
+
+async def test_two_notifier_processes_behind_pgbouncer_send_each_text_once(two_notifiers, db):
+    twilio, schema = two_notifiers
+    leases = {r["id"] for r in await db.fetch(f"SELECT id FROM {schema}.dispatcher_leases")}
+    assert len(leases) == 2, "each process holds a lease of its own"
+    async with db.transaction():  # all due at once, for both to take
+        ids = {await schedule_text(db, schema) for _ in range(40)}
+
+    async def all_sent():
+        rows = await db.fetch(f"SELECT id, provider_sid, claimed_by FROM {schema}.texts"
+                              " WHERE status = 'sent'")
+        return rows if len(rows) == 40 else None
+    rows = await eventually(all_sent, timeout=60)
+    await asyncio.sleep(1)  # a second send would come within the dispatchers' next polls
+    calls = twilio.sent()
+    assert len(calls) == 40, "one Twilio call per text"
+    assert {r["id"] for r in rows} == ids
+    assert {r["provider_sid"] for r in rows} == {c["sid"] for c in calls}
+    assert {r["claimed_by"] for r in rows} <= leases
+
+
 async def test_a_service_whose_pooler_drops_its_search_path_refuses_to_start(infra, namespace):
     from shared.runtime import check_search_path
 
