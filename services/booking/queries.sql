@@ -322,9 +322,8 @@ FROM b
 -- name: set_reschedule_requested
 UPDATE bookings SET reschedule_requested_at = now(), updated_at = now() WHERE id = $1;
 
--- name: booking_context
--- One round trip for what booking a session needs to know (in a transaction, the patient row
--- is locked, so one patient's series are decided one at a time). NULL site/type columns: unknown.
+-- fragment: booking_context_select
+-- One round trip for what booking a session needs to know. NULL site/type columns: unknown.
 SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
        p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
        s.id AS site_id, s.name AS site_name, s.sms_name AS site_sms_name,
@@ -338,7 +337,20 @@ JOIN clinics c ON c.id = p.clinic_id
 LEFT JOIN sites s ON s.id = $2 AND s.clinic_id = p.clinic_id
 LEFT JOIN clinic_session_types st ON st.clinic_id = p.clinic_id AND st.code = $4
 WHERE p.id = $3 AND p.clinic_id = $1
+
+
+-- name: booking_context
+-- booking_context_select in a transaction: the patient row is locked, so one patient's series
+-- are decided one at a time.
+-- include: booking_context_select
 FOR UPDATE OF p;
+
+
+-- name: booking_context_unlocked
+-- booking_context_select outside a transaction (one session booked by one statement): a lock
+-- would end with the statement, and would only cost a transaction id and a write of the row.
+-- include: booking_context_select
+;
 
 -- name: placement
 -- Whether a time fits a site's rules, and (when not given) the free room and provider.

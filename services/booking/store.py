@@ -350,11 +350,13 @@ async def set_reschedule_requested(conn: Db, booking_id: UUID) -> None:
     await conn.execute(Q.set_reschedule_requested, booking_id)
 
 
-async def booking_context(conn: Db, clinic_id: UUID, site_id: UUID, patient_id: UUID,
+async def booking_context(conn: Connection, clinic_id: UUID, site_id: UUID, patient_id: UUID,
                           code: str) -> BookingContext | None:
     """What booking `code` sessions for the patient at the site needs (in a transaction,
-    the patient is locked); None: unknown patient."""
-    r = await conn.fetchrow(Q.booking_context, clinic_id, site_id, patient_id, code)
+    the patient is locked; outside one, a lock would end with the statement, so none is
+    taken); None: unknown patient."""
+    query = Q.booking_context if conn.is_in_transaction() else Q.booking_context_unlocked
+    r = await conn.fetchrow(query, clinic_id, site_id, patient_id, code)
     if r is None:
         return None
     return BookingContext(r["patient_id"], r["clinic_id"], r["sms_consent"], r["site_id"],
