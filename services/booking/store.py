@@ -367,12 +367,15 @@ async def booking_context(conn: Connection, clinic_id: UUID, site_id: UUID, pati
 async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: UUID | None,
               provider_id: UUID | None, moving: UUID, prefer_room: UUID | None,
               prefer_provider: UUID | None) -> Fit:
-    """How `when` fits the site's rules, and the free room and provider (see placement)."""
+    """How `when` fits the site's rules, and the free room and provider (see placement;
+    placement_given when both are given)."""
     start = when.local_start
-    return await _made(
-        conn, Fit, Q.placement, site_id, clinic_id, start.date(), start.isoweekday(),
-        start.time(), when.local_end.time(), when.starts_at, when.occupied_until, room_id,
-        provider_id, moving, prefer_room, prefer_provider)
+    rules = (site_id, clinic_id, start.date(), start.isoweekday(), start.time(),
+             when.local_end.time(), room_id, provider_id)
+    if room_id is not None and provider_id is not None:
+        return await _made(conn, Fit, Q.placement_given, *rules)
+    return await _made(conn, Fit, Q.placement, *rules, when.starts_at, when.occupied_until,
+                       moving, prefer_room, prefer_provider)
 
 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
