@@ -272,13 +272,16 @@ def service_app(runtime: ServiceRuntime, title: str, *routers: APIRouter) -> Fas
     if runtime.audit.enabled:
         app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContext)
+    # the service's own routes first: a request tries the routes in order, and these take
+    # the traffic (no path of one router is also another's, so the order changes no answer:
+    # tests/test_routes.py)
+    for router in routers:
+        include_flat(app, router)
     include_flat(app, health_router(runtime))
     for ops in ops_routers():
         include_flat(app, ops)
     if runtime.audit.enabled:
         include_flat(app, audit_router())
-    for router in routers:
-        include_flat(app, router)
     tracing.instrument_app(app)  # a span per request, while tracing is on
     return app
 

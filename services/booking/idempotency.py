@@ -21,9 +21,10 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 def _encode(value: Any) -> Any:
-    """A value the C encoder does not know: a UUID as its string (what FastAPI's encoder
-    gives, without its chain of type checks), anything else as FastAPI encodes it."""
-    return str(value) if type(value) is UUID else jsonable_encoder(value)
+    """A value the C encoder does not know: a UUID (asyncpg's own type among them) as its
+    string, what FastAPI's encoder gives without its chain of type checks; anything else as
+    FastAPI encodes it."""
+    return str(value) if isinstance(value, UUID) else jsonable_encoder(value)
 
 
 def _json(body: Any) -> str:
