@@ -60,9 +60,12 @@ JOB_ID = PathParam(ge=1, le=2**63 - 1, description="A replay job's id.")
 LETTER_ID = PathParam(ge=1, le=MAX_BIGINT, description="A dead letter's id.")
 
 
-def ops_router() -> APIRouter:
+def ops_routers() -> tuple[APIRouter, APIRouter]:
+    """The ops routes: the open ones (metrics, the dashboard's files), then those behind the
+    ops token (`/ops/...`). Two routers side by side, not one inside the other, so that the
+    app can hold their routes in one flat list (`shared.runtime.include_flat`)."""
     router = APIRouter(tags=["ops"])
-    guarded = APIRouter(prefix="/ops", dependencies=[Depends(require_ops)])
+    guarded = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
 
     def runtime(request: Request) -> Any:  # the service's `Runtime`
         return request.app.state.runtime
@@ -196,6 +199,5 @@ def ops_router() -> APIRouter:
             await record(conn, request)
         return {"id": letter_id, "status": "discarded"}
 
-    router.include_router(guarded)
-    return router
+    return router, guarded
 

@@ -322,9 +322,8 @@ FROM b
 -- name: set_reschedule_requested
 UPDATE bookings SET reschedule_requested_at = now(), updated_at = now() WHERE id = $1;
 
--- name: booking_context
--- One round trip for what booking a session needs to know (in a transaction, the patient row
--- is locked, so one patient's series are decided one at a time). NULL site/type columns: unknown.
+-- fragment: booking_context_select
+-- One round trip for what booking a session needs to know. NULL site/type columns: unknown.
 SELECT p.id AS patient_id, p.clinic_id, p.language AS patient_language, p.sms_consent,
        p.ride_contact_name, p.ride_contact_phone, p.ride_contact_consent,
        s.id AS site_id, s.name AS site_name, s.sms_name AS site_sms_name,
@@ -338,39 +337,66 @@ JOIN clinics c ON c.id = p.clinic_id
 LEFT JOIN sites s ON s.id = $2 AND s.clinic_id = p.clinic_id
 LEFT JOIN clinic_session_types st ON st.clinic_id = p.clinic_id AND st.code = $4
 WHERE p.id = $3 AND p.clinic_id = $1
+
+
+-- name: booking_context
+-- booking_context_select in a transaction: the patient row is locked, so one patient's series
+-- are decided one at a time.
+-- include: booking_context_select
 FOR UPDATE OF p;
 
--- name: placement
--- Whether a time fits a site's rules, and (when not given) the free room and provider.
+
+-- name: booking_context_unlocked
+-- booking_context_select outside a transaction (one session booked by one statement): a lock
+-- would end with the statement, and would only cost a transaction id and a write of the row.
+-- include: booking_context_select
+;
+
+-- fragment: placement_rules
 -- $1 site, $2 clinic, $3 local day, $4 weekday, $5 local start, $6 local end,
--- $7/$8 UTC start/end, $9 room or NULL, $10 provider or NULL, $11 booking being moved,
--- $12/$13 preferred room/provider.
-SELECT
+-- $7 room or NULL, $8 provider or NULL.
     EXISTS (SELECT 1 FROM site_closures
             WHERE site_id = $1 AND $3::date BETWEEN first_day AND last_day) AS closed,
     EXISTS (SELECT 1 FROM site_hours WHERE site_id = $1 AND weekday = $4
             AND opens <= $5::time AND $6::time <= closes) AS open,
-    ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM rooms WHERE id = $9 AND clinic_id = $2
+    ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM rooms WHERE id = $7 AND clinic_id = $2
                                  AND site_id = $1)) AS room_known,
-    ($10::uuid IS NULL OR EXISTS (SELECT 1 FROM providers WHERE id = $10 AND clinic_id = $2))
+    ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM providers WHERE id = $8 AND clinic_id = $2))
         AS provider_known,
-    ($10::uuid IS NULL OR EXISTS (SELECT 1 FROM provider_hours WHERE provider_id = $10
+    ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM provider_hours WHERE provider_id = $8
         AND site_id = $1 AND weekday = $4 AND starts <= $5::time AND $6::time <= ends))
         AS provider_works,
-    CASE WHEN $9::uuid IS NULL THEN (
+
+
+-- name: placement
+-- Whether a time fits a site's rules, and (when not given) the free room and provider.
+-- placement_rules' parameters ($1 to $8), $9/$10 UTC start/end, $11 booking being moved,
+-- $12/$13 preferred room/provider.
+SELECT
+-- include: placement_rules
+    CASE WHEN $7::uuid IS NULL THEN (
         SELECT r.id FROM rooms r
         WHERE r.site_id = $1 AND NOT EXISTS (
             SELECT 1 FROM bookings b WHERE b.room_id = r.id AND b.status IN ('booked', 'arrived')
-              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($7, $8) AND b.id <> $11)
+              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($9, $10) AND b.id <> $11)
         ORDER BY r.id = $12 DESC, r.name, r.id LIMIT 1) END AS free_room,
-    CASE WHEN $10::uuid IS NULL THEN (
+    CASE WHEN $8::uuid IS NULL THEN (
         SELECT h.provider_id FROM provider_hours h JOIN providers p ON p.id = h.provider_id
         WHERE h.site_id = $1 AND h.weekday = $4 AND h.starts <= $5::time AND $6::time <= h.ends
           AND NOT EXISTS (
             SELECT 1 FROM bookings b WHERE b.provider_id = h.provider_id
               AND b.status IN ('booked', 'arrived')
-              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($7, $8) AND b.id <> $11)
+              AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($9, $10) AND b.id <> $11)
         ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
+
+
+-- name: placement_given
+-- placement when the room and the provider are both given (placement_rules' parameters): no
+-- search for free ones. A statement of its own so that PostgreSQL keeps its plan: placement's
+-- best plan depends on which of $7 and $8 are NULL, so it is planned anew at every call.
+SELECT
+-- include: placement_rules
+    NULL::uuid AS free_room, NULL::uuid AS free_provider;
 
 -- name: insert_booking_with_event
 -- The booking, its SessionBooked event (made in Python, $19 on: the outbox's row, which

@@ -350,11 +350,13 @@ async def set_reschedule_requested(conn: Db, booking_id: UUID) -> None:
     await conn.execute(Q.set_reschedule_requested, booking_id)
 
 
-async def booking_context(conn: Db, clinic_id: UUID, site_id: UUID, patient_id: UUID,
+async def booking_context(conn: Connection, clinic_id: UUID, site_id: UUID, patient_id: UUID,
                           code: str) -> BookingContext | None:
     """What booking `code` sessions for the patient at the site needs (in a transaction,
-    the patient is locked); None: unknown patient."""
-    r = await conn.fetchrow(Q.booking_context, clinic_id, site_id, patient_id, code)
+    the patient is locked; outside one, a lock would end with the statement, so none is
+    taken); None: unknown patient."""
+    query = Q.booking_context if conn.is_in_transaction() else Q.booking_context_unlocked
+    r = await conn.fetchrow(query, clinic_id, site_id, patient_id, code)
     if r is None:
         return None
     return BookingContext(r["patient_id"], r["clinic_id"], r["sms_consent"], r["site_id"],
@@ -365,12 +367,15 @@ async def booking_context(conn: Db, clinic_id: UUID, site_id: UUID, patient_id: 
 async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: UUID | None,
               provider_id: UUID | None, moving: UUID, prefer_room: UUID | None,
               prefer_provider: UUID | None) -> Fit:
-    """How `when` fits the site's rules, and the free room and provider (see placement)."""
+    """How `when` fits the site's rules, and the free room and provider (see placement;
+    placement_given when both are given)."""
     start = when.local_start
-    return await _made(
-        conn, Fit, Q.placement, site_id, clinic_id, start.date(), start.isoweekday(),
-        start.time(), when.local_end.time(), when.starts_at, when.occupied_until, room_id,
-        provider_id, moving, prefer_room, prefer_provider)
+    rules = (site_id, clinic_id, start.date(), start.isoweekday(), start.time(),
+             when.local_end.time(), room_id, provider_id)
+    if room_id is not None and provider_id is not None:
+        return await _made(conn, Fit, Q.placement_given, *rules)
+    return await _made(conn, Fit, Q.placement, *rules, when.starts_at, when.occupied_until,
+                       moving, prefer_room, prefer_provider)
 
 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
