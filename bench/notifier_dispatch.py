@@ -5,12 +5,13 @@
    SmsSent recorded, several batches in flight) against a bare SQL loop on a copy of the
    same rows (claim with FOR UPDATE SKIP LOCKED, then mark done; batches of 500, 2
    connections), 3 rounds. The dispatchers run as in the service: on its event loop
-   (uvloop), warm (`warm_up`), stopped by the parent once it sees the last text sent. Targets, on the medians: >= 0.25x the bare loop and >= 7,500
-   texts/s (a day's texts for 1,000 sites in under a minute after an outage). In the first
-   round, where the time goes: the dispatcher's own statements run
-   back to back by the thinnest client, with no rendering, checks or pacing (pick with
-   context, claim with a body, record the SID), without and with the `SmsSent` outbox row;
-   and the CPU each used per text, PostgreSQL's and the client's.
+   (uvloop), warm (`warm_up`), stopped by the parent once it sees the last text sent.
+   Targets, on the medians: >= 0.25x the bare loop and >= 7,500 texts/s (a day's texts for
+   1,000 sites in under a minute after an outage). In the first round, where the time
+   goes: the dispatcher's own statements run back to back by the thinnest client, with no
+   rendering, checks or pacing (pick with context, claim with a body, record the SID),
+   without and with the `SmsSent` outbox row; and the CPU each used per text, PostgreSQL's
+   and the client's.
 2. Lateness: with 1,000,000 future texts pending, a stream of texts falls due during the
    run; p50/p99 of sent_at - due_at of those, against the same stream with nothing pending.
 
