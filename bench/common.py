@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import statistics
 import tempfile
 import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from devstack.embedded import start_postgres, start_tansu
+
+T = TypeVar("T")
 
 
 class PostgresCpu:
@@ -78,6 +83,17 @@ def infrastructure():
                 p.stop()
 
 
+def run_as_deployed(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on the event loop the services run on: uvicorn's, uvloop where it is
+    installed (as it is with the project's dependencies), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 ROUNDS = 3
 """Timed rounds of the benchmarks whose targets are judged on their median."""
 
@@ -142,7 +158,6 @@ def report(title: str, rows: list[tuple[str, float]], baseline: str, target: flo
 async def consume_all(bootstrap: str, topic: str, consumer, n: int, **options) -> float:
     """Run `consumer` (an `EventConsumer`) as a FastStream subscriber of `topic` until it has
     processed `n` records; return the seconds from its first batch to its last."""
-    import asyncio
     import time
 
     from faststream.kafka import KafkaBroker

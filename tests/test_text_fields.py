@@ -91,6 +91,9 @@ def test_septets_count_extension_characters_twice_and_refuse_what_is_not_gsm7():
     assert septets("Cedar Grove") == 11
     assert septets("[Cedar] €") == 12
     assert septets("東京") is None
+    assert septets("Cedar\nGrove") == 11  # a line break is GSM-7; a tab and "`" are not
+    assert septets("Cedar\tGrove") is None
+    assert septets("Cedar `Grove`") is None
 
 
 def test_a_field_is_refused_for_characters_texts_cannot_carry_for_phi_and_for_length():

@@ -228,7 +228,40 @@ def local_times(starts_at: datetime | None, ends_at: datetime | None, timezone: 
 def _local_times(starts_at: datetime | None, ends_at: datetime | None, timezone: str,
                  lang: str) -> tuple[str, str, str]:
     """The date, start time and end time as the patient reads them, at the site."""
-    tz, locale = ZoneInfo(timezone), LOCALES[lang]
-    return (gsm_fold(format_datetime(starts_at, DATE_PATTERNS[lang], tzinfo=tz, locale=locale)),
-            gsm_fold(format_time(starts_at, "short", tzinfo=tz, locale=locale)),
-            gsm_fold(format_time(ends_at or starts_at, "short", tzinfo=tz, locale=locale)))
+    tz = ZoneInfo(timezone)
+    if starts_at is None:  # no time to quote (the words name none): what babel makes of it
+        locale = LOCALES[lang]
+        return (gsm_fold(format_datetime(None, DATE_PATTERNS[lang], tzinfo=tz, locale=locale)),
+                gsm_fold(format_time(None, "short", tzinfo=tz, locale=locale)),
+                gsm_fold(format_time(ends_at, "short", tzinfo=tz, locale=locale)))
+    start = starts_at.astimezone(tz)
+    end = (ends_at or starts_at).astimezone(tz)
+    return _local_date(start, lang), _local_time(start, lang), _local_time(end, lang)
+
+
+_DATES: dict[tuple[int, int, int, str], str] = {}
+_TIMES: dict[tuple[int, int, str], str] = {}
+"""Dates and times as texts write them, by the local day, and hour and minute, they show:
+formatting is slow (babel), and a burst of texts quotes many appointments but few days
+and slots (a few hundred entries at most: days of the year, minutes of the day)."""
+
+
+def _local_date(local: datetime, lang: str) -> str:
+    """`local`'s day as texts write it in `lang` (its pattern names only the day)."""
+    key = (local.year, local.month, local.day, lang)
+    text = _DATES.get(key)
+    if text is None:
+        text = _DATES[key] = gsm_fold(format_datetime(local, DATE_PATTERNS[lang],
+                                                      tzinfo=local.tzinfo, locale=LOCALES[lang]))
+    return text
+
+
+def _local_time(local: datetime, lang: str) -> str:
+    """`local`'s time of day as texts write it in `lang` (the locale's short time: hour and
+    minute)."""
+    key = (local.hour, local.minute, lang)
+    text = _TIMES.get(key)
+    if text is None:
+        text = _TIMES[key] = gsm_fold(format_time(local, "short", tzinfo=local.tzinfo,
+                                                  locale=LOCALES[lang]))
+    return text
