@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import Spine
+from tests.conftest import Spine, own_or_shared
 from tests.staff_helpers import Person
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -49,19 +49,39 @@ async def start_console(spine: Spine, settings) -> Console:
     return Console(app, spine)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def console_overrides() -> dict:
     return {}
 
 
-@pytest.fixture
-async def console(spine, infra, namespace, console_overrides) -> AsyncIterator[Console]:
-    """The console, started in this process next to the spine."""
-    c = await start_console(spine, console_settings(infra, namespace, **console_overrides))
+@contextlib.asynccontextmanager
+async def running_console(spine: Spine, infra, **overrides) -> AsyncIterator[Console]:
+    """The console, started in this process next to `spine` (on its topics), stopped on leaving."""
+    c = await start_console(spine, console_settings(infra, spine.topic_prefix.removesuffix("."),
+                                                    **overrides))
     try:
         yield c
     finally:
         await c.app.state.runtime.stop()
+
+
+@pytest.fixture
+def console(request: pytest.FixtureRequest) -> Console:
+    """The console, started in this process next to the spine: the test's own, or its module's
+    (`shares_services`)."""
+    return own_or_shared(request, "console")
+
+
+@pytest.fixture
+async def own_console(own_spine, infra, console_overrides) -> AsyncIterator[Console]:
+    async with running_console(own_spine, infra, **console_overrides) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def module_console(module_spine, infra, console_overrides) -> AsyncIterator[Console]:
+    async with running_console(module_spine, infra, **console_overrides) as started:
+        yield started
 
 
 def csrf_of(html: str) -> str:

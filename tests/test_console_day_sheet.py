@@ -9,9 +9,13 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+import pytest
+
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import add_patient, create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def _book(booking_http, net, patient_id, session_type, local_start: datetime) -> dict:
@@ -84,6 +88,7 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
         assert ">Accueillir<" in page.text and ">Déplacer…<" in page.text and ">Annuler…<" in page.text
 
 
+@pytest.mark.own_services  # a patient's reply comes from the number every test's patients share
 async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_seconds(console):
     import time
 

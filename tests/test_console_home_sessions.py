@@ -4,7 +4,7 @@ mode, as it has no room (issue 17)."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
 from tests.test_booking_rules import ALL_DAY

@@ -8,10 +8,14 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.conftest import eventually
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 def _calls(response) -> int:
@@ -141,6 +145,7 @@ async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only
         assert "Provider 2" in theirs.text
 
 
+@pytest.mark.own_services  # a patient's reply and opt-out come from the number every test's patients share
 async def test_a_reply_to_read_and_an_opt_out_are_in_the_inbox_until_staff_handle_them(console):
     from tests.console_helpers import signed_inbound
 

@@ -3,9 +3,13 @@ sign-out, the security headers, and a stolen cookie useless after sign-out."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+import pytest
+
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def test_signing_in_sets_a_strict_httponly_cookie_and_pages_are_not_stored(console):
@@ -69,6 +73,7 @@ async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_erro
         assert refused.status_code == 403
 
 
+@pytest.mark.own_services  # counts every session of the console
 async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler")
@@ -86,6 +91,7 @@ async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     assert token == 0
 
 
+@pytest.mark.own_services  # reads the console's one session
 async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(console):
     http = console.spine.booking.http
     net = await create_network(http)
@@ -110,6 +116,7 @@ async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(consol
     assert direct.status_code == 403
 
 
+@pytest.mark.own_services  # counts every session of the console
 async def test_an_idle_session_is_signed_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "clinician", totp=False)
@@ -124,6 +131,7 @@ async def test_an_idle_session_is_signed_out(console):
     assert await console.app.state.runtime.db.fetchval("SELECT count(*) FROM sessions") == 0
 
 
+@pytest.mark.own_services  # reads the console's one session
 async def test_a_token_about_to_expire_is_refreshed_while_the_person_works(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler", totp=False)

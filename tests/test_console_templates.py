@@ -3,7 +3,7 @@ settings; words naming a drug are refused with the reason (issue 17)."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network, key_everywhere
 from tests.staff_helpers import add_person
 
