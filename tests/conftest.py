@@ -165,7 +165,8 @@ def shares_services(request: pytest.FixtureRequest) -> bool:
 
 def own_or_shared(request: pytest.FixtureRequest, name: str):
     """The fixture `own_<name>` (started for this test), or `module_<name>` if it shares its
-    module's services."""
+    module's services. The fixtures calling it ask for `infra` too, unused, so that it is in
+    their tests' fixture closure (the unit tests' guard looks there)."""
     return request.getfixturevalue(f"{'module' if shares_services(request) else 'own'}_{name}")
 
 
@@ -277,7 +278,7 @@ async def running_booking(infra: Infra, namespace: str) -> AsyncIterator[Running
 
 
 @pytest.fixture
-def spine(request: pytest.FixtureRequest) -> Spine:
+def spine(request: pytest.FixtureRequest, infra: Infra) -> Spine:
     """booking, plans and notifier, started in this process: the test's own, or its module's
     (`shares_services`)."""
     return own_or_shared(request, "spine")
@@ -296,7 +297,7 @@ async def module_spine(infra: Infra, spine_overrides: dict[str, dict]) -> AsyncI
 
 
 @pytest.fixture
-def booking(request: pytest.FixtureRequest) -> RunningService:
+def booking(request: pytest.FixtureRequest, infra: Infra) -> RunningService:
     """The booking service alone, started in this process: the test's own, or its module's
     (`shares_services`; not the one of the module's `spine`)."""
     return own_or_shared(request, "booking")

@@ -66,7 +66,7 @@ async def running_console(spine: Spine, infra, **overrides) -> AsyncIterator[Con
 
 
 @pytest.fixture
-def console(request: pytest.FixtureRequest) -> Console:
+def console(request: pytest.FixtureRequest, infra) -> Console:
     """The console, started in this process next to the spine: the test's own, or its module's
     (`shares_services`)."""
     return own_or_shared(request, "console")
