@@ -51,8 +51,14 @@ SLOW_FIRST = ("test_console_e2e.py", "test_online_booking_e2e.py", "test_ops_sta
 xdist the workers then end on short tests, not on one long test while the others idle."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests of `SLOW_FIRST` first, in its order (the others keep theirs)."""
+    """Run the tests of `SLOW_FIRST` first, in its order (the others keep theirs); and keep
+    the tests sharing their module's services on one xdist worker (`--dist loadgroup`), so
+    that the services start once per module, not once on each worker."""
+    for item in items:
+        if shares_services(item) and {"spine", "booking", "console"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(f"services of {item.path.name}"))
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
@@ -154,11 +160,10 @@ def namespace() -> str:
     return new_namespace()
 
 
-def shares_services(request: pytest.FixtureRequest) -> bool:
+def shares_services(node: pytest.Item) -> bool:
     """Whether the test runs on its module's services (`shared_services`, and not `own_services`):
     started once per module and worker, not once per test. Each such test makes its own clinic
     network and reads only its own data, so the tests still cannot meet."""
-    node = request.node
     return (node.get_closest_marker("shared_services") is not None
             and node.get_closest_marker("own_services") is None)
 
@@ -167,7 +172,7 @@ def own_or_shared(request: pytest.FixtureRequest, name: str):
     """The fixture `own_<name>` (started for this test), or `module_<name>` if it shares its
     module's services. The fixtures calling it ask for `infra` too, unused, so that it is in
     their tests' fixture closure (the unit tests' guard looks there)."""
-    return request.getfixturevalue(f"{'module' if shares_services(request) else 'own'}_{name}")
+    return request.getfixturevalue(f"{'module' if shares_services(request.node) else 'own'}_{name}")
 
 
 @pytest.fixture
