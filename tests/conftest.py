@@ -143,6 +143,25 @@ def infra() -> Iterator[Infra]:
         yield running
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[None]:
+    """Staff passwords hashed by the services in this process with argon2id at its least cost
+    (one pass over 1 MiB, one lane): at the production cost (three passes over 64 MiB, four
+    lanes) each hash or check takes about a quarter of a CPU-second, and the suite makes
+    hundreds. The algorithm and the code around it stay the same; the services that tests
+    start as processes (test_stack, test_devstack, the proof run) keep the production cost."""
+    from argon2 import PasswordHasher
+
+    from services.booking import staff
+
+    production = staff._hasher
+    staff._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    staff._dummy_hash.cache_clear()
+    yield
+    staff._hasher = production
+    staff._dummy_hash.cache_clear()
+
+
 _counter = itertools.count(1)
 ADMIN_TOKEN = "test-operator-token"
 ONLINE_CODE_KEY = "dGVzdC1vbmxpbmUtY29kZS1rZXktMzItYnl0ZXMhISE="

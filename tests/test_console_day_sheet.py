@@ -41,7 +41,7 @@ async def test_the_day_sheet_shows_each_session_by_room_in_site_local_time_in_th
     await _book(http, net, second["id"], "assessment", day.replace(hour=9, minute=30))
     clinician = await add_person(http, net.headers, "clinician")
     async with console.browser() as browser:
-        await sign_in_browser(browser, clinician)
+        await sign_in_browser(console, browser, clinician)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert page.status_code == 200
         assert int(page.headers["x-console-service-calls"]) <= 3
@@ -79,7 +79,7 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
     await _book(http, net, net.patient["id"], "iv_infusion", day.replace(hour=14))
     person = await add_person(http, net.headers, "scheduler", language="fr")
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert '<html lang="fr-CA">' in page.text
         assert "Feuille du jour" in page.text and "Perfusion IV" in page.text
@@ -109,7 +109,7 @@ async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_
     await eventually(notifier_knows)
     await asyncio.wait_for(console.app.state.hub.ready.wait(), 20)
     async with served(console.app) as url, httpx.AsyncClient(base_url=url, timeout=30) as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert "not yet" in page.text
         assert "/day/bookings/" not in page.text, "a read-only person sees no action"

@@ -24,7 +24,7 @@ async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms
     assert b.status_code == 201, b.text
     clinician = await add_person(http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, clinician)
+        csrf = await sign_in_browser(console, browser, clinician)
         inbox = await browser.get("/inbox")
         assert inbox.status_code == 200
         assert inbox.text.count('data-item="support"') == 1

@@ -16,7 +16,7 @@ async def test_an_admin_previews_and_saves_the_networks_own_words(console):
     await key_everywhere(console.spine, net)
     admin = await add_person(http, net.headers, "admin")
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, admin)
+        csrf = await sign_in_browser(console, browser, admin)
         page = await browser.get("/network")
         assert page.status_code == 200 and 'data-form="template"' in page.text
         form = {"csrf": csrf, "kind": "confirmation", "language": "en", "body": OWN,
