@@ -51,8 +51,14 @@ SLOW_FIRST = ("test_console_e2e.py", "test_online_booking_e2e.py", "test_ops_sta
 xdist the workers then end on short tests, not on one long test while the others idle."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests of `SLOW_FIRST` first, in its order (the others keep theirs)."""
+    """Run the tests of `SLOW_FIRST` first, in its order (the others keep theirs); and keep
+    the tests sharing their module's services on one xdist worker (`--dist loadgroup`), so
+    that the services start once per module, not once on each worker."""
+    for item in items:
+        if shares_services(item) and {"spine", "booking", "console"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(f"services of {item.path.name}"))
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
@@ -137,16 +143,55 @@ def infra() -> Iterator[Infra]:
         yield running
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[None]:
+    """Staff passwords hashed by the services in this process with argon2id at its least cost
+    (one pass over 1 MiB, one lane): at the production cost (three passes over 64 MiB, four
+    lanes) each hash or check takes about a quarter of a CPU-second, and the suite makes
+    hundreds. The algorithm and the code around it stay the same; the services that tests
+    start as processes (test_stack, test_devstack, the proof run) keep the production cost."""
+    from argon2 import PasswordHasher
+
+    from services.booking import staff
+
+    production = staff._hasher
+    staff._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    staff._dummy_hash.cache_clear()
+    yield
+    staff._hasher = production
+    staff._dummy_hash.cache_clear()
+
+
 _counter = itertools.count(1)
 ADMIN_TOKEN = "test-operator-token"
 ONLINE_CODE_KEY = "dGVzdC1vbmxpbmUtY29kZS1rZXktMzItYnl0ZXMhISE="
 """The key booking and the notifier seal verification codes with in tests (shared/sealed.py)."""
 
 
+def new_namespace() -> str:
+    """A short name unique in this run: used for schemas and the topic prefix."""
+    return f"t{next(_counter)}{uuid.uuid4().hex[:6]}"
+
+
 @pytest.fixture
 def namespace() -> str:
     """A short name unique to this test: used for schemas and the topic prefix."""
-    return f"t{next(_counter)}{uuid.uuid4().hex[:6]}"
+    return new_namespace()
+
+
+def shares_services(node: pytest.Item) -> bool:
+    """Whether the test runs on its module's services (`shared_services`, and not `own_services`):
+    started once per module and worker, not once per test. Each such test makes its own clinic
+    network and reads only its own data, so the tests still cannot meet."""
+    return (node.get_closest_marker("shared_services") is not None
+            and node.get_closest_marker("own_services") is None)
+
+
+def own_or_shared(request: pytest.FixtureRequest, name: str):
+    """The fixture `own_<name>` (started for this test), or `module_<name>` if it shares its
+    module's services. The fixtures calling it ask for `infra` too, unused, so that it is in
+    their tests' fixture closure (the unit tests' guard looks there)."""
+    return request.getfixturevalue(f"{'module' if shares_services(request.node) else 'own'}_{name}")
 
 
 @pytest.fixture
@@ -224,20 +269,20 @@ async def stop_service(svc: RunningService) -> None:
     await svc.runtime.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spine_overrides() -> dict[str, dict]:
     """Settings of `spine`'s services besides the tests' defaults, by service name (a test
-    module overrides this fixture to change them)."""
+    module overrides this fixture to change them; module-scoped where its tests share services)."""
     return {}
 
 
-@pytest.fixture
-async def spine(infra: Infra, namespace: str, spine_overrides: dict[str, dict]) -> AsyncIterator[Spine]:
-    """booking, plans and notifier, started in this process, stopped afterwards."""
+@contextlib.asynccontextmanager
+async def running_spine(infra: Infra, namespace: str, overrides: dict[str, dict]) -> AsyncIterator[Spine]:
+    """booking, plans and notifier, started in this process, stopped on leaving."""
     spine = Spine(topic_prefix=f"{namespace}.")
     try:
         started = await asyncio.gather(*(
-            start_service(n, service_settings(n, infra, namespace, **spine_overrides.get(n, {})))
+            start_service(n, service_settings(n, infra, namespace, **overrides.get(n, {})))
             for n in ("booking", "plans", "notifier")))
         spine.services = {s.name: s for s in started}
         yield spine
@@ -246,14 +291,52 @@ async def spine(infra: Infra, namespace: str, spine_overrides: dict[str, dict]) 
             await stop_service(svc)
 
 
-@pytest.fixture
-async def booking(infra: Infra, namespace: str) -> AsyncIterator[RunningService]:
-    """The booking service alone, started in this process."""
+@contextlib.asynccontextmanager
+async def running_booking(infra: Infra, namespace: str) -> AsyncIterator[RunningService]:
+    """The booking service alone, started in this process, stopped on leaving."""
     svc = await start_service("booking", service_settings("booking", infra, namespace))
     try:
         yield svc
     finally:
         await stop_service(svc)
+
+
+@pytest.fixture
+def spine(request: pytest.FixtureRequest, infra: Infra) -> Spine:
+    """booking, plans and notifier, started in this process: the test's own, or its module's
+    (`shares_services`)."""
+    return own_or_shared(request, "spine")
+
+
+@pytest.fixture
+async def own_spine(infra: Infra, namespace: str, spine_overrides: dict[str, dict]) -> AsyncIterator[Spine]:
+    async with running_spine(infra, namespace, spine_overrides) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def module_spine(infra: Infra, spine_overrides: dict[str, dict]) -> AsyncIterator[Spine]:
+    async with running_spine(infra, new_namespace(), spine_overrides) as started:
+        yield started
+
+
+@pytest.fixture
+def booking(request: pytest.FixtureRequest, infra: Infra) -> RunningService:
+    """The booking service alone, started in this process: the test's own, or its module's
+    (`shares_services`; not the one of the module's `spine`)."""
+    return own_or_shared(request, "booking")
+
+
+@pytest.fixture
+async def own_booking(infra: Infra, namespace: str) -> AsyncIterator[RunningService]:
+    async with running_booking(infra, namespace) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def module_booking(infra: Infra) -> AsyncIterator[RunningService]:
+    async with running_booking(infra, new_namespace()) as started:
+        yield started
 
 
 async def eventually(check, timeout: float = 20.0, interval: float = 0.1):

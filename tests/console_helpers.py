@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import Spine
+from tests.conftest import Spine, eventually, own_or_shared
 from tests.staff_helpers import Person
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -49,34 +49,71 @@ async def start_console(spine: Spine, settings) -> Console:
     return Console(app, spine)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def console_overrides() -> dict:
     return {}
 
 
-@pytest.fixture
-async def console(spine, infra, namespace, console_overrides) -> AsyncIterator[Console]:
-    """The console, started in this process next to the spine."""
-    c = await start_console(spine, console_settings(infra, namespace, **console_overrides))
+@contextlib.asynccontextmanager
+async def running_console(spine: Spine, infra, **overrides) -> AsyncIterator[Console]:
+    """The console, started in this process next to `spine` (on its topics), stopped on leaving."""
+    c = await start_console(spine, console_settings(infra, spine.topic_prefix.removesuffix("."),
+                                                    **overrides))
     try:
         yield c
     finally:
         await c.app.state.runtime.stop()
 
 
+@pytest.fixture
+def console(request: pytest.FixtureRequest, infra) -> Console:
+    """The console, started in this process next to the spine: the test's own, or its module's
+    (`shares_services`)."""
+    return own_or_shared(request, "console")
+
+
+@pytest.fixture
+async def own_console(own_spine, infra, console_overrides) -> AsyncIterator[Console]:
+    async with running_console(own_spine, infra, **console_overrides) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def module_console(module_spine, infra, console_overrides) -> AsyncIterator[Console]:
+    async with running_console(module_spine, infra, **console_overrides) as started:
+        yield started
+
+
 def csrf_of(html: str) -> str:
     return CSRF.search(html).group(1)
 
 
-async def sign_in_browser(browser: httpx.AsyncClient, person: Person, steps_ahead: int = 1) -> str:
-    """Sign `person` in through the console's form; the signed-in page's CSRF token."""
+async def token_keys_everywhere(spine: Spine) -> None:
+    """Wait until every staff token key booking has made reached plans and the notifier (as
+    StaffTokenKeyIssued events): until then they refuse the network's tokens, and the console
+    signs out a person a service refused."""
+    async def kids(svc) -> set[str]:
+        return {r["kid"] for r in await svc.runtime.db.fetch("SELECT kid FROM token_keys")}
+
+    made = await kids(spine.booking)
+
+    async def arrived() -> bool:
+        return made <= await kids(spine.plans) and made <= await kids(spine.notifier)
+    await eventually(arrived)
+
+
+async def sign_in_browser(console: Console, browser: httpx.AsyncClient, person: Person,
+                          steps_ahead: int = 1) -> str:
+    """Sign `person` in through the console's form (once their network's token key is known
+    everywhere); the signed-in page's CSRF token."""
+    await token_keys_everywhere(console.spine)
     page = await browser.get("/sign-in")
     form = {"csrf": csrf_of(page.text), "email": person.email, "password": person.password,
             "totp_code": person.code(steps_ahead) or ""}
     done = await browser.post("/sign-in", data=form)
     assert done.status_code == 303, done.text
     home = await browser.get("/day", follow_redirects=True)
-    assert home.status_code == 200, home.text
+    assert home.status_code == 200 and home.url.path == "/day", (home.url, home.text)
     return csrf_of(home.text)
 
 

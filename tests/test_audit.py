@@ -17,11 +17,13 @@ from tests.conftest import eventually
 from tests.helpers import add_patient, create_network, key_everywhere
 from tests.staff_helpers import add_person, bearer, sign_in
 
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
+
 OPS_TOKEN = "audit-ops-token"
 OPS = {"X-Ops-Token": OPS_TOKEN}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spine_overrides() -> dict[str, dict]:
     return {name: {"ops_token": OPS_TOKEN} for name in ("booking", "plans", "notifier")}
 
@@ -151,6 +153,7 @@ async def test_sign_ins_failures_keys_roles_policy_and_template_changes_are_reco
         f"POST /plan-templates/{template['code']}"
 
 
+@pytest.mark.own_services  # reads the service's whole dead-letter trail
 async def test_dead_letter_views_and_replays_are_recorded_with_the_ops_token_as_actor(spine, db):
     schema = spine.booking.schema
     letter = await db.fetchval(
@@ -193,6 +196,7 @@ async def test_a_read_of_another_networks_patient_is_refused_in_that_networks_tr
     assert theirs.clinic["id"] not in json.dumps(mine)
 
 
+@pytest.mark.own_services  # reads every booking entry of the trail
 async def test_a_change_is_in_the_trail_with_its_answer_and_a_failed_one_after_it(booking, db):
     net = await create_network(booking.http)
     body = {"patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
@@ -211,6 +215,7 @@ async def test_a_change_is_in_the_trail_with_its_answer_and_a_failed_one_after_i
     assert outcomes == ["allowed", "failed"]
 
 
+@pytest.mark.own_services  # reads the trail's first list_patients entry
 async def test_reads_reach_the_table_within_a_second_without_being_asked(booking, db):
     net = await create_network(booking.http)
     started = datetime.now(UTC)

@@ -63,11 +63,13 @@ EXCEPTIONS = {
 """Mutating routes the guard does not hold to a change entry, and why."""
 
 NOT_THE_CHANGE = frozenset({"audit_log", "audit_seals", "outbox", "dispatcher_leases",
-                            "test_writes"})
+                            "ops_samples", "test_writes"})
 """Tables whose writes are not taken for a request's change: the trail itself (its entries
 are noted apart); the outbox, whose relay rewrites the rows it publishes (an event is
 written with its change, whose other rows show it); the notifier dispatcher's lease, which
-its worker renews every few seconds; and the test's own notes."""
+its worker renews every few seconds; the ops history, which every runtime samples every
+`shared.ops_history.SAMPLE_SECONDS` (a sample landing while a request is refused was taken
+for that request's change); and the test's own notes."""
 
 
 def mutating_routes(app: Any) -> dict[tuple[str, str], str]:

@@ -7,6 +7,7 @@ import asyncio
 from datetime import datetime, timedelta
 from uuid import uuid4
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
@@ -27,6 +28,8 @@ from shared.events.notifier import PatientConfirmed, PatientOptedOut, Reschedule
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_rules import next_local
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def book(booking, net, patient=None, **fields):
@@ -113,6 +116,7 @@ async def test_roles_limit_what_a_key_may_do(booking):
     assert (await booking.http.post("/clinics", json={"name": "x", "phone": "1234"})).status_code == 401
 
 
+@pytest.mark.own_services  # reads every event of the outbox
 async def test_a_replayed_post_with_the_same_idempotency_key_returns_the_first_response(booking):
     net = await create_network(booking.http)
     body = {"patient_id": net.patient["id"], "site_id": net.site["id"],
@@ -152,6 +156,7 @@ async def test_lists_page_with_a_cursor(booking):
     assert bad.status_code == 422
 
 
+@pytest.mark.own_services  # reads every event of the outbox
 async def test_each_change_of_a_booking_emits_its_event_with_what_consumers_need(booking):
     net = await create_network(booking.http, rooms=2)
     first = await book(booking, net)
@@ -191,6 +196,7 @@ async def test_each_change_of_a_booking_emits_its_event_with_what_consumers_need
     assert all(e.key == net.patient["id"].encode() for e in events)
 
 
+@pytest.mark.own_services  # reads every event of the outbox
 async def test_a_no_show_is_recorded_once_the_session_has_started(booking):
     net = await create_network(booking.http)
     made = await book(booking, net)
@@ -252,6 +258,7 @@ async def test_fhir_reads_are_valid_r4_appointments(booking):
     assert bundle.entry[0].resource.id == made["id"]
 
 
+@pytest.mark.own_services  # counts every dead letter of the service
 async def test_patients_replies_from_the_notifier_update_the_booking(booking, infra):
     net = await create_network(booking.http)
     made = await book(booking, net)

@@ -4,6 +4,7 @@ shown on the patient; START gives back only the consent STOP took."""
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
@@ -12,6 +13,8 @@ from shared.events.notifier import PatientOptedIn, PatientOptedOut, RideContactO
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
 from tests.test_booking_api import book, outbox_events
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 SAM = {"name": "Sam", "phone": "604-555-0190", "sms_consent": True}
 
@@ -48,6 +51,7 @@ async def _publish(booking, net, patient, *payloads) -> None:
         await producer.stop()
 
 
+@pytest.mark.own_services  # counts every dead letter of the service
 async def test_a_ride_contact_who_texted_stop_is_no_longer_texted_and_staff_see_why(booking):
     net = await create_network(booking.http)
     patient = await add_patient(booking.http, net, given_name="Lee", phone="604-555-0181",
@@ -77,6 +81,7 @@ async def test_a_ride_contact_who_texted_stop_is_no_longer_texted_and_staff_see_
     assert await booking.runtime.db.fetchval("SELECT count(*) FROM dead_letters") == 0
 
 
+@pytest.mark.own_services  # counts every event booking processed
 async def test_start_from_a_ride_contact_never_gives_consent_they_did_not_give(booking):
     net = await create_network(booking.http)
     patient = await add_patient(booking.http, net, given_name="Lee", phone="604-555-0181",

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import add_patient, create_network
 
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
+
 ALL_DAY = [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(1, 8)]
 
 
@@ -34,6 +36,7 @@ async def crowd(booking):
     return net, patients
 
 
+@pytest.mark.own_services  # counts every booking and event of the service
 @pytest.mark.parametrize("shared", ["room", "provider", "patient"])
 async def test_fifty_concurrent_overlapping_requests_create_exactly_one_booking(booking, crowd, shared):
     net, patients = crowd
@@ -123,6 +126,7 @@ async def test_st_thomas_has_the_same_utc_time_all_year(booking):
             datetime.fromisoformat(f"{day}T14:00:00+00:00")
 
 
+@pytest.mark.own_services  # counts every booking and event of the service
 async def test_a_series_keeps_its_local_time_across_dst_and_is_all_or_nothing(booking):
     net = await create_network(booking.http, rooms=1, providers=1)
     weeks = [f"2027-03-{d:02d}T10:00:00" for d in (2, 9, 16, 23)]  # DST starts 2027-03-14
@@ -150,6 +154,7 @@ async def test_a_series_keeps_its_local_time_across_dst_and_is_all_or_nothing(bo
     assert [b["status"] for b in rest] == ["booked", "cancelled", "booked", "booked"]
 
 
+@pytest.mark.own_services  # counts every booking and event of the service
 async def test_bad_requests_get_clear_errors_and_write_nothing(booking):
     net = await create_network(booking.http, hours=[{"weekday": d, "opens": "09:00", "closes": "17:00"}
                                                     for d in range(1, 8)])

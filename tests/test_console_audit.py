@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import re
 
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+import pytest
+
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network, key_everywhere
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 def _rows(html: str) -> list[tuple[str, str, str]]:
@@ -32,13 +36,13 @@ async def test_an_admin_sees_who_viewed_a_patients_record_across_the_three_servi
     scheduler = await add_person(http, net.headers, "scheduler", totp=False, name="Sid Scheduler")
     patient = net.patient["id"]
     async with console.browser() as browser:
-        await sign_in_browser(browser, scheduler)
+        await sign_in_browser(console, browser, scheduler)
         page = await browser.get(f"/patients/{patient}")
         assert page.status_code == 200 and "Who viewed this record" not in page.text
         assert (await browser.get("/audit")).status_code == 403
     await _flush(spine)
     async with console.browser() as browser:
-        await sign_in_browser(browser, admin)
+        await sign_in_browser(console, browser, admin)
         page = await browser.get(f"/patients/{patient}")
         assert page.status_code == 200
         viewed = _rows(page.text.split("Who viewed this record", 1)[1])
@@ -55,7 +59,7 @@ async def test_a_privacy_officer_reads_a_staff_members_activity_and_nothing_else
     scheduler = await add_person(http, net.headers, "scheduler", totp=False, name="Sid Scheduler")
     officer = await add_person(http, net.headers, "privacy", totp=False, name="Pia Privacy")
     async with console.browser() as browser:
-        await sign_in_browser(browser, scheduler)
+        await sign_in_browser(console, browser, scheduler)
         assert (await browser.get(f"/patients/{net.patient['id']}")).status_code == 200
     await _flush(spine)
     async with console.browser() as browser:

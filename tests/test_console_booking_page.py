@@ -9,7 +9,7 @@ import re
 
 from shared.consent import ONLINE_CONSENT, ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
-from tests.console_helpers import console, console_overrides, csrf_of  # noqa: F401 (fixtures)
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console  # noqa: F401 (fixtures)
 from tests.helpers import create_network
 
 

@@ -9,9 +9,13 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+import pytest
+
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import add_patient, create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def _book(booking_http, net, patient_id, session_type, local_start: datetime) -> dict:
@@ -37,7 +41,7 @@ async def test_the_day_sheet_shows_each_session_by_room_in_site_local_time_in_th
     await _book(http, net, second["id"], "assessment", day.replace(hour=9, minute=30))
     clinician = await add_person(http, net.headers, "clinician")
     async with console.browser() as browser:
-        await sign_in_browser(browser, clinician)
+        await sign_in_browser(console, browser, clinician)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert page.status_code == 200
         assert int(page.headers["x-console-service-calls"]) <= 3
@@ -75,7 +79,7 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
     await _book(http, net, net.patient["id"], "iv_infusion", day.replace(hour=14))
     person = await add_person(http, net.headers, "scheduler", language="fr")
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert '<html lang="fr-CA">' in page.text
         assert "Feuille du jour" in page.text and "Perfusion IV" in page.text
@@ -84,6 +88,7 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
         assert ">Accueillir<" in page.text and ">Déplacer…<" in page.text and ">Annuler…<" in page.text
 
 
+@pytest.mark.own_services  # a patient's reply comes from the number every test's patients share
 async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_seconds(console):
     import time
 
@@ -104,7 +109,7 @@ async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_
     await eventually(notifier_knows)
     await asyncio.wait_for(console.app.state.hub.ready.wait(), 20)
     async with served(console.app) as url, httpx.AsyncClient(base_url=url, timeout=30) as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         page = await browser.get(f"/day?site={net.site['id']}&date={day.date()}")
         assert "not yet" in page.text
         assert "/day/bookings/" not in page.text, "a read-only person sees no action"

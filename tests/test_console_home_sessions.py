@@ -4,7 +4,7 @@ mode, as it has no room (issue 17)."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
 from tests.test_booking_rules import ALL_DAY
@@ -24,7 +24,7 @@ async def test_the_inbox_lists_home_sessions_until_their_support_person_confirms
     assert b.status_code == 201, b.text
     clinician = await add_person(http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, clinician)
+        csrf = await sign_in_browser(console, browser, clinician)
         inbox = await browser.get("/inbox")
         assert inbox.status_code == 200
         assert inbox.text.count('data-item="support"') == 1

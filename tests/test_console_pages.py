@@ -8,10 +8,14 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.conftest import eventually
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 def _calls(response) -> int:
@@ -25,7 +29,7 @@ async def test_a_scheduler_books_an_induction_series_for_a_new_patient_and_sees_
     tz = ZoneInfo(net.site["timezone"])
     start = (datetime.now(tz) + timedelta(days=2)).date()
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, scheduler)
+        csrf = await sign_in_browser(console, browser, scheduler)
         week = await browser.get(f"/week?site={net.site['id']}&date={start}&session_type=iv_infusion")
         assert week.status_code == 200 and _calls(week) <= 3
         at = f"{start}T10:00"
@@ -70,7 +74,7 @@ async def test_the_inbox_lists_rides_to_arrange_and_the_action_takes_them_off(co
     assert b.status_code == 201
     clinician = await add_person(http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, clinician)
+        csrf = await sign_in_browser(console, browser, clinician)
         inbox = await browser.get("/inbox")
         assert inbox.status_code == 200 and _calls(inbox) <= 3
         assert inbox.text.count('data-item="ride"') == 1
@@ -88,7 +92,7 @@ async def test_an_admin_adds_a_scheduler_in_network_settings_and_others_may_not_
     admin = await add_person(http, net.headers, "admin")
     scheduler = await add_person(http, net.headers, "scheduler", totp=False)
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, admin)
+        csrf = await sign_in_browser(console, browser, admin)
         page = await browser.get("/network")
         assert page.status_code == 200 and _calls(page) <= 3
         added = await browser.post("/network/staff", data={
@@ -99,7 +103,7 @@ async def test_an_admin_adds_a_scheduler_in_network_settings_and_others_may_not_
         assert len(code) > 20
         assert 'data-staff="sky@clinic.example"' in added.text
     async with console.browser() as browser:
-        await sign_in_browser(browser, scheduler)
+        await sign_in_browser(console, browser, scheduler)
         assert (await browser.get("/network")).status_code == 403
 
 
@@ -109,7 +113,7 @@ async def test_an_id_of_another_network_is_a_404_on_every_page(console):
     other = await create_network(http, name="Other")
     person = await add_person(http, mine.headers, "admin")
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         for url in (f"/day?site={other.site['id']}&date=2030-01-07",
                     f"/day/sheet?site={other.site['id']}&date=2030-01-07",
                     f"/week?site={other.site['id']}&date=2030-01-07",
@@ -129,7 +133,7 @@ async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only
     assert booked.status_code == 201
     person = await add_person(http, net.headers, "scheduler", totp=False)
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         url = f"/week?site={net.site['id']}&date={day}&session_type=assessment"
         everyone = await browser.get(url + "&provider=")
         assert everyone.status_code == 200 and "Pat Test" in everyone.text
@@ -141,6 +145,7 @@ async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only
         assert "Provider 2" in theirs.text
 
 
+@pytest.mark.own_services  # a patient's reply and opt-out come from the number every test's patients share
 async def test_a_reply_to_read_and_an_opt_out_are_in_the_inbox_until_staff_handle_them(console):
     from tests.console_helpers import signed_inbound
 
@@ -162,7 +167,7 @@ async def test_a_reply_to_read_and_an_opt_out_are_in_the_inbox_until_staff_handl
     assert await signed_inbound(notifier, "+16045550181", "STOP", "SMq2") == 200
     clinician = await add_person(http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
-        await sign_in_browser(browser, clinician)
+        await sign_in_browser(console, browser, clinician)
         inbox = await browser.get("/inbox")
         assert _calls(inbox) <= 3
         assert inbox.text.count('data-item="reply"') == 1 and "Can I bring my dog?" in inbox.text

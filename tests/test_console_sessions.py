@@ -3,9 +3,13 @@ sign-out, the security headers, and a stolen cookie useless after sign-out."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, csrf_of, sign_in_browser  # noqa: F401
+import pytest
+
+from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def test_signing_in_sets_a_strict_httponly_cookie_and_pages_are_not_stored(console):
@@ -36,7 +40,7 @@ async def test_a_form_without_the_csrf_token_is_refused_with_403(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "admin")
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         for path, data in (("/network/room", {"site_id": net.site["id"], "name": "Sneaky"}),
                            ("/sign-out", {}),
                            ("/day/bookings/00000000-0000-0000-0000-000000000000/check-in",
@@ -58,7 +62,7 @@ async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_erro
     person = await add_person(console.spine.booking.http, net.headers, "admin")
     upload = {"csrf": ("csrf.txt", b"not-the-token", "text/plain")}
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         refused = await browser.post("/network/room", files=upload,
                                      data={"site_id": net.site["id"], "name": "Sneaky"})
         assert refused.status_code == 403
@@ -69,11 +73,12 @@ async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_erro
         assert refused.status_code == 403
 
 
+@pytest.mark.own_services  # counts every session of the console
 async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler")
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, person)
+        csrf = await sign_in_browser(console, browser, person)
         stolen = dict(browser.cookies)
         out = await browser.post("/sign-out", data={"csrf": csrf})
         assert out.status_code == 303
@@ -86,12 +91,13 @@ async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     assert token == 0
 
 
+@pytest.mark.own_services  # reads the console's one session
 async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(console):
     http = console.spine.booking.http
     net = await create_network(http)
     reader = await add_person(http, net.headers, "read-only", totp=False)
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, reader)
+        csrf = await sign_in_browser(console, browser, reader)
         page = await browser.get(f"/day?site={net.site['id']}&date=2030-01-07")
         assert "hx-post" not in page.text.split('id="sheet"')[1]
         week = await browser.get(f"/week?site={net.site['id']}&date=2030-01-07")
@@ -110,11 +116,12 @@ async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(consol
     assert direct.status_code == 403
 
 
+@pytest.mark.own_services  # counts every session of the console
 async def test_an_idle_session_is_signed_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         await console.app.state.runtime.db.execute(
             "UPDATE sessions SET last_seen_at = now() - interval '16 minutes'")
         status = await browser.get("/session/status")
@@ -124,12 +131,13 @@ async def test_an_idle_session_is_signed_out(console):
     assert await console.app.state.runtime.db.fetchval("SELECT count(*) FROM sessions") == 0
 
 
+@pytest.mark.own_services  # reads the console's one session
 async def test_a_token_about_to_expire_is_refreshed_while_the_person_works(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler", totp=False)
     db = console.app.state.runtime.db
     async with console.browser() as browser:
-        await sign_in_browser(browser, person)
+        await sign_in_browser(console, browser, person)
         await db.execute("UPDATE sessions SET token_expires_at = now() + interval '60 seconds'")
         assert (await browser.get("/patients")).status_code == 200
         row = await db.fetchrow("SELECT token, token_expires_at - now() AS left FROM sessions")

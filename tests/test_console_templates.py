@@ -3,7 +3,7 @@ settings; words naming a drug are refused with the reason (issue 17)."""
 
 from __future__ import annotations
 
-from tests.console_helpers import console, console_overrides, sign_in_browser  # noqa: F401
+from tests.console_helpers import console, console_overrides, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network, key_everywhere
 from tests.staff_helpers import add_person
 
@@ -16,7 +16,7 @@ async def test_an_admin_previews_and_saves_the_networks_own_words(console):
     await key_everywhere(console.spine, net)
     admin = await add_person(http, net.headers, "admin")
     async with console.browser() as browser:
-        csrf = await sign_in_browser(browser, admin)
+        csrf = await sign_in_browser(console, browser, admin)
         page = await browser.get("/network")
         assert page.status_code == 200 and 'data-form="template"' in page.text
         form = {"csrf": csrf, "kind": "confirmation", "language": "en", "body": OWN,

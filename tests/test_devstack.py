@@ -104,6 +104,7 @@ def launcher(tmp_path_factory):
         assert not (data_dir / "ops-peers").exists(), "the peers are gone with the services"
 
 
+@pytest.mark.xdist_group("make run")  # one worker: the launcher starts once
 def test_a_service_killed_under_make_run_comes_back_on_its_port_and_the_rest_stays_up(launcher):
     plans = launcher.service("plans")
     others = [p for p in psutil.Process(launcher.proc.pid).children() if p.pid != plans.pid]
@@ -130,6 +131,7 @@ def test_a_service_killed_under_make_run_comes_back_on_its_port_and_the_rest_sta
         assert httpx.get(f"{launcher.peers()[name]}/ready", timeout=5).status_code == 200
 
 
+@pytest.mark.xdist_group("make run")  # one worker: the launcher starts once
 def test_make_run_writes_the_admin_token_to_the_data_directory(launcher):
     token = (launcher.data_dir / "admin-token").read_text()
     assert oct((launcher.data_dir / "admin-token").stat().st_mode & 0o777) == "0o600"
@@ -142,6 +144,7 @@ def test_make_run_writes_the_admin_token_to_the_data_directory(launcher):
     assert refused.status_code in (401, 403)
 
 
+@pytest.mark.xdist_group("make run")  # one worker: the launcher starts once
 def test_kcb_ops_finds_the_services_make_run_started_on_other_ports(launcher):
     assert all(not url.endswith((":8001", ":8002", ":8003")) for url in launcher.peers().values())
     env = {k: v for k, v in os.environ.items() if k not in ("OPS_PEERS", "OPS_TOKEN")}

@@ -15,10 +15,12 @@ import pytest
 from tests.helpers import EVERY_DAY, add_patient, create_network, key_everywhere
 from tests.test_booking_rules import next_local
 
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
+
 OPS = {"X-Ops-Token": "door-ops-token"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def spine_overrides() -> dict[str, dict]:
     return {name: {"ops_token": OPS["X-Ops-Token"]} for name in ("booking", "plans", "notifier")}
 

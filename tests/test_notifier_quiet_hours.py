@@ -8,6 +8,8 @@ from datetime import UTC, datetime, time, timedelta
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from services.notifier import handlers, policy
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.policy import PolicyIn, QuietHoursIn
@@ -22,6 +24,8 @@ from tests.test_notifier_claims import (
     pool,  # noqa: F401 (a fixture)
 )
 from tests.test_spine import listing
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 MIAMI = ZoneInfo("America/New_York")
 ANY_HOUR = {"quiet_hours_start": 24, "quiet_hours_end": 0}

@@ -4,8 +4,12 @@ midnight (23 or 25 hours at a DST change), in one call each, with names; bad ran
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import eventually
 from tests.helpers import add_patient, create_network
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def _key_reached(svc, net) -> None:

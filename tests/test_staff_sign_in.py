@@ -8,12 +8,15 @@ import time
 from uuid import UUID, uuid4
 
 import pyotp
+import pytest
 
 from shared import tokens
 from tests.conftest import eventually
 from tests.helpers import create_network
 from tests.staff_helpers import PASSWORD, add_person, bearer, sign_in
 from tests.test_booking_rules import next_local
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 
 async def _works_at(svc, path: str, token: str) -> bool:
@@ -169,6 +172,7 @@ async def test_admins_must_have_an_authenticator_and_a_code_works_once(booking):
     assert replay.status_code == 401
 
 
+@pytest.mark.own_services  # limits sign-ins per address across the service
 async def test_failed_sign_ins_are_limited_per_account_and_per_address(booking):
     net = await create_network(booking.http)
     victim = await add_person(booking.http, net.headers, "scheduler", totp=False)

@@ -7,9 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.conftest import eventually
 from tests.helpers import create_network, key_everywhere
 from tests.test_spine import listing
+
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
 
 OWN = ("{clinic}: we look forward to seeing you at {site} on {date} at {time}. Reply 1 to "
        "confirm, 2 to change. {phone}")

@@ -8,8 +8,12 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.helpers import add_patient, create_network
 from tests.test_booking_rules import ALL_DAY, next_local
+
+pytestmark = pytest.mark.shared_services
 
 TZ = "America/Vancouver"
 SUPPORT = {"name": "Sam Support", "phone": "604-555-0188", "sms_consent": True}
@@ -91,6 +95,7 @@ async def test_a_remote_visit_may_be_given_its_own_link_and_a_bad_one_is_refused
         assert "ketamine" not in r.text or "names a drug" in r.json()["message"]
 
 
+@pytest.mark.own_services  # counts every booking of the service
 async def test_dosing_stays_in_clinic_and_home_is_refused_for_esketamine_iv_and_im(booking):
     net = await create_network(booking.http)
     await _remote_ways(booking, net, video_link_template="https://meet.example.com/c-{code}")
