@@ -142,8 +142,10 @@ def _make_traversable(path: Path) -> None:
 
 
 def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = True,
-                   log_file: Path | None = None, timeout: float = 60.0) -> ManagedProcess:
-    """Start PostgreSQL on 127.0.0.1 with its data in `data_dir` (initialised if new).
+                   log_file: Path | None = None, timeout: float = 60.0,
+                   settings: tuple[str, ...] = ()) -> ManagedProcess:
+    """Start PostgreSQL on 127.0.0.1 with its data in `data_dir` (initialised if new), with
+    `settings` (`name=value`) on top of the defaults.
 
     The data directory is reused between runs. Returns the running server; its `url`
     is a connection URL for the `postgres` superuser database.
@@ -184,6 +186,8 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
         "-c", f"synchronous_commit={'on' if fsync else 'off'}",
         "-c", "full_page_writes=" + ("on" if fsync else "off"),
     ]
+    for setting in settings:
+        args += ["-c", setting]
     # own session: a Ctrl-C reaches only the launcher, which stops things in order
     with open(log_file or data_dir / "server.log", "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

@@ -59,6 +59,8 @@ class Stack:
     """How many processes each service runs (default 1); extra ones get free ports."""
     twilio: bool = False
     """Start the Twilio-compatible server (devstack.fake_twilio) and point the notifier at it."""
+    postgres_settings: tuple[str, ...] = ()
+    """Settings (`name=value`) of the embedded PostgreSQL, on top of its defaults."""
     processes: list[ManagedProcess] = field(default_factory=list)
     postgres: ManagedProcess | None = None
     broker: ManagedProcess | None = None
@@ -127,7 +129,8 @@ class Stack:
         if not env.get("DATABASE_URL"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.postgres = start_postgres(self.data_dir / "postgres", fsync=self.fsync)
+                self.postgres = start_postgres(self.data_dir / "postgres", fsync=self.fsync,
+                                               settings=self.postgres_settings)
             self.env["DATABASE_URL"] = self.postgres.url
             log.info("embedded PostgreSQL on port %s (data in %s)",
                      self.postgres.extra["port"], self.data_dir / "postgres")
@@ -236,7 +239,8 @@ class Stack:
         self.postgres.stop()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.postgres = start_postgres(self.data_dir / "postgres", port=port, fsync=self.fsync)
+            self.postgres = start_postgres(self.data_dir / "postgres", port=port, fsync=self.fsync,
+                                           settings=self.postgres_settings)
 
     @property
     def admin_token(self) -> str:

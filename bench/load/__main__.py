@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {"NOTIFIER_TWILIO_SEGMENTS_PER_SECOND": "1000", "KAFKA_TOPIC_PREFIX": ""}
     backends = [s for s in SERVICES if s != "console"]  # the load drives the services' APIs
     stack = Stack(data_dir=data_dir, ports={s: free_port() for s in backends}, fsync=False,
-                  env=env, quiet=True, instances={s: args.instances for s in backends}, twilio=True)
+                  env=env, quiet=True, instances={s: args.instances for s in backends}, twilio=True,
+                  # when a consumer's batch committed: the moment a change was known (collect)
+                  postgres_settings=("track_commit_timestamp=on",))
     opts = Options(size=args.size, concurrency=args.concurrency, lead=args.lead, spread=args.spread,
                    settle_timeout=args.settle_timeout, seed=args.seed, progress=not args.no_progress)
     ok = False

@@ -29,9 +29,12 @@ async def booking_history(conn: asyncpg.Connection) -> tuple[list[dict], dict]:
     events = [(json.loads(r["value"]), r["created_at"]) for r in rows]
     processed: dict[str, dict] = {}
     for schema in ("notifier", "plans"):
-        for r in await conn.fetch(f"SELECT consumer, event_id::text, processed_at FROM {schema}.processed_events"
-                                  " WHERE consumer = $1", schema):
-            processed.setdefault(schema, {})[r["event_id"]] = r["processed_at"]
+        # known when the batch's transaction committed, not when it began (processed_at):
+        # a batch that took seconds (after a PostgreSQL restart) was not known before its end
+        for r in await conn.fetch(
+                f"SELECT consumer, event_id::text, coalesce(pg_xact_commit_timestamp(xmin), processed_at)"
+                f" AS known_at FROM {schema}.processed_events WHERE consumer = $1", schema):
+            processed.setdefault(schema, {})[r["event_id"]] = r["known_at"]
     return events, processed
 
 
