@@ -63,8 +63,6 @@ FIRST = (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
 _AVAILABILITY = TypeAdapter(dict[str, UUID | str | list[availability.Slot]])
 
 
-
-
 def _regions(request: Request) -> tuple[str, ...]:
     return tuple(request.app.state.runtime.settings.phone_regions.split(","))
 

@@ -30,8 +30,6 @@ router = APIRouter(tags=["online booking"])
 Slug = Path(min_length=1, max_length=SLUG_MAX, pattern=SLUG)
 
 
-
-
 def _settings(request: Request) -> BookingSettings:
     settings: BookingSettings = settings_of(request)
     return settings

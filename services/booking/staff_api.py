@@ -33,8 +33,6 @@ router = APIRouter(tags=["staff"])
 _bearer = HTTPBearer(auto_error=False, description="A staff member's sign-in token")
 
 
-
-
 def _settings(request: Request) -> BookingSettings:
     settings: BookingSettings = settings_of(request)
     return settings

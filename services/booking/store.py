@@ -73,7 +73,6 @@ Db: TypeAlias = Connection | asyncpg.Pool
 After = tuple[datetime, UUID]  # a page's cursor: (created_at or starts_at, id) of the last row
 
 
-
 # --- events -------------------------------------------------------------------------------
 
 

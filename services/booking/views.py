@@ -26,8 +26,6 @@ router = APIRouter(tags=["staff screens"])
 MAX_SHEET_DAYS = 42
 
 
-
-
 def _json(text: str) -> Response:
     return Response(text, media_type="application/json", headers={"Cache-Control": "no-store"})
 

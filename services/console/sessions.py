@@ -81,8 +81,6 @@ def clear_cookie(request: Request, response: Response, base: str) -> None:
                            samesite="strict", secure=secure(request))
 
 
-
-
 def _idle(request: Request) -> timedelta:
     return timedelta(minutes=request.app.state.runtime.settings.idle_minutes)
 

@@ -40,8 +40,6 @@ class ClinicSettings(RequestModel):
     auto_create_plans: bool
 
 
-
-
 async def plan_views(conn: Connection, plans: list[Plan]) -> list[dict[str, Any]]:
     """Plans with their progress, timeline and REMS forms (three queries however many)."""
     ids = [plan.id for plan in plans]
