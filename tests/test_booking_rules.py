@@ -183,6 +183,16 @@ async def test_bad_requests_get_clear_errors_and_write_nothing(booking):
         r = await booking.http.post("/bookings", headers=net.headers, json={**base, **change})
         assert r.status_code == status, (change, r.text)
         assert words in r.json()["message"], (change, r.json())
+    # room and provider given: the insert checks the site's rules itself (no placement read
+    # first), and refuses the same way, writing nothing
+    placed = {**base, "room_id": net.rooms[0]["id"], "provider_id": net.providers[0]["id"]}
+    for change, status, words in [*cases[:3], *cases[5:7],
+                                  ({"join_link": "https://meet.example.com/x",
+                                    "starts_at": next_local("America/Vancouver", days=5)},
+                                   422, "closed")]:
+        r = await booking.http.post("/bookings", headers=net.headers, json={**placed, **change})
+        assert r.status_code == status, (change, r.text)
+        assert words in r.json()["message"], (change, r.json())
     r = await booking.http.post("/bookings", headers=net.headers, json={**base, "patient_id": "x"})
     assert r.json()["fields"][0]["path"] == "body.patient_id"
     assert "x" not in str(r.json()["fields"][0].get("input", "")), "values are not echoed"

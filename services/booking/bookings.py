@@ -29,6 +29,7 @@ from services.booking.model import (
     Context,
     Placement,
     SessionType,
+    Span,
     Visit,
 )
 from services.booking.network import check_for_texts, normalise_mobile
@@ -168,14 +169,13 @@ def visit_from(cmd: BookSession | BookSeries,
 # --- placing a session -----------------------------------------------------------------
 
 
-async def place(conn: Connection, clinic_id: UUID, site_id: UUID, timezone: str,
-                stype: SessionType, starts_at: datetime, *, room_id: UUID | None,
-                provider_id: UUID | None, now: datetime, moving: UUID = NO_BOOKING,
+async def place(conn: Connection, clinic_id: UUID, site_id: UUID, when: Span, *,
+                room_id: UUID | None, provider_id: UUID | None, moving: UUID = NO_BOOKING,
                 prefer_room: UUID | None = None, prefer_provider: UUID | None = None,
                 field: str = "starts_at", needs_room: bool = True) -> Placement:
-    """Check a start time against the site's rules and pick a free room and provider (one
-    round trip); a remote or home visit (`needs_room` False) takes no room."""
-    when = rules.span(starts_at, stype, timezone, now, field)
+    """Check a session's times (`rules.span`) against the site's rules and pick a free room
+    and provider (one round trip); a remote or home visit (`needs_room` False) takes no
+    room."""
     fit = await store.fit(conn, clinic_id, site_id, when, room_id=room_id,
                           provider_id=provider_id, moving=moving, prefer_room=prefer_room,
                           prefer_provider=prefer_provider)
@@ -193,25 +193,34 @@ async def _insert(conn: Connection, ctx: BookingContext, stype: SessionType,
                   provider_id: UUID | None, now: datetime, series_id: UUID | None,
                   field: str, visit: Visit, audit: tuple[Any, ...] | None = None) -> Booking:
     """Insert one booking, its `SessionBooked` event and the request's audit entry (`audit`,
-    if given) in one statement. If a concurrent
-    booking took the room or provider picked for it, pick again; a real conflict becomes a
-    409 naming what conflicts."""
+    if given) in one statement, which also checks the time against the site's rules. With
+    the room and the provider given (and no join link, which a clinic visit refuses after
+    placement) that statement is the only one: no placement first. If a concurrent booking
+    took the room or provider picked for it, pick again; a real conflict becomes a 409
+    naming what conflicts."""
     assert ctx.site_id is not None
+    needs_room = visit.mode == "clinic"
+    when = rules.span(starts_at, stype, about.site_timezone, now, field)
     for attempt in range(3):
-        where = await place(conn, ctx.clinic_id, ctx.site_id, about.site_timezone, stype,
-                            starts_at, room_id=room_id, provider_id=provider_id, now=now,
-                            field=field, needs_room=visit.mode == "clinic")
+        if room_id is not None and provider_id is not None and visit.join_link is None:
+            where = Placement(when.starts_at, when.ends_at, when.occupied_until,
+                              room_id if needs_room else None, provider_id)
+        else:
+            where = await place(conn, ctx.clinic_id, ctx.site_id, when, room_id=room_id,
+                                provider_id=provider_id, field=field, needs_room=needs_room)
         booking_id = uuid4()  # the event tells of the row as it will be (version 1)
         link = rules.join_link(visit.mode, visit.join_link, about.call_in_phone,
                                about.video_link_template, booking_id)
         booked = SessionBooked(**appointment_fields(booking_id, 1, series_id, ctx.site_id,
                                                     stype.code, stype.is_dosing, where, about,
                                                     visit, link))
-        booking = await store.insert_booking(
-            conn, booking_id, ctx, stype, about, where, series_id, visit, link,
+        booking, fit = await store.insert_booking(
+            conn, booking_id, ctx, stype, about, when, where, series_id, visit, link,
             store.event(booked, ctx.clinic_id, ctx.patient_id), audit)
         if booking is not None:
             return booking
+        # what refused it: the site's rules (nothing was written), else a conflict
+        rules.place(fit, when, where.room_id, where.provider_id, field, needs_room)
         conflict = await _conflict(conn, where, ctx.patient_id)
         if not rules.pick_again(conflict, room_id, provider_id) or attempt == 2:
             raise conflict
@@ -312,9 +321,9 @@ async def reschedule(conn: Connection, who: Principal, booking_id: UUID,
     if before.mode != "clinic" and cmd.room_id is not None:
         raise Invalid(f"a {before.mode} visit takes no room", field="room_id")
     timezone = before.about.site_timezone
-    where = await place(conn, who.clinic_id, before.site_id, timezone, stype,
-                        to_utc(cmd.starts_at, timezone), room_id=cmd.room_id,
-                        provider_id=cmd.provider_id, now=now, moving=booking_id,
+    when = rules.span(to_utc(cmd.starts_at, timezone), stype, timezone, now)
+    where = await place(conn, who.clinic_id, before.site_id, when, room_id=cmd.room_id,
+                        provider_id=cmd.provider_id, moving=booking_id,
                         prefer_room=before.room_id, prefer_provider=before.provider_id,
                         needs_room=before.mode == "clinic")
     try:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from services.booking import rules, store
 from services.booking.availability import candidates, closed_days, open_slots
-from services.booking.bookings import NO_BOOKING, appointment_fields
+from services.booking.bookings import appointment_fields
 from services.booking.commands import AskForConsultation
 from services.booking.localtime import local_iso
 from services.booking.model import (
@@ -212,20 +212,16 @@ async def _book(conn: Connection, clinic: Clinic, req: OnlineRequest,
     assert ctx is not None and ctx.about is not None and ctx.stype is not None
     stype, about = ctx.stype, ctx.about
     when = rules.span(req.starts_at, stype, about.site_timezone, now)
-    fit = await store.fit(conn, clinic.id, req.site_id, when, room_id=None,
-                          provider_id=req.provider_id, moving=NO_BOOKING, prefer_room=None,
-                          prefer_provider=None)
-    taken = Conflict("that time was just taken: choose another", field="starts_at")
-    if fit.closed or not fit.provider_works:
-        raise taken
     where = Placement(when.starts_at, when.ends_at, when.occupied_until, None, req.provider_id)
     booking_id, visit = uuid4(), Visit(mode=req.mode)
     link = _join_link(req.mode, about, booking_id)
     booked = SessionBooked(**appointment_fields(booking_id, 1, None, req.site_id, stype.code,
                                                 stype.is_dosing, where, about, visit, link))
-    booking = await store.insert_booking(conn, booking_id, ctx, stype, about, where, None,
-                                         visit, link, store.event(booked, clinic.id, patient.id),
-                                         source="online")
+    # written only if the site is open that day and the provider works then, and is free
+    booking, _ = await store.insert_booking(conn, booking_id, ctx, stype, about, when, where,
+                                            None, visit, link,
+                                            store.event(booked, clinic.id, patient.id),
+                                            source="online")
     if booking is None:
-        raise taken
+        raise Conflict("that time was just taken: choose another", field="starts_at")
     return booking

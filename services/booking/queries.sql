@@ -399,33 +399,47 @@ SELECT
     NULL::uuid AS free_room, NULL::uuid AS free_provider;
 
 -- name: insert_booking_with_event
--- The booking, its SessionBooked event (made in Python, $19 on: the outbox's row, which
--- shared/outbox.py gives) and the request's audit entry ($25 on) in one round trip. No row
--- back: an exclusion constraint (room,
--- provider or patient busy) stopped it, and no event either.
-WITH booked AS (
+-- The booking, its SessionBooked event (made in Python, $23 on: the outbox's row, which
+-- shared/outbox.py gives) and the request's audit entry ($29 on) in one round trip, written
+-- only if the time fits the site's rules: placement_rules' parameters ($1 to $8, the room and
+-- provider it goes to), which placement then need not check first. Its row: how the time
+-- fits (as placement_given answers), then the booking, whose columns are NULL when nothing
+-- was written: the rules refused it, or an exclusion constraint (room, provider or patient
+-- busy) stopped it; no event and no entry either then. A visit that is not in clinic ($17)
+-- takes no room and is not held by the site's opening hours.
+WITH fit AS (
+    SELECT
+-- include: placement_rules
+        NULL::uuid AS free_room, NULL::uuid AS free_provider
+), booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
                           session_type, is_dosing, starts_at, ends_at, occupied_until, mode,
                           join_link, support_name, support_phone, support_consent, source)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text, $14::text, $15::text,
-            $16::text, coalesce($17::boolean, false), $18::text)
+    SELECT $9::uuid, $2::uuid, $1::uuid, $7::uuid, $8::uuid, $10::uuid, $11::uuid, $12::text,
+           $13::boolean, $14::timestamptz, $15::timestamptz, $16::timestamptz, $17::text,
+           $18::text, $19::text, $20::text, coalesce($21::boolean, false), $22::text
+    FROM fit
+    WHERE NOT fit.closed AND (fit.open OR $17::text <> 'clinic') AND fit.room_known
+      AND fit.provider_known AND fit.provider_works
     ON CONFLICT DO NOTHING
     RETURNING *
 ), announced AS (
 -- include: session_booked_outbox_row
 ), audited AS (
-    -- the request's audit entry ($25 on: shared.audit.Entry.inline; none when $25 is NULL)
+    -- the request's audit entry ($29 on: shared.audit.Entry.inline; none when $29 is NULL)
     INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
                            action, resource, patient_ids, outcome, status, client, correlation_id)
-    SELECT $25, $26, $27, $28, $29, $30, $31, $32, $33, ARRAY[booked.patient_id], $34, $35, $36, $37
-    FROM booked WHERE $25::timestamptz IS NOT NULL
+    SELECT $29, $30, $31, $32, $33, $34, $35, $36, $37, ARRAY[booked.patient_id], $38, $39, $40, $41
+    FROM booked WHERE $29::timestamptz IS NOT NULL
 )
-SELECT id, clinic_id, site_id, room_id, provider_id, patient_id, series_id, session_type,
-       is_dosing, starts_at, ends_at, occupied_until, status, version, confirmed_at,
-       ride_status, ride_driver_name, reschedule_requested_at, cancel_reason, cancelled_by,
-       created_at, updated_at, mode, source, join_link, support_name, support_phone, support_consent,
-       support_confirmed_at
-FROM booked;
+SELECT fit.closed, fit.open, fit.room_known, fit.provider_known, fit.provider_works,
+       fit.free_room, fit.free_provider,
+       b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
+       b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,
+       b.confirmed_at, b.ride_status, b.ride_driver_name, b.reschedule_requested_at,
+       b.cancel_reason, b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source, b.join_link,
+       b.support_name, b.support_phone, b.support_consent, b.support_confirmed_at
+FROM fit LEFT JOIN booked b ON true;
 
 -- name: what_conflicts
 -- Which of room, provider, patient is busy in a time range, and with which booking.

@@ -64,8 +64,8 @@ from shared.rows import one as _one
 from shared.rows import row as _row
 
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
-    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $19 on
-    "session_booked_outbox_row": insert_row_sql(19, source="booked")})
+    # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $23 on
+    "session_booked_outbox_row": insert_row_sql(23, source="booked")})
 PRODUCER = "booking"
 NO_AUDIT = (None,) * 13
 
@@ -363,14 +363,20 @@ async def booking_context(conn: Connection, clinic_id: UUID, site_id: UUID, pati
                           None if r["site_id"] is None else _row(Context, r))
 
 
+def _rules(clinic_id: UUID, site_id: UUID, when: Span, room_id: UUID | None,
+           provider_id: UUID | None) -> tuple[Any, ...]:
+    """The parameters of placement_rules ($1 to $8)."""
+    start = when.local_start
+    return (site_id, clinic_id, start.date(), start.isoweekday(), start.time(),
+            when.local_end.time(), room_id, provider_id)
+
+
 async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: UUID | None,
               provider_id: UUID | None, moving: UUID, prefer_room: UUID | None,
               prefer_provider: UUID | None) -> Fit:
     """How `when` fits the site's rules, and the free room and provider (see placement;
     placement_given when both are given)."""
-    start = when.local_start
-    rules = (site_id, clinic_id, start.date(), start.isoweekday(), start.time(),
-             when.local_end.time(), room_id, provider_id)
+    rules = _rules(clinic_id, site_id, when, room_id, provider_id)
     if room_id is not None and provider_id is not None:
         return await _made(conn, Fit, Q.placement_given, *rules)
     return await _made(conn, Fit, Q.placement, *rules, when.starts_at, when.occupied_until,
@@ -378,21 +384,28 @@ async def fit(conn: Db, clinic_id: UUID, site_id: UUID, when: Span, *, room_id: 
 
 
 async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype: SessionType,
-                         about: Context, where: Placement, series_id: UUID | None,
+                         about: Context, when: Span, where: Placement, series_id: UUID | None,
                          visit: Visit, join_link: str | None,
                          announced: Envelope[Any], audit: tuple[Any, ...] | None = None,
-                         source: str = "staff") -> Booking | None:
-    """Insert a booking, its event `announced` and the request's audit entry (`audit`:
-    `shared.audit.Entry.inline()`) in one statement; None (and no event, no entry) when an
-    exclusion constraint found the room, provider or patient busy. `source`: staff, or
-    online (the public booking page)."""
+                         source: str = "staff") -> tuple[Booking | None, Fit]:
+    """Insert a booking at `where`, its event `announced` and the request's audit entry
+    (`audit`: `shared.audit.Entry.inline()`) in one statement, if `when` fits the site's rules
+    with `where`'s room and provider. Answers the booking, None (and no event, no entry) when
+    the rules refused it or an exclusion constraint found the room, provider or patient busy,
+    and how the time fits (as `fit` answers with the room and provider given). `source`:
+    staff, or online (the public booking page)."""
+    assert ctx.site_id is not None
     r = await conn.fetchrow(
-        Q.insert_booking_with_event, booking_id, ctx.clinic_id, ctx.site_id, where.room_id,
-        where.provider_id, ctx.patient_id, series_id, stype.code, stype.is_dosing,
+        Q.insert_booking_with_event,
+        *_rules(ctx.clinic_id, ctx.site_id, when, where.room_id, where.provider_id),
+        booking_id, ctx.patient_id, series_id, stype.code, stype.is_dosing,
         where.starts_at, where.ends_at, where.occupied_until, visit.mode, join_link,
         visit.support_name, visit.support_phone, visit.support_consent, source,
         *row(announced), *(audit or NO_AUDIT))
-    return None if r is None else Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
+    assert r is not None
+    booking = None if r["id"] is None else \
+        Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
+    return booking, _row(Fit, r)
 
 
 async def what_conflicts(db: Db, where: Placement, patient_id: UUID) -> Clash | None:
