@@ -104,9 +104,8 @@ async def statements_loop(pool, n: int, events: bool) -> float:
                         return
                     ids, k = [r["id"] for r in rows], len(rows)
                     notices = list({r["patient_id"] for r in rows if not r["stop_notice_sent"]})
-                    claim = await conn.fetchval(Q.claim_picked, ids, ["sending"] * k, [None] * k,
-                                                [None] * k, [BODY] * k, [1] * k, None, notices,
-                                                None)
+                    claim = await conn.fetchval(Q.claim_picked, ids, [BODY] * k, [1] * k,
+                                                [0] * k, None, notices, [], [], [], [])
                 sids = [f"SM{i:032d}" for i in ids]
                 if events:
                     await conn.fetch(Q.mark_sent, ids, [claim] * k, sids)
