@@ -49,7 +49,7 @@ from bench.notifier_common import (
     seed_future,
 )
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
-from services.notifier.store import Q
+from services.notifier.store import Q, pick_due_sql
 from services.notifier.templates import LOCALES, local_times
 
 BATCH = 500
@@ -99,7 +99,7 @@ async def statements_loop(pool, n: int, events: bool) -> float:
         async with pool.acquire() as conn:
             while True:
                 async with conn.transaction():
-                    rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, BATCH)
+                    rows = await conn.fetch(pick_due_sql(BATCH), CRITICAL_KINDS)
                     if not rows:
                         return
                     ids, k = [r["id"] for r in rows], len(rows)
@@ -273,7 +273,7 @@ async def stream_lateness(db: str, schema: str, pending: int, stream: int,
     try:
         await seed_future(pool, pending)
         async with pool.acquire() as conn:
-            plan = await conn.fetch("EXPLAIN " + Q.pick_due, CRITICAL_KINDS, BATCH)
+            plan = await conn.fetch("EXPLAIN " + pick_due_sql(BATCH), CRITICAL_KINDS)
             first_id = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM texts")
         if pending:
             used = [r[0].strip() for r in plan if "Index" in r[0]]

@@ -44,7 +44,9 @@ SELECT coalesce(array_agg(booking_id), '{}') FROM stored;
 -- name: pick_due
 -- Step 1 of the dispatcher's design, first half: a batch of due texts with their context
 -- (see text_context), locked until the dispatcher's transaction ends; other dispatchers pass
--- them by (SKIP LOCKED). $1: critical kinds (see text_context); $2: batch size.
+-- them by (SKIP LOCKED). $1: critical kinds (see text_context); $2: batch size, which
+-- store.pick_due_sql writes in as a number (a LIMIT parameter made PostgreSQL plan this
+-- join again for every batch).
 WITH picked AS (
     SELECT * FROM texts WHERE status = 'pending' AND due_at <= now()
     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
