@@ -41,6 +41,7 @@ from bench.common import (
 )
 from bench.notifier_common import (
     ANY_HOUR,
+    DEPLOYED_POOL_MIN,
     ZeroLatencySender,
     lateness,
     notifier_pool,
@@ -129,7 +130,7 @@ def _dispatcher_process(db: str, schema: str, ready, go, stop, cpu) -> None:
     event loop), running until `stop` is set; adds the CPU seconds it used from `go` on to
     `cpu`."""
     async def main() -> None:
-        pool = await notifier_pool(db, schema, fresh=False)
+        pool = await notifier_pool(db, schema, fresh=False, min_size=DEPLOYED_POOL_MIN)
         try:
             warm_up()
             gc.freeze()  # as the service does once started (`ServiceRuntime.lifespan`)
