@@ -15,7 +15,8 @@ event loop (uvloop).
 Scheduling takes a fraction of a second for the notifier: both sides schedule once untimed
 (warm-up), then the median of 3 timed rounds is reported for each. Firing runs 3 rounds of
 APScheduler then the notifier's two instances; the target, >= 20x, is judged on the median of
-the rounds' ratios.
+the rounds' ratios. Last, as ceilings (not judged): the bare claim loop and the dispatcher's
+statements alone (no rendering, checks or sending) on the same burst, each on 2 connections.
 
 Usage: python -m bench.notifier_apscheduler [--reminders N]
 """
