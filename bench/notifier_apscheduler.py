@@ -15,7 +15,8 @@ event loop (uvloop).
 Scheduling takes a fraction of a second for the notifier: both sides schedule once untimed
 (warm-up), then the median of 3 timed rounds is reported for each. Firing runs 3 rounds of
 APScheduler then the notifier's two instances; the target, >= 20x, is judged on the median of
-the rounds' ratios.
+the rounds' ratios. Last, as ceilings (not judged): the bare claim loop and the dispatcher's
+statements alone (no rendering, checks or sending) on the same burst, each on 2 connections.
 
 Usage: python -m bench.notifier_apscheduler [--reminders N]
 """
@@ -39,8 +40,16 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bench.common import ROUNDS, infrastructure, judge, median, run_as_deployed
-from bench.notifier_common import ANY_HOUR, ZeroLatencySender, lateness, notifier_pool, percentile, seed_due
-from bench.notifier_dispatch import dispatcher_loop
+from bench.notifier_common import (
+    ANY_HOUR,
+    DEPLOYED_POOL_MIN,
+    ZeroLatencySender,
+    lateness,
+    notifier_pool,
+    percentile,
+    seed_due,
+)
+from bench.notifier_dispatch import bare_claim_loop, dispatcher_loop, statements_loop
 from services.notifier import handlers
 from services.notifier.dispatcher import Dispatcher
 from shared.consumer import EventConsumer
@@ -172,7 +181,7 @@ async def fire_burst(db: str, n: int, instances: int) -> Fired:
     texts are stored once the processes are ready, due 3 s later: starting them takes
     seconds under load, and texts due before they look would be timed from before)."""
     schema = f"bench_notifier_fire_{instances}"
-    pool = await notifier_pool(db, schema)
+    pool = await notifier_pool(db, schema, min_size=DEPLOYED_POOL_MIN)  # its dispatcher's
     try:
         # confirmations: quoting a date, they go when due (a text naming a day waits for it)
         seed = partial(seed_due, pool, n, ("confirmation",))
@@ -195,6 +204,25 @@ async def fire_burst(db: str, n: int, instances: int) -> Fired:
         return Fired(n / float(span), await lateness(pool))
     finally:
         await pool.close()
+
+
+async def burst_ceilings(db: str, n: int) -> list[tuple[str, float]]:
+    """What the same burst of `n` texts allows with no dispatcher around its SQL, on 2
+    connections as the 2 instances have: the bare claim loop (`FOR UPDATE SKIP LOCKED`, then
+    mark done), and the dispatcher's own statements back to back (pick with context, claim
+    with a body, SID + `SmsSent`; no rendering, checks or sending). Texts/s from the loops'
+    start, the texts already due (no wake-up to wait for): ceilings, not judged."""
+    rates = []
+    for name, loop in (("bare claim loop, same burst", bare_claim_loop),
+                       ("its statements alone, same burst",
+                        partial(statements_loop, events=True))):
+        pool = await notifier_pool(db, "bench_notifier_fire_ceiling")
+        try:
+            await seed_due(pool, n, ("confirmation",))
+            rates.append((name, await loop(pool, n)))
+        finally:
+            await pool.close()
+    return rates
 
 
 async def schedule(pool: asyncpg.Pool, n: int) -> float:
@@ -230,6 +258,7 @@ async def main(n: int) -> bool:
             rounds.append((await apscheduler_fire(db, n, adds),
                            await fire_burst(db, n, instances=2)))
         one = await fire_burst(db, n, instances=1)
+        ceilings = await burst_ceilings(db, n)
     aps = [a for a, _ in rounds]
     two = [t for _, t in rounds]
     print(f"\n== {n:,} reminders scheduled and fired: the notifier vs APScheduler 3.x"
@@ -241,6 +270,9 @@ async def main(n: int) -> bool:
     line("notifier, 2 instances (as deployed)", median([t.rate for t in two]), "texts/s",
          two[middle].late)
     line("notifier, 1 instance (one round)", one.rate, "texts/s", one.late)
+    aps_rate = median([a.rate for a in aps])
+    for name, rate in ceilings:
+        print(f"   {name:<34} {rate:>10,.0f} texts/s   {rate / aps_rate:5.1f}x APScheduler (a ceiling)")
     print(f"   rounds, firing: APScheduler {', '.join(f'{a.rate:,.0f}' for a in aps)} fires/s;"
           f" notifier {', '.join(f'{t.rate:,.0f}' for t in two)} texts/s (lateness: the"
           " median round's)")

@@ -11,8 +11,11 @@ from services.notifier import handlers
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SmsSender
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
+from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(handlers.__file__).with_name("migrations")
+DEPLOYED_POOL_MIN = ServiceSettings.model_fields["db_pool_min_size"].default
+"""The connections a notifier process's pool keeps open, as deployed (`db_pool_min_size`)."""
 ANY_HOUR = QuietHours(start=24, end=0)
 """Benchmarks must not depend on the hour they run at."""
 
@@ -54,15 +57,16 @@ FROM generate_series(1, $1) AS i
 
 
 async def notifier_pool(db: str, schema: str, max_size: int = 10,
-                        fresh: bool = True) -> asyncpg.Pool:
-    """A pool on a notifier schema (emptied first if `fresh`; migrations applied)."""
+                        fresh: bool = True, min_size: int = 1) -> asyncpg.Pool:
+    """A pool on a notifier schema (emptied first if `fresh`; migrations applied), keeping
+    `min_size` connections open (`DEPLOYED_POOL_MIN` for a notifier process's)."""
     if fresh:
         admin = await asyncpg.connect(db)
         try:
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await admin.close()
-    pool = await create_pool(db, schema, max_size=max_size)
+    pool = await create_pool(db, schema, max_size=max_size, min_size=min_size)
     await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS, MIGRATIONS))
     return pool
 

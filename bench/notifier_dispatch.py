@@ -41,6 +41,7 @@ from bench.common import (
 )
 from bench.notifier_common import (
     ANY_HOUR,
+    DEPLOYED_POOL_MIN,
     ZeroLatencySender,
     lateness,
     notifier_pool,
@@ -49,7 +50,7 @@ from bench.notifier_common import (
     seed_future,
 )
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
-from services.notifier.store import Q
+from services.notifier.store import Q, pick_due_sql
 from services.notifier.templates import LOCALES, local_times
 
 BATCH = 500
@@ -99,14 +100,13 @@ async def statements_loop(pool, n: int, events: bool) -> float:
         async with pool.acquire() as conn:
             while True:
                 async with conn.transaction():
-                    rows = await conn.fetch(Q.pick_due, CRITICAL_KINDS, BATCH)
+                    rows = await conn.fetch(pick_due_sql(BATCH), CRITICAL_KINDS)
                     if not rows:
                         return
                     ids, k = [r["id"] for r in rows], len(rows)
                     notices = list({r["patient_id"] for r in rows if not r["stop_notice_sent"]})
-                    claim = await conn.fetchval(Q.claim_picked, ids, ["sending"] * k, [None] * k,
-                                                [None] * k, [BODY] * k, [1] * k, None, notices,
-                                                None)
+                    claim = await conn.fetchval(Q.claim_picked, ids, [BODY] * k, [1] * k,
+                                                [0] * k, None, notices, [], [], [], [])
                 sids = [f"SM{i:032d}" for i in ids]
                 if events:
                     await conn.fetch(Q.mark_sent, ids, [claim] * k, sids)
@@ -130,7 +130,7 @@ def _dispatcher_process(db: str, schema: str, ready, go, stop, cpu) -> None:
     event loop), running until `stop` is set; adds the CPU seconds it used from `go` on to
     `cpu`."""
     async def main() -> None:
-        pool = await notifier_pool(db, schema, fresh=False)
+        pool = await notifier_pool(db, schema, fresh=False, min_size=DEPLOYED_POOL_MIN)
         try:
             warm_up()
             gc.freeze()  # as the service does once started (`ServiceRuntime.lifespan`)
@@ -274,7 +274,7 @@ async def stream_lateness(db: str, schema: str, pending: int, stream: int,
     try:
         await seed_future(pool, pending)
         async with pool.acquire() as conn:
-            plan = await conn.fetch("EXPLAIN " + Q.pick_due, CRITICAL_KINDS, BATCH)
+            plan = await conn.fetch("EXPLAIN " + pick_due_sql(BATCH), CRITICAL_KINDS)
             first_id = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM texts")
         if pending:
             used = [r[0].strip() for r in plan if "Index" in r[0]]

@@ -52,6 +52,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, get_args
 from uuid import UUID
 
 import asyncpg
@@ -116,34 +117,86 @@ def insert_events_sql(event: type[Event], *, source: str, producer: str, event_i
     columns: `payload` maps each of the model's fields to one. `event_id` names a column
     holding a new uuid per row (e.g. `gen_random_uuid() AS event_id` in `source`: it is read
     more than once); the correlation id is the event's own unless given, the causation id
-    NULL unless given, and so is the trace context (an SQL expression of a `traceparent`)."""
+    NULL unless given, and so is the trace context (an SQL expression of a `traceparent`).
+
+    The JSON is one concatenation: what the model fixes (names, the event's type, version
+    and producer) is written out once, here, and each value by its type in the model
+    (`_json_of`); json_build_object looked up every argument's type on every row."""
     fields = list(event.model_fields)
     if set(payload) != set(fields):
         raise ValueError(
             f"{event.__name__} SQL: fields missing "
             f"{sorted(set(fields) - set(payload))}, unknown {sorted(set(payload) - set(fields))}"
         )
-    envelope = {
-        "event_id": event_id, "event_type": f"{_literal(event.event_type())}::text",
-        "schema_version": f"{int(event.schema_version)}::integer", "occurred_at": "now()",
-        "producer": f"{_literal(producer)}::text", "clinic_id": clinic_id,
-        "patient_id": patient_id or "NULL::uuid", "correlation_id": correlation_id or event_id,
-        "causation_id": causation_id or "NULL::uuid",
-        "payload": _json_object({f: payload[f] for f in fields}),
+    body: list[_Part] = [_Sql(_json_of(payload[f], event.model_fields[f].annotation))
+                         for f in fields]
+    null = "null"
+    envelope: dict[str, _Part | list[_Part]] = {
+        "event_id": _Sql(_json_of(event_id, UUID)), "event_type": json.dumps(event.event_type()),
+        "schema_version": str(int(event.schema_version)),
+        "occurred_at": _Sql("(SELECT to_json(now())::text)"),  # once per statement
+        "producer": json.dumps(producer), "clinic_id": _Sql(_json_of(clinic_id, UUID)),
+        "patient_id": _Sql(_json_of(patient_id, UUID)) if patient_id else null,
+        "correlation_id": _Sql(_json_of(correlation_id or event_id, UUID)),
+        "causation_id": _Sql(_json_of(causation_id, UUID)) if causation_id else null,
+        "payload": _object(dict(zip(fields, body, strict=True))),
     }
     if set(envelope) != set(Envelope.model_fields):
         raise ValueError(f"the envelope's fields changed: {sorted(Envelope.model_fields)}")
-    value = _json_object({f: envelope[f] for f in Envelope.model_fields})
+    value = _concatenated(_object({f: envelope[f] for f in Envelope.model_fields}))
     key = f"coalesce({patient_id}, {clinic_id})" if patient_id else clinic_id
     return (f"INSERT INTO outbox ({', '.join(COLUMNS)})\n"
             f"SELECT {_literal(event.topic)}, convert_to(({key})::text, 'UTF8'),\n"
-            f"       convert_to({value}::text, 'UTF8'),\n"
+            f"       convert_to({value}, 'UTF8'),\n"
             f"       {event_id}, {_literal(event.event_type())}, {trace_context or 'NULL::text'}\n"
             f"FROM {source}" + (f" ORDER BY {order_by}" if order_by else ""))
 
 
-def _json_object(fields: Mapping[str, str]) -> str:
-    return "json_build_object(" + ", ".join(f"{_literal(k)}, {v}" for k, v in fields.items()) + ")"
+class _Sql(str):
+    """SQL giving a JSON text (where a plain `str` is the JSON text itself)."""
+
+
+_Part = str | _Sql
+
+
+def _json_of(expr: str, annotation: Any) -> str:
+    """SQL giving the JSON text of `expr`, a value of the model's type `annotation` ('null'
+    when NULL): a uuid as its text in quotes, an integer or a boolean as its text, anything
+    else through to_json (strings escaped, times as json_build_object writes them)."""
+    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    if kinds == [UUID]:
+        sql = f"'\"' || ({expr})::text || '\"'"
+    elif kinds in ([int], [bool]):
+        sql = f"({expr})::text"
+    else:
+        sql = f"to_json({expr})::text"
+    return f"coalesce({sql}, 'null')"
+
+
+def _object(fields: Mapping[str, _Part | list[_Part]]) -> list[_Part]:
+    """A JSON object's parts, in order."""
+    parts: list[_Part] = ["{"]
+    for i, (name, value) in enumerate(fields.items()):
+        parts.append(f"{', ' if i else ''}{json.dumps(name)}: ")
+        parts.extend(value if isinstance(value, list) else [value])
+    return [*parts, "}"]
+
+
+def _concatenated(parts: list[_Part]) -> str:
+    """SQL concatenating `parts`: adjacent fixed texts as one literal."""
+    pieces: list[str] = []
+    fixed = ""
+    for part in parts:
+        if isinstance(part, _Sql):
+            if fixed:
+                pieces.append(_literal(fixed))
+            pieces.append(part)
+            fixed = ""
+        else:
+            fixed += part
+    if fixed:
+        pieces.append(_literal(fixed))
+    return " || ".join(pieces)
 
 
 def _literal(text: str) -> str:

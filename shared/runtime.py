@@ -115,6 +115,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         self.pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size,
+                                      min_size=min(s.db_pool_min_size, s.db_pool_size),
                                       statement_cache_size=s.db_statement_cache_size,
                                       direct_url=s.direct_database_url)
         self.direct = self.pool if s.direct_database_url == s.database_url else \

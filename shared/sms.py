@@ -41,6 +41,8 @@ GSM7_BASIC = frozenset(
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 GSM7 = GSM7_BASIC | GSM7_EXTENSION
 _EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_NOT_GSM7 = re.compile("[^" + re.escape("".join(sorted(GSM7))) + "]")
+"""A character outside GSM-7: one search of a text in C is half the time of the set's test."""
 _LINE_BREAKS = frozenset("\n\r\f")
 
 # Characters outside GSM-7 replaced by their closest GSM-7 form (as Twilio's Smart Encoding
@@ -65,10 +67,10 @@ def _fold_char(c: str) -> str:
 def gsm_fold(text: str) -> str:
     """`text` with the non-GSM-7 characters that have a GSM-7 form replaced by it (what
     cannot be folded stays)."""
-    if (text.isascii() and "`" not in text) or GSM7.issuperset(text):
+    if (text.isascii() and "`" not in text) or _NOT_GSM7.search(text) is None:
         return text  # (ASCII outside GSM-7 but "`" is control characters: no GSM-7 form)
     text = text.translate(_GSM_FOLD)
-    if GSM7.issuperset(text):
+    if _NOT_GSM7.search(text) is None:
         return text
     return "".join(c if c in GSM7 else _fold_char(c) for c in text)
 
@@ -78,8 +80,10 @@ def septets(text: str) -> int | None:
     it is not GSM-7."""
     # printable ASCII is GSM-7 but for "`": a test in C, where the set's takes microseconds
     if not ((text.isascii() and text.isprintable() and "`" not in text)
-            or GSM7.issuperset(text)):
+            or _NOT_GSM7.search(text) is None):
         return None
+    if _EXTENSION.search(text) is None:  # the usual text: one pass, no list
+        return len(text)
     return len(text) + len(_EXTENSION.findall(text))
 
 

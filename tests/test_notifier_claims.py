@@ -247,8 +247,8 @@ async def claim_one(pool, owner: int) -> int:
     """Claim one due text as the dispatcher holding lease `owner` would."""
     async with pool.acquire() as conn, conn.transaction():
         [row] = await conn.fetch(Q.pick_due, CRITICAL_KINDS, 1)
-        await conn.fetchval(Q.claim_picked, [row["id"]], ["sending"], [None], [None], ["Hi"],
-                            [1], owner, [], None)
+        await conn.fetchval(Q.claim_picked, [row["id"]], ["Hi"], [1], [0], owner, [],
+                            [], [], [], [])
     return row["id"]
 
 

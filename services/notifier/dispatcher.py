@@ -257,9 +257,8 @@ class Dispatcher:
             if not picked:
                 return 0, None
             overrides = await store.latest_overrides(conn, {t.clinic_id for t in picked})
-            columns, by_patient, notices = self._decide(picked, self.clock(), overrides)
-            claim = await conn.fetchval(Q.claim_picked, *columns[:6], self.owner, notices,
-                                        columns[6])
+            claimed, settled, by_patient, notices = self._decide(picked, self.clock(), overrides)
+            claim = await conn.fetchval(Q.claim_picked, *claimed, self.owner, notices, *settled)
         checked = asyncio.get_running_loop().time()
         for texts in by_patient.values():
             handing.left += len(texts)
@@ -283,12 +282,16 @@ class Dispatcher:
             await results.flush()
 
     def _decide(self, picked: list[DueText], now: datetime, overrides: store.Overrides
-                ) -> tuple[list[list[Any]], dict[UUID, list[Claimed]], list[UUID]]:
-        """What becomes of each picked text: the columns `claim_picked` takes (the template
-        versions last), the claimed texts by patient, in due order, and the patients whose
-        first text goes with the "reply STOP" notice. `overrides`: the networks' own words."""
-        columns: list[list[Any]] = [[], [], [], [], [], [], []]
-        ids, statuses, reasons, dues, bodies, n_segments, versions = columns
+                ) -> tuple[list[list[Any]], list[list[Any]], dict[UUID, list[Claimed]],
+                           list[UUID]]:
+        """What becomes of each picked text: the columns `claim_picked` takes of those
+        claimed (id, body, segments, template version) and of those settled (id, status,
+        reason, new due time), the claimed texts by patient, in due order, and the patients
+        whose first text goes with the "reply STOP" notice. `overrides`: the networks' own
+        words."""
+        claimed: list[list[Any]] = [[], [], [], []]
+        ids, bodies, n_segments, versions = claimed
+        settled: list[list[Any]] = [[], [], [], []]
         by_patient: dict[UUID, list[Claimed]] = {}
         notices: list[UUID] = []
         told: set[UUID] = set()  # patients with a text of theirs in this batch
@@ -300,21 +303,16 @@ class Dispatcher:
                 policy = policies[key] = policy_from(due, self.quiet)
             verdict = not_now(due, policy, now)
             if verdict:
-                status, reason, due_at = verdict
-                body = n = version = None
-            else:
-                text = _rendered(Claimed(due, policy), told, notices, overrides)
-                by_patient.setdefault(due.patient_id, []).append(text)
-                status, reason, due_at, body, n = "sending", None, None, text.body, text.segments
-                version = text.template_version
+                for column, value in zip(settled, (due.id, *verdict), strict=True):
+                    column.append(value)
+                continue
+            text = _rendered(Claimed(due, policy), told, notices, overrides)
+            by_patient.setdefault(due.patient_id, []).append(text)
             ids.append(due.id)
-            statuses.append(status)
-            reasons.append(reason)
-            dues.append(due_at)
-            bodies.append(body)
-            n_segments.append(n)
-            versions.append(version)
-        return columns, by_patient, notices
+            bodies.append(text.body)
+            n_segments.append(text.segments)
+            versions.append(text.template_version)
+        return claimed, settled, by_patient, notices
 
     async def _send_in_order(self, texts: list[Claimed], notice: bool, gate: Coalesced,
                              results: Results, handing: Handing) -> None:

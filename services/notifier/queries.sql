@@ -44,7 +44,9 @@ SELECT coalesce(array_agg(booking_id), '{}') FROM stored;
 -- name: pick_due
 -- Step 1 of the dispatcher's design, first half: a batch of due texts with their context
 -- (see text_context), locked until the dispatcher's transaction ends; other dispatchers pass
--- them by (SKIP LOCKED). $1: critical kinds (see text_context); $2: batch size.
+-- them by (SKIP LOCKED). $1: critical kinds (see text_context); $2: batch size, which
+-- store.pick_due_sql writes in as a number (a LIMIT parameter made PostgreSQL plan this
+-- join again for every batch).
 WITH picked AS (
     SELECT * FROM texts WHERE status = 'pending' AND due_at <= now()
     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
@@ -52,28 +54,36 @@ WITH picked AS (
 -- include: text_context
 
 -- name: claim_picked
--- Step 1, second half, in the transaction of pick_due: each picked text ($1) is claimed
--- ($2 = 'sending', with the body about to go, $5, and its $6 segments) or settled ($2 its
--- new status, $3 why, $4 a new due time or NULL). A claim is marked handed over at once
--- (the text may reach the provider within milliseconds), carries the dispatcher's lease
--- ($7, see release_stale_claims) and its time, returned, which is the claim's token:
--- every later write about the text checks it is still theirs. The patients in $8 are given
--- their "reply STOP" notice with the first text claimed for them. $9: the version of the
--- template each claimed text was rendered with (0: the built-in words).
+-- Step 1, second half, in the transaction of pick_due: the picked texts that go now ($1)
+-- are claimed (status 'sending', with the body about to go, $2, its $3 segments and the
+-- version of the template it was rendered with, $4: 0 for the built-in words); the others
+-- ($7) are settled ($8 their new status, $9 why, $10 a new due time or NULL). A claim is
+-- marked handed over at once (the text may reach the provider within milliseconds),
+-- carries the dispatcher's lease ($5, see release_stale_claims) and its time, returned,
+-- which is the claim's token: every later write about the text checks it is still theirs.
+-- The patients in $6 are given their "reply STOP" notice with the first text claimed for
+-- them. (Two lists, so that a batch whose texts all go passes no column of NULLs.)
 WITH u AS MATERIALIZED (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                         $6::integer[], $9::integer[])
-        AS u(id, status, reason, due_at, body, segments, template_version)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::integer[])
+        AS u(id, body, segments, template_version)
+), s AS MATERIALIZED (
+    SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::timestamptz[])
+        AS s(id, status, reason, due_at)
 ), claimed AS (
-    UPDATE texts t SET status = u.status, status_reason = u.reason,
-                       due_at = coalesce(u.due_at, t.due_at), body = u.body,
+    UPDATE texts t SET status = 'sending', status_reason = NULL, body = u.body,
                        segments = u.segments, template_version = u.template_version,
-                       claimed_at = now(), claimed_by = $7,
+                       claimed_at = now(), claimed_by = $5,
                        handed_at = now(), attempts = t.attempts + 1
     FROM u WHERE t.id = ANY($1::bigint[]) AND t.id = u.id
+), settled AS (
+    UPDATE texts t SET status = s.status, status_reason = s.reason,
+                       due_at = coalesce(s.due_at, t.due_at), body = NULL, segments = NULL,
+                       template_version = NULL, claimed_at = now(), claimed_by = $5,
+                       handed_at = now(), attempts = t.attempts + 1
+    FROM s WHERE t.id = ANY($7::bigint[]) AND t.id = s.id
 ), notice AS (
     UPDATE contacts SET stop_notice_sent = true
-    WHERE patient_id = ANY($8::uuid[]) AND NOT stop_notice_sent
+    WHERE patient_id = ANY($6::uuid[]) AND NOT stop_notice_sent
 )
 SELECT now();
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 
@@ -13,8 +13,10 @@ from services.notifier.twilio_errors import ErrorClass
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OutgoingSms:
+class OutgoingSms(NamedTuple):
+    """A text to hand over (a NamedTuple: immutable, and made in a third of a frozen
+    dataclass's time; the dispatcher makes one per text)."""
+
     text_id: int
     to: str
     body: str

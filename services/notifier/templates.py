@@ -8,9 +8,9 @@ Twilio opt-out word).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_time
@@ -145,11 +145,13 @@ STOP_NOTICE = {
 }
 
 
-@dataclass(frozen=True)
-class TextContext:
+class TextContext(NamedTuple):
     """What a text says about its appointment. Names are what texts call the clinic and
     the site (their `sms_name` if set); `phone` is the number patients call: the site's
-    (the clinic's for a slot offer from before sites' phones were carried)."""
+    (the clinic's for a slot offer from before sites' phones were carried).
+
+    A NamedTuple, as immutable as a frozen dataclass and made for a third of its cost (the
+    dispatcher makes one for every text it renders)."""
 
     language: str | None
     clinic_name: str | None

@@ -12,8 +12,8 @@ def test_mark_sent_writes_sms_sent_events_generated_from_the_model():
     assert "-- include:" not in Q.mark_sent
     assert "INSERT INTO outbox (topic, key, value, event_id, event_type, trace_context)" in Q.mark_sent
     assert "       event_id, 'SmsSent', trace_context\n" in Q.mark_sent  # the text's
-    assert ("'payload', json_build_object('text_id', id, 'kind', kind, 'booking_id', booking_id, "
-            "'provider_sid', sid, 'segments', segments)") in Q.mark_sent
+    assert ("\"payload\": {\"text_id\": ' || coalesce((id)::text, 'null') || ', \"kind\": ' || "
+            "coalesce(to_json(kind)::text, 'null')") in Q.mark_sent
     assert "FROM sent ORDER BY id" in Q.mark_sent
 
 

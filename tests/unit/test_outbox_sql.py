@@ -41,11 +41,17 @@ def test_events_built_in_sql_take_every_field_of_their_model_and_of_the_envelope
     assert sql == (
         "INSERT INTO outbox (topic, key, value, event_id, event_type, trace_context)\n"
         "SELECT 'notifier.events', convert_to((coalesce(patient_id, clinic_id))::text, 'UTF8'),\n"
-        "       convert_to(json_build_object('event_id', event_id, 'event_type', 'SmsSent'::text,"
-        " 'schema_version', 1::integer, 'occurred_at', now(), 'producer', 'notifier'::text,"
-        " 'clinic_id', clinic_id, 'patient_id', patient_id, 'correlation_id', event_id,"
-        " 'causation_id', NULL::uuid, 'payload', json_build_object('text_id', id, 'kind', kind,"
-        " 'booking_id', booking_id, 'provider_sid', sid, 'segments', segments))::text, 'UTF8'),\n"
+        "       convert_to('{\"event_id\": ' || coalesce('\"' || (event_id)::text || '\"', 'null')"
+        " || ', \"event_type\": \"SmsSent\", \"schema_version\": 1, \"occurred_at\": '"
+        " || (SELECT to_json(now())::text) || ', \"producer\": \"notifier\", \"clinic_id\": '"
+        " || coalesce('\"' || (clinic_id)::text || '\"', 'null') || ', \"patient_id\": '"
+        " || coalesce('\"' || (patient_id)::text || '\"', 'null') || ', \"correlation_id\": '"
+        " || coalesce('\"' || (event_id)::text || '\"', 'null')"
+        " || ', \"causation_id\": null, \"payload\": {\"text_id\": '"
+        " || coalesce((id)::text, 'null') || ', \"kind\": ' || coalesce(to_json(kind)::text, 'null')"
+        " || ', \"booking_id\": ' || coalesce('\"' || (booking_id)::text || '\"', 'null')"
+        " || ', \"provider_sid\": ' || coalesce(to_json(sid)::text, 'null')"
+        " || ', \"segments\": ' || coalesce((segments)::text, 'null') || '}}', 'UTF8'),\n"
         "       event_id, 'SmsSent', NULL::text\n"
         "FROM sent ORDER BY id")
 
@@ -54,8 +60,8 @@ def test_a_network_level_event_built_in_sql_is_keyed_by_its_clinic():
     sql = insert_events_sql(SmsSent, source="s", producer="it's", event_id="e",
                             clinic_id="c", patient_id=None, payload=SMS_SENT_FIELDS)
     assert "convert_to((c)::text, 'UTF8')" in sql
-    assert "'patient_id', NULL::uuid" in sql
-    assert "'producer', 'it''s'::text" in sql  # quoted as a literal
+    assert '"patient_id": null' in sql
+    assert """"producer": "it''s\"""" in sql  # JSON in a quoted literal
 
 
 @pytest.mark.parametrize("payload, named", [
