@@ -54,6 +54,7 @@ from services.notifier import handlers
 from services.notifier.dispatcher import Dispatcher
 from shared.consumer import EventConsumer
 from shared.events.booking import SessionBooked
+from shared.runtime import settle_collector
 from tests.helpers import session_booked
 
 FIRED: dict[int, float] = {}
@@ -104,7 +105,7 @@ async def apscheduler_adds(db: str, n: int) -> float:
         later = datetime.now(UTC) + timedelta(days=3)
         add_jobs(sched, [later + timedelta(seconds=i) for i in range(n // 10)])  # warm-up
         sched.remove_all_jobs()
-        gc.freeze()  # what start-up built stays out of the collector's view (both sides)
+        settle_collector()  # as the services do once started, on both sides
         rounds = []
         for _ in range(ROUNDS):
             rounds.append(add_jobs(sched, [later + timedelta(seconds=i) for i in range(n)]))
@@ -169,7 +170,7 @@ async def notifier_schedules(db: str, n: int) -> float:
     pool = await notifier_pool(db, "bench_notifier_vs_apscheduler")
     try:
         await schedule(pool, n // 10)  # warm-up
-        gc.freeze()  # as the service does once started (`ServiceRuntime.lifespan`)
+        settle_collector()  # as the service does once started (`ServiceRuntime.lifespan`)
         return statistics.median([await schedule(pool, n) for _ in range(ROUNDS)])
     finally:
         await pool.close()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import multiprocessing
 import os
 import time
@@ -52,6 +51,7 @@ from bench.notifier_common import (
 from services.notifier.dispatcher import CRITICAL_KINDS, Dispatcher
 from services.notifier.store import Q, pick_due_sql
 from services.notifier.templates import LOCALES, local_times
+from shared.runtime import settle_collector
 
 BATCH = 500
 CLAIM = ("UPDATE texts SET status = 'sending', claimed_at = now() WHERE id IN ("
@@ -133,7 +133,7 @@ def _dispatcher_process(db: str, schema: str, ready, go, stop, cpu) -> None:
         pool = await notifier_pool(db, schema, fresh=False, min_size=DEPLOYED_POOL_MIN)
         try:
             warm_up()
-            gc.freeze()  # as the service does once started (`ServiceRuntime.lifespan`)
+            settle_collector()  # as the service does once started (`ServiceRuntime.lifespan`)
             ready.set()
             await asyncio.to_thread(go.wait)
             started = time.process_time()

@@ -219,13 +219,7 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         await self.start()
-        # what start-up built (modules, schemas, pools) lives as long as the process: kept out
-        # of the collector's view, full collections stay short (request latency p99)
-        gc.freeze()
-        # a request allocates hundreds of objects, nearly all freed by reference counting: at
-        # the default threshold (700) the youngest generation was collected about every
-        # request (5% of a booking's CPU); every GC_YOUNG allocations instead
-        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+        settle_collector()
         try:
             yield
         finally:
@@ -247,6 +241,17 @@ class ServiceRuntime:
         except Exception as exc:
             checks["kafka"] = f"unavailable: {type(exc).__name__}"
         return checks
+
+
+def settle_collector() -> None:
+    """Tune the garbage collector for serving, once start-up is done (the services, and the
+    benchmarks' stand-ins for them). What start-up built (modules, schemas, pools) lives as
+    long as the process: frozen out of the collector's view, full collections stay short
+    (request latency p99). A request allocates hundreds of objects, nearly all freed by
+    reference counting: at the default threshold (700) the youngest generation was collected
+    about every request (5% of a booking's CPU); every `GC_YOUNG` allocations instead."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 async def check_search_path(pool: asyncpg.Pool, schema: str) -> None:
