@@ -44,6 +44,11 @@ def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> li
     return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
 
 
+SHARED_FIXTURES = frozenset({"spine", "booking", "console", "inbound", "twilio_services"})
+"""Fixtures that are the test's own services or its module's (`own_or_shared`): a module's
+tests using one of them are kept on one xdist worker when they share."""
+
+
 SLOW_FIRST = ("test_console_e2e.py", "test_online_booking_e2e.py", "test_ops_stack.py",
               "test_fuzz.py", "test_proof_run.py", "test_table_sizes.py", "test_notifier_crash.py",
               "test_devstack.py", "test_stack.py", "test_staff_sign_in.py", "test_template_overrides.py")
@@ -57,7 +62,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the tests sharing their module's services on one xdist worker (`--dist loadgroup`), so
     that the services start once per module, not once on each worker."""
     for item in items:
-        if shares_services(item) and {"spine", "booking", "console"} & set(item.fixturenames):
+        if shares_services(item) and SHARED_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(f"services of {item.path.name}"))
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
