@@ -44,7 +44,7 @@ def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> li
     return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
 
 
-SHARED_FIXTURES = frozenset({"spine", "booking", "console", "inbound", "twilio_services"})
+SHARED_FIXTURES = frozenset({"spine", "booking", "console", "inbound", "plans"})
 """Fixtures that are the test's own services or its module's (`own_or_shared`): a module's
 tests using one of them are kept on one xdist worker when they share."""
 
