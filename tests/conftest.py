@@ -199,6 +199,28 @@ def own_or_shared(request: pytest.FixtureRequest, name: str):
     return request.getfixturevalue(f"{'module' if shares_services(request.node) else 'own'}_{name}")
 
 
+def sharable(name: str, running):
+    """The fixtures `name` (the test's own or its module's, as `own_or_shared` picks),
+    `own_<name>` and `module_<name>`, of the services `running(infra, namespace)` starts (an
+    async context manager): a module assigns them to these names. Add `name` to
+    `SHARED_FIXTURES`."""
+    @pytest.fixture(name=name)
+    def either(request: pytest.FixtureRequest, infra: Infra):
+        return own_or_shared(request, name)
+
+    @pytest.fixture(name=f"own_{name}")
+    async def own(infra: Infra, namespace: str):
+        async with running(infra, namespace) as started:
+            yield started
+
+    @pytest.fixture(name=f"module_{name}", scope="module")
+    async def module(infra: Infra):
+        async with running(infra, new_namespace()) as started:
+            yield started
+
+    return either, own, module
+
+
 @pytest.fixture
 async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection to the test server (superuser, `public` schema)."""

@@ -28,9 +28,8 @@ from shared.pagination import encode_cursor
 from tests.conftest import (
     RunningService,
     eventually,
-    new_namespace,
-    own_or_shared,
     service_settings,
+    sharable,
     start_service,
     stop_service,
 )
@@ -167,22 +166,8 @@ async def running_inbound(infra, namespace) -> AsyncIterator[tuple[RunningServic
                 await stop_service(svc)
 
 
-@pytest.fixture
-def inbound(request, infra) -> tuple[RunningService, RunningService]:
-    """booking and the notifier: the test's own, or its module's (`shares_services`)."""
-    return own_or_shared(request, "inbound")
-
-
-@pytest.fixture
-async def own_inbound(infra, namespace):
-    async with running_inbound(infra, namespace) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-async def module_inbound(infra):
-    async with running_inbound(infra, new_namespace()) as started:
-        yield started
+inbound, own_inbound, module_inbound = sharable("inbound", running_inbound)
+"""booking and the notifier: the test's own, or its module's (`shares_services`)."""
 
 
 @pytest.fixture

@@ -17,23 +17,10 @@ from services.plans.timers import fire_due
 from shared.consumer import BatchResult
 from shared.db import create_pool
 from shared.events import parse_envelope
-from tests.conftest import (
-    eventually,
-    new_namespace,
-    own_or_shared,
-    service_settings,
-    start_service,
-    stop_service,
-)
+from tests.conftest import eventually, service_settings, sharable, start_service, stop_service
 from tests.plan_helpers import Patient, days_ago
 
 pytestmark = pytest.mark.shared_services
-
-
-@pytest.fixture
-def plans(request, infra):
-    """The plans service: the test's own, or its module's (`shares_services`)."""
-    return own_or_shared(request, "plans")
 
 
 @contextlib.asynccontextmanager
@@ -45,16 +32,8 @@ async def running_plans(infra, namespace):
         await stop_service(svc)
 
 
-@pytest.fixture
-async def own_plans(infra, namespace):
-    async with running_plans(infra, namespace) as svc:
-        yield svc
-
-
-@pytest.fixture(scope="module")
-async def module_plans(infra):
-    async with running_plans(infra, new_namespace()) as svc:
-        yield svc
+plans, own_plans, module_plans = sharable("plans", running_plans)
+"""The plans service: the test's own, or its module's (`shares_services`)."""
 
 
 async def apply(plans, *envelopes) -> None:
