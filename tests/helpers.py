@@ -64,6 +64,15 @@ def new_number() -> str:
 _numbers = itertools.count(2000)
 
 
+def new_address() -> str:
+    """An IPv4 address no other test of this process has (limits are per address too)."""
+    n = next(_addresses)
+    return f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+_addresses = itertools.count(1)
+
+
 async def add_patient(booking_http, net: Network, **fields) -> dict:
     body = {"given_name": "Pat", "family_name": "Test", "phone": "604-555-0177",
             "sms_consent": True, **fields}

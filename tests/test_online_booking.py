@@ -7,7 +7,6 @@ address, and an opt-out is a number's), its own networks, and reads only their r
 
 from __future__ import annotations
 
-import itertools
 import re
 from datetime import datetime
 from uuid import UUID
@@ -17,7 +16,7 @@ import pytest
 
 from shared.consent import ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
-from tests.helpers import create_network, key_everywhere, new_number
+from tests.helpers import create_network, key_everywhere, new_address, new_number
 
 pytestmark = pytest.mark.shared_services
 
@@ -26,15 +25,13 @@ VISITOR = {"given_name": "Rowan", "family_name": "Lee",
            "consent_version": ONLINE_CONSENT_VERSION, "user_agent": "Mozilla/5.0 (test)",
            "mode": "phone"}
 _visitor: dict[str, str] = {}
-_addresses = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
 def visitor() -> dict[str, str]:
     """This test's visitor: a number (E.164) and an address no other test has, which `ask`
     sends unless told otherwise."""
-    n = next(_addresses)
-    _visitor.update(phone=new_number(), address=f"10.0.{n // 250}.{n % 250 + 1}")
+    _visitor.update(phone=new_number(), address=new_address())
     return _visitor
 
 
