@@ -24,7 +24,8 @@ VISITOR = {"given_name": "Rowan", "family_name": "Lee",
            "language": "en", "timezone": "America/Edmonton", "consent": True,
            "consent_version": ONLINE_CONSENT_VERSION, "user_agent": "Mozilla/5.0 (test)",
            "mode": "phone"}
-_visitor: dict[str, str] = {}
+_visitor = {"phone": "604-555-0188", "address": "203.0.113.9"}
+"""Whom `ask` asks as: this module's test's own visitor (`visitor`), else these."""
 
 
 @pytest.fixture(autouse=True)
