@@ -44,6 +44,11 @@ def infrastructure_asked_by_unit_test(path: Path, fixturenames: list[str]) -> li
     return sorted(INFRASTRUCTURE_FIXTURES.intersection(fixturenames))
 
 
+SHARED_FIXTURES = frozenset({"spine", "booking", "console", "inbound", "plans"})
+"""Fixtures that are the test's own services or its module's (`own_or_shared`): a module's
+tests using one of them are kept on one xdist worker when they share."""
+
+
 SLOW_FIRST = ("test_console_e2e.py", "test_online_booking_e2e.py", "test_ops_stack.py",
               "test_fuzz.py", "test_proof_run.py", "test_table_sizes.py", "test_notifier_crash.py",
               "test_devstack.py", "test_stack.py", "test_staff_sign_in.py", "test_template_overrides.py")
@@ -57,10 +62,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the tests sharing their module's services on one xdist worker (`--dist loadgroup`), so
     that the services start once per module, not once on each worker."""
     for item in items:
-        if shares_services(item) and {"spine", "booking", "console"} & set(item.fixturenames):
+        if shares_services(item) and SHARED_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(f"services of {item.path.name}"))
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends the ids to the controller
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup`, end each grouped test's id with `@<group>`, as pytest-xdist's
+    worker does (the controller sends the tests of one group to one worker by that suffix):
+    xdist 3.8 sets `item._nodeid`, which pytest 9 no longer reads (a test's id is `item._id`),
+    so its groups were ignored and a sharing module's services started on every worker."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in session.items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if groups and not item.nodeid.endswith("@" + "_".join(groups)) and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -192,6 +214,28 @@ def own_or_shared(request: pytest.FixtureRequest, name: str):
     module's services. The fixtures calling it ask for `infra` too, unused, so that it is in
     their tests' fixture closure (the unit tests' guard looks there)."""
     return request.getfixturevalue(f"{'module' if shares_services(request.node) else 'own'}_{name}")
+
+
+def sharable(name: str, running):
+    """The fixtures `name` (the test's own or its module's, as `own_or_shared` picks),
+    `own_<name>` and `module_<name>`, of the services `running(infra, namespace)` starts (an
+    async context manager): a module assigns them to these names. Add `name` to
+    `SHARED_FIXTURES`."""
+    @pytest.fixture(name=name)
+    def either(request: pytest.FixtureRequest, infra: Infra):
+        return own_or_shared(request, name)
+
+    @pytest.fixture(name=f"own_{name}")
+    async def own(infra: Infra, namespace: str):
+        async with running(infra, namespace) as started:
+            yield started
+
+    @pytest.fixture(name=f"module_{name}", scope="module")
+    async def module(infra: Infra):
+        async with running(infra, new_namespace()) as started:
+            yield started
+
+    return either, own, module
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ class Console:
     app: object
     spine: Spine
 
-    def browser(self) -> httpx.AsyncClient:
-        """A new browser: its own cookies, talking to the console on localhost."""
-        transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000))
+    def browser(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A new browser: its own cookies, talking to the console on localhost (from `address`)."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
         return httpx.AsyncClient(transport=transport, base_url="http://localhost")
 
 

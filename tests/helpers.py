@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -31,9 +32,9 @@ class Network:
 async def create_network(booking_http, *, language: str = "en", timezone: str = "America/Vancouver",
                          rooms: int = 1, providers: int = 1, hours=EVERY_DAY,
                          name: str = "Test Clinic", clinic: dict | None = None,
-                         site: dict | None = None) -> Network:
+                         site: dict | None = None, patient: dict | None = None) -> Network:
     """A clinic with one site (rooms, providers working its hours) and one consenting patient;
-    `clinic` and `site`: more or other fields for them."""
+    `clinic`, `site` and `patient`: more or other fields for them."""
     from tests.conftest import ADMIN_TOKEN
 
     clinic = await _ok(booking_http.post("/clinics", json={
@@ -50,8 +51,26 @@ async def create_network(booking_http, *, language: str = "en", timezone: str = 
     for i in range(providers):
         net.providers.append(await _ok(booking_http.post("/providers", headers=auth, json={
             "name": f"Provider {i + 1}", "hours": [{**h, "site_id": site["id"]} for h in hours]})))
-    net.patient = await add_patient(booking_http, net, language=language)
+    net.patient = await add_patient(booking_http, net, **{"language": language, **(patient or {})})
     return net
+
+
+def new_number() -> str:
+    """A mobile number (E.164) no other test of this process has: for tests sharing their
+    module's services, whose data must not meet (an opt-out, a limit or a text is a number's)."""
+    return f"+1604555{next(_numbers):04d}"
+
+
+_numbers = itertools.count(2000)
+
+
+def new_address() -> str:
+    """An IPv4 address no other test of this process has (limits are per address too)."""
+    n = next(_addresses)
+    return f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+_addresses = itertools.count(1)
 
 
 async def add_patient(booking_http, net: Network, **fields) -> dict:

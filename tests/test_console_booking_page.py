@@ -1,30 +1,37 @@
 """The public booking page of the console (`/book/<slug>`), as a browser without JavaScript
 posts it, against the spine's services: slots in the visitor's time zone, the form, the code
 texted through the notifier, the booking; the honeypot; bad input answered with the form and
-what to fix (never a 5xx); English, French and Spanish."""
+what to fix (never a 5xx); English, French and Spanish. The tests share their module's services:
+each test's browser has an address of its own, its visitors numbers of their own (codes are
+limited per address and per number), and it reads only its own network's rows."""
 
 from __future__ import annotations
 
 import re
+from uuid import UUID
+
+import pytest
 
 from shared.consent import ONLINE_CONSENT, ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
 from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console  # noqa: F401 (fixtures)
-from tests.helpers import create_network
+from tests.helpers import create_network, new_address, new_number
+
+pytestmark = pytest.mark.shared_services
 
 
 def form_of(page: str, **fields) -> dict:
-    """The booking form filled in: the first free time, phone, a visitor's details."""
+    """The booking form filled in: the first free time, a visitor's details (a new number)."""
     first = re.search(r'name="starts_at" id="slot-0" value="([^"]+)"', page).group(1)
     return {"csrf": csrf_of(page), "lang": "en", "tz": "America/Toronto", "starts_at": first,
-            "mode": "phone", "given_name": "Ari", "family_name": "Stone", "phone": "416-555-0123",
+            "mode": "phone", "given_name": "Ari", "family_name": "Stone", "phone": new_number(),
             "language": "en", "consent": "yes", "website": "", **fields}
 
 
 async def test_a_visitor_books_a_consultation_on_the_page_without_javascript(console, db):
     spine = console.spine
     net = await create_network(spine.booking.http, name="Lakeside Clinics")
-    browser = console.browser()
+    browser = console.browser(new_address())
     page = await browser.get("/book/lakeside-clinics?tz=America/Toronto")
     assert page.status_code == 200
     assert "<h1>Book a free 15-minute consultation</h1>" in page.text
@@ -35,14 +42,15 @@ async def test_a_visitor_books_a_consultation_on_the_page_without_javascript(con
     assert re.search(r'<label for="slot-\d+">10:00\s?AM</label>', page.text.replace("\u202f", " "))
     assert "<script" not in page.text
 
-    asked = await browser.post("/book/lakeside-clinics", data=form_of(page.text))
+    phone = new_number()
+    asked = await browser.post("/book/lakeside-clinics", data=form_of(page.text, phone=phone))
     assert asked.status_code == 303, asked.text
     code_url = asked.headers["location"]
     assert re.fullmatch(r"/book/lakeside-clinics/code/[0-9a-f-]{36}\?lang=en", code_url)
 
     async def texted():
         return await db.fetchval(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
-                                 "WHERE to_e164 = '+14165550123' AND text_id < 0")
+                                 "WHERE to_e164 = $1 AND text_id < 0", phone)
     code = re.search(r"\d{6}", await eventually(texted, timeout=30)).group(0)
     code_page = await browser.get(code_url)
     assert code_page.status_code == 200 and "Enter your code" in code_page.text
@@ -61,18 +69,19 @@ async def test_a_visitor_books_a_consultation_on_the_page_without_javascript(con
 
 async def test_a_filled_honeypot_is_answered_like_any_form_and_nothing_is_sent(console, db):
     spine = console.spine
-    await create_network(spine.booking.http, name="Pot Clinics")
-    browser = console.browser()
+    net = await create_network(spine.booking.http, name="Pot Clinics")
+    browser = console.browser(new_address())
     page = await browser.get("/book/pot-clinics")
     asked = await browser.post("/book/pot-clinics", data=form_of(page.text, website="http://spam"))
     assert asked.status_code == 303 and "/book/pot-clinics/code/" in asked.headers["location"]
-    assert await db.fetchval(f'SELECT count(*) FROM "{spine.booking.schema}".online_requests') == 0
+    assert await db.fetchval(f'SELECT count(*) FROM "{spine.booking.schema}".online_requests'
+                             " WHERE clinic_id = $1", UUID(net.clinic["id"])) == 0
 
 
 async def test_bad_input_brings_the_form_back_saying_what_to_fix(console):
     spine = console.spine
     await create_network(spine.booking.http, name="Form Clinics")
-    browser = console.browser()
+    browser = console.browser(new_address())
     page = await browser.get("/book/form-clinics")
     for fields, message in (({"consent": ""}, "Tick the box: the code comes by text."),
                             ({"phone": "1-800-555-0100"}, "Give a mobile number of the US or Canada."),
@@ -92,7 +101,7 @@ async def test_bad_input_brings_the_form_back_saying_what_to_fix(console):
 async def test_the_page_comes_in_english_french_and_spanish(console):
     spine = console.spine
     await create_network(spine.booking.http, name="Tri Clinics")
-    browser = console.browser()
+    browser = console.browser(new_address())
     headings = {}
     for lang in ("en", "fr", "es"):
         page = await browser.get(f"/book/tri-clinics?lang={lang}")
@@ -110,10 +119,11 @@ async def test_the_page_comes_in_english_french_and_spanish(console):
 async def test_a_time_taken_meanwhile_says_so_and_leads_back_to_the_times(console, db):
     spine = console.spine
     await create_network(spine.booking.http, name="Taken Clinics")
-    browser = console.browser()
+    browser = console.browser(new_address())
     page = await browser.get("/book/taken-clinics?tz=America/Toronto")
     code_urls = {}
-    for phone in ("416-555-0124", "416-555-0125"):  # two visitors ask for the same time
+    visitors = new_number(), new_number()
+    for phone in visitors:  # two visitors ask for the same time
         asked = await browser.post("/book/taken-clinics", data=form_of(page.text, phone=phone))
         assert asked.status_code == 303, asked.text
         code_urls[phone] = asked.headers["location"].split("?")[0]
@@ -124,16 +134,16 @@ async def test_a_time_taken_meanwhile_says_so_and_leads_back_to_the_times(consol
                                      "WHERE to_e164 = $1 AND text_id < 0", number)
         return re.search(r"\d{6}", await eventually(texted, timeout=30)).group(0)
 
-    first, second = await code_to("+14165550124"), await code_to("+14165550125")
+    first, second = await code_to(visitors[0]), await code_to(visitors[1])
     csrf = csrf_of(page.text)
-    done = await browser.post(code_urls["416-555-0124"], data={"csrf": csrf, "lang": "en", "code": first})
+    done = await browser.post(code_urls[visitors[0]], data={"csrf": csrf, "lang": "en", "code": first})
     assert done.status_code == 200 and "Your consultation is booked" in done.text
-    taken = await browser.post(code_urls["416-555-0125"], data={"csrf": csrf, "lang": "en", "code": second})
+    taken = await browser.post(code_urls[visitors[1]], data={"csrf": csrf, "lang": "en", "code": second})
     assert taken.status_code == 409
     assert "That time can no longer be booked. Please choose another time." in taken.text
     assert '<a href="/book/taken-clinics?lang=en" data-testid="choose-another">Choose another time</a>' in taken.text
     assert "already used" not in taken.text and 'name="code"' not in taken.text
-    again = await browser.post(code_urls["416-555-0124"], data={"csrf": csrf, "lang": "en", "code": first})
+    again = await browser.post(code_urls[visitors[0]], data={"csrf": csrf, "lang": "en", "code": first})
     assert again.status_code == 409
     assert "This code was already used: your consultation is booked." in again.text
     assert "choose-another" not in again.text

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime, timedelta
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
-from tests.helpers import add_patient, create_network
+from tests.helpers import add_patient, create_network, new_number
 from tests.staff_helpers import add_person
 
 pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
@@ -88,7 +89,6 @@ async def test_a_french_person_sees_the_day_sheet_in_french_with_quebec_formats(
         assert ">Accueillir<" in page.text and ">Déplacer…<" in page.text and ">Annuler…<" in page.text
 
 
-@pytest.mark.own_services  # a patient's reply comes from the number every test's patients share
 async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_seconds(console):
     import time
 
@@ -98,7 +98,7 @@ async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_
     from tests.console_helpers import served, signed_inbound
 
     http = console.spine.booking.http
-    net = await create_network(http)
+    net = await create_network(http, patient={"phone": new_number()})  # its reply is the number's
     day = _tomorrow(net)
     booking = await _book(http, net, net.patient["id"], "iv_infusion", day.replace(hour=10))
     person = await add_person(http, net.headers, "read-only")
@@ -118,7 +118,8 @@ async def test_a_patients_reply_1_shows_confirmed_on_an_open_day_sheet_within_2_
             lines = live.aiter_lines()
             assert (await anext(lines)).startswith("retry:")
             sent = time.monotonic()
-            assert await signed_inbound(console.spine.notifier, "+16045550177", "1", "SMconsole1") == 200
+            assert await signed_inbound(console.spine.notifier, net.patient["phone_e164"], "1",
+                                        f"SM{uuid4().hex}") == 200
             event = None
             while event is None:
                 line = await asyncio.wait_for(anext(lines), 5)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.conftest import eventually
 from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
-from tests.helpers import create_network
+from tests.helpers import create_network, new_number
 from tests.staff_helpers import add_person
 
 pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
@@ -145,26 +146,26 @@ async def test_the_week_of_one_provider_shows_their_sessions_and_free_times_only
         assert "Provider 2" in theirs.text
 
 
-@pytest.mark.own_services  # a patient's reply and opt-out come from the number every test's patients share
 async def test_a_reply_to_read_and_an_opt_out_are_in_the_inbox_until_staff_handle_them(console):
     from tests.console_helpers import signed_inbound
 
     http = console.spine.booking.http
-    net = await create_network(http)
+    net = await create_network(http, patient={"phone": new_number()})  # a reply is its number's
     tz = ZoneInfo(net.site["timezone"])
     soon = (datetime.now(tz) + timedelta(days=3)).replace(hour=11, minute=0, second=0, microsecond=0)
     assert (await http.post("/bookings", headers=net.headers, json={
         "patient_id": net.patient["id"], "site_id": net.site["id"], "session_type": "assessment",
         "starts_at": soon.strftime("%Y-%m-%dT%H:%M:%S")})).status_code == 201
-    other = await add_patient_with(http, net, "Lou", "Berg", "604-555-0181")
+    other = await add_patient_with(http, net, "Lou", "Berg", new_number())
 
     async def notifier_knows():
         r = await console.spine.notifier.http.get(f"/patients/{other['id']}/texts", headers=net.headers)
         return r.status_code == 200
     await eventually(notifier_knows)
     notifier = console.spine.notifier
-    assert await signed_inbound(notifier, "+16045550177", "Can I bring my dog?", "SMq1") == 200
-    assert await signed_inbound(notifier, "+16045550181", "STOP", "SMq2") == 200
+    assert await signed_inbound(notifier, net.patient["phone_e164"], "Can I bring my dog?",
+                                f"SM{uuid4().hex}") == 200
+    assert await signed_inbound(notifier, other["phone_e164"], "STOP", f"SM{uuid4().hex}") == 200
     clinician = await add_person(http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
         await sign_in_browser(console, browser, clinician)

@@ -3,13 +3,16 @@ sign-out, the security headers, and a stolen cookie useless after sign-out."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from tests.console_helpers import console, console_overrides, csrf_of, module_console, own_console, sign_in_browser  # noqa: F401
 from tests.helpers import create_network
 from tests.staff_helpers import add_person
 
-pytestmark = pytest.mark.shared_services  # each test makes its own clinic network
+pytestmark = pytest.mark.shared_services  # each test makes its own clinic network and people,
+# and reads only their sessions
 
 
 async def test_signing_in_sets_a_strict_httponly_cookie_and_pages_are_not_stored(console):
@@ -73,7 +76,6 @@ async def test_a_csrf_token_sent_as_a_file_is_refused_with_403_not_a_server_erro
         assert refused.status_code == 403
 
 
-@pytest.mark.own_services  # counts every session of the console
 async def test_a_stolen_cookie_is_useless_after_sign_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler")
@@ -87,11 +89,11 @@ async def test_a_stolen_cookie_is_useless_after_sign_out(console):
         page = await thief.get("/day")
         assert page.status_code == 303 and page.headers["location"].startswith("/sign-in")
         assert (await thief.get(f"/patients/{net.patient['id']}")).status_code == 303
-    token = await console.app.state.runtime.db.fetchval("SELECT count(*) FROM sessions")
+    token = await console.app.state.runtime.db.fetchval(
+        "SELECT count(*) FROM sessions WHERE staff_id = $1", UUID(person.id))
     assert token == 0
 
 
-@pytest.mark.own_services  # reads the console's one session
 async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(console):
     http = console.spine.booking.http
     net = await create_network(http)
@@ -107,7 +109,8 @@ async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(consol
                                                           "times": "2030-01-08T10:00",
                                                           "patient_id": net.patient["id"]})
         assert refused.status_code == 403
-        session_token = await console.app.state.runtime.db.fetchval("SELECT token FROM sessions")
+        session_token = await console.app.state.runtime.db.fetchval(
+            "SELECT token FROM sessions WHERE staff_id = $1", UUID(reader.id))
     # the services refuse the person's own token too, whatever the console shows
     from tests.staff_helpers import bearer
     direct = await http.post("/bookings", headers=bearer(session_token), json={
@@ -116,31 +119,34 @@ async def test_a_read_only_person_sees_no_action_and_the_api_refuses_them(consol
     assert direct.status_code == 403
 
 
-@pytest.mark.own_services  # counts every session of the console
 async def test_an_idle_session_is_signed_out(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "clinician", totp=False)
     async with console.browser() as browser:
         await sign_in_browser(console, browser, person)
         await console.app.state.runtime.db.execute(
-            "UPDATE sessions SET last_seen_at = now() - interval '16 minutes'")
+            "UPDATE sessions SET last_seen_at = now() - interval '16 minutes' WHERE staff_id = $1",
+            UUID(person.id))
         status = await browser.get("/session/status")
         assert status.headers["hx-redirect"] == "/sign-in?ended=idle"
         page = await browser.get("/day")
         assert page.status_code == 303 and page.headers["location"].startswith("/sign-in")
-    assert await console.app.state.runtime.db.fetchval("SELECT count(*) FROM sessions") == 0
+    assert await console.app.state.runtime.db.fetchval(
+        "SELECT count(*) FROM sessions WHERE staff_id = $1", UUID(person.id)) == 0
 
 
-@pytest.mark.own_services  # reads the console's one session
 async def test_a_token_about_to_expire_is_refreshed_while_the_person_works(console):
     net = await create_network(console.spine.booking.http)
     person = await add_person(console.spine.booking.http, net.headers, "scheduler", totp=False)
     db = console.app.state.runtime.db
     async with console.browser() as browser:
         await sign_in_browser(console, browser, person)
-        await db.execute("UPDATE sessions SET token_expires_at = now() + interval '60 seconds'")
+        mine = UUID(person.id)
+        await db.execute("UPDATE sessions SET token_expires_at = now() + interval '60 seconds'"
+                         " WHERE staff_id = $1", mine)
         assert (await browser.get("/patients")).status_code == 200
-        row = await db.fetchrow("SELECT token, token_expires_at - now() AS left FROM sessions")
+        row = await db.fetchrow("SELECT token, token_expires_at - now() AS left FROM sessions"
+                                " WHERE staff_id = $1", mine)
         assert row["left"].total_seconds() > 800  # a fresh token from booking, 15 minutes
         from tests.staff_helpers import bearer
         assert (await console.spine.booking.http.get("/auth/me", headers=bearer(row["token"]))).status_code == 200

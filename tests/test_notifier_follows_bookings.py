@@ -1,5 +1,7 @@
 """The notifier follows each booking through the whole system: a moved appointment's texts
-quote the new time, a cancelled one gets no more texts, an opted-out patient none at all."""
+quote the new time, a cancelled one gets no more texts, an opted-out patient none at all.
+The tests share their module's services: each network's patients have numbers of their own (a
+cap, an opt-out, a text is a number's too), and each test reads only its patients' rows."""
 
 from __future__ import annotations
 
@@ -7,15 +9,24 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope
 from shared.events.notifier import PatientOptedOut
 from tests.conftest import eventually
-from tests.helpers import create_network
+from tests.helpers import Network, new_number
+from tests.helpers import create_network as create_any_network
 from tests.test_spine import listing
 
+pytestmark = pytest.mark.shared_services
+
 ANY_HOUR = {"quiet_hours_start": 24, "quiet_hours_end": 0}  # tests run at any hour
+
+
+async def create_network(booking_http, **fields) -> Network:
+    """A network whose patient has a number no other test has."""
+    return await create_any_network(booking_http, patient={"phone": new_number()}, **fields)
 
 
 async def texts_of(spine, net, booking_id=None) -> list[dict]:
@@ -62,7 +73,8 @@ async def test_a_moved_then_cancelled_booking_never_leaves_a_stale_text(spine, d
     texts = await eventually(nothing_pending)
     assert any(t["status_reason"] == "appointment cancelled" for t in texts)
     bodies = [r["body"] for r in await db.fetch(
-        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms ORDER BY id')]
+        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms WHERE to_e164 = $1 ORDER BY id',
+        net.patient["phone_e164"])]
     assert len(bodies) == 2 and "10:00 AM" in bodies[0] and "1:00 PM" in bodies[1]
 
 
@@ -116,11 +128,14 @@ async def test_the_ride_reminder_goes_only_to_patients_whose_ride_is_not_arrange
         return await db.fetchval(f'SELECT ride_status FROM "{schema}".appointments WHERE booking_id = $1',
                                  UUID(bookings["A"]["id"])) == "confirmed"
     await eventually(ride_known)
-    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'ride_reminder'")
+    patients = [UUID(net.patient["id"]) for net in (arranged, not_yet)]
+    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'ride_reminder'"
+                     " AND patient_id = ANY($1)", patients)
 
     async def reminders():
         rows = await db.fetch(f"SELECT patient_id, status, status_reason FROM \"{schema}\".texts"
-                              " WHERE kind = 'ride_reminder' AND status NOT IN ('pending', 'sending')")
+                              " WHERE kind = 'ride_reminder' AND status NOT IN ('pending', 'sending')"
+                              " AND patient_id = ANY($1)", patients)
         return len(rows) == 2 and {str(r["patient_id"]): r for r in rows}
 
     got = await eventually(reminders)
@@ -131,9 +146,10 @@ async def test_the_ride_reminder_goes_only_to_patients_whose_ride_is_not_arrange
 
 async def test_the_driver_gets_the_pickup_time_even_after_the_patient_checked_in(spine, db):
     net = await create_network(spine.booking.http)
+    driver = new_number()
     patient = (await spine.booking.http.post("/patients", headers=net.headers, json={
-        "given_name": "Ann", "family_name": "Lee", "phone": "604-555-0161", "sms_consent": True,
-        "ride_contact": {"name": "Sam Lee", "phone": "604-555-0162", "sms_consent": True}})).json()
+        "given_name": "Ann", "family_name": "Lee", "phone": new_number(), "sms_consent": True,
+        "ride_contact": {"name": "Sam Lee", "phone": driver, "sms_consent": True}})).json()
     start = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=4)).replace(
         hour=10, minute=0, second=0, microsecond=0)
     booking = (await spine.booking.http.post("/bookings", headers=net.headers, json={
@@ -142,26 +158,31 @@ async def test_the_driver_gets_the_pickup_time_even_after_the_patient_checked_in
     schema = spine.notifier.schema
 
     async def pickup():
-        return await db.fetchrow(f"SELECT * FROM \"{schema}\".texts WHERE kind = 'pickup'")
+        return await db.fetchrow(f"SELECT * FROM \"{schema}\".texts WHERE kind = 'pickup'"
+                                 " AND patient_id = $1", UUID(patient["id"]))
     planned = await eventually(pickup)
     assert planned["due_at"] == start + timedelta(minutes=90 - 30)  # 30 min before recovery ends
     await spine.booking.http.post(f"/bookings/{booking['id']}/check-in", headers=net.headers)
 
     async def checked_in():
-        return await db.fetchval(f"SELECT status = 'arrived' FROM \"{schema}\".appointments")
+        return await db.fetchval(f"SELECT status = 'arrived' FROM \"{schema}\".appointments"
+                                 " WHERE booking_id = $1", UUID(booking["id"]))
     await eventually(checked_in)
     assert (await pickup())["status"] == "pending", "the pickup text survives the check-in"
-    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'pickup'")
+    await db.execute(f"UPDATE \"{schema}\".texts SET due_at = now() WHERE kind = 'pickup'"
+                     " AND patient_id = $1", UUID(patient["id"]))
     # it says "today", so it goes only on the appointment's day: make that today
-    await db.execute(f"UPDATE \"{schema}\".appointments SET starts_at = now()")
+    await db.execute(f"UPDATE \"{schema}\".appointments SET starts_at = now() WHERE booking_id = $1",
+                     UUID(booking["id"]))
 
     async def sent():
         row = await pickup()
         return row["status"] == "sent" and row
     await eventually(sent)
     [recorded] = await db.fetch(f"SELECT r.to_e164, r.body FROM \"{schema}\".recorded_sms r"
-                                f" JOIN \"{schema}\".texts t ON t.id = r.text_id WHERE t.kind = 'pickup'")
-    assert recorded["to_e164"] == "+16045550162", "to the driver, not the patient"
+                                f" JOIN \"{schema}\".texts t ON t.id = r.text_id WHERE t.kind = 'pickup'"
+                                " AND t.patient_id = $1", UUID(patient["id"]))
+    assert recorded["to_e164"] == driver, "to the driver, not the patient"
     assert "11:30 AM" in recorded["body"] and "Ann" not in recorded["body"]
     assert "STOP" in recorded["body"]
 

@@ -1,7 +1,9 @@
 """Online consultation booking through the services' APIs (booking's public endpoints, the
 notifier texting the code and the confirmation), against real PostgreSQL and Kafka: slots,
 the code by text, booking, the patient created or matched without saying which, the new lead
-for staff, limits, tries, and bad input answered with a 4xx naming the field."""
+for staff, limits, tries, and bad input answered with a 4xx naming the field. The tests share their module's
+services: each has its own visitor (number and address: codes are limited per number and per
+address, and an opt-out is a number's), its own networks, and reads only their rows."""
 
 from __future__ import annotations
 
@@ -14,12 +16,24 @@ import pytest
 
 from shared.consent import ONLINE_CONSENT_VERSION
 from tests.conftest import eventually
-from tests.helpers import create_network, key_everywhere
+from tests.helpers import create_network, key_everywhere, new_address, new_number
 
-VISITOR = {"given_name": "Rowan", "family_name": "Lee", "phone": "604-555-0188",
+pytestmark = pytest.mark.shared_services
+
+VISITOR = {"given_name": "Rowan", "family_name": "Lee",
            "language": "en", "timezone": "America/Edmonton", "consent": True,
            "consent_version": ONLINE_CONSENT_VERSION, "user_agent": "Mozilla/5.0 (test)",
            "mode": "phone"}
+_visitor = {"phone": "604-555-0188", "address": "203.0.113.9"}
+"""Whom `ask` asks as: this module's test's own visitor (`visitor`), else these."""
+
+
+@pytest.fixture(autouse=True)
+def visitor() -> dict[str, str]:
+    """This test's visitor: a number (E.164) and an address no other test has, which `ask`
+    sends unless told otherwise."""
+    _visitor.update(phone=new_number(), address=new_address())
+    return _visitor
 
 
 async def page(booking_http, slug: str) -> dict:
@@ -28,9 +42,11 @@ async def page(booking_http, slug: str) -> dict:
     return r.json()
 
 
-async def ask(booking_http, slug: str, address: str = "203.0.113.9", **fields):
-    """A request from `address` (forwarded as the console forwards it)."""
-    body = {**VISITOR, **fields}
+async def ask(booking_http, slug: str, address: str | None = None, **fields):
+    """A request from `address` (forwarded as the console forwards it; this test's visitor's
+    number and address unless given)."""
+    body = {**VISITOR, "phone": _visitor["phone"], **fields}
+    address = address or _visitor["address"]
     if "starts_at" not in body:
         body["starts_at"] = (await page(booking_http, slug))["slots"][0]
     return await booking_http.post(f"/online/{slug}/requests", json=body,
@@ -47,7 +63,7 @@ async def code_texted(db, spine, to: str, count: int = 1) -> str:
     return re.search(r"\b(\d{6})\b", rows[-1]["body"]).group(1)
 
 
-async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_number(spine, db):
+async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_number(spine, db, visitor):
     net = await create_network(spine.booking.http, name="Harbour Clinics")
     await key_everywhere(spine, net)
     slug = net.clinic["slug"]
@@ -61,15 +77,17 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
     asked = await ask(spine.booking.http, slug, starts_at=start, mode="video")
     assert asked.status_code == 201, asked.text
     request_id = asked.json()["request_id"]
-    code = await code_texted(db, spine, "+16045550188")
+    code = await code_texted(db, spine, visitor["phone"])
     [body] = [r["body"] for r in await db.fetch(
-        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms WHERE text_id < 0')]
+        f'SELECT body FROM "{spine.notifier.schema}".recorded_sms WHERE text_id < 0'
+        " AND to_e164 = $1", visitor["phone"])]
     assert body == (f"Harbour Clinics: your code is {code}. It expires in 10 minutes. "
                     "If you did not ask for it, ignore this text.")
-    stored = await db.fetchrow(f'SELECT * FROM "{spine.booking.schema}".online_requests')
+    stored = await db.fetchrow(f'SELECT * FROM "{spine.booking.schema}".online_requests'
+                               " WHERE clinic_id = $1", UUID(net.clinic["id"]))
     assert code not in str(dict(stored)), "the code is stored only as its HMAC"
     assert (stored["consent_version"], stored["consent_address"], stored["consent_user_agent"]) == \
-        (ONLINE_CONSENT_VERSION, "203.0.113.9", "Mozilla/5.0 (test)")
+        (ONLINE_CONSENT_VERSION, visitor["address"], "Mozilla/5.0 (test)")
 
     wrong = await spine.booking.http.post(f"/online/{slug}/requests/{request_id}/verify",
                                           json={"code": "000000" if code != "000000" else "111111"})
@@ -86,7 +104,7 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
     assert (b["source"], b["mode"], b["room_id"], b["session_type"]) == ("online", "video", None, "consultation")
     assert b["provider_id"] == net.providers[0]["id"]
     patient = (await spine.booking.http.get(f"/patients/{b['patient_id']}", headers=net.headers)).json()
-    assert (patient["given_name"], patient["phone_e164"], patient["sms_consent"]) == ("Rowan", "+16045550188", True)
+    assert (patient["given_name"], patient["phone_e164"], patient["sms_consent"]) == ("Rowan", visitor["phone"], True)
     assert patient["sms_consent_source"] == f"online booking page ({ONLINE_CONSENT_VERSION})"
 
     # staff see it: on the day sheet (no room) and as a new lead until marked seen
@@ -104,7 +122,7 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
     # the confirmation text follows, with reply 2 to change it
     async def confirmation():
         rows = await db.fetch(f'SELECT body FROM "{spine.notifier.schema}".recorded_sms '
-                              "WHERE text_id > 0 ORDER BY id")
+                              "WHERE text_id > 0 AND to_e164 = $1 ORDER BY id", visitor["phone"])
         return rows and rows[0]["body"]
     text = await eventually(confirmation, timeout=30)
     assert text.startswith("Harbour Clinics: your appointment is on")  # by video: no site
@@ -117,16 +135,18 @@ async def test_a_visitor_books_a_consultation_with_the_code_texted_to_their_numb
 
 
 async def test_a_known_patient_is_matched_and_a_new_one_made_with_the_same_answer(spine, db):
-    net = await create_network(spine.booking.http, name="Match Clinics")
+    pats = new_number()
+    net = await create_network(spine.booking.http, name="Match Clinics", patient={"phone": pats})
     slug = net.clinic["slug"]
     answers = []
-    # the network's patient "Pat Test" (604-555-0177), written otherwise; then someone else on that number
+    # the network's patient "Pat Test", the number written otherwise; then someone else on that number
+    written = f"({pats[2:5]}) {pats[5:8]}-{pats[8:]}"
     for i, (given, family) in enumerate((("pat", "  TEST "), ("Robin", "Test"))):
         slots = (await page(spine.booking.http, slug))["slots"]
         asked = await ask(spine.booking.http, slug, given_name=given, family_name=family,
-                          phone="(604) 555-0177", starts_at=slots[i * 8])
+                          phone=written, starts_at=slots[i * 8])
         assert asked.status_code == 201, asked.text
-        code = await code_texted(db, spine, "+16045550177", count=i + 1)
+        code = await code_texted(db, spine, pats, count=i + 1)
         r = await spine.booking.http.post(
             f"/online/{slug}/requests/{asked.json()['request_id']}/verify", json={"code": code})
         assert r.status_code == 201, r.text
@@ -147,7 +167,7 @@ async def test_codes_are_limited_per_number_and_per_address(booking):
     statuses = [(await ask(booking.http, slug)).status_code for _ in range(4)]
     assert statuses == [201, 201, 201, 429]  # 3 codes an hour for one number
     # another number from the same address: 10 an hour per address (this test's booking)
-    others = [(await ask(booking.http, slug, phone=f"604-555-01{n}")).status_code for n in range(10, 18)]
+    others = [(await ask(booking.http, slug, phone=new_number())).status_code for _ in range(8)]
     assert others == [201] * 7 + [429]
 
 
@@ -202,30 +222,32 @@ async def test_a_network_s_slug_is_its_own_or_from_its_name(booking):
     assert (taken.status_code, taken.json()["field"]) == (409, "slug")
 
 
-async def test_a_number_that_opted_out_is_sent_no_code(spine, db):
+async def test_a_number_that_opted_out_is_sent_no_code(spine, db, visitor):
     net = await create_network(spine.booking.http, name="Quiet Clinics")
     await db.execute(f'INSERT INTO "{spine.notifier.schema}".number_opt_outs (phone_e164, source) '
-                     "VALUES ('+16045550188', 'keyword')")
+                     "VALUES ($1, 'keyword')", visitor["phone"])
     asked = await ask(spine.booking.http, net.clinic["slug"])
     assert asked.status_code == 201  # the same answer: the page does not tell
 
     async def settled():
         return await db.fetchrow(f'SELECT status, reason FROM "{spine.notifier.schema}".verification_texts'
-                                 " WHERE status <> 'sending'")  # settled
+                                 " WHERE status <> 'sending' AND request_id = $1",  # settled
+                                 UUID(asked.json()["request_id"]))
     row = await eventually(settled, timeout=30)
     assert (row["status"], row["reason"]) == ("skipped", "number opted out")
-    assert await db.fetchval(f'SELECT count(*) FROM "{spine.notifier.schema}".recorded_sms') == 0
+    assert await db.fetchval(f'SELECT count(*) FROM "{spine.notifier.schema}".recorded_sms'
+                             " WHERE to_e164 = $1", visitor["phone"]) == 0
 
 
 async def test_a_request_is_checked_only_on_its_own_network_s_page(booking):
     a = await create_network(booking.http, name="Alpha Clinics")
-    await create_network(booking.http, name="Beta Clinics")
+    beta = await create_network(booking.http, name="Beta Clinics")
     request_id = (await ask(booking.http, a.clinic["slug"])).json()["request_id"]
-    r = await booking.http.post(f"/online/beta-clinics/requests/{request_id}/verify",
+    r = await booking.http.post(f"/online/{beta.clinic['slug']}/requests/{request_id}/verify",
                                 json={"code": "123456"})
     assert (r.status_code, r.json()["field"]) == (422, "request_id")
     other = await create_network(booking.http, name="Gamma Clinics")
-    b = await ask(booking.http, a.clinic["slug"], phone="604-555-0166")
+    b = await ask(booking.http, a.clinic["slug"], phone=new_number())
     seen = await booking.http.post(f"/bookings/{b.json()['request_id']}/lead-seen", headers=other.headers)
     assert seen.status_code == 404
 
@@ -239,11 +261,12 @@ async def test_concurrent_requests_at_a_limit_pass_exactly_as_many_as_the_limit(
     same_number = await asyncio.gather(*(ask(booking.http, slug, address=f"198.51.100.{n}",
                                              starts_at=start) for n in range(8)))
     assert sorted(r.status_code for r in same_number) == [201] * 3 + [429] * 5  # 3 per number
-    same_address = await asyncio.gather(*(ask(booking.http, slug, phone=f"604-555-01{n}",
-                                              starts_at=start) for n in range(20, 34)))
+    same_address = await asyncio.gather(*(ask(booking.http, slug, phone=new_number(),
+                                              starts_at=start) for _ in range(14)))
     assert sorted(r.status_code for r in same_address) == [201] * 10 + [429] * 4  # 10 per address
     assert await booking.runtime.db.fetchval(
-        f'SELECT count(*) FROM "{booking.schema}".online_requests') == 13
+        f'SELECT count(*) FROM "{booking.schema}".online_requests WHERE clinic_id = $1',
+        UUID(net.clinic["id"])) == 13
 
 
 async def test_without_a_key_to_seal_codes_online_booking_answers_503_and_keeps_nothing(infra, namespace):
@@ -273,7 +296,7 @@ async def test_an_admin_changes_whether_a_provider_takes_online_consultations(bo
     listed = (await booking.http.get("/providers", headers=net.headers)).json()["items"]
     assert [(p["id"], p["consultations"]) for p in listed] == [(provider, False)]
     [entry] = await db.fetch(f'SELECT action, resource, outcome, actor_kind FROM "{booking.schema}".audit_log '
-                             "WHERE action = 'update_provider'")
+                             "WHERE action = 'update_provider' AND clinic_id = $1", UUID(net.clinic["id"]))
     assert tuple(entry) == ("update_provider", f"PATCH /providers/{provider}", "allowed", "key")
 
     desk = await booking.http.post("/api-keys", headers=net.headers,
@@ -295,15 +318,16 @@ async def test_an_admin_changes_whether_a_provider_takes_online_consultations(bo
 
 async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, db):
     # the site is in Vancouver; both visitors, a known patient and a new one, are in Toronto
-    net = await create_network(spine.booking.http, name="Zone Clinics")
+    pats, toni = new_number(), new_number()
+    net = await create_network(spine.booking.http, name="Zone Clinics", patient={"phone": pats})
     slug = net.clinic["slug"]
     sevens = [s for s in (await page(spine.booking.http, slug))["slots"]
               if s.endswith("T15:00:00+00:00")]  # 07:00 in Vancouver, 10:00 in Toronto
-    for i, (given, phone) in enumerate((("Pat", "604-555-0177"), ("Toni", "604-555-0196"))):
+    for i, (given, phone) in enumerate((("Pat", pats), ("Toni", toni))):
         asked = await ask(spine.booking.http, slug, given_name=given, family_name="Test",
                           phone=phone, timezone="America/Toronto", starts_at=sevens[i])
         assert asked.status_code == 201, asked.text
-        code = await code_texted(db, spine, "+1" + phone.replace("-", ""))
+        code = await code_texted(db, spine, phone)
         r = await spine.booking.http.post(f"/online/{slug}/requests/{asked.json()['request_id']}/verify",
                                           json={"code": code})
         assert r.status_code == 201, r.text
@@ -312,23 +336,25 @@ async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, 
     async def confirmations():
         rows = await db.fetch(f'SELECT r.to_e164, r.body FROM "{spine.notifier.schema}".recorded_sms r '
                               f'JOIN "{spine.notifier.schema}".texts t ON t.id = r.text_id '
-                              "WHERE t.kind = 'confirmation' ORDER BY r.to_e164")
+                              "WHERE t.kind = 'confirmation' AND r.to_e164 = ANY($1) ORDER BY r.to_e164",
+                              [pats, toni])
         return len(rows) == 2 and rows
     rows = await eventually(confirmations, timeout=30)
-    assert [r["to_e164"] for r in rows] == ["+16045550177", "+16045550196"]
+    assert [r["to_e164"] for r in rows] == sorted([pats, toni])
     for row in rows:
         assert " at 10:00 AM" in row["body"] and "7:00 AM" not in row["body"], row["body"]
     patient = (await spine.booking.http.get(f"/patients/{net.patient['id']}", headers=net.headers)).json()
     assert patient["timezone"] == "America/Toronto"
 
 
+@pytest.mark.own_services  # it makes booking's audit trail refuse entries, and reads it whole
 async def test_each_change_of_the_public_page_is_in_the_audit_trail_with_the_change(spine, db):
     net = await create_network(spine.booking.http, name="Trail Clinics")
     slug, schema = net.clinic["slug"], spine.booking.schema
     asked = await ask(spine.booking.http, slug, given_name="Pat", family_name="Test",
-                      phone="604-555-0177")
+                      phone=net.patient["phone_e164"])
     request_id = asked.json()["request_id"]
-    code = await code_texted(db, spine, "+16045550177")
+    code = await code_texted(db, spine, net.patient["phone_e164"])
     url = f"/online/{slug}/requests/{request_id}/verify"
     wrong = await spine.booking.http.post(url, json={"code": "000000" if code != "000000" else "111111"})
     assert wrong.status_code == 422

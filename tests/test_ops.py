@@ -246,6 +246,7 @@ def promql_metrics(expr: str) -> set[str]:
     return names
 
 
+@pytest.mark.shared_services  # reads only what the services export
 async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(spine):
     import yaml
 
@@ -260,6 +261,7 @@ async def test_the_alert_rules_parse_and_use_only_metrics_the_services_export(sp
     assert {j["job_name"] for j in config["scrape_configs"]} == {"booking", "plans", "notifier"}
 
 
+@pytest.mark.shared_services  # reads only what the services export
 async def test_every_grafana_panel_parses_and_uses_only_metrics_the_services_export(spine):
     import json
 

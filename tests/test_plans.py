@@ -1,8 +1,11 @@
-"""Plans driven by booking events, on real PostgreSQL (and Kafka where the path crosses it)."""
+"""Plans driven by booking events, on real PostgreSQL (and Kafka where the path crosses it).
+The tests share their module's plans service: each has its own patients (each of its own
+network) and reads only their rows and events."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,17 +17,23 @@ from services.plans.timers import fire_due
 from shared.consumer import BatchResult
 from shared.db import create_pool
 from shared.events import parse_envelope
-from tests.conftest import eventually, service_settings, start_service, stop_service
+from tests.conftest import eventually, service_settings, sharable, start_service, stop_service
 from tests.plan_helpers import Patient, days_ago
 
+pytestmark = pytest.mark.shared_services
 
-@pytest.fixture
-async def plans(infra, namespace):
+
+@contextlib.asynccontextmanager
+async def running_plans(infra, namespace):
     svc = await start_service("plans", service_settings("plans", infra, namespace))
     try:
         yield svc
     finally:
         await stop_service(svc)
+
+
+plans, own_plans, module_plans = sharable("plans", running_plans)
+"""The plans service: the test's own, or its module's (`shares_services`)."""
 
 
 async def apply(plans, *envelopes) -> None:
@@ -37,10 +46,11 @@ async def apply(plans, *envelopes) -> None:
                 await consumer._apply(conn, [(None, env)], BatchResult())
 
 
-async def plan_events(plans, *types) -> list:
+async def plan_events(plans, pat: Patient, *types) -> list:
+    """The events plans published about `pat` (of `types`, if given)."""
     rows = await plans.runtime.db.fetch("SELECT value FROM outbox WHERE event_id IS NOT NULL ORDER BY id")
     envs = [parse_envelope(r["value"]) for r in rows]
-    return [e for e in envs if not types or e.event_type in types]
+    return [e for e in envs if e.patient_id == pat.patient_id and (not types or e.event_type in types)]
 
 
 async def the_plan(plans, patient: Patient):
@@ -68,12 +78,12 @@ async def test_a_full_iv_induction_moves_into_maintenance_from_booking_events_ov
     plan = await eventually(done)
     assert plan["template"] == "iv_induction" and plan["phase"] == "maintenance"
     assert plan["next_due_from"] is not None  # maintenance every 28 days: the next window
-    phases = [(e.payload.previous_phase, e.payload.phase) for e in await plan_events(plans, "PlanPhaseChanged")]
+    phases = [(e.payload.previous_phase, e.payload.phase) for e in await plan_events(plans, pat, "PlanPhaseChanged")]
     assert phases == [("assessment", "induction"), ("induction", "maintenance")]
-    progressed = await plan_events(plans, "PlanProgressed")
+    progressed = await plan_events(plans, pat, "PlanProgressed")
     assert [e.payload.sessions_completed for e in progressed][-1] == 6
     assert all(e.causation_id is not None for e in progressed)
-    assert len(await plan_events(plans, "PlanStarted")) == 1
+    assert len(await plan_events(plans, pat, "PlanStarted")) == 1
 
 
 async def test_the_esketamine_schedule_goes_through_its_stages_and_asks_for_rems_forms(plans):
@@ -88,7 +98,7 @@ async def test_the_esketamine_schedule_goes_through_its_stages_and_asks_for_rems
     await apply(plans, *stream[24:])
     plan = await the_plan(plans, pat)
     assert plan["phase"] == "maintenance"
-    due = await plan_events(plans, "RemsMonitoringFormDue")
+    due = await plan_events(plans, pat, "RemsMonitoringFormDue")
     assert len(due) == 12 and len({e.payload.booking_id for e in due}) == 12
 
     auth = await _key(plans, pat)
@@ -96,10 +106,11 @@ async def test_the_esketamine_schedule_goes_through_its_stages_and_asks_for_rems
     r = await plans.http.post(f"/plans/{plan['id']}/rems-forms/{today}/filed", headers=auth)
     assert r.status_code == 200 and r.json()["filed_at"]
     # the other forms' 7 days have passed (those sessions were weeks ago): they are overdue
-    await plans.runtime.db.execute("UPDATE plan_timers SET due_at = now() WHERE kind = 'rems_overdue'")
+    await plans.runtime.db.execute("UPDATE plan_timers SET due_at = now() WHERE kind = 'rems_overdue'"
+                                   " AND plan_id = $1", plan["id"])
     while await fire_due(plans.runtime.db):
         pass
-    overdue = await plan_events(plans, "RemsMonitoringFormOverdue")
+    overdue = await plan_events(plans, pat, "RemsMonitoringFormOverdue")
     assert {e.payload.booking_id for e in overdue} == {e.payload.booking_id for e in due} - {today}
     view = (await plans.http.get(f"/plans/{plan['id']}", headers=auth)).json()
     assert [f["booking_id"] for f in view["rems_forms"] if f["filed_at"]] == [str(today)]
@@ -113,13 +124,13 @@ async def test_kap_needs_an_integration_session_within_two_days_of_each_dosing(p
     await apply(plans, *stream)
     dosing1 = pat.attend("oral_lozenge_kap", days_ago(30))
     await apply(plans, *dosing1)
-    missing = await plan_events(plans, "IntegrationSessionMissing")
+    missing = await plan_events(plans, pat, "IntegrationSessionMissing")
     assert [e.payload.booking_id for e in missing] == [dosing1[0].payload.booking_id]
 
     _, integration = pat.book("integration", days_ago(19), dosing=False)
     dosing2 = pat.attend("oral_lozenge_kap", days_ago(20))
     await apply(plans, integration, *dosing2)
-    assert len(await plan_events(plans, "IntegrationSessionMissing")) == 1, "integration was booked"
+    assert len(await plan_events(plans, pat, "IntegrationSessionMissing")) == 1, "integration was booked"
 
     dosing3 = pat.attend("oral_lozenge_kap", days_ago(10))
     await apply(plans, *dosing3, pat.check_in(integration.payload.booking_id),
@@ -129,7 +140,7 @@ async def test_kap_needs_an_integration_session_within_two_days_of_each_dosing(p
     await apply(plans, *pat.attend("integration", days_ago(9), dosing=False))
     plan = await the_plan(plans, pat)
     assert plan["phase"] == "completed"
-    assert len(await plan_events(plans, "PlanCompleted")) == 1
+    assert len(await plan_events(plans, pat, "PlanCompleted")) == 1
 
 
 async def test_a_whole_induction_in_one_batch_announces_every_phase_in_order(plans):
@@ -139,7 +150,7 @@ async def test_a_whole_induction_in_one_batch_announces_every_phase_in_order(pla
         stream += pat.attend("iv_infusion", days_ago(20 - 3 * i))
     async with plans.runtime.db.acquire() as conn, conn.transaction():
         await handlers.on_booking_events(conn, stream)
-    phases = [(e.payload.previous_phase, e.payload.phase) for e in await plan_events(plans, "PlanPhaseChanged")]
+    phases = [(e.payload.previous_phase, e.payload.phase) for e in await plan_events(plans, pat, "PlanPhaseChanged")]
     assert phases == [("assessment", "induction"), ("induction", "maintenance")]
     assert (await the_plan(plans, pat))["sessions_completed"] == 6
 
@@ -211,7 +222,9 @@ async def test_events_for_unknown_patients_or_plans_are_handled_not_crashed_on(p
     bid, booked = pat.book("assessment", days_ago(-2), dosing=False)  # no plan: not counted
     await apply(plans, booked, pat.cancel(bid), pat.no_show(bid))
     assert await the_plan(plans, pat) is None
-    assert await plans.runtime.db.fetchval("SELECT count(*) FROM dead_letters") == 0
+    assert await plans.runtime.db.fetchval(  # none about this patient
+        "SELECT count(*) FROM dead_letters WHERE position($1::bytea IN value) > 0",
+        str(pat.patient_id).encode()) == 0
 
 
 async def test_timers_fire_once_across_two_instances_and_after_a_restart(infra, namespace):

@@ -4,7 +4,7 @@ allows them (issue 17)."""
 from __future__ import annotations
 
 from tests.plan_helpers import Patient, days_ago
-from tests.test_plans import apply, plans, the_plan  # noqa: F401 (plans: the fixture)
+from tests.test_plans import apply, module_plans, own_plans, plans, the_plan  # noqa: F401 (fixtures)
 
 
 async def test_kap_counts_home_sessions_like_its_clinic_dosing_sessions(plans):

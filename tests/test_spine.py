@@ -1,18 +1,25 @@
 """The spine end to end: an HTTP booking travels booking -> Kafka -> plans + notifier -> SMS,
-and the booking, its plan progress and the patient's texts read back over HTTP."""
+and the booking, its plan progress and the patient's texts read back over HTTP. The tests
+share their module's services: each has its own network, its patient a number of its own."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from shared.events import parse_envelope
 from tests.conftest import eventually
-from tests.helpers import create_network
+from tests.helpers import create_network, new_number
 from tests.test_booking_rules import next_local
+
+pytestmark = pytest.mark.shared_services
 
 
 async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db):
-    net = await create_network(spine.booking.http)
+    net = await create_network(spine.booking.http, patient={"phone": new_number()})
     site, patient, auth = net.site, net.patient, net.headers
     starts = (datetime.now(ZoneInfo("America/Vancouver")) + timedelta(days=4)).replace(
         hour=10, minute=0, second=0, microsecond=0)
@@ -51,8 +58,10 @@ async def test_a_booking_reaches_plan_progress_and_the_patients_texts(spine, db)
     assert day_of_due == starts - timedelta(hours=2)
 
     recorded = await db.fetch(
-        f'SELECT to_e164, body FROM "{spine.notifier.schema}".recorded_sms ORDER BY id')
-    assert recorded[0]["to_e164"] == "+16045550177"
+        f'SELECT r.to_e164, r.body FROM "{spine.notifier.schema}".recorded_sms r'
+        f' JOIN "{spine.notifier.schema}".texts t ON t.id = r.text_id'
+        " WHERE t.patient_id = $1 ORDER BY r.id", UUID(patient["id"]))
+    assert recorded[0]["to_e164"] == patient["phone_e164"]
     assert recorded[0]["body"] == confirmation
 
     # every event went through an outbox and reached Kafka
@@ -94,9 +103,10 @@ async def test_a_booking_with_bad_input_is_refused_and_nothing_is_written(spine,
     assert bad_phone.status_code == 422 and bad_phone.json()["field"] == "phone"
     assert "12345" not in bad_phone.text
     schema = spine.booking.schema
-    assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings') == 0
-    assert await db.fetchval(
-        f"SELECT count(*) FROM \"{schema}\".outbox WHERE event_type = 'SessionBooked'") == 0
+    assert await db.fetchval(f'SELECT count(*) FROM "{schema}".bookings WHERE clinic_id = $1',
+                             UUID(clinic["id"])) == 0
+    booked = await db.fetch(f"SELECT value FROM \"{schema}\".outbox WHERE event_type = 'SessionBooked'")
+    assert [b for b in booked if str(parse_envelope(b["value"]).clinic_id) == clinic["id"]] == []
 
 
 def next_spring_forward() -> date:

@@ -12,7 +12,7 @@ import pytest
 
 from shared import tokens
 from tests.conftest import eventually
-from tests.helpers import create_network
+from tests.helpers import create_network, new_address
 from tests.staff_helpers import PASSWORD, add_person, bearer, sign_in
 from tests.test_booking_rules import next_local
 
@@ -172,18 +172,19 @@ async def test_admins_must_have_an_authenticator_and_a_code_works_once(booking):
     assert replay.status_code == 401
 
 
-@pytest.mark.own_services  # limits sign-ins per address across the service
 async def test_failed_sign_ins_are_limited_per_account_and_per_address(booking):
+    # addresses of this test's: sign-ins are limited per address across the service
+    guesser, elsewhere, many, other_address = (new_address() for _ in range(4))
     net = await create_network(booking.http)
     victim = await add_person(booking.http, net.headers, "scheduler", totp=False)
     for _ in range(5):
         wrong = await booking.http.post("/auth/sign-in", json={
             "email": victim.email, "password": "wrong password!"},
-            headers={"X-Forwarded-For": "203.0.113.7"})
+            headers={"X-Forwarded-For": guesser})
         assert wrong.status_code == 401
     # the right password, from another address: the account is locked for the window
     locked = await booking.http.post("/auth/sign-in", json={
-        "email": victim.email, "password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.1"})
+        "email": victim.email, "password": PASSWORD}, headers={"X-Forwarded-For": elsewhere})
     assert locked.status_code == 429
     assert locked.json()["retry_after_seconds"] == 900
 
@@ -191,12 +192,12 @@ async def test_failed_sign_ins_are_limited_per_account_and_per_address(booking):
     for i in range(20):  # one address guessing at many accounts
         await booking.http.post("/auth/sign-in", json={
             "email": f"nobody{i}@clinic.example", "password": "guess guess"},
-            headers={"X-Forwarded-For": "192.0.2.55"})
+            headers={"X-Forwarded-For": many})
     from_there = await booking.http.post("/auth/sign-in", json={
-        "email": other.email, "password": PASSWORD}, headers={"X-Forwarded-For": "192.0.2.55"})
+        "email": other.email, "password": PASSWORD}, headers={"X-Forwarded-For": many})
     assert from_there.status_code == 429
     from_elsewhere = await booking.http.post("/auth/sign-in", json={
-        "email": other.email, "password": PASSWORD}, headers={"X-Forwarded-For": "192.0.2.56"})
+        "email": other.email, "password": PASSWORD}, headers={"X-Forwarded-For": other_address})
     assert from_elsewhere.status_code == 200
 
 
