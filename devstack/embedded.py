@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,10 +26,30 @@ PG_SYSTEM_USER = "embedded_postgres"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Ask the kernel for a free TCP port on `host`."""
+    """A free TCP port on `host`, below the kernel's ephemeral range: a port from that range
+    (what binding port 0 gives) can be taken as the local end of an outgoing connection
+    between this call and the server's bind, which a busy test run saw ("address already in
+    use"). Falls back to the kernel's choice."""
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux; else 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def die_with_parent(sig: int = signal.SIGTERM):

@@ -68,23 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends the ids to the controller
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Under `--dist loadgroup`, end each grouped test's id with `@<group>`, as pytest-xdist's
-    worker does (the controller sends the tests of one group to one worker by that suffix):
-    xdist 3.8 sets `item._nodeid`, which pytest 9 no longer reads (a test's id is `item._id`),
-    so its groups were ignored and a sharing module's services started on every worker."""
-    if not session.config.getvalue("loadgroup"):
-        return
-    from _pytest.nodeid import NodeId
-
-    for item in session.items:
-        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                         for m in item.iter_markers("xdist_group")})
-        if groups and not item.nodeid.endswith("@" + "_".join(groups)) and hasattr(item, "_id"):
-            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Fail a unit test that asks for the database or the broker, before it starts them."""
