@@ -6,6 +6,8 @@ Two comparisons, each with the raw consumer as baseline:
   exactly-once - the full EventConsumer (validation, processed-events rows and the handler in
                one transaction per batch, offsets committed after it) vs aiokafka doing the same
                INSERT in one transaction per batch and committing after it.
+Each is judged on the medians of `ROUNDS` rounds (each side once a round): single runs here
+swung from 0.43x to 1.15x with the same code.
 Usage: python -m bench.consumer_throughput [--events N]
 """
 
@@ -20,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from bench.common import infrastructure, report
+from bench.common import ROUNDS, infrastructure, median, report
 from shared.consumer import EventConsumer
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.events import parse_envelope
@@ -144,13 +146,16 @@ async def main(n: int) -> bool:
         await produce(kafka, n)
         pool = await create_pool(db, "bench_consumer", max_size=4)
         await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS))
+        rounds: dict[str, list[float]] = {"raw_v": [], "fs_v": [], "raw_db": [], "ec": []}
         try:
-            raw_v = await raw_aiokafka(kafka, n)
-            fs_v = await faststream_validate(kafka, n)
-            raw_db = await raw_aiokafka(kafka, n, pool)
-            ec = await event_consumer(kafka, n, pool)
+            for _ in range(ROUNDS):  # each side once a round, one after the other
+                rounds["raw_v"].append(await raw_aiokafka(kafka, n))
+                rounds["fs_v"].append(await faststream_validate(kafka, n))
+                rounds["raw_db"].append(await raw_aiokafka(kafka, n, pool))
+                rounds["ec"].append(await event_consumer(kafka, n, pool))
         finally:
             await pool.close()
+    raw_v, fs_v, raw_db, ec = (median(rounds[k]) for k in ("raw_v", "fs_v", "raw_db", "ec"))
     ok = report(f"consume {n:,} events: validation only", [
         ("raw aiokafka getmany + validation", raw_v),
         ("FastStream batch subscriber + validation", fs_v)],
@@ -159,6 +164,10 @@ async def main(n: int) -> bool:
         ("raw aiokafka + same SQL per batch", raw_db),
         ("EventConsumer (FastStream)", ec)],
         baseline="raw aiokafka + same SQL per batch", target=0.8)
+    print("   rounds (events/s): " + "; ".join(
+        f"{name} {', '.join(f'{v:,.0f}' for v in rounds[key])}" for name, key in (
+            ("raw", "raw_v"), ("FastStream", "fs_v"), ("raw + SQL", "raw_db"),
+            ("EventConsumer", "ec"))))
     return ok
 
 
