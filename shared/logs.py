@@ -6,33 +6,40 @@ numbers or bodies."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context")
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context")
 
 
-@contextlib.contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
-    """Add `fields` (e.g. correlation_id, event_id) to every record logged inside the block."""
-    token = _context.set({**_context.get({}),
-                          **{k: str(v) for k, v in fields.items() if v is not None}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class log_context:
+    """Add `fields` (e.g. correlation_id, event_id) to every record logged inside the block.
+
+    Entered once per event a consumer handles and per request, so it only keeps the values:
+    they become text when a record is logged (`current_context`), not on every entry."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        outer = _context.get(None)
+        fields = {k: v for k, v in self._fields.items() if v is not None}
+        self._token = _context.set({**outer, **fields} if outer else fields)
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self._token)
 
 
 def current_context() -> dict[str, str]:
-    """The fields `log_context` set for the work in hand."""
-    return _context.get({})
+    """The fields `log_context` set for the work in hand, as text."""
+    return {k: str(v) for k, v in _context.get({}).items()}
 
 
 class _ContextFilter(logging.Filter):
@@ -43,7 +50,7 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         for key, value in _context.get({}).items():
-            setattr(record, key, value)
+            setattr(record, key, str(value))
         span = trace.get_current_span().get_span_context()
         if span.is_valid:  # links the line to its trace (Jaeger), as W3C traceparent spells them
             record.trace_id = format(span.trace_id, "032x")
