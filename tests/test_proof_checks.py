@@ -219,3 +219,25 @@ def test_a_see_you_today_text_skipped_by_quiet_hours_is_not_expected():
     report = check(f)
     assert report.ok, dict(report.violations)
     assert report.counts["texts expected"] == 1
+
+
+def test_a_ride_reminder_skipped_because_the_patient_texted_3_first_is_not_lost():
+    starts = KNOWN + timedelta(hours=30)  # a dosing session: its ride reminder is due at once
+    f = healthy()
+    f.events = {"b1": [BookingEvent("b1", 1, "booked", "c1", "p1", TZ, KNOWN, KNOWN,
+                                    starts_at=starts, ends_at=starts + timedelta(hours=2),
+                                    is_dosing=True)]}
+    f.sends = []
+
+    def lost() -> list[str]:
+        return [v.split(":")[0] for v in check(f).violations["lost"]]
+    f.texts = [TextRow(3, "p1", "b1", 1, "ride_reminder", "skipped", None, None, KNOWN,
+                       "ride already arranged")]
+    assert "ride_reminder for booking b1 v1" in lost()  # the driver never had them text 3
+    f.ride_confirmers = {"p1"}
+    assert "ride_reminder for booking b1 v1" not in lost()
+    f.texts = [TextRow(3, "p1", "b1", 1, "ride_reminder", "skipped", None, None, KNOWN,
+                       "no consent")]
+    assert "ride_reminder for booking b1 v1" in lost()  # skipped for another reason
+    f.texts = [TextRow(3, "p1", "b1", 1, "ride_reminder", "pending", None, None, KNOWN)]
+    assert "ride_reminder for booking b1 v1" in lost()

@@ -116,7 +116,8 @@ async def _run(stack: Stack, opts: Options, injector: FaultInjector | None):
     facts = await gather(stack.env["DATABASE_URL"], stack.env["KAFKA_BOOTSTRAP_SERVERS"], recorded,
                          crashes=injector.log.crashes if injector else [],
                          settled_at=outcome.settled_at, poison=set(POISON),
-                         stop_senders=outcome.stop_patients)
+                         stop_senders=outcome.stop_patients,
+                         ride_confirmers=outcome.ride_confirmers)
     report = checks.check(facts)
     return outcome, report, figures(facts, outcome, recorded)
 

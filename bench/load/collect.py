@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -39,10 +40,12 @@ async def booking_history(conn: asyncpg.Connection) -> tuple[list[dict], dict]:
 
 
 async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashes: list[datetime],
-                 settled_at: datetime, poison: set[bytes], stop_senders: set[str]) -> Facts:
+                 settled_at: datetime, poison: set[bytes], stop_senders: set[str],
+                 ride_confirmers: Iterable[str] = ()) -> Facts:
     """All the facts the checks need (`sends`: the Twilio-compatible server's requests;
-    `stop_senders`: patients the driver made text STOP)."""
-    f = Facts(crashes=crashes, settled_at=settled_at, poison=poison)
+    `stop_senders`: patients the driver made text STOP; `ride_confirmers`: "3")."""
+    f = Facts(crashes=crashes, settled_at=settled_at, poison=poison,
+              ride_confirmers=set(ride_confirmers))
     conn = await asyncpg.connect(database_url)
     try:
         raw, processed = await booking_history(conn)
@@ -69,9 +72,10 @@ async def gather(database_url: str, bootstrap: str, sends: list[dict], *, crashe
         for evs in f.events.values():
             evs.sort(key=lambda e: e.version)
         for r in await conn.fetch("SELECT id, patient_id::text, booking_id::text, booking_version, kind,"
-                                  " status, provider_sid, body, due_at FROM notifier.texts"):
+                                  " status, provider_sid, body, due_at, status_reason FROM notifier.texts"):
             f.texts.append(TextRow(r["id"], r["patient_id"], r["booking_id"], r["booking_version"],
-                                   r["kind"], r["status"], r["provider_sid"], r["body"], r["due_at"]))
+                                   r["kind"], r["status"], r["provider_sid"], r["body"], r["due_at"],
+                                   r["status_reason"]))
         delivered = {r["provider_sid"] for r in await conn.fetch(
             "SELECT provider_sid FROM notifier.texts WHERE delivery_status = 'delivered'")}
         stored = {t.sid for t in f.texts if t.sid}

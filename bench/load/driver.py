@@ -53,6 +53,8 @@ class Outcome:
     accepted_at: dict[str, float] = field(default_factory=dict)  # booking id -> unix time
     counts: Counter = field(default_factory=Counter)
     stop_patients: set[str] = field(default_factory=set)
+    ride_confirmers: set[str] = field(default_factory=set)
+    """Patients the driver made text "3" (their ride home is arranged)."""
     booking_seconds: float = 0.0
     action_seconds: float = 0.0
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -278,6 +280,8 @@ class Driver:
             body, patient = item
             if body == "STOP":
                 self.out.stop_patients.add(patient["id"])
+            if body == "3":
+                self.out.ride_confirmers.add(patient["id"])
             r = await self.twilio.call("POST", "/_fake/inbound", json={
                 "url": inbound, "from": patient["phone_e164"], "body": body})
             ok = r.status_code == 200 and r.json()["status"] < 300
