@@ -21,7 +21,7 @@ class log_context:
     """Add `fields` (e.g. correlation_id, event_id) to every record logged inside the block.
 
     Entered once per event a consumer handles and per request, so it only keeps the values:
-    they become text when a record is logged (`current_context`), not on every entry."""
+    they become text when a record is logged, not on every entry."""
 
     __slots__ = ("_fields", "_token")
 
@@ -37,9 +37,9 @@ class log_context:
         _context.reset(self._token)
 
 
-def current_context() -> dict[str, str]:
-    """The fields `log_context` set for the work in hand, as text."""
-    return {k: str(v) for k, v in _context.get({}).items()}
+def context_field(name: str) -> Any | None:
+    """The value `log_context` set for `name` in the work in hand (as given), or None."""
+    return _context.get({}).get(name)
 
 
 class _ContextFilter(logging.Filter):

@@ -193,11 +193,16 @@ class Envelope(BaseModel, Generic[P]):
 
 
 def _current_correlation_id() -> UUID | None:
-    from shared.logs import current_context
+    """The correlation id of the request or event in hand: a consumer's is a UUID already, a
+    request's is its header's text (None if that is no UUID)."""
+    from shared.logs import context_field
 
+    value = context_field("correlation_id")
+    if value is None or isinstance(value, UUID):
+        return value
     try:
-        return UUID(current_context()["correlation_id"])
-    except (KeyError, ValueError):
+        return UUID(str(value))
+    except ValueError:
         return None
 
 

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
@@ -59,6 +59,19 @@ def test_events_made_while_handling_a_request_carry_its_correlation_id():
     alone = Envelope.new(ApiKeyRevoked(key_id=uuid4()), producer="booking", clinic_id=uuid4(),
                          patient_id=None)
     assert alone.correlation_id == alone.event_id
+
+
+def test_a_requests_correlation_id_given_as_text_is_carried_and_one_that_is_no_uuid_is_not():
+    from shared.events.booking import ApiKeyRevoked
+
+    with log_context(correlation_id="6f1c2a43-2d0a-4a39-9a4f-2f3f5b0d8e11"):  # the header's text
+        env = Envelope.new(ApiKeyRevoked(key_id=uuid4()), producer="booking", clinic_id=uuid4(),
+                           patient_id=None)
+    assert env.correlation_id == UUID("6f1c2a43-2d0a-4a39-9a4f-2f3f5b0d8e11")
+    with log_context(correlation_id="not-a-uuid"):
+        odd = Envelope.new(ApiKeyRevoked(key_id=uuid4()), producer="booking", clinic_id=uuid4(),
+                           patient_id=None)
+    assert odd.correlation_id == odd.event_id
 
 
 class _FixedIds(IdGenerator):
