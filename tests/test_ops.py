@@ -209,6 +209,11 @@ async def _lag_zero(service: Service, group: str):
         sum(r["end"] for r in mine) >= 2 else None
 
 
+async def _settled(service: Service) -> tuple:
+    status = await service.status()
+    return status["dead_letters"]["pending"], status["lag"]["total"], status["outbox"]["backlog"]
+
+
 async def _equals(coro, expected) -> bool:
     return (await coro) == expected
 
@@ -309,6 +314,9 @@ async def test_ops_samples_keep_the_latest_of_each_period_and_forget_old_ones(db
 async def test_the_history_ends_with_the_figures_the_status_gives_now(service):
     await service.publish(registered().to_bytes())  # the handler is broken: a dead letter
     await eventually(lambda: _equals(pending_letters(service), 1))
+    # the letter's copy for the DLQ topic leaves through the outbox a moment later: wait until
+    # nothing moves, so the history's last sample and the status read after it agree
+    await eventually(lambda: _equals(_settled(service), (1, 0, 0)))
     answer = await service.http.get("/ops/history", headers=OPS)
     assert answer.status_code == 200, answer.text
     history, status = answer.json(), await service.status()
