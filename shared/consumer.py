@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from shared import tracing
 from shared.asyncapi import batch_annotation
-from shared.db import Connection, Queries
+from shared.db import TRANSIENT, Connection, Queries
 from shared.events import Envelope, Event, parse_envelope
 from shared.logs import log_context
 from shared.metrics import BATCH_SECONDS, EVENTS_CONSUMED
@@ -53,18 +53,6 @@ Handler = Callable[[Connection, Envelope[Any]], Awaitable[None]]
 """Handles one event in the consumer's transaction: `async def on_x(conn, env: Envelope[X])`."""
 BatchHandler = Callable[[Connection, list[Envelope[Any]]], Awaitable[None]]
 """Handles a batch's new events of its types at once, in order."""
-
-TRANSIENT = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    OSError,
-    TimeoutError,
-)
 
 
 @dataclass

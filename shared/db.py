@@ -3,12 +3,15 @@ schema, numbered SQL migrations, and named queries loaded once from `.sql` files
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -19,6 +22,50 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection of its own or one taken from a pool (which asyncpg hands out as a proxy):
 the code takes either."""
+
+TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    OSError,
+    TimeoutError,
+)
+"""Failures that say nothing about the work, only about the database at that moment (a
+restart, a failover, a lost connection, a conflict with another transaction): the same
+transaction tried again later can succeed."""
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not take the work within its time budget; nothing was written."""
+
+
+async def transaction_retried(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]],
+                              *, budget: float, first_wait: float = 0.1) -> T:
+    """`work` in a transaction of its own, tried again on a transient failure (`TRANSIENT`)
+    with doubling waits until `budget` seconds have passed; then `DatabaseUnavailable`.
+
+    Only for work that is safe to repeat (idempotent), such as a webhook that its sender
+    would retry anyway: a failure at commit may leave it unknown whether the first try took.
+    """
+    deadline, wait = time.monotonic() + budget, first_wait
+    while True:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except TRANSIENT as exc:
+            if time.monotonic() + wait > deadline:
+                raise DatabaseUnavailable(type(exc).__name__) from exc
+            log.warning("database unavailable (%s): trying again in %.1f s",
+                        type(exc).__name__, wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 2.0)
 
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -9,6 +10,17 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from shared.db import TRANSIENT, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    DatabaseUnavailable, ConnectionError,
+    *(e for e in TRANSIENT if e not in (OSError, TimeoutError)))
+"""What a request can meet when the database is restarting, failing over or refusing
+connections: answered 503 with Retry-After (try again shortly), not 500."""
+RETRY_AFTER_SECONDS = 5
 
 
 class DomainError(Exception):
@@ -40,12 +52,23 @@ class Conflict(DomainError):
 
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors as JSON; validation errors as 422 with field paths and no echo of the
-    submitted values (they may be patient data)."""
+    submitted values (they may be patient data); a database that cannot be reached as 503
+    with Retry-After."""
 
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse(jsonable_encoder({"error": exc.code, "message": exc.message,
                                               **exc.details}), status_code=exc.status_code)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: database unavailable (%s), answered 503", request.method,
+                    request.url.path, type(exc).__name__)
+        return JSONResponse({"error": "unavailable",
+                             "message": "the service cannot reach its database; try again shortly"},
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -234,3 +234,53 @@ async def test_a_waiting_patient_takes_a_freed_slot_by_replying_4(stack):
         return [b for b in items if b["status"] == "booked"]
     [taken] = await eventually(booked_for_waiting_patient)
     assert taken["starts_at"] == slot["starts_at"]
+
+
+async def _a_sent_text(stack) -> str:
+    """The provider SID of a text that went out."""
+    net = await create_network(stack.booking.http)
+    await stack.book(net, days=2)
+    await eventually(lambda: sent_kinds(stack, net, 2))
+    return stack.twilio.sent()[0]["sid"]
+
+
+async def _arm_failover(stack, *, every_time: bool) -> None:
+    """A trigger on the texts table that ends its own PostgreSQL session, as a restart or a
+    failover does mid-statement: on the first receipt only, or on every one."""
+    schema = stack.notifier.state.runtime.settings.db_schema
+    once = "" if every_time else "IF nextval('test_failover') = 1 THEN "
+    end = "" if every_time else " END IF;"
+    await stack.db.execute(f"""
+        CREATE SEQUENCE "{schema}".test_failover;
+        CREATE FUNCTION "{schema}".test_failover() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN {once}PERFORM pg_terminate_backend(pg_backend_pid());{end} RETURN NEW; END $$;
+        CREATE TRIGGER test_failover BEFORE UPDATE OF delivery_status ON "{schema}".texts
+            FOR EACH ROW EXECUTE FUNCTION "{schema}".test_failover();""")
+
+
+async def test_a_delivery_receipt_that_meets_a_database_failover_is_applied_when_it_passes(stack):
+    sid = await _a_sent_text(stack)
+    await _arm_failover(stack, every_time=False)
+    # Twilio does not send a receipt twice: the request itself rides out the lost session
+    assert await stack.twilio.callback(sid, "delivered") == 204
+    row = await stack.db.fetchrow("SELECT delivery_status FROM texts WHERE provider_sid = $1", sid)
+    assert row["delivery_status"] == "delivered"
+    assert await stack.db.fetchval("SELECT last_value FROM test_failover") == 2  # tried twice
+    assert len(await stack.events("SmsDelivered")) == 1
+
+
+async def test_a_delivery_receipt_gets_503_with_retry_after_when_the_database_stays_down(stack):
+    sid = await _a_sent_text(stack)
+    await _arm_failover(stack, every_time=True)
+    stack.notifier.state.runtime.settings.webhook_db_retry_seconds = 0.5
+    url = f"{stack.url}/twilio/status?text={stack.twilio.sent()[0]['StatusCallback'].split('=')[-1]}"
+    params = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": stack.twilio.account_sid}
+    signature = RequestValidator(stack.twilio.auth_token).compute_signature(url, params)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
+    assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "5")
+    assert answer.json() == {"error": "unavailable",
+                             "message": "the service cannot reach its database; try again shortly"}
+    row = await stack.db.fetchrow("SELECT delivery_status FROM texts WHERE provider_sid = $1", sid)
+    assert row["delivery_status"] != "delivered"
+    assert await stack.events("SmsDelivered") == []

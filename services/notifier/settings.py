@@ -55,6 +55,10 @@ class NotifierSettings(ServiceSettings):
     retention_early_receipts_days: float = Field(1.0, gt=0)
     """How long a delivery receipt naming no text we know waits for its SID (one sent in
     the dispatcher's crash window whose text is never recorded)."""
+    webhook_db_retry_seconds: float = Field(8.0, ge=0, le=12)
+    """How long a Twilio webhook (a delivery receipt, a patient's text) keeps trying the
+    database through a restart or failover before it answers 503. Twilio waits 15 s for an
+    answer and does not send a receipt again, so a short outage is ridden out in the request."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""

@@ -1,6 +1,7 @@
 """Twilio webhooks: delivery receipts and patients' replies. Every request must carry a
 valid `X-Twilio-Signature` (HMAC-SHA1 of the URL and parameters with the auth token), else
-403. Both are idempotent (Twilio retries webhooks) and receipts are out-of-order safe."""
+403. Both are idempotent (Twilio retries webhooks) and receipts are out-of-order safe, so
+each rides out a short database outage by trying its transaction again (then 503)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from services.notifier import inbox
 from services.notifier.answers import Sender, twiml
 from services.notifier.receipts import apply_receipt, receipt_rules
+from shared.db import Connection, transaction_retried
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
@@ -63,10 +65,15 @@ async def status_callback(request: Request) -> Response:
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
     text = request.query_params.get("text", "")  # the text it is about (our callback URL)
     text_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
-    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        if not await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id,
-                                   **receipt_rules(request.app.state.runtime.settings)):
-            log.info("kept a receipt for a message whose SID is not stored yet")
+    runtime = request.app.state.runtime
+
+    async def apply(conn: Connection) -> bool:
+        return await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id,
+                                   **receipt_rules(runtime.settings))
+
+    if not await transaction_retried(runtime.db, apply,
+                                     budget=runtime.settings.webhook_db_retry_seconds):
+        log.info("kept a receipt for a message whose SID is not stored yet")
     return Response(status_code=204)
 
 
@@ -81,8 +88,11 @@ async def inbound_message(request: Request) -> Response:
     sid, sender, body = (
         form.get(name, "").replace("\x00", "") for name in ("MessageSid", "From", "Body")
     )
-    async with request.app.state.runtime.db.acquire() as conn, conn.transaction():
-        message = await inbox.receive(
+    async def receive(conn: Connection) -> str | None:
+        return await inbox.receive(
             conn, sid, sender.strip(), body, twilio_says=form.get("OptOutType", ""),
             operator=Sender(settings.sender_name, settings.sender_phone))
+
+    message = await transaction_retried(request.app.state.runtime.db, receive,
+                                        budget=settings.webhook_db_retry_seconds)
     return Response(twiml(message), media_type="text/xml")
