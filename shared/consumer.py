@@ -300,7 +300,9 @@ def record_digest(record: ConsumerRecord) -> bytes:
 
 def replayed_for(record: ConsumerRecord) -> str | None:
     """The consumer a replayed dead letter is meant for; None for any other record."""
-    headers = dict(record.headers or ())
+    if not record.headers:  # most records: no header to look through
+        return None
+    headers = dict(record.headers)
     if "dlq.replay_of" not in headers:
         return None
     return (headers.get("dlq.consumer") or b"").decode(errors="replace")
