@@ -198,9 +198,11 @@ class EventConsumer:
                      result: BatchResult) -> None:
         if not events:
             return
-        new = await conn.fetchval(Q.record_processed, self.name,
-                                  [env.event_id for _, env in events])
-        fresh: set[UUID] | None = None if new is None else set(new)
+        ids = [env.event_id for _, env in events]
+        new = await conn.fetchval(Q.record_processed, self.name, ids)
+        # as many new rows as events: each is new and there once (the usual batch), nothing to
+        # sort out; else the new ones, each run once
+        fresh: set[UUID] | None = None if len(new) == len(ids) else set(new)
         if tracing.enabled():  # a span per event handled, in its producer's trace
             spans = tracing.event_spans(self.name, [
                 (r, e) for r, e in events if fresh is None or e.event_id in fresh])

@@ -1,16 +1,13 @@
 -- The idempotent consumer's statements (shared/consumer.py).
 
 -- name: record_processed
--- Consumer $1 takes events $2: returns those it had not processed yet (a redelivered event
--- finds its row and is left out), or NULL when that is every one of them, once each (the
--- usual batch: nothing to sort out, no ids sent back).
+-- Consumer $1 takes events $2: returns those it had not processed yet (a redelivered
+-- event finds its row and is left out).
 WITH ins AS (
     INSERT INTO processed_events (consumer, event_id)
     SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id
 )
-SELECT CASE WHEN count(*) = cardinality($2::uuid[]) THEN NULL
-            ELSE coalesce(array_agg(event_id), '{}') END
-FROM ins;
+SELECT coalesce(array_agg(event_id), '{}') FROM ins;
 
 -- name: record_dead_letter
 -- Returns the new letter's id, or nothing if this very record was dead-lettered already.
