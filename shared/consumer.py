@@ -68,6 +68,13 @@ class BatchResult:
         setattr(self, outcome, getattr(self, outcome) + 1)
         self.by_type[(event_type, outcome)] += 1
 
+    def tally(self, outcome: str, event_types: list[str]) -> None:
+        """Count an outcome once for each of these events (by their types)."""
+        if event_types:
+            setattr(self, outcome, getattr(self, outcome) + len(event_types))
+            for event_type, n in Counter(event_types).items():
+                self.by_type[(event_type, outcome)] += n
+
 
 @dataclass
 class _DeadLetter:
@@ -179,33 +186,47 @@ class EventConsumer:
                      result: BatchResult) -> None:
         if not events:
             return
-        fresh = set(await conn.fetchval(Q.record_processed, self.name,
-                                        [env.event_id for _, env in events]))
+        ids = [env.event_id for _, env in events]
+        new = await conn.fetchval(Q.record_processed, self.name, ids)
+        # as many new rows as events: each is new and there once (the usual batch), nothing to
+        # sort out; else the new ones, each run once
+        fresh: set[UUID] | None = None if len(new) == len(ids) else set(new)
         if tracing.enabled():  # a span per event handled, in its producer's trace
-            spans = tracing.event_spans(self.name,
-                                        [(r, e) for r, e in events if e.event_id in fresh])
+            spans = tracing.event_spans(self.name, [
+                (r, e) for r, e in events if fresh is None or e.event_id in fresh])
             with tracing.handling(spans):
                 await self._handle(conn, events, fresh, result, spans)
         else:
             await self._handle(conn, events, fresh, result, {})
 
     async def _handle(self, conn: Connection,
-                      events: Sequence[tuple[ConsumerRecord, Envelope[Any]]], fresh: set[UUID],
-                      result: BatchResult, spans: dict[UUID, Span]) -> None:
+                      events: Sequence[tuple[ConsumerRecord, Envelope[Any]]],
+                      fresh: set[UUID] | None, result: BatchResult,
+                      spans: dict[UUID, Span]) -> None:
+        """Run the handlers of the `fresh` events (None: every one is new, and there once)."""
         grouped: dict[BatchHandler, list[Envelope]] = {}
+        handled: list[str] = []
+        duplicates: list[str] = []
         for _, env in events:
-            if env.event_id in fresh:
+            if fresh is not None:
+                if env.event_id not in fresh:
+                    duplicates.append(env.event_type)
+                    continue
                 fresh.discard(env.event_id)  # a duplicate inside the same batch runs once
-                batch = self.batch_handlers.get(type(env.payload))
-                if batch is not None:
-                    grouped.setdefault(batch, []).append(env)
-                else:
-                    with log_context(event_id=env.event_id, correlation_id=env.correlation_id), \
-                            tracing.current(spans.get(env.event_id)):
-                        await self.handlers[type(env.payload)](conn, env)
-                result.count("handled", env.event_type)
+            kind = type(env.payload)
+            batch = self.batch_handlers.get(kind)
+            if batch is not None:
+                grouped.setdefault(batch, []).append(env)
             else:
-                result.count("duplicates", env.event_type)
+                with log_context(event_id=env.event_id, correlation_id=env.correlation_id):
+                    if spans:
+                        with tracing.current(spans.get(env.event_id)):
+                            await self.handlers[kind](conn, env)
+                    else:
+                        await self.handlers[kind](conn, env)
+            handled.append(env.event_type)
+        result.tally("handled", handled)
+        result.tally("duplicates", duplicates)
         for batch, envs in grouped.items():
             await batch(conn, envs)
 
@@ -269,7 +290,9 @@ def record_digest(record: ConsumerRecord) -> bytes:
 
 def replayed_for(record: ConsumerRecord) -> str | None:
     """The consumer a replayed dead letter is meant for; None for any other record."""
-    headers = dict(record.headers or ())
+    if not record.headers:  # most records: no header to look through
+        return None
+    headers = dict(record.headers)
     if "dlq.replay_of" not in headers:
         return None
     return (headers.get("dlq.consumer") or b"").decode(errors="replace")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer
@@ -86,6 +88,26 @@ async def test_a_redelivered_event_is_a_no_op(harness):
     await eventually(lambda: _n(harness.consumer.stats.duplicates, 2))
     assert await harness.effects() == [env.event_id]
     assert harness.calls == [env.event_id]
+
+
+def _record(harness, env, offset):
+    return ConsumerRecord(harness.topic, 0, offset, 0, 0, env.key, env.to_bytes(), None,
+                          len(env.key), len(env.to_bytes()), ())
+
+
+async def test_a_batch_runs_each_new_event_once_and_counts_the_others_as_duplicates(harness):
+    seen, new, other = session_booked(), session_booked(), session_booked()
+    first = await harness.consumer.process([_record(harness, seen, 0)])
+    assert (first.handled, first.duplicates) == (1, 0)
+    batch = [_record(harness, e, i) for i, e in enumerate([seen, new, new, other], start=1)]
+    result = await harness.consumer.process(batch)
+    assert (result.handled, result.duplicates) == (2, 2)
+    assert result.by_type == Counter({("SessionBooked", "handled"): 2,
+                                      ("SessionBooked", "duplicates"): 2})
+    again = await harness.consumer.process([_record(harness, other, 5)])
+    assert (again.handled, again.duplicates) == (0, 1)
+    assert harness.calls == [seen.event_id, new.event_id, other.event_id]
+    assert sorted(await harness.effects()) == sorted([seen.event_id, new.event_id, other.event_id])
 
 
 async def _n(value, expected):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -137,3 +137,60 @@ def test_a_v1_code_request_loses_its_plain_code_when_read():
     env = parse_envelope(json.dumps(raw))
     assert isinstance(env.payload, OnlineCodeRequested)
     assert env.payload.sealed_code == "" and "042917" not in env.payload.model_dump_json()
+
+
+def _rejection(data: object) -> str:
+    """Why the consumer would dead-letter these bytes (its `invalid event: ...` text)."""
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    with pytest.raises(ValidationError) as err:
+        parse_envelope(raw)
+    return _describe(err.value)
+
+
+def test_rejections_name_the_fields_at_fault_as_they_always_have():
+    good = json.loads(session_booked().to_bytes())
+    assert _rejection({**good, "payload": {**good["payload"], "is_dosing": "maybe"}}) == (
+        "payload.is_dosing: bool_parsing")
+    assert _rejection({**good, "payload": {**good["payload"], "mode": "drive-in"}}) == (
+        "payload.mode: literal_error")
+    assert _rejection({**good, "schema_version": 0}) == (
+        "schema_version: greater_than_equal; payload: value_error")
+    assert _rejection({**good, "payload": ["not", "an", "object"]}) == "payload: value_error"
+    assert _rejection({**good, "event_type": "PatientRegistered"}) == (
+        "payload.phone_e164: missing; payload.sms_consent: missing")
+    assert _rejection({k: v for k, v in good.items() if k != "event_type"}) == (
+        "event_type: missing; payload: value_error")
+    assert _rejection({**good, "clinic_id": "nope"}) == "clinic_id: uuid_parsing"
+    assert _rejection(b'{"event_type":"SessionBooked",') == "<root>: json_invalid"
+
+
+def test_an_event_type_inside_the_payload_does_not_decide_how_the_event_is_read():
+    booked = session_booked()
+    data = json.loads(booked.to_bytes())
+    payload = {"event_type": "ApiKeyRevoked", **data.pop("payload")}
+    raw = json.dumps({"payload": payload, **data}, separators=(",", ":")).encode()
+    assert raw.index(b'"event_type":"ApiKeyRevoked"') < raw.index(b'"event_type":"SessionBooked"')
+    env = parse_envelope(raw)
+    assert type(env.payload) is SessionBooked and env == booked
+
+
+def test_a_newer_version_of_a_known_event_keeps_the_fields_this_code_knows():
+    data = json.loads(session_booked().to_bytes())
+    data.update(schema_version=7)
+    data["payload"]["added_in_v7"] = True
+    env = parse_envelope(json.dumps(data, separators=(",", ":")).encode())
+    assert env.schema_version == 7 and type(env.payload) is SessionBooked
+    assert "added_in_v7" not in env.payload.model_dump()
+
+
+def test_a_parsed_event_is_an_envelope_like_any_other():
+    booked = session_booked(patient_id=UUID("7f7f6d00-4244-4c1b-b197-fc2b97cf322e"))
+    spaced = json.dumps(json.loads(booked.to_bytes()))  # text, with spaces after : and ,
+    for raw in (booked.to_bytes(), spaced):
+        env = parse_envelope(raw)
+        assert type(env) is Envelope and env == booked and hash(env) == hash(booked)
+        assert env.model_fields_set == set(Envelope.model_fields)
+        assert env.patient == UUID("7f7f6d00-4244-4c1b-b197-fc2b97cf322e")
+        assert env.topic == "booking.events" and env.to_bytes() == booked.to_bytes()
+        with pytest.raises(ValidationError):
+            env.producer = "someone else"  # type: ignore[misc]
