@@ -33,10 +33,12 @@ from services.booking.model import (
     Visit,
 )
 from services.booking.network import check_for_texts, normalise_mobile
+from shared import tracing
 from shared.auth import Principal
 from shared.db import Connection
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Event
+from shared.events.base import current_correlation_id
 from shared.events.booking import (
     PatientCheckedIn,
     PatientNoShow,
@@ -235,11 +237,53 @@ async def book_session(conn: Connection, who: Principal, cmd: BookSession,
                        audit: tuple[Any, ...] | None = None) -> Booking:
     """Book one session and queue `SessionBooked`: reads, then ONE statement writes the
     booking, its event and the audit entry `audit` if given (the API relies on that to run it
-    without a transaction; the exclusion constraints decide conflicts either way)."""
+    without a transaction; the exclusion constraints decide conflicts either way). A session
+    in clinic in a given room with a given provider, outside a transaction, is first tried
+    by one statement alone (`store.book_at_once`); if anything refuses it there (nothing is
+    written then), it is booked as any other, which says why."""
+    now = now or datetime.now(UTC)
+    if (visit == CLINIC_VISIT and cmd.room_id is not None and cmd.provider_id is not None
+            and cmd.starts_at.tzinfo is not None and not conn.is_in_transaction()):
+        booked = await _book_at_once(conn, who.clinic_id, cmd, cmd.room_id, cmd.provider_id,
+                                     now, audit)
+        if booked is not None:
+            return booked
     [booking] = await book_slots(conn, who.clinic_id, cmd.patient_id, cmd.site_id,
                                  cmd.session_type, [cmd.starts_at], cmd.room_id, cmd.provider_id,
                                  now, visit=visit, audit=audit)
     return booking
+
+
+_SEEN: dict[tuple[UUID, UUID, str], tuple[str, SessionType]] = {}
+"""The site's time zone and the session type, per (clinic, site, type code), as this process
+last read them in a booking's context: what `_book_at_once` works a session's times out
+from (its statement checks they still hold)."""
+SEEN_MAX = 10_000
+
+
+async def _book_at_once(conn: Connection, clinic_id: UUID, cmd: BookSession, room_id: UUID,
+                        provider_id: UUID, now: datetime,
+                        audit: tuple[Any, ...] | None) -> Booking | None:
+    """A session in clinic in a given room with a given provider, booked by one statement
+    (`store.book_at_once`) when its site and type were seen before; None, with nothing
+    written, when it was not booked so (not seen, or anything refused it)."""
+    seen = _SEEN.get((clinic_id, cmd.site_id, cmd.session_type))
+    if seen is None:
+        return None
+    timezone, stype = seen
+    try:
+        when = rules.span(cmd.starts_at.astimezone(UTC), stype, timezone, now)
+    except Invalid:
+        return None  # booked the usual way, which says why
+    return await store.book_at_once(
+        conn, clinic_id, cmd.patient_id, cmd.site_id, timezone, stype, when, room_id,
+        provider_id, uuid4(), uuid4(), current_correlation_id(), tracing.context_of(None), audit)
+
+
+def _seen(clinic_id: UUID, site_id: UUID, about: Context, stype: SessionType) -> None:
+    if len(_SEEN) >= SEEN_MAX:
+        _SEEN.clear()
+    _SEEN[(clinic_id, site_id, stype.code)] = (about.site_timezone, stype)
 
 
 async def book_series(conn: Connection, who: Principal, cmd: BookSeries,
@@ -266,6 +310,7 @@ async def book_slots(conn: Connection, clinic_id: UUID, patient_id: UUID, site_i
     if ctx.stype is None:
         raise Invalid("unknown session type", field="session_type")
     about, stype = ctx.about, ctx.stype
+    _seen(clinic_id, site_id, about, stype)
     rules.check_mode(stype, visit.mode, room_id, visit.support_name is not None)
     rules.check_contact(stype.is_dosing and visit.mode != "home", ctx.sms_consent,
                         about.ride_contact_phone)

@@ -353,19 +353,29 @@ FOR UPDATE OF p;
 ;
 
 -- fragment: placement_rules
--- $1 site, $2 clinic, $3 local day, $4 weekday, $5 local start, $6 local end,
--- $7 room or NULL, $8 provider or NULL.
+-- How a time fits the site's rules, from the row `asked` of the statement that includes it:
+-- site_id, clinic_id, day (local), weekday (ISO), starts and ends (local times, recovery
+-- included), room_id and provider_id (NULL: not asked for).
     EXISTS (SELECT 1 FROM site_closures
-            WHERE site_id = $1 AND $3::date BETWEEN first_day AND last_day) AS closed,
-    EXISTS (SELECT 1 FROM site_hours WHERE site_id = $1 AND weekday = $4
-            AND opens <= $5::time AND $6::time <= closes) AS open,
-    ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM rooms WHERE id = $7 AND clinic_id = $2
-                                 AND site_id = $1)) AS room_known,
-    ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM providers WHERE id = $8 AND clinic_id = $2))
-        AS provider_known,
-    ($8::uuid IS NULL OR EXISTS (SELECT 1 FROM provider_hours WHERE provider_id = $8
-        AND site_id = $1 AND weekday = $4 AND starts <= $5::time AND $6::time <= ends))
+            WHERE site_id = asked.site_id AND asked.day BETWEEN first_day AND last_day) AS closed,
+    EXISTS (SELECT 1 FROM site_hours WHERE site_id = asked.site_id AND weekday = asked.weekday
+            AND opens <= asked.starts AND asked.ends <= closes) AS open,
+    (asked.room_id IS NULL OR EXISTS (SELECT 1 FROM rooms WHERE id = asked.room_id
+                                      AND clinic_id = asked.clinic_id
+                                      AND site_id = asked.site_id)) AS room_known,
+    (asked.provider_id IS NULL OR EXISTS (SELECT 1 FROM providers WHERE id = asked.provider_id
+                                          AND clinic_id = asked.clinic_id)) AS provider_known,
+    (asked.provider_id IS NULL OR EXISTS (SELECT 1 FROM provider_hours
+        WHERE provider_id = asked.provider_id AND site_id = asked.site_id
+          AND weekday = asked.weekday AND starts <= asked.starts AND asked.ends <= ends))
         AS provider_works,
+
+
+-- fragment: asked_by_parameters
+-- placement_rules' row from parameters: $1 site, $2 clinic, $3 local day, $4 weekday, $5 local
+-- start, $6 local end, $7 room or NULL, $8 provider or NULL.
+(SELECT $1::uuid AS site_id, $2::uuid AS clinic_id, $3::date AS day, $4::smallint AS weekday,
+        $5::time AS starts, $6::time AS ends, $7::uuid AS room_id, $8::uuid AS provider_id) asked
 
 
 -- name: placement
@@ -387,7 +397,10 @@ SELECT
             SELECT 1 FROM bookings b WHERE b.provider_id = h.provider_id
               AND b.status IN ('booked', 'arrived')
               AND tstzrange(b.starts_at, b.occupied_until) && tstzrange($9, $10) AND b.id <> $11)
-        ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider;
+        ORDER BY h.provider_id = $13 DESC, p.name, p.id LIMIT 1) END AS free_provider
+FROM
+-- include: asked_by_parameters
+;
 
 
 -- name: placement_given
@@ -396,7 +409,10 @@ SELECT
 -- best plan depends on which of $7 and $8 are NULL, so it is planned anew at every call.
 SELECT
 -- include: placement_rules
-    NULL::uuid AS free_room, NULL::uuid AS free_provider;
+    NULL::uuid AS free_room, NULL::uuid AS free_provider
+FROM
+-- include: asked_by_parameters
+;
 
 -- name: insert_booking_with_event
 -- The booking, its SessionBooked event (made in Python, $23 on: the outbox's row, which
@@ -411,6 +427,8 @@ WITH fit AS (
     SELECT
 -- include: placement_rules
         NULL::uuid AS free_room, NULL::uuid AS free_provider
+    FROM
+-- include: asked_by_parameters
 ), booked AS (
     INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
                           session_type, is_dosing, starts_at, ends_at, occupied_until, mode,
@@ -440,6 +458,69 @@ SELECT fit.closed, fit.open, fit.room_known, fit.provider_known, fit.provider_wo
        b.cancel_reason, b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source, b.join_link,
        b.support_name, b.support_phone, b.support_consent, b.support_confirmed_at
 FROM fit LEFT JOIN booked b ON true;
+
+-- name: book_at_once
+-- One session in clinic with its room and provider given, booked by ONE statement: no
+-- context read first. It reads what booking_context reads and writes the booking, its
+-- SessionBooked event (its JSON built here: session_booked_events, from the model) and the
+-- request's audit entry ($21 on: as in insert_booking_with_event) only if every check
+-- book_slots makes for such a visit passes: patient, site and session type known, the type
+-- booked in clinic, a way to arrange a dosing session's ride home (rules.check_contact), the
+-- site's rules (placement_rules), no exclusion constraint (room, provider, patient busy); and
+-- if the session's times, worked out in Python (rules.span) from the site's time zone and the
+-- type's durations as last seen, hold: that zone and those durations are still the ones
+-- here. It answers the booking and its context, or no row when anything refused it: nothing
+-- was written then, and the caller books the usual way (which says why).
+-- $1 clinic, $2 site, $3 patient, $4 session type, $5 UTC start, $6 room, $7 provider,
+-- $8 booking id, $9 event id, $10 correlation id, $11 trace context, $12 the site's time
+-- zone, $13/$14 the type's duration and recovery (minutes), $15 UTC end, $16 UTC end of
+-- recovery, $17 local day, $18 weekday, $19/$20 local start and end of recovery.
+WITH t AS (
+-- include: booking_context_select
+), checked AS (
+    SELECT t.* FROM t
+    WHERE t.site_timezone = $12::text AND t.duration_minutes = $13::int
+      AND t.recovery_minutes = $14::int AND 'clinic' = ANY(t.modes)
+      AND (NOT t.is_dosing OR t.sms_consent OR coalesce(t.ride_contact_phone, '') <> '')
+), asked AS (
+    SELECT checked.site_id, checked.clinic_id, $17::date AS day, $18::smallint AS weekday,
+           $19::time AS starts, $20::time AS ends, $6::uuid AS room_id, $7::uuid AS provider_id
+    FROM checked
+), fit AS (
+    SELECT
+-- include: placement_rules
+        NULL::uuid AS free_room, NULL::uuid AS free_provider
+    FROM asked
+), booked AS (
+    INSERT INTO bookings (id, clinic_id, site_id, room_id, provider_id, patient_id, series_id,
+                          session_type, is_dosing, starts_at, ends_at, occupied_until, mode,
+                          join_link, support_name, support_phone, support_consent, source)
+    SELECT $8::uuid, t.clinic_id, t.site_id, $6::uuid, $7::uuid, t.patient_id, NULL, t.code,
+           t.is_dosing, $5::timestamptz, $15::timestamptz, $16::timestamptz, 'clinic', NULL,
+           NULL, NULL, false, 'staff'
+    FROM t, fit
+    WHERE NOT fit.closed AND fit.open AND fit.room_known AND fit.provider_known
+      AND fit.provider_works
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), announced AS (
+-- include: session_booked_events
+), audited AS (
+    INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
+                           action, resource, patient_ids, outcome, status, client, correlation_id)
+    SELECT $21, $22, $23, $24, $25, $26, $27, $28, $29, ARRAY[booked.patient_id], $30, $31, $32, $33
+    FROM booked WHERE $21::timestamptz IS NOT NULL
+)
+SELECT b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
+       b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,
+       b.confirmed_at, b.ride_status, b.ride_driver_name, b.reschedule_requested_at,
+       b.cancel_reason, b.cancelled_by, b.created_at, b.updated_at, b.mode, b.source, b.join_link,
+       b.support_name, b.support_phone, b.support_consent, b.support_confirmed_at,
+       t.clinic_name, t.clinic_sms_name, t.clinic_phone, t.site_name, t.site_sms_name,
+       t.site_address, t.site_phone, t.site_timezone, t.site_region, t.patient_language,
+       t.ride_contact_name, t.ride_contact_phone, t.ride_contact_consent, t.fasting_rule,
+       t.patient_timezone, t.call_in_phone, t.video_link_template, t.prep_text
+FROM booked b, t;
 
 -- name: what_conflicts
 -- Which of room, provider, patient is busy in a time range, and with which booking.

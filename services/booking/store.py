@@ -57,16 +57,41 @@ from services.booking.model import (
 )
 from shared.db import Connection, Queries
 from shared.events import Envelope, Event
-from shared.outbox import enqueue, insert_row_sql, row
+from shared.events.booking import SessionBooked
+from shared.outbox import enqueue, insert_events_sql, insert_row_sql, row
 from shared.rows import every as _all
 from shared.rows import made as _made
 from shared.rows import one as _one
 from shared.rows import row as _row
 
+PRODUCER = "booking"
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
     # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $23 on
-    "session_booked_outbox_row": insert_row_sql(23, source="booked")})
-PRODUCER = "booking"
+    "session_booked_outbox_row": insert_row_sql(23, source="booked"),
+    # book_at_once's SessionBooked, built in SQL from the booking `b` and its context `t`
+    # (what bookings.appointment_fields says of a clinic visit)
+    "session_booked_events": insert_events_sql(
+        SessionBooked, source="booked b, t", producer=PRODUCER, event_id="$9::uuid",
+        clinic_id="b.clinic_id", patient_id="b.patient_id", correlation_id="$10::uuid",
+        trace_context="$11::text", payload={
+            "booking_id": "b.id", "version": "b.version", "series_id": "b.series_id",
+            "clinic_name": "t.clinic_name", "clinic_sms_name": "t.clinic_sms_name",
+            "clinic_phone": "t.clinic_phone", "site_id": "b.site_id",
+            "site_name": "t.site_name", "site_sms_name": "t.site_sms_name",
+            "site_address": "t.site_address", "site_phone": "t.site_phone",
+            "site_timezone": "t.site_timezone", "site_region": "t.site_region",
+            "room_id": "b.room_id", "provider_id": "b.provider_id",
+            "session_type": "b.session_type", "is_dosing": "b.is_dosing",
+            "fasting_rule": "t.fasting_rule", "starts_at": "b.starts_at",
+            "ends_at": "b.occupied_until", "patient_language": "t.patient_language",
+            # model.ride_contact: only a contact who consented, with a name and a number
+            "ride_contact": "CASE WHEN t.ride_contact_consent AND t.ride_contact_name <> ''"
+                            " AND t.ride_contact_phone <> '' THEN json_build_object("
+                            "'name', t.ride_contact_name, 'phone_e164', t.ride_contact_phone)"
+                            " END",
+            "mode": "b.mode", "join_link": "b.join_link",
+            "patient_timezone": "t.patient_timezone", "support_person": "NULL::json",
+            "prep_items": "t.prep_text"})})
 NO_AUDIT = (None,) * 13
 
 Db: TypeAlias = Connection | asyncpg.Pool
@@ -406,6 +431,25 @@ async def insert_booking(conn: Db, booking_id: UUID, ctx: BookingContext, stype:
     booking = None if r["id"] is None else \
         Booking(**{name: r[name] for name in _BOOKING_OWN}, about=about)
     return booking, _row(Fit, r)
+
+
+async def book_at_once(conn: Db, clinic_id: UUID, patient_id: UUID, site_id: UUID,
+                       timezone: str, stype: SessionType, when: Span, room_id: UUID,
+                       provider_id: UUID, booking_id: UUID, event_id: UUID,
+                       correlation_id: UUID | None, trace_context: str | None,
+                       audit: tuple[Any, ...] | None = None) -> Booking | None:
+    """Book one session in clinic at `when` in its room with its provider, its
+    `SessionBooked` event (`event_id`) and the request's audit entry (`audit`) in one
+    statement, if every check passes and the site's `timezone` and `stype`'s durations (which
+    `when` was worked out from) are still those (see book_at_once in queries.sql); None, with
+    nothing written, if anything refused it."""
+    start = when.local_start
+    return await _one_booking(
+        conn, Q.book_at_once, clinic_id, site_id, patient_id, stype.code, when.starts_at,
+        room_id, provider_id, booking_id, event_id, correlation_id, trace_context, timezone,
+        stype.duration_minutes, stype.recovery_minutes, when.ends_at, when.occupied_until,
+        start.date(), start.isoweekday(), start.time(), when.local_end.time(),
+        *(audit or NO_AUDIT))
 
 
 async def what_conflicts(db: Db, where: Placement, patient_id: UUID) -> Clash | None:

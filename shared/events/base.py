@@ -154,7 +154,7 @@ class Envelope(_Metadata, Generic[P]):
         if cause is not None:
             correlation_id = cause.correlation_id
         elif correlation_id is None:  # the HTTP request or event being handled, if any
-            correlation_id = _current_correlation_id()
+            correlation_id = current_correlation_id()
         # the payload is validated and every other field typed here (ids given as text are
         # made UUIDs): constructed without validating again
         clinic_id = clinic_id if isinstance(clinic_id, UUID) else UUID(str(clinic_id))
@@ -201,7 +201,7 @@ class Envelope(_Metadata, Generic[P]):
         return self.model_dump_json().encode()
 
 
-def _current_correlation_id() -> UUID | None:
+def current_correlation_id() -> UUID | None:
     """The correlation id of the request or event in hand: a consumer's is a UUID already, a
     request's is its header's text (None if that is no UUID)."""
     from shared.logs import context_field
