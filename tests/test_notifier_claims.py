@@ -344,3 +344,28 @@ async def test_hanging_provider_calls_do_not_hold_up_texts_claimed_after_them(po
 
 async def _equal(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def test_the_texts_sent_today_and_in_7_days_are_counted_for_the_kinds_the_caps_hold(pool):
+    """A picked text's context counts the patient's texts sent since their local midnight and
+    in the last 7 days for the kinds the caps hold back (a follow-up), and not for the
+    critical ones, which may pass them (a confirmation, with no policy saying otherwise)."""
+    booked = await book(pool)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO texts (clinic_id, patient_id, kind, due_at, valid_until, status, sent_at)"
+            " SELECT $1, $2, 'session_due', now() - ago, now() + interval '1 day', 'sent',"
+            "        now() - ago"
+            " FROM unnest(array[interval '0 days', interval '3 days', interval '10 days']) AS ago",
+            booked.clinic_id, booked.patient_id)
+        follow_up = await conn.fetchval(
+            "INSERT INTO texts (clinic_id, patient_id, kind, due_at, valid_until)"
+            " VALUES ($1, $2, 'follow_up_due', now(), now() + interval '1 day') RETURNING id",
+            booked.clinic_id, booked.patient_id)
+        confirmation = await conn.fetchval(
+            "SELECT id FROM texts WHERE patient_id = $1 AND kind = 'confirmation'",
+            booked.patient_id)
+        picked = {t.id: t for t in await store.texts_in_context(conn, CRITICAL_KINDS,
+                                                                 [follow_up, confirmation])}
+    assert (picked[follow_up].sent_today, picked[follow_up].sent_week) == (1, 2)
+    assert (picked[confirmation].sent_today, picked[confirmation].sent_week) == (0, 0)
