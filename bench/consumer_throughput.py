@@ -7,7 +7,8 @@ Two comparisons, each with the raw consumer as baseline:
                one transaction per batch, offsets committed after it) vs aiokafka doing the same
                INSERT in one transaction per batch and committing after it.
 Each is judged on the medians of `ROUNDS` rounds (each side once a round): single runs here
-swung from 0.43x to 1.15x with the same code.
+swung from 0.43x to 1.15x with the same code. Both sides run with the garbage collector set
+as the services set it once started (`shared.runtime.settle_collector`).
 Usage: python -m bench.consumer_throughput [--events N]
 """
 
@@ -28,6 +29,7 @@ from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover
 from shared.events import parse_envelope
 from shared.events.booking import SessionBooked
 from shared.kafka import ensure_topics
+from shared.runtime import settle_collector
 from tests.helpers import session_booked
 
 TOPIC = "bench.booking.events"
@@ -149,6 +151,7 @@ async def main(n: int) -> bool:
         pool = await create_pool(db, "bench_consumer", max_size=4)
         await apply_migrations(pool, discover_migrations(SHARED_MIGRATIONS))
         rounds: dict[str, list[float]] = {"raw_v": [], "fs_v": [], "raw_db": [], "ec": []}
+        settle_collector()  # as a service does once started; both sides run under it
         try:
             for _ in range(ROUNDS):  # each side once a round, one after the other
                 rounds["raw_v"].append(await raw_aiokafka(kafka, n))

@@ -202,7 +202,9 @@ async def test_sending_is_paced_to_the_senders_rate(infra, namespace):
     times = [r["received_at"] for r in twilio.sent()]
     gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 14
-    assert times[11] - times[0] >= 11 * 0.1 * 0.95, "no faster than 10 segments per second"
+    # arrival times carry each request's own latency (the first also opens the connection,
+    # which a loaded machine saw take 10 ms more): a tenth of a second of slack; a burst would span ~0 s
+    assert times[11] - times[0] >= 11 * 0.1 - 0.1, "no faster than 10 segments per second"
     assert min(gaps[:12]) >= 0.05, "spaced out, not in bursts"
     assert times[13] - times[12] >= 0.2 * 0.8, "a two-segment text counts twice"
 
