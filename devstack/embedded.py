@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import random
 import shutil
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -162,6 +165,27 @@ def _make_traversable(path: Path) -> None:
     )
 
 
+def _initdb(pg: Path, data_dir: Path, user: str | None, tries: int = 2) -> None:
+    """Initialise `data_dir`; tried again once (a loaded test machine saw initdb exit 1 once,
+    its reason not kept). initdb empties the directory itself when it fails. Raises with
+    initdb's own words when it fails every time."""
+    for attempt in range(1, tries + 1):
+        done = subprocess.run(
+            [str(pg / "initdb"), "-D", str(data_dir), "--auth=trust", "--encoding=utf8",
+             "-U", "postgres", "--no-instructions"],
+            user=user, capture_output=True,
+        )
+        if done.returncode == 0:
+            return
+        said = (done.stderr or done.stdout).decode(errors="replace")[-2000:]
+        log.warning("initdb exited %d (try %d of %d): %s", done.returncode, attempt, tries, said)
+        if attempt == tries:
+            raise RuntimeError(f"initdb exited {done.returncode}: {said}")
+        for left in data_dir.iterdir():  # whatever it did not remove (initdb wants it empty)
+            shutil.rmtree(left) if left.is_dir() else left.unlink()
+        time.sleep(1)
+
+
 def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = True,
                    log_file: Path | None = None, timeout: float = 60.0,
                    settings: tuple[str, ...] = ()) -> ManagedProcess:
@@ -182,11 +206,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     pg = _pg_bin()
     if not (data_dir / "PG_VERSION").exists():
-        subprocess.run(
-            [str(pg / "initdb"), "-D", str(data_dir), "--auth=trust", "--encoding=utf8",
-             "-U", "postgres", "--no-instructions"],
-            check=True, user=user, capture_output=True,
-        )
+        _initdb(pg, data_dir, user)
     stale = data_dir / "postmaster.pid"
     if stale.exists():  # left by a killed server: postgres checks the pid itself, but be explicit
         try:
@@ -210,8 +230,8 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
     for setting in settings:
         args += ["-c", setting]
     # own session: a Ctrl-C reaches only the launcher, which stops things in order
-    with open(log_file or data_dir / "server.log", "ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+    with open(log_file or data_dir / "server.log", "ab") as server_log:
+        proc = subprocess.Popen(args, stdout=server_log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, user=user, start_new_session=True,
                                 preexec_fn=die_with_parent(signal.SIGINT))
     server = ManagedProcess("postgres", proc, stop_signal=signal.SIGINT,
