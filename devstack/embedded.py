@@ -140,6 +140,32 @@ def _pg_bin() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def use_tzdata_package_rules(pg_bin: Path) -> bool:
+    """Give the embedded PostgreSQL the time zone rules of the `tzdata` package the services
+    read (`shared.zones`), in place of those it was built with: local days worked out in SQL
+    then agree with Python's (PostgreSQL 18.6's own rules still end daylight time in
+    Winnipeg in November 2026; tzdata 2026f does not). Returns whether files were copied
+    (once per tzdata version)."""
+    from importlib.metadata import version
+    from importlib.resources import files
+
+    target = pg_bin.parent / "share" / "timezone"
+    stamp = target / ".tzdata-package"
+    wanted = version("tzdata")
+    if not target.is_dir() or (stamp.exists() and stamp.read_text() == wanted):
+        return False
+    source = Path(str(files("tzdata").joinpath("zoneinfo")))
+    for zone in source.rglob("*"):
+        if zone.is_file() and zone.name[0].isupper():  # TZif files: not zone.tab, __init__.py
+            dest = target / zone.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            part = dest.with_name(f".{dest.name}.{os.getpid()}")
+            shutil.copyfile(zone, part)
+            os.replace(part, dest)  # a server reading it meanwhile sees one file or the other
+    stamp.write_text(wanted)
+    return True
+
+
 def unprivileged_user() -> str | None:
     """Postgres (and PgBouncer) refuse to run as root: a dedicated system user then."""
     if os.geteuid() != 0:
@@ -205,6 +231,7 @@ def start_postgres(data_dir: Path, *, port: int | None = None, fsync: bool = Tru
         entry = pwd.getpwnam(user)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     pg = _pg_bin()
+    use_tzdata_package_rules(pg)
     if not (data_dir / "PG_VERSION").exists():
         _initdb(pg, data_dir, user)
     stale = data_dir / "postmaster.pid"

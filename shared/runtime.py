@@ -33,6 +33,7 @@ from shared.ops_status import LagReader, Probe
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
+from shared.zones import ZoneRulesProbe
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class ServiceRuntime:
         self.broker: KafkaBroker = make_broker(settings)
         self.workers: list[tuple[str, Worker]] = []
         self.consumers: list[EventConsumer] = []
-        self.probes: list[Probe] = []
+        self.zone_rules = ZoneRulesProbe()
+        self.probes: list[Probe] = [self.zone_rules]
         self.purges: list[Purge] = shared_purges(settings)
         self.lag_reader = LagReader(settings.kafka_bootstrap_servers, client_options(settings))
         declare_publishers(self.broker, settings.service_name, [], settings.topic_prefix)
@@ -124,6 +126,8 @@ class ServiceRuntime:
         applied = await apply_migrations(self.direct, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
+        async with self.pool.acquire() as conn:
+            await self.zone_rules.check(conn)
         await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()

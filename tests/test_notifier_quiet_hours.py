@@ -143,22 +143,31 @@ async def test_quiet_hours_are_refused_for_an_unknown_region_or_when_no_hour_is_
 
 
 VANCOUVER = ZoneInfo("America/Vancouver")
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+"""Pacific time with clock changes: Vancouver kept daylight time from 2026 (tzdata 2026)."""
 
 
 def vancouver(*when, fold: int = 0) -> datetime:
     return datetime(*when, tzinfo=VANCOUVER, fold=fold)
 
 
+def los_angeles(*when, fold: int = 0) -> datetime:
+    return datetime(*when, tzinfo=LOS_ANGELES, fold=fold)
+
+
 async def text_due_now(pool, kind: str, starts_at: datetime, site_hours: tuple | None = None,
                        region_hours: tuple | None = None) -> int:
-    """A text of `kind` about a dosing session at `starts_at` in Vancouver (every other text of
-    it cancelled), due by the database's clock, for a network whose site (or region) has
-    `site_hours` (`region_hours`) as its quiet hours, or none (the service's default)."""
+    """A text of `kind` about a dosing session at `starts_at` in its zone (a site in British
+    Columbia; in California for Los Angeles), every other text of it cancelled, due by the
+    database's clock, for a network whose site (or region) has `site_hours` (`region_hours`)
+    as its quiet hours, or none (the service's default)."""
     patient, clinic = uuid4(), uuid4()
     registered = Envelope.new(PatientRegistered(phone_e164="+16045550199", sms_consent=True),
                               producer="booking", clinic_id=clinic, patient_id=patient)
+    zone = str(starts_at.tzinfo)
     booked = session_booked(patient_id=patient, clinic_id=clinic, starts_at=starts_at,
-                            ends_at=starts_at + timedelta(minutes=90), site_region="CA-BC")
+                            ends_at=starts_at + timedelta(minutes=90), site_timezone=zone,
+                            site_region="US-CA" if zone == "America/Los_Angeles" else "CA-BC")
     async with pool.acquire() as conn, conn.transaction():
         await handlers.on_patient_registered(conn, registered)
         await handlers.on_session_booked(conn, booked, quiet=ALWAYS, now=starts_at - timedelta(days=10))
@@ -245,21 +254,21 @@ async def test_a_day_bound_text_that_quiet_hours_would_push_to_the_next_day_is_s
     assert (await dispatched_at(pool, text, vancouver(2027, 6, 10, 20, 59)))[0] == "sent"
 
 
-async def test_on_vancouvers_dst_days_the_dispatcher_holds_until_08_00_local(pool):
+async def test_on_the_dst_days_in_los_angeles_the_dispatcher_holds_until_08_00_local(pool):
     # 2027-03-14: clocks go from 02:00 PST to 03:00 PDT; 2027-11-07: from 02:00 PDT to 01:00 PST
-    for clock, until in ((vancouver(2027, 3, 14, 7, 59), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
-                         (vancouver(2027, 3, 14, 1, 30), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
-                         (vancouver(2027, 11, 7, 1, 30, fold=0), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
-                         (vancouver(2027, 11, 7, 1, 30, fold=1), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
-                         (vancouver(2027, 11, 7, 7, 59), datetime(2027, 11, 7, 16, 0, tzinfo=UTC))):
-        text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
+    for clock, until in ((los_angeles(2027, 3, 14, 7, 59), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
+                         (los_angeles(2027, 3, 14, 1, 30), datetime(2027, 3, 14, 15, 0, tzinfo=UTC)),
+                         (los_angeles(2027, 11, 7, 1, 30, fold=0), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
+                         (los_angeles(2027, 11, 7, 1, 30, fold=1), datetime(2027, 11, 7, 16, 0, tzinfo=UTC)),
+                         (los_angeles(2027, 11, 7, 7, 59), datetime(2027, 11, 7, 16, 0, tzinfo=UTC))):
+        text = await text_due_now(pool, "confirmation", los_angeles(2027, clock.month, 20, 10, 0))
         status, _reason, due = await dispatched_at(pool, text, clock)
         assert (status, due.astimezone(UTC)) == ("pending", until), clock
-    for clock in (vancouver(2027, 3, 14, 8, 0), vancouver(2027, 11, 7, 20, 59)):
-        text = await text_due_now(pool, "confirmation", vancouver(2027, clock.month, 20, 10, 0))
+    for clock in (los_angeles(2027, 3, 14, 8, 0), los_angeles(2027, 11, 7, 20, 59)):
+        text = await text_due_now(pool, "confirmation", los_angeles(2027, clock.month, 20, 10, 0))
         assert (await dispatched_at(pool, text, clock))[0] == "sent", clock
     # the day-of text of an 08:15 appointment on either day is skipped, never sent the day before
-    for day in (vancouver(2027, 3, 14, 8, 15), vancouver(2027, 11, 7, 8, 15)):
+    for day in (los_angeles(2027, 3, 14, 8, 15), los_angeles(2027, 11, 7, 8, 15)):
         text = await text_due_now(pool, "day_of", day)
-        clock = vancouver(day.year, day.month, day.day - 1, 20, 59)
+        clock = los_angeles(day.year, day.month, day.day - 1, 20, 59)
         assert (await dispatched_at(pool, text, clock))[0] == "skipped"

@@ -29,7 +29,8 @@ async def _book(http, net, patient_id, local: str, session_type: str = "assessme
 async def test_a_sites_day_on_the_night_clocks_fall_back_runs_from_local_midnight_to_midnight(spine):
     http = spine.booking.http
     all_day = [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(1, 8)]
-    net = await create_network(http, timezone="America/Vancouver", hours=all_day)
+    # Los Angeles: Vancouver no longer changes its clocks (it kept daylight time from 2026)
+    net = await create_network(http, timezone="America/Los_Angeles", hours=all_day)
     other = await add_patient(http, net, given_name="Ana", family_name="Lima", phone="604-555-0179")
     early = await _book(http, net, other["id"], "2027-11-07T00:30:00")       # still PDT (UTC-7)
     late = await _book(http, net, net.patient["id"], "2027-11-07T22:30:00")  # PST (UTC-8)
@@ -40,7 +41,7 @@ async def test_a_sites_day_on_the_night_clocks_fall_back_runs_from_local_midnigh
                             params={"from": "2027-11-07"})).json()
     assert [b["id"] for b in sheet["bookings"]] == [early["id"], late["id"]]
     assert [b["patient_name"] for b in sheet["bookings"]] == ["Ana Lima", "Pat Test"]
-    assert sheet["site"]["timezone"] == "America/Vancouver"
+    assert sheet["site"]["timezone"] == "America/Los_Angeles"
 
     await _key_reached(spine.notifier, net)
     texts = (await spine.notifier.http.get(f"/sites/{net.site['id']}/texts", headers=net.headers,

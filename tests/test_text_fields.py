@@ -174,7 +174,7 @@ def test_every_text_stays_within_3_segments_with_every_field_at_its_cap(lang):
 
 def test_remote_visits_texts_carry_the_link_and_never_the_address():
     tz = "America/Vancouver"
-    starts = datetime(2026, 12, 9, 18, 0, tzinfo=UTC)  # 10:00 in Vancouver
+    starts = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)  # 10:00 in Vancouver (UTC-7 all year from 2026)
     for kind in ("confirmation", "day_of"):
         ctx = TextContext("en", "Cedar", "+16045550101", "Main", "1 Main St", tz, starts, None,
                           mode="video", join_link="https://meet.example.com/c-1")

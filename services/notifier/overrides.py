@@ -17,7 +17,7 @@ An override is refused when it
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from string import Formatter
 from typing import Any
@@ -176,8 +176,8 @@ def _longest_date_and_time(lang: str) -> tuple[str, str]:
             max((local_times(m, None, tz.key, lang)[1] for m in minutes), key=len))
 
 
-SAMPLE_STARTS = datetime(2026, 12, 9, 18, 0)
-"""A sample appointment's start (UTC): Wednesday 9 December, 10:00 in Vancouver."""
+SAMPLE_LOCAL_START = datetime(2026, 12, 9, 10, 0)
+"""A sample appointment's start: Wednesday 9 December, 10:00 in Vancouver."""
 
 
 def preview(kind: str, lang: str, body: str, accept_ucs2: bool) -> Preview:
@@ -188,7 +188,7 @@ def preview(kind: str, lang: str, body: str, accept_ucs2: bool) -> Preview:
         return Preview("", 0, encoding(body), 0, found)
     mode = "video" if kind.endswith("_remote") else "home" if kind in ("prep_home", "support") \
         else "clinic"
-    starts = SAMPLE_STARTS.replace(tzinfo=ZoneInfo("UTC"))
+    starts = SAMPLE_LOCAL_START.replace(tzinfo=ZoneInfo("America/Vancouver")).astimezone(UTC)
     ctx = TextContext(lang, "Cedar Grove", "+16045550100", "Main", "1 Main St",
                       "America/Vancouver", starts, "solids_6h_clear_liquids_2h",
                       ends_at=starts + timedelta(hours=2), mode=mode,

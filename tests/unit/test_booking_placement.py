@@ -21,13 +21,15 @@ FITS = Fit(closed=False, open=True, room_known=True, provider_known=True, provid
 
 
 def test_a_session_holds_its_room_until_the_end_of_recovery_in_utc_and_site_time():
-    starts = datetime(2026, 12, 3, 18, 0, tzinfo=UTC)  # 10:00 in Vancouver (UTC-8)
+    # 10:00 in Vancouver, which keeps UTC-7 all year from 2026 (tzdata 2026; the machine's
+    # older rules would say UTC-8 in December: the project reads the tzdata package's)
+    starts = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
     when = span(starts, IV, "America/Vancouver", NOW)
-    assert (when.ends_at, when.occupied_until) == (datetime(2026, 12, 3, 18, 45, tzinfo=UTC),
-                                                   datetime(2026, 12, 3, 19, 30, tzinfo=UTC))
+    assert (when.ends_at, when.occupied_until) == (datetime(2026, 12, 3, 17, 45, tzinfo=UTC),
+                                                   datetime(2026, 12, 3, 18, 30, tzinfo=UTC))
     assert when.starts_at == starts
-    assert when.local_start.isoformat() == "2026-12-03T10:00:00-08:00"
-    assert when.local_end.isoformat() == "2026-12-03T11:30:00-08:00"
+    assert when.local_start.isoformat() == "2026-12-03T10:00:00-07:00"
+    assert when.local_end.isoformat() == "2026-12-03T11:30:00-07:00"
 
 
 def test_a_session_in_the_past_is_refused_on_its_field():
@@ -38,7 +40,7 @@ def test_a_session_in_the_past_is_refused_on_its_field():
 
 
 def test_a_session_whose_recovery_ends_the_next_local_day_is_refused():
-    late = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)  # 23:00 in Vancouver: recovery past midnight
+    late = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)  # 23:00 in Vancouver (UTC-7): recovery past midnight
     with pytest.raises(Invalid) as refused:
         span(late, IV, "America/Vancouver", NOW)
     assert refused.value.message == "the session (with recovery) must end the same day"

@@ -120,8 +120,8 @@ def test_every_kind_of_text_has_a_quiet_hours_rule_and_the_day_words_are_bound_t
         "day_of", "fasting_reminder", "pickup", "follow_up_due"}
 
 
-def test_reminders_on_the_dst_days_in_vancouver_keep_the_local_boundaries():
-    tz, quiet = "America/Vancouver", QuietHours(21, 8)
+def test_reminders_on_the_dst_days_in_los_angeles_keep_the_local_boundaries():
+    tz, quiet = "America/Los_Angeles", QuietHours(21, 8)  # Vancouver's last change: March 2026
     for day in (8, 1):  # 2026-03-08 spring forward, 2026-11-01 fall back
         month = 3 if day == 8 else 11
         assert confirmation_booked_at(local(tz, 2026, month, day, 7, 59), quiet) == \
