@@ -114,24 +114,31 @@ class ServiceRuntime:
         assert self.direct is not None, "runtime not started"
         return self.direct
 
-    async def start(self) -> None:
+    async def _open_database(self) -> asyncpg.Pool:
+        """The pools, checked (search path, time zone rules) and migrated."""
         s = self.settings
-        self.pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size,
-                                      min_size=min(s.db_pool_min_size, s.db_pool_size),
-                                      statement_cache_size=s.db_statement_cache_size,
-                                      direct_url=s.direct_database_url)
-        self.direct = self.pool if s.direct_database_url == s.database_url else \
+        pool = await create_pool(s.database_url, s.schema, max_size=s.db_pool_size,
+                                 min_size=min(s.db_pool_min_size, s.db_pool_size),
+                                 statement_cache_size=s.db_statement_cache_size,
+                                 direct_url=s.direct_database_url)
+        self.pool = pool
+        self.direct = pool if s.direct_database_url == s.database_url else \
             await create_pool(s.direct_database_url, s.schema, max_size=DIRECT_POOL_SIZE)
-        await check_search_path(self.pool, s.schema)
+        await check_search_path(pool, s.schema)
         applied = await apply_migrations(self.direct, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", s.service_name, ", ".join(applied))
-        async with self.pool.acquire() as conn:
+        async with pool.acquire() as conn:
             await self.zone_rules.check(conn)
+        return pool
+
+    async def start(self) -> None:
+        s = self.settings
+        pool = await self._open_database()
         await ensure_service_topics(s)
         self._producer = make_producer(s)
         await self._producer.start()
-        self.relay = OutboxRelay(self.pool, self._producer, schema=s.schema,
+        self.relay = OutboxRelay(pool, self._producer, schema=s.schema,
                                  topic_prefix=s.topic_prefix,
                                  batch_size=s.outbox_batch_size, poll_seconds=s.outbox_poll_seconds,
                                  session_pool=self.direct)
@@ -141,16 +148,16 @@ class ServiceRuntime:
         self._spawn(
             "retention",
             run_retention(
-                self.pool,
+                pool,
                 self.purges,
                 batch_size=s.retention_batch_size,
                 interval=s.retention_interval_seconds,
             ),
         )
         if self.audit.enabled:
-            self._spawn("audit", self.audit.run(self.pool))
-            self._spawn("audit-seal", audit_chain.sealing(self.pool))
-            self._spawn("audit-retention", audit_chain.keep(self.pool, s.audit_retention_days,
+            self._spawn("audit", self.audit.run(pool))
+            self._spawn("audit-seal", audit_chain.sealing(pool))
+            self._spawn("audit-retention", audit_chain.keep(pool, s.audit_retention_days,
                                                            s.retention_interval_seconds))
         await self.broker.start()
         for name, worker in self.workers:

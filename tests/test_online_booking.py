@@ -323,7 +323,7 @@ async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, 
     net = await create_network(spine.booking.http, name="Zone Clinics", patient={"phone": pats})
     slug = net.clinic["slug"]
     sevens = [s for s in (await page(spine.booking.http, slug))["slots"]
-              if s.endswith("T15:00:00+00:00")]  # 07:00 in Vancouver, 10:00 in Toronto
+              if s.endswith("T15:00:00+00:00")]  # 08:00 in Vancouver, 10:00 in Toronto (winter)
     for i, (given, phone) in enumerate((("Pat", pats), ("Toni", toni))):
         asked = await ask(spine.booking.http, slug, given_name=given, family_name="Test",
                           phone=phone, timezone="America/Toronto", starts_at=sevens[i])

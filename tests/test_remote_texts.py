@@ -38,16 +38,18 @@ async def test_a_video_visits_texts_carry_the_link_no_address_and_the_patients_o
     r = await spine.booking.http.post("/clinic/remote-visits", headers=net.headers, json={
         "video_link_template": "https://meet.example.com/tc-{code}"})
     assert r.status_code == 200, r.text
-    patient = await add_patient(spine.booking.http, net, given_name="Toronto",
-                                phone=new_number(), timezone="America/Toronto")
-    start = _at(3, 10)  # 10:00 in Vancouver is 13:00 in Toronto
+    patient = await add_patient(spine.booking.http, net, given_name="Regina",
+                                phone=new_number(), timezone="America/Regina")
+    # 10:00 in Vancouver is 11:00 in Regina all year: neither changes its clocks (Vancouver
+    # kept daylight time, UTC-7, from 2026; Regina keeps UTC-6)
+    start = _at(3, 10)
     b = (await spine.booking.http.post("/bookings", headers=net.headers, json={
         "patient_id": patient["id"], "site_id": net.site["id"], "session_type": "assessment",
         "mode": "video", "starts_at": start.isoformat()})).json()
     link = f"https://meet.example.com/tc-{b['id'].replace('-', '')[:10]}"
     confirmation = await _sent(spine, net, patient["id"], "confirmation")
     assert f"By video: {link}" in confirmation["body"]
-    assert "1:00 PM" in confirmation["body"] and "10:00 AM" not in confirmation["body"]
+    assert "11:00 AM" in confirmation["body"] and "10:00 AM" not in confirmation["body"]
     assert "1 Main St" not in confirmation["body"] and " Main" not in confirmation["body"]
     schema = spine.notifier.schema
     # the day-of text says "today": make the appointment today, and the text due now
