@@ -74,11 +74,13 @@ async def disagreements(conn: Connection, zones: list[str] | None = None,
     zones = sorted(zones if zones is not None else allowed_zones())
     start = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     instants = [start + timedelta(days=d) for d in range(0, CHECK_DAYS, CHECK_STEP_DAYS)]
-    rules = {z: zoneinfo.ZoneInfo(z) for z in zones}  # held: ZoneInfo keeps only 8 itself
+    rules: dict[str, zoneinfo.ZoneInfo] = {}  # held here: ZoneInfo keeps only 8 itself
     seen: set[str] = set()
     differ: set[str] = set()
     for r in await conn.fetch(Q.utc_offsets, zones, instants):
         seen.add(r["zone"])
+        if r["zone"] not in rules:
+            rules[r["zone"]] = zoneinfo.ZoneInfo(r["zone"])
         local = r["at"].astimezone(rules[r["zone"]]).utcoffset()
         if local is None or int(local.total_seconds()) != r["offset_seconds"]:
             differ.add(r["zone"])
