@@ -318,21 +318,22 @@ async def test_an_admin_changes_whether_a_provider_takes_online_consultations(bo
 
 
 async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, db):
-    # the site is in Vancouver; both visitors, a known patient and a new one, are in Toronto
+    # the site is in Vancouver; both visitors, a known patient and a new one, are in Regina
+    # (neither zone changes its clocks: the literals hold all year)
     pats, toni = new_number(), new_number()
     net = await create_network(spine.booking.http, name="Zone Clinics", patient={"phone": pats})
     slug = net.clinic["slug"]
-    sevens = [s for s in (await page(spine.booking.http, slug))["slots"]
-              if s.endswith("T15:00:00+00:00")]  # 08:00 in Vancouver, 10:00 in Toronto (winter)
+    eights = [s for s in (await page(spine.booking.http, slug))["slots"]
+              if s.endswith("T15:00:00+00:00")]  # 08:00 in Vancouver, 09:00 in Regina
     for i, (given, phone) in enumerate((("Pat", pats), ("Toni", toni))):
         asked = await ask(spine.booking.http, slug, given_name=given, family_name="Test",
-                          phone=phone, timezone="America/Toronto", starts_at=sevens[i])
+                          phone=phone, timezone="America/Regina", starts_at=eights[i])
         assert asked.status_code == 201, asked.text
         code = await code_texted(db, spine, phone)
         r = await spine.booking.http.post(f"/online/{slug}/requests/{asked.json()['request_id']}/verify",
                                           json={"code": code})
         assert r.status_code == 201, r.text
-        assert r.json()["starts_at_local"].endswith("T10:00:00-05:00")
+        assert r.json()["starts_at_local"].endswith("T09:00:00-06:00")
 
     async def confirmations():
         rows = await db.fetch(f'SELECT r.to_e164, r.body FROM "{spine.notifier.schema}".recorded_sms r '
@@ -343,9 +344,9 @@ async def test_texts_to_an_online_visitor_quote_the_time_zone_they_chose(spine, 
     rows = await eventually(confirmations, timeout=30)
     assert [r["to_e164"] for r in rows] == sorted([pats, toni])
     for row in rows:
-        assert " at 10:00 AM" in row["body"] and "7:00 AM" not in row["body"], row["body"]
+        assert " at 9:00 AM" in row["body"] and "8:00 AM" not in row["body"], row["body"]
     patient = (await spine.booking.http.get(f"/patients/{net.patient['id']}", headers=net.headers)).json()
-    assert patient["timezone"] == "America/Toronto"
+    assert patient["timezone"] == "America/Regina"
 
 
 @pytest.mark.own_services  # it makes booking's audit trail refuse entries, and reads it whole
