@@ -19,7 +19,8 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     DatabaseUnavailable, ConnectionError,
     *(e for e in TRANSIENT if e not in (OSError, TimeoutError)))
 """What a request can meet when the database is restarting, failing over or refusing
-connections: answered 503 with Retry-After (try again shortly), not 500."""
+connections, or its transaction conflicts with another's: answered 503 with Retry-After (try
+again shortly), not 500."""
 RETRY_AFTER_SECONDS = 5
 
 
@@ -64,7 +65,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("%s %s: database unavailable (%s), answered 503", request.method,
                     request.url.path, type(exc).__name__)
         return JSONResponse({"error": "unavailable",
-                             "message": "the service cannot reach its database; try again shortly"},
+                             "message": "the service's database cannot take the request just now; "
+                                        "try again shortly"},
                             status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     for kind in UNAVAILABLE:

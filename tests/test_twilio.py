@@ -282,7 +282,8 @@ async def test_a_delivery_receipt_gets_503_with_retry_after_when_the_database_st
         answer = await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
     assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "5")
     assert answer.json() == {"error": "unavailable",
-                             "message": "the service cannot reach its database; try again shortly"}
+                             "message": "the service's database cannot take the request just now; "
+                                        "try again shortly"}
     row = await stack.db.fetchrow("SELECT delivery_status FROM texts WHERE provider_sid = $1", sid)
     assert row["delivery_status"] != "delivered"
     assert await stack.events("SmsDelivered") == []

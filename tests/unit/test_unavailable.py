@@ -41,7 +41,8 @@ async def test_a_request_that_cannot_reach_the_database_is_answered_503_with_ret
         answer = await http.get("/thing")
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "5")
     assert answer.json() == {"error": "unavailable",
-                             "message": "the service cannot reach its database; try again shortly"}
+                             "message": "the service's database cannot take the request just now; "
+                                        "try again shortly"}
 
 
 async def test_a_bug_is_still_not_taken_for_an_outage():
