@@ -126,17 +126,6 @@ class Entry:
         return cls(**{k: row[k] for k in (*COLUMNS, "id")})
 
 
-def inline_insert_sql(first_param: int, *, source: str) -> str:
-    """SQL writing a request's audit entry given as parameters `$first_param` on
-    (`Entry.inline()`, COLUMNS order without `patient_ids`) with the patient of each row of
-    `source` (the row the statement changed); nothing when `$first_param` (its time) is NULL."""
-    names = [c for c in COLUMNS if c != "patient_ids"]
-    values = [f"${first_param + i}" for i in range(len(names))]
-    values.insert(COLUMNS.index("patient_ids"), f"ARRAY[{source}.patient_id]")
-    return (f"INSERT INTO audit_log ({', '.join(COLUMNS)})\nSELECT {', '.join(values)}\n"
-            f"FROM {source} WHERE ${first_param}::timestamptz IS NOT NULL")
-
-
 def outcome_of(status: int) -> str:
     """allowed (2xx, 3xx), refused (401, 403, 429), not_found (404), failed (the rest)."""
     if status < 400:

@@ -445,7 +445,10 @@ WITH fit AS (
 -- include: session_booked_outbox_row
 ), audited AS (
     -- the request's audit entry ($29 on: shared.audit.Entry.inline; none when $29 is NULL)
--- include: booked_audit_entry_29
+    INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
+                           action, resource, patient_ids, outcome, status, client, correlation_id)
+    SELECT $29, $30, $31, $32, $33, $34, $35, $36, $37, ARRAY[booked.patient_id], $38, $39, $40, $41
+    FROM booked WHERE $29::timestamptz IS NOT NULL
 )
 SELECT fit.closed, fit.open, fit.room_known, fit.provider_known, fit.provider_works,
        fit.free_room, fit.free_provider,
@@ -503,7 +506,10 @@ WITH t AS (
 ), announced AS (
 -- include: session_booked_events
 ), audited AS (
--- include: booked_audit_entry_21
+    INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label, role,
+                           action, resource, patient_ids, outcome, status, client, correlation_id)
+    SELECT $21, $22, $23, $24, $25, $26, $27, $28, $29, ARRAY[booked.patient_id], $30, $31, $32, $33
+    FROM booked WHERE $21::timestamptz IS NOT NULL
 )
 SELECT b.id, b.clinic_id, b.site_id, b.room_id, b.provider_id, b.patient_id, b.series_id,
        b.session_type, b.is_dosing, b.starts_at, b.ends_at, b.occupied_until, b.status, b.version,

@@ -55,7 +55,6 @@ from services.booking.model import (
     WaitlistEntry,
     field_names,
 )
-from shared.audit import inline_insert_sql
 from shared.db import Connection, Queries
 from shared.events import Envelope, Event
 from shared.events.booking import SessionBooked
@@ -69,9 +68,6 @@ PRODUCER = "booking"
 Q = Queries(Path(__file__).with_name("queries.sql"), fragments={
     # insert_booking_with_event's outbox row: SessionBooked, made in Python, as $23 on
     "session_booked_outbox_row": insert_row_sql(23, source="booked"),
-    # the request's audit entry with the booked row's patient (Entry.inline from $29, $21)
-    "booked_audit_entry_29": inline_insert_sql(29, source="booked"),
-    "booked_audit_entry_21": inline_insert_sql(21, source="booked"),
     # book_at_once's SessionBooked, built in SQL from the booking `b` and its context `t`
     # (what bookings.appointment_fields says of a clinic visit)
     "session_booked_events": insert_events_sql(

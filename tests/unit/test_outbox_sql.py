@@ -72,13 +72,3 @@ def test_events_built_in_sql_must_say_what_each_field_of_the_model_is(payload, n
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
         insert_events_sql(SmsSent, source="sent", producer="notifier", event_id="event_id",
                           clinic_id="clinic_id", patient_id="patient_id", payload=payload)
-
-
-def test_a_requests_audit_entry_is_written_from_its_parameters_with_the_changed_rows_patient():
-    from shared.audit import inline_insert_sql
-
-    assert inline_insert_sql(21, source="booked") == (
-        "INSERT INTO audit_log (at, clinic_id, actor_clinic_id, actor_kind, staff_id, actor_label,"
-        " role, action, resource, patient_ids, outcome, status, client, correlation_id)\n"
-        "SELECT $21, $22, $23, $24, $25, $26, $27, $28, $29, ARRAY[booked.patient_id], $30, $31,"
-        " $32, $33\nFROM booked WHERE $21::timestamptz IS NOT NULL")
