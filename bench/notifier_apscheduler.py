@@ -42,6 +42,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bench.common import ROUNDS, infrastructure, judge, median, run_as_deployed
 from bench.notifier_common import (
     ANY_HOUR,
+    DEPLOYED_BATCH,
     DEPLOYED_POOL_MIN,
     ZeroLatencySender,
     lateness,
@@ -191,7 +192,7 @@ async def fire_burst(db: str, n: int, instances: int) -> Fired:
                                   before_go=partial(seed, first_due_in=3.0))
         else:
             count = await seed(first_due_in=10.0)
-            task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=500,
+            task = asyncio.create_task(Dispatcher(pool, ZeroLatencySender(), batch_size=DEPLOYED_BATCH,
                                                   quiet=ANY_HOUR).run())
             try:
                 while len(await lateness(pool)) < count:

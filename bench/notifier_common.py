@@ -10,12 +10,15 @@ import asyncpg
 from services.notifier import handlers
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SmsSender
+from services.notifier.settings import NotifierSettings
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool, discover_migrations
 from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(handlers.__file__).with_name("migrations")
 DEPLOYED_POOL_MIN = ServiceSettings.model_fields["db_pool_min_size"].default
 """The connections a notifier process's pool keeps open, as deployed (`db_pool_min_size`)."""
+DEPLOYED_BATCH = NotifierSettings.model_fields["dispatch_batch_size"].default
+"""Texts a notifier's dispatcher claims at once, as deployed (`dispatch_batch_size`)."""
 ANY_HOUR = QuietHours(start=24, end=0)
 """Benchmarks must not depend on the hour they run at."""
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.notifier.dispatcher import _body
 from services.notifier.templates import FASTING, STOP_NOTICE, TEMPLATES, TextContext, render, segments
 from shared.phi_words import fold_words, phi_words_in
 
@@ -63,3 +64,24 @@ def test_french_and_spanish_texts_stay_in_gsm7():
         for kind in TEMPLATES:
             body = render(kind, ctx)
             assert segments(body) == segments("a" * len(body)), (ctx.language, kind, body)
+
+
+def test_texts_saying_the_same_are_rendered_once_and_each_keeps_its_own_words():
+    """The dispatcher renders each distinct text once (`_body`, many patients of one slot
+    get the same words): the "reply STOP" notice and a network's own words are part of what
+    makes a text distinct."""
+    ctx = TextContext("en", "Cedar Grove", "+16045550100", "Vancouver", "1 Main St",
+                      "America/Vancouver", datetime(2026, 8, 15, 17, 30, tzinfo=UTC), None)
+    plain = ("Cedar Grove: your appointment at Vancouver is on Sat Aug 15 at 10:30 AM. Reply 1"
+             " to confirm, 2 to reschedule. Questions: (604) 555-0100")
+    _body.cache_clear()
+    assert _body("confirmation", ctx, False, None) == (plain, 1)
+    assert _body("confirmation", ctx._replace(), False, None) == (plain, 1)
+    assert _body("confirmation", ctx, True, None) == (plain + " Reply STOP to opt out.", 1)
+    assert _body("confirmation", ctx, False, "{clinic}: see you {date} at {time}. {phone}") == (
+        "Cedar Grove: see you Sat Aug 15 at 10:30 AM. (604) 555-0100", 1)
+    assert _body("confirmation", ctx._replace(language="fr"), False, None) == (
+        "Cedar Grove: votre rendez-vous à Vancouver est le sam. 15 aout à 10 h 30. Répondez 1"
+        " pour confirmer, 2 pour changer. Questions: (604) 555-0100", 1)
+    info = _body.cache_info()
+    assert (info.hits, info.misses) == (1, 4)

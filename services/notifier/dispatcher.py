@@ -51,6 +51,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -67,7 +68,7 @@ from services.notifier.rules import Verdict, not_now, over_cap, text_context
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import OutgoingSms, SendError, SmsSender
 from services.notifier.store import DueText, Q
-from services.notifier.templates import LOCALES, render, segments, template_kind
+from services.notifier.templates import LOCALES, TextContext, render, segments, template_kind
 from services.notifier.twilio_errors import ErrorClass
 from shared import tracing
 from shared.worker import listen_loop
@@ -425,10 +426,18 @@ def _rendered(text: Claimed, told: set[UUID], notices: list[UUID],
     lang = ctx.language if ctx.language in LOCALES else "en"
     version, words = overrides.get(
         (text.due.clinic_id, template_kind(text.due.kind, ctx.mode), lang), (0, None))
-    text.body = render(text.due.kind, ctx, first_text=first, template=words)
+    text.body, text.segments = _body(text.due.kind, ctx, first, words)
     text.template_version = version
-    text.segments = segments(text.body)
     return text
+
+
+@lru_cache(maxsize=4096)
+def _body(kind: str, ctx: TextContext, first_text: bool, words: str | None) -> tuple[str, int]:
+    """The text of `kind` for `ctx` (`templates.render`; `words`: its network's own) and
+    its segments. A text names no patient, and many texts of a burst say the same (the
+    patients of one slot at one site, in one language): each is rendered once."""
+    body = render(kind, ctx, first_text=first_text, template=words)
+    return body, segments(body)
 
 
 @dataclass(slots=True)
