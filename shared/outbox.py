@@ -70,6 +70,10 @@ COLUMNS = ("topic", "key", "value", "event_id", "event_type", "trace_context")
 """The outbox columns an event fills, in the order `row()` gives their values (the trace
 context: the W3C traceparent of the work that wrote it, NULL while tracing is off)."""
 _TYPES = ("text", "bytea", "bytea", "uuid", "text", "text")
+BUSY_POLL_SECONDS = 0.0025
+"""The relay's first pause before it looks again when a batch found no rows while a writer's
+transaction was still open (writers do not notify a relay that is not waiting); doubled at
+each such batch in a row (5 ms, 10 ms, ...), up to `poll_seconds`."""
 
 
 async def enqueue(conn: Connection, envelopes: Iterable[Envelope]) -> int:
@@ -227,6 +231,8 @@ class OutboxRelay:
         self.published = 0
         self.is_leader = False
         self._wake = asyncio.Event()
+        self._waiting = False
+        """Whether this relay holds the waiting lock (writers notify it)."""
         self._bookkeeping: set[asyncio.Task[None]] = set()
         """Failures being recorded on rows (after their batch's transaction ended)."""
 
@@ -254,16 +260,23 @@ class OutboxRelay:
         listener = lambda *_: self._wake.set()  # noqa: E731
         await conn.add_listener(channel, listener)
         try:
-            await self._publish_until_cancelled()
+            await self._publish_until_cancelled(conn)
         finally:
             self.is_leader = False
             # never let a dead connection replace a cancellation in flight
             with contextlib.suppress(Exception):
                 await conn.remove_listener(channel, listener)
+                if self._waiting:
+                    await conn.execute(Q.stop_waiting, self.schema)
                 await conn.execute(Q.release_relay_lock, key)
+            self._waiting = False
 
-    async def _publish_until_cancelled(self) -> None:
-        backoff = 0.1
+    async def _publish_until_cancelled(self, conn: Connection) -> None:
+        """Publish batches; between them, wait for a writer's NOTIFY, which writers send only
+        while this relay holds the waiting lock (`stop_waiting`: migration 060). It takes it
+        when a batch was not full and no writer that did not notify is still open, and
+        publishes once more before it waits (the rows of writers that committed meanwhile)."""
+        backoff, empty = 0.1, 0
         while True:
             self._wake.clear()
             try:
@@ -279,8 +292,19 @@ class OutboxRelay:
                 continue
             if sent == self.batch_size:
                 continue  # more waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            if not self._waiting:
+                self._waiting = await conn.fetchval(Q.start_waiting, self.schema)
+                empty = 0 if sent or self._waiting else empty + 1
+                if empty:  # a writer is open: its rows come soon (or it is a long one)
+                    await asyncio.sleep(min(BUSY_POLL_SECONDS * 2 ** empty, self.poll_seconds))
+                continue  # publish (once more, if now waiting)
+            if not sent:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    continue  # still waiting: a poll, as every `poll_seconds` before
+            await conn.execute(Q.stop_waiting, self.schema)  # woken, or rows came: busy
+            self._waiting = False
 
     async def publish_batch(self) -> int:
         """Claim up to `batch_size` unsent rows, publish them, mark them sent. Returns count."""

@@ -14,6 +14,14 @@ SELECT pg_try_advisory_lock(hashtext($1));
 -- name: release_relay_lock
 SELECT pg_advisory_unlock(hashtext($1));
 
+-- name: start_waiting
+-- The relay's lock while it waits for rows of schema $1 (writers notify it then: shared
+-- migration 060); taken only when no writer's transaction that did not notify is open.
+SELECT pg_try_advisory_lock(hashtext($1 || '.outbox_waiting'));
+
+-- name: stop_waiting
+SELECT pg_advisory_unlock(hashtext($1 || '.outbox_waiting'));
+
 -- name: claim_unsent
 -- The oldest unsent rows, locked until the batch is published and marked sent (or not).
 SELECT id, topic, key, value, headers, event_type, trace_context FROM outbox WHERE sent_at IS NULL

@@ -15,6 +15,7 @@ from shared.events import parse_envelope
 from shared.events.notifier import SmsSent
 from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay, enqueue, insert_events_sql, insert_row_sql, row
+from shared.outbox import Q as OUTBOX
 from shared.topics import BOOKING_EVENTS
 from tests.conftest import eventually, service_settings, start_service, stop_service
 from tests.helpers import create_network, session_booked
@@ -189,3 +190,76 @@ async def test_the_outbox_holds_events_while_the_broker_is_paused_and_delivers_t
         if booking is not None:
             await stop_service(booking)
         broker.stop()
+
+
+async def _notifications(pool, schema: str, write, seconds: float = 0.3) -> int:
+    """How many NOTIFYs on the relay's channel `write(conn)` caused (listened to on a
+    session of its own)."""
+    heard = []
+
+    def hear(*args) -> None:
+        heard.append(args)
+
+    async with pool.acquire() as listening:
+        await listening.add_listener(f"{schema}_outbox", hear)
+        try:
+            async with pool.acquire() as conn:
+                await write(conn)
+            await asyncio.sleep(seconds)
+        finally:
+            await listening.remove_listener(f"{schema}_outbox", hear)
+    return len(heard)
+
+
+async def test_a_writer_notifies_the_relay_only_while_it_waits(namespace, outbox_pool):
+    """A writer's NOTIFY (a database-wide lock at commit) is for a relay that waits: one that
+    does not is publishing and looks for rows again by itself."""
+    schema = f"{namespace}_o"
+    assert await _notifications(outbox_pool, schema,
+                                lambda conn: enqueue(conn, [session_booked()])) == 0
+    async with outbox_pool.acquire() as relay_session:
+        assert await relay_session.fetchval(OUTBOX.start_waiting, schema) is True
+        assert await _notifications(outbox_pool, schema,
+                                    lambda conn: enqueue(conn, [session_booked()])) == 1
+        assert await relay_session.fetchval(OUTBOX.stop_waiting, schema) is True
+    assert await _notifications(outbox_pool, schema,
+                                lambda conn: enqueue(conn, [session_booked()])) == 0
+
+
+async def test_the_relay_cannot_start_waiting_while_a_writer_that_did_not_notify_is_open(
+        namespace, outbox_pool):
+    """Else it could wait past the rows of a writer that committed after its last look."""
+    schema = f"{namespace}_o"
+    async with outbox_pool.acquire() as relay_session, outbox_pool.acquire() as writer:
+        transaction = writer.transaction()
+        await transaction.start()
+        await enqueue(writer, [session_booked()])
+        assert await relay_session.fetchval(OUTBOX.start_waiting, schema) is False
+        await transaction.commit()
+        assert await relay_session.fetchval(OUTBOX.start_waiting, schema) is True
+        assert await relay_session.fetchval(OUTBOX.stop_waiting, schema) is True
+
+
+async def test_a_waiting_relay_publishes_a_row_when_its_writer_commits_not_at_its_next_poll(
+        infra, namespace, outbox_pool):
+    prefix = f"{namespace}."
+    await ensure_topics(infra.bootstrap_servers, 1, [BOOKING_EVENTS], prefix=prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    relay = OutboxRelay(outbox_pool, producer, schema=f"{namespace}_o", topic_prefix=prefix,
+                        poll_seconds=60)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _true(relay._waiting))
+        async with outbox_pool.acquire() as conn:
+            await enqueue(conn, [session_booked()])
+        await eventually(lambda: _unsent_is_zero(outbox_pool), timeout=10)
+        await eventually(lambda: _true(relay._waiting))  # and waits again
+        async with outbox_pool.acquire() as conn:
+            await enqueue(conn, [session_booked()])
+        await eventually(lambda: _unsent_is_zero(outbox_pool), timeout=10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+    assert relay.published == 2
