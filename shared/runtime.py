@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         pending = set(self._tasks)
-        for _ in range(50):  # a task that swallowed its cancellation gets cancelled again
+        for _ in range(50 if pending else 0):  # a task that swallowed its cancellation: again
             for task in pending:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=0.2)
@@ -229,8 +230,8 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        await self.start()
-        settle_collector()
+        if await stoppable(self.start()):
+            settle_collector()
         try:
             yield
         finally:
@@ -252,6 +253,43 @@ class ServiceRuntime:
         except Exception as exc:
             checks["kafka"] = f"unavailable: {type(exc).__name__}"
         return checks
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def stoppable(start: Coroutine[Any, Any, None]) -> bool:
+    """Run start-up `start`, cancelled by a SIGTERM or SIGINT meanwhile; True if it finished.
+
+    uvicorn notes a signal during start-up but acts on it only once start-up returns, and
+    start-up can wait a minute or more on a PostgreSQL or Kafka that does not answer. Here the
+    signal also cancels start-up, so the service stops at once (the lifespan then yields, and
+    uvicorn, which saw the signal too, shuts down without serving)."""
+    task = asyncio.ensure_future(start)
+    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def on_signal(sig: int, frame: Any) -> None:
+        signalled.append(sig)
+        loop.call_soon_threadsafe(task.cancel)
+        if callable(previous.get(sig)):
+            previous[sig](sig, frame)
+
+    with contextlib.suppress(ValueError):  # not the main thread: no signals to watch
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        await task
+        return True
+    except asyncio.CancelledError:
+        if not signalled or not task.cancelled():
+            raise
+        log.warning("stopped during start-up (signal %d)", signalled[0])
+        return False
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def settle_collector() -> None:
