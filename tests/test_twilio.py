@@ -18,6 +18,7 @@ from devstack.embedded import free_port
 from devstack.fake_twilio import FakeTwilio, Fault
 from services.notifier.bootstrap import bootstrap as notifier_app
 from shared.events import parse_envelope
+from shared.ops_status import StatusReport
 from tests.conftest import RunningService, eventually, service_settings, start_service, stop_service
 from tests.helpers import create_network
 
@@ -246,18 +247,35 @@ async def _a_sent_text(stack) -> str:
     return stack.twilio.sent()[0]["sid"]
 
 
-async def _arm_failover(stack, *, every_time: bool) -> None:
-    """A trigger on the texts table that ends its own PostgreSQL session, as a restart or a
-    failover does mid-statement: on the first receipt only, or on every one."""
+async def _arm_failover(stack, *, every_time: bool,
+                        on: str = "UPDATE OF delivery_status ON texts") -> None:
+    """A trigger (`on` a table of the notifier's) that ends its own PostgreSQL session, as a
+    restart or a failover does mid-statement: on the first row only, or on every one."""
     schema = stack.notifier.state.runtime.settings.db_schema
     once = "" if every_time else "IF nextval('test_failover') = 1 THEN "
     end = "" if every_time else " END IF;"
+    event, _, table = on.rpartition(" ON ")
     await stack.db.execute(f"""
         CREATE SEQUENCE "{schema}".test_failover;
         CREATE FUNCTION "{schema}".test_failover() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN {once}PERFORM pg_terminate_backend(pg_backend_pid());{end} RETURN NEW; END $$;
-        CREATE TRIGGER test_failover BEFORE UPDATE OF delivery_status ON "{schema}".texts
+        CREATE TRIGGER test_failover BEFORE {event} ON "{schema}".{table}
             FOR EACH ROW EXECUTE FUNCTION "{schema}".test_failover();""")
+
+
+async def _end_failover(stack, table: str = "texts") -> None:
+    """The database is back: the trigger is gone."""
+    schema = stack.notifier.state.runtime.settings.db_schema
+    await stack.db.execute(f'DROP TRIGGER test_failover ON "{schema}".{table}')
+
+
+async def _signed_receipt(stack, sid: str, status: str) -> httpx.Response:
+    """Twilio's status callback for the first text sent, as Twilio signs it."""
+    url = f"{stack.url}/twilio/status?text={stack.twilio.sent()[0]['StatusCallback'].split('=')[-1]}"
+    params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": stack.twilio.account_sid}
+    signature = RequestValidator(stack.twilio.auth_token).compute_signature(url, params)
+    async with httpx.AsyncClient() as http:
+        return await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
 
 
 async def test_a_delivery_receipt_that_meets_a_database_failover_is_applied_when_it_passes(stack):
@@ -275,11 +293,7 @@ async def test_a_delivery_receipt_gets_503_with_retry_after_when_the_database_st
     sid = await _a_sent_text(stack)
     await _arm_failover(stack, every_time=True)
     stack.notifier.state.runtime.settings.webhook_db_retry_seconds = 0.5
-    url = f"{stack.url}/twilio/status?text={stack.twilio.sent()[0]['StatusCallback'].split('=')[-1]}"
-    params = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": stack.twilio.account_sid}
-    signature = RequestValidator(stack.twilio.auth_token).compute_signature(url, params)
-    async with httpx.AsyncClient() as http:
-        answer = await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
+    answer = await _signed_receipt(stack, sid, "delivered")
     assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "5")
     assert answer.json() == {"error": "unavailable",
                              "message": "the service's database cannot take the request just now; "
@@ -287,3 +301,49 @@ async def test_a_delivery_receipt_gets_503_with_retry_after_when_the_database_st
     row = await stack.db.fetchrow("SELECT delivery_status FROM texts WHERE provider_sid = $1", sid)
     assert row["delivery_status"] != "delivered"
     assert await stack.events("SmsDelivered") == []
+
+
+async def test_a_receipt_answered_503_is_applied_once_the_database_is_back(stack):
+    sid = await _a_sent_text(stack)
+    await _arm_failover(stack, every_time=True)
+    stack.notifier.state.runtime.settings.webhook_db_retry_seconds = 0.5
+    assert (await _signed_receipt(stack, sid, "delivered")).status_code == 503
+    held = stack.notifier.state.held_webhooks
+    assert held.waiting() == {"receipt": 1}
+    report = StatusReport("notifier")
+    await held.probe()(None, report)
+    assert report.sections["webhooks_held"] == {
+        "waiting": {"receipt": 1, "inbound": 0}, "applied": {"receipt": 0, "inbound": 0},
+        "dropped": {"receipt": 0, "inbound": 0}}
+    assert report.problems == ["1 Twilio webhooks wait for the database (held in this process)"]
+
+    await _end_failover(stack)
+
+    async def applied():
+        return await stack.db.fetchval(
+            "SELECT delivery_status FROM texts WHERE provider_sid = $1", sid) == "delivered"
+    await eventually(applied)
+    assert len(await stack.events("SmsDelivered")) == 1
+    assert (held.waiting(), held.applied["receipt"]) == ({}, 1)
+    # Twilio retrying the same receipt later changes nothing
+    assert (await _signed_receipt(stack, sid, "delivered")).status_code == 204
+    assert len(await stack.events("SmsDelivered")) == 1
+
+
+async def test_an_opt_out_texted_while_the_database_is_out_is_recorded_once_it_is_back(stack):
+    await _a_sent_text(stack)
+    patient = stack.twilio.sent()[0]["To"]
+    await _arm_failover(stack, every_time=True, on="INSERT ON inbound_messages")
+    stack.notifier.state.runtime.settings.webhook_db_retry_seconds = 0.5
+    inbound = f"{stack.url}/twilio/inbound"
+    assert await stack.twilio.inbound(inbound, patient, "please stop texting me") == 503
+    assert await stack.db.fetchval("SELECT count(*) FROM number_opt_outs") == 0
+
+    await _end_failover(stack, "inbound_messages")
+
+    async def opted_out():
+        return await stack.db.fetchval("SELECT phone_e164 FROM number_opt_outs") == patient
+    await eventually(opted_out)
+    assert len(await stack.events("PatientOptedOut")) == 1
+    assert [r["interpretation"] for r in await stack.db.fetch(
+        "SELECT interpretation FROM inbound_messages")] == ["opt_out"]

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.notifier import codes, handlers, ops, views, webhooks
 from services.notifier.api import router
 from services.notifier.dispatcher import MAX_BATCHES, Dispatcher
+from services.notifier.held import HeldWebhooks
 from services.notifier.schedule import QuietHours
 from services.notifier.senders import RecordingSender, SmsSender
 from services.notifier.settings import NotifierSettings
@@ -139,6 +140,11 @@ def bootstrap(settings: NotifierSettings | None = None) -> FastAPI:
                     batch_handlers={event: in_order for event in each})
     runtime.add_worker("dispatcher", dispatcher_worker(settings, quiet))
     runtime.add_probe(ops.text_probe(settings.ops_late_text_seconds))
+    held = HeldWebhooks(settings.webhook_held_max)
+    runtime.add_worker("held-webhooks", lambda rt: held.run(rt.db))
+    runtime.add_probe(held.probe())
     for purge in purges(settings):
         runtime.add_purge(purge)
-    return service_app(runtime, "Notifier", router, views.router, webhooks.router, ops.router)
+    app = service_app(runtime, "Notifier", router, views.router, webhooks.router, ops.router)
+    app.state.held_webhooks = held
+    return app

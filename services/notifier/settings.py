@@ -63,6 +63,9 @@ class NotifierSettings(ServiceSettings):
     """How long a Twilio webhook (a delivery receipt, a patient's text) keeps trying the
     database through a restart or failover before it answers 503. Twilio waits 15 s for an
     answer and does not send a receipt again, so a short outage is ridden out in the request."""
+    webhook_held_max: int = Field(20_000, ge=0)
+    """Twilio webhooks a process holds in memory, past that budget, to apply once the
+    database is back (`services/notifier/held.py`); further ones are dropped and counted."""
     public_base_url: str = ""
     """How Twilio reaches this service (for status callbacks and checking signatures),
     e.g. https://notifier.example.org; empty: no status callbacks are asked for."""

@@ -1,7 +1,8 @@
 """Twilio webhooks: delivery receipts and patients' replies. Every request must carry a
 valid `X-Twilio-Signature` (HMAC-SHA1 of the URL and parameters with the auth token), else
 403. Both are idempotent (Twilio retries webhooks) and receipts are out-of-order safe, so
-each rides out a short database outage by trying its transaction again (then 503)."""
+each rides out a short database outage by trying its transaction again; past that, 503, and
+the transaction is held to be applied once the database is back (`held`)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from twilio.request_validator import RequestValidator
 
 from services.notifier import inbox
 from services.notifier.answers import Sender, twiml
+from services.notifier.held import HeldWebhooks, Work
 from services.notifier.receipts import apply_receipt, receipt_rules
-from shared.db import Connection, transaction_retried
+from shared.db import Connection, DatabaseUnavailable, transaction_retried
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
@@ -53,6 +55,19 @@ async def _verified_form(request: Request) -> dict[str, str]:
     return {k: v.replace("\x00", "") for k, v in params.items()}  # PostgreSQL refuses NUL
 
 
+async def _applied(request: Request, kind: str, work: Work) -> Any:
+    """`work` in a transaction, tried again through a short outage; past the budget it is
+    held for later (`held`) and the request answered 503."""
+    runtime = request.app.state.runtime
+    try:
+        return await transaction_retried(runtime.db, work,
+                                         budget=runtime.settings.webhook_db_retry_seconds)
+    except DatabaseUnavailable:
+        held: HeldWebhooks = request.app.state.held_webhooks
+        held.hold(kind, work)
+        raise
+
+
 @router.post(
     "/status",
     status_code=204,
@@ -71,8 +86,7 @@ async def status_callback(request: Request) -> Response:
         return await apply_receipt(conn, sid, status, form.get("ErrorCode") or None, text_id,
                                    **receipt_rules(runtime.settings))
 
-    if not await transaction_retried(runtime.db, apply,
-                                     budget=runtime.settings.webhook_db_retry_seconds):
+    if not await _applied(request, "receipt", apply):
         log.info("kept a receipt for a message whose SID is not stored yet")
     return Response(status_code=204)
 
@@ -93,6 +107,5 @@ async def inbound_message(request: Request) -> Response:
             conn, sid, sender.strip(), body, twilio_says=form.get("OptOutType", ""),
             operator=Sender(settings.sender_name, settings.sender_phone))
 
-    message = await transaction_retried(request.app.state.runtime.db, receive,
-                                        budget=settings.webhook_db_retry_seconds)
+    message = await _applied(request, "inbound", receive)
     return Response(twiml(message), media_type="text/xml")
