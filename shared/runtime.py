@@ -34,7 +34,7 @@ from shared.ops_status import LagReader, Probe
 from shared.outbox import OutboxRelay
 from shared.retention import Purge, run_retention, shared_purges
 from shared.settings import ServiceSettings
-from shared.zones import ZoneRulesProbe
+from shared.zones import ZoneRulesProbe, held_zones
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        held_zones()  # every local time worked out from here reuses these
         pool = await self._open_database()
         await ensure_service_topics(s)
         self._producer = make_producer(s)
