@@ -4,7 +4,9 @@ the same concurrency; and free-slot search latency for one site and a week with 
 existing bookings.
 
 Latency is judged open loop: bookings offered at half the raw insert's measured rate over
-64 connections, whatever the answers take; p99 <= 50 ms, the median of 3 rounds. The
+64 connections, whatever the answers take; p99 <= 50 ms, the median of 3 rounds. The load
+generator (this process) does not collect garbage while a phase is timed
+(`steady_load_generator`): its pauses would count as the service's latency. The
 closed loop's latency (64 clients each waiting for its answer) is printed, not judged: by
 Little's law it is 64 / the rate, the raw insert's own latency at best.
 
@@ -30,7 +32,7 @@ import aiohttp
 import asyncpg
 import httpx
 
-from bench.common import ROUNDS, infrastructure, judge, median, report
+from bench.common import ROUNDS, infrastructure, judge, median, report, steady_load_generator
 from devstack.embedded import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,12 +237,15 @@ async def booking_round(db: str, url: str, net: dict, clients: int, per_client: 
     """Round `r`: the raw insert's rate, then the service closed-loop at `clients` clients,
     then open-loop at half the raw insert's rate over `clients` connections (each phase
     books days of its own)."""
-    raw_rate, raw_lat = await raw_inserts(db, "bench_booking", net, clients, per_client,
-                                          200 + 10 * r)
-    closed_rate, closed_lat = await http_bookings(url, net, clients, per_client, 10 * r)
+    with steady_load_generator():
+        raw_rate, raw_lat = await raw_inserts(db, "bench_booking", net, clients, per_client,
+                                              200 + 10 * r)
+    with steady_load_generator():
+        closed_rate, closed_lat = await http_bookings(url, net, clients, per_client, 10 * r)
     offered = raw_rate / 2
-    open_lat = await paced_bookings(url, net, clients, offered, min(2000, round(20 * offered)),
-                                    100 + 10 * r)
+    with steady_load_generator():
+        open_lat = await paced_bookings(url, net, clients, offered,
+                                        min(2000, round(20 * offered)), 100 + 10 * r)
     return Round(raw_rate, raw_lat, closed_rate, closed_lat, offered, open_lat)
 
 
