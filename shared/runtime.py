@@ -272,8 +272,10 @@ async def stoppable(start: Coroutine[Any, Any, None]) -> bool:
     previous: dict[int, Any] = {}
 
     def on_signal(sig: int, frame: Any) -> None:
-        signalled.append(sig)
-        loop.call_soon_threadsafe(task.cancel)
+        if not task.done():
+            signalled.append(sig)
+            with contextlib.suppress(RuntimeError):  # its loop closed: nothing left to stop
+                loop.call_soon_threadsafe(task.cancel)
         if callable(previous.get(sig)):
             previous[sig](sig, frame)
 
