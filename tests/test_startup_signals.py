@@ -21,15 +21,15 @@ class Silent:
     """A TCP listener that accepts connections and never answers: what a partitioned or
     hung server looks like to a client."""
 
-    async def connected(self) -> bool:
-        """Whether a client has connected yet."""
-        return self.accepted > 0
-
     def __init__(self) -> None:
         self.accepted = 0
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self.port = 0
+
+    async def connected(self) -> bool:
+        """Whether a client has connected yet."""
+        return self.accepted > 0
 
     async def __aenter__(self) -> Silent:
         async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

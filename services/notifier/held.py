@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
-from shared.db import TRANSIENT, Connection
+from shared.db import Connection, transaction_retried
 from shared.ops_status import Probe, StatusReport
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,10 @@ class HeldWebhooks:
         self._queue.append((kind, work))
         self._wake.set()
 
-    async def run(self, pool: asyncpg.Pool, *, first_wait: float = 0.5,
-                  longest_wait: float = 5.0) -> None:
+    async def run(self, pool: asyncpg.Pool, *, first_wait: float = 0.5) -> None:
         """Apply the held work, oldest first, each in a transaction of its own; while the
-        database is out, try again after doubling waits (at most `longest_wait`)."""
-        wait = first_wait
+        database is out, try again after doubling waits (`shared.db.transaction_retried`,
+        with no deadline)."""
         try:
             while True:
                 if not self._queue:
@@ -69,14 +69,7 @@ class HeldWebhooks:
                     continue
                 kind, work = self._queue[0]
                 try:
-                    async with pool.acquire() as conn, conn.transaction():
-                        await work(conn)
-                except TRANSIENT as exc:
-                    log.warning("%d held webhooks wait for the database (%s)", len(self._queue),
-                                type(exc).__name__)
-                    await asyncio.sleep(wait)
-                    wait = min(wait * 2, longest_wait)
-                    continue
+                    await transaction_retried(pool, work, budget=math.inf, first_wait=first_wait)
                 except Exception as exc:  # not the database being out: do not retry forever
                     self.dropped[kind] += 1
                     log.error("a held %s webhook failed and was dropped (%s)", kind,
@@ -84,7 +77,6 @@ class HeldWebhooks:
                 else:
                     self.applied[kind] += 1
                 self._queue.popleft()
-                wait = first_wait
         finally:
             if self._queue:
                 log.error("stopping with %d held webhooks not applied: %s", len(self._queue),

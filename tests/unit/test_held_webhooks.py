@@ -45,7 +45,7 @@ async def until(check, seconds: float = 5.0) -> None:
 @pytest.fixture
 async def running() -> AsyncIterator[tuple[HeldWebhooks, OutagePool, list[str]]]:
     held, pool, done = HeldWebhooks(limit=3), OutagePool(), []
-    task = asyncio.create_task(held.run(pool, first_wait=0.01, longest_wait=0.02))  # type: ignore[arg-type]
+    task = asyncio.create_task(held.run(pool, first_wait=0.01))  # type: ignore[arg-type]
     yield held, pool, done
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
